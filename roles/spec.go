@@ -1,0 +1,168 @@
+// Package roles renders the cloud-init user data of every belay server role.
+// It is pure Go with no Pulumi types: the Pulumi components and the lab feed it the
+// same Spec and get the same bytes, so what the lab proves is what a cloud boots.
+// Everything provider-specific (interface names, how the VIP moves, addresses)
+// arrives as a parameter; nothing here assumes a cloud.
+package roles
+
+import (
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/seedkeys"
+)
+
+// Spec is everything one server's user data depends on.
+type Spec struct {
+	Stack    string
+	Hostname string
+	Site     inventory.SiteName
+	Roles    []inventory.Role
+
+	// DeployUser is the non-root login for deploys; AdminKeys are its authorized keys.
+	DeployUser string
+	AdminKeys  []string
+	// HostKey is the pinned SSH host key (its private half makes this user data secret).
+	HostKey seedkeys.Key
+	// SSHFrom are the CIDRs allowed to reach port 22 (admin CIDRs plus the peer site's hosts).
+	SSHFrom []string
+
+	Net Net
+
+	// Exactly the parts for this host's roles are set.
+	App       *App
+	DB        *DB
+	Backup    *Backup
+	StandbyDB *StandbyDB
+}
+
+// Net is the provider-specific network layout, passed in by the caller.
+type Net struct {
+	// PrivateInterface carries server-to-server traffic ("eth1" on DO, "enp7s0" on Hetzner, "host0" in the lab).
+	PrivateInterface string
+	// PublicInterface faces the internet ("eth0"; equal to PrivateInterface in the lab).
+	PublicInterface string
+	// PrivateAddress is this host's planned private address, or "" where the provider assigns it (DO).
+	PrivateAddress string
+	// SiteCIDR is this site's private network; PeerSiteCIDR the other site's (for host firewalls).
+	SiteCIDR     string
+	PeerSiteCIDR string
+}
+
+// App configures an app server: nginx in front of the app, systemd units for
+// releases, and keepalived for the VRRP group (primary site only).
+type App struct {
+	Name       string
+	Port       int
+	HealthPath string
+	Domains    []string
+	// Standby marks a standby-site app server: no keepalived, app not started until a site switch.
+	Standby bool
+	// VRRP is nil on standby servers.
+	VRRP *VRRP
+	// DatabaseURL is the app's libpq URL (multi-host, target_session_attrs=read-write); secret.
+	DatabaseURL string
+	// ResticRepo and ResticPassword back up /srv/<app>/shared to the repository host (sftp); secret.
+	ResticRepo     string
+	ResticPassword string
+	// BackupKey is the SSH client key used to reach the repository host (secret).
+	BackupKey seedkeys.Key
+	// RepoHostKey pins the repository host's key for that connection.
+	RepoHostKey string
+}
+
+// VRRP is one app group's keepalived setup (VRRPv3, unicast, no preemption).
+type VRRP struct {
+	RouterID int
+	Priority int
+	// Peers are the other group members' private addresses. Empty with PeerDiscovery.
+	Peers []string
+	// PeerDiscovery asks the provider API at boot for the group's members (DO cannot pin private addresses).
+	PeerDiscovery *PeerDiscovery
+	// VIP is the address keepalived itself adds to VIPInterface on MASTER ("" when the
+	// provider routes the floating IP without an interface address, e.g. DO's anchor IP).
+	VIP          string
+	VIPInterface string
+	// ClaimCommand runs on becoming MASTER to move the provider's floating IP ("" in the lab).
+	ClaimCommand string
+	// AuthPass authenticates adverts (secret).
+	AuthPass string
+	// AdvertInterval in seconds; sub-second needs VRRPv3 (default 0.1 → failover well under 1 s).
+	AdvertInterval float64
+}
+
+// PeerDiscovery names the provider API lookup that finds the VRRP group at boot.
+type PeerDiscovery struct {
+	Provider string
+	// Tag (DO) or label selector (Hetzner) naming the group.
+	Selector string
+	// TokenFile holds a read-scoped API token on the host (written from secret user data).
+	Token string
+}
+
+// DB configures a PostgreSQL data node or the HA monitor (pg_auto_failover).
+type DB struct {
+	// Monitor is true on the pg_auto_failover monitor, false on data nodes.
+	Monitor         bool
+	PostgresVersion int
+	Name            string // application database
+	Port            int
+	// MonitorAddress is the monitor's private address (data nodes register there).
+	MonitorAddress string
+	// AllowFrom are the addresses/CIDRs allowed to reach 5432 (app servers, peer DB node, monitor).
+	AllowFrom   []string
+	Synchronous bool
+	// Passwords (secret): the app's role, pg_auto_failover's replication and monitor users.
+	AppPassword         string
+	ReplicationPassword string
+	MonitorPassword     string
+	// Backup is how this node archives WAL to the repository host (nil on the monitor).
+	Backup *BackupClient
+}
+
+// BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.
+type BackupClient struct {
+	RepoHost    string // repository host's address
+	RepoHostKey string // pinned host key of the repository host
+	Stanza      string
+	// ClientKey is the postgres user's SSH key to the repo host (secret); the repo host
+	// uses RepoKey's public half to reach back for backups.
+	ClientKey seedkeys.Key
+	RepoKey   string // public key the repository host connects with
+}
+
+// Backup configures the repository host: pgBackRest repo, restic (sftp) repo,
+// scheduled backups, and the restore-verification job.
+type Backup struct {
+	Stanza string
+	// DBHosts are the data nodes' addresses with their pinned host keys.
+	DBHosts []KnownHost
+	// ClientKeys are the public keys allowed to push WAL and restic snapshots.
+	ClientKeys []string
+	// RepoKey is the repository's SSH key to reach the DB nodes (secret).
+	RepoKey       seedkeys.Key
+	FullEvery     string // daily | weekly
+	RetentionDays int
+	// ResticPassword encrypts the restic repositories (secret).
+	ResticPassword  string
+	PostgresVersion int
+}
+
+// KnownHost is a host address with its pinned SSH host key.
+type KnownHost struct {
+	Name    string
+	Address string
+	HostKey string
+}
+
+// StandbyDB configures the standby-site PostgreSQL: restored from the pgBackRest
+// archive and kept replaying it (restore_command), promoted by a site switch.
+type StandbyDB struct {
+	PostgresVersion int
+	Name            string
+	Port            int
+	Stanza          string
+	RepoHost        string
+	RepoHostKey     string
+	ClientKey       seedkeys.Key
+	AllowFrom       []string
+	AppPassword     string
+}

@@ -1,0 +1,88 @@
+package seedkeys
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+const seed = "0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestDeriveIsStableAndDistinct(t *testing.T) {
+	a1, err := Derive(seed, "prod", "shop-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := Derive(seed, "prod", "shop-1", 0)
+	if a1 != a2 {
+		t.Fatal("same inputs gave different keys: user data would change on every pulumi up")
+	}
+	for _, other := range []struct {
+		stack, host string
+		gen         int
+	}{
+		{"prod", "shop-2", 0}, {"dev", "shop-1", 0}, {"prod", "shop-1", 1},
+	} {
+		k, _ := Derive(seed, other.stack, other.host, other.gen)
+		if k.Public == a1.Public {
+			t.Errorf("%+v shares shop-1's key", other)
+		}
+	}
+}
+
+func TestPrivateMatchesPublic(t *testing.T) {
+	k, err := Derive(seed, "prod", "db-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(k.PrivatePEM))
+	if err != nil {
+		t.Fatalf("x/crypto cannot parse the private key: %v", err)
+	}
+	if got := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))); got != k.Public {
+		t.Fatalf("private half gives %q, public is %q", got, k.Public)
+	}
+}
+
+// OpenSSH itself must accept the key, since sshd is what loads it on the server.
+func TestOpenSSHAcceptsKey(t *testing.T) {
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		t.Skip("ssh-keygen not installed")
+	}
+	k, _ := Derive(seed, "prod", "backup", 0)
+	path := filepath.Join(t.TempDir(), "ssh_host_ed25519_key")
+	if err := os.WriteFile(path, []byte(k.PrivatePEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(keygen, "-y", "-f", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh-keygen -y: %v: %s", err, out)
+	}
+	if strings.TrimSpace(string(out)) != k.Public {
+		t.Fatalf("ssh-keygen derives %q, want %q", out, k.Public)
+	}
+}
+
+func TestShortSeedRefused(t *testing.T) {
+	_, err := Derive("short", "prod", "x", 0)
+	if err == nil || !strings.Contains(err.Error(), "belay:hostKeySeed") {
+		t.Fatalf("want an error naming belay:hostKeySeed, got %v", err)
+	}
+}
+
+func TestPasswordStableAndPerPurpose(t *testing.T) {
+	a, err := Password(seed, "prod", "postgres/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Password(seed, "prod", "postgres/app")
+	c, _ := Password(seed, "prod", "postgres/replication")
+	if a != b || a == c || len(a) != 32 {
+		t.Fatalf("a=%q b=%q c=%q", a, b, c)
+	}
+}
