@@ -1,0 +1,56 @@
+// Command belay provisions, deploys and drills HA web apps. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/internal/cli"
+)
+
+// version is set by the release build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f := cli.New()
+	root := newRootCmd(f)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var exit cli.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.Code)
+		}
+		fmt.Fprintln(f.IO.ErrOut, "belay:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(f *cli.Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "belay",
+		Short: "Provision, deploy and drill highly available web apps",
+		Long: `belay keeps small SaaS teams out of the 5-hour outage: every app on its own HA
+pair, PostgreSQL with automatic failover, a standby site at a second provider,
+canary deploys with automatic rollback, and drills that prove it all.`,
+		Example: `  belay lab up                 # the whole topology as real machines on this box
+  belay deploy --app shop --artifact shop.tar.gz --release v42
+  belay drill db-primary --repeat 10`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	for _, add := range subcommands {
+		root.AddCommand(add(f))
+	}
+	return root
+}
+
+// subcommands lists each command group's constructor; groups register in their own file.
+var subcommands []func(*cli.Factory) *cobra.Command
