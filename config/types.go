@@ -29,6 +29,8 @@ type Config struct {
 	Deploy   Deploy   `json:"deploy"`
 	// HostKeySeed derives every server's pinned SSH host key (belay:hostKeySeed, a secret).
 	HostKeySeed string `json:"-"`
+	// HostAPITokens are the optional provider tokens for app servers (belay:hostApiTokens, a secret).
+	HostAPITokens HostAPITokens `json:"-"`
 }
 
 // Sites holds the two sites: the live one and the standby at another provider.
@@ -108,4 +110,23 @@ type Deploy struct {
 	ShopHeader string `json:"shopHeader"`
 	// ShopCookie is the cookie naming a shop (default "shop").
 	ShopCookie string `json:"shopCookie"`
+}
+
+// HostAPITokens are provider API tokens placed on app servers (belay:hostApiTokens, a
+// secret) so keepalived's notify can move the floating IP and, on DigitalOcean, find
+// VRRP peers. Scope them to the least the host needs: they sit on internet-facing servers.
+type HostAPITokens struct {
+	DigitalOcean string `json:"digitalocean"`
+	Hetzner      string `json:"hetzner"`
+}
+
+// Token returns the token for provider p ("" if none was configured).
+func (t HostAPITokens) Token(p Provider) string {
+	switch p {
+	case DigitalOcean:
+		return t.DigitalOcean
+	case Hetzner:
+		return t.Hetzner
+	}
+	return ""
 }
