@@ -1,0 +1,112 @@
+package release
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Layout is one app's directories on a host (the host layout contract).
+type Layout struct {
+	App string
+	// Base is the parent of the app directory: "" means /srv (tests use a temp dir).
+	Base string
+}
+
+// Root is /srv/<app>.
+func (l Layout) Root() string {
+	if l.Base == "" {
+		return "/srv/" + l.App
+	}
+	return l.Base + "/" + l.App
+}
+
+// Releases is /srv/<app>/releases.
+func (l Layout) Releases() string { return l.Root() + "/releases" }
+
+// Release is /srv/<app>/releases/<id>.
+func (l Layout) Release(id string) string { return l.Releases() + "/" + id }
+
+// Current is the link systemd's belay-app@<app> runs from.
+func (l Layout) Current() string { return l.Root() + "/current" }
+
+// Canary is the link belay-canary@<app> runs from.
+func (l Layout) Canary() string { return l.Root() + "/canary" }
+
+// State is /srv/<app>/.belay: journal, lease, audit log, release checksums.
+func (l Layout) State() string { return l.Root() + "/.belay" }
+
+// Incoming is where an uploaded artifact waits for unpacking.
+func (l Layout) Incoming(id string) string { return l.State() + "/incoming/" + id + ".artifact" }
+
+// Sum is the file recording which artifact a release directory came from.
+func (l Layout) Sum(id string) string { return l.State() + "/releases/" + id + ".sha256" }
+
+// Unpacked is a shell test that succeeds when release id is already on the host
+// from the same artifact, so a re-run does not send it again.
+func (l Layout) Unpacked(id, sha string) string {
+	return fmt.Sprintf("test -d %s && test \"$(cat %s 2>/dev/null)\" = %s", l.Release(id), l.Sum(id), sha)
+}
+
+// ReceiveCommand reads the artifact from stdin into the incoming file and checks
+// its sha256 on the host; a mismatch removes it and fails.
+func (l Layout) ReceiveCommand(id, sha string) string {
+	inc := l.Incoming(id)
+	return strings.Join([]string{
+		"set -eu",
+		"umask 077",
+		"mkdir -p " + l.State() + "/incoming",
+		"cat > " + inc + ".part",
+		"got=$(sha256sum " + inc + ".part | cut -d' ' -f1)",
+		"if [ \"$got\" != " + sha + " ]; then rm -f " + inc + ".part; echo \"artifact checksum mismatch on arrival: sha256 $got, expected " + sha + "\" >&2; exit 65; fi",
+		"mv -f " + inc + ".part " + inc,
+	}, "\n")
+}
+
+// UnpackCommand turns the received artifact into releases/<id>: into a staging
+// directory with GNU tar flags that refuse to write outside it, a second check
+// that no symlink resolves outside, then one rename. Re-running with the same
+// artifact is a no-op; the same id with another artifact is refused.
+func (l Layout) UnpackCommand(id string, a *Artifact) string {
+	rel, inc, tmp, sum := l.Release(id), l.Incoming(id), l.Releases()+"/.unpack-"+id, l.Sum(id)
+	lines := []string{
+		"set -eu",
+		"umask 022",
+		"if [ -d " + rel + " ]; then",
+		"  if [ \"$(cat " + sum + " 2>/dev/null)\" = " + a.SHA256 + " ]; then rm -f " + inc + "; exit 0; fi",
+		"  echo \"release " + id + " already exists on this host from another artifact (sha256 $(cat " + sum + " 2>/dev/null || echo unknown)); deploy under a new release id\" >&2; exit 66",
+		"fi",
+		"test -f " + inc + " || { echo 'artifact not received (" + inc + " missing)' >&2; exit 65; }",
+		"rm -rf " + tmp,
+		"mkdir -p " + l.Releases() + " " + l.State() + "/releases",
+		"mkdir -m 0755 " + tmp,
+	}
+	if a.Kind == Binary {
+		lines = append(lines, "install -m 0755 "+inc+" "+tmp+"/start")
+	} else {
+		z := ""
+		if a.Gzip {
+			z = " --gzip"
+		}
+		// GNU tar refuses members with '..' and strips leading '/' by default; the
+		// flags below add: never replace what exists, never restore
+		// owners/ACLs/xattrs. Symlinks are checked again after extraction.
+		lines = append(lines,
+			"tar --extract"+z+" --file="+inc+" --directory="+tmp+
+				" --no-same-owner --no-same-permissions --keep-old-files"+
+				" --no-acls --no-xattrs --no-selinux --delay-directory-restore"+
+				" || { rm -rf "+tmp+"; echo 'tar refused the archive' >&2; exit 67; }",
+			"find "+tmp+" -type l | while IFS= read -r l; do",
+			"  t=$(readlink -m -- \"$l\")",
+			"  case \"$t\" in "+tmp+"|"+tmp+"/*) ;; *) echo \"symlink ${l#"+tmp+"/} resolves outside the release ($t)\" >&2; exit 67;; esac",
+			"done || { rm -rf "+tmp+"; exit 67; }",
+			"test -x "+tmp+"/start || { rm -rf "+tmp+"; echo 'no executable start at the release root' >&2; exit 68; }",
+		)
+	}
+	lines = append(lines,
+		"printf '%s\\n' "+a.SHA256+" > "+sum+".tmp",
+		"mv -f "+sum+".tmp "+sum,
+		"mv -T "+tmp+" "+rel,
+		"rm -f "+inc,
+	)
+	return strings.Join(lines, "\n")
+}
