@@ -68,13 +68,25 @@ func Render(s *Spec) ([]byte, error) {
 	return marshal(c)
 }
 
-// marshal encodes c as a #cloud-config document.
+// marshal encodes c as a #cloud-config document. Commands (argv lists) are
+// written one per line in flow style, so a reviewer reads `[systemctl, enable, x]`.
 func marshal(c *CloudConfig) ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(c); err != nil {
+		return nil, fmt.Errorf("roles: encode cloud-config: %w", err)
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if k := doc.Content[i].Value; k == "runcmd" || k == "bootcmd" {
+			for _, cmd := range doc.Content[i+1].Content {
+				cmd.Style = yaml.FlowStyle
+			}
+		}
+	}
 	var buf bytes.Buffer
 	buf.WriteString("#cloud-config\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&doc); err != nil {
 		return nil, fmt.Errorf("roles: encode cloud-config: %w", err)
 	}
 	if err := enc.Close(); err != nil {
@@ -164,12 +176,8 @@ func validateCommon(s *Spec) error {
 	}
 	if s.HostKey.PrivatePEM == "" {
 		bad("Spec.HostKey.PrivatePEM: empty, expected the seed-derived host key")
-	} else if signer, err := ssh.ParsePrivateKey([]byte(s.HostKey.PrivatePEM)); err != nil {
-		bad("Spec.HostKey.PrivatePEM: %v", err)
-	} else if signer.PublicKey().Type() != ssh.KeyAlgoED25519 {
-		bad("Spec.HostKey.PrivatePEM: %s key, expected ssh-ed25519", signer.PublicKey().Type())
-	} else if pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))); pub != strings.TrimSpace(s.HostKey.Public) {
-		bad("Spec.HostKey.Public: does not match PrivatePEM")
+	} else if err := checkPrivateKey(s.HostKey.PrivatePEM, s.HostKey.Public); err != nil {
+		bad("Spec.HostKey: %v", err)
 	}
 	for i, c := range s.SSHFrom {
 		if _, err := parseSource(c); err != nil {
@@ -246,4 +254,16 @@ func parseSource(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q: expected an IPv4 address or CIDR", s)
 	}
 	return netip.PrefixFrom(a, 32), nil
+}
+
+// publicOf returns the authorized_keys form of an OpenSSH ed25519 private key.
+func publicOf(privPEM string) (string, error) {
+	signer, err := ssh.ParsePrivateKey([]byte(privPEM))
+	if err != nil {
+		return "", fmt.Errorf("PrivatePEM: %w", err)
+	}
+	if t := signer.PublicKey().Type(); t != ssh.KeyAlgoED25519 {
+		return "", fmt.Errorf("PrivatePEM: %s key, expected ssh-ed25519", t)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))), nil
 }

@@ -83,7 +83,11 @@ type VRRP struct {
 	VIPInterface string
 	// ClaimCommand runs on becoming MASTER to move the provider's floating IP ("" in the lab).
 	ClaimCommand string
-	// AuthPass authenticates adverts (secret).
+	// ClaimToken is the provider API token ClaimCommand uses, written to ClaimTokenFile (secret; "" in the lab).
+	ClaimToken string
+	// AuthPass authenticates adverts (secret). VRRPv3 has no authentication
+	// (keepalived ignores it), so it is not rendered; adverts are limited to the
+	// unicast peers (check_unicast_src) and the host firewall instead.
 	AuthPass string
 	// AdvertInterval in seconds; sub-second needs VRRPv3 (default 0.1 → failover well under 1 s).
 	AdvertInterval float64
@@ -135,8 +139,11 @@ type Backup struct {
 	Stanza string
 	// DBHosts are the data nodes' addresses with their pinned host keys.
 	DBHosts []KnownHost
-	// ClientKeys are the public keys allowed to push WAL and restic snapshots.
+	// ClientKeys are the pgBackRest clients' public keys (data nodes, standby DB):
+	// allowed to run the pgBackRest remote only.
 	ClientKeys []string
+	// ResticClients are the app servers' restic keys, each confined (chrooted sftp) to its app's repository.
+	ResticClients []ResticClient
 	// RepoKey is the repository's SSH key to reach the DB nodes (secret).
 	RepoKey       seedkeys.Key
 	FullEvery     string // daily | weekly
@@ -144,6 +151,12 @@ type Backup struct {
 	// ResticPassword encrypts the restic repositories (secret).
 	ResticPassword  string
 	PostgresVersion int
+}
+
+// ResticClient is one app's restic access to the repository host.
+type ResticClient struct {
+	App  string
+	Keys []string
 }
 
 // KnownHost is a host address with its pinned SSH host key.

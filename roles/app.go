@@ -1,0 +1,690 @@
+package roles
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Host paths of the app role that callers (the deployer, the VIP commands) rely on.
+const (
+	// AppUser is the system user app releases run as.
+	AppUser = "belay-app"
+	// ClaimTokenFile holds the provider API token the VRRP ClaimCommand uses.
+	ClaimTokenFile = "/etc/belay/vip-claim.token"
+	// DiscoveryTokenFile holds the read-scoped token `belay vip peers` uses.
+	DiscoveryTokenFile = "/etc/belay/vip-discovery.token"
+	// PeersFile is where `belay vip peers --write` puts the group's other members,
+	// one IPv4 address per line (keepalived.conf includes it inside unicast_peer).
+	PeersFile = "/etc/keepalived/peers.conf"
+	// KeepalivedScriptUser runs keepalived's track and notify scripts (never root).
+	KeepalivedScriptUser = "keepalived_script"
+	// NginxHealthURL is nginx's own liveness endpoint, answered on a loopback
+	// address of its own so it never shadows an app's Host-routed traffic.
+	NginxHealthURL = "http://127.0.0.2/belay-nginx-health"
+	// BelayBinary is the belay CLI the image (or the cloud) installs on every server.
+	BelayBinary = "/usr/local/bin/belay"
+)
+
+func init() {
+	register(inventory.RoleApp, appContributor)
+	register(inventory.RoleStandbyApp, appContributor)
+}
+
+// AppEnvFile is the EnvironmentFile of an app's units.
+func AppEnvFile(app string) string { return "/etc/belay/" + app + ".env" }
+
+// AppRoutingFile is the deployer-owned nginx routing include of an app.
+func AppRoutingFile(app string) string { return "/etc/belay/nginx/" + app + "/routing.conf" }
+
+// AppAccessLog is the access log (format `belay`) the deployer reads during a rollout.
+func AppAccessLog(app string) string { return "/var/log/nginx/belay-" + app + ".access.log" }
+
+// AppUnit and CanaryUnit name an app's systemd units.
+func AppUnit(app string) string { return "belay-app@" + app + ".service" }
+
+// CanaryUnit names the unit that runs an app's canary release on Port+1.
+func CanaryUnit(app string) string { return "belay-canary@" + app + ".service" }
+
+var (
+	domainRE     = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	healthPathRE = regexp.MustCompile(`^/[A-Za-z0-9/._~%!$&'()*+,;=:@?-]*$`)
+	selectorRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/,!-]{0,254}$`)
+	// A keepalived script line is split on spaces by keepalived, not a shell;
+	// quotes and newlines would change its meaning.
+	commandRE = regexp.MustCompile(`^/[^"\n\r\\]*$`)
+)
+
+// validateApp checks Spec.App for an app or standby-app host.
+func validateApp(s *Spec) error {
+	a := s.App
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("roles: "+format, args...)) }
+	standbyRole := hasRole(s, inventory.RoleStandbyApp)
+	if !appNameRE.MatchString(a.Name) {
+		bad("Spec.App.Name: %q, expected 2-32 of a-z, 0-9, - (starting with a letter)", a.Name)
+	}
+	if a.Port < 1024 || a.Port > 65534 {
+		bad("Spec.App.Port: %d, expected 1024-65534 (the canary listens on Port+1)", a.Port)
+	}
+	if !healthPathRE.MatchString(a.HealthPath) {
+		bad("Spec.App.HealthPath: %q, expected an absolute URL path such as /healthz", a.HealthPath)
+	}
+	seen := map[string]bool{}
+	for i, d := range a.Domains {
+		if !domainRE.MatchString(d) {
+			bad("Spec.App.Domains[%d]: %q, expected a lowercase domain name", i, d)
+		}
+		if seen[d] {
+			bad("Spec.App.Domains[%d]: %q listed twice", i, d)
+		}
+		seen[d] = true
+	}
+	if a.Standby != standbyRole {
+		bad("Spec.App.Standby: %v, but the host's roles are %v (standby is true exactly for standby-app)", a.Standby, s.Roles)
+	}
+	if err := checkDatabaseURL(a.DatabaseURL); err != nil {
+		bad("Spec.App.DatabaseURL: %v", err)
+	}
+	if _, _, err := resticTarget(a.ResticRepo); err != nil {
+		bad("Spec.App.ResticRepo: %v", err)
+	}
+	if a.ResticPassword == "" || strings.ContainsAny(a.ResticPassword, "\n\r") {
+		bad("Spec.App.ResticPassword: expected a non-empty single-line password")
+	}
+	if err := checkPrivateKey(a.BackupKey.PrivatePEM, a.BackupKey.Public); err != nil {
+		bad("Spec.App.BackupKey: %v", err)
+	}
+	if err := checkPublicKey(a.RepoHostKey); err != nil {
+		bad("Spec.App.RepoHostKey: %v", err)
+	}
+	switch {
+	case a.Standby && a.VRRP != nil:
+		bad("Spec.App.VRRP: set on a standby server, expected nil (no keepalived on the standby site)")
+	case !a.Standby && a.VRRP == nil:
+		bad("Spec.App.VRRP: nil, expected the VRRP group of app %s", a.Name)
+	case a.VRRP != nil:
+		errs = append(errs, validateVRRP(s, a.VRRP))
+	}
+	return errors.Join(errs...)
+}
+
+func validateVRRP(s *Spec, v *VRRP) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("roles: "+format, args...)) }
+	if v.RouterID < 1 || v.RouterID > 255 {
+		bad("Spec.App.VRRP.RouterID: %d, expected 1-255", v.RouterID)
+	}
+	if v.Priority < 1 || v.Priority > 254 {
+		bad("Spec.App.VRRP.Priority: %d, expected 1-254", v.Priority)
+	}
+	self := s.Net.PrivateAddress
+	seen := map[string]bool{}
+	for i, p := range v.Peers {
+		a, err := netip.ParseAddr(p)
+		switch {
+		case err != nil || !a.Is4():
+			bad("Spec.App.VRRP.Peers[%d]: %q, expected an IPv4 address", i, p)
+		case p == self:
+			bad("Spec.App.VRRP.Peers[%d]: %s is this host's own address", i, p)
+		case seen[p]:
+			bad("Spec.App.VRRP.Peers[%d]: %s listed twice", i, p)
+		}
+		seen[p] = true
+	}
+	if len(v.Peers) > 0 && self == "" {
+		bad("Spec.Net.PrivateAddress: empty, but VRRP.Peers are pinned (unicast_src_ip needs this host's address)")
+	}
+	if d := v.PeerDiscovery; d != nil {
+		if len(v.Peers) > 0 {
+			bad("Spec.App.VRRP.PeerDiscovery: set together with Peers, expected one of them")
+		}
+		if d.Provider != "digitalocean" && d.Provider != "hetzner" {
+			bad("Spec.App.VRRP.PeerDiscovery.Provider: %q, expected digitalocean or hetzner", d.Provider)
+		}
+		if !selectorRE.MatchString(d.Selector) {
+			bad("Spec.App.VRRP.PeerDiscovery.Selector: %q, expected a tag or label selector", d.Selector)
+		}
+		if d.Token == "" || strings.ContainsAny(d.Token, "\n\r") {
+			bad("Spec.App.VRRP.PeerDiscovery.Token: expected a non-empty single-line API token")
+		}
+	}
+	if v.VIP != "" {
+		if a, err := netip.ParseAddr(v.VIP); err != nil || !a.Is4() {
+			bad("Spec.App.VRRP.VIP: %q, expected an IPv4 address or \"\"", v.VIP)
+		}
+		if !ifaceRE.MatchString(v.VIPInterface) {
+			bad("Spec.App.VRRP.VIPInterface: %q, expected the interface keepalived adds the VIP to", v.VIPInterface)
+		}
+	}
+	if v.ClaimCommand != "" && !commandRE.MatchString(v.ClaimCommand) {
+		bad("Spec.App.VRRP.ClaimCommand: %q, expected an absolute command without quotes, backslashes or line breaks", v.ClaimCommand)
+	}
+	if strings.ContainsAny(v.ClaimToken, "\n\r") {
+		bad("Spec.App.VRRP.ClaimToken: has a line break")
+	}
+	if v.AdvertInterval != 0 && (v.AdvertInterval < 0.01 || v.AdvertInterval > 40.95) {
+		bad("Spec.App.VRRP.AdvertInterval: %g, expected 0.01-40.95 seconds (VRRPv3), or 0 for the 0.1 s default", v.AdvertInterval)
+	}
+	return errors.Join(errs...)
+}
+
+// checkDatabaseURL accepts a single-line libpq URL.
+func checkDatabaseURL(u string) error {
+	if !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "postgres://") {
+		return errors.New("expected a postgresql:// URL")
+	}
+	if strings.ContainsAny(u, "\n\r\"'\\ ") {
+		return errors.New("has a line break, quote, backslash or space")
+	}
+	return nil
+}
+
+// checkPrivateKey accepts a seed-derived ed25519 key pair whose halves match.
+func checkPrivateKey(privPEM, public string) error {
+	if privPEM == "" {
+		return errors.New("PrivatePEM is empty")
+	}
+	pub, err := publicOf(privPEM)
+	if err != nil {
+		return err
+	}
+	if pub != strings.TrimSpace(public) {
+		return errors.New("Public does not match PrivatePEM")
+	}
+	return nil
+}
+
+// resticTarget splits an sftp restic repository "sftp:user@host:/path".
+func resticTarget(repo string) (userHost, path string, err error) {
+	rest, ok := strings.CutPrefix(repo, "sftp:")
+	if !ok {
+		return "", "", fmt.Errorf("%q, expected sftp:USER@HOST:/PATH", repo)
+	}
+	userHost, path, ok = strings.Cut(rest, ":")
+	user, host, okAt := strings.Cut(userHost, "@")
+	if !ok || !okAt || !userRE.MatchString(user) || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \n\"'\\") {
+		return "", "", fmt.Errorf("%q, expected sftp:USER@HOST:/PATH", repo)
+	}
+	if a, err := netip.ParseAddr(host); err != nil || !a.Is4() {
+		if !hostnameRE.MatchString(host) && !domainRE.MatchString(host) {
+			return "", "", fmt.Errorf("%q: host %q is not an IPv4 address or host name", repo, host)
+		}
+	}
+	return userHost, path, nil
+}
+
+// appContributor renders an app server (primary: VRRP group member; standby:
+// everything installed, nothing serving until a site switch).
+func appContributor(s *Spec, c *CloudConfig) error {
+	if err := validateApp(s); err != nil {
+		return err
+	}
+	a := s.App
+	name := a.Name
+	c.Users = append(c.Users, User{
+		Name: AppUser, Gecos: "belay app releases", Shell: "/usr/sbin/nologin",
+		System: true, LockPasswd: true, HomeDir: "/nonexistent", NoCreateHome: true,
+	})
+	files := []File{
+		{Path: AppEnvFile(name), Content: appEnv(a), Owner: "root:" + AppUser, Permissions: "0640", Defer: true},
+		{Path: "/usr/local/bin/belay-app-run", Content: appRunScript, Owner: "root:root", Permissions: "0755"},
+		{Path: "/etc/systemd/system/belay-app@.service", Content: appUnit("stable"), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/belay-canary@.service", Content: appUnit("canary"), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/" + AppUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/" + CanaryUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port + 1), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/sudoers.d/belay-" + name, Content: sudoers(s.DeployUser, name), Owner: "root:root", Permissions: "0440"},
+		{Path: "/etc/nginx/conf.d/00-belay-logformat.conf", Content: nginxLogFormat, Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/nginx/conf.d/belay-" + name + ".conf", Content: nginxAppConf(s), Owner: "root:root", Permissions: "0644"},
+		{Path: AppRoutingFile(name), Content: InitialRouting, Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
+	}
+	c.WriteFiles = append(c.WriteFiles, files...)
+	c.WriteFiles = append(c.WriteFiles, resticClientFiles(s)...)
+
+	dir := func(path, owner, mode string) []string {
+		o, g, _ := strings.Cut(owner, ":")
+		return []string{"install", "-d", "-m", mode, "-o", o, "-g", g, path}
+	}
+	srv := "/srv/" + name
+	c.Runcmd = append(c.Runcmd,
+		dir(srv, s.DeployUser+":"+s.DeployUser, "0755"),
+		dir(srv+"/releases", s.DeployUser+":"+s.DeployUser, "0755"),
+		// The app writes uploads etc. here; the deploy user manages it too.
+		dir(srv+"/shared", s.DeployUser+":"+AppUser, "2775"),
+		dir("/etc/belay/nginx/"+name, s.DeployUser+":"+s.DeployUser, "0755"),
+		// Debian's default site would answer for unknown hosts and claims default_server.
+		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
+		[]string{"systemctl", "daemon-reload"},
+		[]string{"systemctl", "enable", "nginx.service"},
+		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
+	)
+	if !a.Standby {
+		// Enabled but idle until the first deploy (ConditionPathExists).
+		c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", AppUnit(name)})
+	}
+	c.Runcmd = append(c.Runcmd,
+		[]string{"systemctl", "enable", "belay-restic-backup.timer"},
+		[]string{"systemctl", "start", "belay-restic-backup.timer"},
+	)
+	if a.VRRP != nil {
+		addKeepalived(s, c)
+	}
+	return nil
+}
+
+func appEnv(a *App) string {
+	return "# Rendered by belay: environment of " + a.Name + "'s releases (secret).\n" +
+		"DATABASE_URL=" + a.DatabaseURL + "\n"
+}
+
+func portDropIn(port int) string {
+	return "[Service]\nEnvironment=PORT=" + strconv.Itoa(port) + "\n"
+}
+
+// appRunScript starts a release with BELAY_RELEASE naming the release directory
+// the slot's symlink points at when the unit starts.
+const appRunScript = `#!/bin/sh
+# Rendered by belay: belay-app-run APP SLOT starts the release /srv/APP/{current,canary} points at.
+set -eu
+app=$1
+slot=$2
+case $slot in
+stable) link=/srv/$app/current ;;
+canary) link=/srv/$app/canary ;;
+*) echo "belay-app-run: slot $slot: expected stable or canary" >&2; exit 2 ;;
+esac
+dir=$(readlink -e "$link") || { echo "belay-app-run: $link: no release" >&2; exit 1; }
+BELAY_RELEASE=$(basename "$dir")
+BELAY_SLOT=$slot
+export BELAY_RELEASE BELAY_SLOT
+cd "$dir"
+exec "$dir/start"
+`
+
+// appUnit renders belay-app@.service (slot stable) or belay-canary@.service.
+func appUnit(slot string) string {
+	link := "current"
+	desc := "stable release"
+	if slot == "canary" {
+		link, desc = "canary", "canary release"
+	}
+	return `# Rendered by belay: the ` + desc + ` of app %i (PORT from the instance drop-in).
+[Unit]
+Description=belay app %i (` + desc + `)
+After=network-online.target
+Wants=network-online.target
+# Idle, not failed, until the deployer has put a release in place.
+ConditionPathExists=/srv/%i/` + link + `/start
+StartLimitIntervalSec=60
+StartLimitBurst=10
+
+[Service]
+Type=simple
+User=` + AppUser + `
+Group=` + AppUser + `
+EnvironmentFile=/etc/belay/%i.env
+Environment=BELAY_SLOT=` + slot + `
+ExecStart=/usr/local/bin/belay-app-run %i ` + slot + `
+Restart=on-failure
+RestartSec=2
+# Graceful stop: SIGTERM to the app, SIGKILL to what is left after 30 s.
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStopSec=30
+SyslogIdentifier=belay-` + slot + `-%i
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectSystem=full
+ProtectHome=yes
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+// sudoers lets the deploy user run exactly the unit and nginx commands a rollout needs.
+func sudoers(user, app string) string {
+	var cmds []string
+	for _, unit := range []string{AppUnit(app), CanaryUnit(app)} {
+		for _, verb := range []string{"start", "stop", "restart", "reload", "is-active", "status", "enable", "disable"} {
+			cmds = append(cmds, "/usr/bin/systemctl "+verb+" "+unit)
+		}
+	}
+	cmds = append(cmds, "/usr/sbin/nginx -t", "/usr/bin/systemctl reload nginx", "/usr/bin/systemctl reload nginx.service")
+	alias := "BELAY_" + strings.ToUpper(strings.ReplaceAll(app, "-", "_"))
+	return "# Rendered by belay: exact commands the deploy user may run as root for app " + app + ".\n" +
+		"Cmnd_Alias " + alias + " = " + strings.Join(cmds, ", \\\n    ") + "\n" +
+		user + " ALL=(root) NOPASSWD: " + alias + "\n"
+}
+
+// nginxLogFormat defines format `belay` (tab-separated). Its file sorts first in
+// conf.d because nginx needs a log_format defined before an access_log uses it.
+const nginxLogFormat = `# Rendered by belay: the access log format the deployer reads during rollouts.
+log_format belay '$time_iso8601\t$remote_addr\t$status\t$request_time\t$upstream_addr\t$upstream_status\t$upstream_response_time\t$belay_pool\t"$request"';
+`
+
+// nginxHealthConf answers keepalived's nginx check on 127.0.0.2 only.
+const nginxHealthConf = `# Rendered by belay: nginx liveness for keepalived's track_script.
+server {
+    listen 127.0.0.2:80;
+    server_name belay-health;
+    access_log off;
+    location = /belay-nginx-health {
+        default_type text/plain;
+        return 200 "ok\n";
+    }
+    location / {
+        return 404;
+    }
+}
+`
+
+// InitialRouting is the all-stable routing.conf the roles ship; the deployer rewrites it.
+const InitialRouting = `# Written by belay at boot: every request goes to the stable pool.
+# belay deploy rewrites this file (server context; it sets $belay_pool to stable or canary).
+set $belay_pool stable;
+`
+
+// groupMembers lists the private addresses of every member of this host's app
+// group, this host included: pinned ones when known, else loopback for itself.
+func groupMembers(s *Spec) []string {
+	self := s.Net.PrivateAddress
+	if self == "" {
+		self = "127.0.0.1"
+	}
+	out := []string{self}
+	if v := s.App.VRRP; v != nil {
+		out = append(out, v.Peers...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := netip.ParseAddr(out[i])
+		b, _ := netip.ParseAddr(out[j])
+		return a.Less(b)
+	})
+	return out
+}
+
+func nginxAppConf(s *Spec) string {
+	a := s.App
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Rendered by belay: app %s behind nginx on %s.\n", a.Name, s.Hostname)
+	for _, pool := range []struct {
+		name string
+		port int
+	}{{"stable", a.Port}, {"canary", a.Port + 1}} {
+		fmt.Fprintf(&b, "upstream belay_%s_%s {\n", a.Name, pool.name)
+		for _, m := range groupMembers(s) {
+			// A member without a running release refuses the connection at once;
+			// nginx marks it down for fail_timeout and uses the others.
+			fmt.Fprintf(&b, "    server %s:%d max_fails=1 fail_timeout=5s;\n", m, pool.port)
+		}
+		b.WriteString("    keepalive 16;\n}\n")
+	}
+	names := "_"
+	listen := "listen 80 default_server;"
+	if len(a.Domains) > 0 {
+		names = strings.Join(a.Domains, " ")
+		listen = "listen 80;"
+	}
+	fmt.Fprintf(&b, `server {
+    %s
+    server_name %s;
+    access_log %s belay;
+    # routing.conf may override the pool; the default keeps $belay_pool defined.
+    set $belay_pool stable;
+    include %s;
+    location / {
+        proxy_pass http://belay_%s_$belay_pool;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Belay-Pool $belay_pool;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 60s;
+        proxy_next_upstream error timeout http_502 http_503;
+        proxy_next_upstream_tries 3;
+    }
+}
+`, listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name), a.Name)
+	return b.String()
+}
+
+// addKeepalived renders the VRRP group member: keepalived.conf, its script
+// user, the provider tokens, and (DigitalOcean) boot-time peer discovery.
+func addKeepalived(s *Spec, c *CloudConfig) {
+	v := s.App.VRRP
+	c.Users = append(c.Users, User{
+		Name: KeepalivedScriptUser, Gecos: "keepalived track/notify scripts", Shell: "/usr/sbin/nologin",
+		System: true, LockPasswd: true, HomeDir: "/nonexistent", NoCreateHome: true,
+	})
+	c.WriteFiles = append(c.WriteFiles, File{Path: "/etc/keepalived/keepalived.conf", Content: keepalivedConf(s), Owner: "root:root", Permissions: "0644"})
+	if v.ClaimToken != "" {
+		c.WriteFiles = append(c.WriteFiles, File{Path: ClaimTokenFile, Content: v.ClaimToken + "\n", Owner: "root:" + KeepalivedScriptUser, Permissions: "0640", Defer: true})
+	}
+	if d := v.PeerDiscovery; d != nil {
+		c.WriteFiles = append(c.WriteFiles,
+			File{Path: DiscoveryTokenFile, Content: d.Token + "\n", Owner: "root:root", Permissions: "0600"},
+			File{Path: "/usr/local/bin/belay-vrrp-peers", Content: peersScript(d), Owner: "root:root", Permissions: "0755"},
+			File{Path: "/etc/systemd/system/belay-vrrp-peers.service", Content: peersService, Owner: "root:root", Permissions: "0644"},
+			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.service", Content: peersRefreshService, Owner: "root:root", Permissions: "0644"},
+			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.timer", Content: peersRefreshTimer, Owner: "root:root", Permissions: "0644"},
+			File{Path: "/etc/systemd/system/keepalived.service.d/10-belay-peers.conf", Content: keepalivedPeersDropIn, Owner: "root:root", Permissions: "0644"},
+		)
+		c.Runcmd = append(c.Runcmd,
+			[]string{"systemctl", "daemon-reload"},
+			[]string{"systemctl", "enable", "belay-vrrp-peers.service", "belay-vrrp-peers-refresh.timer"},
+			[]string{"systemctl", "start", "belay-vrrp-peers.service"},
+			[]string{"systemctl", "start", "belay-vrrp-peers-refresh.timer"},
+		)
+	}
+	c.Runcmd = append(c.Runcmd,
+		[]string{"systemctl", "enable", "keepalived.service"},
+		[]string{"systemctl", "restart", "keepalived.service"},
+	)
+}
+
+func keepalivedConf(s *Spec) string {
+	a, v := s.App, s.App.VRRP
+	advert := v.AdvertInterval
+	if advert == 0 {
+		advert = 0.1
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Rendered by belay: %s in app %s's VRRP group (VRRPv3, unicast, no preemption).\n", s.Hostname, a.Name)
+	fmt.Fprintf(&b, `global_defs {
+    router_id %s
+    vrrp_version 3
+    # Scripts run as an unprivileged user and must not be writable by others.
+    enable_script_security
+    script_user %s
+}
+
+vrrp_script belay_nginx {
+    script "/usr/bin/curl -fsS -m 1 -o /dev/null %s"
+    interval 1
+    timeout 2
+    fall 2
+    rise 2
+}
+
+vrrp_script belay_app {
+    script "/usr/bin/curl -fsS -m 1 -o /dev/null http://127.0.0.1:%d%s"
+    interval 1
+    timeout 2
+    fall 3
+    rise 2
+}
+
+vrrp_instance belay_%s {
+    # All members start BACKUP with nopreempt: a recovered node never takes the
+    # VIP back, so one failure moves it once.
+    state BACKUP
+    nopreempt
+    interface %s
+    virtual_router_id %d
+    priority %d
+    advert_int %s
+`, s.Hostname, KeepalivedScriptUser, NginxHealthURL, a.Port, a.HealthPath, strings.ReplaceAll(a.Name, "-", "_"),
+		s.Net.PrivateInterface, v.RouterID, v.Priority, strconv.FormatFloat(advert, 'f', -1, 64))
+	if s.Net.PrivateAddress != "" {
+		fmt.Fprintf(&b, "    unicast_src_ip %s\n", s.Net.PrivateAddress)
+	}
+	// Adverts only count from the listed peers (VRRPv3 has no authentication).
+	b.WriteString("    check_unicast_src\n    unicast_peer {\n")
+	if v.PeerDiscovery != nil {
+		fmt.Fprintf(&b, "        # Found at boot from the %s API (belay-vrrp-peers.service).\n        include %s\n", v.PeerDiscovery.Provider, PeersFile)
+	}
+	for _, p := range sortedAddrs(v.Peers) {
+		fmt.Fprintf(&b, "        %s\n", p)
+	}
+	b.WriteString("    }\n")
+	if v.VIP != "" {
+		fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s/32 dev %s\n    }\n", v.VIP, v.VIPInterface)
+	}
+	b.WriteString("    # A sick node (nginx or the app failing) goes to FAULT and gives up the VIP.\n")
+	b.WriteString("    track_script {\n        belay_nginx\n        belay_app\n    }\n")
+	if v.ClaimCommand != "" {
+		fmt.Fprintf(&b, "    # Moves the provider's floating IP to this node.\n    notify_master \"%s\"\n", v.ClaimCommand)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func sortedAddrs(in []string) []string {
+	out := append([]string(nil), in...)
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := netip.ParseAddr(out[i])
+		b, _ := netip.ParseAddr(out[j])
+		return a.Less(b)
+	})
+	return out
+}
+
+// peersScript asks the provider API for the group and installs the result
+// atomically; keepalived is reloaded only when the member list changed.
+func peersScript(d *PeerDiscovery) string {
+	return `#!/bin/sh
+# Rendered by belay: refresh keepalived's unicast peers from the ` + d.Provider + ` API.
+set -eu
+tmp=$(mktemp ` + PeersFile + `.XXXXXX)
+trap 'rm -f "$tmp"' EXIT
+` + BelayBinary + ` vip peers --provider ` + d.Provider + ` --selector ` + shellQuote(d.Selector) + ` --token-file ` + DiscoveryTokenFile + ` --write "$tmp"
+chmod 0644 "$tmp"
+if ! cmp -s "$tmp" ` + PeersFile + `; then
+    mv "$tmp" ` + PeersFile + `
+    if systemctl -q is-active keepalived.service; then
+        systemctl reload keepalived.service
+    fi
+fi
+`
+}
+
+const peersService = `# Rendered by belay: keepalived needs its unicast peers before it starts.
+[Unit]
+Description=belay: find this app group's VRRP peers
+Wants=network-online.target
+After=network-online.target
+Before=keepalived.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/belay-vrrp-peers
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const peersRefreshService = `# Rendered by belay: pick up replaced group members.
+[Unit]
+Description=belay: refresh this app group's VRRP peers
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/belay-vrrp-peers
+`
+
+const peersRefreshTimer = `# Rendered by belay.
+[Unit]
+Description=belay: refresh VRRP peers every 5 minutes
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=5min
+RandomizedDelaySec=30
+
+[Install]
+WantedBy=timers.target
+`
+
+// keepalivedPeersDropIn keeps keepalived from starting alone (and so claiming
+// the VIP next to a live master) before the peers are known.
+const keepalivedPeersDropIn = `# Rendered by belay.
+[Unit]
+Requires=belay-vrrp-peers.service
+After=belay-vrrp-peers.service
+`
+
+// resticClientFiles back up /srv/<app>/shared hourly to the app's restic
+// repository on the repo host, over sftp with a pinned host key.
+func resticClientFiles(s *Spec) []File {
+	a := s.App
+	userHost, _, _ := resticTarget(a.ResticRepo)
+	_, host, _ := strings.Cut(userHost, "@")
+	knownHosts := "/etc/belay/restic-known_hosts"
+	keyFile := "/etc/belay/restic-backup.key"
+	passFile := "/etc/belay/restic-" + a.Name + ".pass"
+	sshCmd := "ssh -i " + keyFile + " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" + knownHosts +
+		" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ServerAliveInterval=15 " + userHost + " -s sftp"
+	script := `#!/bin/sh
+# Rendered by belay: snapshot /srv/` + a.Name + `/shared into the app's restic repository.
+set -eu
+export RESTIC_REPOSITORY=` + shellQuote(a.ResticRepo) + `
+export RESTIC_PASSWORD_FILE=` + passFile + `
+export RESTIC_CACHE_DIR=/var/cache/belay-restic
+exec restic -o sftp.command=` + shellQuote(sshCmd) + ` backup --host ` + s.Hostname + ` --tag belay --tag app=` + a.Name + ` /srv/` + a.Name + `/shared
+`
+	return []File{
+		{Path: keyFile, Content: a.BackupKey.PrivatePEM, Owner: "root:root", Permissions: "0600"},
+		{Path: knownHosts, Content: host + " " + strings.TrimSpace(a.RepoHostKey) + "\n", Owner: "root:root", Permissions: "0644"},
+		{Path: passFile, Content: a.ResticPassword + "\n", Owner: "root:root", Permissions: "0600"},
+		{Path: "/usr/local/bin/belay-restic-backup", Content: script, Owner: "root:root", Permissions: "0755"},
+		{Path: "/etc/systemd/system/belay-restic-backup.service", Content: `# Rendered by belay.
+[Unit]
+Description=belay: restic snapshot of /srv/` + a.Name + `/shared
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/belay-restic-backup
+Nice=10
+IOSchedulingClass=idle
+`, Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/belay-restic-backup.timer", Content: `# Rendered by belay.
+[Unit]
+Description=belay: hourly restic snapshot of /srv/` + a.Name + `/shared
+
+[Timer]
+OnCalendar=hourly
+RandomizedDelaySec=10min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`, Owner: "root:root", Permissions: "0644"},
+	}
+}

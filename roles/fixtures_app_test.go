@@ -1,0 +1,97 @@
+package roles
+
+import (
+	"testing"
+
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/seedkeys"
+)
+
+// abSeed is a fixed test seed: fixtures (and so the goldens) are stable.
+const abSeed = "0123456789abcdef0123456789abcdef-roles-app-backup-tests"
+
+// abKey derives a stable test key for name.
+func abKey(t testing.TB, name string) seedkeys.Key {
+	t.Helper()
+	k, err := seedkeys.Derive(abSeed, "test", name, 0)
+	if err != nil {
+		t.Fatalf("derive %s: %v", name, err)
+	}
+	return k
+}
+
+// abBase is the common part of every app/backup fixture.
+func abBase(t testing.TB, host string, site inventory.SiteName, addr string, roles ...inventory.Role) *Spec {
+	t.Helper()
+	siteCIDR, peer := "10.213.0.0/25", "10.213.0.128/25"
+	if site == inventory.Standby {
+		siteCIDR, peer = peer, siteCIDR
+	}
+	return &Spec{
+		Stack:      "test",
+		Hostname:   host,
+		Site:       site,
+		Roles:      roles,
+		DeployUser: "deploy",
+		AdminKeys:  []string{abKey(t, "admin").Public},
+		HostKey:    abKey(t, "host-"+host),
+		SSHFrom:    []string{"203.0.113.0/24"},
+		Net: Net{
+			PrivateInterface: "enp7s0",
+			PublicInterface:  "eth0",
+			PrivateAddress:   addr,
+			SiteCIDR:         siteCIDR,
+			PeerSiteCIDR:     peer,
+		},
+	}
+}
+
+// abAppSpec is web-1, the first member of a two-node Hetzner-style VRRP group.
+func abAppSpec(t testing.TB) *Spec {
+	t.Helper()
+	s := abBase(t, "web-1", inventory.Primary, "10.213.0.20", inventory.RoleApp)
+	s.App = &App{
+		Name:           "web",
+		Port:           3000,
+		HealthPath:     "/healthz",
+		Domains:        []string{"shop.example.com", "www.shop.example.com"},
+		DatabaseURL:    "postgresql://app:secretpw@10.213.0.10:5432,10.213.0.11:5432/app?target_session_attrs=read-write&connect_timeout=3",
+		ResticRepo:     "sftp:restic-web@10.213.0.138:/repo",
+		ResticPassword: "restic-secret",
+		BackupKey:      abKey(t, "restic-web"),
+		RepoHostKey:    abKey(t, "host-backup").Public,
+		VRRP: &VRRP{
+			RouterID:       51,
+			Priority:       150,
+			Peers:          []string{"10.213.0.21"},
+			VIP:            "10.213.0.100",
+			VIPInterface:   "eth0",
+			ClaimCommand:   "/usr/local/bin/belay vip claim --provider hetzner --ip 10.213.0.100 --token-file " + ClaimTokenFile,
+			ClaimToken:     "claim-token-secret",
+			AuthPass:       "unused",
+			AdvertInterval: 0.1,
+		},
+	}
+	return s
+}
+
+// abAppDOSpec is a DigitalOcean-style member: no pinned address, peers discovered at boot.
+func abAppDOSpec(t testing.TB) *Spec {
+	t.Helper()
+	s := abAppSpec(t)
+	s.Net.PrivateInterface, s.Net.PrivateAddress = "eth1", ""
+	s.App.VRRP.Peers = nil
+	s.App.VRRP.VIP, s.App.VRRP.VIPInterface = "", ""
+	s.App.VRRP.PeerDiscovery = &PeerDiscovery{Provider: "digitalocean", Selector: "belay-test-web", Token: "do-read-token"}
+	return s
+}
+
+// abStandbyAppSpec is web-standby on the standby site.
+func abStandbyAppSpec(t testing.TB) *Spec {
+	t.Helper()
+	s := abBase(t, "web-standby", inventory.Standby, "10.213.0.148", inventory.RoleStandbyApp)
+	a := *abAppSpec(t).App
+	a.Standby, a.VRRP = true, nil
+	s.App = &a
+	return s
+}
