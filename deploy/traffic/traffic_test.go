@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/belay-sh/belay/inventory"
 )
 
 func baseSpec(stage Stage) Spec {
@@ -173,7 +175,9 @@ func TestValidate(t *testing.T) {
 		{"percent 0", func(s *Spec) { s.Stage = Stage{Kind: Percent} }, "percent: 0, expected 1-99"},
 		{"percent 100", func(s *Spec) { s.Stage = Stage{Kind: Percent, Percent: 100} }, "percent: 100, expected 1-99 (use the full stage"},
 		{"percent -5", func(s *Spec) { s.Stage = Stage{Kind: Percent, Percent: -5} }, "percent: -5"},
-		{"percent on whitelist", func(s *Spec) { s.Stage = Stage{Kind: Whitelist, Percent: 10, Rules: Rules{Shops: []string{"a.example.com"}}} }, "percent: 10 given for a whitelist stage"},
+		{"percent on whitelist", func(s *Spec) {
+			s.Stage = Stage{Kind: Whitelist, Percent: 10, Rules: Rules{Shops: []string{"a.example.com"}}}
+		}, "percent: 10 given for a whitelist stage"},
 		{"bad sticky", func(s *Spec) { s.Stage = Stage{Kind: Percent, Percent: 10, Sticky: "cookie"} }, `sticky: "cookie"`},
 		{"rules on full", func(s *Spec) { s.Stage = Stage{Kind: Full, Rules: Rules{Shops: []string{"a.example.com"}}} }, "rules given for a full stage"},
 		{"bad CIDR", func(s *Spec) { s.Stage = wl(Rules{Clients: []string{"10.0.0.0/33"}}) }, `whitelist clients[0]: client "10.0.0.0/33": not a CIDR`},
@@ -244,5 +248,32 @@ func TestNormalizeClient(t *testing.T) {
 		if err != nil || p.String() != want {
 			t.Errorf("NormalizeClient(%q) = %v, %v; want %s", in, p, err, want)
 		}
+	}
+}
+
+func TestSpecFor(t *testing.T) {
+	inv := &inventory.Inventory{
+		Hosts: []inventory.Host{
+			{Name: "shop-1", PrivateAddress: "10.213.0.11", Roles: []inventory.Role{inventory.RoleApp}, App: "shop"},
+			{Name: "shop-2", PrivateAddress: "10.213.0.12", Roles: []inventory.Role{inventory.RoleApp}, App: "shop"},
+			{Name: "db-1", PrivateAddress: "10.213.0.21", Roles: []inventory.Role{inventory.RoleDB}},
+		},
+		Apps: []inventory.App{{Name: "shop", Port: 8080, Hosts: []string{"shop-1", "shop-2"}}},
+	}
+	s, err := SpecFor(inv, "shop", []string{"shop-2"}, Keys{}, Stage{Kind: Percent, Percent: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Port != 8080 || strings.Join(s.StableAddrs, ",") != "10.213.0.11,10.213.0.12" || strings.Join(s.CanaryAddrs, ",") != "10.213.0.12" {
+		t.Errorf("spec = %+v", s)
+	}
+	if _, err := Render(s); err != nil {
+		t.Errorf("render: %v", err)
+	}
+	if _, err := SpecFor(inv, "blog", nil, Keys{}, Stage{Kind: Stable}); err == nil || !strings.Contains(err.Error(), `app "blog" is not in the inventory`) {
+		t.Errorf("unknown app: %v", err)
+	}
+	if _, err := SpecFor(inv, "shop", []string{"db-1"}, Keys{}, Stage{Kind: Full}); err == nil || !strings.Contains(err.Error(), `canary host "db-1" is not an app server of shop`) {
+		t.Errorf("foreign canary host: %v", err)
 	}
 }
