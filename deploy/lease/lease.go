@@ -1,0 +1,116 @@
+// Package lease is the per-app deploy lock: a lease file on the app's first host
+// (/srv/<app>/.belay/lease), taken and renewed under flock(1) so two deployers
+// never both win, with an expiry so a dead deployer's lease goes stale instead of
+// blocking deploys forever. The commands are built here; deploy runs them.
+package lease
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/sshx"
+)
+
+// DefaultTTL is how long a lease lives without renewal.
+const DefaultTTL = 15 * time.Minute
+
+// Owner says who holds a lease.
+type Owner struct {
+	// Token is random per deployer run; only its holder may renew or release.
+	Token string `json:"token"`
+	// Who is user@host of the deployer.
+	Who string `json:"who"`
+	PID int    `json:"pid"`
+	// CI is the CI run (e.g. a GitHub Actions run URL), if any.
+	CI string `json:"ci,omitempty"`
+	// Action is what the holder is doing ("deploy v42", "rollback").
+	Action string `json:"action"`
+}
+
+// Held is a lease someone else holds.
+type Held struct {
+	Owner   Owner
+	Expires time.Time
+}
+
+// HeldError says the lease is taken.
+type HeldError struct {
+	App  string
+	Host string
+	Held Held
+}
+
+func (e *HeldError) Error() string {
+	ci := ""
+	if e.Held.Owner.CI != "" {
+		ci = ", CI " + e.Held.Owner.CI
+	}
+	return fmt.Sprintf("app %s is locked by %s (pid %d%s, %s) until %s (lease on %s); retry later, pass --wait, or wait for it to expire",
+		e.App, e.Held.Owner.Who, e.Held.Owner.PID, ci, e.Held.Owner.Action, e.Held.Expires.UTC().Format(time.RFC3339), e.Host)
+}
+
+// Path is the lease file; the lock file beside it serializes check-and-take.
+func Path(l release.Layout) string { return l.State() + "/lease" }
+
+// The exit code the scripts use when someone else holds the lease.
+const exitHeld = 75
+
+// AcquireCommand takes the lease for o for ttl unless another unexpired owner
+// holds it. With renew, it only extends a lease o already holds (and fails if
+// it was lost). Expiry uses the host's clock, the one clock all deployers share.
+// The lease file is three lines: expiry (unix seconds), token, owner JSON.
+func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) string {
+	b, _ := json.Marshal(o)
+	p := Path(l)
+	mine := "[ \"$tok\" = " + sshx.Quote(o.Token) + " ]"
+	cond := "if [ -n \"$tok\" ] && [ \"$exp\" -gt \"$now\" ] && ! " + mine + "; then cat " + p + "; exit " + strconv.Itoa(exitHeld) + "; fi"
+	if renew {
+		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
+	}
+	script := strings.Join([]string{
+		"set -eu",
+		"now=$(date +%s)",
+		"exp=$(sed -n 1p " + p + " 2>/dev/null || true); exp=${exp:-0}",
+		"case \"$exp\" in *[!0-9]*|'') exp=0;; esac",
+		"tok=$(sed -n 2p " + p + " 2>/dev/null || true)",
+		cond,
+		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
+		"mv -f " + p + ".tmp " + p,
+		"sed -n 1p " + p,
+	}, "\n")
+	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+}
+
+// ReleaseCommand drops the lease if o still holds it.
+func ReleaseCommand(l release.Layout, o Owner) string {
+	p := Path(l)
+	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" = " + sshx.Quote(o.Token) + " ]; then rm -f " + p + "; fi"
+	return "flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+}
+
+// ReadCommand prints the lease file (nothing if free).
+func ReadCommand(l release.Layout) string { return "cat " + Path(l) + " 2>/dev/null || true" }
+
+// IsHeld reports whether err is the "held by another owner" exit.
+func IsHeld(code int) bool { return code == exitHeld }
+
+// Parse reads a lease file's content.
+func Parse(b []byte) (Held, error) {
+	lines := strings.SplitN(strings.TrimSpace(string(b)), "\n", 3)
+	if len(lines) < 3 {
+		return Held{}, fmt.Errorf("lease file: %d lines, expected 3", len(lines))
+	}
+	sec, err := strconv.ParseInt(lines[0], 10, 64)
+	if err != nil {
+		return Held{}, fmt.Errorf("lease file: expiry %q: %w", lines[0], err)
+	}
+	var o Owner
+	if err := json.Unmarshal([]byte(lines[2]), &o); err != nil {
+		return Held{}, fmt.Errorf("lease file: owner: %w", err)
+	}
+	return Held{Owner: o, Expires: time.Unix(sec, 0)}, nil
+}
