@@ -513,6 +513,6 @@ func (v *validator) plan() {
 		}
 	}
 	if err := planCheck(v.c); err != nil {
-		v.e.list = append(v.e.list, err)
+		v.e.list = append(v.e.list, fmt.Errorf("%w; expected every server to fit the address plan", err))
 	}
 }
