@@ -1,0 +1,451 @@
+// Package plan turns (inventory, app, release, strategy) into a deploy plan:
+// ordered steps, each a remote shell command (or a local analysis pause) for a
+// set of hosts, as plain data. It is a pure function — no SSH, no clock — so
+// `belay deploy --dry-run` prints exactly what would run and tests pin it with
+// golden files. deploy/run executes plans.
+package plan
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Stage groups steps for progress output and the journal.
+type Stage string
+
+// The stages of a rollout, in order.
+const (
+	Upload  Stage = "upload"
+	Unpack  Stage = "unpack"
+	Verify  Stage = "verify"
+	Canary  Stage = "canary"
+	Health  Stage = "health"
+	Route   Stage = "route"
+	Analyze Stage = "analyze"
+	Promote Stage = "promote"
+	Stop    Stage = "stop"
+	Cleanup Stage = "cleanup"
+)
+
+// Duration is a time.Duration that prints as "2m0s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON renders the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Step is one thing done on a set of hosts, in parallel.
+type Step struct {
+	ID    string   `json:"id"`
+	Stage Stage    `json:"stage"`
+	Title string   `json:"title"`
+	Hosts []string `json:"hosts"`
+	// Command is a POSIX shell script run on every host of the step.
+	Command string `json:"command,omitempty"`
+	// Skip, if set, runs first: exit 0 means the step is already done on that host.
+	Skip string `json:"skip,omitempty"`
+	// Stdin "artifact" streams the release artifact into Command.
+	Stdin   string   `json:"stdin,omitempty"`
+	Timeout Duration `json:"timeout"`
+	// Analyze, for Analyze steps, is the local pause-and-judge the runner performs.
+	Analyze *AnalyzeSpec `json:"analyze,omitempty"`
+	// Traffic is the canary's share once this step is done ("0%", "whitelist", "10%", "100%").
+	Traffic string `json:"traffic,omitempty"`
+	// Switches marks the step that points `current` at the target release: once it
+	// ran on a host, undoing it needs a swap, not just a traffic change.
+	Switches bool `json:"switches,omitempty"`
+}
+
+// AnalyzeSpec is a canary judgement: wait Pause, then compare canary and stable
+// in the access log written since the step began (Since gives the log offset).
+type AnalyzeSpec struct {
+	Stage   string   `json:"stage"`
+	Pause   Duration `json:"pause"`
+	MaxWait Duration `json:"maxWait"`
+	// SizeCommand prints the access log's size in bytes (the window's start).
+	SizeCommand string `json:"sizeCommand"`
+	// ReadCommand reads the log from byte offset $1 (+1-based tail offset applied by the script).
+	ReadCommand string `json:"readCommand"`
+}
+
+// Plan is a whole rollout.
+type Plan struct {
+	App      string   `json:"app"`
+	Release  string   `json:"release"`
+	Kind     string   `json:"kind"`
+	Hosts    []string `json:"hosts"`
+	Strategy string   `json:"strategy"`
+	Steps    []Step   `json:"steps"`
+}
+
+// Strategy is how traffic moves to the new release.
+type Strategy struct {
+	// Rules select the whitelist canary's requests; empty skips the whitelist stage.
+	Rules traffic.Rules
+	Keys  traffic.Keys
+	// Steps are the canary percentages after the whitelist (ascending, 1-99).
+	Steps  []int
+	Sticky traffic.Sticky
+	// Pause is how long each traffic stage is observed before the verdict; 0 skips analysis.
+	Pause time.Duration
+	// MaxWait bounds waiting for enough canary requests (default 3 x Pause).
+	MaxWait time.Duration
+	// Direct moves straight to the release with no canary stages (rollback, recovery).
+	Direct bool
+	// KeepReleases is how many releases stay on disk (default 5, at least 2).
+	KeepReleases int
+	// Protect are releases cleanup never deletes (previous, known-good).
+	Protect []string
+	// HealthTries and HealthInterval bound the health check (default 30 x 1 s).
+	HealthTries    int
+	HealthInterval time.Duration
+}
+
+// Input is everything a plan depends on.
+type Input struct {
+	Inventory *inventory.Inventory
+	App       string
+	Release   string
+	// Artifact is the verified artifact to ship; nil means the release must
+	// already be on every host (rollback, recovery).
+	Artifact *release.Artifact
+	Strategy Strategy
+	// Base overrides /srv (tests).
+	Base string
+}
+
+// Errors for bad input name the field.
+var errNoApp = errors.New("app: not given")
+
+// Deploy builds the plan that takes the app's hosts to in.Release.
+func Deploy(in Input) (*Plan, error) {
+	if in.Inventory == nil {
+		return nil, errors.New("plan: no inventory")
+	}
+	if in.App == "" {
+		return nil, errNoApp
+	}
+	app := in.Inventory.App(in.App)
+	if app == nil {
+		var names []string
+		for _, a := range in.Inventory.Apps {
+			names = append(names, a.Name)
+		}
+		return nil, fmt.Errorf("app %q: not in the inventory (apps: %s)", in.App, strings.Join(names, ", "))
+	}
+	if len(app.Hosts) == 0 {
+		return nil, fmt.Errorf("app %s: the inventory lists no hosts", in.App)
+	}
+	if err := release.ValidateID(in.Release); err != nil {
+		return nil, err
+	}
+	st, err := normalize(in.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Direct && in.Artifact == nil {
+		return nil, errors.New("artifact: required for a canary deploy (--artifact)")
+	}
+	b := &builder{in: in, st: st, app: app, l: release.Layout{App: in.App, Base: in.Base}, hosts: append([]string(nil), app.Hosts...)}
+	p := &Plan{App: in.App, Release: in.Release, Kind: "deploy", Hosts: b.hosts, Strategy: describe(st)}
+	if st.Direct {
+		p.Kind = "direct"
+	}
+	if err := b.build(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Abort builds the plan that undoes a rollout that never switched `current`:
+// all traffic to stable, canary stopped. It needs no release on disk.
+func Abort(inv *inventory.Inventory, appName, base string) (*Plan, error) {
+	app := inv.App(appName)
+	if app == nil {
+		return nil, fmt.Errorf("app %q: not in the inventory", appName)
+	}
+	b := &builder{in: Input{Inventory: inv, App: appName, Base: base}, app: app, l: release.Layout{App: appName, Base: base}, hosts: append([]string(nil), app.Hosts...)}
+	p := &Plan{App: appName, Kind: "abort", Hosts: b.hosts, Strategy: "all traffic to stable, stop canary"}
+	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0%"); err != nil {
+		return nil, err
+	}
+	b.stopCanary(p)
+	number(p)
+	return p, nil
+}
+
+func normalize(s Strategy) (Strategy, error) {
+	if s.KeepReleases == 0 {
+		s.KeepReleases = 5
+	}
+	if s.KeepReleases < 2 {
+		return s, fmt.Errorf("keep releases: %d, at least 2 (the running one and one to roll back to)", s.KeepReleases)
+	}
+	if s.HealthTries == 0 {
+		s.HealthTries = 30
+	}
+	if s.HealthInterval == 0 {
+		s.HealthInterval = time.Second
+	}
+	if s.Pause < 0 {
+		return s, fmt.Errorf("pause: %s, expected >= 0", s.Pause)
+	}
+	if s.MaxWait == 0 {
+		s.MaxWait = 3 * s.Pause
+	}
+	if s.MaxWait < s.Pause {
+		return s, fmt.Errorf("max wait %s is shorter than the pause %s", s.MaxWait, s.Pause)
+	}
+	last := 0
+	for _, p := range s.Steps {
+		if p < 1 || p > 100 || p <= last {
+			return s, fmt.Errorf("steps: %v, expected ascending percentages in 1-100 (e.g. 10,50)", s.Steps)
+		}
+		last = p
+	}
+	if n := len(s.Steps); n > 0 && s.Steps[n-1] == 100 {
+		s.Steps = s.Steps[:n-1] // 100 % is the promotion itself
+	}
+	if s.Direct {
+		s.Rules, s.Steps, s.Pause = traffic.Rules{}, nil, 0
+	}
+	return s, nil
+}
+
+func describe(s Strategy) string {
+	if s.Direct {
+		return "direct: canary on the release, all traffic to it, switch current, back to stable (no analysis)"
+	}
+	var parts []string
+	if !s.Rules.Empty() {
+		parts = append(parts, "whitelist")
+	}
+	for _, p := range s.Steps {
+		parts = append(parts, strconv.Itoa(p)+"%")
+	}
+	parts = append(parts, "100%")
+	a := "no analysis"
+	if s.Pause > 0 {
+		a = "analysis " + s.Pause.String() + " per stage"
+	}
+	return strings.Join(parts, " -> ") + " (" + a + ")"
+}
+
+type builder struct {
+	in    Input
+	st    Strategy
+	app   *inventory.App
+	l     release.Layout
+	hosts []string
+}
+
+func (b *builder) step(p *Plan, s Step) {
+	if s.Hosts == nil {
+		s.Hosts = b.hosts
+	}
+	p.Steps = append(p.Steps, s)
+}
+
+func (b *builder) build(p *Plan) error {
+	id, l := b.in.Release, b.l
+	if a := b.in.Artifact; a != nil {
+		b.step(p, Step{ID: "upload", Stage: Upload, Title: fmt.Sprintf("upload %s (%s, %s, sha256 %s)", id, a.Kind, size(a.Size), a.SHA256[:12]),
+			Command: l.ReceiveCommand(id, a.SHA256), Skip: l.Unpacked(id, a.SHA256), Stdin: "artifact", Timeout: Duration(15 * time.Minute)})
+		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id,
+			Command: l.UnpackCommand(id, a), Skip: l.Unpacked(id, a.SHA256), Timeout: Duration(5 * time.Minute)})
+	} else {
+		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk",
+			Command: "test -x " + l.Release(id) + "/start || { echo 'release " + id + " is not on this host (" + l.Release(id) + "/start missing); deploy it with --artifact' >&2; exit 1; }",
+			Timeout: Duration(30 * time.Second)})
+	}
+	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id,
+		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + systemctl("restart", canaryUnit(b.in.App)),
+		Timeout: Duration(2 * time.Minute)})
+	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath),
+		Command: b.healthCommand(b.app.Port+1, canaryUnit(b.in.App)), Timeout: b.healthTimeout()})
+	if !b.st.Rules.Empty() {
+		if err := b.route(p, "whitelist", traffic.Stage{Kind: traffic.Whitelist, Rules: b.st.Rules}, "whitelist"); err != nil {
+			return err
+		}
+		b.analyze(p, "whitelist")
+	}
+	for _, pct := range b.st.Steps {
+		name := strconv.Itoa(pct)
+		if err := b.route(p, name+"%", traffic.Stage{Kind: traffic.Percent, Percent: pct, Rules: b.st.Rules, Sticky: b.st.Sticky}, name+"%"); err != nil {
+			return err
+		}
+		b.analyze(p, name+"%")
+	}
+	// Promotion without a gap: the canary (already healthy) takes all traffic
+	// while the stable unit restarts on the new release, then stable takes it back.
+	if err := b.route(p, "full", traffic.Stage{Kind: traffic.Full}, "100%"); err != nil {
+		return err
+	}
+	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true,
+		Command: linkCommand(l.Releases()+"/"+id, l.Current()), Timeout: Duration(30 * time.Second)})
+	b.step(p, Step{ID: "restart-stable", Stage: Promote, Title: "restart stable on " + id,
+		Command: systemctl("restart", appUnit(b.in.App)), Timeout: Duration(3 * time.Minute)})
+	b.step(p, Step{ID: "stable-health", Stage: Health, Title: fmt.Sprintf("health stable %s :%d%s", id, b.app.Port, b.app.HealthPath),
+		Command: b.healthCommand(b.app.Port, appUnit(b.in.App)), Timeout: b.healthTimeout()})
+	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0% (stable = "+id+")"); err != nil {
+		return err
+	}
+	b.stopCanary(p)
+	if b.in.Artifact != nil {
+		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases),
+			Command: b.cleanupCommand(), Timeout: Duration(2 * time.Minute)})
+	}
+	number(p)
+	return nil
+}
+
+func number(p *Plan) {
+	for i := range p.Steps {
+		p.Steps[i].ID = fmt.Sprintf("%02d-%s", i+1, p.Steps[i].ID)
+	}
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func appUnit(app string) string    { return "belay-app@" + app + ".service" }
+func canaryUnit(app string) string { return "belay-canary@" + app + ".service" }
+
+// systemctl uses exactly the sudo rules of the host layout contract.
+func systemctl(verb, unit string) string { return "sudo -n systemctl " + verb + " " + unit }
+
+// linkCommand points link at target atomically: a temp link renamed over the old one.
+func linkCommand(target, link string) string {
+	return "ln -sfn " + target + " " + link + ".tmp && mv -T " + link + ".tmp " + link
+}
+
+func (b *builder) healthTimeout() Duration {
+	return Duration(time.Duration(b.st.HealthTries)*(b.st.HealthInterval+3*time.Second) + 30*time.Second)
+}
+
+// healthCommand polls the instance on 127.0.0.1 until it answers 2xx/3xx; on
+// failure it prints the last answer and the unit's status for the operator.
+func (b *builder) healthCommand(port int, unit string) string {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + b.app.HealthPath
+	iv := strconv.FormatFloat(b.st.HealthInterval.Seconds(), 'f', -1, 64)
+	return strings.Join([]string{
+		"i=0",
+		"while :; do",
+		"  i=$((i+1))",
+		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote(url) + " 2>&1) || true",
+		"  case \"$code\" in 2??|3??) exit 0;; esac",
+		"  if [ $i -ge " + strconv.Itoa(b.st.HealthTries) + " ]; then",
+		"    echo \"health check " + url + " failed " + strconv.Itoa(b.st.HealthTries) + " times; last answer: $code\" >&2",
+		"    systemctl status --no-pager --lines=15 " + unit + " >&2 || true",
+		"    exit 1",
+		"  fi",
+		"  sleep " + iv,
+		"done",
+	}, "\n")
+}
+
+// route renders the stage's nginx files and installs them on every host: write
+// both, check with nginx -t, reload; a failing check restores the old files.
+func (b *builder) route(p *Plan, name string, stage traffic.Stage, share string) error {
+	var canary []string
+	if stage.Kind != traffic.Stable {
+		canary = b.hosts
+	}
+	spec, err := traffic.SpecFor(b.in.Inventory, b.in.App, canary, b.st.Keys, stage)
+	if err != nil {
+		return err
+	}
+	files, err := traffic.Render(spec)
+	if err != nil {
+		return fmt.Errorf("routing for stage %s: %w", name, err)
+	}
+	b.step(p, Step{ID: "route-" + strings.TrimSuffix(name, "%"), Stage: Route, Title: "route " + name, Traffic: share,
+		Command: routeCommand(b.in.App, files), Timeout: Duration(time.Minute)})
+	return nil
+}
+
+const routeEOF = "BELAY_NGINX_EOF"
+
+func routeCommand(app string, f traffic.Files) string {
+	h, r := traffic.HTTPPath(app), traffic.RoutingPath(app)
+	write := func(path string, content []byte) string {
+		return "cat > " + path + ".new <<'" + routeEOF + "'\n" + strings.TrimRight(string(content), "\n") + "\n" + routeEOF
+	}
+	return strings.Join([]string{
+		"set -eu",
+		write(h, f.HTTP),
+		write(r, f.Routing),
+		"cp -p " + h + " " + h + ".prev 2>/dev/null || : > " + h + ".prev",
+		"cp -p " + r + " " + r + ".prev 2>/dev/null || : > " + r + ".prev",
+		"mv -f " + h + ".new " + h,
+		"mv -f " + r + ".new " + r,
+		"if ! out=$(sudo -n /usr/sbin/nginx -t 2>&1); then",
+		"  mv -f " + h + ".prev " + h + "; mv -f " + r + ".prev " + r,
+		"  echo \"nginx -t rejected the new routing (old files restored): $out\" >&2",
+		"  exit 1",
+		"fi",
+		"sudo -n systemctl reload nginx",
+		"rm -f " + h + ".prev " + r + ".prev",
+	}, "\n")
+}
+
+// AccessLog is the app's nginx access log (host layout contract).
+func AccessLog(app string) string { return "/var/log/nginx/belay-" + app + ".access.log" }
+
+func (b *builder) analyze(p *Plan, stage string) {
+	if b.st.Pause <= 0 {
+		return
+	}
+	log := AccessLog(b.in.App)
+	b.step(p, Step{ID: "analyze-" + strings.TrimSuffix(stage, "%"), Stage: Analyze,
+		Title:   fmt.Sprintf("analyze %s for %s", stage, b.st.Pause),
+		Timeout: Duration(b.st.MaxWait + time.Minute),
+		Analyze: &AnalyzeSpec{Stage: stage, Pause: Duration(b.st.Pause), MaxWait: Duration(b.st.MaxWait),
+			SizeCommand: "test -r " + log + " || { echo 'cannot read " + log + " as '$(id -un)' (the deploy user needs read access for canary analysis)' >&2; exit 1; }\nstat -c %s " + log,
+			// A log rotated since the offset is read from its start; 64 MiB bounds one read.
+			ReadCommand: "off=$1; size=$(stat -c %s " + log + "); if [ \"$size\" -lt \"$off\" ]; then off=0; fi; tail -c +$((off+1)) " + log + " | head -c 67108864",
+		}})
+}
+
+func (b *builder) stopCanary(p *Plan) {
+	b.step(p, Step{ID: "stop-canary", Stage: Stop, Title: "stop canary",
+		Command: systemctl("stop", canaryUnit(b.in.App)) + "\nrm -f " + b.l.Canary(), Timeout: Duration(3 * time.Minute)})
+}
+
+// cleanupCommand removes the oldest releases beyond KeepReleases, never the
+// ones `current` or `canary` point at, nor the protected (previous, known-good).
+func (b *builder) cleanupCommand() string {
+	protect := append([]string{b.in.Release}, b.st.Protect...)
+	sort.Strings(protect)
+	l := b.l
+	return strings.Join([]string{
+		"set -eu",
+		"cd " + l.Releases(),
+		"keep=\" " + strings.Join(protect, " ") + " $(basename \"$(readlink " + l.Current() + ")\" 2>/dev/null) $(basename \"$(readlink " + l.Canary() + ")\" 2>/dev/null) \"",
+		"n=0",
+		"for r in $(ls -1t); do",
+		"  case \"$r\" in .*) continue;; esac",
+		"  n=$((n+1))",
+		"  [ $n -le " + strconv.Itoa(b.st.KeepReleases) + " ] && continue",
+		"  case \"$keep\" in *\" $r \"*) continue;; esac",
+		"  rm -rf -- \"$r\" " + l.State() + "/releases/\"$r\".sha256",
+		"  echo \"removed release $r\"",
+		"done",
+	}, "\n")
+}
