@@ -168,7 +168,14 @@ func Parse(values map[string]string, opts ...Option) (*Config, error) {
 		}
 		v, err := decodeJSON(text)
 		if err != nil {
-			e.add(key, "not valid JSON (%v), expected %s", err, keyHelp[key])
+			switch t := strings.TrimSpace(text); {
+			case key == KeyHostAPITokens:
+				e.add(key, "not valid JSON, expected %s", keyHelp[key]) // never echo a secret
+			case strings.HasPrefix(t, "{") || strings.HasPrefix(t, "["):
+				e.add(key, "not valid JSON (%v), expected %s", err, keyHelp[key])
+			default:
+				e.add(key, "got %s, expected %s", describe(text), keyHelp[key])
+			}
 			continue
 		}
 		decodeKey(e, key, v, cfg, d)

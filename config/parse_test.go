@@ -213,6 +213,7 @@ func TestErrors(t *testing.T) {
 
 		// Types.
 		{"invalid JSON", func(d doc) { d["sites"] = "{primary:" }, nil, "belay:sites", "not valid JSON"},
+		{"plain string for object", func(d doc) { d["dns"] = "example.com" }, nil, "belay:dns", `got string "example.com", expected an object {provider, zone, ttl}`},
 		{"sites not object", func(d doc) { d["sites"] = []any{} }, nil, "belay:sites", "got a list, expected an object"},
 		{"apps not list", func(d doc) { d["apps"] = map[string]any{} }, nil, "belay:apps", "got an object, expected a list of apps"},
 		{"replicas not integer", func(d doc) { app(d, 0)["replicas"] = "two" }, nil, "belay:apps[0].replicas", `got string "two", expected an integer`},
