@@ -86,6 +86,12 @@ func TestValidConfigParses(t *testing.T) {
 	if cfg.HostKeySeed != testSeed {
 		t.Errorf("seed not kept")
 	}
+	if a := cfg.App("api"); a == nil || a.Port != 4000 {
+		t.Errorf("App(api) = %+v", a)
+	}
+	if cfg.App("nope") != nil || cfg.Site("standby").Region != "ams3" || cfg.Site("x") != nil {
+		t.Error("lookups wrong")
+	}
 }
 
 func TestDefaults(t *testing.T) {
