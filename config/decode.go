@@ -160,8 +160,9 @@ func (o *obj) boolean(name string, dst *bool) bool {
 		*dst = b
 		return true
 	case string:
-		if p, err := strconv.ParseBool(b); err == nil && (b == "true" || b == "false") {
-			*dst = p
+		// Only the spellings Pulumi writes; "1" or "yes" are more likely mistakes.
+		if b == "true" || b == "false" {
+			*dst = b == "true"
 			return true
 		}
 	}

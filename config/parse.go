@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -222,14 +223,7 @@ func (c *Config) Validate(opts ...Option) error {
 	return errors.Join(e.sorted()...)
 }
 
-func known(key string) bool {
-	for _, k := range Keys {
-		if k == key {
-			return true
-		}
-	}
-	return false
-}
+func known(key string) bool { return slices.Contains(Keys, key) }
 
 // suggest names a known key that differs only in case (a common slip: belay:dns vs belay:DNS).
 func suggest(key string) string {
