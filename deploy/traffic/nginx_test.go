@@ -256,8 +256,14 @@ func startBackends(t *testing.T) int {
 	return 0
 }
 
+// echo answers who it is; the canary fails requests carrying fail=1, a release
+// with a bug the stable one does not have.
 func echo(who string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(who, "canary") && r.URL.Query().Get("fail") == "1" {
+			http.Error(w, who+" failed", http.StatusInternalServerError)
+			return
+		}
 		io.WriteString(w, who)
 	})
 }
@@ -644,5 +650,62 @@ func TestNginxReloadDropsNothing(t *testing.T) {
 	rep := readLog(t, f)
 	if rep.Garbage != 0 || rep.Other.Requests != 0 || rep.Stable.Requests+rep.Canary.Requests != sent.Load() {
 		t.Errorf("log: stable %d canary %d other %d garbage %d, sent %d", rep.Stable.Requests, rep.Canary.Requests, rep.Other.Requests, rep.Garbage, sent.Load())
+	}
+}
+
+// TestNginxLogVerdict: the log nginx writes, read by analysis, rolls back a
+// canary that fails 10 % of its requests and passes one that does not.
+func TestNginxLogVerdict(t *testing.T) {
+	f := newFixture(t)
+	f.start(Stage{Kind: Whitelist, Rules: Rules{Shops: []string{"c1.example.com", "c2.example.com"}}})
+	c := newClient(t, "127.0.0.1")
+	phase := func(failEvery int) analysis.Verdict {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond)
+		st, err := os.Stat(f.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1800; i++ {
+			shop := fmt.Sprintf("s%d.example.com", i)
+			if i%6 == 0 {
+				shop = []string{"c1.example.com", "c2.example.com"}[i%2]
+			}
+			q := "shop=" + shop
+			if failEvery > 0 && i%(6*failEvery) == 0 {
+				q += "&fail=1"
+			}
+			hr, _ := http.NewRequest("GET", "http://"+f.listen+"/?"+q, nil)
+			resp, err := c.hc.Do(hr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+		lf, err := os.Open(f.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lf.Close()
+		// Read only what this phase appended, as the deployer does with the offset
+		// it noted when the stage began.
+		if _, err := lf.Seek(st.Size(), io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := analysis.Analyze(analysis.Window{}, lf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := analysis.Evaluate(rep.Canary, rep.Stable, analysis.Thresholds{})
+		t.Logf("fail every %d: %s", failEvery, v)
+		return v
+	}
+	if v := phase(10); v.Decision != analysis.Rollback || v.Canary.Errors != 30 || v.Canary.Requests != 300 || v.Baseline.Requests != 1500 {
+		t.Errorf("failing canary: %s (%+v)", v, v.Canary)
+	}
+	if v := phase(0); v.Decision != analysis.Pass || v.Canary.Requests != 300 {
+		t.Errorf("healthy canary: %s", v)
 	}
 }
