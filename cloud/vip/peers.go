@@ -119,16 +119,15 @@ func Peers(members []Member, self int64, group string, logf func(string, ...any)
 	return addrs, nil
 }
 
-// RenderUnicastPeers renders a keepalived include holding one unicast_peer
-// block; keepalived.conf includes it inside the vrrp_instance.
-func RenderUnicastPeers(addrs []netip.Addr, source string) []byte {
+// RenderPeers renders the body keepalived.conf includes inside its
+// unicast_peer { } block (roles.PeersFile): a comment naming the source, then
+// one address per line.
+func RenderPeers(addrs []netip.Addr, source string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by belay vip peers from %s. Do not edit: rewritten at boot.\n", strings.ReplaceAll(source, "\n", " "))
-	b.WriteString("unicast_peer {\n")
 	for _, a := range addrs {
-		fmt.Fprintf(&b, "    %s\n", a)
+		fmt.Fprintf(&b, "%s\n", a)
 	}
-	b.WriteString("}\n")
 	return b.Bytes()
 }
 

@@ -142,13 +142,11 @@ func TestPeers(t *testing.T) {
 	}
 }
 
-func TestRenderUnicastPeers(t *testing.T) {
-	got := string(RenderUnicastPeers(addrs("10.0.0.9", "10.0.0.30"), `digitalocean tag "belay-shop"`))
+func TestRenderPeers(t *testing.T) {
+	got := string(RenderPeers(addrs("10.0.0.9", "10.0.0.30"), `digitalocean tag "belay-shop"`))
 	want := `# Written by belay vip peers from digitalocean tag "belay-shop". Do not edit: rewritten at boot.
-unicast_peer {
-    10.0.0.9
-    10.0.0.30
-}
+10.0.0.9
+10.0.0.30
 `
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
