@@ -68,7 +68,7 @@ func validateApp(s *Spec) error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("roles: "+format, args...)) }
 	standbyRole := hasRole(s, inventory.RoleStandbyApp)
 	if !appNameRE.MatchString(a.Name) {
-		bad("Spec.App.Name: %q, expected 2-32 of a-z, 0-9, - (starting with a letter)", a.Name)
+		bad("Spec.App.Name: %q, expected at most 55 of a-z, 0-9, - (starting with a letter)", a.Name)
 	}
 	if a.Port < 1024 || a.Port > 65534 {
 		bad("Spec.App.Port: %d, expected 1024-65534 (the canary listens on Port+1)", a.Port)

@@ -127,7 +127,7 @@ var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
 // appNameRE is what an app name may be: it becomes paths, unit instances and nginx names.
-var appNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
+var appNameRE = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,53}[a-z0-9])?$`)
 
 // validateCommon checks the fields every host uses, and that exactly the
 // sections of the host's roles are set.

@@ -1,0 +1,304 @@
+package hostspec
+
+import (
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/roles"
+	"github.com/belay-sh/belay/topology"
+)
+
+const testSeed = "hostspec-test-seed-0123456789abcdef0123456789"
+
+// exampleConfig loads stacks/Pulumi.example.yaml (DigitalOcean primary, Hetzner standby).
+func exampleConfig(t *testing.T) *config.Config {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(here), "..", "stacks", "Pulumi.example.yaml")
+	cfg, err := config.ParseStackFile(path, config.WithHostKeySeed(testSeed))
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return cfg
+}
+
+// hetznerPrimary flips the example so the primary pins addresses (Hetzner).
+func hetznerPrimary(t *testing.T) *config.Config {
+	t.Helper()
+	cfg := exampleConfig(t)
+	cfg.Sites.Primary, cfg.Sites.Standby = config.Site{Provider: config.Hetzner, Region: "nbg1"}, config.Site{Provider: config.DigitalOcean, Region: "fra1"}
+	return cfg
+}
+
+func build(t *testing.T, cfg *config.Config, lab bool, edit func(*Env)) (map[string]*roles.Spec, *topology.Topology) {
+	t.Helper()
+	topo, err := topology.Plan(cfg)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	env, err := DefaultEnv(cfg, topo, lab)
+	if err != nil {
+		t.Fatalf("DefaultEnv: %v", err)
+	}
+	if edit != nil {
+		edit(&env)
+	}
+	specs, err := Build(cfg, topo, "test", env)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	return specs, topo
+}
+
+// TestBuildRendersEveryHost: every Spec Build returns is one Render accepts,
+// which is the contract the lab and the Pulumi components depend on.
+func TestBuildRendersEveryHost(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  func(*testing.T) *config.Config
+		lab  bool
+		env  func(*Env)
+	}{
+		{"lab", exampleConfig, true, nil},
+		{"hetzner primary", hetznerPrimary, false, func(e *Env) {
+			s := e.Sites[inventory.Primary]
+			s.ClaimToken = "hc-token"
+			e.Sites[inventory.Primary] = s
+			for _, a := range []string{"db-1", "db-2", "backup"} {
+				e.CrossSiteAddresses[a] = "198.51.100." + map[string]string{"db-1": "1", "db-2": "2", "backup": "3"}[a]
+			}
+			e.Addresses["db-standby"] = "10.20.0.5"
+			e.Addresses["backup"] = "10.20.0.6"
+		}},
+		{"digitalocean primary", exampleConfig, false, func(e *Env) {
+			s := e.Sites[inventory.Primary]
+			s.DiscoveryToken, s.ClaimToken = "do-read", "do-write"
+			e.Sites[inventory.Primary] = s
+			e.Addresses["db-1"], e.Addresses["db-2"], e.Addresses["db-monitor"] = "10.10.0.3", "10.10.0.4", "10.10.0.5"
+			e.VIPs["web"] = VIP{ClaimCommand: ClaimCommand(config.DigitalOcean, "198.51.100.10")}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg(t)
+			specs, topo := build(t, cfg, tc.lab, tc.env)
+			if len(specs) != len(topo.Hosts) {
+				t.Fatalf("%d specs for %d hosts", len(specs), len(topo.Hosts))
+			}
+			for name, s := range specs {
+				if _, err := roles.Render(s); err != nil && !strings.Contains(err.Error(), "has no renderer in this build") {
+					t.Errorf("%s: Render: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBuildApp(t *testing.T) {
+	cfg := hetznerPrimary(t)
+	specs, topo := build(t, cfg, false, func(e *Env) {
+		e.VIPs["web"] = VIP{Address: "198.51.100.50", ClaimCommand: ClaimCommand(config.Hetzner, "198.51.100.50")}
+		e.Addresses["backup"] = "10.20.0.6"
+		e.Addresses["db-standby"] = "10.20.0.5"
+	})
+	web := topo.AppHosts["web"]
+	if len(web) < 2 {
+		t.Fatalf("example has %d web servers, expected a pair", len(web))
+	}
+	first, second := specs[web[0]], specs[web[1]]
+	if first.Net.PrivateInterface != "enp7s0" || first.Net.PublicInterface != "eth0" {
+		t.Errorf("hetzner interfaces = %q/%q", first.Net.PrivateInterface, first.Net.PublicInterface)
+	}
+	v1, v2 := first.App.VRRP, second.App.VRRP
+	if v1.Priority != 150 || v2.Priority != 140 {
+		t.Errorf("priorities = %d, %d, want 150, 140", v1.Priority, v2.Priority)
+	}
+	if v1.RouterID != v2.RouterID || v1.RouterID < 1 || v1.RouterID > 255 {
+		t.Errorf("router IDs = %d, %d: one group shares one ID in 1-255", v1.RouterID, v2.RouterID)
+	}
+	if !reflect.DeepEqual(v1.Peers, []string{second.Net.PrivateAddress}) || v1.PeerDiscovery != nil {
+		t.Errorf("web-1 peers = %v (discovery %v), want [%s]", v1.Peers, v1.PeerDiscovery, second.Net.PrivateAddress)
+	}
+	if v1.VIP != "198.51.100.50" || v1.VIPInterface != "eth0" || !strings.Contains(v1.ClaimCommand, "--ip 198.51.100.50") {
+		t.Errorf("VIP = %q on %q, claim %q", v1.VIP, v1.VIPInterface, v1.ClaimCommand)
+	}
+	db1, db2 := topo.Host("db-1").PrivateAddress.String(), topo.Host("db-2").PrivateAddress.String()
+	want := "postgresql://app:"
+	if !strings.HasPrefix(first.App.DatabaseURL, want) ||
+		!strings.Contains(first.App.DatabaseURL, "@"+db1+":5432,"+db2+":5432/"+cfg.Database.Name+"?target_session_attrs=read-write&connect_timeout=3") {
+		t.Errorf("DatabaseURL = %q", first.App.DatabaseURL)
+	}
+	if first.App.DatabaseURL != second.App.DatabaseURL {
+		t.Error("the two app servers got different database URLs")
+	}
+	if sb := specs[topo.StandbyApp["web"]]; !sb.App.Standby || sb.App.VRRP != nil || !strings.Contains(sb.App.DatabaseURL, "@10.20.0.5:5432/") {
+		t.Errorf("standby app: standby=%v vrrp=%v url=%q", sb.App.Standby, sb.App.VRRP, sb.App.DatabaseURL)
+	}
+	if first.App.ResticRepo != "sftp:restic-web@10.20.0.6:/repo" {
+		t.Errorf("ResticRepo = %q", first.App.ResticRepo)
+	}
+}
+
+func TestBuildDigitalOceanDiscovers(t *testing.T) {
+	cfg := exampleConfig(t)
+	specs, topo := build(t, cfg, false, func(e *Env) {
+		s := e.Sites[inventory.Primary]
+		s.DiscoveryToken = "do-read"
+		e.Sites[inventory.Primary] = s
+		e.Addresses["db-1"], e.Addresses["db-2"], e.Addresses["db-monitor"] = "10.10.0.3", "10.10.0.4", "10.10.0.5"
+	})
+	s := specs[topo.AppHosts["web"][0]]
+	v := s.App.VRRP
+	if s.Net.PrivateAddress != "" || len(v.Peers) != 0 || v.PeerDiscovery == nil {
+		t.Fatalf("DO app server: addr %q peers %v discovery %v", s.Net.PrivateAddress, v.Peers, v.PeerDiscovery)
+	}
+	if v.PeerDiscovery.Provider != "digitalocean" || v.PeerDiscovery.Selector != "belay-test-web" || v.PeerDiscovery.Token != "do-read" {
+		t.Errorf("discovery = %+v", *v.PeerDiscovery)
+	}
+	if s.Net.PrivateInterface != "eth1" || s.Net.PublicInterface != "eth0" {
+		t.Errorf("DO interfaces = %q/%q", s.Net.PrivateInterface, s.Net.PublicInterface)
+	}
+	if !strings.Contains(s.App.DatabaseURL, "@10.10.0.3:5432,10.10.0.4:5432/") {
+		t.Errorf("DatabaseURL uses the assigned addresses? %q", s.App.DatabaseURL)
+	}
+	if got := specs["db-1"].DB.AllowFrom; !reflect.DeepEqual(got, []string{cfg.Network.PrimaryCIDR}) {
+		t.Errorf("DO db AllowFrom = %v, want the site network", got)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	cfg := exampleConfig(t)
+	topo, err := topology.Plan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		edit func(*Env)
+		want string
+	}{
+		{"DO without discovery token", func(e *Env) {
+			e.Addresses["db-1"], e.Addresses["db-2"], e.Addresses["db-monitor"] = "10.10.0.3", "10.10.0.4", "10.10.0.5"
+		}, "Env.Sites[primary].DiscoveryToken"},
+		{"DO without assigned DB address", func(e *Env) {
+			s := e.Sites[inventory.Primary]
+			s.DiscoveryToken = "x"
+			e.Sites[inventory.Primary] = s
+		}, "Env.Addresses[db-monitor]: missing"},
+		{"bad address", func(e *Env) {
+			s := e.Sites[inventory.Primary]
+			s.DiscoveryToken = "x"
+			e.Sites[inventory.Primary] = s
+			e.Addresses["db-1"], e.Addresses["db-2"], e.Addresses["db-monitor"] = "nope", "10.10.0.4", "10.10.0.5"
+		}, `Env.Addresses[db-1]: "nope"`},
+		{"VIP of unknown app", func(e *Env) { e.VIPs["nope"] = VIP{} }, "Env.VIPs[nope]: no such app"},
+		{"missing site", func(e *Env) { delete(e.Sites, inventory.Standby) }, "Env.Sites[standby]: missing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env, err := DefaultEnv(cfg, topo, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(&env)
+			_, err = Build(cfg, topo, "test", env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuildKeysAndBackup(t *testing.T) {
+	cfg := exampleConfig(t)
+	specs, topo := build(t, cfg, true, nil)
+	// Host keys are the seed-derived ones the inventory pins, and all differ.
+	seen := map[string]string{}
+	for name, s := range specs {
+		k, err := HostKey(cfg, "test", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.HostKey != k {
+			t.Errorf("%s: host key is not HostKey()", name)
+		}
+		if other, dup := seen[k.Public]; dup {
+			t.Errorf("%s and %s share a host key", name, other)
+		}
+		seen[k.Public] = name
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.Public)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bk := specs[topo.BackupRepo].Backup
+	if len(bk.DBHosts) != 2 || bk.DBHosts[0].HostKey != specs["db-1"].HostKey.Public {
+		t.Errorf("backup DBHosts = %+v", bk.DBHosts)
+	}
+	// Every pgBackRest client key the DB servers hold is authorized on the repo, and no other.
+	want := []string{specs["db-1"].DB.Backup.ClientKey.Public, specs["db-2"].DB.Backup.ClientKey.Public, specs["db-standby"].StandbyDB.ClientKey.Public}
+	if !reflect.DeepEqual(bk.ClientKeys, want) {
+		t.Errorf("ClientKeys = %v, want %v", bk.ClientKeys, want)
+	}
+	if specs["db-1"].DB.Backup.RepoKey != bk.RepoKey.Public {
+		t.Error("data node trusts a different repo key than the repo host holds")
+	}
+	// Each app server's restic key is in its app's restic client list.
+	for _, app := range cfg.Apps {
+		var keys []string
+		for _, rc := range bk.ResticClients {
+			if rc.App == app.Name {
+				keys = rc.Keys
+			}
+		}
+		for _, h := range append(append([]string(nil), topo.AppHosts[app.Name]...), topo.StandbyApp[app.Name]) {
+			found := false
+			for _, k := range keys {
+				found = found || k == specs[h].App.BackupKey.Public
+			}
+			if !found {
+				t.Errorf("%s's restic key is not authorized for %s", h, app.Name)
+			}
+		}
+	}
+	// The backup host and the data nodes accept SSH from the other site.
+	for _, h := range []string{"db-1", "db-2"} {
+		if !contains(specs[h].SSHFrom, cfg.Network.StandbyCIDR) {
+			t.Errorf("%s SSHFrom %v lacks the standby site", h, specs[h].SSHFrom)
+		}
+	}
+	if !contains(specs["backup"].SSHFrom, cfg.Network.PrimaryCIDR) {
+		t.Errorf("backup SSHFrom %v lacks the primary site", specs["backup"].SSHFrom)
+	}
+	if contains(specs["db-monitor"].SSHFrom, cfg.Network.StandbyCIDR) {
+		t.Error("the monitor needs no cross-site SSH")
+	}
+	// Lab: VIP 10.213.0.100+i on host0, no claim command.
+	if v := specs[topo.AppHosts["web"][0]].App.VRRP; v.VIP != LabVIP(0) || v.VIPInterface != "host0" || v.ClaimCommand != "" {
+		t.Errorf("lab VRRP = %+v", *v)
+	}
+}
+
+func TestBuildDeterministic(t *testing.T) {
+	cfg := exampleConfig(t)
+	a, _ := build(t, cfg, true, nil)
+	b, _ := build(t, cfg, true, nil)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("two Builds of the same input differ")
+	}
+}
+
+func contains(list []string, x string) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
