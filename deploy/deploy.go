@@ -1,0 +1,598 @@
+// Package deploy orchestrates a release rollout over SSH. The pieces, one job each:
+//
+//   - deploy/release checks the artifact locally (sha256, no entry escaping the
+//     release directory) and builds the receive/unpack commands;
+//   - deploy/plan turns (inventory, app, release, strategy) into steps as data;
+//   - deploy/traffic renders the nginx routing of each stage, deploy/analysis
+//     judges the canary from the access logs;
+//   - deploy/sshx holds one strictly verified connection per host;
+//   - deploy/run executes the steps with per-host progress and journal writes;
+//   - deploy/lease and deploy/journal are the lock and the memory on the hosts.
+//
+// This package ties them: take the lease, converge any unfinished rollout, run
+// the plan, and on the first failure roll EVERY host back as one unit.
+//
+// # Recovery rule (deployer killed mid-rollout)
+//
+// A journal with status "running" on any host means a deployer died. The next
+// deploy or rollback first converges every host to ONE release:
+//
+//   - roll FORWARD when every host's `current` already points at the journal's
+//     target (the point of no return, switch-current, was passed everywhere):
+//     the release went live everywhere, so finishing is the smaller change;
+//   - otherwise roll BACK to the journal's previous release: an Abort plan
+//     (traffic to stable, canary stopped) when no host switched `current`, or a
+//     direct swap back to the previous release when some did.
+//
+// A first deploy (no previous release) that died is rolled forward if any host
+// switched, else aborted.
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/lease"
+	"github.com/belay-sh/belay/deploy/plan"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Actor says who deploys, for the lease and the audit log.
+type Actor struct {
+	Who  string // user@host
+	From string // machine the deployer runs on
+	CI   string // CI run URL, if any
+	PID  int
+}
+
+// Deployer drives one app.
+type Deployer struct {
+	Inv    *inventory.Inventory
+	App    string
+	Pool   *sshx.Pool
+	Runner *run.Runner
+	Actor  Actor
+	// LeaseTTL (default 15 min) and Wait: block until the lease is free (up to WaitTimeout).
+	LeaseTTL    time.Duration
+	Wait        bool
+	WaitTimeout time.Duration
+	// KnownGoodKeep is how many known-good releases the journal remembers (default 5).
+	KnownGoodKeep int
+	// Base overrides /srv (tests).
+	Base string
+}
+
+// Outcome is what a deploy or rollback did.
+type Outcome struct {
+	App      string   `json:"app"`
+	DeployID string   `json:"deployId"`
+	Action   string   `json:"action"`
+	Release  string   `json:"release"`
+	Previous string   `json:"previous,omitempty"`
+	Result   string   `json:"result"` // ok, rolled-back, rollback-failed, failed
+	Error    string   `json:"error,omitempty"`
+	Recovery string   `json:"recovery,omitempty"`
+	Hosts    []string `json:"hosts"`
+	Duration string   `json:"duration"`
+}
+
+func (d *Deployer) layout() release.Layout { return release.Layout{App: d.App, Base: d.Base} }
+
+func (d *Deployer) app() (*inventory.App, error) {
+	a := d.Inv.App(d.App)
+	if a == nil {
+		var names []string
+		for _, x := range d.Inv.Apps {
+			names = append(names, x.Name)
+		}
+		return nil, fmt.Errorf("app %q: not in the inventory (apps: %s)", d.App, strings.Join(names, ", "))
+	}
+	if len(a.Hosts) == 0 {
+		return nil, fmt.Errorf("app %s: the inventory lists no hosts", d.App)
+	}
+	return a, nil
+}
+
+// NewID returns a fresh deploy id (time + random suffix).
+func NewID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// Deploy rolls in.Release out with in.Strategy. The artifact must already be
+// verified (release.Inspect); nothing is sent before the lease is held.
+func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) {
+	app, err := d.app()
+	if err != nil {
+		return nil, err
+	}
+	in.Inventory, in.App, in.Base = d.Inv, d.App, d.Base
+	if _, err := plan.Deploy(in); err != nil { // bad input: fail before touching any host
+		return nil, err
+	}
+	id := NewID(time.Now())
+	return d.locked(ctx, "deploy "+in.Release, func(ctx context.Context) (*Outcome, error) {
+		start := time.Now()
+		out := &Outcome{App: d.App, DeployID: id, Action: "deploy", Release: in.Release, Hosts: app.Hosts}
+		states, recovery, err := d.converge(ctx)
+		out.Recovery = recovery
+		if err != nil {
+			out.Result, out.Error = "failed", err.Error()
+			return out, err
+		}
+		prev, err := commonCurrent(states)
+		if err != nil {
+			out.Result, out.Error = "failed", err.Error()
+			return out, err
+		}
+		out.Previous = prev
+		known := knownGood(states)
+		in.Strategy.Protect = append(in.Strategy.Protect, known...)
+		if prev != "" {
+			in.Strategy.Protect = append(in.Strategy.Protect, prev)
+		}
+		p, err := plan.Deploy(in)
+		if err != nil {
+			return nil, err
+		}
+		recs := d.records(app.Hosts, id, "deploy", in.Release, prev, known)
+		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "started"})
+		err = d.Runner.Exec(ctx, p, recs)
+		if err == nil {
+			err = d.finish(ctx, app.Hosts, recs, journal.Done, journal.AddKnownGood(known, in.Release, d.keep()), "")
+		}
+		out.Duration = time.Since(start).Round(time.Millisecond).String()
+		if err == nil {
+			out.Result = "ok"
+			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "ok"})
+			return out, nil
+		}
+		out.Error = err.Error()
+		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
+		rbErr := d.rollbackAll(ctx, app.Hosts, id, in.Release, prev, known, err.Error())
+		out.Duration = time.Since(start).Round(time.Millisecond).String()
+		if rbErr != nil {
+			out.Result = "rollback-failed"
+			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "rollback-failed", Detail: trim(err.Error() + "; rollback: " + rbErr.Error())})
+			return out, fmt.Errorf("%w; ROLLBACK FAILED: %v (run `belay rollback --app %s` to converge)", err, rbErr, d.App)
+		}
+		out.Result = "rolled-back"
+		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "rolled-back", Detail: trim(err.Error())})
+		return out, fmt.Errorf("%w; every host was rolled back to %s", err, orNone(prev))
+	})
+}
+
+// Rollback moves every host to `to` (default: the last known-good release other
+// than the running one) at once: no analysis, the release must be on disk.
+func (d *Deployer) Rollback(ctx context.Context, to string) (*Outcome, error) {
+	app, err := d.app()
+	if err != nil {
+		return nil, err
+	}
+	if to != "" {
+		if err := release.ValidateID(to); err != nil {
+			return nil, err
+		}
+	}
+	id := NewID(time.Now())
+	return d.locked(ctx, "rollback", func(ctx context.Context) (*Outcome, error) {
+		start := time.Now()
+		out := &Outcome{App: d.App, DeployID: id, Action: "rollback", Hosts: app.Hosts}
+		states, recovery, err := d.converge(ctx)
+		out.Recovery = recovery
+		if err != nil {
+			out.Result, out.Error = "failed", err.Error()
+			return out, err
+		}
+		if recovery != "" && to == "" && strings.HasPrefix(recovery, "rolled back") {
+			// The unfinished rollout was just undone: that was the rollback.
+			out.Result, out.Duration = "ok", time.Since(start).Round(time.Millisecond).String()
+			cur, _ := commonCurrent(states)
+			out.Release = cur
+			return out, nil
+		}
+		cur, err := commonCurrent(states)
+		if err != nil && to == "" {
+			return nil, fmt.Errorf("%w; name the release to converge on with --to", err)
+		}
+		known := knownGood(states)
+		if to == "" {
+			for i := len(known) - 1; i >= 0; i-- {
+				if known[i] != cur {
+					to = known[i]
+					break
+				}
+			}
+			if to == "" {
+				return nil, fmt.Errorf("app %s: no known-good release other than the running %s to roll back to (see `belay releases`; pass --to)", d.App, orNone(cur))
+			}
+		}
+		out.Release, out.Previous = to, cur
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		if err != nil {
+			return nil, err
+		}
+		known = journal.RemoveKnownGood(known, cur)
+		known = journal.AddKnownGood(known, to, d.keep())
+		recs := d.records(app.Hosts, id, "rollback", to, cur, known)
+		d.audit(ctx, app.Hosts, journal.Entry{Action: "rollback", Release: to, Previous: cur, DeployID: id, Result: "started"})
+		err = d.Runner.Exec(ctx, p, recs)
+		if err == nil {
+			err = d.finish(ctx, app.Hosts, recs, journal.Done, known, "")
+		}
+		out.Duration = time.Since(start).Round(time.Millisecond).String()
+		if err != nil {
+			out.Result, out.Error = "failed", err.Error()
+			d.audit(ctx, app.Hosts, journal.Entry{Action: "rollback", Release: to, Previous: cur, DeployID: id, Result: "failed", Detail: trim(err.Error())})
+			return out, fmt.Errorf("rollback to %s: %w", to, err)
+		}
+		out.Result = "ok"
+		d.audit(ctx, app.Hosts, journal.Entry{Action: "rollback", Release: to, Previous: cur, DeployID: id, Result: "ok"})
+		return out, nil
+	})
+}
+
+func (d *Deployer) keep() int {
+	if d.KnownGoodKeep > 0 {
+		return d.KnownGoodKeep
+	}
+	return 5
+}
+
+func (d *Deployer) records(hosts []string, id, kind, target, prev string, known []string) map[string]journal.Record {
+	now := time.Now().UTC()
+	recs := map[string]journal.Record{}
+	for _, h := range hosts {
+		recs[h] = journal.Record{DeployID: id, App: d.App, Kind: kind, Target: target, Previous: prev, KnownGood: known,
+			Status: journal.Running, By: d.Actor.Who, StartedAt: now, UpdatedAt: now}
+	}
+	return recs
+}
+
+// finish writes the final journal on every host.
+func (d *Deployer) finish(ctx context.Context, hosts []string, recs map[string]journal.Record, st journal.Status, known []string, msg string) error {
+	errs := sshx.Parallel(ctx, hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c, err := d.Pool.Get(ctx, h)
+		if err != nil {
+			return err
+		}
+		rec := recs[h]
+		rec.Status, rec.KnownGood, rec.InProgress, rec.Error, rec.UpdatedAt = st, known, "", msg, time.Now().UTC()
+		_, err = c.Run(ctx, journal.WriteCommand(d.layout(), rec), nil)
+		return err
+	})
+	return joinHostErrors(errs)
+}
+
+// rollbackAll undoes a failed rollout on every host: an abort when no host
+// switched `current`, else a direct swap back to prev.
+func (d *Deployer) rollbackAll(ctx context.Context, hosts []string, id, target, prev string, known []string, why string) error {
+	// The deploy's context may be what failed (timeout, Ctrl-C): the rollback
+	// gets its own budget so the hosts still end up on one release.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
+	defer cancel()
+	states, err := d.probe(ctx)
+	if err != nil {
+		return err
+	}
+	p, how, err := d.undoPlan(states, target, prev)
+	if err != nil {
+		return err
+	}
+	d.Runner.Note("rolling back every host: %s", how)
+	recs := d.records(hosts, id, "rollback", prevOr(prev, target), target, known)
+	if err := d.Runner.Exec(ctx, p, recs); err != nil {
+		return err
+	}
+	return d.finish(ctx, hosts, recs, journal.RolledBack, known, trim(why))
+}
+
+func prevOr(prev, target string) string {
+	if prev != "" {
+		return prev
+	}
+	return target
+}
+
+// undoPlan picks how to bring every host back to prev (see the package doc).
+func (d *Deployer) undoPlan(states map[string]*HostState, target, prev string) (*plan.Plan, string, error) {
+	switched := false
+	for _, s := range states {
+		if s.Current != prev {
+			switched = true
+		}
+	}
+	if !switched || prev == "" && !anyCurrent(states, target) {
+		p, err := plan.Abort(d.Inv, d.App, d.Base)
+		return p, "traffic back to stable (" + orNone(prev) + "), canary stopped", err
+	}
+	if prev == "" {
+		// First deploy: nothing to go back to; finish the switch so all hosts agree.
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		return p, "no previous release: converging every host on " + target, err
+	}
+	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+	return p, "swapping every host back to " + prev, err
+}
+
+func anyCurrent(states map[string]*HostState, rel string) bool {
+	for _, s := range states {
+		if s.Current == rel {
+			return true
+		}
+	}
+	return false
+}
+
+// converge finds an unfinished rollout (a deployer that died) and brings every
+// host to one release before anything else happens. It returns the hosts'
+// states afterwards and a description of what it did ("" if nothing).
+func (d *Deployer) converge(ctx context.Context) (map[string]*HostState, string, error) {
+	states, err := d.probe(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var j *journal.Record
+	for _, h := range sortedKeys(states) {
+		if s := states[h]; s.Journal.Unfinished() {
+			j = s.Journal
+			break
+		}
+	}
+	if j == nil {
+		return states, "", nil
+	}
+	d.Runner.Note("found an unfinished %s of %s (deploy %s by %s, last step %q): converging every host first", j.Kind, j.Target, j.DeployID, j.By, j.Step)
+	all := true
+	for _, s := range states {
+		if s.Current != j.Target {
+			all = false
+		}
+	}
+	var p *plan.Plan
+	var how string
+	st := journal.RolledBack
+	known := j.KnownGood
+	if all {
+		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		how, st = "rolled forward to "+j.Target+" (already current on every host)", journal.Done
+		if j.Kind == "deploy" {
+			known = journal.AddKnownGood(known, j.Target, d.keep())
+		}
+	} else {
+		p, how, err = d.undoPlan(states, j.Target, j.Previous)
+		how = "rolled back: " + how
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	d.Runner.Note("recovery: %s", how)
+	app, _ := d.app()
+	target := j.Target
+	if !all && j.Previous != "" {
+		target = j.Previous
+	}
+	recs := d.records(app.Hosts, j.DeployID, "recover", target, j.Previous, known)
+	if err := d.Runner.Exec(ctx, p, recs); err != nil {
+		return nil, how, fmt.Errorf("recovering the unfinished %s of %s: %w", j.Kind, j.Target, err)
+	}
+	if err := d.finish(ctx, app.Hosts, recs, st, known, "recovered: "+how); err != nil {
+		return nil, how, err
+	}
+	d.audit(ctx, app.Hosts, journal.Entry{Action: "recover", Release: target, Previous: j.Target, DeployID: j.DeployID, Result: "ok", Detail: how})
+	states, err = d.probe(ctx)
+	return states, how, err
+}
+
+// locked runs fn holding the app's lease, renewing it while fn runs. Losing the
+// lease cancels fn: someone else may be deploying.
+func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx context.Context) (*Outcome, error)) (*Outcome, error) {
+	app, err := d.app()
+	if err != nil {
+		return nil, err
+	}
+	host := app.Hosts[0]
+	ttl := d.LeaseTTL
+	if ttl == 0 {
+		ttl = lease.DefaultTTL
+	}
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, CI: d.Actor.CI, Action: action}
+	l := d.layout()
+	acquire := func(renew bool) error {
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c, err := d.Pool.Get(actx, host)
+		if err != nil {
+			return err
+		}
+		res, err := c.Run(actx, lease.AcquireCommand(l, owner, ttl, renew), nil)
+		if err != nil {
+			if lease.IsHeld(res.ExitCode) {
+				h, perr := lease.Parse(res.Stdout)
+				if perr != nil {
+					return fmt.Errorf("app %s is locked (lease on %s unreadable: %v)", d.App, host, perr)
+				}
+				return &lease.HeldError{App: d.App, Host: host, Held: h}
+			}
+			return fmt.Errorf("lease: %w", err)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(d.WaitTimeout)
+	for {
+		err := acquire(false)
+		if err == nil {
+			break
+		}
+		var held *lease.HeldError
+		if !errors.As(err, &held) || !d.Wait || (d.WaitTimeout > 0 && time.Now().After(deadline)) {
+			return nil, err
+		}
+		d.Runner.Note("waiting: %v", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Second):
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := acquire(true); err != nil {
+					var held *lease.HeldError
+					if errors.As(err, &held) {
+						cancel(fmt.Errorf("lease lost: %w", err))
+						return
+					}
+					d.Runner.Note("lease renewal failed (will retry): %v", err)
+				}
+			}
+		}
+	}()
+	out, err := fn(ctx)
+	close(stop)
+	<-renewed
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && err != nil {
+		err = fmt.Errorf("%w (%v)", err, cause)
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer rcancel()
+	if c, cerr := d.Pool.Get(rctx, host); cerr == nil {
+		_, _ = c.Run(rctx, lease.ReleaseCommand(l, owner), nil)
+	}
+	return out, err
+}
+
+// audit appends e on every app host (best effort: a failed audit write is
+// reported but does not change the deploy's outcome).
+func (d *Deployer) audit(ctx context.Context, hosts []string, e journal.Entry) {
+	e.Time, e.Who, e.From, e.CI, e.App = time.Now().UTC(), d.Actor.Who, d.Actor.From, d.Actor.CI, d.App
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	errs := sshx.Parallel(ctx, hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
+		c, err := d.Pool.Get(ctx, h)
+		if err != nil {
+			return err
+		}
+		_, err = c.Run(ctx, journal.AppendAuditCommand(d.layout(), e), nil)
+		return err
+	})
+	if err := joinHostErrors(errs); err != nil {
+		d.Runner.Note("audit log write failed: %v", err)
+	}
+}
+
+func commonCurrent(states map[string]*HostState) (string, error) {
+	byRel := map[string][]string{}
+	for h, s := range states {
+		byRel[s.Current] = append(byRel[s.Current], h)
+	}
+	if len(byRel) == 1 {
+		for r := range byRel {
+			return r, nil
+		}
+	}
+	var parts []string
+	for r, hs := range byRel {
+		sort.Strings(hs)
+		parts = append(parts, strings.Join(hs, ",")+": "+orNone(r))
+	}
+	sort.Strings(parts)
+	return "", fmt.Errorf("hosts run different releases (%s); converge them first with `belay rollback --to RELEASE`", strings.Join(parts, "; "))
+}
+
+func knownGood(states map[string]*HostState) []string {
+	var best *journal.Record
+	for _, h := range sortedKeys(states) {
+		j := states[h].Journal
+		if j != nil && (best == nil || j.UpdatedAt.After(best.UpdatedAt)) {
+			best = j
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return append([]string(nil), best.KnownGood...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func joinHostErrors(errs map[string]error) error {
+	var out []error
+	for _, h := range sortedKeys(errs) {
+		if errs[h] != nil {
+			out = append(out, errs[h])
+		}
+	}
+	return errors.Join(out...)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func trim(s string) string {
+	if len(s) > 1000 {
+		return s[:1000] + "…"
+	}
+	return s
+}
+
+// OpenArtifact returns the Runner.Artifact opener for a verified artifact,
+// refusing a file that changed since it was inspected.
+func OpenArtifact(a *release.Artifact) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		f, err := os.Open(a.Path)
+		if err != nil {
+			return nil, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if st.Size() != a.Size {
+			f.Close()
+			return nil, fmt.Errorf("artifact %s changed since it was verified (size %d, was %d)", a.Path, st.Size(), a.Size)
+		}
+		// The host recomputes sha256 on arrival and refuses a mismatch.
+		return f, nil
+	}
+}

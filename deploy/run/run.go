@@ -1,0 +1,333 @@
+// Package run executes deploy plans over SSH: step after step, each on its
+// hosts in parallel (bounded), every remote step wrapped in journal writes, with
+// one progress line per host and step on stderr:
+//
+//	[shop-1] unpack v42 … ok (0.4s)
+//
+// It stops at the first failing step and returns a *StepError; deciding what to
+// do next (roll every host back) is the caller's job (package deploy).
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/plan"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/sshx"
+)
+
+// Decision is a canary verdict.
+type Decision int
+
+// The verdicts a Judge returns.
+const (
+	Pass Decision = iota
+	Wait          // not enough canary requests yet
+	Fail
+)
+
+// Verdict is a Judge's answer with its reason for the log and the audit trail.
+type Verdict struct {
+	Decision Decision
+	Reason   string
+}
+
+// Judge compares canary and stable in the access-log lines written on each host
+// since the stage began.
+type Judge func(stage string, logs map[string][]byte) (Verdict, error)
+
+// Runner executes plans.
+type Runner struct {
+	Pool   *sshx.Pool
+	Layout release.Layout
+	// Artifact opens the artifact for one host's upload (once per host).
+	Artifact func() (io.ReadCloser, error)
+	// Progress receives the per-host lines (stderr).
+	Progress io.Writer
+	// Parallel bounds hosts worked on at once (0: all).
+	Parallel int
+	// Judge decides analysis steps; nil fails any plan that has one.
+	Judge Judge
+	// Now and Sleep are injectable for tests.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	mu sync.Mutex
+}
+
+// StepError is a failed step: which one, and why on each host that failed.
+type StepError struct {
+	Step   plan.Step
+	ByHost map[string]error
+}
+
+func (e *StepError) Error() string {
+	var hosts []string
+	for h := range e.ByHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var parts []string
+	for _, h := range hosts {
+		parts = append(parts, e.ByHost[h].Error())
+	}
+	return fmt.Sprintf("step %s (%s) failed: %s", e.Step.ID, e.Step.Title, strings.Join(parts, "; "))
+}
+
+// Unwrap exposes the host errors (errors.As finds a HostKeyError among them).
+func (e *StepError) Unwrap() []error {
+	var out []error
+	for _, err := range e.ByHost {
+		out = append(out, err)
+	}
+	return out
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.Sleep != nil {
+		return r.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) progress(host, title, result string, took time.Duration) {
+	if r.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.Progress, "[%s] %s … %s (%.1fs)\n", host, title, result, took.Seconds())
+}
+
+// Note prints a line without a host (stage banners, rollback notices).
+func (r *Runner) Note(format string, a ...any) {
+	if r.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.Progress, format+"\n", a...)
+}
+
+// Exec runs every step of p. recs holds each host's journal record for this
+// run (Kind, Target, Previous, ...); Exec keeps Step/InProgress current on the
+// hosts. done lists steps already completed (skipped).
+func (r *Runner) Exec(ctx context.Context, p *plan.Plan, recs map[string]journal.Record) error {
+	for _, s := range p.Steps {
+		if err := ctx.Err(); err != nil {
+			return &StepError{Step: s, ByHost: map[string]error{"deployer": err}}
+		}
+		var err error
+		if s.Analyze != nil {
+			err = r.analyze(ctx, s)
+		} else {
+			err = r.remote(ctx, s, recs)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remote runs one step on its hosts in parallel.
+func (r *Runner) remote(ctx context.Context, s plan.Step, recs map[string]journal.Record) error {
+	errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
+		start := time.Now()
+		err := r.remoteOn(ctx, s, host, recs)
+		switch {
+		case errors.Is(err, errSkipped):
+			r.progress(host, s.Title, "already done", time.Since(start))
+			return nil
+		case err != nil:
+			r.progress(host, s.Title, "FAILED", time.Since(start))
+			return err
+		}
+		r.progress(host, s.Title, "ok", time.Since(start))
+		return nil
+	})
+	failed := map[string]error{}
+	for h, err := range errs {
+		if err != nil {
+			failed[h] = err
+		}
+	}
+	if len(failed) > 0 {
+		return &StepError{Step: s, ByHost: failed}
+	}
+	return nil
+}
+
+var errSkipped = errors.New("skipped")
+
+func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs map[string]journal.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.Timeout))
+	defer cancel()
+	c, err := r.Pool.Get(ctx, host)
+	if err != nil {
+		return err
+	}
+	rec := recs[host]
+	if s.Skip != "" {
+		if _, err := c.Run(ctx, s.Skip, nil); err == nil {
+			rec.Step, rec.InProgress, rec.UpdatedAt = s.ID, "", r.now().UTC()
+			r.setRec(recs, host, rec)
+			if _, err := c.Run(ctx, journal.WriteCommand(r.Layout, rec), nil); err != nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			return errSkipped
+		} else if ctx.Err() != nil {
+			return err
+		}
+	}
+	before := rec
+	before.InProgress, before.UpdatedAt = s.ID, r.now().UTC()
+	after := rec
+	after.Step, after.InProgress, after.UpdatedAt = s.ID, "", r.now().UTC()
+	var stdin io.Reader
+	if s.Stdin == "artifact" {
+		if r.Artifact == nil {
+			return errors.New("plan streams an artifact but the runner has none")
+		}
+		f, err := r.Artifact()
+		if err != nil {
+			return fmt.Errorf("artifact: %w", err)
+		}
+		defer f.Close()
+		stdin = f
+	}
+	_, err = c.Run(ctx, journal.Wrap(r.Layout, before, after, s.Command), stdin)
+	if err != nil {
+		r.setRec(recs, host, before)
+		return err
+	}
+	r.setRec(recs, host, after)
+	return nil
+}
+
+func (r *Runner) setRec(recs map[string]journal.Record, host string, rec journal.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs[host] = rec
+}
+
+// analyze waits the pause, then judges the log lines written since the step
+// began; "not enough data" waits on (a quarter pause at a time) up to MaxWait.
+func (r *Runner) analyze(ctx context.Context, s plan.Step) error {
+	a := s.Analyze
+	fail := func(err error) error {
+		return &StepError{Step: s, ByHost: map[string]error{"analysis": err}}
+	}
+	if r.Judge == nil {
+		return fail(errors.New("no canary judge configured"))
+	}
+	offsets := map[string]int64{}
+	var mu sync.Mutex
+	errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c, err := r.Pool.Get(ctx, host)
+		if err != nil {
+			return err
+		}
+		res, err := c.Run(ctx, a.SizeCommand, nil)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+		if err != nil {
+			return fmt.Errorf("host %s: access log size %q: %w", host, res.Stdout, err)
+		}
+		mu.Lock()
+		offsets[host] = n
+		mu.Unlock()
+		return nil
+	})
+	if failed := only(errs); len(failed) > 0 {
+		return &StepError{Step: s, ByHost: failed}
+	}
+	start := time.Now()
+	r.Note("[analysis] %s: observing for %s", a.Stage, time.Duration(a.Pause))
+	wait := time.Duration(a.Pause)
+	waited := time.Duration(0)
+	for {
+		if err := r.sleep(ctx, wait); err != nil {
+			return fail(err)
+		}
+		waited += wait
+		logs := map[string][]byte{}
+		errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			c, err := r.Pool.Get(ctx, host)
+			if err != nil {
+				return err
+			}
+			res, err := c.Run(ctx, "set -- "+strconv.FormatInt(offsets[host], 10)+"\n"+a.ReadCommand, nil)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			logs[host] = res.Stdout
+			mu.Unlock()
+			return nil
+		})
+		if failed := only(errs); len(failed) > 0 {
+			return &StepError{Step: s, ByHost: failed}
+		}
+		v, err := r.Judge(a.Stage, logs)
+		if err != nil {
+			return fail(fmt.Errorf("analysis: %w", err))
+		}
+		switch v.Decision {
+		case Pass:
+			r.progress("analysis", s.Title, "pass: "+v.Reason, time.Since(start))
+			return nil
+		case Fail:
+			r.progress("analysis", s.Title, "FAIL: "+v.Reason, time.Since(start))
+			return fail(fmt.Errorf("canary rejected at %s: %s", a.Stage, v.Reason))
+		}
+		if waited >= time.Duration(a.MaxWait) {
+			r.progress("analysis", s.Title, "FAIL: "+v.Reason, time.Since(start))
+			return fail(fmt.Errorf("canary at %s: no verdict after %s: %s", a.Stage, waited, v.Reason))
+		}
+		wait = max(time.Duration(a.Pause)/4, time.Second)
+		if rest := time.Duration(a.MaxWait) - waited; wait > rest {
+			wait = rest
+		}
+		r.Note("[analysis] %s: %s; waiting %s more", a.Stage, v.Reason, wait)
+	}
+}
+
+func only(errs map[string]error) map[string]error {
+	out := map[string]error{}
+	for h, err := range errs {
+		if err != nil {
+			out[h] = err
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/lease"
+	"github.com/belay-sh/belay/deploy/plan"
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/deploy/traffic"
+)
+
+// HostState is what one app host runs, as `belay status` shows it.
+type HostState struct {
+	Host    string `json:"host"`
+	Current string `json:"current"`
+	Canary  string `json:"canary,omitempty"`
+	// Stable and CanaryUnit are the systemd states (active, inactive, failed).
+	Stable     string `json:"stableUnit"`
+	CanaryUnit string `json:"canaryUnit"`
+	// Stage is the routing stage nginx runs (stable, whitelist, percent N, full).
+	Stage string `json:"stage"`
+	// CanaryShare is the canary's traffic share as text ("0%", "whitelist", "10%", "100%").
+	CanaryShare string `json:"canaryShare"`
+	// Health is the HTTP status of the stable instance's health path (000: no answer).
+	Health       string `json:"health"`
+	CanaryHealth string `json:"canaryHealth,omitempty"`
+	// Releases on disk, newest first.
+	Releases []string        `json:"releases"`
+	Journal  *journal.Record `json:"journal,omitempty"`
+	Lease    string          `json:"lease,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+func (d *Deployer) probeCommand() (string, error) {
+	app, err := d.app()
+	if err != nil {
+		return "", err
+	}
+	l := d.layout()
+	h := func(port int) string {
+		return "$(curl -s -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote("http://127.0.0.1:"+strconv.Itoa(port)+app.HealthPath) + " 2>/dev/null || true)"
+	}
+	return strings.Join([]string{
+		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",
+		"echo \"current=$(rel " + l.Current() + ")\"",
+		"echo \"canary=$(rel " + l.Canary() + ")\"",
+		"echo \"stable=$(systemctl is-active belay-app@" + d.App + ".service 2>/dev/null || true)\"",
+		"cu=$(systemctl is-active belay-canary@" + d.App + ".service 2>/dev/null || true)",
+		"echo \"canaryUnit=$cu\"",
+		"echo \"stage=$(sed -n 's/^# Managed by belay deploy.*stage \\(.*\\)\\.$/\\1/p' " + traffic.RoutingPath(d.App) + " 2>/dev/null | head -n 1)\"",
+		"echo \"health=" + h(app.Port) + "\"",
+		"if [ \"$cu\" = active ]; then echo \"canaryHealth=" + h(app.Port+1) + "\"; fi",
+		"echo \"releases=$(ls -1t " + l.Releases() + " 2>/dev/null | tr '\\n' ' ')\"",
+		"echo \"journal=$(cat " + journal.Path(l) + " 2>/dev/null | tr -d '\\n')\"",
+		"echo \"lease=$(tr '\\n' ' ' < " + lease.Path(l) + " 2>/dev/null)\"",
+	}, "\n"), nil
+}
+
+// probe reads every app host's state; an unreachable host is an error (a
+// deploy must not decide with a host missing).
+func (d *Deployer) probe(ctx context.Context) (map[string]*HostState, error) {
+	states, err := d.States(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*HostState{}
+	var errs []string
+	for _, s := range states {
+		if s.Error != "" {
+			errs = append(errs, s.Error)
+		}
+		out[s.Host] = s
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("reading host state: %s", strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// States reads every app host's state; per-host failures land in HostState.Error.
+func (d *Deployer) States(ctx context.Context) ([]*HostState, error) {
+	app, err := d.app()
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := d.probeCommand()
+	if err != nil {
+		return nil, err
+	}
+	states := make([]*HostState, len(app.Hosts))
+	idx := map[string]int{}
+	for i, h := range app.Hosts {
+		idx[h] = i
+		states[i] = &HostState{Host: h}
+	}
+	sshx.Parallel(ctx, app.Hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
+		s := states[idx[h]]
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c, err := d.Pool.Get(ctx, h)
+		if err != nil {
+			s.Error = err.Error()
+			return nil
+		}
+		res, err := c.Run(ctx, cmd, nil)
+		if err != nil {
+			s.Error = err.Error()
+			return nil
+		}
+		if err := parseState(res.Stdout, s); err != nil {
+			s.Error = fmt.Sprintf("host %s: %v", h, err)
+		}
+		return nil
+	})
+	return states, nil
+}
+
+func parseState(b []byte, s *HostState) error {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "current":
+			s.Current = v
+		case "canary":
+			s.Canary = v
+		case "stable":
+			s.Stable = v
+		case "canaryUnit":
+			s.CanaryUnit = v
+		case "stage":
+			s.Stage = v
+		case "health":
+			s.Health = v
+		case "canaryHealth":
+			s.CanaryHealth = v
+		case "releases":
+			s.Releases = strings.Fields(v)
+		case "lease":
+			if v != "" {
+				if h, err := lease.Parse([]byte(strings.Replace(v, " ", "\n", 2))); err == nil {
+					s.Lease = fmt.Sprintf("%s (%s) until %s", h.Owner.Who, h.Owner.Action, h.Expires.UTC().Format(time.RFC3339))
+				} else {
+					s.Lease = v
+				}
+			}
+		case "journal":
+			j, err := journal.Parse([]byte(v))
+			if err != nil {
+				return err
+			}
+			s.Journal = j
+		}
+	}
+	s.CanaryShare = share(s.Stage)
+	return sc.Err()
+}
+
+// share turns the routing stage into the canary's traffic share.
+func share(stage string) string {
+	switch {
+	case stage == "", stage == string(traffic.Stable):
+		return "0%"
+	case stage == string(traffic.Full):
+		return "100%"
+	case stage == string(traffic.Whitelist):
+		return "whitelist"
+	case strings.HasPrefix(stage, "percent "):
+		f := strings.Fields(stage)
+		return f[1] + "%"
+	}
+	return stage
+}
+
+// Audit reads the last n audit entries from the first app host that answers.
+func (d *Deployer) Audit(ctx context.Context, n int) ([]journal.Entry, string, error) {
+	app, err := d.app()
+	if err != nil {
+		return nil, "", err
+	}
+	var errs []string
+	for _, h := range app.Hosts {
+		c, err := d.Pool.Get(ctx, h)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		res, err := c.Run(ctx, journal.ReadAuditCommand(d.layout(), n), nil)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		es, err := journal.ParseAudit(res.Stdout)
+		return es, h, err
+	}
+	return nil, "", fmt.Errorf("no app host answered: %s", strings.Join(errs, "; "))
+}
+
+// AccessLog is the app's nginx access log path (for docs and messages).
+func AccessLog(app string) string { return plan.AccessLog(app) }
