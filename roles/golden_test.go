@@ -48,4 +48,3 @@ func firstDiff(want, got []byte) string {
 	}
 	return "(same lines, different bytes)"
 }
-
