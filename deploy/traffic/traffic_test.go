@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -275,5 +276,29 @@ func TestSpecFor(t *testing.T) {
 	}
 	if _, err := SpecFor(inv, "shop", []string{"db-1"}, Keys{}, Stage{Kind: Full}); err == nil || !strings.Contains(err.Error(), `canary host "db-1" is not an app server of shop`) {
 		t.Errorf("foreign canary host: %v", err)
+	}
+}
+
+// TestRoutingHeaderNamesStage pins the first line of routing.conf: `belay deploy
+// status` reads the live stage from it on each host (deploy/state.go).
+func TestRoutingHeaderNamesStage(t *testing.T) {
+	re := regexp.MustCompile(`^# Managed by belay deploy.*stage (.*)\.$`)
+	for _, st := range []Stage{
+		{Kind: Stable}, {Kind: Full},
+		{Kind: Whitelist, Rules: Rules{Shops: []string{"a.example.com"}}},
+		{Kind: Percent, Percent: 25}, {Kind: Percent, Percent: 5, Sticky: ByShop},
+	} {
+		f, err := Render(baseSpec(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _, _ := strings.Cut(string(f.Routing), "\n")
+		m := re.FindStringSubmatch(first)
+		if m == nil || m[1] != st.String() {
+			t.Errorf("routing.conf header %q does not name stage %q", first, st)
+		}
+	}
+	if got := (Stage{Kind: Percent, Percent: 25}).String(); got != "percent 25 (sticky ip)" {
+		t.Errorf("Stage.String() = %q", got)
 	}
 }
