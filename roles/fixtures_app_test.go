@@ -95,3 +95,28 @@ func abStandbyAppSpec(t testing.TB) *Spec {
 	s.App = &a
 	return s
 }
+
+// abBackupSpec is the repository host on the standby site.
+func abBackupSpec(t testing.TB) *Spec {
+	t.Helper()
+	s := abBase(t, "backup", inventory.Standby, "10.213.0.138", inventory.RoleBackupRepo)
+	s.SSHFrom = append(s.SSHFrom, "10.213.0.128/25", "10.213.0.0/25")
+	s.Backup = &Backup{
+		Stanza: "belay",
+		DBHosts: []KnownHost{
+			{Name: "db-1", Address: "10.213.0.10", HostKey: abKey(t, "host-db-1").Public},
+			{Name: "db-2", Address: "10.213.0.11", HostKey: abKey(t, "host-db-2").Public},
+		},
+		ClientKeys: []string{abKey(t, "pg-client-db-1").Public, abKey(t, "pg-client-db-2").Public, abKey(t, "pg-client-db-standby").Public},
+		ResticClients: []ResticClient{
+			{App: "web", Keys: []string{abKey(t, "restic-web-1").Public, abKey(t, "restic-web-2").Public}},
+			{App: "api", Keys: []string{abKey(t, "restic-api-1").Public}},
+		},
+		RepoKey:         abKey(t, "pg-repo"),
+		FullEvery:       "weekly",
+		RetentionDays:   14,
+		ResticPassword:  "restic-secret",
+		PostgresVersion: 15,
+	}
+	return s
+}
