@@ -21,7 +21,9 @@
 //	log_format belay escape=default '$time_iso8601\t$remote_addr\t$status\t$request_time\t$upstream_addr\t$upstream_status\t$upstream_response_time\t$belay_pool\t"$request"';
 //
 // /etc/nginx/conf.d/belay-<app>.conf, per app (HTTPInclude and RoutingInclude
-// give the two include lines):
+// give the two include lines). It must NOT define the upstreams belay_<app>_stable
+// and belay_<app>_canary itself: http.conf does (nginx refuses duplicates), because
+// the canary upstream lists only the canary hosts and only the deployer knows them:
 //
 //	include /etc/belay/nginx/<app>/http.conf;
 //	server {
@@ -42,8 +44,13 @@
 // proxy_pass must use the variable form: nginx then looks the name up among the
 // upstream groups at request time, so a stage change needs no edit of the base
 // file, and belay_<app>_canary need not exist while the app is stable. Roles ship
-// the initial files with exactly the content Render gives for
-// Spec{Stage: Stage{Kind: Stable}} (see docs/canary.md for the literal text).
+// the initial files with exactly the content Render gives for the stable stage
+// without canary hosts (see docs/canary.md for the literal text). The contract
+// test TestRolesBaseConfigWiring runs the roles' real output through `nginx -t`.
+//
+// The first line of both files is "# Managed by belay deploy; rewritten at every
+// stage change. App <app>, stage <Stage.String()>." — `belay deploy status` reads
+// the live stage from it.
 //
 // # Stages
 //
