@@ -32,7 +32,7 @@ type Upserter interface {
 // Options tune DNS updates; zero fields get defaults.
 type Options struct {
 	Retry        retry.Policy
-	PollInterval time.Duration // Hetzner record changes are actions (default 1 s)
+	PollInterval time.Duration // Hetzner record changes are actions (default 500 ms)
 	Logf         func(format string, args ...any)
 }
 
@@ -44,7 +44,7 @@ func (o Options) withDefaults() Options {
 		o.Retry.Max = retry.Default.Max
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 500 * time.Millisecond
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -75,14 +75,16 @@ func (p Policy) logf(format string, args ...any) {
 // ends. what names the call in log lines and errors. The last error is
 // returned wrapped, so callers can still inspect the provider's error.
 func Do(ctx context.Context, p Policy, what string, classify Classifier, fn func(context.Context) error) error {
+	var prev error // the attempt before; when the deadline cuts a request short, it holds the real cause
 	for attempt := 0; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: gave up after %d attempt(s): %w", what, attempt+1, errors.Join(ctx.Err(), err))
+			return fmt.Errorf("%s: gave up after %d attempt(s): %w", what, attempt+1, errors.Join(ctx.Err(), err, prev))
 		}
+		prev = err
 		v := classify(err)
 		if !v.Retry {
 			return fmt.Errorf("%s: %w", what, err)

@@ -13,10 +13,14 @@ import (
 	"github.com/belay-sh/belay/cloud/retry"
 )
 
+// DefaultPollInterval is the wait between GETs of a pending provider action.
+const DefaultPollInterval = 500 * time.Millisecond
+
 // Options tune a claim; zero fields get production defaults.
 type Options struct {
-	// PollInterval is the wait between GETs of a pending action (default 1 s:
-	// DO and Hetzner IP moves take a few seconds, and both APIs rate-limit).
+	// PollInterval is the wait between GETs of a pending action (default
+	// 500 ms: IP moves take seconds, so a finer poll buys little latency while
+	// Hetzner's budget is 3600 requests/hour per project and DO's 5000/hour).
 	PollInterval time.Duration
 	// Retry shapes backoff on 5xx/429/network errors and pending-action answers.
 	Retry retry.Policy
@@ -30,7 +34,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = DefaultPollInterval
 	}
 	if o.Retry.Base <= 0 {
 		o.Retry.Base = retry.Default.Base

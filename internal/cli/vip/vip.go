@@ -17,6 +17,7 @@ import (
 	"github.com/belay-sh/belay/cloud/api"
 	"github.com/belay-sh/belay/cloud/metadata"
 	"github.com/belay-sh/belay/cloud/retry"
+	cloudvip "github.com/belay-sh/belay/cloud/vip"
 	"github.com/belay-sh/belay/internal/cli"
 )
 
@@ -56,6 +57,7 @@ func (c *common) flags(cmd *cobra.Command) {
 	fl.Int64Var(&c.ServerID, "server-id", 0, "this server's provider ID (default: ask the metadata service, as --self)")
 	fl.BoolVar(&c.Self, "self", false, "find this server's ID from the provider's metadata service (the default)")
 	fl.DurationVar(&c.Timeout, "timeout", 60*time.Second, "give up after this long, retries and action polling included")
+	fl.DurationVar(&c.PollInterval, "poll-interval", cloudvip.DefaultPollInterval, "wait between checks of a pending provider action")
 	fl.StringVar(&c.APIURL, "api-url", "", "provider API base URL (tests and API proxies; https, or http on loopback only)")
 	fl.StringVar(&c.MetadataURL, "metadata-url", metadata.DefaultBaseURL, "metadata service base URL")
 	_ = fl.MarkHidden("api-url")
@@ -73,6 +75,9 @@ func (c *common) check() error {
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout: %s, expected a positive duration such as 60s", c.Timeout)
+	}
+	if c.PollInterval <= 0 || c.PollInterval > c.Timeout {
+		return fmt.Errorf("--poll-interval: %s, expected a positive duration shorter than --timeout", c.PollInterval)
 	}
 	if c.APIURL != "" {
 		if err := checkURL("--api-url", c.APIURL, true); err != nil {
