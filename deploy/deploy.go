@@ -88,7 +88,8 @@ type Outcome struct {
 	Duration string   `json:"duration"`
 }
 
-func (d *Deployer) layout() release.Layout { return release.Layout{App: d.App, Base: d.Base} }
+// Layout is the app's directory layout on the hosts.
+func (d *Deployer) Layout() release.Layout { return release.Layout{App: d.App, Base: d.Base} }
 
 func (d *Deployer) app() (*inventory.App, error) {
 	a := d.Inv.App(d.App)
@@ -273,7 +274,7 @@ func (d *Deployer) finish(ctx context.Context, hosts []string, recs map[string]j
 		}
 		rec := recs[h]
 		rec.Status, rec.KnownGood, rec.InProgress, rec.Error, rec.UpdatedAt = st, known, "", msg, time.Now().UTC()
-		_, err = c.Run(ctx, journal.WriteCommand(d.layout(), rec), nil)
+		_, err = c.Run(ctx, journal.WriteCommand(d.Layout(), rec), nil)
 		return err
 	})
 	return joinHostErrors(errs)
@@ -414,7 +415,7 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, CI: d.Actor.CI, Action: action}
-	l := d.layout()
+	l := d.Layout()
 	acquire := func(renew bool) error {
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -501,7 +502,7 @@ func (d *Deployer) audit(ctx context.Context, hosts []string, e journal.Entry) {
 		if err != nil {
 			return err
 		}
-		_, err = c.Run(ctx, journal.AppendAuditCommand(d.layout(), e), nil)
+		_, err = c.Run(ctx, journal.AppendAuditCommand(d.Layout(), e), nil)
 		return err
 	})
 	if err := joinHostErrors(errs); err != nil {

@@ -43,7 +43,7 @@ func (d *Deployer) probeCommand() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	l := d.layout()
+	l := d.Layout()
 	h := func(port int) string {
 		return "$(curl -s -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote("http://127.0.0.1:"+strconv.Itoa(port)+app.HealthPath) + " 2>/dev/null || true)"
 	}
@@ -197,7 +197,7 @@ func (d *Deployer) Audit(ctx context.Context, n int) ([]journal.Entry, string, e
 			errs = append(errs, err.Error())
 			continue
 		}
-		res, err := c.Run(ctx, journal.ReadAuditCommand(d.layout(), n), nil)
+		res, err := c.Run(ctx, journal.ReadAuditCommand(d.Layout(), n), nil)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

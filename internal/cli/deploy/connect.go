@@ -1,0 +1,239 @@
+// Package deploy holds the deploy commands: `belay deploy`, `rollback`,
+// `status`, `releases` and `audit`. Flags fill Options structs; the run
+// functions get their dependencies (inventory loader, SSH connector, env)
+// injected so tests run them without cobra or a network.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Common are the flags every deploy command shares.
+type Common struct {
+	InventoryRef string
+	App          string
+	JSON         bool
+	SSH          SSHOptions
+	Parallel     int
+}
+
+// SSHOptions say how to reach the hosts.
+type SSHOptions struct {
+	// KeyFiles are private keys (the agent at SSH_AUTH_SOCK is used first).
+	KeyFiles []string
+	// KnownHosts are extra known_hosts files (the inventory's pinned keys always win).
+	KnownHosts []string
+	// Bastion is an inventory host name or user@host[:port] to jump through.
+	Bastion string
+	// BastionHostKey pins a bastion that is not in the inventory (authorized_keys format).
+	BastionHostKey string
+	ConnectTimeout time.Duration
+}
+
+func (c *Common) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&c.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	fl.StringVar(&c.App, "app", "", "app name as in the inventory (default: the only app)")
+	fl.BoolVar(&c.JSON, "json", false, "print JSON instead of text")
+	fl.IntVar(&c.Parallel, "parallel", 0, "work on at most this many hosts at once (0: all)")
+	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
+	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
+	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
+	fl.StringVar(&c.SSH.BastionHostKey, "bastion-host-key", "", `pinned host key of a bastion outside the inventory ("ssh-ed25519 AAAA...")`)
+	fl.DurationVar(&c.SSH.ConnectTimeout, "connect-timeout", 15*time.Second, "TCP connect + SSH handshake timeout per host")
+}
+
+// resolveApp fills c.App with the only app when it is not given.
+func (c *Common) resolveApp(inv *inventory.Inventory) error {
+	if c.App != "" {
+		if inv.App(c.App) == nil {
+			var names []string
+			for _, a := range inv.Apps {
+				names = append(names, a.Name)
+			}
+			return fmt.Errorf("--app %q: not in the inventory (apps: %s)", c.App, strings.Join(names, ", "))
+		}
+		return nil
+	}
+	switch len(inv.Apps) {
+	case 0:
+		return errors.New("the inventory has no apps")
+	case 1:
+		c.App = inv.Apps[0].Name
+		return nil
+	}
+	var names []string
+	for _, a := range inv.Apps {
+		names = append(names, a.Name)
+	}
+	return fmt.Errorf("--app: required, the inventory has several apps (%s)", strings.Join(names, ", "))
+}
+
+// Connector opens the SSH pool for an inventory; tests inject their own.
+type Connector func(ctx context.Context, inv *inventory.Inventory, invRef string, o SSHOptions, getenv func(string) string) (*sshx.Pool, func(), error)
+
+// Connect is the production Connector: agent or key files, pinned host keys
+// from the inventory, optional bastion.
+func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSHOptions, getenv func(string) string) (*sshx.Pool, func(), error) {
+	keys := o.KeyFiles
+	sock := getenv("SSH_AUTH_SOCK")
+	if len(keys) == 0 {
+		keys = defaultKeys(invRef, getenv, sock != "")
+	}
+	auth, closer, err := sshx.AuthFromEnv(sock, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := sshx.Config{Auth: auth, KnownHostsFiles: o.KnownHosts, DialTimeout: o.ConnectTimeout}
+	var bastion *sshx.Target
+	if o.Bastion != "" {
+		bastion, err = bastionTarget(inv, o)
+		if err != nil {
+			closer.Close()
+			return nil, nil, err
+		}
+	}
+	pool := sshx.NewPool(func(ctx context.Context, name string) (*sshx.Client, error) {
+		h := inv.Host(name)
+		if h == nil {
+			return nil, fmt.Errorf("host %s: not in the inventory", name)
+		}
+		t, err := target(*h)
+		if err != nil {
+			return nil, err
+		}
+		t.Bastion = bastion
+		return sshx.Dial(ctx, cfg, t)
+	})
+	return pool, func() { pool.Close(); closer.Close() }, nil
+}
+
+func target(h inventory.Host) (sshx.Target, error) {
+	k, err := h.HostPublicKey()
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	return sshx.Target{Name: h.Name, Addr: net.JoinHostPort(h.SSHAddress, strconv.Itoa(h.SSHPort)), User: h.DeployUser, HostKeys: []ssh.PublicKey{k}}, nil
+}
+
+func bastionTarget(inv *inventory.Inventory, o SSHOptions) (*sshx.Target, error) {
+	if h := inv.Host(o.Bastion); h != nil {
+		t, err := target(*h)
+		return &t, err
+	}
+	u, hostport, ok := strings.Cut(o.Bastion, "@")
+	if !ok {
+		return nil, fmt.Errorf("--bastion %q: not an inventory host; expected user@host[:port]", o.Bastion)
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		hostport = net.JoinHostPort(hostport, "22")
+	}
+	t := &sshx.Target{Name: "bastion " + hostport, Addr: hostport, User: u}
+	if o.BastionHostKey != "" {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(o.BastionHostKey))
+		if err != nil {
+			return nil, fmt.Errorf("--bastion-host-key: not an SSH public key: %w", err)
+		}
+		t.HostKeys = []ssh.PublicKey{k}
+	} else if len(o.KnownHosts) == 0 {
+		return nil, errors.New("--bastion outside the inventory needs --bastion-host-key or --known-hosts: its key must be pinned too")
+	}
+	return t, nil
+}
+
+// defaultKeys lists existing key files to try: the lab keeps its deploy key
+// beside its inventory; otherwise the user's usual keys.
+func defaultKeys(invRef string, getenv func(string) string, haveAgent bool) []string {
+	var cands []string
+	if invRef != "" && invRef != "-" && !strings.HasPrefix(invRef, "pulumi:") {
+		cands = append(cands, filepath.Join(filepath.Dir(invRef), "id_ed25519"))
+	}
+	if home := getenv("HOME"); home != "" {
+		cands = append(cands, filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(home, ".ssh", "id_ecdsa"), filepath.Join(home, ".ssh", "id_rsa"))
+	}
+	var out []string
+	for _, c := range cands {
+		if _, err := os.Stat(c); err == nil {
+			out = append(out, c)
+			if haveAgent {
+				break
+			}
+		}
+	}
+	if haveAgent {
+		return nil
+	}
+	return out
+}
+
+// actor says who is deploying, for the lease and the audit log.
+func actor(getenv func(string) string) deploy.Actor {
+	who := getenv("USER")
+	if u, err := user.Current(); err == nil && who == "" {
+		who = u.Username
+	}
+	if gh := getenv("GITHUB_ACTOR"); gh != "" && getenv("GITHUB_ACTIONS") == "true" {
+		who = gh + " (github actions)"
+	}
+	host, _ := os.Hostname()
+	a := deploy.Actor{Who: who + "@" + host, From: host, PID: os.Getpid()}
+	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_RUN_ID") != "" {
+		a.CI = strings.TrimSuffix(getenv("GITHUB_SERVER_URL"), "/") + "/" + getenv("GITHUB_REPOSITORY") + "/actions/runs/" + getenv("GITHUB_RUN_ID")
+	}
+	return a
+}
+
+// session is what a command needs to talk to the hosts.
+type session struct {
+	d     *deploy.Deployer
+	close func()
+}
+
+func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session, error) {
+	inv, err := f.Inventory(c.InventoryRef)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.resolveApp(inv); err != nil {
+		return nil, err
+	}
+	pool, closeFn, err := f.Connect(ctx, inv, c.InventoryRef, c.SSH, f.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	r := &run.Runner{Pool: pool, Progress: progress, Parallel: c.Parallel}
+	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv)}
+	r.Layout = d.Layout()
+	return &session{d: d, close: closeFn}, nil
+}
+
+// deps are the injected dependencies of every command.
+type deps struct {
+	IO        cli.IO
+	Inventory func(string) (*inventory.Inventory, error)
+	Getenv    func(string) string
+	Connect   Connector
+}
+
+func depsOf(f *cli.Factory) deps {
+	return deps{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Connect: Connect}
+}

@@ -1,0 +1,273 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/analysis"
+	"github.com/belay-sh/belay/deploy/plan"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/cli"
+)
+
+// DeployOptions are `belay deploy`'s inputs.
+type DeployOptions struct {
+	deps
+	Common
+	Artifact string
+	Release  string
+
+	WhitelistShops   []string
+	WhitelistIPs     []string
+	WhitelistHeaders []string // Name=Value
+	WhitelistCookies []string // Name=Value
+	ShopParam        string
+	ShopHeader       string
+	ShopCookie       string
+	Steps            []int
+	Sticky           string
+	Pause            time.Duration
+	MaxWait          time.Duration
+	Thresholds       analysis.Thresholds
+	Keep             int
+	HealthTries      int
+
+	DryRun      bool
+	Wait        bool
+	WaitTimeout time.Duration
+}
+
+// NewCmdDeploy returns `belay deploy`.
+func NewCmdDeploy(f *cli.Factory) *cobra.Command {
+	o := &DeployOptions{deps: depsOf(f)}
+	cmd := &cobra.Command{
+		Use:   "deploy --artifact FILE --release ID",
+		Short: "Roll a release out: whitelist canary, % steps, all — rolling back on failure",
+		Long: `Deploy a release to every app server of an app over SSH.
+
+The artifact (a tarball whose root holds an executable "start", or a single
+executable) is checked locally first: sha256, and no entry may escape the
+release directory. It is then streamed once to each host, verified again there,
+unpacked under /srv/<app>/releases/<id>, started as the canary on port+1 and
+health-checked. Traffic moves in stages — whitelisted shops/IPs/headers, then
+the --steps percentages, then everything — with the access logs analysed after
+each stage (--pause). Then "current" switches, the stable unit restarts on the
+new release and the canary stops.
+
+The first failure rolls EVERY host back (traffic to stable, previous release).
+A per-host journal lets the next deploy or rollback converge all hosts if this
+process dies mid-rollout. One deploy per app at a time (a lease on the first app
+host); --wait queues behind a running one.`,
+		Example: `  # see the plan without touching a host
+  belay deploy --app shop --artifact shop.tar.gz --release v42 --dry-run
+
+  # whitelist two shops for 5 minutes, then 10 % and 50 % for 2 minutes each
+  belay deploy --app shop --artifact shop.tar.gz --release v42 \
+    --whitelist-shops alpha.example.com,beta.example.com --steps 10,50 --pause 2m
+
+  # in CI: wait for a running deploy, stop after the whitelist stage
+  belay deploy --inventory pulumi:prod --artifact shop.tar.gz --release "$GITHUB_SHA" --wait`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd.Context(), o) },
+	}
+	o.Common.flags(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&o.Artifact, "artifact", "", "release artifact: .tar/.tar.gz with ./start at its root, or one executable (required)")
+	fl.StringVar(&o.Release, "release", "", "release id, e.g. v42 or a git sha (required)")
+	fl.StringSliceVar(&o.WhitelistShops, "whitelist-shops", nil, "shops (domains) sent to the canary first")
+	fl.StringSliceVar(&o.WhitelistIPs, "whitelist-ips", nil, "client IPs/CIDRs sent to the canary first")
+	fl.StringSliceVar(&o.WhitelistHeaders, "whitelist-headers", nil, "Name=Value request headers sent to the canary first")
+	fl.StringSliceVar(&o.WhitelistCookies, "whitelist-cookies", nil, "Name=Value cookies sent to the canary first")
+	fl.StringVar(&o.ShopParam, "shop-param", traffic.DefaultShopParam, "query parameter naming the shop (stack config belay:deploy.shopParam)")
+	fl.StringVar(&o.ShopHeader, "shop-header", traffic.DefaultShopHeader, "header naming the shop")
+	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop")
+	fl.IntSliceVar(&o.Steps, "steps", []int{10, 50}, "canary percentages after the whitelist, ascending (empty: straight to 100 %)")
+	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
+	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before the verdict (0: no analysis)")
+	fl.DurationVar(&o.MaxWait, "max-wait", 0, "wait up to this long for enough canary requests (default 3 x --pause)")
+	fl.Int64Var(&o.Thresholds.MinRequests, "min-requests", 0, "canary requests needed for a pass (default 200)")
+	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", 0, "max canary 5xx rate above stable, in percentage points (default 1.0)")
+	fl.Float64Var(&o.Thresholds.MaxSlowDelta, "max-slow-delta", 0, "max canary slow-request share above stable, in points (default 5.0)")
+	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
+	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
+	fl.IntVar(&o.HealthTries, "health-tries", 30, "health check attempts (1 s apart) before the new release counts as failed")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "verify the artifact and print the plan; touch no host")
+	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
+	fl.DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
+	return cmd
+}
+
+func (o *DeployOptions) strategy() (plan.Strategy, error) {
+	st := plan.Strategy{
+		Rules: traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
+		Keys:  traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
+		Steps: o.Steps, Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
+		KeepReleases: o.Keep, HealthTries: o.HealthTries,
+	}
+	var err error
+	if st.Rules.Headers, err = matches("--whitelist-headers", o.WhitelistHeaders); err != nil {
+		return st, err
+	}
+	if st.Rules.Cookies, err = matches("--whitelist-cookies", o.WhitelistCookies); err != nil {
+		return st, err
+	}
+	if st.Sticky != traffic.ByClientIP && st.Sticky != traffic.ByShop {
+		return st, fmt.Errorf("--sticky %q: expected ip or shop", o.Sticky)
+	}
+	if o.Keep < 2 {
+		return st, fmt.Errorf("--keep %d: at least 2 (the running release and one to roll back to)", o.Keep)
+	}
+	if o.HealthTries < 1 {
+		return st, fmt.Errorf("--health-tries %d: at least 1", o.HealthTries)
+	}
+	return st, nil
+}
+
+func matches(flag string, vals []string) ([]traffic.Match, error) {
+	var out []traffic.Match
+	for _, v := range vals {
+		n, val, ok := strings.Cut(v, "=")
+		if !ok || n == "" || val == "" {
+			return nil, fmt.Errorf("%s %q: expected Name=Value", flag, v)
+		}
+		out = append(out, traffic.Match{Name: n, Value: val})
+	}
+	return out, nil
+}
+
+func runDeploy(ctx context.Context, o *DeployOptions) error {
+	if o.Artifact == "" {
+		return errors.New("--artifact: required (a .tar.gz with ./start at its root, or one executable)")
+	}
+	if o.Release == "" {
+		return errors.New("--release: required (e.g. v42 or a git sha)")
+	}
+	if err := release.ValidateID(o.Release); err != nil {
+		return fmt.Errorf("--release: %w", err)
+	}
+	st, err := o.strategy()
+	if err != nil {
+		return err
+	}
+	// Verify the artifact before anything else: a bad archive never reaches a host.
+	a, err := release.Inspect(o.Artifact)
+	if err != nil {
+		return err
+	}
+	inv, err := o.Inventory(o.InventoryRef)
+	if err != nil {
+		return err
+	}
+	if err := o.resolveApp(inv); err != nil {
+		return err
+	}
+	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st}
+	p, err := plan.Deploy(in)
+	if err != nil {
+		return err
+	}
+	if o.DryRun {
+		if o.JSON {
+			b, err := plan.JSON(p)
+			if err != nil {
+				return err
+			}
+			_, err = o.IO.Out.Write(b)
+			return err
+		}
+		plan.Print(o.IO.Out, p)
+		return nil
+	}
+	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
+	if err != nil {
+		return ghFail(o.deps, "deploy", err)
+	}
+	defer s.close()
+	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
+	s.d.Runner.Judge = deploy.Judge(o.Thresholds)
+	s.d.Runner.Artifact = deploy.OpenArtifact(a)
+	fmt.Fprintf(o.IO.ErrOut, "deploying %s %s (%s, sha256 %s) to %s: %s\n", o.App, o.Release, a.Kind, a.SHA256[:12], strings.Join(p.Hosts, ", "), p.Strategy)
+	out, err := s.d.Deploy(ctx, in)
+	return report(o.deps, o.JSON, "deploy", out, err)
+}
+
+// report prints an outcome (text or JSON), writes the GitHub job summary and
+// annotations when running in Actions, and turns failure into exit status 1.
+func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) error {
+	if out != nil {
+		if asJSON {
+			if perr := cli.PrintJSON(d.IO.Out, out); perr != nil {
+				return perr
+			}
+		} else {
+			fmt.Fprintf(d.IO.Out, "%s %s %s: %s", out.Action, out.App, out.Release, out.Result)
+			if out.Previous != "" {
+				fmt.Fprintf(d.IO.Out, " (previous %s)", out.Previous)
+			}
+			if out.Duration != "" {
+				fmt.Fprintf(d.IO.Out, " in %s", out.Duration)
+			}
+			fmt.Fprintln(d.IO.Out)
+			if out.Recovery != "" {
+				fmt.Fprintf(d.IO.Out, "recovered an unfinished rollout first: %s\n", out.Recovery)
+			}
+		}
+		summary(d, out)
+	}
+	if err != nil {
+		return ghFail(d, what, err)
+	}
+	return nil
+}
+
+func ghFail(d deps, what string, err error) error {
+	if d.Getenv("GITHUB_ACTIONS") == "true" {
+		// Annotations are one line; %0A is GitHub's escaped newline.
+		msg := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(err.Error())
+		fmt.Fprintf(d.IO.Out, "::error title=belay %s::%s\n", what, msg)
+	}
+	fmt.Fprintln(d.IO.ErrOut, "belay:", err)
+	return cli.ExitError{Code: 1}
+}
+
+// summary appends a Markdown job summary in GitHub Actions.
+func summary(d deps, out *deploy.Outcome) {
+	path := d.Getenv("GITHUB_STEP_SUMMARY")
+	if d.Getenv("GITHUB_ACTIONS") != "true" || path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintf(d.IO.ErrOut, "belay: job summary %s: %v\n", path, err)
+		return
+	}
+	defer f.Close()
+	writeSummary(f, out)
+}
+
+func writeSummary(w io.Writer, out *deploy.Outcome) {
+	icon := map[string]string{"ok": "✅", "rolled-back": "↩️", "rollback-failed": "🛑", "failed": "❌"}[out.Result]
+	fmt.Fprintf(w, "### %s belay %s `%s` %s: %s\n\n", icon, out.Action, out.App, out.Release, out.Result)
+	fmt.Fprintf(w, "| | |\n|---|---|\n")
+	fmt.Fprintf(w, "| hosts | %s |\n", strings.Join(out.Hosts, ", "))
+	if out.Previous != "" {
+		fmt.Fprintf(w, "| previous | %s |\n", out.Previous)
+	}
+	fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
+	if out.Recovery != "" {
+		fmt.Fprintf(w, "| recovery | %s |\n", out.Recovery)
+	}
+	if out.Error != "" {
+		fmt.Fprintf(w, "\n```\n%s\n```\n", out.Error)
+	}
+	fmt.Fprintln(w)
+}

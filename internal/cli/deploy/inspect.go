@@ -1,0 +1,294 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/internal/cli"
+)
+
+// RollbackOptions are `belay rollback`'s inputs.
+type RollbackOptions struct {
+	deps
+	Common
+	To          string
+	Wait        bool
+	WaitTimeout time.Duration
+}
+
+// NewCmdRollback returns `belay rollback`.
+func NewCmdRollback(f *cli.Factory) *cobra.Command {
+	o := &RollbackOptions{deps: depsOf(f)}
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Put every app host back on the previous known-good release, now",
+		Long: `Move every app server back to the last known-good release other than the
+running one (or --to RELEASE). The release is still on disk, so nothing is
+uploaded and there is no analysis: the old release starts as the canary, takes
+all traffic, "current" switches back, the stable unit restarts, the canary stops.
+
+If a deploy died mid-rollout, rollback first converges every host (see
+docs/deploy.md) — often that alone is the rollback.`,
+		Example: `  belay rollback --app shop
+  belay rollback --app shop --to v40 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), o) },
+	}
+	o.Common.flags(cmd)
+	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
+	cmd.Flags().DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
+	return cmd
+}
+
+func runRollback(ctx context.Context, o *RollbackOptions) error {
+	if o.To != "" {
+		if err := release.ValidateID(o.To); err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+	}
+	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
+	if err != nil {
+		return ghFail(o.deps, "rollback", err)
+	}
+	defer s.close()
+	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
+	out, err := s.d.Rollback(ctx, o.To)
+	return report(o.deps, o.JSON, "rollback", out, err)
+}
+
+// ListOptions are the read-only commands' inputs.
+type ListOptions struct {
+	deps
+	Common
+	Lines int
+}
+
+// NewCmdStatus returns `belay status`.
+func NewCmdStatus(f *cli.Factory) *cobra.Command {
+	o := &ListOptions{deps: depsOf(f)}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what each app host runs: release, canary, traffic share, health",
+		Example: `  belay status --app shop
+  belay status --app shop --json | jq '.[].current'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o) },
+	}
+	o.Common.flags(cmd)
+	return cmd
+}
+
+func runStatus(ctx context.Context, o *ListOptions) error {
+	s, err := open(ctx, o.deps, &o.Common, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	states, err := s.d.States(ctx)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return cli.PrintJSON(o.IO.Out, states)
+	}
+	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tCURRENT\tSTABLE\tHEALTH\tCANARY\tCANARY UNIT\tCANARY HEALTH\tCANARY TRAFFIC\tLAST DEPLOY")
+	failed := false
+	for _, st := range states {
+		if st.Error != "" {
+			failed = true
+			fmt.Fprintf(tw, "%s\tunreachable: %s\n", st.Host, st.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Host, dash(st.Current), dash(st.Stable), dash(st.Health),
+			dash(st.Canary), dash(st.CanaryUnit), dash(st.CanaryHealth), st.CanaryShare, lastDeploy(st.Journal))
+	}
+	tw.Flush()
+	for _, st := range states {
+		if st.Lease != "" {
+			fmt.Fprintf(o.IO.Out, "lease: %s\n", st.Lease)
+		}
+		if st.Journal.Unfinished() {
+			fmt.Fprintf(o.IO.Out, "%s: UNFINISHED %s of %s (deploy %s, last step %q); the next deploy or rollback converges it\n",
+				st.Host, st.Journal.Kind, st.Journal.Target, st.Journal.DeployID, st.Journal.Step)
+		}
+	}
+	if failed {
+		return cli.ExitError{Code: 1}
+	}
+	return nil
+}
+
+func lastDeploy(j *journal.Record) string {
+	if j == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s %s %s %s", j.Kind, j.Target, j.Status, j.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// NewCmdReleases returns `belay releases`.
+func NewCmdReleases(f *cli.Factory) *cobra.Command {
+	o := &ListOptions{deps: depsOf(f)}
+	cmd := &cobra.Command{
+		Use:     "releases",
+		Short:   "List the releases on each app host (current, previous, known-good)",
+		Example: `  belay releases --app shop`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runReleases(cmd.Context(), o) },
+	}
+	o.Common.flags(cmd)
+	return cmd
+}
+
+// HostReleases is one host's releases for --json.
+type HostReleases struct {
+	Host     string         `json:"host"`
+	Releases []ReleaseEntry `json:"releases"`
+	Error    string         `json:"error,omitempty"`
+}
+
+// ReleaseEntry is one release directory and its marks.
+type ReleaseEntry struct {
+	ID    string   `json:"id"`
+	Marks []string `json:"marks,omitempty"`
+}
+
+func releasesOf(st *deploy.HostState) HostReleases {
+	hr := HostReleases{Host: st.Host, Error: st.Error}
+	known := map[string]bool{}
+	prev := ""
+	if st.Journal != nil {
+		for _, k := range st.Journal.KnownGood {
+			known[k] = true
+		}
+		if st.Journal.Target == st.Current {
+			prev = st.Journal.Previous
+		}
+	}
+	for _, r := range st.Releases {
+		e := ReleaseEntry{ID: r}
+		if r == st.Current {
+			e.Marks = append(e.Marks, "current")
+		}
+		if r == st.Canary {
+			e.Marks = append(e.Marks, "canary")
+		}
+		if r == prev {
+			e.Marks = append(e.Marks, "previous")
+		}
+		if known[r] {
+			e.Marks = append(e.Marks, "known-good")
+		}
+		hr.Releases = append(hr.Releases, e)
+	}
+	return hr
+}
+
+func runReleases(ctx context.Context, o *ListOptions) error {
+	s, err := open(ctx, o.deps, &o.Common, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	states, err := s.d.States(ctx)
+	if err != nil {
+		return err
+	}
+	var out []HostReleases
+	for _, st := range states {
+		out = append(out, releasesOf(st))
+	}
+	if o.JSON {
+		return cli.PrintJSON(o.IO.Out, out)
+	}
+	failed := false
+	for _, hr := range out {
+		fmt.Fprintf(o.IO.Out, "%s:\n", hr.Host)
+		if hr.Error != "" {
+			failed = true
+			fmt.Fprintf(o.IO.Out, "  unreachable: %s\n", hr.Error)
+			continue
+		}
+		if len(hr.Releases) == 0 {
+			fmt.Fprintln(o.IO.Out, "  (no releases)")
+		}
+		for _, r := range hr.Releases {
+			m := ""
+			if len(r.Marks) > 0 {
+				m = "  (" + strings.Join(r.Marks, ", ") + ")"
+			}
+			fmt.Fprintf(o.IO.Out, "  %s%s\n", r.ID, m)
+		}
+	}
+	if failed {
+		return cli.ExitError{Code: 1}
+	}
+	return nil
+}
+
+// NewCmdAudit returns `belay audit`.
+func NewCmdAudit(f *cli.Factory) *cobra.Command {
+	o := &ListOptions{deps: depsOf(f)}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show who deployed or rolled back what, when, from where, and how it ended",
+		Long: `Print the app's audit log, kept on every app host in /srv/<app>/.belay/audit.log
+(JSON lines, appended by every deploy, rollback and recovery).`,
+		Example: `  belay audit --app shop -n 20
+  belay audit --app shop --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd.Context(), o) },
+	}
+	o.Common.flags(cmd)
+	cmd.Flags().IntVarP(&o.Lines, "lines", "n", 50, "show the last N entries")
+	return cmd
+}
+
+func runAudit(ctx context.Context, o *ListOptions) error {
+	if o.Lines < 1 {
+		return fmt.Errorf("--lines %d: expected at least 1", o.Lines)
+	}
+	s, err := open(ctx, o.deps, &o.Common, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	es, host, err := s.d.Audit(ctx, o.Lines)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		if es == nil {
+			es = []journal.Entry{}
+		}
+		return cli.PrintJSON(o.IO.Out, es)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "audit log of %s from %s\n", s.d.App, host)
+	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tWHO\tFROM\tACTION\tRELEASE\tPREVIOUS\tRESULT\tDETAIL")
+	for _, e := range es {
+		d := e.Detail
+		if e.CI != "" {
+			d = strings.TrimSpace(e.CI + " " + d)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Who, e.From, e.Action, dash(e.Release), dash(e.Previous), e.Result, d)
+	}
+	return tw.Flush()
+}
