@@ -1,0 +1,159 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DownSummary is what `lab down` removed.
+type DownSummary struct {
+	Machines []string `json:"machines"`
+	Network  bool     `json:"network"`
+	Faults   int      `json:"faultsCleared"`
+}
+
+// Down removes every machine, overlay, disk, bridge and the router namespace,
+// and checks that nothing of the lab is left. The seed and the admin key stay
+// (host keys and logins are the same on the next `lab up`); the image stays cached.
+func Down(ctx context.Context, p Paths, r Runner, progress io.Writer) (*DownSummary, error) {
+	if r == nil {
+		r = ExecRunner{}
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := Preflight(true); err != nil {
+		return nil, err
+	}
+	unlock, err := p.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := p.loadState()
+	if err != nil {
+		return nil, err
+	}
+	sum := &DownSummary{Faults: len(st.Faults)}
+
+	// Machines in the state file, plus any directory or process of ours the state
+	// lost track of (an interrupted `up`).
+	pids := map[string]int{}
+	for name, m := range st.Machines {
+		pids[name] = m.PID
+	}
+	for name, pid := range ourNspawns(p) {
+		pids[name] = pid
+	}
+	entries, _ := os.ReadDir(filepath.Join(p.State, "machines"))
+	for _, e := range entries {
+		if _, ok := pids[e.Name()]; !ok && e.IsDir() {
+			pids[e.Name()] = 0
+		}
+	}
+	names := make([]string, 0, len(pids))
+	for n := range pids {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Add(1)
+		go func(i int, name string) {
+			defer wg.Done()
+			stopMachine(ctx, pids[name], name, 20*time.Second)
+			if err := destroyMachine(ctx, r, p, name); err != nil {
+				errs[i] = err
+				return
+			}
+			fmt.Fprintf(progress, "[%s] removed\n", name)
+		}(i, name)
+	}
+	wg.Wait()
+	sum.Machines = names
+	sum.Network = networkState() != "down"
+	if err := runAll(ctx, r, networkDownCmds()); err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range []string{p.stateFile(), p.inventory(), p.knownHosts()} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	_ = os.Remove(filepath.Join(p.State, "machines"))
+	if left := Leftovers(p); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("lab down: still present: %s", strings.Join(left, "; ")))
+	}
+	return sum, errors.Join(errs...)
+}
+
+// Leftovers lists anything of the lab still on this host: interfaces, the
+// router namespace, machine processes and mounts. Empty after a clean `lab down`.
+func Leftovers(p Paths) []string {
+	var out []string
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		if strings.HasPrefix(ifc.Name, "belay-") || strings.HasPrefix(ifc.Name, "vb-") {
+			out = append(out, "interface "+ifc.Name)
+		}
+	}
+	if _, err := os.Stat("/run/netns/" + RouterNS); err == nil {
+		out = append(out, "network namespace "+RouterNS)
+	}
+	for name, pid := range ourNspawns(p) {
+		out = append(out, fmt.Sprintf("machine %s (systemd-nspawn pid %d)", name, pid))
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		prefix := filepath.Join(p.State, "machines") + "/"
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.HasPrefix(unescapeMount(f[4]), prefix) {
+				out = append(out, "mount "+unescapeMount(f[4]))
+			}
+		}
+	}
+	out = append(out, cgroupLeftovers()...)
+	sort.Strings(out)
+	return out
+}
+
+// ourNspawns finds systemd-nspawn processes booting a root under the lab's machines dir.
+func ourNspawns(p Paths) map[string]int {
+	out := map[string]int{}
+	prefix := "--directory=" + filepath.Join(p.State, "machines") + "/"
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(b), "systemd-nspawn") {
+			continue
+		}
+		var dir, name string
+		for _, a := range strings.Split(string(b), "\x00") {
+			if strings.HasPrefix(a, prefix) {
+				dir = a
+			}
+			if v, ok := strings.CutPrefix(a, "--machine="); ok {
+				name = v
+			}
+		}
+		if dir != "" && name != "" {
+			out[name] = pid
+		}
+	}
+	return out
+}
