@@ -13,9 +13,9 @@ import (
 // BenchmarkClaim measures claim latency against the doubles: each iteration
 // moves the IP to the other group member. polls is how many GETs the double
 // answers "in progress" before an action finishes; interval is the poll
-// interval (1s is the production default). Figures are in docs/vip.md.
+// interval (DefaultPollInterval in production). Figures are in docs/vip.md.
 func BenchmarkClaim(b *testing.B) {
-	for _, interval := range []time.Duration{10 * time.Millisecond, time.Second} {
+	for _, interval := range []time.Duration{10 * time.Millisecond, DefaultPollInterval} {
 		for _, polls := range []int{0, 3} {
 			b.Run(fmt.Sprintf("digitalocean/interval=%s/polls=%d", interval, polls), func(b *testing.B) {
 				d := double.NewDigitalOceanDouble(testToken)
@@ -43,6 +43,36 @@ func BenchmarkClaim(b *testing.B) {
 				benchClaims(b, c, 11, 12, func() int { return len(h.Requests()) })
 			})
 		}
+	}
+}
+
+// BenchmarkClaimPending measures a claim that first meets K "another action
+// is pending" answers, with the production backoff (250 ms doubling, full jitter).
+func BenchmarkClaimPending(b *testing.B) {
+	for _, k := range []int{1, 3} {
+		b.Run(fmt.Sprintf("digitalocean/pending=%d", k), func(b *testing.B) {
+			d := double.NewDigitalOceanDouble(testToken)
+			defer d.Close()
+			d.AddDroplet(double.DODroplet{ID: 111, Region: "fra1"})
+			d.AddDroplet(double.DODroplet{ID: 222, Region: "fra1"})
+			d.AddReservedIP(vipAddr.String(), "fra1", 111)
+			gc, err := api.NewDigitalOcean(testToken, d.URL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := DigitalOcean{API: gc}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d.SetFaults(double.Faults{PendingActions: k})
+				target := int64(222)
+				if i%2 == 1 {
+					target = 111
+				}
+				if _, err := c.Claim(context.Background(), vipAddr, target); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
