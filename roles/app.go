@@ -37,6 +37,10 @@ func init() {
 	register(inventory.RoleStandbyApp, appContributor)
 }
 
+// MasterMarker is the link-local address keepalived puts on lo of the MASTER
+// when the provider moves the floating IP without an interface address (DO).
+func MasterMarker(routerID int) string { return fmt.Sprintf("169.254.213.%d", routerID) }
+
 // AppEnvFile is the EnvironmentFile of an app's units.
 func AppEnvFile(app string) string { return "/etc/belay/" + app + ".env" }
 
@@ -550,6 +554,11 @@ vrrp_instance belay_%s {
 	b.WriteString("    }\n")
 	if v.VIP != "" {
 		fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s/32 dev %s\n    }\n", v.VIP, v.VIPInterface)
+	} else {
+		// The provider routes the floating IP (ClaimCommand), but keepalived
+		// refuses an instance without an address: a link-local marker on lo
+		// shows which member is MASTER (ip -br addr show lo) and reaches no network.
+		fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s/32 dev lo scope link\n    }\n", MasterMarker(v.RouterID))
 	}
 	b.WriteString("    # A sick node (nginx or the app failing) goes to FAULT and gives up the VIP.\n")
 	b.WriteString("    track_script {\n        belay_nginx\n        belay_app\n    }\n")
