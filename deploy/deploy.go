@@ -412,9 +412,14 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	if ttl == 0 {
 		ttl = lease.DefaultTTL
 	}
+	// Connect to every host first: a refused host key (or a dead host) stops us
+	// before any command runs anywhere, lease included.
+	if err := d.connectAll(ctx, app.Hosts); err != nil {
+		return nil, err
+	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
-	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, CI: d.Actor.CI, Action: action}
+	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, Host: d.Actor.From, CI: d.Actor.CI, Action: action}
 	l := d.Layout()
 	acquire := func(renew bool) error {
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -443,6 +448,12 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 			break
 		}
 		var held *lease.HeldError
+		if errors.As(err, &held) && d.holderDead(held.Held.Owner) {
+			d.Runner.Note("lease held by %s pid %d, which is no longer running on this machine: taking it over", held.Held.Owner.Who, held.Held.Owner.PID)
+			if err = d.steal(ctx, host, owner, held.Held.Owner.Token, ttl); err == nil {
+				break
+			}
+		}
 		if !errors.As(err, &held) || !d.Wait || (d.WaitTimeout > 0 && time.Now().After(deadline)) {
 			return nil, err
 		}
@@ -489,6 +500,44 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 		_, _ = c.Run(rctx, lease.ReleaseCommand(l, owner), nil)
 	}
 	return out, err
+}
+
+func (d *Deployer) connectAll(ctx context.Context, hosts []string) error {
+	errs := sshx.Parallel(ctx, hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
+		_, err := d.Pool.Get(ctx, h)
+		return err
+	})
+	if err := joinHostErrors(errs); err != nil {
+		return fmt.Errorf("connecting to every host of %s (nothing was run anywhere): %w", d.App, err)
+	}
+	return nil
+}
+
+// holderDead reports whether a lease holder was a deployer on this machine
+// whose process is gone (killed mid-rollout): its lease need not run out.
+func (d *Deployer) holderDead(o lease.Owner) bool {
+	if o.Host == "" || o.Host != d.Actor.From || o.PID <= 0 || o.PID == d.Actor.PID {
+		return false
+	}
+	return !processAlive(o.PID)
+}
+
+func (d *Deployer) steal(ctx context.Context, host string, owner lease.Owner, stale string, ttl time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := d.Pool.Get(ctx, host)
+	if err != nil {
+		return err
+	}
+	res, err := c.Run(ctx, lease.StealCommand(d.Layout(), owner, stale, ttl), nil)
+	if err != nil && lease.IsHeld(res.ExitCode) {
+		h, perr := lease.Parse(res.Stdout)
+		if perr != nil {
+			return fmt.Errorf("app %s is locked (lease on %s unreadable: %v)", d.App, host, perr)
+		}
+		return &lease.HeldError{App: d.App, Host: host, Held: h}
+	}
+	return err
 }
 
 // audit appends e on every app host (best effort: a failed audit write is

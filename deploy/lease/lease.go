@@ -25,6 +25,9 @@ type Owner struct {
 	// Who is user@host of the deployer.
 	Who string `json:"who"`
 	PID int    `json:"pid"`
+	// Host is the deployer's machine; with PID it lets a deployer on the same
+	// machine see that the holder died (see StealCommand).
+	Host string `json:"host,omitempty"`
 	// CI is the CI run (e.g. a GitHub Actions run URL), if any.
 	CI string `json:"ci,omitempty"`
 	// Action is what the holder is doing ("deploy v42", "rollback").
@@ -81,6 +84,22 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
 		"mv -f " + p + ".tmp " + p,
 		"sed -n 1p " + p,
+	}, "\n")
+	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+}
+
+// StealCommand takes the lease from a holder known to be dead (its process is
+// gone on this same machine), only if that holder still has it: a lease renewed
+// or taken by anyone else in between is left alone.
+func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duration) string {
+	b, _ := json.Marshal(o)
+	p := Path(l)
+	script := strings.Join([]string{
+		"set -eu",
+		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null; exit " + strconv.Itoa(exitHeld) + "; fi",
+		"now=$(date +%s)",
+		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
+		"mv -f " + p + ".tmp " + p,
 	}, "\n")
 	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
 }

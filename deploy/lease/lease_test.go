@@ -92,3 +92,23 @@ func TestLeaseExclusive(t *testing.T) {
 		t.Fatalf("%d acquirers won, want exactly 1", wins)
 	}
 }
+
+func TestStealOnlyFromTheDeadHolder(t *testing.T) {
+	l := release.Layout{App: "shop", Base: t.TempDir()}
+	dead := lease.Owner{Token: "tok-dead", Who: "ci@runner", PID: 99999, Action: "deploy v1"}
+	me := lease.Owner{Token: "tok-me", Who: "ci@runner", PID: 100, Action: "deploy v2"}
+	other := lease.Owner{Token: "tok-other", Who: "bob@laptop", PID: 7, Action: "rollback"}
+	if _, code := sh(t, lease.AcquireCommand(l, dead, time.Hour, false)); code != 0 {
+		t.Fatal("setup")
+	}
+	if out, code := sh(t, lease.StealCommand(l, me, "tok-dead", time.Minute)); code != 0 {
+		t.Fatalf("steal from the dead holder: %d %s", code, out)
+	}
+	// The stale token no longer holds it: a second steal (someone else's view) fails.
+	if _, code := sh(t, lease.StealCommand(l, other, "tok-dead", time.Minute)); code != 75 {
+		t.Fatalf("stole a lease that changed hands: exit %d", code)
+	}
+	if _, code := sh(t, lease.AcquireCommand(l, me, time.Minute, true)); code != 0 {
+		t.Fatal("the thief does not hold the lease")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,7 @@ type DeployOptions struct {
 	ShopParam        string
 	ShopHeader       string
 	ShopCookie       string
-	Steps            []int
+	Steps            string
 	Sticky           string
 	Pause            time.Duration
 	MaxWait          time.Duration
@@ -90,7 +91,7 @@ host); --wait queues behind a running one.`,
 	fl.StringVar(&o.ShopParam, "shop-param", traffic.DefaultShopParam, "query parameter naming the shop (stack config belay:deploy.shopParam)")
 	fl.StringVar(&o.ShopHeader, "shop-header", traffic.DefaultShopHeader, "header naming the shop")
 	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop")
-	fl.IntSliceVar(&o.Steps, "steps", []int{10, 50}, "canary percentages after the whitelist, ascending (empty: straight to 100 %)")
+	fl.StringVar(&o.Steps, "steps", "10,50", `canary percentages after the whitelist, ascending ("" or "none": straight to 100 %)`)
 	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
 	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before the verdict (0: no analysis)")
 	fl.DurationVar(&o.MaxWait, "max-wait", 0, "wait up to this long for enough canary requests (default 3 x --pause)")
@@ -110,10 +111,13 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 	st := plan.Strategy{
 		Rules: traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
 		Keys:  traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
-		Steps: o.Steps, Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
+		Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
 		KeepReleases: o.Keep, HealthTries: o.HealthTries,
 	}
 	var err error
+	if st.Steps, err = parseSteps(o.Steps); err != nil {
+		return st, err
+	}
 	if st.Rules.Headers, err = matches("--whitelist-headers", o.WhitelistHeaders); err != nil {
 		return st, err
 	}
@@ -130,6 +134,23 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 		return st, fmt.Errorf("--health-tries %d: at least 1", o.HealthTries)
 	}
 	return st, nil
+}
+
+// parseSteps reads "10,50" (or "" / "none" for no percent stages).
+func parseSteps(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(f), "%"))
+		if err != nil {
+			return nil, fmt.Errorf("--steps %q: %q is not a percentage; expected e.g. 10,50", s, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func matches(flag string, vals []string) ([]traffic.Match, error) {
