@@ -14,11 +14,11 @@ type userDataFunc func(h topology.Host) (pulumi.StringOutput, error)
 
 // hostArgs is what every server of a component shares.
 type hostArgs struct {
-	Stack    string
-	Site     *Site
-	Groups   []string // unscoped belay groups
+	Stack  string
+	Site   *Site
+	Groups []string // unscoped belay groups
 	// Tags are further provider tags/label keys, already scoped (the VRRP group).
-	Tags []string
+	Tags     []string
 	Spread   *SpreadGroup
 	UserData userDataFunc
 	Labels   Labels
