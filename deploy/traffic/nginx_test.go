@@ -709,3 +709,39 @@ func TestNginxLogVerdict(t *testing.T) {
 		t.Errorf("healthy canary: %s", v)
 	}
 }
+
+// TestNginxLargeWhitelist: the limits load in nginx (the default map hash would
+// refuse a 253-byte shop or a few hundred shops), and matching still works.
+func TestNginxLargeWhitelist(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	r := Rules{Shops: []string{long}}
+	for i := 0; len(r.Shops) < MaxShops; i++ {
+		r.Shops = append(r.Shops, fmt.Sprintf("shop-%d-%sz.myshopify.com", i, strings.Repeat("x", i%40)))
+	}
+	for i := 0; len(r.Clients) < MaxClients; i++ {
+		r.Clients = append(r.Clients, fmt.Sprintf("10.%d.%d.0/24", i/256, i%256))
+	}
+	for i := 0; i < MaxMatches; i++ {
+		r.Headers = append(r.Headers, Match{fmt.Sprintf("X-M%d", i%7), fmt.Sprintf("%03d", i) + strings.Repeat("v", 253)})
+	}
+	f.start(Stage{Kind: Whitelist, Rules: r})
+	c := newClient(t, "127.0.0.1")
+	for _, rq := range []req{
+		{query: "shop=" + long},
+		{headers: map[string]string{"X-Shop-Domain": r.Shops[MaxShops/2]}},
+		{headers: map[string]string{"X-M3": r.Headers[3].Value}},
+	} {
+		if p := f.mustPool(c, rq); p != "canary" {
+			t.Errorf("large whitelist: request went to %s, want canary", p)
+		}
+	}
+	if p := f.mustPool(c, req{query: "shop=shop-1-x.myshopify.com"}); p != "stable" {
+		t.Errorf("non-listed shop went to %s", p)
+	}
+	// Over the limits: refused before nginx sees anything.
+	r.Shops = append(r.Shops, "one-more.example.com")
+	if _, err := Render(f.spec(Stage{Kind: Whitelist, Rules: r})); err == nil || !strings.Contains(err.Error(), "whitelist shops: 10001, at most 10000") {
+		t.Errorf("over the limit: %v", err)
+	}
+}

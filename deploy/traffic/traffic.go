@@ -67,6 +67,14 @@ type Keys struct {
 	Cookie string
 }
 
+// Limits of one whitelist (tested with real nginx: a file with MaxShops shops
+// loads in well under a second).
+const (
+	MaxShops   = 10000
+	MaxClients = 10000
+	MaxMatches = 100 // extra header and cookie matches together
+)
+
 // Default shop keys, as documented in config.Deploy.
 const (
 	DefaultShopParam  = "shop"
@@ -327,6 +335,18 @@ func (s Spec) Validate() error {
 			bad("whitelist: rules given for a %s stage, where they would be ignored", st.Kind)
 		}
 	}
+	if n := len(st.Rules.Shops); n > MaxShops {
+		bad("whitelist shops: %d, at most %d", n, MaxShops)
+	}
+	if n := len(st.Rules.Clients); n > MaxClients {
+		bad("whitelist clients: %d, at most %d", n, MaxClients)
+	}
+	if n := len(st.Rules.Headers) + len(st.Rules.Cookies); n > MaxMatches {
+		bad("whitelist headers and cookies: %d, at most %d", n, MaxMatches)
+	}
+	if st.Sticky != "" && st.Kind != Percent {
+		bad("sticky: %q given for a %s stage (only percent stages split)", st.Sticky, st.Kind)
+	}
 	for i, sh := range st.Rules.Shops {
 		if _, err := NormalizeShop(sh); err != nil {
 			bad("whitelist shops[%d]: %v", i, err)
@@ -380,12 +400,21 @@ func Render(spec Spec) (Files, error) {
 	fmt.Fprintf(&h, "# Managed by belay deploy; rewritten at every stage change. App %s, stage %s.\n", app, spec.Stage)
 	fmt.Fprintf(&r, "# Managed by belay deploy; rewritten at every stage change. App %s, stage %s.\n", app, spec.Stage)
 
+	st := spec.Stage
+	if st.Kind == Whitelist || st.Kind == Percent && (!st.Rules.Empty() || st.Sticky == ByShop) {
+		// nginx's default map hash (64-byte buckets, 2048 slots) refuses a shop
+		// longer than ~46 bytes or a few hundred shops; these fit MaxShops keys of
+		// 253 bytes. They must precede every map of the http block and may be set
+		// once: each app server serves one app, and the base config includes this
+		// file before anything else that defines a map. Only stages with maps set
+		// them, so the stable stage (a rollback) loads whatever else is configured.
+		h.WriteString("map_hash_bucket_size 512;\nmap_hash_max_size 65536;\n")
+	}
 	writeUpstream(&h, StableUpstream(app), spec.StableAddrs, spec.Port)
 	if len(spec.CanaryAddrs) > 0 {
 		writeUpstream(&h, CanaryUpstream(app), spec.CanaryAddrs, spec.Port+1)
 	}
 
-	st := spec.Stage
 	switch st.Kind {
 	case Stable:
 		r.WriteString("set $belay_pool stable;\n")

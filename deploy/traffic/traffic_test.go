@@ -24,6 +24,7 @@ func TestRenderStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No map_hash_* directives: the stable stage (also a rollback) has no maps.
 	wantHTTP := `# Managed by belay deploy; rewritten at every stage change. App shop-app, stage stable.
 upstream belay_shop-app_stable {
     server 10.213.0.11:3000;
@@ -72,6 +73,7 @@ func TestRenderWhitelistShape(t *testing.T) {
 	}
 	h := string(f.HTTP)
 	for _, want := range []string{
+		"stage whitelist.\nmap_hash_bucket_size 512;\nmap_hash_max_size 65536;\nupstream belay_shop-app_stable {",
 		"map $arg_store $belay_shop_app_wl_param {\n    default 0;\n    \"a.example.com\" 1;\n    \"b.example.com\" 1;\n}\n",
 		"map $http_x_store $belay_shop_app_wl_header {",
 		"map $cookie_store_c $belay_shop_app_wl_cookie {",
@@ -204,6 +206,16 @@ func TestValidate(t *testing.T) {
 		{"shop param dash", func(s *Spec) { s.Keys.Param = "shop-domain" }, `shop parameter: "shop-domain"`},
 		{"shop header underscore", func(s *Spec) { s.Keys.Header = "X_Shop" }, `shop header: "X_Shop"`},
 		{"shop cookie injection", func(s *Spec) { s.Keys.Cookie = "shop;x" }, `shop cookie: "shop;x"`},
+		{"sticky on whitelist", func(s *Spec) {
+			s.Stage = Stage{Kind: Whitelist, Sticky: ByShop, Rules: Rules{Shops: []string{"a.example.com"}}}
+		}, `sticky: "shop" given for a whitelist stage`},
+		{"too many matches", func(s *Spec) {
+			var ms []Match
+			for i := 0; i <= MaxMatches; i++ {
+				ms = append(ms, Match{"X-A", "v"})
+			}
+			s.Stage = wl(Rules{Headers: ms})
+		}, "whitelist headers and cookies: 101, at most 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
