@@ -314,10 +314,10 @@ Host *
 //	    --stanza=S <command>:remote'
 //
 // (protocolRemoteParamSsh in pgBackRest's src/protocol/helper.c): one string of
-// space-separated options, values quoted only if they contain spaces. The
-// wrapper accepts exactly that shape for this stanza, refuses options that
-// would point the remote at another repository, config or path, and execs
-// pgbackrest without a shell.
+// space-separated options, values quoted only if they contain spaces; required
+// pg options such as --pg1-path ride along. The wrapper accepts that shape for
+// this stanza, refuses options that would point the remote at another
+// repository or config, and execs pgbackrest without a shell.
 func remoteWrapperScript(stanza string) string {
 	return `#!/bin/sh
 # Rendered by belay: forced command (authorized_keys command=) of pgBackRest clients.
@@ -341,6 +341,7 @@ pgbackrest | */pgbackrest) shift ;;
 esac
 repo=no
 last=
+positional=0
 for arg in "$@"; do
     case $arg in
     --remote-type=repo) repo=yes ;;
@@ -348,14 +349,17 @@ for arg in "$@"; do
     --stanza=` + stanza + `) ;;
     --stanza=*) refuse "$arg" ;;
     --repo1-path=` + PgBackRestRepo + `) ;;
-    --config=* | --config-path=* | --config-include-path=* | --repo*-path=* | --repo*-host* | --cmd-ssh=* | --lock-path=* | --log-path=* | --spool-path=* | --pg*-path=*)
+    # Options that would point the remote at another config or repository, or
+    # make it connect onward. pg options are passed on (and unused by a repo remote).
+    --config=* | --config-path=* | --config-include-path=* | --repo*-path=* | --repo*-host* | --repo=[!1]* | --repo=1?*)
         refuse "option ${arg%%=*} may not be set by a client" ;;
     -*) ;;
-    *) [ -z "$last" ] || refuse "unexpected argument $arg" ;;
+    *) positional=$((positional + 1)) ;;
     esac
     last=$arg
 done
 [ "$repo" = yes ] || refuse "not a repository remote"
+[ "$positional" = 1 ] || refuse "expected exactly one command"
 case $last in
 *:remote) ;;
 *) refuse "not a remote command" ;;
