@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/godo"
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 )
 
 func TestReadToken(t *testing.T) {
@@ -108,5 +109,31 @@ func TestCheckProvider(t *testing.T) {
 	}
 	if err := CheckProvider("DO"); err == nil || !strings.Contains(err.Error(), `expected "digitalocean" or "hetzner"`) {
 		t.Errorf("DO: %v", err)
+	}
+}
+
+func TestClassifyHetzner(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		retry bool
+	}{
+		{"locked", hcloud.Error{Code: hcloud.ErrorCodeLocked, Message: "locked"}, true},
+		{"conflict", hcloud.Error{Code: hcloud.ErrorCodeConflict}, true},
+		{"rate limit", hcloud.Error{Code: hcloud.ErrorCodeRateLimitExceeded}, true},
+		{"server error", hcloud.Error{Code: hcloud.ErrorCodeServerError}, true},
+		{"wrapped", fmt.Errorf("assign: %w", hcloud.Error{Code: hcloud.ErrorCodeTimeout}), true},
+		{"status without body", fmt.Errorf("%w: 502", hcloud.ErrStatusCode), true},
+		{"unauthorized", hcloud.Error{Code: hcloud.ErrorCodeUnauthorized}, false},
+		{"invalid input", hcloud.Error{Code: hcloud.ErrorCodeInvalidInput}, false},
+		{"not found", hcloud.Error{Code: hcloud.ErrorCodeNotFound}, false},
+		{"canceled", context.Canceled, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if v := ClassifyHetzner(tt.err); v.Retry != tt.retry {
+				t.Errorf("verdict %+v, want retry=%v", v, tt.retry)
+			}
+		})
 	}
 }
