@@ -129,7 +129,12 @@ func parseTime(b []byte) (time.Time, error) {
 	return time.Date(v[0], time.Month(v[1]), v[2], v[3], v[4], v[5], 0, time.UTC).Add(-off), nil
 }
 
+// parseStatus reads $status: 100-599, or 000 (nginx logs it for a request that
+// ended before any status was set).
 func parseStatus(b []byte) (int, error) {
+	if string(b) == "000" {
+		return 0, nil
+	}
 	if len(b) != 3 || b[0] < '1' || b[0] > '5' || b[1] < '0' || b[1] > '9' || b[2] < '0' || b[2] > '9' {
 		return 0, fmt.Errorf("status %q: expected a 3-digit HTTP status", truncate(b))
 	}

@@ -56,6 +56,8 @@ func TestParseLineVariants(t *testing.T) {
 		{"empty request", with(8, `""`), "", func(e Entry) bool { return e.Request == "" }},
 		{"retried upstream", with(5, "502, 200"), "", func(e Entry) bool { return e.UpstreamStatus == "502, 200" }},
 		{"status 499", with(2, "499"), "", func(e Entry) bool { return e.Status == 499 }},
+		{"status 000", with(2, "000"), "", func(e Entry) bool { return e.Status == 0 }},
+		{"status 099", with(2, "099"), "status", nil},
 		{"8 fields", line(base[:8]...), "9 tab-separated", nil},
 		{"10 fields", line(append(base, "x")...), "9 tab-separated", nil},
 		{"spaces not tabs", strings.Join(base, " "), "9 tab-separated", nil},
