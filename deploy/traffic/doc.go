@@ -10,7 +10,9 @@
 // two files in /etc/belay/nginx/<app>/ (owned by the deploy user):
 //
 //   - http.conf    (Files.HTTP)    http level: upstreams belay_<app>_stable and
-//     belay_<app>_canary, and the maps that compute the per-app pool variable.
+//     belay_<app>_canary, and the maps that compute the per-app pool variable
+//     (preceded, in stages with maps, by map_hash_bucket_size/map_hash_max_size,
+//     so nothing before the include in the http block may define a map).
 //   - routing.conf (Files.Routing) server level: one `set $belay_pool ...;`.
 //
 // # What the base config (roles) must contain
