@@ -10,28 +10,28 @@ import (
 type Thresholds struct {
 	// MinRequests is the canary sample needed before anything but an early
 	// rollback (default 200). Fewer canary requests never pass.
-	MinRequests int64
+	MinRequests int64 `json:"minRequests"`
 	// MinBaseline is the stable sample needed to compare against (default 200).
 	// With fewer (e.g. in the full stage, where stable gets nothing) the canary is
 	// judged against a perfect baseline: 0 % errors, 0 % slow, SlowFallback as the
 	// slow threshold (unless SlowAbsolute is set).
-	MinBaseline int64
+	MinBaseline int64 `json:"minBaseline"`
 	// MaxErrorDelta is how many percentage points the canary's 5xx rate may
 	// exceed the baseline's (default 1.0).
-	MaxErrorDelta float64
+	MaxErrorDelta float64 `json:"maxErrorDelta"`
 	// MaxSlowDelta is how many percentage points the canary's slow-request share
 	// may exceed the baseline's (default 5.0).
-	MaxSlowDelta float64
+	MaxSlowDelta float64 `json:"maxSlowDelta"`
 	// SlowAbsolute, when set, makes every request slower than it slow.
-	SlowAbsolute time.Duration
+	SlowAbsolute time.Duration `json:"slowAbsolute"`
 	// SlowFactor: without SlowAbsolute a request is slow above SlowFactor × the
 	// baseline's p95 (default 2) ...
-	SlowFactor float64
+	SlowFactor float64 `json:"slowFactor"`
 	// SlowFloor ... but never below SlowFloor (default 50 ms), so a 3 ms baseline
 	// does not turn scheduler noise into "slow".
-	SlowFloor time.Duration
+	SlowFloor time.Duration `json:"slowFloor"`
 	// SlowFallback is the slow threshold when the baseline is too small (default 1 s).
-	SlowFallback time.Duration
+	SlowFallback time.Duration `json:"slowFallback"`
 }
 
 // DefaultThresholds are the defaults documented in docs/canary.md.
