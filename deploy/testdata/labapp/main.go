@@ -18,6 +18,7 @@ import (
 
 var (
 	health     = "ok"
+	buildID    = ""
 	startDelay = "0s"
 )
 
@@ -40,7 +41,7 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "release=%s slot=%s\n", rel, os.Getenv("BELAY_SLOT"))
+		fmt.Fprintf(w, "release=%s slot=%s build=%s\n", rel, os.Getenv("BELAY_SLOT"), buildID)
 	})
 	srv := &http.Server{Addr: ":" + port, Handler: mux}
 	go func() {
