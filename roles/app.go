@@ -247,7 +247,8 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		{Path: "/etc/nginx/conf.d/00-belay-logformat.conf", Content: nginxLogFormat, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-" + name + ".conf", Content: nginxAppConf(s), Owner: "root:root", Permissions: "0644"},
-		{Path: AppRoutingFile(name), Content: InitialRouting, Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
+		{Path: AppHTTPFile(name), Content: InitialHTTP(name, a.Port, groupMembers(s)), Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
+		{Path: AppRoutingFile(name), Content: InitialRouting(name), Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
 	}
 	c.WriteFiles = append(c.WriteFiles, files...)
 	c.WriteFiles = append(c.WriteFiles, resticClientFiles(s)...)
@@ -390,11 +391,30 @@ server {
 }
 `
 
-// InitialRouting is the all-stable routing.conf the roles ship; the deployer rewrites it.
-const InitialRouting = `# Written by belay at boot: every request goes to the stable pool.
-# belay deploy rewrites this file (server context; it sets $belay_pool to stable or canary).
-set $belay_pool stable;
-`
+// InitialRouting returns the all-stable routing.conf the roles ship; belay deploy
+// rewrites it at every stage (deploy/traffic renders the same bytes for the
+// stable stage, and `belay deploy status` reads the stage from the first line).
+func InitialRouting(app string) string {
+	return "# Managed by belay deploy; rewritten at every stage change. App " + app + ", stage stable.\n" +
+		"set $belay_pool stable;\n"
+}
+
+// InitialHTTP returns the initial http-level include of an app: the stable
+// upstream over every group member. The deployer owns it from the first
+// deploy on (it adds the canary upstream and the stage's maps).
+func InitialHTTP(app string, port int, members []string) string {
+	var b strings.Builder
+	b.WriteString("# Managed by belay deploy; rewritten at every stage change. App " + app + ", stage stable.\n")
+	fmt.Fprintf(&b, "upstream belay_%s_stable {\n", app)
+	for _, m := range members {
+		fmt.Fprintf(&b, "    server %s:%d;\n", m, port)
+	}
+	b.WriteString("    keepalive 16;\n}\n")
+	return b.String()
+}
+
+// AppHTTPFile is the deployer-owned http-level nginx include of an app (upstreams, maps).
+func AppHTTPFile(app string) string { return "/etc/belay/nginx/" + app + "/http.conf" }
 
 // groupMembers lists the private addresses of every member of this host's app
 // group, this host included: pinned ones when known, else loopback for itself.
@@ -415,37 +435,29 @@ func groupMembers(s *Spec) []string {
 	return out
 }
 
+// nginxAppConf is the app's base config. The upstreams and the pool maps live
+// in the deployer-owned http.conf it includes (nginx allows them at http level
+// only, and only the deployer knows the canary hosts); proxy_pass uses the
+// variable form, so nginx picks belay_<app>_stable or _canary per request.
 func nginxAppConf(s *Spec) string {
 	a := s.App
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Rendered by belay: app %s behind nginx on %s.\n", a.Name, s.Hostname)
-	for _, pool := range []struct {
-		name string
-		port int
-	}{{"stable", a.Port}, {"canary", a.Port + 1}} {
-		fmt.Fprintf(&b, "upstream belay_%s_%s {\n", a.Name, pool.name)
-		for _, m := range groupMembers(s) {
-			// A member without a running release refuses the connection at once;
-			// nginx marks it down for fail_timeout and uses the others.
-			fmt.Fprintf(&b, "    server %s:%d max_fails=1 fail_timeout=5s;\n", m, pool.port)
-		}
-		b.WriteString("    keepalive 16;\n}\n")
-	}
 	names := "_"
 	listen := "listen 80 default_server;"
 	if len(a.Domains) > 0 {
 		names = strings.Join(a.Domains, " ")
 		listen = "listen 80;"
 	}
-	fmt.Fprintf(&b, `server {
-    %s
-    server_name %s;
-    access_log %s belay;
-    # routing.conf may override the pool; the default keeps $belay_pool defined.
+	return fmt.Sprintf(`# Rendered by belay: app %[1]s behind nginx on %[2]s.
+include %[3]s;
+server {
+    %[4]s
+    server_name %[5]s;
+    access_log %[6]s belay;
+    # routing.conf picks the pool; the default keeps $belay_pool defined.
     set $belay_pool stable;
-    include %s;
+    include %[7]s;
     location / {
-        proxy_pass http://belay_%s_$belay_pool;
+        proxy_pass http://belay_%[1]s_$belay_pool;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -455,12 +467,12 @@ func nginxAppConf(s *Spec) string {
         proxy_set_header X-Belay-Pool $belay_pool;
         proxy_connect_timeout 2s;
         proxy_read_timeout 60s;
+        # A member without a running release refuses at once; try the next.
         proxy_next_upstream error timeout http_502 http_503;
         proxy_next_upstream_tries 3;
     }
 }
-`, listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name), a.Name)
-	return b.String()
+`, a.Name, s.Hostname, AppHTTPFile(a.Name), listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name))
 }
 
 // addKeepalived renders the VRRP group member: keepalived.conf, its script

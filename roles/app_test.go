@@ -49,14 +49,25 @@ func TestAppRole(t *testing.T) {
 			if p := fileAt(t, c, "/etc/systemd/system/belay-canary@web.service.d/10-belay-port.conf").Content; !strings.Contains(p, "PORT=3001\n") {
 				t.Errorf("canary port drop-in = %q", p)
 			}
-			if r := fileAt(t, c, AppRoutingFile("web")); r.Owner != "deploy:deploy" || !r.Defer || !strings.Contains(r.Content, "set $belay_pool stable;") {
+			if r := fileAt(t, c, AppRoutingFile("web")); r.Owner != "deploy:deploy" || !r.Defer || r.Content != "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nset $belay_pool stable;\n" {
 				t.Errorf("routing.conf = %+v", r)
 			}
 			ng := fileAt(t, c, "/etc/nginx/conf.d/belay-web.conf").Content
-			for _, want := range []string{"upstream belay_web_stable", "upstream belay_web_canary", "include /etc/belay/nginx/web/routing.conf;", "access_log /var/log/nginx/belay-web.access.log belay;", "proxy_pass http://belay_web_$belay_pool;"} {
+			for _, want := range []string{"include /etc/belay/nginx/web/http.conf;\nserver {", "include /etc/belay/nginx/web/routing.conf;", "access_log /var/log/nginx/belay-web.access.log belay;", "proxy_pass http://belay_web_$belay_pool;"} {
 				if !strings.Contains(ng, want) {
 					t.Errorf("nginx conf lacks %q", want)
 				}
+			}
+			if strings.Contains(ng, "\nupstream ") {
+				t.Error("the base config defines upstreams; they belong to the deployer's http.conf")
+			}
+			hc := fileAt(t, c, AppHTTPFile("web"))
+			wantMembers := map[bool]string{true: "    server 10.213.0.20:3000;\n    server 10.213.0.21:3000;\n", false: "    server 127.0.0.1:3000;\n"}[s.Net.PrivateAddress == "10.213.0.20"]
+			if s.App.Standby {
+				wantMembers = "    server 10.213.0.148:3000;\n"
+			}
+			if want := "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nupstream belay_web_stable {\n" + wantMembers + "    keepalive 16;\n}\n"; hc.Content != want || hc.Owner != "deploy:deploy" || !hc.Defer {
+				t.Errorf("initial http.conf = %+v, want content\n%s", hc, want)
 			}
 			lf := fileAt(t, c, "/etc/nginx/conf.d/00-belay-logformat.conf").Content
 			if !strings.Contains(lf, `'$time_iso8601\t$remote_addr\t$status\t$request_time\t$upstream_addr\t$upstream_status\t$upstream_response_time\t$belay_pool\t"$request"'`) {
