@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/topology"
 )
 
 // registration is one RegisterResource call the mock monitor saw.
@@ -258,19 +259,31 @@ type result struct {
 	err       error
 }
 
-// runProgram evaluates the Pulumi program (as main.go does, from config
-// values) under the mocks.
-func runProgram(tb testing.TB, vals map[string]string) result {
-	tb.Helper()
-	var res result
+// plannedAddresses are the planned private addresses of a valid config's hosts
+// (none for an invalid one).
+func plannedAddresses(vals map[string]string) map[string]netip.Addr {
 	plan := map[string]netip.Addr{}
 	if cfg, err := config.Parse(vals); err == nil {
-		if p, err := newPlan("test", cfg); err == nil {
-			for _, h := range p.topo.Hosts {
+		if t, err := topology.Plan(cfg); err == nil {
+			for _, h := range t.Hosts {
 				plan[h.Name] = h.PrivateAddress
 			}
 		}
 	}
+	return plan
+}
+
+// runProgram evaluates the Pulumi program (as main.go does, from config
+// values) under the mocks.
+func runProgram(tb testing.TB, vals map[string]string) result {
+	tb.Helper()
+	return runProgramWith(tb, vals, plannedAddresses(vals))
+}
+
+// runProgramWith is runProgram with the planned addresses computed by the caller.
+func runProgramWith(tb testing.TB, vals map[string]string, plan map[string]netip.Addr) result {
+	tb.Helper()
+	var res result
 	res.m = newMocks(doPrivate(plan))
 	var wg sync.WaitGroup
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {

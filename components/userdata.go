@@ -2,7 +2,9 @@ package components
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -182,17 +184,43 @@ func (p *userDataPlan) render(r resolved, hosts []string) (map[string]string, er
 	if err != nil {
 		return nil, err
 	}
+	// Rendering is pure and dominates the program's run time (YAML), so the
+	// hosts are rendered in parallel; results and the reported error do not
+	// depend on the order they finish in.
+	texts := make([]string, len(hosts))
+	errs := make([]error, len(hosts))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				s, ok := specs[hosts[i]]
+				if !ok {
+					errs[i] = fmt.Errorf("hostspec built no spec for %s", hosts[i])
+					continue
+				}
+				b, err := roles.Render(s)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %w", hosts[i], err)
+					continue
+				}
+				texts[i] = string(b)
+			}
+		}()
+	}
+	for i := range hosts {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
 	out := make(map[string]string, len(hosts))
-	for _, h := range hosts {
-		s, ok := specs[h]
-		if !ok {
-			return nil, fmt.Errorf("hostspec built no spec for %s", h)
+	for i, h := range hosts {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		b, err := roles.Render(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", h, err)
-		}
-		out[h] = string(b)
+		out[h] = texts[i]
 	}
 	return out, nil
 }
