@@ -153,6 +153,8 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		File{Path: pgBackRestHome + "/.ssh/config", Content: pgBackRestSSHConfig, Owner: "root:root", Permissions: "0644"},
 		File{Path: "/usr/local/bin/belay-backup", Content: backupScript(bk), Owner: "root:root", Permissions: "0755"},
 		File{Path: VerifyScript, Content: verifyScript(bk), Owner: "root:root", Permissions: "0755"},
+		// Written by the pgbackrest user at every verification, readable by anyone.
+		File{Path: VerifyResultFile, Content: `{"time":"","backupLabel":"","ok":false,"details":"no restore verification has run yet"}` + "\n", Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0644", Defer: true},
 		File{Path: "/etc/systemd/system/belay-pgbackrest-stanza.service", Content: stanzaService(bk.Stanza), Owner: "root:root", Permissions: "0644"},
 	)
 	full, diff := backupCalendars(bk.FullEvery)
@@ -195,8 +197,6 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		dir("/var/log/pgbackrest", PgBackRestUser, "0750"),
 		dir(pgBackRestHome+"/.ssh", PgBackRestUser, "0700"),
 		dir("/var/lib/belay/verify", PgBackRestUser, "0700"),
-		// The verification result is written by the pgbackrest user, read by anyone.
-		[]string{"sh", "-c", "touch " + VerifyResultFile + " && chown " + PgBackRestUser + " " + VerifyResultFile + " && chmod 0644 " + VerifyResultFile},
 		// The chroot and the path to it must be root-owned (sshd refuses otherwise).
 		dir(resticRoot, "root", "0755"),
 	)
@@ -434,14 +434,16 @@ rows=""
 
 finish() { # finish OK DETAILS
     now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    python3 - "$now" "$label" "$1" "$2" "$rows" "$(($(date +%s) - started))" >"$result.tmp" <<'PY'
+    python3 - "$now" "$label" "$1" "$2" "$rows" "$(($(date +%s) - started))" >"$scratch/result.json" <<'PY'
 import json, sys
 t, label, ok, details, rows, secs = sys.argv[1:]
 json.dump({"time": t, "backupLabel": label, "ok": ok == "true", "details": details,
            "canaryRows": int(rows) if rows.isdigit() else None, "durationSeconds": int(secs)}, sys.stdout)
 print()
 PY
-    mv "$result.tmp" "$result"
+    # /var/lib/belay is root's; the result file itself is this user's.
+    cat "$scratch/result.json" >"$result"
+    rm -f "$scratch/result.json"
     echo "belay-verify-restore: ok=$1 backup=$label: $2"
     [ "$1" = true ]
     exit $?
