@@ -103,6 +103,20 @@ http {
 	}
 	if shipped["http.conf"] && shipped["routing.conf"] {
 		check("initial files shipped by roles")
+		// They are byte for byte what the deployer renders for the stable stage
+		// without canary hosts, so the first deploy's stable step changes nothing.
+		want, err := Render(Spec{App: app, Port: spec.App.Port,
+			StableAddrs: []string{spec.Net.PrivateAddress, spec.App.VRRP.Peers[0]}, Stage: Stage{Kind: Stable}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range map[string][]byte{"http.conf": want.HTTP, "routing.conf": want.Routing} {
+			for _, f := range cc.WriteFiles {
+				if f.Path == filepath.Join(Dir(app), name) && f.Content != string(w) {
+					t.Errorf("roles ship %s as\n%s\nRender gives for the stable stage\n%s", f.Path, f.Content, w)
+				}
+			}
+		}
 	}
 	for _, st := range allStages {
 		files, err := Render(Spec{
