@@ -222,6 +222,10 @@ func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs ma
 	_, err = c.Run(ctx, journal.Wrap(r.Layout, before, after, s.Command), stdin)
 	if err != nil {
 		r.setRec(recs, host, before)
+		var ce *sshx.CommandError
+		if errors.As(err, &ce) {
+			ce.Cmd = s.Title // the wrapped script is noise; the step says what failed
+		}
 		return err
 	}
 	r.setRec(recs, host, after)

@@ -1,0 +1,188 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/inventory"
+)
+
+const testInventory = "../../../deploy/plan/testdata/inventory.json"
+
+type harness struct {
+	out, errOut bytes.Buffer
+	env         map[string]string
+	connected   int
+	connectErr  error
+}
+
+func (h *harness) deps() deps {
+	return deps{
+		IO:        cli.IO{In: strings.NewReader(""), Out: &h.out, ErrOut: &h.errOut},
+		Inventory: inventory.Load,
+		Getenv:    func(k string) string { return h.env[k] },
+		Connect: func(context.Context, *inventory.Inventory, string, SSHOptions, func(string) string) (*sshx.Pool, func(), error) {
+			h.connected++
+			if h.connectErr != nil {
+				return nil, nil, h.connectErr
+			}
+			return nil, nil, errors.New("test harness: no hosts")
+		},
+	}
+}
+
+func writeArtifact(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "shop")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nexec sleep 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func deployOpts(h *harness, art string) *DeployOptions {
+	return &DeployOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Artifact: art, Release: "v42",
+		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTries: 30}
+}
+
+func TestDryRunTouchesNoHost(t *testing.T) {
+	h := &harness{}
+	o := deployOpts(h, writeArtifact(t))
+	o.DryRun = true
+	o.WhitelistShops = []string{"alpha.example.com"}
+	if err := runDeploy(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if h.connected != 0 {
+		t.Fatal("dry run connected to hosts")
+	}
+	for _, want := range []string{"Plan: deploy shop v42 on shop-1, shop-2", "whitelist -> 10% -> 50% -> 100%", "route whitelist", "current -> v42"} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("dry run lacks %q", want)
+		}
+	}
+	h.out.Reset()
+	o.JSON = true
+	if err := runDeploy(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		App   string
+		Steps []struct{ ID string }
+	}
+	if err := json.Unmarshal(h.out.Bytes(), &p); err != nil || p.App != "shop" || len(p.Steps) == 0 {
+		t.Fatalf("--json plan: %v %s", err, h.out.String())
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	art := writeArtifact(t)
+	junk := filepath.Join(t.TempDir(), "junk")
+	os.WriteFile(junk, []byte("not an artifact"), 0o644)
+	tests := []struct {
+		name string
+		mod  func(o *DeployOptions)
+		want string
+	}{
+		{"no artifact", func(o *DeployOptions) { o.Artifact = "" }, "--artifact: required"},
+		{"no release", func(o *DeployOptions) { o.Release = "" }, "--release: required"},
+		{"bad release", func(o *DeployOptions) { o.Release = "v1;rm" }, "--release"},
+		{"bad steps", func(o *DeployOptions) { o.Steps = "10,abc" }, `--steps "10,abc"`},
+		{"descending steps", func(o *DeployOptions) { o.Steps = "50,10" }, "steps"},
+		{"bad sticky", func(o *DeployOptions) { o.Sticky = "cookie" }, "--sticky"},
+		{"bad header", func(o *DeployOptions) { o.WhitelistHeaders = []string{"X-Beta"} }, "--whitelist-headers"},
+		{"keep 1", func(o *DeployOptions) { o.Keep = 1 }, "--keep"},
+		{"unknown app", func(o *DeployOptions) { o.App = "blog" }, `--app "blog"`},
+		{"junk artifact", func(o *DeployOptions) { o.Artifact = junk }, "neither a tar archive"},
+		{"bad whitelist ip", func(o *DeployOptions) { o.WhitelistIPs = []string{"10.0.0.300"} }, "10.0.0.300"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &harness{}
+			o := deployOpts(h, art)
+			tc.mod(o)
+			err := runDeploy(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+			if h.connected != 0 {
+				t.Fatal("connected to hosts despite bad input")
+			}
+		})
+	}
+}
+
+func TestGitHubActionsAnnotationAndSummary(t *testing.T) {
+	summaryPath := filepath.Join(t.TempDir(), "summary.md")
+	h := &harness{env: map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summaryPath}, connectErr: errors.New("host shop-2: host key refused\nsecond line")}
+	err := runDeploy(context.Background(), deployOpts(h, writeArtifact(t)))
+	var exit cli.ExitError
+	if !errors.As(err, &exit) || exit.Code != 1 {
+		t.Fatalf("want exit 1, got %v", err)
+	}
+	if want := "::error title=belay deploy::host shop-2: host key refused%0Asecond line\n"; h.out.String() != want {
+		t.Errorf("annotation %q, want %q", h.out.String(), want)
+	}
+	out := &deploy.Outcome{App: "shop", Action: "deploy", Release: "v42", Previous: "v41", Result: "rolled-back", Hosts: []string{"shop-1", "shop-2"},
+		DeployID: "d1", Duration: "12s", Error: "step 04-canary-health failed"}
+	h.out.Reset()
+	if err := report(h.deps(), false, "deploy", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(summaryPath)
+	for _, want := range []string{"belay deploy `shop` v42: rolled-back", "| previous | v41 |", "step 04-canary-health failed"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b)
+		}
+	}
+	// Outside Actions: no annotation, no summary.
+	h2 := &harness{connectErr: errors.New("boom")}
+	runDeploy(context.Background(), deployOpts(h2, writeArtifact(t)))
+	if strings.Contains(h2.out.String(), "::error") {
+		t.Error("annotation printed outside GitHub Actions")
+	}
+}
+
+func TestResolveApp(t *testing.T) {
+	inv, err := inventory.Load(testInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Common{}
+	if err := c.resolveApp(inv); err != nil || c.App != "shop" {
+		t.Fatalf("single app: %v %q", err, c.App)
+	}
+	inv.Apps = append(inv.Apps, inventory.App{Name: "blog"})
+	c = &Common{}
+	if err := c.resolveApp(inv); err == nil || !strings.Contains(err.Error(), "several apps (shop, blog)") {
+		t.Fatalf("several apps: %v", err)
+	}
+}
+
+func TestReleaseMarks(t *testing.T) {
+	st := &deploy.HostState{Host: "shop-1", Current: "v3", Canary: "v4", Releases: []string{"v4", "v3", "v2", "v1"}}
+	st.Journal = nil
+	hr := releasesOf(st)
+	if len(hr.Releases) != 4 || strings.Join(hr.Releases[0].Marks, ",") != "canary" || strings.Join(hr.Releases[1].Marks, ",") != "current" {
+		t.Fatalf("%+v", hr)
+	}
+	st.Journal = &journal.Record{Target: "v3", Previous: "v2", KnownGood: []string{"v1", "v2", "v3"}}
+	hr = releasesOf(st)
+	got := []string{}
+	for _, r := range hr.Releases {
+		got = append(got, r.ID+"="+strings.Join(r.Marks, "+"))
+	}
+	if want := "v4=canary v3=current+known-good v2=previous+known-good v1=known-good"; strings.Join(got, " ") != want {
+		t.Fatalf("marks %s, want %s", strings.Join(got, " "), want)
+	}
+}
