@@ -109,8 +109,8 @@ host); --wait queues behind a running one.`,
 
 func (o *DeployOptions) strategy() (plan.Strategy, error) {
 	st := plan.Strategy{
-		Rules: traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
-		Keys:  traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
+		Rules:  traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
+		Keys:   traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
 		Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
 		KeepReleases: o.Keep, HealthTries: o.HealthTries,
 	}
