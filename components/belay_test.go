@@ -221,6 +221,9 @@ func TestProgramBothDirections(t *testing.T) {
 					if !has(r.IgnoreChanges, pt.serverField) {
 						t.Errorf("app %s: assignment ignores %v, expected %s (keepalived moves the address)", a.Name, r.IgnoreChanges, pt.serverField)
 					}
+					if !r.DeleteFirst {
+						t.Errorf("app %s: assignment is not delete-before-replace", a.Name)
+					}
 					// The assignment points at this app's floating IP and its first server.
 					ref := str(r.Inputs, "ipAddress")
 					if ref == "" {
@@ -353,6 +356,15 @@ func TestProgramBothDirections(t *testing.T) {
 				}
 				if len(recs) != want {
 					t.Errorf("%d records, expected %d", len(recs), want)
+				}
+			})
+
+			t.Run("hetzner servers are replaced delete-first", func(t *testing.T) {
+				// The pinned private address and the name belong to the old server.
+				for name, r := range srv {
+					if r.Type == types[config.Hetzner].server && !r.DeleteFirst {
+						t.Errorf("%s: not delete-before-replace", name)
+					}
 				}
 			})
 

@@ -103,6 +103,9 @@ func (d *digitalOcean) Server(ctx *pulumi.Context, name string, a ServerArgs, op
 		// The host key comes from the seed and root login is off, so no
 		// provider SSH key (and no emailed root password matters).
 		GracefulShutdown: pulumi.Bool(true),
+		// No DigitalOcean agent: it would be an unmanaged second way in (the web
+		// console) next to the pinned-key sshd, and it installs from the network.
+		DropletAgent: pulumi.Bool(false),
 	}, append(opts, pulumi.DependsOn(a.Network.Ready))...)
 	if err != nil {
 		return nil, err
@@ -118,11 +121,13 @@ func (d *digitalOcean) Server(ctx *pulumi.Context, name string, a ServerArgs, op
 	if a.StaticIP != nil {
 		// A reserved IP is inbound-only on DigitalOcean (outbound traffic keeps the
 		// droplet's own address), and this one follows the droplet: a replacement
-		// gets the same address, so no ignoreChanges here.
+		// gets the same address, so no ignoreChanges here. Delete first: creating
+		// the new assignment moves the address, deleting the old one afterwards
+		// would unassign it again.
 		if _, err := digitalocean.NewReservedIpAssignment(ctx, name+"-static", &digitalocean.ReservedIpAssignmentArgs{
 			IpAddress: a.StaticIP.Address,
 			DropletId: intID(drop.ID()),
-		}, opts...); err != nil {
+		}, append(opts, pulumi.DeleteBeforeReplace(true))...); err != nil {
 			return nil, err
 		}
 		srv.IngressAddress = a.StaticIP.Address
