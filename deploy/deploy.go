@@ -76,16 +76,18 @@ type Deployer struct {
 
 // Outcome is what a deploy or rollback did.
 type Outcome struct {
-	App      string   `json:"app"`
-	DeployID string   `json:"deployId"`
-	Action   string   `json:"action"`
-	Release  string   `json:"release"`
-	Previous string   `json:"previous,omitempty"`
-	Result   string   `json:"result"` // ok, rolled-back, rollback-failed, failed
-	Error    string   `json:"error,omitempty"`
-	Recovery string   `json:"recovery,omitempty"`
-	Hosts    []string `json:"hosts"`
-	Duration string   `json:"duration"`
+	App      string `json:"app"`
+	DeployID string `json:"deployId"`
+	Action   string `json:"action"`
+	Release  string `json:"release"`
+	Previous string `json:"previous,omitempty"`
+	Result   string `json:"result"` // ok, paused, rolled-back, rollback-failed, failed
+	// PausedAfter is the stage a --stop-after rollout holds at.
+	PausedAfter string   `json:"pausedAfter,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	Recovery    string   `json:"recovery,omitempty"`
+	Hosts       []string `json:"hosts"`
+	Duration    string   `json:"duration"`
 }
 
 // Layout is the app's directory layout on the hosts.
@@ -128,7 +130,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 	return d.locked(ctx, "deploy "+in.Release, func(ctx context.Context) (*Outcome, error) {
 		start := time.Now()
 		out := &Outcome{App: d.App, DeployID: id, Action: "deploy", Release: in.Release, Hosts: app.Hosts}
-		states, recovery, err := d.converge(ctx)
+		states, recovery, err := d.converge(ctx, in.Release)
 		out.Recovery = recovery
 		if err != nil {
 			out.Result, out.Error = "failed", err.Error()
@@ -152,6 +154,15 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		recs := d.records(app.Hosts, id, "deploy", in.Release, prev, known)
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "started"})
 		err = d.Runner.Exec(ctx, p, recs)
+		if err == nil && p.PausedAfter != "" {
+			err = d.finish(ctx, app.Hosts, recs, journal.Paused, known, "")
+			if err == nil {
+				out.Result, out.Duration = "paused", time.Since(start).Round(time.Millisecond).String()
+				out.PausedAfter = p.PausedAfter
+				d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "paused", Detail: "after " + p.PausedAfter})
+				return out, nil
+			}
+		}
 		if err == nil {
 			err = d.finish(ctx, app.Hosts, recs, journal.Done, journal.AddKnownGood(known, in.Release, d.keep()), "")
 		}
@@ -192,7 +203,7 @@ func (d *Deployer) Rollback(ctx context.Context, to string) (*Outcome, error) {
 	return d.locked(ctx, "rollback", func(ctx context.Context) (*Outcome, error) {
 		start := time.Now()
 		out := &Outcome{App: d.App, DeployID: id, Action: "rollback", Hosts: app.Hosts}
-		states, recovery, err := d.converge(ctx)
+		states, recovery, err := d.converge(ctx, "")
 		out.Recovery = recovery
 		if err != nil {
 			out.Result, out.Error = "failed", err.Error()
@@ -343,22 +354,36 @@ func anyCurrent(states map[string]*HostState, rel string) bool {
 // converge finds an unfinished rollout (a deployer that died) and brings every
 // host to one release before anything else happens. It returns the hosts'
 // states afterwards and a description of what it did ("" if nothing).
-func (d *Deployer) converge(ctx context.Context) (map[string]*HostState, string, error) {
+func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*HostState, string, error) {
 	states, err := d.probe(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	var j *journal.Record
+	var j, paused *journal.Record
 	for _, h := range sortedKeys(states) {
-		if s := states[h]; s.Journal.Unfinished() {
+		s := states[h]
+		if s.Journal.Unfinished() && j == nil {
 			j = s.Journal
-			break
 		}
+		if s.Journal != nil && s.Journal.Status == journal.Paused && paused == nil {
+			paused = s.Journal
+		}
+	}
+	if j == nil && paused != nil {
+		if paused.Target == resume {
+			d.Runner.Note("resuming the rollout of %s paused after %s", resume, paused.Step)
+			return states, "", nil
+		}
+		// A rollout paused for approval that is not being continued is abandoned:
+		// take its canary out first, so one release serves everything again.
+		j = paused
+		d.Runner.Note("a rollout of %s is paused (deploy %s by %s): rolling it back first", j.Target, j.DeployID, j.By)
+	} else if j != nil {
+		d.Runner.Note("found an unfinished %s of %s (deploy %s by %s, last step %q): converging every host first", j.Kind, j.Target, j.DeployID, j.By, j.Step)
 	}
 	if j == nil {
 		return states, "", nil
 	}
-	d.Runner.Note("found an unfinished %s of %s (deploy %s by %s, last step %q): converging every host first", j.Kind, j.Target, j.DeployID, j.By, j.Step)
 	all := true
 	for _, s := range states {
 		if s.Current != j.Target {

@@ -459,3 +459,31 @@ func TestLabTarSlipRefusedNothingChanged(t *testing.T) {
 	}
 	assertConverged(t, cur)
 }
+
+// TestLabPauseForApprovalThenResume is the CI flow: stop after the whitelist
+// stage (the approval gate), then a second deploy of the same release continues.
+func TestLabPauseForApprovalThenResume(t *testing.T) {
+	baseline(t)
+	stop := traffic(t)
+	defer stop()
+	id := newID("gated")
+	art := artifact(t, id)
+	r := belay(t, "deploy", "--app", app.Name, "--artifact", art, "--release", id,
+		"--whitelist-shops", "alpha.lab.belay.test", "--stop-after", "whitelist", "--pause", "4s", "--max-wait", "20s", "--min-requests", "20")
+	if r.err != nil || !strings.Contains(r.stdout, "paused after the whitelist stage") {
+		t.Fatalf("gated deploy: %v\n%s", r.err, r.stdout)
+	}
+	for _, s := range status(t) {
+		if s.CanaryShare != "whitelist" || s.CanaryUnit != "active" || s.Journal == nil || s.Journal.Status != journal.Paused {
+			t.Errorf("%s: share=%s canaryUnit=%s journal=%+v; want the whitelist canary held", s.Host, s.CanaryShare, s.CanaryUnit, s.Journal)
+		}
+	}
+	if body := get(t, "/?shop=alpha.lab.belay.test"); !strings.Contains(body, "release="+id+" slot=canary") {
+		t.Errorf("whitelisted shop gets %q, want the canary", body)
+	}
+	r = belay(t, "deploy", "--app", app.Name, "--artifact", art, "--release", id, "--steps", "50", "--pause", "4s", "--max-wait", "20s", "--min-requests", "20")
+	if r.err != nil || !strings.Contains(r.stderr, "resuming the rollout") || !strings.Contains(r.stderr, "start canary "+id+" … already done") {
+		t.Fatalf("resume: %v\n%s", r.err, r.stderr)
+	}
+	assertConverged(t, id)
+}

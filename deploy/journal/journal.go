@@ -27,6 +27,9 @@ const (
 	Running    Status = "running"     // a deployer is (or was, if it died) working
 	Done       Status = "done"        // the target release is live on this host
 	RolledBack Status = "rolled-back" // the deploy failed and this host is back on Previous
+	// Paused: the rollout stopped on purpose at a stage (--stop-after) with the
+	// canary serving it; a deploy of the same release continues it.
+	Paused Status = "paused"
 )
 
 // Record is one host's journal.

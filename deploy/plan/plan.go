@@ -85,6 +85,9 @@ type Plan struct {
 	Hosts    []string `json:"hosts"`
 	Strategy string   `json:"strategy"`
 	Steps    []Step   `json:"steps"`
+	// PausedAfter names the stage the plan stops after (Strategy.StopAfter); the
+	// canary keeps its traffic until a later deploy of the same release resumes.
+	PausedAfter string `json:"pausedAfter,omitempty"`
 }
 
 // Strategy is how traffic moves to the new release.
@@ -101,6 +104,9 @@ type Strategy struct {
 	MaxWait time.Duration
 	// Direct moves straight to the release with no canary stages (rollback, recovery).
 	Direct bool
+	// StopAfter ends the plan after this stage ("whitelist" or "10%"): a manual
+	// approval point. A later deploy of the same release continues from there.
+	StopAfter string
 	// KeepReleases is how many releases stay on disk (default 5, at least 2).
 	KeepReleases int
 	// Protect are releases cleanup never deletes (previous, known-good).
@@ -216,7 +222,23 @@ func normalize(s Strategy) (Strategy, error) {
 		s.Steps = s.Steps[:n-1] // 100 % is the promotion itself
 	}
 	if s.Direct {
-		s.Rules, s.Steps, s.Pause = traffic.Rules{}, nil, 0
+		s.Rules, s.Steps, s.Pause, s.StopAfter = traffic.Rules{}, nil, 0, ""
+	}
+	if s.StopAfter != "" {
+		var stages []string
+		if !s.Rules.Empty() {
+			stages = append(stages, "whitelist")
+		}
+		for _, p := range s.Steps {
+			stages = append(stages, strconv.Itoa(p)+"%")
+		}
+		found := false
+		for _, st := range stages {
+			found = found || st == s.StopAfter
+		}
+		if !found {
+			return s, fmt.Errorf("stop after %q: not a stage of this rollout (stages: %s)", s.StopAfter, strings.Join(stages, ", "))
+		}
 	}
 	return s, nil
 }
@@ -225,14 +247,25 @@ func describe(s Strategy) string {
 	if s.Direct {
 		return "direct: canary on the release, all traffic to it, switch current, back to stable (no analysis)"
 	}
-	var parts []string
+	var stages []string
 	if !s.Rules.Empty() {
-		parts = append(parts, "whitelist")
+		stages = append(stages, "whitelist")
 	}
 	for _, p := range s.Steps {
-		parts = append(parts, strconv.Itoa(p)+"%")
+		stages = append(stages, strconv.Itoa(p)+"%")
 	}
-	parts = append(parts, "100%")
+	var parts []string
+	for _, st := range stages {
+		parts = append(parts, st)
+		if st == s.StopAfter {
+			break
+		}
+	}
+	if s.StopAfter != "" {
+		parts = append(parts, "pause for approval")
+	} else {
+		parts = append(parts, "100%")
+	}
 	a := "no analysis"
 	if s.Pause > 0 {
 		a = "analysis " + s.Pause.String() + " per stage"
@@ -268,6 +301,8 @@ func (b *builder) build(p *Plan) error {
 			Timeout: Duration(30 * time.Second)})
 	}
 	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id,
+		// Already running this release (resuming a paused rollout): leave it serving.
+		Skip:    "test \"$(readlink " + l.Canary() + ")\" = " + l.Releases() + "/" + id + " && systemctl is-active --quiet " + canaryUnit(b.in.App),
 		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + systemctl("restart", canaryUnit(b.in.App)),
 		Timeout: Duration(2 * time.Minute)})
 	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath),
@@ -277,6 +312,11 @@ func (b *builder) build(p *Plan) error {
 			return err
 		}
 		b.analyze(p, "whitelist")
+		if b.st.StopAfter == "whitelist" {
+			p.PausedAfter = "whitelist"
+			number(p)
+			return nil
+		}
 	}
 	for _, pct := range b.st.Steps {
 		name := strconv.Itoa(pct)
@@ -284,6 +324,11 @@ func (b *builder) build(p *Plan) error {
 			return err
 		}
 		b.analyze(p, name+"%")
+		if b.st.StopAfter == name+"%" {
+			p.PausedAfter = name + "%"
+			number(p)
+			return nil
+		}
 	}
 	// Promotion without a gap: the canary (already healthy) takes all traffic
 	// while the stable unit restarts on the new release, then stable takes it back.

@@ -39,6 +39,8 @@ func TestGolden(t *testing.T) {
 			Rules: traffic.Rules{Shops: []string{"alpha.example.com"}, Clients: []string{"203.0.113.7"}},
 			Steps: []int{10, 50}, Pause: 2 * time.Minute, Protect: []string{"v41"}}}},
 		{"percent-only-no-analysis", plan.Input{App: "shop", Release: "v42", Artifact: artifact, Strategy: plan.Strategy{Steps: []int{25, 100}}}},
+		{"stop-after-whitelist", plan.Input{App: "shop", Release: "v42", Artifact: artifact, Strategy: plan.Strategy{
+			Rules: traffic.Rules{Shops: []string{"alpha.example.com"}}, Steps: []int{10}, Pause: time.Minute, StopAfter: "whitelist"}}},
 		{"direct-rollback", plan.Input{App: "shop", Release: "v41", Strategy: plan.Strategy{Direct: true, Steps: []int{10}, Pause: time.Minute}}},
 	}
 	for _, tc := range tests {
@@ -173,6 +175,7 @@ func TestBadInput(t *testing.T) {
 		{"steps not ascending", plan.Input{App: "shop", Release: "v1", Artifact: artifact, Strategy: plan.Strategy{Steps: []int{50, 10}}}, "steps"},
 		{"step zero", plan.Input{App: "shop", Release: "v1", Artifact: artifact, Strategy: plan.Strategy{Steps: []int{0}}}, "steps"},
 		{"keep 1", plan.Input{App: "shop", Release: "v1", Artifact: artifact, Strategy: plan.Strategy{KeepReleases: 1}}, "keep releases"},
+		{"stop after unknown stage", plan.Input{App: "shop", Release: "v1", Artifact: artifact, Strategy: plan.Strategy{Steps: []int{10}, StopAfter: "whitelist"}}, `stop after "whitelist": not a stage of this rollout (stages: 10%)`},
 		{"bad shop", plan.Input{App: "shop", Release: "v1", Artifact: artifact, Strategy: plan.Strategy{Rules: traffic.Rules{Shops: []string{"bad shop;"}}}}, "shop"},
 	}
 	for _, tc := range tests {

@@ -17,6 +17,9 @@ func Print(w io.Writer, p *Plan) {
 		fmt.Fprintf(w, "Plan: %s %s on %s\n", p.Kind, p.App, strings.Join(p.Hosts, ", "))
 	}
 	fmt.Fprintf(w, "Strategy: %s\n", p.Strategy)
+	if p.PausedAfter != "" {
+		fmt.Fprintf(w, "Stops after the %s stage with the canary serving it; deploy the same release again to continue, or roll back.\n", p.PausedAfter)
+	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(w, "\n%s  %s  [%s]  timeout %s", s.ID, s.Title, strings.Join(s.Hosts, " "), time.Duration(s.Timeout))
 		if s.Traffic != "" {

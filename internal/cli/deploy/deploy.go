@@ -42,6 +42,7 @@ type DeployOptions struct {
 	Keep             int
 	HealthTries      int
 
+	StopAfter   string
 	DryRun      bool
 	Wait        bool
 	WaitTimeout time.Duration
@@ -101,6 +102,7 @@ host); --wait queues behind a running one.`,
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
 	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
 	fl.IntVar(&o.HealthTries, "health-tries", 30, "health check attempts (1 s apart) before the new release counts as failed")
+	fl.StringVar(&o.StopAfter, "stop-after", "", `stop after this stage ("whitelist" or a step such as "10%") with the canary serving it; deploy the same release again to continue`)
 	fl.BoolVar(&o.DryRun, "dry-run", false, "verify the artifact and print the plan; touch no host")
 	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
 	fl.DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
@@ -112,7 +114,10 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 		Rules:  traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
 		Keys:   traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
 		Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
-		KeepReleases: o.Keep, HealthTries: o.HealthTries,
+		KeepReleases: o.Keep, HealthTries: o.HealthTries, StopAfter: o.StopAfter,
+	}
+	if st.StopAfter != "" && st.StopAfter != "whitelist" && !strings.HasSuffix(st.StopAfter, "%") {
+		st.StopAfter += "%"
 	}
 	var err error
 	if st.Steps, err = parseSteps(o.Steps); err != nil {
@@ -241,6 +246,9 @@ func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) er
 			if out.Recovery != "" {
 				fmt.Fprintf(d.IO.Out, "recovered an unfinished rollout first: %s\n", out.Recovery)
 			}
+			if out.Result == "paused" {
+				fmt.Fprintf(d.IO.Out, "paused after the %s stage: the canary keeps serving it. Continue with the same --release and --artifact (without --stop-after), or `belay rollback`.\n", out.PausedAfter)
+			}
 		}
 		summary(d, out)
 	}
@@ -276,7 +284,7 @@ func summary(d deps, out *deploy.Outcome) {
 }
 
 func writeSummary(w io.Writer, out *deploy.Outcome) {
-	icon := map[string]string{"ok": "✅", "rolled-back": "↩️", "rollback-failed": "🛑", "failed": "❌"}[out.Result]
+	icon := map[string]string{"ok": "✅", "paused": "⏸️", "rolled-back": "↩️", "rollback-failed": "🛑", "failed": "❌"}[out.Result]
 	fmt.Fprintf(w, "### %s belay %s `%s` %s: %s\n\n", icon, out.Action, out.App, out.Release, out.Result)
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| hosts | %s |\n", strings.Join(out.Hosts, ", "))

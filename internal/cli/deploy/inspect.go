@@ -118,6 +118,10 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 		if st.Lease != "" {
 			fmt.Fprintf(o.IO.Out, "lease: %s\n", st.Lease)
 		}
+		if st.Journal != nil && st.Journal.Status == journal.Paused {
+			fmt.Fprintf(o.IO.Out, "%s: rollout of %s PAUSED after %s (deploy %s); deploy the same release to continue, or roll back\n",
+				st.Host, st.Journal.Target, st.Journal.Step, st.Journal.DeployID)
+		}
 		if st.Journal.Unfinished() {
 			fmt.Fprintf(o.IO.Out, "%s: UNFINISHED %s of %s (deploy %s, last step %q); the next deploy or rollback converges it\n",
 				st.Host, st.Journal.Kind, st.Journal.Target, st.Journal.DeployID, st.Journal.Step)
