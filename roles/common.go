@@ -27,9 +27,11 @@ func addCommon(s *Spec, c *CloudConfig) error {
 	c.SSHPwauth = false
 	c.DisableRoot = true
 	// The host key is the seed-derived one pinned in the inventory: delete the
-	// image's keys and generate none, so no unpinned key is ever offered.
+	// image's keys; with ssh_keys given cloud-init generates none. The schema
+	// refuses an empty ssh_genkeytypes, so it names the one pinned type: were
+	// ssh_keys ever missing, no RSA/ECDSA key would appear beside it either.
 	c.SSHDeletekeys = true
-	c.SSHGenkeytypes = []string{}
+	c.SSHGenkeytypes = []string{"ed25519"}
 	c.SSHKeys = &SSHKeys{Ed25519Private: s.HostKey.PrivatePEM, Ed25519Public: strings.TrimSpace(s.HostKey.Public)}
 	// Listing users replaces the image's default user (debian, with sudo), which
 	// would otherwise be a second, unmanaged login.

@@ -109,7 +109,7 @@ func TestRenderCommon(t *testing.T) {
 			if c.Hostname != s.Hostname || c.PreserveHostname {
 				t.Errorf("hostname = %q (preserve %v)", c.Hostname, c.PreserveHostname)
 			}
-			if c.SSHPwauth || !c.DisableRoot || !c.SSHDeletekeys || c.SSHGenkeytypes == nil || len(c.SSHGenkeytypes) != 0 {
+			if c.SSHPwauth || !c.DisableRoot || !c.SSHDeletekeys || len(c.SSHGenkeytypes) != 1 || c.SSHGenkeytypes[0] != "ed25519" {
 				t.Errorf("ssh switches: pwauth=%v disable_root=%v deletekeys=%v genkeytypes=%v", c.SSHPwauth, c.DisableRoot, c.SSHDeletekeys, c.SSHGenkeytypes)
 			}
 			if c.SSHKeys == nil || c.SSHKeys.Ed25519Private != s.HostKey.PrivatePEM || c.SSHKeys.Ed25519Public != s.HostKey.Public {
@@ -351,4 +351,22 @@ func ruleLine(ruleset, marker string) string {
 		}
 	}
 	return ""
+}
+
+// TestCloudInitSchema validates every role's user data with cloud-init's own
+// schema (cloud-init 22.4, what Debian 12 boots).
+func TestCloudInitSchema(t *testing.T) {
+	ci := tool(t, "cloud-init")
+	for name, mk := range map[string]func(testing.TB) *Spec{"app": abAppSpec, "app-do": abAppDOSpec, "standby-app": abStandbyAppSpec, "backup-repo": abBackupSpec} {
+		t.Run(name, func(t *testing.T) {
+			f := writeTemp(t, t.TempDir(), "user-data", string(mustRender(t, mk(t))), 0o600)
+			out, err := exec.Command(ci, "schema", "-c", f).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Valid cloud-config") {
+				t.Fatalf("cloud-init schema: %v\n%s", err, out)
+			}
+			if strings.Contains(strings.ToLower(string(out)), "deprecat") {
+				t.Errorf("cloud-init reports deprecated keys:\n%s", out)
+			}
+		})
+	}
 }
