@@ -190,6 +190,16 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 // Rollback moves every host to `to` (default: the last known-good release other
 // than the running one) at once: no analysis, the release must be on disk.
 func (d *Deployer) Rollback(ctx context.Context, to string) (*Outcome, error) {
+	return d.rollback(ctx, to, false)
+}
+
+// Abandon undoes a paused or unfinished rollout and does nothing otherwise
+// (CI's cleanup after a rejected approval: never rolls back a finished deploy).
+func (d *Deployer) Abandon(ctx context.Context) (*Outcome, error) {
+	return d.rollback(ctx, "", true)
+}
+
+func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*Outcome, error) {
 	app, err := d.app()
 	if err != nil {
 		return nil, err
@@ -208,6 +218,15 @@ func (d *Deployer) Rollback(ctx context.Context, to string) (*Outcome, error) {
 		if err != nil {
 			out.Result, out.Error = "failed", err.Error()
 			return out, err
+		}
+		if abandonOnly {
+			cur, _ := commonCurrent(states)
+			out.Release, out.Result = cur, "ok"
+			if recovery == "" {
+				out.Result = "nothing to abandon"
+			}
+			out.Duration = time.Since(start).Round(time.Millisecond).String()
+			return out, nil
 		}
 		if recovery != "" && to == "" && strings.HasPrefix(recovery, "rolled back") {
 			// The unfinished rollout was just undone: that was the rollback.

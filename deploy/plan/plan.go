@@ -303,7 +303,7 @@ func (b *builder) build(p *Plan) error {
 	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id,
 		// Already running this release (resuming a paused rollout): leave it serving.
 		Skip:    "test \"$(readlink " + l.Canary() + ")\" = " + l.Releases() + "/" + id + " && systemctl is-active --quiet " + canaryUnit(b.in.App),
-		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + systemctl("restart", canaryUnit(b.in.App)),
+		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + restart(canaryUnit(b.in.App)),
 		Timeout: Duration(2 * time.Minute)})
 	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath),
 		Command: b.healthCommand(b.app.Port+1, canaryUnit(b.in.App)), Timeout: b.healthTimeout()})
@@ -338,7 +338,7 @@ func (b *builder) build(p *Plan) error {
 	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true,
 		Command: linkCommand(l.Releases()+"/"+id, l.Current()), Timeout: Duration(30 * time.Second)})
 	b.step(p, Step{ID: "restart-stable", Stage: Promote, Title: "restart stable on " + id,
-		Command: systemctl("restart", appUnit(b.in.App)), Timeout: Duration(3 * time.Minute)})
+		Command: restart(appUnit(b.in.App)), Timeout: Duration(3 * time.Minute)})
 	b.step(p, Step{ID: "stable-health", Stage: Health, Title: fmt.Sprintf("health stable %s :%d%s", id, b.app.Port, b.app.HealthPath),
 		Command: b.healthCommand(b.app.Port, appUnit(b.in.App)), Timeout: b.healthTimeout()})
 	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0% (stable = "+id+")"); err != nil {
@@ -374,6 +374,23 @@ func canaryUnit(app string) string { return "belay-canary@" + app + ".service" }
 
 // systemctl uses exactly the sudo rules of the host layout contract.
 func systemctl(verb, unit string) string { return "sudo -n systemctl " + verb + " " + unit }
+
+// restart restarts unit, waiting out systemd's start rate limit (the units'
+// StartLimitBurst): a rollback right after a crash-looping release must still
+// get its start, and the deploy user may not run `systemctl reset-failed`. Any
+// other failure fails at once.
+func restart(unit string) string {
+	return strings.Join([]string{
+		"n=0",
+		"until out=$(" + systemctl("restart", unit) + " 2>&1); do",
+		"  n=$((n+1))",
+		"  case \"$out\" in",
+		"  *\"too often\"*|*start-limit*) if [ $n -ge 18 ]; then echo \"$out\" >&2; exit 1; fi; sleep 5;;",
+		"  *) echo \"$out\" >&2; exit 1;;",
+		"  esac",
+		"done",
+	}, "\n")
+}
 
 // linkCommand points link at target atomically: a temp link renamed over the old one.
 func linkCommand(target, link string) string {

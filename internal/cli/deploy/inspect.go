@@ -21,6 +21,7 @@ type RollbackOptions struct {
 	deps
 	Common
 	To          string
+	Abandon     bool
 	Wait        bool
 	WaitTimeout time.Duration
 }
@@ -39,14 +40,17 @@ all traffic, "current" switches back, the stable unit restarts, the canary stops
 If a deploy died mid-rollout, rollback first converges every host (see
 docs/deploy.md) — often that alone is the rollback.`,
 		Example: `  belay rollback --app shop
-  belay rollback --app shop --to v40 --json`,
+  belay rollback --app shop --to v40 --json
+  belay rollback --app shop --abandon   # CI: drop a paused canary, else no-op`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
 	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
+	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
 	cmd.Flags().DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
+	cmd.MarkFlagsMutuallyExclusive("to", "abandon")
 	return cmd
 }
 
@@ -62,7 +66,12 @@ func runRollback(ctx context.Context, o *RollbackOptions) error {
 	}
 	defer s.close()
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
-	out, err := s.d.Rollback(ctx, o.To)
+	var out *deploy.Outcome
+	if o.Abandon {
+		out, err = s.d.Abandon(ctx)
+	} else {
+		out, err = s.d.Rollback(ctx, o.To)
+	}
 	return report(o.deps, o.JSON, "rollback", out, err)
 }
 
