@@ -232,6 +232,13 @@ func appContributor(s *Spec, c *CloudConfig) error {
 	}
 	a := s.App
 	name := a.Name
+	// The deployer prints the unit's recent log when a health check fails.
+	for i, u := range c.Users {
+		if du, ok := u.(User); ok && du.Name == s.DeployUser {
+			du.Groups = "systemd-journal"
+			c.Users[i] = du
+		}
+	}
 	c.Users = append(c.Users, User{
 		Name: AppUser, Gecos: "belay app releases", Shell: "/usr/sbin/nologin",
 		System: true, LockPasswd: true, HomeDir: "/nonexistent", NoCreateHome: true,

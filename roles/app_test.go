@@ -25,6 +25,9 @@ func TestAppRole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.spec(t)
 			c, _ := renderParsed(t, s)
+			if u := userEntry(c, "deploy"); u == nil || u["groups"] != "systemd-journal" {
+				t.Errorf("deploy user = %v, want it in systemd-journal (unit logs for failed health checks)", u)
+			}
 			if u := userEntry(c, AppUser); u == nil || u["system"] != true || u["shell"] != "/usr/sbin/nologin" {
 				t.Errorf("%s user = %v", AppUser, u)
 			}
