@@ -23,9 +23,12 @@ type Run struct {
 	// Acked is how many writes the load generator saw acknowledged during the run.
 	Acked int `json:"ackedWrites"`
 	// Missing is how many acknowledged writes were not found afterwards.
-	Missing int    `json:"missingWrites"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
+	Missing int `json:"missingWrites"`
+	// RPO is the data-loss window a site switch showed: from the partition back
+	// to the newest acknowledged write present on the promoted standby.
+	RPO   time.Duration `json:"rpoNs,omitempty"`
+	OK    bool          `json:"ok"`
+	Error string        `json:"error,omitempty"`
 	// Notes holds per-run facts worth keeping (which node took over, RPO seen, ...).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -52,6 +55,7 @@ type Summary struct {
 	RecoveryMax  time.Duration `json:"recoveryMaxNs"`
 	AckedWrites  int           `json:"ackedWrites"`
 	MissingTotal int           `json:"missingWrites"`
+	RPOMax       time.Duration `json:"rpoMaxNs,omitempty"`
 }
 
 // Summarize fills r.Summary from r.Runs.
@@ -64,6 +68,9 @@ func (r *Report) Summarize() {
 		if !run.OK {
 			s.Failed++
 			continue
+		}
+		if run.RPO > s.RPOMax {
+			s.RPOMax = run.RPO
 		}
 		det = append(det, run.Detection)
 		rec = append(rec, run.Recovery)
@@ -108,7 +115,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "| recovery p95 | %s |\n", round(s.RecoveryP95))
 	fmt.Fprintf(&b, "| recovery max | %s |\n", round(s.RecoveryMax))
 	fmt.Fprintf(&b, "| acknowledged writes | %d |\n", s.AckedWrites)
-	fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n\n", s.MissingTotal)
+	fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n", s.MissingTotal)
+	if s.RPOMax > 0 {
+		fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
+	}
+	b.WriteString("\n")
 	if len(r.Steps) > 0 {
 		b.WriteString("## Steps executed\n\n")
 		for i, st := range r.Steps {

@@ -1,0 +1,328 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/belay-sh/belay/inventory"
+)
+
+// ParseVIPHolder reports whether `ip -o -4 addr show` output lists vip.
+func ParseVIPHolder(out, vip string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" && (f[i+1] == vip || strings.HasPrefix(f[i+1], vip+"/")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// holders asks every host in hosts (except skip) whether it holds vip.
+// Unreachable hosts are reported in errs and count as not holding it.
+func holders(ctx context.Context, env *Env, hosts []string, vip string, skip string) (held []string, errs []error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		if h == skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			out, err := env.Hosts.Run(cctx, h, VIPProbeCmd)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			if ParseVIPHolder(string(out), vip) {
+				held = append(held, h)
+			}
+		}()
+	}
+	wg.Wait()
+	return held, errs
+}
+
+// ProbeResult is one HTTP probe of the VIP.
+type ProbeResult struct {
+	Start, End time.Time
+	// OK is an HTTP answer below 500 (nginx and the app answered).
+	OK     bool
+	Status int
+	Err    string
+}
+
+// Prober GETs a URL every interval with a timeout and keeps the results.
+type Prober struct {
+	URL, Host         string
+	Interval, Timeout time.Duration
+	mu                sync.Mutex
+	results           []ProbeResult
+}
+
+// Run probes until ctx ends. Each probe is a fresh TCP connection: a kept-alive
+// connection to the old holder would hide the failover (or fake an outage).
+func (p *Prober) Run(ctx context.Context) {
+	client := &http.Client{
+		Timeout:   p.Timeout,
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		r := ProbeResult{Start: start}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+		if err == nil {
+			req.Host = p.Host
+			var resp *http.Response
+			resp, err = client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				r.Status = resp.StatusCode
+				r.OK = resp.StatusCode < 500
+			}
+		}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		r.End = time.Now()
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		p.results = append(p.results, r)
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Results returns a copy of the results so far.
+func (p *Prober) Results() []ProbeResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]ProbeResult(nil), p.results...)
+}
+
+// Outage reads probe results around a fault at t0: recovery is from t0 until
+// the end of the first successful probe that started after the first failed
+// probe after t0. recovered is false while no probe has succeeded since;
+// failed counts failed probes after t0.
+func Outage(results []ProbeResult, t0 time.Time) (recovery time.Duration, failed int, recovered bool) {
+	var firstFail time.Time
+	for _, r := range results {
+		if r.Start.Before(t0) {
+			continue
+		}
+		if !r.OK {
+			failed++
+			if firstFail.IsZero() {
+				firstFail = r.Start
+			}
+			continue
+		}
+		if !firstFail.IsZero() && r.Start.After(firstFail) && !recovered {
+			recovery, recovered = r.End.Sub(t0), true
+		}
+	}
+	if firstFail.IsZero() {
+		// No probe failed: the VIP never stopped answering (still counts as recovered).
+		for _, r := range results {
+			if !r.Start.Before(t0) && r.OK {
+				return 0, 0, true
+			}
+		}
+	}
+	return recovery, failed, recovered
+}
+
+// okStreak reports whether the last n results all succeeded.
+func okStreak(results []ProbeResult, n int) bool {
+	if len(results) < n {
+		return false
+	}
+	for _, r := range results[len(results)-n:] {
+		if !r.OK {
+			return false
+		}
+	}
+	return true
+}
+
+func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
+	r := Run{Started: time.Now().UTC()}
+	a, err := pickApp(env.Inv, env.App)
+	if err != nil {
+		return failRun(r, err)
+	}
+	var holder string
+	if err := s.do("locate", "", func() error {
+		held, errs := holders(ctx, env, a.Hosts, a.VIP, "")
+		if len(held) != 1 {
+			return fmt.Errorf("expected exactly one holder of %s before the fault, found %d %v (errors: %v)", a.VIP, len(held), held, errs)
+		}
+		holder = held[0]
+		s.note("VIP %s is on %s", a.VIP, holder)
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	pctx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	p := &Prober{URL: "http://" + a.VIP + "/", Host: appDomain(a), Interval: ProbeInterval, Timeout: ProbeTimeout}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopProbe()
+	if err := s.do("probe", p.URL, func() error {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Run(pctx) }()
+		return poll(ctx, 50*time.Millisecond, 10*time.Second, func(context.Context) (bool, error) {
+			res := p.Results()
+			if len(res) > 0 && !res[len(res)-1].OK {
+				last := res[len(res)-1]
+				return false, fmt.Errorf("VIP probe: status %d %s", last.Status, last.Err)
+			}
+			return okStreak(res, 10), nil
+		})
+	}); err != nil {
+		return failRun(r, fmt.Errorf("the VIP does not answer before the fault: %w", err))
+	}
+	fault := Fault{Kind: FaultKill, Host: holder}
+	switch variant {
+	case "cut-link":
+		fault.Kind = FaultCutLink
+	case "stop-nginx":
+		fault = Fault{Kind: FaultStopService, Host: holder, Service: "nginx.service"}
+	}
+	var t0 time.Time
+	healed := false
+	heal := func() error {
+		if healed {
+			return nil
+		}
+		healed = true
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		env.Hosts.Forget(holder)
+		return env.Faults.Heal(hctx)
+	}
+	defer func() { _ = heal() }()
+	if err := s.do("inject", fault.String(), func() error {
+		t0 = time.Now()
+		if err := env.Faults.Inject(ctx, fault); err != nil {
+			return err
+		}
+		if fault.Kind != FaultStopService {
+			env.Hosts.Forget(holder)
+		}
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	var newHolder string
+	if err := s.do("detect", "", func() error {
+		return poll(ctx, 20*time.Millisecond, 30*time.Second, func(ctx context.Context) (bool, error) {
+			held, _ := holders(ctx, env, a.Hosts, a.VIP, holder)
+			if len(held) > 0 {
+				r.Detection = time.Since(t0)
+				newHolder = held[0]
+				s.note("%s holds the VIP after %s", newHolder, round(r.Detection))
+				return true, nil
+			}
+			return false, nil
+		})
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("recover", "", func() error {
+		err := poll(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
+			rec, failed, ok := Outage(p.Results(), t0)
+			if ok {
+				r.Recovery = rec
+				r.Notes = append(r.Notes, fmt.Sprintf("%s -> %s, %d failed probes", holder, newHolder, failed))
+			}
+			return ok, nil
+		})
+		// Keep probing a moment: the VIP must stay up on the new holder.
+		time.Sleep(500 * time.Millisecond)
+		if res := p.Results(); err == nil && !okStreak(res, 5) {
+			return fmt.Errorf("the VIP answered once after the fault but not steadily")
+		}
+		return err
+	}); err != nil {
+		return failRun(r, err)
+	}
+	stopProbe()
+	if err := s.do("heal", fault.String(), func() error {
+		if err := heal(); err != nil {
+			return err
+		}
+		return waitGroupWhole(ctx, env, a)
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("verify", "", func() error {
+		// Three agreeing looks half a second apart: a brief double MASTER right
+		// after a link comes back would be a split brain.
+		for i := 0; i < 3; i++ {
+			held, errs := holders(ctx, env, a.Hosts, a.VIP, "")
+			if len(errs) > 0 {
+				return fmt.Errorf("cannot ask every app server: %v", errs)
+			}
+			if len(held) != 1 {
+				return fmt.Errorf("expected exactly one VIP holder after healing, found %d %v", len(held), held)
+			}
+			if i == 2 {
+				s.note("exactly one holder: %s", held[0])
+				r.Notes = append(r.Notes, "after heal: "+held[0])
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	r.OK = true
+	return r
+}
+
+// waitGroupWhole waits until every app server answers SSH with keepalived and
+// nginx active and the app healthy on loopback, so the next run starts from a whole group.
+func waitGroupWhole(ctx context.Context, env *Env, a *inventory.App) error {
+	check := fmt.Sprintf("systemctl is-active keepalived.service nginx.service >/dev/null && curl -fsS -m 1 -o /dev/null http://127.0.0.1:%d%s", a.Port, a.HealthPath)
+	err := poll(ctx, time.Second, 4*time.Minute, func(ctx context.Context) (bool, error) {
+		for _, h := range a.Hosts {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := env.Hosts.Run(cctx, h, check)
+			cancel()
+			if err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("app group %s not whole again: %w", a.Name, err)
+	}
+	// keepalived's track scripts need `rise` intervals before the node may take over again.
+	time.Sleep(env.Settle)
+	return nil
+}

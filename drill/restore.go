@@ -1,0 +1,249 @@
+package drill
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VerifyResult is the repository host's last restore verification (roles/backup.go writes it).
+type VerifyResult struct {
+	Time            time.Time `json:"time"`
+	BackupLabel     string    `json:"backupLabel"`
+	OK              bool      `json:"ok"`
+	Details         string    `json:"details"`
+	CanaryRows      *int      `json:"canaryRows"`
+	DurationSeconds int       `json:"durationSeconds"`
+}
+
+// ParseVerifyResult decodes the verification result file.
+func ParseVerifyResult(b []byte) (*VerifyResult, error) {
+	if strings.TrimSpace(string(b)) == "" {
+		return nil, fmt.Errorf("%s is empty: no restore verification has run yet", VerifyResultFile)
+	}
+	var v VerifyResult
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s: %w", VerifyResultFile, err)
+	}
+	if v.Time.IsZero() {
+		return nil, fmt.Errorf("%s: no \"time\" field", VerifyResultFile)
+	}
+	return &v, nil
+}
+
+// BackupInfo is the part of `pgbackrest info --output=json` belay reads.
+type BackupInfo struct {
+	Name   string `json:"name"`
+	Status struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"status"`
+	Archive []struct {
+		ID  string `json:"id"`
+		Max string `json:"max"`
+		Min string `json:"min"`
+	} `json:"archive"`
+	Backup []struct {
+		Label     string `json:"label"`
+		Type      string `json:"type"`
+		Timestamp struct {
+			Start int64 `json:"start"`
+			Stop  int64 `json:"stop"`
+		} `json:"timestamp"`
+		Archive struct {
+			Start string `json:"start"`
+			Stop  string `json:"stop"`
+		} `json:"archive"`
+		Error *bool `json:"error"`
+	} `json:"backup"`
+}
+
+// ParseBackupInfo decodes `pgbackrest info --output=json` for stanza.
+func ParseBackupInfo(b []byte, stanza string) (*BackupInfo, error) {
+	var all []BackupInfo
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, fmt.Errorf("pgbackrest info: not the expected JSON: %w", err)
+	}
+	for i := range all {
+		if all[i].Name == stanza {
+			return &all[i], nil
+		}
+	}
+	return nil, fmt.Errorf("pgbackrest info: stanza %q not in the repository", stanza)
+}
+
+// LatestBackup returns the newest backup's label and type ("" when none).
+func (bi *BackupInfo) LatestBackup() (label, typ string) {
+	if len(bi.Backup) == 0 {
+		return "", ""
+	}
+	last := bi.Backup[len(bi.Backup)-1]
+	return last.Label, last.Type
+}
+
+// ValidLabel reports whether s looks like a pgBackRest backup label
+// (20240101-010000F, 20240101-010000F_20240102-130000D), so it is safe in a path.
+func ValidLabel(s string) bool {
+	if len(s) < 16 || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r == '-' || r == '_' || r == 'F' || r == 'D' || r == 'I') {
+			return false
+		}
+	}
+	return true
+}
+
+func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
+	r := Run{Started: time.Now().UTC()}
+	repo := env.Inv.Backup.Host
+	stanza := env.Inv.Backup.Stanza
+	if repo == "" || stanza == "" {
+		return failRun(r, fmt.Errorf("inventory backup.host/backup.stanza: empty; the stack has no backup repository"))
+	}
+	info := func() (*BackupInfo, error) {
+		out, err := env.Hosts.RunRoot(ctx, repo, PgBackRestInfoArgv(stanza)...)
+		if err != nil {
+			return nil, err
+		}
+		return ParseBackupInfo(out, stanza)
+	}
+	var label string
+	if err := s.do("backup", "", func() error {
+		bi, err := info()
+		if err != nil {
+			return err
+		}
+		if label, _ = bi.LatestBackup(); label == "" || variant == "corrupt" {
+			// The corrupt variant ruins a fresh backup of its own, never an older one someone may need.
+			s.note("taking a full backup")
+			if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", FullBackupUnit); err != nil {
+				return err
+			}
+			if bi, err = info(); err != nil {
+				return err
+			}
+			label, _ = bi.LatestBackup()
+		}
+		if label == "" {
+			return fmt.Errorf("the repository still holds no backup of stanza %s", stanza)
+		}
+		s.note("latest backup %s", label)
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	// verify runs the verification unit and returns its result (also when it failed).
+	verify := func() (*VerifyResult, error) {
+		start := time.Now().Add(-2 * time.Second)
+		_, unitErr := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", VerifyUnit)
+		out, err := env.Hosts.Run(ctx, repo, "cat "+VerifyResultFile)
+		if err != nil {
+			return nil, err
+		}
+		v, err := ParseVerifyResult(out)
+		if err != nil {
+			return nil, err
+		}
+		if v.Time.Before(start.Truncate(time.Second)) {
+			return nil, fmt.Errorf("the verification did not write a new result (last %s; unit: %v)", v.Time.Format(time.RFC3339), unitErr)
+		}
+		if v.OK != (unitErr == nil) {
+			return nil, fmt.Errorf("the unit's exit (%v) disagrees with the result ok=%v", unitErr, v.OK)
+		}
+		return v, nil
+	}
+	if variant != "corrupt" {
+		if err := s.do("verify", "", func() error {
+			v, err := verify()
+			if err != nil {
+				return err
+			}
+			r.Recovery = time.Duration(v.DurationSeconds) * time.Second
+			r.Notes = append(r.Notes, fmt.Sprintf("backup %s: %s", v.BackupLabel, v.Details))
+			if !v.OK {
+				return fmt.Errorf("restore verification FAILED: %s", v.Details)
+			}
+			return nil
+		}); err != nil {
+			return failRun(r, err)
+		}
+		r.OK = true
+		return r
+	}
+	var file string
+	if err := s.do("corrupt", label, func() error {
+		if !ValidLabel(label) {
+			return fmt.Errorf("backup label %q: unexpected shape", label)
+		}
+		dir := path.Join(PgBackRestRepo, "backup", stanza, label, "pg_data")
+		out, err := env.Hosts.RunRoot(ctx, repo, "sh", "-c", "find "+dir+" -type f -size +1k -printf '%s %p\\n' | sort -rn | head -n 1")
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(strings.TrimSpace(string(out)))
+		if len(f) != 2 {
+			return fmt.Errorf("no file to corrupt under %s (got %q)", dir, out)
+		}
+		size, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return err
+		}
+		file = f[1]
+		_, err = env.Hosts.RunRoot(ctx, repo, "dd", "if=/dev/urandom", "of="+file, "bs=1", "count=32", fmt.Sprintf("seek=%d", size/2), "conv=notrunc")
+		s.note("corrupted %s (%d bytes) at offset %d", file, size, size/2)
+		return err
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("verify", "must fail", func() error {
+		v, err := verify()
+		if err != nil {
+			return err
+		}
+		r.Detection = time.Duration(v.DurationSeconds) * time.Second
+		if v.OK {
+			return fmt.Errorf("corruption NOT caught: verification of %s passed with %s corrupted", v.BackupLabel, file)
+		}
+		r.Notes = append(r.Notes, "corruption caught: "+v.Details)
+		s.note("caught: %s", v.Details)
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("heal", "", func() error {
+		if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", FullBackupUnit); err != nil {
+			return err
+		}
+		bi, err := info()
+		if err != nil {
+			return err
+		}
+		fresh, _ := bi.LatestBackup()
+		if fresh == label {
+			return fmt.Errorf("no new backup after %s", label)
+		}
+		if _, err := env.Hosts.RunRoot(ctx, repo, PgBackRestArgv(stanza, "--set="+label, "expire")...); err != nil {
+			return fmt.Errorf("expire corrupted backup %s: %w", label, err)
+		}
+		v, err := verify()
+		if err != nil {
+			return err
+		}
+		r.Recovery = time.Duration(v.DurationSeconds) * time.Second
+		if !v.OK {
+			return fmt.Errorf("verification after the new full backup %s FAILED: %s", fresh, v.Details)
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("healed: new full %s verified (%s); corrupted %s expired", fresh, v.Details, label))
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	r.OK = true
+	return r
+}

@@ -1,0 +1,165 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/belay-sh/belay/inventory"
+)
+
+// siteRun partitions the primary site away, runs the site switch and measures
+// it end to end, then reads the newest write on the promoted standby: the
+// distance from the partition to that write is the cross-site RPO.
+func siteRun(ctx context.Context, env *Env, s *stepper) Run {
+	r := Run{Started: time.Now().UTC()}
+	inv := env.Inv
+	if env.Switch == nil {
+		return failRun(r, fmt.Errorf("no site switch wired (a bug in the command)"))
+	}
+	via, err := tunnelHost(ctx, env, inventory.Primary)
+	if err != nil {
+		return failRun(r, err)
+	}
+	ep, err := newPGEndpoint(env, via)
+	if err != nil {
+		return failRun(r, err)
+	}
+	var addrs []string
+	for _, n := range inv.Database.Nodes {
+		a, err := nodeAddr(inv, n)
+		if err != nil {
+			return failRun(r, err)
+		}
+		addrs = append(addrs, a)
+	}
+	w := &Writer{Endpoint: ep, Addrs: addrs, Base: time.Now().UnixMicro() * 10, Pace: 100 * time.Millisecond}
+	lctx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() { stopLoad(); wg.Wait() }
+	defer stop()
+	if err := s.do("load", "", func() error {
+		c, err := ep.connect(ctx, addrs, true)
+		if err != nil {
+			return err
+		}
+		_, err = c.Exec(ctx, CreateWritesSQL)
+		c.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(lctx) }()
+		return poll(ctx, 200*time.Millisecond, 20*time.Second, func(context.Context) (bool, error) {
+			acked, _ := w.Acked()
+			return len(acked) >= 20, nil
+		})
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("archive", "", func() error {
+		c, err := ep.connect(ctx, addrs, true)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		var lag *string
+		if err := c.QueryRow(ctx, "SELECT extract(epoch FROM now() - last_archived_time)::text FROM pg_stat_archiver").Scan(&lag); err != nil {
+			return err
+		}
+		if lag == nil {
+			r.Notes = append(r.Notes, "no WAL archived yet on the primary")
+			return nil
+		}
+		secs, _ := strconv.ParseFloat(*lag, 64)
+		r.Notes = append(r.Notes, fmt.Sprintf("archive lag before the partition %s", round(time.Duration(secs*float64(time.Second)))))
+		s.note("last WAL archived %.1f s ago", secs)
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	var t0 time.Time
+	healed := false
+	heal := func() error {
+		if healed {
+			return nil
+		}
+		healed = true
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		return env.Faults.Heal(hctx)
+	}
+	defer func() { _ = heal() }()
+	if err := s.do("inject", "partition", func() error {
+		t0 = time.Now()
+		return env.Faults.Inject(ctx, Fault{Kind: FaultPartition})
+	}); err != nil {
+		return failRun(r, err)
+	}
+	// The load keeps writing to the primary site (still reachable from this
+	// machine's lab leg): those writes are the ones a real partition loses.
+	if err := s.do("switch", "", func() error {
+		err := env.Switch(ctx, env.Progress)
+		r.Recovery = time.Since(t0)
+		return err
+	}); err != nil {
+		return failRun(r, err)
+	}
+	stop()
+	if err := s.do("verify", "", func() error {
+		sb := inv.Database.Standby
+		h := inv.Host(sb)
+		if h == nil {
+			return fmt.Errorf("standby database %q not in the inventory", sb)
+		}
+		svia, err := tunnelHost(ctx, env, inventory.Standby)
+		if err != nil {
+			return err
+		}
+		sep := *ep
+		sep.Via = svia
+		c, err := sep.connect(ctx, []string{net.JoinHostPort(h.PrivateAddress, strconv.Itoa(inv.Database.Port))}, true)
+		if err != nil {
+			return fmt.Errorf("promoted standby not writable: %w", err)
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		acked, times := w.Acked()
+		present, err := presentIDs(ctx, c, w.Base, w.End())
+		if err != nil {
+			return err
+		}
+		var newest time.Time
+		lost := 0
+		for i, id := range acked {
+			if present[id] {
+				if times[i].After(newest) {
+					newest = times[i]
+				}
+			} else if times[i].Before(t0) {
+				lost++
+			}
+		}
+		r.Acked, r.Missing = len(acked), len(MissingWrites(acked, present))
+		if newest.IsZero() {
+			return fmt.Errorf("none of the %d acknowledged writes reached the standby site", len(acked))
+		}
+		rpo := t0.Sub(newest)
+		if rpo < 0 {
+			rpo = 0
+		}
+		r.RPO = rpo
+		r.Notes = append(r.Notes, fmt.Sprintf("cross-site RPO %s (newest write on the standby committed %s before the partition); %d writes acknowledged before the partition are not on the standby", round(rpo), round(rpo), lost))
+		s.note("RPO %s, switch %s", round(rpo), round(r.Recovery))
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("heal", "partition", heal); err != nil {
+		return failRun(r, err)
+	}
+	r.OK = true
+	return r
+}

@@ -1,0 +1,262 @@
+package drill
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Kind names a drill.
+type Kind string
+
+// The drills.
+const (
+	AppNode   Kind = "app-node"
+	DBPrimary Kind = "db-primary"
+	Restore   Kind = "restore"
+	Site      Kind = "site"
+)
+
+// Kinds lists the drills in the order the runbook documents them.
+var Kinds = []Kind{AppNode, DBPrimary, Restore, Site}
+
+// Variants lists each drill's variants; the first is the default.
+var Variants = map[Kind][]string{
+	AppNode:   {"kill", "cut-link", "stop-nginx"},
+	DBPrimary: {"kill", "cut-link"},
+	Restore:   {"verify", "corrupt"},
+	Site:      {"partition"},
+}
+
+// CheckVariant returns the variant to run (the default for "") or an error naming the choices.
+func CheckVariant(k Kind, v string) (string, error) {
+	vs, ok := Variants[k]
+	if !ok {
+		return "", fmt.Errorf("drill %q: expected one of app-node, db-primary, restore, site", k)
+	}
+	if v == "" {
+		return vs[0], nil
+	}
+	for _, x := range vs {
+		if x == v {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("--variant %q: drill %s has variants %s", v, k, strings.Join(vs, ", "))
+}
+
+// Step is one runbook step a drill executes: what it does, where, and the exact
+// commands. The drill code runs exactly these steps (by ID) and the runbook
+// prints them, so the two cannot drift apart.
+type Step struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Where is the host or role the step acts on ("operator" for this machine).
+	Where string `json:"where"`
+	// Commands are the exact commands (remote shell lines, lab faults, HTTP probes).
+	Commands []string `json:"commands,omitempty"`
+}
+
+func (s Step) String() string { return s.ID + ": " + s.Title }
+
+// Command lines the drills run on hosts (pure data, shared by code and runbook).
+const (
+	// VIPProbeCmd lists a host's IPv4 addresses; the VIP holder shows the VIP.
+	VIPProbeCmd = "ip -o -4 addr show"
+	// VerifyUnit is the repository host's restore verification (roles/backup.go).
+	VerifyUnit = "belay-verify-restore.service"
+	// FullBackupUnit takes a full pgBackRest backup on the repository host.
+	FullBackupUnit = "belay-backup-full.service"
+	// VerifyResultFile is what every verification writes (roles.VerifyResultFile).
+	VerifyResultFile = "/var/lib/belay/last-verified-restore.json"
+	// PgBackRestRepo is repo1-path on the repository host (roles.PgBackRestRepo).
+	PgBackRestRepo = "/var/lib/pgbackrest"
+	// WritesTable is where the write load inserts; an id is recorded only once COMMIT returned OK.
+	WritesTable = "belay_drill_writes"
+	// ProbeInterval and ProbeTimeout pace the HTTP probe of the VIP.
+	ProbeInterval = 20 * time.Millisecond
+	ProbeTimeout  = 200 * time.Millisecond
+)
+
+// CreateWritesSQL creates the write-load table.
+const CreateWritesSQL = "CREATE TABLE IF NOT EXISTS " + WritesTable + " (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"
+
+// InsertWriteSQL is one write of the load, in its own transaction.
+const InsertWriteSQL = "INSERT INTO " + WritesTable + " (id, at) VALUES ($1, now())"
+
+// PgBackRestArgv runs pgbackrest as the repository user with the given arguments.
+func PgBackRestArgv(stanza string, args ...string) []string {
+	return append([]string{"runuser", "-u", "pgbackrest", "--", "pgbackrest", "--stanza=" + stanza}, args...)
+}
+
+// PgBackRestInfoArgv is `pgbackrest info` as the repository user, in JSON.
+func PgBackRestInfoArgv(stanza string) []string {
+	return PgBackRestArgv(stanza, "--output=json", "info")
+}
+
+// PsqlArgv runs one SQL statement as the postgres superuser on a DB host (tuples only, unaligned).
+func PsqlArgv(sql string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql}
+}
+
+// StreamingReplicasSQL counts replicas streaming from a primary (superuser view of pg_stat_replication).
+const StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+
+// Steps returns the steps of drill k (variant v) against inv, in order.
+func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, error) {
+	v, err := CheckVariant(k, v)
+	if err != nil {
+		return nil, err
+	}
+	switch k {
+	case AppNode:
+		a, err := pickApp(inv, app)
+		if err != nil {
+			return nil, err
+		}
+		fault := map[string]string{
+			"kill":       "kill the VIP holder hard (lab: SIGKILL the machine; cloud: provider power-off)",
+			"cut-link":   "cut the VIP holder's network link",
+			"stop-nginx": "stop nginx on the VIP holder (keepalived's track_script must give up the VIP)",
+		}[v]
+		hosts := strings.Join(a.Hosts, ", ")
+		return []Step{
+			{ID: "locate", Title: "find the VIP holder: the app server whose addresses include " + a.VIP, Where: hosts, Commands: []string{VIPProbeCmd}},
+			{ID: "probe", Title: fmt.Sprintf("start the HTTP probe: GET http://%s/ (Host: %s) every %s, timeout %s; the VIP must answer before the fault", a.VIP, appDomain(a), ProbeInterval, ProbeTimeout), Where: "operator"},
+			{ID: "inject", Title: fault, Where: "VIP holder", Commands: []string{faultCommand(v)}},
+			{ID: "detect", Title: "poll the other app servers until one holds the VIP (keepalived MASTER): detection time", Where: hosts, Commands: []string{VIPProbeCmd}},
+			{ID: "recover", Title: "wait until the VIP answers again from the new holder: recovery time", Where: "operator"},
+			{ID: "heal", Title: "undo the fault (boot the machine / plug the link / start nginx) and wait until every app server runs keepalived and nginx", Where: "VIP holder", Commands: []string{"systemctl is-active keepalived.service nginx.service"}},
+			{ID: "verify", Title: "exactly one app server holds the VIP", Where: hosts, Commands: []string{VIPProbeCmd}},
+		}, nil
+	case DBPrimary:
+		nodes := strings.Join(inv.Database.Nodes, ", ")
+		return []Step{
+			{ID: "locate", Title: "find the primary: the data node that answers pg_is_in_recovery() = false (through an SSH tunnel from an app server; 5432 admits app servers only)", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
+			{ID: "prepare", Title: "create the write-load table", Where: "primary", Commands: []string{CreateWritesSQL}},
+			{ID: "load", Title: "start the write load through the multi-host writer URL (target_session_attrs=read-write); an id counts as acknowledged only when COMMIT returned OK", Where: "operator (tunnel via an app server)", Commands: []string{"BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "inject", Title: map[string]string{"kill": "kill the primary hard", "cut-link": "cut the primary's network link"}[v], Where: "primary", Commands: []string{faultCommand(v)}},
+			{ID: "detect", Title: "poll the other data node until pg_is_in_recovery() = false (promoted by pg_auto_failover): detection time", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
+			{ID: "recover", Title: "wait for the first acknowledged write after the fault: time to writable", Where: "operator"},
+			{ID: "count", Title: "stop the load and count acknowledged writes missing on the new primary (synchronous: must be zero)", Where: "new primary", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2"}},
+			{ID: "heal", Title: "undo the fault; the old primary must rejoin as a replica", Where: "old primary"},
+			{ID: "verify", Title: "exactly one data node is writable and the old primary is in recovery; the new primary has a streaming replica", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()", shellJoin(PsqlArgv(StreamingReplicasSQL))}},
+		}, nil
+	case Restore:
+		repo := inv.Backup.Host
+		steps := []Step{
+			{ID: "backup", Title: "make sure the repository holds a backup (take a full one if it holds none)", Where: repo, Commands: []string{shellJoin(PgBackRestInfoArgv(inv.Backup.Stanza)), "systemctl start " + FullBackupUnit}},
+		}
+		if v == "corrupt" {
+			steps = append(steps,
+				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle)", Where: repo, Commands: []string{"find " + PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
+				Step{ID: "verify", Title: "run the restore verification: it must FAIL (corruption caught)", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
+				Step{ID: "heal", Title: "take a new full backup, expire the corrupted one, verify again: it must pass", Where: repo, Commands: []string{"systemctl start " + FullBackupUnit, shellJoin(PgBackRestArgv(inv.Backup.Stanza, "--set=<corrupted label>", "expire")), "systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
+			)
+			return steps, nil
+		}
+		return append(steps, Step{ID: "verify", Title: "run the restore verification (restore the latest backup into a scratch instance, check the canary) and read its result: it must pass", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}}), nil
+	case Site:
+		return []Step{
+			{ID: "load", Title: "write load on the primary site (a row every 100 ms, commit time recorded)", Where: "operator (tunnel via an app server)", Commands: []string{"BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "archive", Title: "read the WAL archive lag on the primary (pg_stat_archiver.last_archived_time)", Where: "primary", Commands: []string{"SELECT now() - last_archived_time FROM pg_stat_archiver"}},
+			{ID: "inject", Title: "partition the primary site away from the standby site", Where: "lab router", Commands: []string{faultCommand("partition")}},
+			{ID: "switch", Title: "run the site switch to the standby site (`belay failover site --to standby`, steps below)", Where: "operator"},
+			{ID: "verify", Title: "the apps answer from the standby site; the newest write present on the promoted standby gives the cross-site RPO", Where: "standby site", Commands: []string{"SELECT max(at) FROM " + WritesTable}},
+			{ID: "heal", Title: "end the partition; the standby site stays the serving site until `belay failover site --to primary` (manual re-seed)", Where: "lab router", Commands: []string{"belay lab heal"}},
+		}, nil
+	}
+	return nil, fmt.Errorf("drill %q: unknown", k)
+}
+
+func faultCommand(v string) string {
+	switch v {
+	case "kill":
+		return "belay lab fault kill <host>"
+	case "cut-link":
+		return "belay lab fault cut-link <host>"
+	case "stop-nginx":
+		return "systemctl stop nginx.service"
+	case "partition":
+		return "belay lab fault partition"
+	}
+	return v
+}
+
+func shellJoin(argv []string) string { return strings.Join(argv, " ") }
+
+func pickApp(inv *inventory.Inventory, name string) (*inventory.App, error) {
+	if len(inv.Apps) == 0 {
+		return nil, fmt.Errorf("inventory of stack %s lists no apps", inv.Stack)
+	}
+	if name == "" {
+		return &inv.Apps[0], nil
+	}
+	if a := inv.App(name); a != nil {
+		return a, nil
+	}
+	var names []string
+	for _, a := range inv.Apps {
+		names = append(names, a.Name)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("--app %q: not in the inventory, expected one of %s", name, strings.Join(names, ", "))
+}
+
+func appDomain(a *inventory.App) string {
+	if len(a.Domains) > 0 {
+		return a.Domains[0]
+	}
+	return a.Name
+}
+
+// stepper runs a drill's steps by ID, printing progress, so code and plan stay one.
+type stepper struct {
+	drill string
+	steps []Step
+	out   io.Writer
+	run   int
+}
+
+func (s *stepper) do(id, detail string, fn func() error) error {
+	idx := -1
+	for i, st := range s.steps {
+		if st.ID == id {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return fmt.Errorf("drill %s: step %q is not in its plan (a bug)", s.drill, id)
+	}
+	st := s.steps[idx]
+	msg := st.Title
+	if detail != "" {
+		msg += " [" + detail + "]"
+	}
+	fmt.Fprintf(s.out, "drill %s run %d: step %d/%d %s: %s\n", s.drill, s.run, idx+1, len(s.steps), st.ID, msg)
+	start := time.Now()
+	err := fn()
+	if err != nil {
+		fmt.Fprintf(s.out, "drill %s run %d: step %s FAILED after %s: %v\n", s.drill, s.run, st.ID, time.Since(start).Round(time.Millisecond), err)
+		return fmt.Errorf("step %s: %w", st.ID, err)
+	}
+	fmt.Fprintf(s.out, "drill %s run %d: step %s ok (%s)\n", s.drill, s.run, st.ID, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (s *stepper) note(format string, a ...any) {
+	fmt.Fprintf(s.out, "drill %s run %d:   %s\n", s.drill, s.run, fmt.Sprintf(format, a...))
+}
+
+// StepTitles renders steps for Report.Steps.
+func StepTitles(steps []Step) []string {
+	out := make([]string, len(steps))
+	for i, s := range steps {
+		out[i] = s.String()
+	}
+	return out
+}
