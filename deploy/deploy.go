@@ -213,7 +213,7 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 	return d.locked(ctx, "rollback", func(ctx context.Context) (*Outcome, error) {
 		start := time.Now()
 		out := &Outcome{App: d.App, DeployID: id, Action: "rollback", Hosts: app.Hosts}
-		states, recovery, err := d.converge(ctx, "")
+		states, recovery, rec, err := d.convergeRec(ctx, "")
 		out.Recovery = recovery
 		if err != nil {
 			out.Result, out.Error = "failed", err.Error()
@@ -228,7 +228,9 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 			out.Duration = time.Since(start).Round(time.Millisecond).String()
 			return out, nil
 		}
-		if recovery != "" && to == "" && strings.HasPrefix(recovery, "rolled back") {
+		// Converging an interrupted deploy backwards, or finishing an interrupted
+		// rollback/recovery, already was the rollback the operator asked for.
+		if recovery != "" && to == "" && (strings.HasPrefix(recovery, "rolled back") || rec != nil && rec.Kind != "deploy") {
 			// The unfinished rollout was just undone: that was the rollback.
 			out.Result, out.Duration = "ok", time.Since(start).Round(time.Millisecond).String()
 			cur, _ := commonCurrent(states)
@@ -374,9 +376,15 @@ func anyCurrent(states map[string]*HostState, rel string) bool {
 // host to one release before anything else happens. It returns the hosts'
 // states afterwards and a description of what it did ("" if nothing).
 func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*HostState, string, error) {
+	states, how, _, err := d.convergeRec(ctx, resume)
+	return states, how, err
+}
+
+// convergeRec is converge that also returns the journal it acted on (nil if none).
+func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*HostState, string, *journal.Record, error) {
 	states, err := d.probe(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	var j, paused *journal.Record
 	for _, h := range sortedKeys(states) {
@@ -391,7 +399,7 @@ func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*Hos
 	if j == nil && paused != nil {
 		if paused.Target == resume {
 			d.Runner.Note("resuming the rollout of %s paused after %s", resume, paused.Step)
-			return states, "", nil
+			return states, "", nil, nil
 		}
 		// A rollout paused for approval that is not being continued is abandoned:
 		// take its canary out first, so one release serves everything again.
@@ -401,7 +409,7 @@ func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*Hos
 		d.Runner.Note("found an unfinished %s of %s (deploy %s by %s, last step %q): converging every host first", j.Kind, j.Target, j.DeployID, j.By, j.Step)
 	}
 	if j == nil {
-		return states, "", nil
+		return states, "", nil, nil
 	}
 	all := true
 	for _, s := range states {
@@ -424,7 +432,7 @@ func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*Hos
 		how = "rolled back: " + how
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	d.Runner.Note("recovery: %s", how)
 	app, _ := d.app()
@@ -434,14 +442,14 @@ func (d *Deployer) converge(ctx context.Context, resume string) (map[string]*Hos
 	}
 	recs := d.records(app.Hosts, j.DeployID, "recover", target, j.Previous, known)
 	if err := d.Runner.Exec(ctx, p, recs); err != nil {
-		return nil, how, fmt.Errorf("recovering the unfinished %s of %s: %w", j.Kind, j.Target, err)
+		return nil, how, j, fmt.Errorf("recovering the unfinished %s of %s: %w", j.Kind, j.Target, err)
 	}
 	if err := d.finish(ctx, app.Hosts, recs, st, known, "recovered: "+how); err != nil {
-		return nil, how, err
+		return nil, how, j, err
 	}
 	d.audit(ctx, app.Hosts, journal.Entry{Action: "recover", Release: target, Previous: j.Target, DeployID: j.DeployID, Result: "ok", Detail: how})
 	states, err = d.probe(ctx)
-	return states, how, err
+	return states, how, j, err
 }
 
 // locked runs fn holding the app's lease, renewing it while fn runs. Losing the
