@@ -1,0 +1,95 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/inventory"
+)
+
+func testDeployer(t *testing.T) *Deployer {
+	t.Helper()
+	inv, err := inventory.Load("plan/testdata/inventory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Deployer{Inv: inv, App: "shop"}
+}
+
+func states(cur ...string) map[string]*HostState {
+	m := map[string]*HostState{}
+	for i, c := range cur {
+		h := []string{"shop-1", "shop-2"}[i]
+		m[h] = &HostState{Host: h, Current: c}
+	}
+	return m
+}
+
+// TestUndoPlan pins the rollback rule: abort when no host switched, swap back
+// when any did, converge forward when there is nothing to go back to.
+func TestUndoPlan(t *testing.T) {
+	d := testDeployer(t)
+	tests := []struct {
+		name         string
+		st           map[string]*HostState
+		target, prev string
+		kind         string // plan kind
+		release      string
+		how          string
+	}{
+		{"nothing switched", states("v1", "v1"), "v2", "v1", "abort", "", "traffic back to stable (v1)"},
+		{"one host switched", states("v2", "v1"), "v2", "v1", "direct", "v1", "swapping every host back to v1"},
+		{"all switched", states("v2", "v2"), "v2", "v1", "direct", "v1", "swapping every host back to v1"},
+		{"first deploy, none switched", states("", ""), "v1", "", "abort", "", "traffic back to stable ((none))"},
+		{"first deploy, one switched", states("v1", ""), "v1", "", "direct", "v1", "no previous release: converging every host on v1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, how, err := d.undoPlan(tc.st, tc.target, tc.prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Kind != tc.kind || p.Release != tc.release || !strings.Contains(how, tc.how) {
+				t.Fatalf("got %s %q (%s), want %s %q (%s)", p.Kind, p.Release, how, tc.kind, tc.release, tc.how)
+			}
+		})
+	}
+}
+
+func TestCommonCurrent(t *testing.T) {
+	if r, err := commonCurrent(states("v3", "v3")); err != nil || r != "v3" {
+		t.Fatalf("%q %v", r, err)
+	}
+	_, err := commonCurrent(states("v3", "v2"))
+	if err == nil || !strings.Contains(err.Error(), "shop-1: v3") || !strings.Contains(err.Error(), "shop-2: v2") {
+		t.Fatalf("disagreeing hosts: %v", err)
+	}
+}
+
+func TestParseState(t *testing.T) {
+	out := "current=v3\ncanary=v4\nstable=active\ncanaryUnit=active\nstage=percent 10 (sticky ip)\nhealth=200\ncanaryHealth=503\n" +
+		"releases=v4 v3 v2 \njournal={\"deployId\":\"d\",\"target\":\"v4\",\"status\":\"running\",\"knownGood\":[\"v2\",\"v3\"]}\n" +
+		"lease=1790000000 tok {\"token\":\"tok\",\"who\":\"a@b\",\"pid\":1,\"action\":\"deploy v4\"}\n"
+	var s HostState
+	if err := parseState([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Current != "v3" || s.Canary != "v4" || s.CanaryShare != "10%" || s.CanaryHealth != "503" || len(s.Releases) != 3 ||
+		!s.Journal.Unfinished() || !strings.Contains(s.Lease, "a@b (deploy v4) until") {
+		t.Fatalf("%+v", s)
+	}
+	if knownGood(map[string]*HostState{"shop-1": &s})[1] != "v3" {
+		t.Fatal("known-good from the journal")
+	}
+	for stage, want := range map[string]string{"": "0%", "stable": "0%", "full": "100%", "whitelist": "whitelist", "percent 50 (sticky shop)": "50%"} {
+		if got := share(stage); got != want {
+			t.Errorf("share(%q) = %s, want %s", stage, got, want)
+		}
+	}
+	var bad HostState
+	if err := parseState([]byte("journal={not json\n"), &bad); err == nil {
+		t.Fatal("corrupt journal accepted")
+	}
+	_ = journal.Done
+}
