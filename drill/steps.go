@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -187,7 +188,7 @@ func faultCommand(v string) string {
 	return v
 }
 
-func shellJoin(argv []string) string { return strings.Join(argv, " ") }
+func shellJoin(argv []string) string { return failover.ShellLine(argv) }
 
 func pickApp(inv *inventory.Inventory, name string) (*inventory.App, error) {
 	if len(inv.Apps) == 0 {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -109,6 +110,15 @@ func fenceAppArgv(app string) []string {
 	return []string{"systemctl", "stop", "keepalived.service", "nginx.service", "belay-canary@" + app + ".service", "belay-app@" + app + ".service"}
 }
 
+// ShellLine renders argv as one POSIX shell line (for display and the runbook).
+func ShellLine(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = sshx.Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
 // PlanSite returns the site switch of inv to site to.
 func PlanSite(inv *inventory.Inventory, to Direction) (*Plan, error) {
 	switch to {
@@ -128,7 +138,7 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	p := &Plan{Stack: inv.Stack, To: ToStandby}
 	add := func(s Step) {
 		if len(s.Argv) > 0 && len(s.Commands) == 0 {
-			s.Commands = []string{strings.Join(s.Argv, " ")}
+			s.Commands = []string{ShellLine(s.Argv)}
 		}
 		p.Steps = append(p.Steps, s)
 	}
@@ -194,14 +204,14 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		p.Steps = append(p.Steps, Step{ID: id, Kind: KindManual, Host: host, Title: title, Commands: cmds})
 	}
 	m("fence-primary-site", first, "make sure nothing on the primary site serves or accepts writes (apps, pg_auto_failover and PostgreSQL stopped on every primary-site host)",
-		strings.Join(fenceDBArgv(), " "))
+		ShellLine(fenceDBArgv()))
 	m("archive-from-standby", sdb, "make the promoted standby archive its WAL to the repository (archive_mode=on, archive_command=pgbackrest --stanza="+stanza+" archive-push %p) and take a full backup of it",
 		"pgbackrest --stanza="+stanza+" --type=full backup")
 	m("rebuild-primary-db", first, "drop "+first+"'s old data and restore it from that backup as a standby of the promoted standby (pgbackrest restore --type=standby), then let it catch up",
 		"pgbackrest --stanza="+stanza+" --delta --type=standby restore")
 	m("quiesce-standby", sdb, "stop the apps on the standby site and wait until "+first+" has replayed everything (pg_last_wal_replay_lsn() = the standby's pg_current_wal_lsn())")
 	m("promote-primary-db", first, "promote "+first+", re-create the pg_auto_failover formation (monitor, then the other data node joins as secondary)",
-		strings.Join(PsqlArgv(PromoteSQL), " "))
+		ShellLine(PsqlArgv(PromoteSQL)))
 	m("restore-standby-role", sdb, "re-create "+sdb+" as a standby restored from the repository on "+repo+" (as `belay up` provisions it)")
 	for _, a := range inv.Apps {
 		for _, d := range a.Domains {

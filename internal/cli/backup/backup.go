@@ -1,0 +1,296 @@
+// Package backup is the `belay backup` command group: `status` reads the
+// repository host (last backups, newest archived WAL = current RPO, last
+// verified restore) and exits non-zero when a threshold is exceeded, for monitoring.
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// NewCmdBackup returns the `belay backup` group.
+func NewCmdBackup(f *cli.Factory) *cobra.Command {
+	cmd := &cobra.Command{Use: "backup", Short: "Inspect the stack's backups"}
+	cmd.AddCommand(NewCmdStatus(f, nil))
+	return cmd
+}
+
+// StatusOptions are one `belay backup status` invocation.
+type StatusOptions struct {
+	IO        cli.IO
+	Inventory func(ref string) (*inventory.Inventory, error)
+	Getenv    func(string) string
+	Open      func(inv *inventory.Inventory, fl opsenv.Flags, getenv func(string) string) (*opsenv.Target, error)
+	Now       func() time.Time
+
+	InventoryRef string
+	JSON         bool
+	MaxRPO       time.Duration
+	MaxVerifyAge time.Duration
+	MaxFullAge   time.Duration
+	Conn         opsenv.Flags
+}
+
+// NewCmdStatus returns `belay backup status`.
+func NewCmdStatus(f *cli.Factory, runF func(*StatusOptions) error) *cobra.Command {
+	opts := &StatusOptions{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Open: opsenv.Open, Now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Last backups, WAL archive age (RPO) and last verified restore; exit 1 past the thresholds",
+		Long: `Read the repository host over SSH: the last full and differential pgBackRest
+backups, the newest archived WAL segment and its age (the cross-site RPO right
+now), and the last restore verification with its age. Exits 1 when the RPO,
+the last full backup or the last verified restore is older than its threshold,
+or the last verification failed, so monitoring can run it.`,
+		Example: "  belay backup status\n  belay backup status --json --max-rpo 2m --max-verify-age 26h",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runStatus(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.BoolVar(&opts.JSON, "json", false, "print the status as JSON")
+	fl.DurationVar(&opts.MaxRPO, "max-rpo", 5*time.Minute, "alert when the newest archived WAL is older than this")
+	fl.DurationVar(&opts.MaxVerifyAge, "max-verify-age", 26*time.Hour, "alert when the last verified restore is older than this")
+	fl.DurationVar(&opts.MaxFullAge, "max-full-age", 8*24*time.Hour, "alert when the last full backup is older than this")
+	fl.StringSliceVar(&opts.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	return cmd
+}
+
+// Backup is one backup in the status.
+type Backup struct {
+	Label string        `json:"label"`
+	Type  string        `json:"type"`
+	Stop  time.Time     `json:"stop"`
+	Age   time.Duration `json:"ageNs"`
+}
+
+// WAL is the newest archived WAL segment.
+type WAL struct {
+	Segment string        `json:"segment"`
+	At      time.Time     `json:"at"`
+	Age     time.Duration `json:"ageNs"`
+}
+
+// Verified is the last restore verification.
+type Verified struct {
+	drill.VerifyResult
+	Age time.Duration `json:"ageNs"`
+}
+
+// Status is the whole answer.
+type Status struct {
+	Stack      string    `json:"stack"`
+	Host       string    `json:"host"`
+	Stanza     string    `json:"stanza"`
+	At         time.Time `json:"at"`
+	LastFull   *Backup   `json:"lastFull"`
+	LastDiff   *Backup   `json:"lastDiff"`
+	LastWAL    *WAL      `json:"lastArchivedWal"`
+	LastVerify *Verified `json:"lastVerifiedRestore"`
+	Problems   []string  `json:"problems"`
+	Healthy    bool      `json:"healthy"`
+	Thresholds struct {
+		MaxRPO       time.Duration `json:"maxRpoNs"`
+		MaxVerifyAge time.Duration `json:"maxVerifyAgeNs"`
+		MaxFullAge   time.Duration `json:"maxFullAgeNs"`
+	} `json:"thresholds"`
+}
+
+func runStatus(ctx context.Context, o *StatusOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for _, th := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--max-rpo", o.MaxRPO}, {"--max-verify-age", o.MaxVerifyAge}, {"--max-full-age", o.MaxFullAge}} {
+		if th.d <= 0 {
+			return fmt.Errorf("%s %s: expected a positive duration such as 5m", th.flag, th.d)
+		}
+	}
+	inv, err := o.Inventory(o.InventoryRef)
+	if err != nil {
+		return err
+	}
+	if inv.Backup.Host == "" || inv.Host(inv.Backup.Host) == nil {
+		return fmt.Errorf("inventory backup.host %q: not a host of stack %s", inv.Backup.Host, inv.Stack)
+	}
+	t, err := o.Open(inv, o.Conn, o.Getenv)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	st, err := Collect(ctx, t.Hosts, inv, o)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		err = cli.PrintJSON(o.IO.Out, st)
+	} else {
+		err = st.Print(o.IO.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if !st.Healthy {
+		return cli.ExitError{Code: 1}
+	}
+	return nil
+}
+
+// Collect reads the repository host and judges the figures.
+func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory, o *StatusOptions) (*Status, error) {
+	repo, stanza := inv.Backup.Host, inv.Backup.Stanza
+	now := o.Now()
+	st := &Status{Stack: inv.Stack, Host: repo, Stanza: stanza, At: now.UTC(), Problems: []string{}}
+	st.Thresholds.MaxRPO, st.Thresholds.MaxVerifyAge, st.Thresholds.MaxFullAge = o.MaxRPO, o.MaxVerifyAge, o.MaxFullAge
+	out, err := hosts.RunRoot(ctx, repo, drill.PgBackRestInfoArgv(stanza)...)
+	if err != nil {
+		return nil, fmt.Errorf("pgbackrest info on %s: %w", repo, err)
+	}
+	bi, err := drill.ParseBackupInfo(out, stanza)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bi.Backup {
+		x := &Backup{Label: b.Label, Type: b.Type, Stop: time.Unix(b.Timestamp.Stop, 0).UTC()}
+		x.Age = now.Sub(x.Stop)
+		switch b.Type {
+		case "full":
+			st.LastFull = x
+		case "diff", "incr":
+			st.LastDiff = x
+		}
+	}
+	out, err = hosts.RunRoot(ctx, repo, "sh", "-c", drill.LastWALCommand(stanza))
+	if err != nil {
+		return nil, fmt.Errorf("archived WAL on %s: %w", repo, err)
+	}
+	if w, err := ParseLastWAL(string(out), now); err != nil {
+		return nil, err
+	} else {
+		st.LastWAL = w
+	}
+	out, err = hosts.Run(ctx, repo, "cat "+drill.VerifyResultFile)
+	if err != nil {
+		return nil, fmt.Errorf("last verified restore on %s: %w", repo, err)
+	}
+	if strings.TrimSpace(string(out)) != "" {
+		v, err := drill.ParseVerifyResult(out)
+		if err != nil {
+			return nil, err
+		}
+		st.LastVerify = &Verified{VerifyResult: *v, Age: now.Sub(v.Time)}
+	}
+	st.judge()
+	return st, nil
+}
+
+// ParseLastWAL reads "<mtime epoch> <file>" ("" = nothing archived).
+func ParseLastWAL(out string, now time.Time) (*WAL, error) {
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return nil, nil
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return nil, fmt.Errorf("archived WAL: unexpected %q", out)
+	}
+	secs, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return nil, fmt.Errorf("archived WAL time %q: %w", f[0], err)
+	}
+	at := time.Unix(0, int64(secs*1e9)).UTC()
+	seg := f[1]
+	if i := strings.IndexAny(seg, "-."); i > 0 {
+		seg = seg[:i]
+	}
+	return &WAL{Segment: seg, At: at, Age: now.Sub(at)}, nil
+}
+
+func (st *Status) judge() {
+	p := func(format string, a ...any) { st.Problems = append(st.Problems, fmt.Sprintf(format, a...)) }
+	switch {
+	case st.LastFull == nil:
+		p("no full backup in the repository")
+	case st.LastFull.Age > st.Thresholds.MaxFullAge:
+		p("last full backup %s is %s old (max %s)", st.LastFull.Label, short(st.LastFull.Age), st.Thresholds.MaxFullAge)
+	}
+	switch {
+	case st.LastWAL == nil:
+		p("no WAL archived yet")
+	case st.LastWAL.Age > st.Thresholds.MaxRPO:
+		p("newest archived WAL %s is %s old: RPO above %s", st.LastWAL.Segment, short(st.LastWAL.Age), st.Thresholds.MaxRPO)
+	}
+	switch {
+	case st.LastVerify == nil:
+		p("no restore verification has run yet")
+	case !st.LastVerify.OK:
+		p("last restore verification FAILED (%s): %s", st.LastVerify.Time.Format(time.RFC3339), st.LastVerify.Details)
+	case st.LastVerify.Age > st.Thresholds.MaxVerifyAge:
+		p("last verified restore is %s old (max %s)", short(st.LastVerify.Age), st.Thresholds.MaxVerifyAge)
+	}
+	st.Healthy = len(st.Problems) == 0
+}
+
+func short(d time.Duration) string {
+	if d > time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// Print writes the status for people.
+func (st *Status) Print(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "backups of stack %s (stanza %s on %s) at %s\n", st.Stack, st.Stanza, st.Host, st.At.Format(time.RFC3339))
+	line := func(name string, x *Backup) {
+		if x == nil {
+			fmt.Fprintf(&b, "  %-22s none\n", name)
+			return
+		}
+		fmt.Fprintf(&b, "  %-22s %s, finished %s (%s ago)\n", name, x.Label, x.Stop.Format(time.RFC3339), short(x.Age))
+	}
+	line("last full backup", st.LastFull)
+	line("last diff backup", st.LastDiff)
+	if st.LastWAL != nil {
+		fmt.Fprintf(&b, "  %-22s %s at %s (%s ago = current RPO)\n", "last archived WAL", st.LastWAL.Segment, st.LastWAL.At.Format(time.RFC3339), short(st.LastWAL.Age))
+	} else {
+		fmt.Fprintf(&b, "  %-22s none\n", "last archived WAL")
+	}
+	if v := st.LastVerify; v != nil {
+		res := "ok"
+		if !v.OK {
+			res = "FAILED"
+		}
+		fmt.Fprintf(&b, "  %-22s %s of %s at %s (%s ago): %s\n", "last verified restore", res, v.BackupLabel, v.Time.Format(time.RFC3339), short(v.Age), v.Details)
+	} else {
+		fmt.Fprintf(&b, "  %-22s none\n", "last verified restore")
+	}
+	if st.Healthy {
+		b.WriteString("healthy\n")
+	} else {
+		for _, p := range st.Problems {
+			fmt.Fprintf(&b, "PROBLEM: %s\n", p)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,213 @@
+// Package drill is the `belay drill` command group: inject a fault into a
+// stack (the lab first), measure detection and recovery under load, heal, and
+// write a report; and `belay runbook`, generated from the same step data.
+package drill
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/failover"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// Options are one `belay drill <kind>` invocation.
+type Options struct {
+	IO        cli.IO
+	Inventory func(ref string) (*inventory.Inventory, error)
+	Getenv    func(string) string
+	// Open connects to the inventory's hosts (injectable for tests).
+	Open func(inv *inventory.Inventory, fl opsenv.Flags, getenv func(string) string) (*opsenv.Target, error)
+
+	Kind         drill.Kind
+	Variant      string
+	Repeat       int
+	App          string
+	InventoryRef string
+	ReportDir    string
+	JSON         bool
+	Conn         opsenv.Flags
+	DNS          opsenv.DNSFlags
+	Now          func() time.Time
+}
+
+// NewCmdDrill returns the `belay drill` group.
+func NewCmdDrill(f *cli.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drill <app-node|db-primary|restore|site>",
+		Short: "Inject a failure, measure detection and recovery, heal, report",
+		Long: `Drills prove the failover paths on a running stack. Each one injects a fault,
+measures how long detection and recovery took under load, counts acknowledged
+writes that went missing, heals, and writes a report (markdown and JSON).
+
+Fault injection needs the lab (belay lab up). Against a cloud inventory only
+the restore drill runs: killing cloud servers needs provider power-off, which
+belay leaves out on purpose.
+
+The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
+	}
+	for _, k := range drill.Kinds {
+		cmd.AddCommand(newCmdKind(f, k, nil))
+	}
+	return cmd
+}
+
+var kindHelp = map[drill.Kind]string{
+	drill.AppNode:   "Kill the VIP holder of an app; measure VIP failover (target p50 <= 0.5 s)",
+	drill.DBPrimary: "Kill the PostgreSQL primary under write load; measure time to writable (target <= 15 s) and missing writes",
+	drill.Restore:   "Run the restore verification on the repository host (variant corrupt: a damaged backup must be caught)",
+	drill.Site:      "Partition the primary site away and switch to the standby site; measure the switch (target <= 5 min) and RPO (<= 60 s)",
+}
+
+func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Open: opsenv.Open, Kind: k, Now: time.Now}
+	cmd := &cobra.Command{
+		Use:   string(k),
+		Short: kindHelp[k],
+		Args:  cobra.NoArgs,
+		Example: fmt.Sprintf("  belay drill %s --repeat %d\n  belay drill %s --variant %s --json",
+			k, map[drill.Kind]int{drill.AppNode: 10, drill.DBPrimary: 3, drill.Restore: 1, drill.Site: 1}[k], k, drill.Variants[k][len(drill.Variants[k])-1]),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runDrill(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&opts.Repeat, "repeat", 1, "how many times to run the drill")
+	fl.StringVar(&opts.Variant, "variant", "", "fault variant: "+strings.Join(drill.Variants[k], ", ")+" (default "+drill.Variants[k][0]+")")
+	fl.StringVar(&opts.App, "app", "", "app to drill (default: the inventory's first)")
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVar(&opts.ReportDir, "report-dir", "drill-reports", "directory for the report files (<drill>-<stack>-<time>.md and .json)")
+	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON instead of markdown")
+	addConnFlags(cmd, &opts.Conn)
+	if k == drill.Site {
+		addDNSFlags(cmd, &opts.DNS)
+	}
+	return cmd
+}
+
+func addConnFlags(cmd *cobra.Command, c *opsenv.Flags) {
+	cmd.Flags().StringSliceVar(&c.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too); the lab uses its own key")
+	cmd.Flags().StringVar(&c.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
+}
+
+func addDNSFlags(cmd *cobra.Command, d *opsenv.DNSFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&d.Provider, "dns-provider", "", "DNS provider of the zone: digitalocean or hetzner (the lab uses its DNS double)")
+	fl.StringVar(&d.Zone, "dns-zone", "", "the stack's belay:dns.zone (the lab derives it from the app domains)")
+	fl.IntVar(&d.TTL, "dns-ttl", 60, "TTL of the moved records (seconds, at least 30)")
+	fl.StringVar(&d.TokenFile, "dns-token-file", "", "file holding the DNS provider's API token")
+}
+
+func runDrill(ctx context.Context, o *Options) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	variant, err := drill.CheckVariant(o.Kind, o.Variant)
+	if err != nil {
+		return err
+	}
+	if o.Repeat < 1 {
+		return fmt.Errorf("--repeat %d: expected at least 1", o.Repeat)
+	}
+	inv, err := o.Inventory(o.InventoryRef)
+	if err != nil {
+		return err
+	}
+	t, err := o.Open(inv, o.Conn, o.Getenv)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	env := &drill.Env{Inv: inv, Hosts: t.Hosts, Lab: t.Lab, Progress: o.IO.ErrOut, App: o.App}
+	if t.Faults != nil {
+		env.Faults = t.Faults
+	}
+	if err := drill.Supported(env, o.Kind, variant); err != nil {
+		return err
+	}
+	if o.Kind == drill.DBPrimary || o.Kind == drill.Site {
+		if env.Seed, err = t.Seed(); err != nil {
+			return err
+		}
+	}
+	if o.Kind == drill.Site {
+		statePath := failover.DefaultStatePath(inv.Stack, os.Geteuid(), o.Getenv)
+		env.Switch = func(ctx context.Context, progress io.Writer) error {
+			senv, err := t.SwitchEnv(o.DNS, progress, statePath)
+			if err != nil {
+				return err
+			}
+			plan, err := failover.PlanSite(inv, failover.ToStandby)
+			if err != nil {
+				return err
+			}
+			_, err = failover.Execute(ctx, senv, plan)
+			return err
+		}
+	}
+	rep, runErr := drill.Execute(ctx, env, drill.Options{Kind: o.Kind, Variant: variant, Repeat: o.Repeat})
+	if rep == nil {
+		return runErr
+	}
+	if o.ReportDir != "" {
+		md, js, err := WriteReportFiles(rep, o.ReportDir, o.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.IO.ErrOut, "report: %s, %s\n", md, js)
+	}
+	if o.JSON {
+		err = rep.WriteJSON(o.IO.Out)
+	} else {
+		err = rep.WriteMarkdown(o.IO.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if rep.Summary.Failed > 0 {
+		return cli.ExitError{Code: 1}
+	}
+	return nil
+}
+
+// WriteReportFiles writes rep as <dir>/<drill>-<stack>-<time>.{md,json}.
+func WriteReportFiles(rep *drill.Report, dir string, now time.Time) (md, js string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("--report-dir: %w", err)
+	}
+	base := filepath.Join(dir, fmt.Sprintf("%s-%s-%s", strings.ReplaceAll(rep.Drill, "/", "-"), rep.Target, now.UTC().Format("20060102T150405Z")))
+	md, js = base+".md", base+".json"
+	for _, f := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{md, rep.WriteMarkdown}, {js, rep.WriteJSON}} {
+		fh, err := os.Create(f.path)
+		if err != nil {
+			return "", "", fmt.Errorf("report: %w", err)
+		}
+		if err := f.write(fh); err != nil {
+			fh.Close()
+			return "", "", fmt.Errorf("report %s: %w", f.path, err)
+		}
+		if err := fh.Close(); err != nil {
+			return "", "", err
+		}
+	}
+	return md, js, nil
+}

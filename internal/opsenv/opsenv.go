@@ -1,0 +1,102 @@
+// Package opsenv opens what the operator commands (drill, failover, backup)
+// need for an inventory: SSH to its hosts, a root path, the seed, and — for
+// the lab only — fault injection. It is the one place that tells the lab from
+// a cloud stack.
+package opsenv
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/drill/labfaults"
+	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/lab"
+)
+
+// Flags are the connection flags every operator command shares.
+type Flags struct {
+	// SSHKeys are private key files (cloud stacks; the agent is used too).
+	SSHKeys []string
+	// SeedFile holds the stack's belay:hostKeySeed (cloud stacks; the lab has its own).
+	SeedFile string
+}
+
+// Target is an opened inventory.
+type Target struct {
+	Inv   *inventory.Inventory
+	Lab   bool
+	Hosts *remote.Hosts
+	// Faults is the lab's fault API (nil outside the lab).
+	Faults *labfaults.Faults
+	closer io.Closer
+	flags  Flags
+	getenv func(string) string
+}
+
+// IsLab reports whether inv is the lab's (both sites on provider "lab").
+func IsLab(inv *inventory.Inventory) bool {
+	for _, s := range inv.Sites {
+		if s.Provider != "lab" {
+			return false
+		}
+	}
+	return len(inv.Sites) > 0
+}
+
+// Open prepares SSH (lab: the lab's admin key and root consoles; cloud: the
+// agent and --ssh-key files, root through `sudo -n`).
+func Open(inv *inventory.Inventory, fl Flags, getenv func(string) string) (*Target, error) {
+	t := &Target{Inv: inv, Lab: IsLab(inv), flags: fl, getenv: getenv}
+	h := &remote.Hosts{Inv: inv}
+	if t.Lab {
+		f := &labfaults.Faults{Paths: lab.DefaultPaths}
+		auth, err := f.Auth()
+		if err != nil {
+			return nil, err
+		}
+		h.Auth, h.Root, t.Faults = auth, f.Root, f
+	} else {
+		auth, closer, err := sshx.AuthFromEnv(getenv("SSH_AUTH_SOCK"), fl.SSHKeys)
+		if err != nil {
+			return nil, err
+		}
+		h.Auth, t.closer = auth, closer
+	}
+	t.Hosts = h
+	return t, nil
+}
+
+// Seed returns the stack's host-key seed: the lab's own, else --seed-file,
+// else $BELAY_HOST_KEY_SEED.
+func (t *Target) Seed() (string, error) {
+	if t.Lab {
+		return t.Faults.Seed()
+	}
+	if t.flags.SeedFile != "" {
+		b, err := os.ReadFile(t.flags.SeedFile)
+		if err != nil {
+			return "", fmt.Errorf("--seed-file: %w", err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("--seed-file %s: empty, expected the stack's belay:hostKeySeed", t.flags.SeedFile)
+		}
+		return s, nil
+	}
+	if s := strings.TrimSpace(t.getenv("BELAY_HOST_KEY_SEED")); s != "" {
+		return s, nil
+	}
+	return "", fmt.Errorf("the stack's host-key seed is needed (the app role's password derives from it): give --seed-file or set BELAY_HOST_KEY_SEED (pulumi config get belay:hostKeySeed)")
+}
+
+// Close closes the connections.
+func (t *Target) Close() {
+	t.Hosts.Close()
+	if t.closer != nil {
+		t.closer.Close()
+	}
+}
