@@ -269,6 +269,8 @@ log-level-console=warn
 log-level-file=detail
 log-path=/var/log/pgbackrest
 lock-path=/tmp/pgbackrest-verify
+# The repository is local: a retry cannot fix a bad file, it only delays the verdict.
+job-retry=0
 
 [%s]
 pg1-path=/var/lib/belay/verify/pgdata
