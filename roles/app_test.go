@@ -331,3 +331,50 @@ func TestAppGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestResticClientBackup runs the rendered belay-restic-backup with the real
+// restic; its ssh is replaced by a local sftp-server speaking the same sftp
+// protocol over stdio, and the repository path by a temporary one.
+func TestResticClientBackup(t *testing.T) {
+	restic := tool(t, "restic")
+	sftpServer := "/usr/lib/openssh/sftp-server"
+	if _, err := os.Stat(sftpServer); err != nil {
+		t.Skipf("%s is not installed (openssh-sftp-server)", sftpServer)
+	}
+	s := abAppSpec(t)
+	c, _ := renderParsed(t, s)
+	dir := t.TempDir()
+	repo := dir + "/repo"
+	pass := writeTemp(t, dir, "pass", s.App.ResticPassword+"\n", 0o600)
+	if out, err := exec.Command(restic, "--no-cache", "-r", repo, "--password-file", pass, "init").CombinedOutput(); err != nil {
+		t.Fatalf("restic init: %v\n%s", err, out)
+	}
+	writeTemp(t, dir, "srv/web/shared/uploads/a.txt", "hello\n", 0o644)
+	fakeSSH := writeTemp(t, dir, "bin/ssh", "#!/bin/sh\necho \"$*\" > "+dir+"/ssh-args\nexec "+sftpServer+"\n", 0o755)
+	script := strings.NewReplacer(
+		"sftp:restic-web@10.213.0.138:/repo", "sftp:restic-web@10.213.0.138:"+repo,
+		"RESTIC_PASSWORD_FILE=/etc/belay/restic-web.pass", "RESTIC_PASSWORD_FILE="+pass,
+		"RESTIC_CACHE_DIR=/var/cache/belay-restic", "RESTIC_CACHE_DIR="+dir+"/cache",
+		"sftp.command='ssh ", "sftp.command='"+fakeSSH+" ",
+		" /srv/web/shared", " "+dir+"/srv/web/shared",
+	).Replace(fileAt(t, c, "/usr/local/bin/belay-restic-backup").Content)
+	p := writeTemp(t, dir, "belay-restic-backup", script, 0o755)
+	cmd := exec.Command(p)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("belay-restic-backup: %v\n%s", err, out)
+	}
+	args, _ := os.ReadFile(dir + "/ssh-args")
+	for _, want := range []string{"-i /etc/belay/restic-backup.key", "StrictHostKeyChecking=yes", "UserKnownHostsFile=/etc/belay/restic-known_hosts", "restic-web@10.213.0.138 -s sftp"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("ssh was called with %q, missing %q", args, want)
+		}
+	}
+	out, err := exec.Command(restic, "--no-cache", "-r", repo, "--password-file", pass, "snapshots", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("restic snapshots: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"hostname":"web-1"`) || !strings.Contains(string(out), `"app=web"`) {
+		t.Errorf("snapshot lacks host web-1 or tag app=web: %s", out)
+	}
+}
