@@ -82,6 +82,11 @@ func Down(ctx context.Context, p Paths, r Runner, progress io.Writer) (*DownSumm
 	}
 	wg.Wait()
 	sum.Machines = names
+	for _, t := range lossTables(ctx, r) {
+		if _, err := r.Run(ctx, cmd("nft", "delete", "table", "bridge", t)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	sum.Network = networkState() != "down"
 	if err := runAll(ctx, r, networkDownCmds()); err != nil {
 		errs = append(errs, err)
@@ -124,6 +129,9 @@ func Leftovers(p Paths) []string {
 		}
 	}
 	out = append(out, cgroupLeftovers()...)
+	for _, t := range lossTables(context.Background(), ExecRunner{}) {
+		out = append(out, "nftables table bridge "+t)
+	}
 	sort.Strings(out)
 	return out
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +46,8 @@ type Fault struct {
 	Netem []string `json:"netem,omitempty"`
 	// Iface is the host-side interface a link fault was applied to.
 	Iface string `json:"iface,omitempty"`
+	// NftTable is the nftables bridge table emulating loss where the kernel has no netem.
+	NftTable string `json:"nftTable,omitempty"`
 	// File is the file fill-disk created (path inside the machine).
 	File string    `json:"file,omitempty"`
 	At   time.Time `json:"at"`
@@ -169,11 +173,25 @@ func Inject(ctx context.Context, p Paths, r Runner, f Fault) error {
 				return fmt.Errorf("%s %s: %w", f.Kind, f.Machine, err)
 			}
 			f.Iface = veth
-			c := cmd("ip", "link", "set", veth, "down")
-			if f.Kind == FaultNetem {
-				c = cmd(append([]string{"tc", "qdisc", "replace", "dev", veth, "root", "netem"}, f.Netem...)...)
+			if f.Kind == FaultCutLink {
+				if _, err := r.Run(ctx, cmd("ip", "link", "set", veth, "down")); err != nil {
+					return err
+				}
+				break
 			}
-			if _, err := r.Run(ctx, c); err != nil {
+			_, err = r.Run(ctx, cmd(append([]string{"tc", "qdisc", "replace", "dev", veth, "root", "netem"}, f.Netem...)...))
+			if err != nil && strings.Contains(err.Error(), "qdisc kind is unknown") {
+				pct, ok := lossOnly(f.Netem)
+				if !ok {
+					return fmt.Errorf("netem %s: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set), so latency cannot be injected here; packet loss (netem MACHINE loss N%%) is emulated with nftables instead", f.Machine)
+				}
+				f.NftTable = lossTable(f.Machine)
+				err = runAll(ctx, r, lossCmds(f.NftTable, veth, pct))
+				if err != nil {
+					_, _ = r.Run(ctx, tryCmd("nft", "delete", "table", "bridge", f.NftTable))
+				}
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -289,6 +307,11 @@ func heal(ctx context.Context, p Paths, r Runner, st *State, f Fault) error {
 		}
 		return err
 	}
+	if f.NftTable != "" {
+		if _, err := r.Run(ctx, tryCmd("nft", "delete", "table", "bridge", f.NftTable)); err != nil {
+			return err
+		}
+	}
 	if !running(m.PID, f.Machine) {
 		return nil // a stopped machine's link and services come back with it
 	}
@@ -320,4 +343,65 @@ func segmentOf(m *MachineState) (Segment, error) {
 		}
 	}
 	return Segment{}, fmt.Errorf("machine %s: unknown bridge %q in the lab state", m.Name, m.Bridge)
+}
+
+// lossOnly reports the percentage of netem arguments that ask for loss only ("loss 10%").
+func lossOnly(args []string) (int, bool) {
+	if len(args) == 3 && args[1] == "random" {
+		args = []string{args[0], args[2]}
+	}
+	if len(args) != 2 || args[0] != "loss" {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(args[1], "%"), 64)
+	if err != nil || v <= 0 || v > 100 {
+		return 0, false
+	}
+	return int(math.Round(v)), true
+}
+
+// lossTablePrefix names the nftables tables the lab makes (`lab down` removes them all).
+const lossTablePrefix = "belay_lab_loss_"
+
+func lossTable(machine string) string {
+	return lossTablePrefix + strings.NewReplacer("-", "_", ".", "_").Replace(machine)
+}
+
+// lossCmds drop pct% of the frames to and from a machine's veth at random, in
+// an nftables bridge table of the lab's own: the host's firewall is untouched.
+// Bridged frames pass the forward hook; the host leg's pass output and input.
+func lossCmds(table, veth string, pct int) []Cmd {
+	cmds := []Cmd{cmd("nft", "add", "table", "bridge", table)}
+	for _, h := range []struct{ chain, dirs string }{{"forward", "io"}, {"output", "o"}, {"input", "i"}} {
+		cmds = append(cmds, cmd("nft", "add", "chain", "bridge", table, h.chain,
+			"{ type filter hook "+h.chain+" priority 0 ; policy accept ; }"))
+		for _, d := range h.dirs {
+			match := "oifname"
+			if d == 'i' {
+				match = "iifname"
+			}
+			rule := []string{"nft", "add", "rule", "bridge", table, h.chain, match, veth}
+			if pct < 100 { // numgen's range is 0-99: 100% is a plain drop
+				rule = append(rule, "numgen", "random", "mod", "100", "<", strconv.Itoa(pct))
+			}
+			cmds = append(cmds, cmd(append(rule, "drop")...))
+		}
+	}
+	return cmds
+}
+
+// lossTables lists the lab's nftables loss tables present on the host.
+func lossTables(ctx context.Context, r Runner) []string {
+	out, err := r.Run(ctx, Cmd{Argv: []string{"nft", "list", "tables", "bridge"}, IgnoreFail: true})
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "table" && strings.HasPrefix(f[2], lossTablePrefix) {
+			names = append(names, f[2])
+		}
+	}
+	return names
 }

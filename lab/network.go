@@ -37,13 +37,14 @@ type Segment struct {
 	HostLeg netip.Addr // .126 / .254
 	// routerVeth is the host-side name of the router's leg; routerIf its name inside the namespace.
 	routerVeth, routerIf string
+	mac                  string
 }
 
 // Segments is the lab's two sites, primary first.
 func Segments() []Segment {
 	return []Segment{
-		{Site: "primary", Bridge: PrimaryBridge, CIDR: PrimaryCIDR, Router: mustNth(PrimaryCIDR, 1), HostLeg: mustNth(PrimaryCIDR, 126), routerVeth: routerPrimaryVeth, routerIf: "p0"},
-		{Site: "standby", Bridge: StandbyBridge, CIDR: StandbyCIDR, Router: mustNth(StandbyCIDR, 1), HostLeg: mustNth(StandbyCIDR, 126), routerVeth: routerStandbyVeth, routerIf: "s0"},
+		{Site: "primary", Bridge: PrimaryBridge, CIDR: PrimaryCIDR, Router: mustNth(PrimaryCIDR, 1), HostLeg: mustNth(PrimaryCIDR, 126), routerVeth: routerPrimaryVeth, routerIf: "p0", mac: "02:62:6c:00:00:01"},
+		{Site: "standby", Bridge: StandbyBridge, CIDR: StandbyCIDR, Router: mustNth(StandbyCIDR, 1), HostLeg: mustNth(StandbyCIDR, 126), routerVeth: routerStandbyVeth, routerIf: "s0", mac: "02:62:6c:00:00:02"},
 	}
 }
 
@@ -75,7 +76,9 @@ func networkUpCmds() []Cmd {
 		cmd("ip", "-n", RouterNS, "link", "set", "lo", "up"))
 	for _, s := range Segments() {
 		cmds = append(cmds,
-			cmd("ip", "link", "add", s.Bridge, "type", "bridge"),
+			// A fixed MAC: a bridge otherwise takes its lowest port's, which changes
+			// when a machine's link is cut, leaving stale ARP entries for the host leg.
+			cmd("ip", "link", "add", s.Bridge, "address", s.mac, "type", "bridge"),
 			// No IPv6 on the lab: the plan is IPv4 only and the host must not autoconfigure.
 			cmd("sysctl", "-qw", "net.ipv6.conf."+s.Bridge+".disable_ipv6=1"),
 			cmd("ip", "addr", "add", fmt.Sprintf("%s/%d", s.HostLeg, s.CIDR.Bits()), "dev", s.Bridge),

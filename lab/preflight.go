@@ -22,6 +22,7 @@ var hostTools = map[string]string{
 	"ip":             "iproute2",
 	"tc":             "iproute2",
 	"sysctl":         "procps",
+	"nft":            "nftables",
 }
 
 // Preflight refuses clearly when the lab cannot run here: not root, a missing
