@@ -1,6 +1,8 @@
 package hostspec
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+	"gopkg.in/yaml.v3"
 
 	"github.com/belay-sh/belay/config"
 	"github.com/belay-sh/belay/inventory"
@@ -301,4 +304,59 @@ func contains(list []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestBuiltHostsPassTheirTools renders every host of the lab stack and runs
+// cloud-init's schema check and nft -c (in a user+network namespace) on it:
+// the whole pipeline, every role, with the real tools.
+func TestBuiltHostsPassTheirTools(t *testing.T) {
+	specs, _ := build(t, exampleConfig(t), true, nil)
+	ci, ciErr := exec.LookPath("cloud-init")
+	nft, nftErr := exec.LookPath("nft")
+	unshare, unErr := exec.LookPath("unshare")
+	if ciErr != nil {
+		t.Log("cloud-init is not installed: schema check skipped")
+	}
+	if nftErr != nil || unErr != nil {
+		t.Log("nft or unshare is not installed: ruleset check skipped")
+	}
+	if ciErr != nil && (nftErr != nil || unErr != nil) {
+		t.Skip("neither cloud-init nor nft is installed")
+	}
+	for name, s := range specs {
+		t.Run(name, func(t *testing.T) {
+			ud, err := roles.Render(s)
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			dir := t.TempDir()
+			f := filepath.Join(dir, "user-data")
+			if err := os.WriteFile(f, ud, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if ciErr == nil {
+				if out, err := exec.Command(ci, "schema", "-c", f).CombinedOutput(); err != nil {
+					t.Errorf("cloud-init schema: %v\n%s", err, out)
+				}
+			}
+			if nftErr == nil && unErr == nil {
+				var cc roles.CloudConfig
+				if err := yaml.Unmarshal(ud, &cc); err != nil {
+					t.Fatal(err)
+				}
+				for _, wf := range cc.WriteFiles {
+					if wf.Path != "/etc/nftables.conf" {
+						continue
+					}
+					rs := filepath.Join(dir, "nftables.conf")
+					if err := os.WriteFile(rs, []byte(wf.Content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if out, err := exec.Command(unshare, "-rn", nft, "-c", "-f", rs).CombinedOutput(); err != nil {
+						t.Errorf("nft -c: %v\n%s", err, out)
+					}
+				}
+			}
+		})
+	}
 }
