@@ -474,7 +474,12 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, Host: d.Actor.From, CI: d.Actor.CI, Action: action}
 	l := d.Layout()
 	acquire := func(renew bool) error {
-		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		parent := ctx
+		if renew {
+			// Keep renewing while a cancelled deploy rolls back (it has its own budget).
+			parent = context.WithoutCancel(ctx)
+		}
+		actx, cancel := context.WithTimeout(parent, time.Minute)
 		defer cancel()
 		c, err := d.Pool.Get(actx, host)
 		if err != nil {

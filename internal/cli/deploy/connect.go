@@ -97,7 +97,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSH
 	keys := o.KeyFiles
 	sock := getenv("SSH_AUTH_SOCK")
 	if len(keys) == 0 {
-		keys = defaultKeys(invRef, getenv, sock != "")
+		keys = defaultKeys(invRef, getenv)
 	}
 	auth, closer, err := sshx.AuthFromEnv(sock, keys)
 	if err != nil {
@@ -162,7 +162,7 @@ func bastionTarget(inv *inventory.Inventory, o SSHOptions) (*sshx.Target, error)
 
 // defaultKeys lists existing key files to try: the lab keeps its deploy key
 // beside its inventory; otherwise the user's usual keys.
-func defaultKeys(invRef string, getenv func(string) string, haveAgent bool) []string {
+func defaultKeys(invRef string, getenv func(string) string) []string {
 	var cands []string
 	if invRef != "" && invRef != "-" && !strings.HasPrefix(invRef, "pulumi:") {
 		cands = append(cands, filepath.Join(filepath.Dir(invRef), "id_ed25519"))
@@ -170,17 +170,16 @@ func defaultKeys(invRef string, getenv func(string) string, haveAgent bool) []st
 	if home := getenv("HOME"); home != "" {
 		cands = append(cands, filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(home, ".ssh", "id_ecdsa"), filepath.Join(home, ".ssh", "id_rsa"))
 	}
+	// With an agent, the files are tried after the agent's keys.
 	var out []string
 	for _, c := range cands {
-		if _, err := os.Stat(c); err == nil {
-			out = append(out, c)
-			if haveAgent {
-				break
+		// Only keys usable without a prompt: an encrypted default key is the
+		// agent's job, and must not stop a deploy the agent can do.
+		if b, err := os.ReadFile(c); err == nil {
+			if _, err := ssh.ParsePrivateKey(b); err == nil {
+				out = append(out, c)
 			}
 		}
-	}
-	if haveAgent {
-		return nil
 	}
 	return out
 }
