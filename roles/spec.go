@@ -114,6 +114,11 @@ type DB struct {
 	// AllowFrom are the addresses/CIDRs allowed to reach 5432 (app servers, peer DB node, monitor).
 	AllowFrom   []string
 	Synchronous bool
+	// AppUser is the app's PostgreSQL role, owner of database Name ("" = "app").
+	AppUser string
+	// ArchiveTimeout is archive_timeout in seconds: the most WAL the archive (and so
+	// the standby site) lags behind an idle primary (0 = 30).
+	ArchiveTimeout int
 	// Passwords (secret): the app's role, pg_auto_failover's replication and monitor users.
 	AppPassword         string
 	ReplicationPassword string
@@ -178,4 +183,6 @@ type StandbyDB struct {
 	ClientKey       seedkeys.Key
 	AllowFrom       []string
 	AppPassword     string
+	// AppUser is the app's PostgreSQL role ("" = "app"); it arrives with the restored backup.
+	AppUser string
 }
