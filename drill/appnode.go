@@ -253,20 +253,35 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("recover", "", func() error {
+		var failed int
 		err := poll(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
-			rec, failed, ok := Outage(p.Results(), t0)
+			rec, f, ok := Outage(p.Results(), t0)
 			if ok {
-				r.Recovery = rec
-				r.Notes = append(r.Notes, fmt.Sprintf("%s -> %s, %d failed probes", holder, newHolder, failed))
+				r.Recovery, failed = rec, f
 			}
 			return ok, nil
 		})
-		// Keep probing a moment: the VIP must stay up on the new holder.
-		time.Sleep(500 * time.Millisecond)
-		if res := p.Results(); err == nil && !okStreak(res, 5) {
-			return fmt.Errorf("the VIP answered once after the fault but not steadily")
+		if err != nil {
+			return err
 		}
-		return err
+		// The first answer is the recovery; "steady" is when the VIP has answered
+		// 10 probes in a row (nginx on the new holder may still try the dead
+		// member's app upstream until it marks it down).
+		var steady time.Duration
+		err = poll(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
+			res := p.Results()
+			if okStreak(res, 10) && res[len(res)-10].Start.After(t0) {
+				steady = res[len(res)-10].Start.Sub(t0)
+				return true, nil
+			}
+			return false, nil
+		})
+		_, failedTotal, _ := Outage(p.Results(), t0)
+		r.Notes = append(r.Notes, fmt.Sprintf("%s -> %s; %d failed probes before the first answer, %d in all; steady (10 OK in a row) ~%s after the fault", holder, newHolder, failed, failedTotal, round(steady)))
+		if err != nil {
+			return fmt.Errorf("the VIP answered at +%s but not steadily within 30 s: %w", round(r.Recovery), err)
+		}
+		return nil
 	}); err != nil {
 		return failRun(r, err)
 	}

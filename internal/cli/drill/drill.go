@@ -126,6 +126,15 @@ func runDrill(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if _, err := drill.Steps(inv, o.Kind, variant, o.App); err != nil {
+		return err
+	}
+	if !opsenv.IsLab(inv) {
+		// Refuse before connecting anywhere.
+		if err := drill.Supported(&drill.Env{Inv: inv}, o.Kind, variant); err != nil {
+			return err
+		}
+	}
 	t, err := o.Open(inv, o.Conn, o.Getenv)
 	if err != nil {
 		return err
@@ -134,9 +143,6 @@ func runDrill(ctx context.Context, o *Options) error {
 	env := &drill.Env{Inv: inv, Hosts: t.Hosts, Lab: t.Lab, Progress: o.IO.ErrOut, App: o.App}
 	if t.Faults != nil {
 		env.Faults = t.Faults
-	}
-	if err := drill.Supported(env, o.Kind, variant); err != nil {
-		return err
 	}
 	if o.Kind == drill.DBPrimary || o.Kind == drill.Site {
 		if env.Seed, err = t.Seed(); err != nil {
