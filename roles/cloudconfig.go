@@ -5,18 +5,21 @@ package roles
 // cloud-init 22.4 (Debian 12) runs by default are used, and no module that
 // reaches a network (packages are in the image, not installed at boot).
 type CloudConfig struct {
-	Hostname         string     `yaml:"hostname"`
-	PreserveHostname bool       `yaml:"preserve_hostname"`
-	SSHPwauth        bool       `yaml:"ssh_pwauth"`
-	DisableRoot      bool       `yaml:"disable_root"`
-	SSHDeletekeys    bool       `yaml:"ssh_deletekeys"`
-	SSHGenkeytypes   []string   `yaml:"ssh_genkeytypes"`
-	SSHKeys          *SSHKeys   `yaml:"ssh_keys,omitempty"`
-	Users            []any      `yaml:"users"`
-	WriteFiles       []File     `yaml:"write_files"`
-	Bootcmd          [][]string `yaml:"bootcmd,omitempty"`
-	Runcmd           [][]string `yaml:"runcmd"`
-	FinalMessage     string     `yaml:"final_message,omitempty"`
+	Hostname         string `yaml:"hostname"`
+	PreserveHostname bool   `yaml:"preserve_hostname"`
+	// ManageEtcHosts maps the hostname to 127.0.1.1: sudo resolves it on every
+	// call, and without an entry waits on DNS the lab does not have.
+	ManageEtcHosts bool       `yaml:"manage_etc_hosts,omitempty"`
+	SSHPwauth      bool       `yaml:"ssh_pwauth"`
+	DisableRoot    bool       `yaml:"disable_root"`
+	SSHDeletekeys  bool       `yaml:"ssh_deletekeys"`
+	SSHGenkeytypes []string   `yaml:"ssh_genkeytypes"`
+	SSHKeys        *SSHKeys   `yaml:"ssh_keys,omitempty"`
+	Users          []any      `yaml:"users"`
+	WriteFiles     []File     `yaml:"write_files"`
+	Bootcmd        [][]string `yaml:"bootcmd,omitempty"`
+	Runcmd         [][]string `yaml:"runcmd"`
+	FinalMessage   string     `yaml:"final_message,omitempty"`
 }
 
 // SSHKeys pins the host key cloud-init installs (cc_ssh module).

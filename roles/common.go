@@ -22,6 +22,7 @@ const (
 func addCommon(s *Spec, c *CloudConfig) error {
 	c.Hostname = s.Hostname
 	c.PreserveHostname = false
+	c.ManageEtcHosts = true
 	// Key-only SSH: cloud-init's own switches, plus an sshd drop-in below so the
 	// policy holds even if a later package upgrade rewrites sshd_config.
 	c.SSHPwauth = false

@@ -106,7 +106,7 @@ func TestRenderCommon(t *testing.T) {
 	for _, s := range []*Spec{abAppSpec(t), abStandbyAppSpec(t), abBackupSpec(t)} {
 		t.Run(s.Hostname, func(t *testing.T) {
 			c, _ := renderParsed(t, s)
-			if c.Hostname != s.Hostname || c.PreserveHostname {
+			if c.Hostname != s.Hostname || c.PreserveHostname || !c.ManageEtcHosts {
 				t.Errorf("hostname = %q (preserve %v)", c.Hostname, c.PreserveHostname)
 			}
 			if c.SSHPwauth || !c.DisableRoot || !c.SSHDeletekeys || len(c.SSHGenkeytypes) != 1 || c.SSHGenkeytypes[0] != "ed25519" {
