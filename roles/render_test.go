@@ -367,3 +367,35 @@ func TestCloudInitSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemdUnitsVerify runs systemd-analyze verify on every unit and timer
+// the app and backup roles render (their scripts stubbed at a temporary path).
+func TestSystemdUnitsVerify(t *testing.T) {
+	sa := tool(t, "systemd-analyze")
+	for name, mk := range map[string]func(testing.TB) *Spec{"app": abAppSpec, "app-do": abAppDOSpec, "standby-app": abStandbyAppSpec, "backup-repo": abBackupSpec} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := renderParsed(t, mk(t))
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "bin") + "/"
+			var units []string
+			for _, f := range c.WriteFiles {
+				switch {
+				case strings.HasPrefix(f.Path, "/usr/local/bin/"):
+					writeTemp(t, dir, "bin/"+filepath.Base(f.Path), "#!/bin/sh\n", 0o755)
+				case strings.HasPrefix(f.Path, "/etc/systemd/system/") && !strings.Contains(f.Path, ".d/") &&
+					(strings.HasSuffix(f.Path, ".service") || strings.HasSuffix(f.Path, ".timer")):
+					units = append(units, writeTemp(t, dir, "units/"+filepath.Base(f.Path), strings.ReplaceAll(f.Content, "/usr/local/bin/", bin), 0o644))
+				}
+			}
+			if len(units) == 0 {
+				t.Fatal("no units rendered")
+			}
+			cmd := exec.Command(sa, append([]string{"verify", "--man=no"}, units...)...)
+			cmd.Dir = filepath.Join(dir, "units")
+			cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=notice")
+			if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		})
+	}
+}
