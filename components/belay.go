@@ -22,11 +22,11 @@ const maxSpread = 10
 type Belay struct {
 	pulumi.ResourceState
 
-	Primary     *Site
-	Standby     *Site
+	PrimarySite *Site
+	StandbySite *Site
 	Apps        []*AppPair
 	Database    *Database
-	StandbySite *Standby
+	Standby     *Standby
 	Firewalls   []*Firewalls
 	DNS         []*AppDNS
 	// Inventory is the `inventory` stack output: the inventory document as an object.
@@ -37,15 +37,14 @@ type Belay struct {
 
 // plan is everything checked before the first resource is registered.
 type plan struct {
-	cfg       *config.Config
-	stack     string
-	topo      *topology.Topology
-	policies  []firewallPolicy
-	userData  *userDataPlan
-	primary   Cloud
-	standby   Cloud
-	dns       DNS
-	appByName map[string]config.App
+	cfg      *config.Config
+	stack    string
+	topo     *topology.Topology
+	policies []firewallPolicy
+	userData *userDataPlan
+	primary  Cloud
+	standby  Cloud
+	dns      DNS
 }
 
 // newCloud returns the adapter of a site's provider.
@@ -84,7 +83,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &plan{cfg: cfg, stack: stack, appByName: map[string]config.App{}}
+	p := &plan{cfg: cfg, stack: stack}
 	var errs []error
 	var err error
 	// The adapters get their root parent later; checks need none.
@@ -104,16 +103,11 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if p.dns, err = newDNS(cfg.DNS.Provider); err != nil {
 		errs = append(errs, err)
 	}
-	for _, site := range []struct {
-		key string
-		p   config.Provider
-	}{{"belay:hostApiTokens." + string(cfg.Sites.Primary.Provider), cfg.Sites.Primary.Provider}} {
-		// keepalived's notify_master moves the floating IP through the
-		// provider API (and on DO finds its peers): without a token on the
-		// app servers a failover would never move the address.
-		if len(cfg.Apps) > 0 && cfg.HostAPITokens.Token(site.p) == "" {
-			errs = append(errs, fmt.Errorf("%s: empty, expected an API token for the app servers (`pulumi config set --secret --path %s <token>`): keepalived moves the floating IP with it", site.key, site.key))
-		}
+	// keepalived's notify_master moves the floating IP through the provider
+	// API (and on DigitalOcean finds its peers with it): without a token on
+	// the app servers a failover would never move the address.
+	if key := config.KeyHostAPITokens + "." + string(cfg.Sites.Primary.Provider); len(cfg.Apps) > 0 && cfg.HostAPITokens.Token(cfg.Sites.Primary.Provider) == "" {
+		errs = append(errs, fmt.Errorf("%s: empty, expected an API token for the app servers (`pulumi config set --secret --path %s <token>`): keepalived moves the floating IP with it", key, key))
 	}
 	for _, g := range []string{groupApp, groupDB, groupDBMonitor, groupStandbyApp, groupStandbyDB, groupBackup} {
 		if err := checkGroupName(groupName(stack, g), "stack name"); err != nil {
@@ -122,7 +116,6 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	}
 	for i, a := range cfg.Apps {
 		key := fmt.Sprintf("%s[%d]", config.KeyApps, i)
-		p.appByName[a.Name] = a
 		if err := checkGroupName(appGroup(stack, a.Name), key+".name"); err != nil {
 			errs = append(errs, err)
 		}
@@ -194,13 +187,13 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		}
 	}
 	var err error
-	if b.Primary, err = NewSite(ctx, "primary", SiteArgs{Cloud: p.primary, Site: inventory.Primary, Region: cfg.Sites.Primary.Region, CIDR: cfg.Network.PrimaryCIDR, Labels: labels, StaticHosts: primaryStatic}, parent); err != nil {
+	if b.PrimarySite, err = NewSite(ctx, "primary", SiteArgs{Cloud: p.primary, Site: inventory.Primary, Region: cfg.Sites.Primary.Region, CIDR: cfg.Network.PrimaryCIDR, Labels: labels, StaticHosts: primaryStatic}, parent); err != nil {
 		return err
 	}
-	if b.Standby, err = NewSite(ctx, "standby", SiteArgs{Cloud: p.standby, Site: inventory.Standby, Region: cfg.Sites.Standby.Region, CIDR: cfg.Network.StandbyCIDR, Labels: labels, StaticHosts: standbyStatic}, parent); err != nil {
+	if b.StandbySite, err = NewSite(ctx, "standby", SiteArgs{Cloud: p.standby, Site: inventory.Standby, Region: cfg.Sites.Standby.Region, CIDR: cfg.Network.StandbyCIDR, Labels: labels, StaticHosts: standbyStatic}, parent); err != nil {
 		return err
 	}
-	for _, s := range []*Site{b.Primary, b.Standby} {
+	for _, s := range []*Site{b.PrimarySite, b.StandbySite} {
 		for h, ip := range s.StaticIPs {
 			book.static[h] = ip
 		}
@@ -221,18 +214,18 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 	for _, a := range cfg.Apps {
 		standbyApps = append(standbyApps, t.StandbyApp[a.Name])
 	}
-	if b.StandbySite, err = NewStandby(ctx, "standby", StandbyArgs{
-		Backup: *t.Host(t.BackupRepo), StandbyDB: *t.Host(t.StandbyDB), Apps: hosts(standbyApps), Host: host(b.Standby),
+	if b.Standby, err = NewStandby(ctx, "standby", StandbyArgs{
+		Backup: *t.Host(t.BackupRepo), StandbyDB: *t.Host(t.StandbyDB), Apps: hosts(standbyApps), Host: host(b.StandbySite),
 	}, parent); err != nil {
 		return err
 	}
 	if b.Database, err = NewDatabase(ctx, "database", DatabaseArgs{
-		Monitor: *t.Host(t.DBMonitor), Nodes: hosts(t.DBNodes), Host: host(b.Primary),
+		Monitor: *t.Host(t.DBMonitor), Nodes: hosts(t.DBNodes), Host: host(b.PrimarySite),
 	}, parent); err != nil {
 		return err
 	}
 	for _, a := range cfg.Apps {
-		ha := host(b.Primary)
+		ha := host(b.PrimarySite)
 		ha.Groups = []string{groupApp}
 		ha.Tags = []string{appGroup(p.stack, a.Name)}
 		pair, err := NewAppPair(ctx, a.Name, AppPairArgs{App: a, Hosts: hosts(t.AppHosts[a.Name]), Host: ha}, parent)
@@ -255,7 +248,7 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		}
 		return s.PublicAddress, nil
 	}
-	for _, site := range []*Site{b.Primary, b.Standby} {
+	for _, site := range []*Site{b.PrimarySite, b.StandbySite} {
 		var pol []firewallPolicy
 		for _, fp := range p.policies {
 			if fp.Site == site.Name {
