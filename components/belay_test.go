@@ -313,6 +313,20 @@ func TestProgramBothDirections(t *testing.T) {
 						t.Errorf("server %s listed %d times in the inventory", name, count[name])
 					}
 				}
+				// The hosts the other site names are reached at their static IPs.
+				static := map[string]string{}
+				for _, typ := range []string{"digitalocean:index/reservedIp:ReservedIp", "hcloud:index/primaryIp:PrimaryIp"} {
+					for _, r := range res.m.byType(typ) {
+						if h, ok := strings.CutSuffix(r.Name, "-ip"); ok {
+							static[h] = str(r.Outputs, "ipAddress")
+						}
+					}
+				}
+				for _, n := range []string{"db-1", "db-2", "backup"} {
+					if h := inv.Host(n); h == nil || static[n] == "" || h.PublicAddress != static[n] {
+						t.Errorf("%s: public address %+v, expected its static IP %q", n, h, static[n])
+					}
+				}
 				for _, a := range res.cfg.Apps {
 					ia := inv.App(a.Name)
 					if ia == nil || ia.VIP == "" || len(ia.Hosts) < 2 || ia.Standby != a.Name+"-standby" {
