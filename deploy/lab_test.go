@@ -245,7 +245,8 @@ func traffic(t *testing.T) func() {
 			}
 		}(i)
 	}
-	return func() { close(done); wg.Wait() }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 func TestLabFailureRollsBackEveryHost(t *testing.T) {
@@ -277,6 +278,25 @@ func TestLabFailureRollsBackEveryHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLabAnalysisRollsBack ships a release that is healthy but answers 500 to
+// real requests: the whitelist analysis rejects it and every host rolls back.
+func TestLabAnalysisRollsBack(t *testing.T) {
+	prev := baseline(t)
+	stop := traffic(t)
+	defer stop()
+	id := newID("5xx")
+	r := belay(t, "deploy", "--app", app.Name, "--artifact", artifact(t, id, "-X main.canaryErrors=yes"), "--release", id,
+		"--whitelist-shops", "alpha.lab.belay.test", "--steps", "50", "--pause", "4s", "--max-wait", "20s", "--min-requests", "20")
+	if r.err == nil {
+		t.Fatal("a release failing half its requests was promoted")
+	}
+	if !strings.Contains(r.stderr, "canary rejected at whitelist") || !strings.Contains(r.stderr, "rolling back every host") {
+		t.Errorf("want the whitelist verdict to reject the canary:\n%s", r.stderr)
+	}
+	stop()
+	assertConverged(t, prev)
 }
 
 func TestLabRollbackCommand(t *testing.T) {

@@ -2,7 +2,9 @@
 // that serves its release id and a health endpoint. Built with -ldflags
 // "-X main.health=fail" it fails its health check, with "-X main.health=fail-stable"
 // only in the stable slot (a failure after `current` switched), and with
-// "-X main.startDelay=5s" it starts listening late (a slow deploy that holds the lease).
+// "-X main.startDelay=5s" it starts listening late (a slow deploy that holds the lease),
+// and with "-X main.canaryErrors=yes" it answers 500 on / in the canary slot (a
+// release that passes its health check but fails real traffic).
 package main
 
 import (
@@ -17,9 +19,10 @@ import (
 )
 
 var (
-	health     = "ok"
-	buildID    = ""
-	startDelay = "0s"
+	health       = "ok"
+	buildID      = ""
+	canaryErrors = ""
+	startDelay   = "0s"
 )
 
 func main() {
@@ -41,6 +44,10 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if canaryErrors == "yes" && os.Getenv("BELAY_SLOT") == "canary" {
+			http.Error(w, "broken release", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "release=%s slot=%s build=%s\n", rel, os.Getenv("BELAY_SLOT"), buildID)
 	})
 	srv := &http.Server{Addr: ":" + port, Handler: mux}
