@@ -126,6 +126,9 @@ func (hetzner) Server(ctx *pulumi.Context, name string, a ServerArgs, opts ...pu
 			Ip:        pulumi.String(a.PrivateAddress),
 		}},
 		ShutdownBeforeDeletion: pulumi.Bool(true),
+		// Firewalls reach servers through label selectors (see Firewall); the
+		// server must not treat them as drift to remove on the next update.
+		IgnoreRemoteFirewallIds: pulumi.Bool(true),
 	}
 	if a.StaticIP != nil {
 		// A primary IP is the server's own address, inbound and outbound, and
