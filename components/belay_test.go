@@ -214,6 +214,9 @@ func TestProgramBothDirections(t *testing.T) {
 					if fip == nil {
 						t.Fatalf("app %s: no floating IP", a.Name)
 					}
+					if !has(fip.IgnoreChanges, pt.serverField) {
+						t.Errorf("app %s: floating IP ignores %v, expected %s", a.Name, fip.IgnoreChanges, pt.serverField)
+					}
 					r, ok := asg[a.Name]
 					if !ok {
 						t.Fatalf("app %s: no assignment", a.Name)

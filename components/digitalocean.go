@@ -136,9 +136,11 @@ func (d *digitalOcean) Server(ctx *pulumi.Context, name string, a ServerArgs, op
 }
 
 func (d *digitalOcean) FloatingIP(ctx *pulumi.Context, name string, a FloatingIPArgs, opts ...pulumi.ResourceOption) (*FloatingIP, error) {
+	// The reserved IP's own droplet field reflects wherever keepalived (or a
+	// ReservedIpAssignment) put it: never an update to make.
 	ip, err := digitalocean.NewReservedIp(ctx, name, &digitalocean.ReservedIpArgs{
 		Region: pulumi.String(a.Region),
-	}, opts...)
+	}, append(opts, pulumi.IgnoreChanges([]string{"dropletId"}))...)
 	if err != nil {
 		return nil, err
 	}

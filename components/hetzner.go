@@ -165,7 +165,7 @@ func (hetzner) FloatingIP(ctx *pulumi.Context, name string, a FloatingIPArgs, op
 		Type:         pulumi.String("ipv4"),
 		HomeLocation: pulumi.String(a.Region),
 		Labels:       pulumi.ToStringMap(a.Labels),
-	}, opts...)
+	}, append(opts, pulumi.IgnoreChanges([]string{"serverId"}))...) // where keepalived put it is not drift
 	if err != nil {
 		return nil, err
 	}
