@@ -83,10 +83,6 @@ var pgIdentRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // reservedRoles may not be the app's role: pg_auto_failover and PostgreSQL own them.
 var reservedRoles = map[string]bool{"postgres": true, pgafNodeUser: true, pgafReplicatorUser: true, "pgautofailover_monitor": true, "autoctl": true}
 
-// PGDataDir is where both pg_auto_failover nodes and the standby keep PGDATA;
-// it is pgBackRest's pg1-path on every side (PGDataPath of the backup role).
-func PGDataDir(version int) string { return PGDataPath(version) }
-
 func dbAppUser(u string) string {
 	if u == "" {
 		return DefaultAppUser
@@ -226,8 +222,8 @@ func dbContributor(s *Spec, c *CloudConfig) error {
 			// libpq reads passwords from here: none on a command line, in the
 			// environment or in pg_autoctl.cfg.
 			File{Path: pgHome + "/.pgpass", Content: dbPgpass(d), Owner: "postgres:postgres", Permissions: "0600", Defer: true},
-			File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestClientConf(b.Stanza, b.RepoHost, PGDataDir(d.PostgresVersion), d.Port), Owner: "root:postgres", Permissions: "0640", Defer: true},
-			File{Path: dbRemoteWrapper, Content: dbRemoteWrapperScript(b.Stanza, PGDataDir(d.PostgresVersion)), Owner: "root:root", Permissions: "0755"},
+			File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestClientConf(b.Stanza, b.RepoHost, PGDataPath(d.PostgresVersion), d.Port), Owner: "root:postgres", Permissions: "0640", Defer: true},
+			File{Path: dbRemoteWrapper, Content: dbRemoteWrapperScript(b.Stanza, PGDataPath(d.PostgresVersion)), Owner: "root:root", Permissions: "0755"},
 			// Root-owned: the postgres user cannot widen who may log in as it.
 			File{Path: pgHome + "/.ssh/authorized_keys", Content: dbAuthorizedKeys(b.RepoKey), Owner: "root:root", Permissions: "0644"},
 		)
@@ -513,7 +509,7 @@ StartLimitIntervalSec=0
 Type=simple
 User=postgres
 WorkingDirectory=` + pgHome + `
-Environment=PGDATA=` + PGDataDir(s.DB.PostgresVersion) + `
+Environment=PGDATA=` + PGDataPath(s.DB.PostgresVersion) + `
 ExecStartPre=` + DBSetupScript + ` config
 ExecStart=/usr/bin/pg_autoctl run
 ExecReload=/usr/bin/pg_autoctl reload
@@ -683,7 +679,7 @@ func dbSetupScript(s *Spec) (string, error) {
 		"Kind":        kind,
 		"Unit":        PGAutoFailoverUnit,
 		"Version":     d.PostgresVersion,
-		"PGData":      PGDataDir(d.PostgresVersion),
+		"PGData":      PGDataPath(d.PostgresVersion),
 		"Port":        d.Port,
 		"Conf":        belayPGConf,
 		"HBABlock":    hbaBlock,
@@ -710,7 +706,7 @@ func dbSetupScript(s *Spec) (string, error) {
 func pgAutoctlCreateArgs(s *Spec) []string {
 	d := s.DB
 	common := []string{
-		"--pgdata", PGDataDir(d.PostgresVersion),
+		"--pgdata", PGDataPath(d.PostgresVersion),
 		"--pgctl", fmt.Sprintf("/usr/lib/postgresql/%d/bin/pg_ctl", d.PostgresVersion),
 		"--pgport", strconv.Itoa(d.Port),
 		"--hostname", "$addr",

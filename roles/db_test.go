@@ -358,7 +358,7 @@ func TestDBApplyConfig(t *testing.T) {
 			pgdata := filepath.Join(dir, "pgdata")
 			block := writeTemp(t, dir, "block", fileAt(t, c, hbaBlock).Content, 0o644)
 			script := strings.NewReplacer(
-				"pgdata="+PGDataDir(15)+"\n", "pgdata="+pgdata+"\n",
+				"pgdata="+PGDataPath(15)+"\n", "pgdata="+pgdata+"\n",
 				"cat "+hbaBlock, "cat "+block,
 			).Replace(fileAt(t, c, DBSetupScript).Content)
 			p := writeTemp(t, dir, "setup", script, 0o755)
@@ -528,7 +528,7 @@ func capturedPgRemoteCommand(t *testing.T) string {
 	dir := t.TempDir()
 	record := filepath.Join(dir, "ssh-args")
 	fake := writeTemp(t, dir, "fake-ssh", "#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+"\nexit 255\n", 0o755)
-	conf := writeTemp(t, dir, "repo.conf", "[global]\nrepo1-path="+dir+"/repo\n[belay]\npg1-host=db.test\npg1-host-user=postgres\npg1-path="+PGDataDir(15)+"\npg1-port=5432\n", 0o644)
+	conf := writeTemp(t, dir, "repo.conf", "[global]\nrepo1-path="+dir+"/repo\n[belay]\npg1-host=db.test\npg1-host-user=postgres\npg1-path="+PGDataPath(15)+"\npg1-port=5432\n", 0o644)
 	cmd := exec.Command(pgbackrest, "--config="+conf, "--stanza=belay", "--cmd-ssh="+fake, "--log-path="+dir, "--log-level-console=off", "stanza-create")
 	_ = cmd.Run() // fails by design: the fake ssh exits 255
 	raw, err := os.ReadFile(record)
@@ -689,7 +689,7 @@ func TestDBConfigWithPostgres(t *testing.T) {
 		fmt.Sprintf("port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n", port, sock)
 	confPath := writeTemp(t, dir, "belay.conf", conf, 0o644)
 	setup := writeTemp(t, dir, "setup", strings.NewReplacer(
-		"pgdata="+PGDataDir(15)+"\n", "pgdata="+pgdata+"\n",
+		"pgdata="+PGDataPath(15)+"\n", "pgdata="+pgdata+"\n",
 		"cat "+hbaBlock, "cat "+block,
 		belayPGConf, confPath,
 	).Replace(fileAt(t, c, DBSetupScript).Content), 0o755)

@@ -73,7 +73,7 @@ func standbyDBContributor(s *Spec, c *CloudConfig) error {
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: belayPGConf, Content: standbyPostgresConf(s), Owner: "root:root", Permissions: "0644"},
 		File{Path: standbyHBA, Content: standbyHBAConf(d), Owner: "root:root", Permissions: "0644"},
-		File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestClientConf(d.Stanza, d.RepoHost, PGDataDir(d.PostgresVersion), d.Port), Owner: "root:postgres", Permissions: "0640", Defer: true},
+		File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestClientConf(d.Stanza, d.RepoHost, PGDataPath(d.PostgresVersion), d.Port), Owner: "root:postgres", Permissions: "0640", Defer: true},
 		File{Path: StandbyRestoreScript, Content: restore, Owner: "root:root", Permissions: "0755"},
 		File{Path: "/etc/systemd/system/" + StandbyRestoreUnit, Content: standbyRestoreUnit(), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/systemd/system/" + StandbyDBUnit, Content: standbyDBUnit(d.PostgresVersion), Owner: "root:root", Permissions: "0644"},
@@ -177,7 +177,7 @@ RestartSec=5
 
 [Install]
 WantedBy=multi-user.target
-`, StandbyRestoreUnit, version, PGDataDir(version))
+`, StandbyRestoreUnit, version, PGDataPath(version))
 }
 
 var standbyRestoreTmpl = template.Must(template.New("restore").Parse(`#!/bin/sh
@@ -254,7 +254,7 @@ func standbyRestoreScript(s *Spec) (string, error) {
 	err := standbyRestoreTmpl.Execute(&b, map[string]any{
 		"Stanza":      d.Stanza,
 		"Version":     d.PostgresVersion,
-		"PGData":      PGDataDir(d.PostgresVersion),
+		"PGData":      PGDataPath(d.PostgresVersion),
 		"Marker":      belayStateDir + "/standby-restored",
 		"Home":        pgHome,
 		"AddrSnippet": addrSnippet(s.Net),

@@ -179,7 +179,7 @@ esac
 	listen := filepath.Join(dir, "listen.conf")
 	script := writeTemp(t, dir, "restore", strings.NewReplacer(
 		"PATH=/usr/lib/postgresql/15/bin:", "PATH="+bin+":",
-		"pgdata="+PGDataDir(15)+"\n", "pgdata="+pgdata+"\n",
+		"pgdata="+PGDataPath(15)+"\n", "pgdata="+pgdata+"\n",
 		"marker="+belayStateDir+"/standby-restored\n", "marker="+marker+"\n",
 		listenConf, listen,
 		"/etc/postgresql/15/main", filepath.Join(dir, "no-debian-cluster"),
