@@ -46,12 +46,28 @@ type base struct {
 	faults   Faults
 	requests []string
 	nextID   int64
+	before   func(method, path string)
+}
+
+// SetBeforeHook runs fn at the start of every request, before faults and
+// routing and without the double's lock, so fn may change the double's state
+// (e.g. another node claiming the IP in the middle of a claim).
+func (b *base) SetBeforeHook(fn func(method, path string)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.before = fn
 }
 
 // start serves h on a loopback listener with the common middleware in front.
 func (b *base) start(h func(w http.ResponseWriter, r *http.Request), unauthorized, tooMany, serverError func(w http.ResponseWriter)) {
 	b.nextID = 1000
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		before := b.before
+		b.mu.Unlock()
+		if before != nil {
+			before(r.Method, r.URL.Path)
+		}
 		b.mu.Lock()
 		b.requests = append(b.requests, r.Method+" "+r.URL.RequestURI())
 		f := &b.faults

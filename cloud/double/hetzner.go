@@ -101,6 +101,13 @@ func (h *HetznerDouble) AddFloatingIP(f HetznerFloatingIP) {
 	h.fips[f.ID] = &hzFIP{HetznerFloatingIP: f}
 }
 
+// SetFloatingIPServer assigns the floating IP to server at once (0 = unassign), as another client would.
+func (h *HetznerDouble) SetFloatingIPServer(id, server int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fips[id].Server = server
+}
+
 // FloatingIPServer returns the server the floating IP is assigned to (0 = none).
 func (h *HetznerDouble) FloatingIPServer(id int64) int64 {
 	h.mu.Lock()

@@ -25,6 +25,7 @@ func (d DigitalOcean) Claim(ctx context.Context, ip netip.Addr, server int64) (R
 	o := d.Opts.withDefaults()
 	classify := withActionRetry(api.ClassifyDigitalOcean)
 	var res Result
+	var g guard
 	start := time.Now()
 	// Each attempt re-reads the IP, so a retry after a lost answer (the assign
 	// may have gone through) or after a pending action ends as a no-op.
@@ -40,6 +41,9 @@ func (d DigitalOcean) Claim(ctx context.Context, ip netip.Addr, server int64) (R
 		if cur == server {
 			o.Logf("digitalocean: reserved IP %s is on droplet %d (this server)%s", ip, server, doneNote(res))
 			return nil
+		}
+		if err := g.check(cur); err != nil {
+			return err
 		}
 		if res.Actions == 0 {
 			res.Previous = cur

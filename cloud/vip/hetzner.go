@@ -25,6 +25,7 @@ func (h Hetzner) Claim(ctx context.Context, ip netip.Addr, server int64) (Result
 	o := h.Opts.withDefaults()
 	classify := withActionRetry(api.ClassifyHetzner)
 	var res Result
+	var g guard
 	start := time.Now()
 	addrDone := false
 	err := retry.Do(ctx, o.Retry, "hetzner: claim "+ip.String(), classify, func(ctx context.Context) error {
@@ -54,6 +55,9 @@ func (h Hetzner) Claim(ctx context.Context, ip netip.Addr, server int64) (Result
 			o.Logf("hetzner: floating IP %s (id %d) is on server %d (this server)%s", ip, fip.ID, server, doneNote(res))
 			return nil
 		}
+		if err := g.check(cur); err != nil {
+			return err
+		}
 		if res.Actions == 0 {
 			res.Previous = cur
 		}
@@ -65,6 +69,7 @@ func (h Hetzner) Claim(ctx context.Context, ip netip.Addr, server int64) (Result
 			}
 			res.Actions++
 			res.Changed = true
+			g.allow(0) // our own unassign
 			polls, err := h.wait(ctx, o, act)
 			res.Polls += polls
 			if err != nil {

@@ -112,5 +112,35 @@ func withActionRetry(c retry.Classifier) retry.Classifier {
 	}
 }
 
+// ErrMovedByOther is returned when another server took the IP while this
+// claim was retrying: keepalived has most likely elected another MASTER (this
+// node went to BACKUP or FAULT), and moving the IP back would steal traffic
+// from the healthy node, so the claim stops instead of fighting.
+var ErrMovedByOther = errors.New("another server claimed the IP while this claim was running; not fighting over it")
+
+// guard remembers which holders a claim itself explains: the one it found
+// first and "unassigned" after its own unassign. Any other holder appearing
+// later was put there by someone else.
+type guard struct {
+	seen    bool
+	allowed []int64
+}
+
+func (g *guard) allow(id int64) { g.allowed = append(g.allowed, id) }
+
+func (g *guard) check(cur int64) error {
+	if !g.seen {
+		g.seen = true
+		g.allow(cur)
+		return nil
+	}
+	for _, a := range g.allowed {
+		if a == cur {
+			return nil
+		}
+	}
+	return fmt.Errorf("IP now on server %d: %w", cur, ErrMovedByOther)
+}
+
 // since formats an elapsed time for log lines.
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
