@@ -757,3 +757,25 @@ func TestDBConfigWithPostgres(t *testing.T) {
 		t.Errorf("settings from belay.conf:\n%s (%v)\nwant\n%s", settings, err, want)
 	}
 }
+
+// TestDBCloudInitSchema validates the DB roles' user data with cloud-init's own schema.
+func TestDBCloudInitSchema(t *testing.T) {
+	ci := tool(t, "cloud-init")
+	for name, mk := range map[string]func(testing.TB) *Spec{
+		"db":         func(t testing.TB) *Spec { return dbSpec(t, "db-1", "10.213.0.10") },
+		"db-do":      dbDOSpec,
+		"db-monitor": monitorSpec,
+		"standby-db": standbyDBSpec,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := writeTemp(t, t.TempDir(), "user-data", string(mustRender(t, mk(t))), 0o600)
+			out, err := exec.Command(ci, "schema", "-c", f).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Valid cloud-config") {
+				t.Fatalf("cloud-init schema: %v\n%s", err, out)
+			}
+			if strings.Contains(strings.ToLower(string(out)), "deprecat") {
+				t.Errorf("cloud-init reports deprecated keys:\n%s", out)
+			}
+		})
+	}
+}
