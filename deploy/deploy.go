@@ -70,8 +70,20 @@ type Deployer struct {
 	WaitTimeout time.Duration
 	// KnownGoodKeep is how many known-good releases the journal remembers (default 5).
 	KnownGoodKeep int
+	// SkipStandby leaves the standby site's app server out of deploys and rollbacks.
+	SkipStandby bool
 	// Base overrides /srv (tests).
 	Base string
+}
+
+// servers are the app hosts plus the standby server (unless skipped): every
+// server that holds releases and a journal.
+func (d *Deployer) servers(app *inventory.App) []string {
+	out := append([]string(nil), app.Hosts...)
+	if app.Standby != "" && !d.SkipStandby {
+		out = append(out, app.Standby)
+	}
+	return out
 }
 
 // Outcome is what a deploy or rollback did.
@@ -122,7 +134,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
-	in.Inventory, in.App, in.Base = d.Inv, d.App, d.Base
+	in.Inventory, in.App, in.Base, in.SkipStandby = d.Inv, d.App, d.Base, d.SkipStandby
 	if _, err := plan.Deploy(in); err != nil { // bad input: fail before touching any host
 		return nil, err
 	}
@@ -151,11 +163,11 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		if err != nil {
 			return nil, err
 		}
-		recs := d.records(app.Hosts, id, "deploy", in.Release, prev, known)
+		recs := d.records(d.servers(app), id, "deploy", in.Release, prev, known)
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "started"})
 		err = d.Runner.Exec(ctx, p, recs)
 		if err == nil && p.PausedAfter != "" {
-			err = d.finish(ctx, app.Hosts, recs, journal.Paused, known, "")
+			err = d.finish(ctx, d.servers(app), recs, journal.Paused, known, "")
 			if err == nil {
 				out.Result, out.Duration = "paused", time.Since(start).Round(time.Millisecond).String()
 				out.PausedAfter = p.PausedAfter
@@ -164,7 +176,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 			}
 		}
 		if err == nil {
-			err = d.finish(ctx, app.Hosts, recs, journal.Done, journal.AddKnownGood(known, in.Release, d.keep()), "")
+			err = d.finish(ctx, d.servers(app), recs, journal.Done, journal.AddKnownGood(known, in.Release, d.keep()), "")
 		}
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if err == nil {
@@ -174,7 +186,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		}
 		out.Error = err.Error()
 		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
-		rbErr := d.rollbackAll(ctx, app.Hosts, id, in.Release, prev, known, err.Error())
+		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error())
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if rbErr != nil {
 			out.Result = "rollback-failed"
@@ -254,17 +266,17 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 			}
 		}
 		out.Release, out.Previous = to, cur
-		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
 		if err != nil {
 			return nil, err
 		}
 		known = journal.RemoveKnownGood(known, cur)
 		known = journal.AddKnownGood(known, to, d.keep())
-		recs := d.records(app.Hosts, id, "rollback", to, cur, known)
+		recs := d.records(d.servers(app), id, "rollback", to, cur, known)
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "rollback", Release: to, Previous: cur, DeployID: id, Result: "started"})
 		err = d.Runner.Exec(ctx, p, recs)
 		if err == nil {
-			err = d.finish(ctx, app.Hosts, recs, journal.Done, known, "")
+			err = d.finish(ctx, d.servers(app), recs, journal.Done, known, "")
 		}
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if err != nil {
@@ -356,10 +368,10 @@ func (d *Deployer) undoPlan(states map[string]*HostState, target, prev string) (
 	}
 	if prev == "" {
 		// First deploy: nothing to go back to; finish the switch so all hosts agree.
-		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
 		return p, "no previous release: converging every host on " + target, err
 	}
-	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
 	return p, "swapping every host back to " + prev, err
 }
 
@@ -422,7 +434,7 @@ func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*
 	st := journal.RolledBack
 	known := j.KnownGood
 	if all {
-		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
 		how, st = "rolled forward to "+j.Target+" (already current on every host)", journal.Done
 		if j.Kind == "deploy" {
 			known = journal.AddKnownGood(known, j.Target, d.keep())
@@ -440,11 +452,11 @@ func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*
 	if !all && j.Previous != "" {
 		target = j.Previous
 	}
-	recs := d.records(app.Hosts, j.DeployID, "recover", target, j.Previous, known)
+	recs := d.records(d.servers(app), j.DeployID, "recover", target, j.Previous, known)
 	if err := d.Runner.Exec(ctx, p, recs); err != nil {
 		return nil, how, j, fmt.Errorf("recovering the unfinished %s of %s: %w", j.Kind, j.Target, err)
 	}
-	if err := d.finish(ctx, app.Hosts, recs, st, known, "recovered: "+how); err != nil {
+	if err := d.finish(ctx, d.servers(app), recs, st, known, "recovered: "+how); err != nil {
 		return nil, how, j, err
 	}
 	d.audit(ctx, app.Hosts, journal.Entry{Action: "recover", Release: target, Previous: j.Target, DeployID: j.DeployID, Result: "ok", Detail: how})
@@ -466,7 +478,7 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	}
 	// Connect to every host first: a refused host key (or a dead host) stops us
 	// before any command runs anywhere, lease included.
-	if err := d.connectAll(ctx, app.Hosts); err != nil {
+	if err := d.connectAll(ctx, d.servers(app)); err != nil {
 		return nil, err
 	}
 	tok := make([]byte, 16)

@@ -18,7 +18,9 @@ import (
 
 // HostState is what one app host runs, as `belay status` shows it.
 type HostState struct {
-	Host    string `json:"host"`
+	Host string `json:"host"`
+	// Standby marks the standby site's app server (not part of traffic decisions).
+	Standby bool   `json:"standby,omitempty"`
 	Current string `json:"current"`
 	Canary  string `json:"canary,omitempty"`
 	// Stable and CanaryUnit are the systemd states (active, inactive, failed).
@@ -73,6 +75,9 @@ func (d *Deployer) probe(ctx context.Context) (map[string]*HostState, error) {
 	out := map[string]*HostState{}
 	var errs []string
 	for _, s := range states {
+		if s.Standby {
+			continue // its release follows the group's; it never decides one
+		}
 		if s.Error != "" {
 			errs = append(errs, s.Error)
 		}
@@ -94,13 +99,14 @@ func (d *Deployer) States(ctx context.Context) ([]*HostState, error) {
 	if err != nil {
 		return nil, err
 	}
-	states := make([]*HostState, len(app.Hosts))
+	hosts := d.servers(app)
+	states := make([]*HostState, len(hosts))
 	idx := map[string]int{}
-	for i, h := range app.Hosts {
+	for i, h := range hosts {
 		idx[h] = i
-		states[i] = &HostState{Host: h}
+		states[i] = &HostState{Host: h, Standby: h == app.Standby}
 	}
-	sshx.Parallel(ctx, app.Hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
+	sshx.Parallel(ctx, hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
 		s := states[idx[h]]
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()

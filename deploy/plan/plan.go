@@ -79,12 +79,15 @@ type AnalyzeSpec struct {
 
 // Plan is a whole rollout.
 type Plan struct {
-	App      string   `json:"app"`
-	Release  string   `json:"release"`
-	Kind     string   `json:"kind"`
-	Hosts    []string `json:"hosts"`
-	Strategy string   `json:"strategy"`
-	Steps    []Step   `json:"steps"`
+	App     string   `json:"app"`
+	Release string   `json:"release"`
+	Kind    string   `json:"kind"`
+	Hosts   []string `json:"hosts"`
+	// Standby is the standby site's app server: it receives the release and
+	// follows `current` (restarted only if its unit runs, i.e. after a site switch).
+	Standby  string `json:"standby,omitempty"`
+	Strategy string `json:"strategy"`
+	Steps    []Step `json:"steps"`
 	// PausedAfter names the stage the plan stops after (Strategy.StopAfter); the
 	// canary keeps its traffic until a later deploy of the same release resumes.
 	PausedAfter string `json:"pausedAfter,omitempty"`
@@ -125,6 +128,9 @@ type Input struct {
 	// already be on every host (rollback, recovery).
 	Artifact *release.Artifact
 	Strategy Strategy
+	// SkipStandby leaves the standby site's app server out (it is unreachable,
+	// say); it then keeps its old release until the next deploy reaches it.
+	SkipStandby bool
 	// Base overrides /srv (tests).
 	Base string
 }
@@ -162,7 +168,10 @@ func Deploy(in Input) (*Plan, error) {
 		return nil, errors.New("artifact: required for a canary deploy (--artifact)")
 	}
 	b := &builder{in: in, st: st, app: app, l: release.Layout{App: in.App, Base: in.Base}, hosts: append([]string(nil), app.Hosts...)}
-	p := &Plan{App: in.App, Release: in.Release, Kind: "deploy", Hosts: b.hosts, Strategy: describe(st)}
+	if app.Standby != "" && !in.SkipStandby {
+		b.standby = app.Standby
+	}
+	p := &Plan{App: in.App, Release: in.Release, Kind: "deploy", Hosts: b.hosts, Standby: b.standby, Strategy: describe(st)}
 	if st.Direct {
 		p.Kind = "direct"
 	}
@@ -279,6 +288,17 @@ type builder struct {
 	app   *inventory.App
 	l     release.Layout
 	hosts []string
+	// standby is the standby site's app server ("" if none or skipped).
+	standby string
+}
+
+// withStandby is the app hosts plus the standby server: the steps every server
+// of the app needs (receiving and keeping releases).
+func (b *builder) withStandby() []string {
+	if b.standby == "" {
+		return b.hosts
+	}
+	return append(append([]string(nil), b.hosts...), b.standby)
 }
 
 func (b *builder) step(p *Plan, s Step) {
@@ -291,12 +311,12 @@ func (b *builder) step(p *Plan, s Step) {
 func (b *builder) build(p *Plan) error {
 	id, l := b.in.Release, b.l
 	if a := b.in.Artifact; a != nil {
-		b.step(p, Step{ID: "upload", Stage: Upload, Title: fmt.Sprintf("upload %s (%s, %s, sha256 %s)", id, a.Kind, size(a.Size), a.SHA256[:12]),
+		b.step(p, Step{ID: "upload", Stage: Upload, Hosts: b.withStandby(), Title: fmt.Sprintf("upload %s (%s, %s, sha256 %s)", id, a.Kind, size(a.Size), a.SHA256[:12]),
 			Command: l.ReceiveCommand(id, a.SHA256), Skip: l.Unpacked(id, a.SHA256), Stdin: "artifact", Timeout: Duration(15 * time.Minute)})
-		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id,
+		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id, Hosts: b.withStandby(),
 			Command: l.UnpackCommand(id, a), Skip: l.Unpacked(id, a.SHA256), Timeout: Duration(5 * time.Minute)})
 	} else {
-		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk",
+		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk", Hosts: b.withStandby(),
 			Command: "test -x " + l.Release(id) + "/start || { echo 'release " + id + " is not on this host (" + l.Release(id) + "/start missing); deploy it with --artifact' >&2; exit 1; }",
 			Timeout: Duration(30 * time.Second)})
 	}
@@ -345,8 +365,16 @@ func (b *builder) build(p *Plan) error {
 		return err
 	}
 	b.stopCanary(p)
+	if b.standby != "" {
+		// The standby site follows: its `current` moves too, and only a standby
+		// that serves (after a site switch) is restarted and health-checked.
+		b.step(p, Step{ID: "standby-current", Stage: Promote, Title: "standby current -> " + id, Hosts: []string{b.standby},
+			Command: linkCommand(l.Releases()+"/"+id, l.Current()) + "\nif systemctl is-active --quiet " + appUnit(b.in.App) + "; then\n" +
+				restart(appUnit(b.in.App)) + "\n" + b.healthCommand(b.app.Port, appUnit(b.in.App)) + "\nfi",
+			Timeout: Duration(3*time.Minute) + b.healthTimeout()})
+	}
 	if b.in.Artifact != nil {
-		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases),
+		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases), Hosts: b.withStandby(),
 			Command: b.cleanupCommand(), Timeout: Duration(2 * time.Minute)})
 	}
 	number(p)

@@ -60,6 +60,19 @@ func TestGolden(t *testing.T) {
 			golden(t, tc.name+".json", js)
 		})
 	}
+	t.Run("skip-standby", func(t *testing.T) {
+		p, err := plan.Deploy(plan.Input{Inventory: inv(t), App: "shop", Release: "v42", Artifact: artifact, SkipStandby: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range p.Steps {
+			for _, h := range s.Hosts {
+				if h == "shop-standby" {
+					t.Errorf("%s runs on the skipped standby", s.ID)
+				}
+			}
+		}
+	})
 	t.Run("abort", func(t *testing.T) {
 		p, err := plan.Abort(inv(t), "shop", "")
 		if err != nil {
@@ -111,8 +124,20 @@ func TestStageOrder(t *testing.T) {
 			idx := map[string]int{}
 			for i, s := range p.Steps {
 				idx[s.ID[3:]] = i
-				if len(s.Hosts) != 2 {
-					t.Errorf("%s runs on %v, want both app hosts", s.ID, s.Hosts)
+				hosts := strings.Join(s.Hosts, ",")
+				switch s.ID[3:] {
+				case "upload", "unpack", "verify", "cleanup":
+					if hosts != "shop-1,shop-2,shop-standby" {
+						t.Errorf("%s runs on %v, want the app hosts and the standby", s.ID, s.Hosts)
+					}
+				case "standby-current":
+					if hosts != "shop-standby" {
+						t.Errorf("%s runs on %v, want the standby only", s.ID, s.Hosts)
+					}
+				default: // canary, routing, promotion: the serving group only
+					if hosts != "shop-1,shop-2" {
+						t.Errorf("%s runs on %v, want both app hosts", s.ID, s.Hosts)
+					}
 				}
 				if s.Command == "" && s.Analyze == nil {
 					t.Errorf("%s has nothing to do", s.ID)
@@ -134,10 +159,11 @@ func TestStageOrder(t *testing.T) {
 			before("restart-stable", "stable-health")
 			before("stable-health", "route-stable")
 			before("route-stable", "stop-canary")
+			before("stop-canary", "standby-current")
 			if !st.Direct {
 				before("upload", "unpack")
 				before("unpack", "canary-start")
-				before("stop-canary", "cleanup")
+				before("standby-current", "cleanup")
 			}
 			if !st.Rules.Empty() {
 				before("canary-health", "route-whitelist")

@@ -34,6 +34,8 @@ type Common struct {
 	JSON         bool
 	SSH          SSHOptions
 	Parallel     int
+	// SkipStandby leaves the standby site's app server out.
+	SkipStandby bool
 }
 
 // SSHOptions say how to reach the hosts.
@@ -55,6 +57,7 @@ func (c *Common) flags(cmd *cobra.Command) {
 	fl.StringVar(&c.App, "app", "", "app name as in the inventory (default: the only app)")
 	fl.BoolVar(&c.JSON, "json", false, "print JSON instead of text")
 	fl.IntVar(&c.Parallel, "parallel", 0, "work on at most this many hosts at once (0: all)")
+	fl.BoolVar(&c.SkipStandby, "skip-standby", false, "leave the standby site's app server out (e.g. unreachable); it keeps its release until a later deploy")
 	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
 	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
 	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
@@ -220,7 +223,7 @@ func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session,
 		return nil, err
 	}
 	r := &run.Runner{Pool: pool, Progress: progress, Parallel: c.Parallel}
-	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv)}
+	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv), SkipStandby: c.SkipStandby}
 	r.Layout = d.Layout()
 	return &session{d: d, close: closeFn}, nil
 }

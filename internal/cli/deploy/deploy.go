@@ -196,7 +196,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err := o.resolveApp(inv); err != nil {
 		return err
 	}
-	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st}
+	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby}
 	p, err := plan.Deploy(in)
 	if err != nil {
 		return err

@@ -119,7 +119,11 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 			fmt.Fprintf(tw, "%s\tunreachable: %s\n", st.Host, st.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Host, dash(st.Current), dash(st.Stable), dash(st.Health),
+		host := st.Host
+		if st.Standby {
+			host += " (standby)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", host, dash(st.Current), dash(st.Stable), dash(st.Health),
 			dash(st.Canary), dash(st.CanaryUnit), dash(st.CanaryHealth), st.CanaryShare, lastDeploy(st.Journal))
 	}
 	tw.Flush()
