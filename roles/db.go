@@ -710,15 +710,17 @@ func pgAutoctlCreateArgs(s *Spec) []string {
 		"--pgctl", fmt.Sprintf("/usr/lib/postgresql/%d/bin/pg_ctl", d.PostgresVersion),
 		"--pgport", strconv.Itoa(d.Port),
 		"--hostname", "$addr",
-		"--auth", "scram-sha-256",
 		// Encrypted node-to-node traffic with pg_autoctl's self-signed certificates.
 		"--ssl-self-signed", "--ssl-mode", "require",
 	}
 	if d.Monitor {
-		// --skip-pg-hba: belay's block allows exactly the data nodes (AllowFrom),
-		// not the whole LAN pg_autoctl would open.
+		// --skip-pg-hba: belay's block allows exactly the data nodes (AllowFrom,
+		// scram-sha-256), not the whole LAN pg_autoctl would open. pg_autoctl
+		// refuses --auth together with it ("Please use either --auth or
+		// --skip-pg-hba"): --auth only names the method of the lines it writes.
 		return append([]string{"monitor"}, append(common, "--skip-pg-hba")...)
 	}
+	common = append(common, "--auth", "scram-sha-256")
 	quorum := "false"
 	if d.Synchronous {
 		// A quorum standby makes pg_auto_failover set synchronous_standby_names

@@ -109,7 +109,7 @@ func TestDBRoles(t *testing.T) {
 			},
 			script: []string{
 				"addr=10.213.0.10\n",
-				"pg_autoctl create postgres --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --auth scram-sha-256 --ssl-self-signed --ssl-mode require --listen \"$addr,127.0.0.1\" --name db-1 --monitor 'postgres://autoctl_node@10.213.0.12:5432/pg_auto_failover?sslmode=require' --replication-quorum true --candidate-priority 50",
+				"pg_autoctl create postgres --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --ssl-self-signed --ssl-mode require --auth scram-sha-256 --listen \"$addr,127.0.0.1\" --name db-1 --monitor 'postgres://autoctl_node@10.213.0.12:5432/pg_auto_failover?sslmode=require' --replication-quorum true --candidate-priority 50",
 				"pg_autoctl config set --pgdata \"$pgdata\" timeout.network_partition_timeout 3\n",
 				"pg_autoctl config set --pgdata \"$pgdata\" postgresql.listen_addresses \"$addr,127.0.0.1\"\n",
 				"install -d -o postgres -g postgres -m 0750 /var/spool/pgbackrest",
@@ -143,11 +143,11 @@ func TestDBRoles(t *testing.T) {
 			},
 			absent: []string{pgHome + "/.pgpass", "/etc/pgbackrest/pgbackrest.conf", pgHome + "/.ssh/authorized_keys", pgHome + "/.ssh/id_ed25519"},
 			script: []string{
-				"pg_autoctl create monitor --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --auth scram-sha-256 --ssl-self-signed --ssl-mode require --skip-pg-hba",
+				"pg_autoctl create monitor --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --ssl-self-signed --ssl-mode require --skip-pg-hba; do",
 				"pg_autoctl config set --pgdata \"$pgdata\" postgresql.listen_addresses \"$addr,127.0.0.1\"\n",
 				`echo "belay postgres autoctl_node"`,
 			},
-			noSetup: []string{"timeout.network_partition_timeout", "--listen", tMonitorPW},
+			noSetup: []string{"timeout.network_partition_timeout", "--listen", "--auth", tMonitorPW},
 		},
 	}
 	for _, tc := range cases {
