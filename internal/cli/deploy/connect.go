@@ -124,7 +124,9 @@ func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSH
 		if err != nil {
 			return nil, err
 		}
-		t.Bastion = bastion
+		if bastion != nil && name != o.Bastion {
+			t.Bastion = bastion // the bastion itself is dialled directly
+		}
 		return sshx.Dial(ctx, cfg, t)
 	})
 	return pool, func() { pool.Close(); closer.Close() }, nil
