@@ -266,6 +266,9 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 			}
 		}
 		out.Release, out.Previous = to, cur
+		if to == cur {
+			return nil, fmt.Errorf("app %s: every host already runs %s; nothing to roll back to (see `belay releases`)", d.App, to)
+		}
 		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
 		if err != nil {
 			return nil, err
