@@ -76,3 +76,29 @@ func TestPoolRemembersRefusedKey(t *testing.T) {
 		t.Fatalf("a refused host was dialled %d times", dials.Load())
 	}
 }
+
+func TestParallelBounded(t *testing.T) {
+	var running, peak atomic.Int32
+	hosts := []string{"a", "b", "c", "d", "e", "f"}
+	errs := sshx.Parallel(context.Background(), hosts, 2, func(ctx context.Context, h string) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		running.Add(-1)
+		if h == "c" {
+			return errors.New("c failed")
+		}
+		return nil
+	})
+	if peak.Load() > 2 {
+		t.Errorf("%d hosts at once, limit 2", peak.Load())
+	}
+	if len(errs) != len(hosts) || errs["c"] == nil || errs["a"] != nil {
+		t.Errorf("errors by host: %v", errs)
+	}
+}
