@@ -175,11 +175,19 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	}
 	var holder string
 	if err := s.do("locate", "", func() error {
-		held, errs := holders(ctx, env, a.Hosts, a.VIP, "")
-		if len(held) != 1 {
-			return fmt.Errorf("expected exactly one holder of %s before the fault, found %d %v (errors: %v)", a.VIP, len(held), held, errs)
+		// A group still settling (a node booting, a deploy restarting the app)
+		// gets a minute to show exactly one holder before the run gives up.
+		err := poll(ctx, 500*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
+			held, errs := holders(ctx, env, a.Hosts, a.VIP, "")
+			if len(held) != 1 {
+				return false, fmt.Errorf("expected exactly one holder of %s before the fault, found %d %v (errors: %v)", a.VIP, len(held), held, errs)
+			}
+			holder = held[0]
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
-		holder = held[0]
 		s.note("VIP %s is on %s", a.VIP, holder)
 		return nil
 	}); err != nil {
@@ -226,8 +234,8 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	}
 	defer func() { _ = heal() }()
 	if err := s.do("inject", fault.String(), func() error {
-		t0 = time.Now()
-		if err := env.Faults.Inject(ctx, fault); err != nil {
+		var err error
+		if t0, err = env.Faults.Inject(ctx, fault); err != nil {
 			return err
 		}
 		if fault.Kind != FaultStopService {

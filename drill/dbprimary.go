@@ -88,8 +88,9 @@ func dbPrimaryRun(ctx context.Context, env *Env, s *stepper, variant string) Run
 	defer func() { _ = heal() }()
 	var t0 time.Time
 	if err := s.do("inject", fault.String(), func() error {
-		t0 = time.Now()
-		return env.Faults.Inject(ctx, fault)
+		var err error
+		t0, err = env.Faults.Inject(ctx, fault)
+		return err
 	}); err != nil {
 		return failRun(r, err)
 	}

@@ -209,7 +209,9 @@ func (f *fakeRepo) handle(c remotetest.Call) ([]byte, error) {
 
 type noFaults struct{}
 
-func (noFaults) Inject(context.Context, Fault) error       { return errors.New("no faults in this test") }
+func (noFaults) Inject(context.Context, Fault) (time.Time, error) {
+	return time.Time{}, errors.New("no faults in this test")
+}
 func (noFaults) Heal(context.Context) error                { return nil }
 func (noFaults) Partitioned(context.Context) (bool, error) { return false, nil }
 

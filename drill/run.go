@@ -43,7 +43,8 @@ func (f Fault) String() string {
 // Faults injects and heals failures. The lab implements it (drill/labfaults);
 // on a cloud stack it would be provider power-off, which belay does not do.
 type Faults interface {
-	Inject(ctx context.Context, f Fault) error
+	// Inject applies f and returns when it took effect (the fault's t0).
+	Inject(ctx context.Context, f Fault) (time.Time, error)
 	// Heal undoes every injected fault (boots killed machines, plugs links,
 	// starts stopped services, ends partitions) and waits for the machines.
 	Heal(ctx context.Context) error

@@ -94,8 +94,9 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	}
 	defer func() { _ = heal() }()
 	if err := s.do("inject", "partition", func() error {
-		t0 = time.Now()
-		return env.Faults.Inject(ctx, Fault{Kind: FaultPartition})
+		var err error
+		t0, err = env.Faults.Inject(ctx, Fault{Kind: FaultPartition})
+		return err
 	}); err != nil {
 		return failRun(r, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -23,8 +24,9 @@ type Faults struct {
 
 var _ drill.Faults = Faults{}
 
-// Inject applies f through the lab's fault API.
-func (f Faults) Inject(ctx context.Context, d drill.Fault) error {
+// Inject applies f through the lab's fault API and returns when the
+// successful attempt started (waits for the lab's lock are not fault time).
+func (f Faults) Inject(ctx context.Context, d drill.Fault) (time.Time, error) {
 	lf := lab.Fault{Machine: d.Host}
 	switch d.Kind {
 	case drill.FaultKill:
@@ -36,15 +38,39 @@ func (f Faults) Inject(ctx context.Context, d drill.Fault) error {
 	case drill.FaultPartition:
 		lf = lab.Fault{Kind: lab.FaultPartition}
 	default:
-		return fmt.Errorf("lab: fault %q not supported", d.Kind)
+		return time.Time{}, fmt.Errorf("lab: fault %q not supported", d.Kind)
 	}
-	return lab.Inject(ctx, f.Paths, nil, lf)
+	var at time.Time
+	err := retryLocked(ctx, func() error {
+		at = time.Now()
+		return lab.Inject(ctx, f.Paths, nil, lf)
+	})
+	return at, err
+}
+
+// retryLocked retries fn while another lab command holds the lab's lock (other
+// lab users' short commands); anything else, or 3 minutes of waiting, ends it.
+func retryLocked(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		err := fn()
+		if err == nil || !strings.Contains(err.Error(), "another belay lab command is running") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Heal undoes every fault the lab recorded and waits for killed machines to boot.
 func (f Faults) Heal(ctx context.Context) error {
-	_, err := lab.Heal(ctx, f.Paths, nil, nil)
-	return err
+	return retryLocked(ctx, func() error {
+		_, err := lab.Heal(ctx, f.Paths, nil, nil)
+		return err
+	})
 }
 
 // Partitioned reports whether the lab's sites are partitioned now.

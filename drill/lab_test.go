@@ -1,0 +1,109 @@
+//go:build lab
+
+package drill_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// labEnv opens the running lab. Without BELAY_LAB a missing lab skips the
+// test; with BELAY_LAB=1 (.ci/run) it fails it.
+func labEnv(t *testing.T) *drill.Env {
+	t.Helper()
+	inv, err := inventory.Load(cli.DefaultInventory)
+	if err != nil {
+		if os.Getenv("BELAY_LAB") == "" {
+			t.Skipf("no lab (run `belay lab up`, or set BELAY_LAB=1 to make this a failure): %v", err)
+		}
+		t.Fatalf("BELAY_LAB is set but the lab inventory is unreadable: %v", err)
+	}
+	if !opsenv.IsLab(inv) {
+		t.Fatalf("%s is not a lab inventory", cli.DefaultInventory)
+	}
+	tg, err := opsenv.Open(inv, opsenv.Flags{}, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	seed, err := tg.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("drill progress:\n%s", progress.String())
+		}
+		// Whatever happened, leave no fault behind for the next test.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := tg.Faults.Heal(ctx); err != nil {
+			t.Errorf("heal: %v", err)
+		}
+	})
+	return &drill.Env{Inv: inv, Hosts: tg.Hosts, Faults: tg.Faults, Lab: true, Progress: &progress, Seed: seed}
+}
+
+func runDrill(t *testing.T, env *drill.Env, k drill.Kind, variant string) *drill.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	rep, err := drill.Execute(ctx, env, drill.Options{Kind: k, Variant: variant, Repeat: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Failed != 0 {
+		t.Fatalf("%s/%s failed: %s (notes: %v)", k, variant, rep.Runs[0].Error, rep.Runs[0].Notes)
+	}
+	return rep
+}
+
+// The VIP moves to the other app server when its holder dies, is cut off, or
+// its nginx stops; exactly one holder remains after healing (the drill checks).
+func TestLabVIPFailover(t *testing.T) {
+	env := labEnv(t)
+	for _, v := range drill.Variants[drill.AppNode] {
+		t.Run(v, func(t *testing.T) {
+			rep := runDrill(t, env, drill.AppNode, v)
+			if !strings.Contains(strings.Join(rep.Runs[0].Notes, " "), "after heal:") {
+				t.Errorf("no single holder recorded after healing: %v", rep.Runs[0].Notes)
+			}
+		})
+	}
+}
+
+// Killing the primary under synchronous replication loses no acknowledged
+// write, and the old primary comes back as a replica (the drill checks both).
+func TestLabDBPrimaryFailover(t *testing.T) {
+	env := labEnv(t)
+	rep := runDrill(t, env, drill.DBPrimary, "kill")
+	r := rep.Runs[0]
+	if r.Acked == 0 {
+		t.Fatal("the write load acknowledged nothing")
+	}
+	if env.Inv.Database.Synchronous && r.Missing != 0 {
+		t.Fatalf("%d acknowledged writes missing with synchronous replication", r.Missing)
+	}
+}
+
+// The restore verification passes on a healthy repository and catches a
+// corrupted backup; a new full backup heals it.
+func TestLabRestoreVerification(t *testing.T) {
+	env := labEnv(t)
+	runDrill(t, env, drill.Restore, "verify")
+	rep := runDrill(t, env, drill.Restore, "corrupt")
+	notes := strings.Join(rep.Runs[0].Notes, "\n")
+	if !strings.Contains(notes, "corruption caught") || !strings.Contains(notes, "healed:") {
+		t.Fatalf("notes: %s", notes)
+	}
+}
