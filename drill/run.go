@@ -56,8 +56,9 @@ type Faults interface {
 var ErrNoFaults = errors.New("fault injection is only available in the lab")
 
 // SiteSwitch runs the site switch to the standby site (failover.Execute) and
-// returns when the standby site serves.
-type SiteSwitch func(ctx context.Context, progress io.Writer) error
+// returns when the standby site serves; with check set it runs only the
+// switch's read-only preflight checks.
+type SiteSwitch func(ctx context.Context, progress io.Writer, check bool) error
 
 // Env is what a drill runs against.
 type Env struct {

@@ -20,6 +20,9 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	if env.Switch == nil {
 		return failRun(r, fmt.Errorf("no site switch wired (a bug in the command)"))
 	}
+	if err := s.do("ready", "", func() error { return env.Switch(ctx, env.Progress, true) }); err != nil {
+		return failRun(r, err)
+	}
 	via, err := tunnelHost(ctx, env, inventory.Primary)
 	if err != nil {
 		return failRun(r, err)
@@ -103,7 +106,7 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	// The load keeps writing to the primary site (still reachable from this
 	// machine's lab leg): those writes are the ones a real partition loses.
 	if err := s.do("switch", "", func() error {
-		err := env.Switch(ctx, env.Progress)
+		err := env.Switch(ctx, env.Progress, false)
 		r.Recovery = time.Since(t0)
 		return err
 	}); err != nil {

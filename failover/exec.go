@@ -185,7 +185,7 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		_, err := env.Hosts.RunRoot(cctx, s.Host, s.Argv...)
 		return "", false, err
 	case KindRoot:
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
 		defer cancel()
 		out, err := env.Hosts.RunRoot(cctx, s.Host, s.Argv...)
 		if err != nil {
@@ -298,4 +298,26 @@ func httpGet(ctx context.Context, url, host string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// Preflight runs the plan's read-only checks (releases on the standby app
+// servers, the standby database in recovery) without recording anything, so a
+// drill can refuse before it breaks the primary site.
+func Preflight(ctx context.Context, env *Env, p *Plan) error {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	x := &executor{env: env, st: &State{Facts: map[string]string{}}}
+	for _, s := range p.Steps {
+		if s.Kind != KindCheck && s.ID != "check-standby-db" {
+			continue
+		}
+		if _, _, err := x.run(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s.ID, err)
+		}
+		if x.st.Facts["standbyAlreadyPromoted"] == "true" {
+			return fmt.Errorf("%s: the standby database is already promoted (an earlier switch): re-seed it before drilling", s.ID)
+		}
+	}
+	return nil
 }

@@ -411,3 +411,29 @@ func TestPrintListsEveryStep(t *testing.T) {
 		}
 	}
 }
+
+func TestPreflight(t *testing.T) {
+	tests := []struct {
+		name    string
+		f       *fakeSite
+		wantErr string
+	}{
+		{"ready", &fakeSite{}, ""},
+		{"no release", &fakeSite{noRelease: true}, "no release of shop"},
+		{"already promoted", &fakeSite{promoted: true}, "already promoted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, r, _, p := switchEnv(t, tt.f, true)
+			err := Preflight(context.Background(), env, p)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			for _, c := range r.Snapshot() {
+				if strings.Contains(c.Cmd, "systemctl") || strings.Contains(c.Cmd, "pg_promote") {
+					t.Errorf("preflight changed something: %s", c)
+				}
+			}
+		})
+	}
+}

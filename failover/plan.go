@@ -86,8 +86,8 @@ func (p *Plan) Digest() string {
 
 // Exact commands of the switch (shared by plan, executor and runbook).
 const (
-	// PromoteSQL promotes the standby DB and waits up to 60 s for it to accept writes.
-	PromoteSQL = "SELECT pg_promote(true, 60)"
+	// PromoteSQL promotes the standby DB and waits up to 300 s for it to accept writes (the SQL form of docs/ha-engine.md's `pg_ctl promote -w -t 300`; it needs no version-specific path).
+	PromoteSQL = "SELECT pg_promote(true, 300)"
 	// InRecoverySQL is 't' on a standby, 'f' once promoted.
 	InRecoverySQL = "SELECT pg_is_in_recovery()"
 	// ReplayTimestampSQL is the commit time of the last transaction the standby replayed (the RPO edge).

@@ -151,7 +151,7 @@ func runDrill(ctx context.Context, o *Options) error {
 	}
 	if o.Kind == drill.Site {
 		statePath := failover.DefaultStatePath(inv.Stack, os.Geteuid(), o.Getenv)
-		env.Switch = func(ctx context.Context, progress io.Writer) error {
+		env.Switch = func(ctx context.Context, progress io.Writer, check bool) error {
 			senv, err := t.SwitchEnv(o.DNS, progress, statePath)
 			if err != nil {
 				return err
@@ -159,6 +159,9 @@ func runDrill(ctx context.Context, o *Options) error {
 			plan, err := failover.PlanSite(inv, failover.ToStandby)
 			if err != nil {
 				return err
+			}
+			if check {
+				return failover.Preflight(ctx, senv, plan)
 			}
 			_, err = failover.Execute(ctx, senv, plan)
 			return err
