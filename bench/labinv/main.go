@@ -5,6 +5,7 @@
 //
 //	labinv ansible --inventory FILE [--app NAME] [--hosts N] --key FILE --known-hosts FILE
 //	labinv subset  --inventory FILE [--app NAME] --hosts N
+//	labinv hosts   --inventory FILE [--app NAME] [--hosts N]   (name address port user, one a line)
 //
 // Both write to stdout. It is a bench helper (scripts/bench-deploy.sh), not part
 // of the belay CLI.
@@ -41,7 +42,7 @@ type options struct {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: labinv ansible|subset --inventory FILE [--app NAME] [--hosts N] [--key FILE --known-hosts FILE]")
+		return errors.New("usage: labinv ansible|subset|hosts --inventory FILE [--app NAME] [--hosts N] [--key FILE --known-hosts FILE]")
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("labinv "+cmd, flag.ContinueOnError)
@@ -76,8 +77,10 @@ func run(args []string, out io.Writer) error {
 			return errors.New("subset: --hosts N is required")
 		}
 		return subset(out, inv, app)
+	case "hosts":
+		return hostLines(out, inv, app)
 	}
-	return fmt.Errorf("unknown subcommand %q: expected ansible or subset", cmd)
+	return fmt.Errorf("unknown subcommand %q: expected ansible, subset or hosts", cmd)
 }
 
 // pick returns a copy of the named (or only) app limited to its first n hosts.
@@ -163,5 +166,19 @@ func subset(w io.Writer, inv *inventory.Inventory, app inventory.App) error {
 		return err
 	}
 	_, err = w.Write(b)
+	return err
+}
+
+// hostLines lists the app's servers for shell loops: name, SSH address, port, deploy user.
+func hostLines(w io.Writer, inv *inventory.Inventory, app inventory.App) error {
+	var b strings.Builder
+	for _, name := range app.Hosts {
+		h := inv.Host(name)
+		if h == nil {
+			return fmt.Errorf("app %s: host %s is not in the inventory's hosts", app.Name, name)
+		}
+		fmt.Fprintf(&b, "%s %s %d %s\n", h.Name, h.SSHAddress, h.SSHPort, h.DeployUser)
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -85,3 +85,17 @@ func TestSubsetKeepsEverythingButTheAppsHosts(t *testing.T) {
 		t.Error("subset without --hosts: want an error")
 	}
 }
+
+func TestHosts(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"hosts", "--inventory", fixture, "--hosts", "2"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := "shop-1 10.213.0.20 22 deploy\nshop-2 10.213.0.21 22 deploy\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	if err := run([]string{"nope", "--inventory", fixture}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+		t.Errorf("unknown subcommand: got %v", err)
+	}
+}
