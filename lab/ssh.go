@@ -72,6 +72,9 @@ func Dial(ctx context.Context, p Paths, h inventory.Host) (*ssh.Client, error) {
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
+// RunTimeout bounds one Run: a machine killed mid-command must not hang the caller.
+const RunTimeout = 2 * time.Minute
+
 // Run runs one command over c and returns its stdout; a failure carries stderr.
 func Run(c *ssh.Client, command string) ([]byte, error) {
 	s, err := c.NewSession()
@@ -79,6 +82,8 @@ func Run(c *ssh.Client, command string) ([]byte, error) {
 		return nil, err
 	}
 	defer s.Close()
+	t := time.AfterFunc(RunTimeout, func() { _ = c.Close() })
+	defer t.Stop()
 	var out, errb bytes.Buffer
 	s.Stdout, s.Stderr = &out, &errb
 	if err := s.Run(command); err != nil {

@@ -86,6 +86,9 @@ func (p Paths) saveState(st *State) error {
 	return writeFileAtomic(p.stateFile(), append(b, '\n'), 0o600)
 }
 
+// lockWait bounds how long a lab command waits for another to finish.
+const lockWait = 15 * time.Minute
+
 // lock serialises lab commands (two `lab up`s would fight over the same bridges).
 func (p Paths) lock() (func(), error) {
 	if err := os.MkdirAll(p.State, 0o700); err != nil {
@@ -95,9 +98,19 @@ func (p Paths) lock() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lab: another belay lab command is running (lock %s held)", f.Name())
+	// Wait for the command holding it (a drill's fault waits for a running heal);
+	// give up after lockWait so a stuck command is reported rather than waited on forever.
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lab: another belay lab command has held %s for %s", f.Name(), lockWait)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
