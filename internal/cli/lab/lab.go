@@ -46,11 +46,11 @@ type Options struct {
 
 // NewCmdLab returns the `belay lab` group.
 func NewCmdLab(f *cli.Factory) *cobra.Command {
-	return newCmdLab(f, DefaultDeps())
+	return newCmdLab(f, DefaultDeps(), thelab.DefaultPaths)
 }
 
-func newCmdLab(f *cli.Factory, deps Deps) *cobra.Command {
-	o := &Options{IO: f.IO, Paths: thelab.DefaultPaths, Deps: deps}
+func newCmdLab(f *cli.Factory, deps Deps, paths thelab.Paths) *cobra.Command {
+	o := &Options{IO: f.IO, Paths: paths, Deps: deps}
 	cmd := &cobra.Command{
 		Use:   "lab",
 		Short: "Run the whole topology as real machines on this box (systemd-nspawn)",
