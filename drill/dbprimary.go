@@ -50,7 +50,7 @@ func dbPrimaryRun(ctx context.Context, env *Env, s *stepper, variant string) Run
 		if err != nil {
 			return err
 		}
-		defer c.Close(context.WithoutCancel(ctx))
+		defer c.Close(closeCtx(ctx))
 		_, err = c.Exec(ctx, CreateWritesSQL)
 		return err
 	}); err != nil {
@@ -143,7 +143,7 @@ func dbPrimaryRun(ctx context.Context, env *Env, s *stepper, variant string) Run
 		if err != nil {
 			return err
 		}
-		defer c.Close(context.WithoutCancel(ctx))
+		defer c.Close(closeCtx(ctx))
 		present, err := presentIDs(ctx, c, w.Base, w.End())
 		if err != nil {
 			return err

@@ -107,7 +107,7 @@ func (p *pgEndpoint) inRecovery(ctx context.Context, node string) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	defer c.Close(context.WithoutCancel(ctx))
+	defer c.Close(closeCtx(ctx))
 	var rec bool
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -155,7 +155,7 @@ func (w *Writer) Run(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			conn.Close(context.WithoutCancel(ctx))
+			conn.Close(closeCtx(ctx))
 		}
 	}()
 	w.next = w.Base
@@ -177,7 +177,7 @@ func (w *Writer) Run(ctx context.Context) {
 		}
 		if err != nil {
 			w.fail(err)
-			conn.Close(context.WithoutCancel(ctx))
+			conn.Close(closeCtx(ctx))
 			conn = nil
 			continue
 		}
@@ -297,4 +297,11 @@ func tunnelHost(ctx context.Context, env *Env, site inventory.SiteName) (string,
 		errs = append(errs, err.Error())
 	}
 	return "", fmt.Errorf("no %s app server answers SSH to tunnel PostgreSQL through (%s)", site, strings.Join(errs, "; "))
+}
+
+// closeCtx bounds a connection's goodbye: a primary that was just killed never answers it.
+func closeCtx(ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	time.AfterFunc(2*time.Second, cancel)
+	return c
 }

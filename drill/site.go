@@ -50,7 +50,7 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 			return err
 		}
 		_, err = c.Exec(ctx, CreateWritesSQL)
-		c.Close(context.WithoutCancel(ctx))
+		c.Close(closeCtx(ctx))
 		if err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		if err != nil {
 			return err
 		}
-		defer c.Close(context.WithoutCancel(ctx))
+		defer c.Close(closeCtx(ctx))
 		var lag *string
 		if err := c.QueryRow(ctx, "SELECT extract(epoch FROM now() - last_archived_time)::text FROM pg_stat_archiver").Scan(&lag); err != nil {
 			return err
@@ -129,7 +129,7 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		if err != nil {
 			return fmt.Errorf("promoted standby not writable: %w", err)
 		}
-		defer c.Close(context.WithoutCancel(ctx))
+		defer c.Close(closeCtx(ctx))
 		acked, times := w.Acked()
 		present, err := presentIDs(ctx, c, w.Base, w.End())
 		if err != nil {
