@@ -295,11 +295,10 @@ func heal(ctx context.Context, p Paths, r Runner, st *State, f Fault) error {
 		if err != nil {
 			return err
 		}
-		// Back when its units have started (degraded counts: that is for the drill to judge).
-		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		_, _ = r.Run(wctx, Cmd{Argv: insideCmd(init, "systemctl", "is-system-running", "--wait").Argv, IgnoreFail: true})
-		return wctx.Err()
+		// Back when cloud-init has run its per-boot stages, as after `lab up`
+		// (whether services are healthy is for the drill to judge).
+		_, err = waitCloudInit(ctx, r, init, 3*time.Minute)
+		return err
 	case FaultFillDisk:
 		err := os.Remove(filepath.Join(p.dirs(f.Machine).root, f.File))
 		if errors.Is(err, os.ErrNotExist) {

@@ -189,13 +189,23 @@ func TestUpAgainIsANoOp(t *testing.T) {
 func TestEveryMachineRunsSystemd(t *testing.T) {
 	for _, h := range inv.Hosts {
 		t.Run(h.Name, func(t *testing.T) {
-			state := sshRun(t, h.Name, "systemctl is-system-running || true")
+			// "starting" means start jobs are still queued (a role may wait for a
+			// peer); give them time, then show which jobs never finished.
+			var state string
+			deadline := time.Now().Add(5 * time.Minute)
+			for {
+				state = sshRun(t, h.Name, "systemctl is-system-running || true")
+				if state != "starting" && state != "initializing" || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(2 * time.Second)
+			}
 			switch state {
 			case "running":
 			case "degraded":
 				t.Logf("%s is degraded; failed units:\n%s", h.Name, sshRun(t, h.Name, "systemctl --failed --no-legend --plain"))
 			default:
-				t.Errorf("systemctl is-system-running = %q, expected running or degraded", state)
+				t.Errorf("systemctl is-system-running = %q, expected running or degraded; jobs:\n%s", state, sshRun(t, h.Name, "systemctl list-jobs --no-legend || true"))
 			}
 			if got := sshRun(t, h.Name, "hostname"); got != h.Name {
 				t.Errorf("hostname = %q, expected %q", got, h.Name)

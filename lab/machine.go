@@ -302,13 +302,31 @@ func stopMachine(ctx context.Context, pid int, name string, grace time.Duration)
 // killMachine is a power cut: SIGKILL to the machine's PID 1 (the kernel then
 // kills every process of its PID namespace) and to systemd-nspawn.
 func killMachine(pid int, name string) {
-	for _, c := range children(pid) {
+	kids := children(pid)
+	for _, c := range kids {
 		_ = syscall.Kill(c, syscall.SIGKILL)
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for i := 0; i < 100 && running(pid, name); i++ {
-		time.Sleep(50 * time.Millisecond)
+	// Dead means dead: until PID 1 is reaped its namespace's sockets may still
+	// answer, and a caller checking "the machine is gone" must not see that.
+	for i := 0; i < 200 && (running(pid, name) || anyAlive(kids)); i++ {
+		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// anyAlive reports whether any of pids still exists (zombies count as gone).
+func anyAlive(pids []int) bool {
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] != 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // destroyMachine removes a stopped machine's root, disk and directory.
