@@ -186,6 +186,15 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 			return true, nil
 		})
 		if err != nil {
+			// keepalived's track_script needs the app healthy: say so when no release is there.
+			for _, h := range a.Hosts {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, rerr := env.Hosts.Run(cctx, h, fmt.Sprintf("test -x /srv/%s/current/start", a.Name))
+				cancel()
+				if rerr != nil {
+					return fmt.Errorf("%w; %s has no release of %s (keepalived gives the VIP only to a node whose app is healthy): deploy one first (belay deploy --app %s ...)", err, h, a.Name, a.Name)
+				}
+			}
 			return err
 		}
 		s.note("VIP %s is on %s", a.VIP, holder)
