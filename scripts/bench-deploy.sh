@@ -12,10 +12,12 @@
 #   scripts/bench-deploy.sh [--stack bench/stack-replicas8.yaml] [--runs 3]
 #       [--size-mb 50] [--big-mb 1024] [--small 2] [--app NAME]
 #       [--belay BIN] [--no-ansible] [--keep-lab] [--out FILE]
+#       [--inventory FILE --key FILE --known-hosts FILE]
 #
 # --stack brings the lab up with that stack first (`belay lab up --stack`); the
 # lab is brought down at the end only if it was not running before. Without
-# --stack the lab is used as it is. Every run uses fresh release ids, leaves
+# --stack the lab is used as it is. --inventory (with the deploy user's --key and
+# a --known-hosts file pinning the servers' keys) benches other servers instead. Every run uses fresh release ids, leaves
 # every app server on one release, removes the 1 GiB release again and deletes
 # its own temporary files.
 set -euo pipefail
@@ -25,6 +27,7 @@ LAB_DIR=/var/lib/belay/lab
 INV=$LAB_DIR/inventory.json
 KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
+USE_LAB=1
 
 STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT=""
 while [ $# -gt 0 ]; do
@@ -39,6 +42,9 @@ while [ $# -gt 0 ]; do
 	--no-ansible) ANSIBLE=0; shift ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
+	--inventory) INV=$2; USE_LAB=0; shift 2 ;;
+	--key) KEY=$2; shift 2 ;;
+	--known-hosts) KNOWN_HOSTS=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-deploy: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -107,15 +113,18 @@ except ValueError:
 sys.exit(0 if any(m.get("state") == "running" for m in st.get("machines") or []) else 1)'
 }
 if [ -n "$STACK" ]; then
+	[ "$USE_LAB" = 1 ] || die "--stack and --inventory exclude each other"
 	[ -f "$STACK" ] || die "--stack $STACK: no such file"
 	lab_running || BROUGHT_UP=1
 	say "belay lab up --stack $STACK (lab was $([ "$BROUGHT_UP" = 1 ] && echo down || echo up))"
 	"$BELAY" lab up --stack "$STACK" >&2 || die "belay lab up --stack $STACK failed"
 fi
-lab_running || die "the lab is not running: belay lab up (or pass --stack FILE)"
-if ! [ -f "$INV" ] || ! [ -f "$KEY" ] || ! [ -f "$KNOWN_HOSTS" ]; then
-	die "lab files missing in $LAB_DIR (inventory.json, id_ed25519, known_hosts)"
+if [ "$USE_LAB" = 1 ]; then
+	lab_running || die "the lab is not running: belay lab up (or pass --stack FILE)"
 fi
+for f in "$INV" "$KEY" "$KNOWN_HOSTS"; do
+	[ -f "$f" ] || die "$f: no such file (the inventory, the deploy key and the known_hosts file are needed)"
+done
 
 if [ -z "$APP" ]; then
 	APP=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["apps"]; print(a[0]["name"] if len(a)==1 else "")' "$INV")
@@ -129,6 +138,9 @@ if [ "$SMALL" -lt 1 ] || [ "$SMALL" -gt "$N" ]; then
 fi
 [ "$N" -ge 8 ] || say "NOTE: app $APP has $N servers, not 8: the 8-server figures are measured on $N (bring the lab up with --stack bench/stack-replicas8.yaml)"
 "$LABINV" subset --inventory "$INV" --app "$APP" --hosts "$SMALL" > "$WORK/inventory.small.json"
+if [ "$SMALL" -lt "$N" ]; then
+	"$LABINV" subset --inventory "$INV" --app "$APP" --after "$SMALL" > "$WORK/inventory.rest.json"
+fi
 if [ "$ANSIBLE" = 1 ]; then
 	"$LABINV" ansible --inventory "$INV" --app "$APP" --key "$KEY" --known-hosts "$KNOWN_HOSTS" > "$WORK/ansible-hosts.ini"
 fi
@@ -165,7 +177,7 @@ artifact() { # ID SIZE_MB -> path
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
 # --- timing -----------------------------------------------------------------
-RESULTS=$WORK/results.tsv # figure, run, seconds, max RSS KiB
+RESULTS=$WORK/results.tsv # figure, run, wall seconds, max RSS KiB, belay's own duration
 : > "$RESULTS"
 timed() { # FIGURE RUN LOG CMD... : wall time and peak RSS of CMD, failure stops the bench
 	local fig=$1 run=$2 log=$3
@@ -178,7 +190,10 @@ timed() { # FIGURE RUN LOG CMD... : wall time and peak RSS of CMD, failure stops
 	fi
 	t1=$(date +%s%N)
 	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")
-	printf '%s\t%s\t%s\t%s\n' "$fig" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')" "$rss" >> "$RESULTS"
+	# belay's last line: "deploy shop v2: ok (previous v1) in 3.21s" — its own timer,
+	# which starts after connecting to every server and taking the lease.
+	own=$(sed -n 's/^[a-z]* [^ ]* [^ ]*: ok.* in \([0-9.]*[a-zµ]*\)$/\1/p' "$log" | tail -1)
+	printf '%s\t%s\t%s\t%s\t%s\n' "$fig" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')" "$rss" "$own" >> "$RESULTS"
 	say "$fig run $run: $(tail -1 "$RESULTS" | cut -f3) s, peak RSS $((rss / 1024)) MiB"
 }
 
@@ -246,13 +261,14 @@ for i in $(seq 1 "$RUNS"); do
 	if [ "$SMALL" -lt "$N" ]; then
 		g=$(rel "s$i")
 		art=$(artifact "$g" "$SIZE_MB")
-		last=$(awk 'END{print $1}' "$WORK/hosts.all")
 		deploy_argv "$WORK/inventory.small.json" "$g" "$art"
 		timed "belay-small" "$i" "$WORK/belay-small-$i.log" "${CMD[@]}"
-		# Back to one release everywhere: the small deploy moved only the first servers.
-		to=$(current_of "$last")
-		belay_on "$INV" rollback --to "$to" > "$WORK/realign-$i.log" 2>&1 ||
-			{ tail -40 "$WORK/realign-$i.log" >&2; die "realigning every server on $to failed"; }
+		# Back to one release everywhere (untimed): the same release to the other
+		# servers, so it is on every server's disk and in every journal — a later
+		# `belay rollback` may pick it.
+		deploy_argv "$WORK/inventory.rest.json" "$g" "$art"
+		"${CMD[@]}" > "$WORK/realign-$i.log" 2>&1 ||
+			{ tail -40 "$WORK/realign-$i.log" >&2; die "deploying $g to the other servers failed"; }
 	fi
 done
 
@@ -295,16 +311,28 @@ fi
 # --- figures ----------------------------------------------------------------------
 say "done; every server runs $(current_of "$(awk 'NR==1{print $1}' "$WORK/hosts.all")")"
 python3 - "$RESULTS" "$N" "$SMALL" "$SIZE_MB" "$BIG_MB" "$BIG_HOSTS" "$RUNS" "${OUT:-}" <<'PY'
-import statistics, sys
+import re, statistics, sys
 from collections import defaultdict
+
+def go_duration(s):
+    """Seconds in a Go duration string such as 1m2.5s, 850ms or 3.2s."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", s)
+    return sum(float(v) * units[u] for v, u in parts) if parts else None
 
 path, n, small, size, big, big_hosts, runs, out = sys.argv[1:]
 runs_by = defaultdict(list)
 rss_by = defaultdict(list)
+own_by = defaultdict(list)
 for line in open(path):
-    fig, run, secs, rss = line.rstrip("\n").split("\t")
+    fig, run, secs, rss, own = line.rstrip("\n").split("\t")
     runs_by[fig].append(float(secs))
     rss_by[fig].append(int(rss or 0))
+    if go_duration(own) is not None:
+        own_by[fig].append(go_duration(own))
+
+def own(fig):
+    return f"{statistics.median(own_by[fig]):.2f} s" if own_by.get(fig) else ""
 
 def med(fig):
     return statistics.median(runs_by[fig]) if runs_by.get(fig) else None
@@ -317,27 +345,27 @@ def sec(v):
 
 rows = []
 b, a = med("belay-all"), med("ansible-all")
-rows.append((f"rollout {size} MiB, {n} servers: belay", "", sec(b), runs_txt("belay-all"), ""))
-rows.append((f"rollout {size} MiB, {n} servers: Ansible", "", sec(a), runs_txt("ansible-all"), ""))
+rows.append((f"rollout {size} MiB, {n} servers: belay", "", sec(b), own("belay-all"), runs_txt("belay-all"), ""))
+rows.append((f"rollout {size} MiB, {n} servers: Ansible", "", sec(a), "", runs_txt("ansible-all"), ""))
 if a and b:
-    rows.append(("speed-up Ansible / belay", ">= 5x", f"{a / b:.2f}x", "", "yes" if a / b >= 5 else "NO"))
+    rows.append(("speed-up Ansible / belay", ">= 5x", f"{a / b:.2f}x", "", "", "yes" if a / b >= 5 else "NO"))
 s = med("belay-small")
-rows.append((f"rollout {size} MiB, {small} servers: belay", "", sec(s), runs_txt("belay-small"), ""))
+rows.append((f"rollout {size} MiB, {small} servers: belay", "", sec(s), own("belay-small"), runs_txt("belay-small"), ""))
 if s and b:
-    rows.append((f"growth time({n}) / time({small})", "<= 1.5", f"{b / s:.2f}", "", "yes" if b / s <= 1.5 else "NO"))
+    rows.append((f"growth time({n}) / time({small})", "<= 1.5", f"{b / s:.2f}", "", "", "yes" if b / s <= 1.5 else "NO"))
 r = med("rollback-all")
-rows.append((f"belay rollback, {n} servers", "<= 1 s", sec(r), runs_txt("rollback-all"), "" if r is None else ("yes" if r <= 1 else "NO")))
+rows.append((f"belay rollback, {n} servers", "<= 1 s", sec(r), own("rollback-all"), runs_txt("rollback-all"), "" if r is None else ("yes" if r <= 1 else "NO")))
 if rss_by.get("belay-big"):
     m = max(rss_by["belay-big"]) / 1024
-    rows.append((f"belay peak RSS, {big} MiB to {big_hosts} servers", "<= 100 MiB", f"{m:.1f} MiB", runs_txt("belay-big") + " s", "yes" if m <= 100 else "NO"))
+    rows.append((f"belay peak RSS, {big} MiB to {big_hosts} servers", "<= 100 MiB", f"{m:.1f} MiB", own("belay-big"), runs_txt("belay-big"), "yes" if m <= 100 else "NO"))
 else:
-    rows.append((f"belay peak RSS, {big} MiB", "<= 100 MiB", "not measured", "", ""))
+    rows.append((f"belay peak RSS, {big} MiB", "<= 100 MiB", "not measured", "", "", ""))
 if rss_by.get("belay-all"):
-    rows.append((f"belay peak RSS, {size} MiB to {n} servers", "", f"{max(rss_by['belay-all']) / 1024:.1f} MiB", "", ""))
+    rows.append((f"belay peak RSS, {size} MiB to {n} servers", "", f"{max(rss_by['belay-all']) / 1024:.1f} MiB", "", "", ""))
 if rss_by.get("ansible-all"):
-    rows.append((f"ansible-playbook peak RSS (largest process), {size} MiB to {n} servers", "", f"{max(rss_by['ansible-all']) / 1024:.1f} MiB", "", ""))
+    rows.append((f"ansible-playbook peak RSS (largest process), {size} MiB to {n} servers", "", f"{max(rss_by['ansible-all']) / 1024:.1f} MiB", "", "", ""))
 
-head = ("figure", "target", f"median of {runs}", "runs (s)", "met")
+head = ("figure", "target", f"median of {runs} (wall)", "belay's own timer", "runs, wall (s)", "met")
 table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 table += ["| " + " | ".join(r) + " |" for r in rows]
 text = "\n".join(table)

@@ -4,7 +4,7 @@
 // inventory whose app is cut down to its first N servers (the growth figure).
 //
 //	labinv ansible --inventory FILE [--app NAME] [--hosts N] --key FILE --known-hosts FILE
-//	labinv subset  --inventory FILE [--app NAME] --hosts N
+//	labinv subset  --inventory FILE [--app NAME] --hosts N [--after K]
 //	labinv hosts   --inventory FILE [--app NAME] [--hosts N]   (name address port user, one a line)
 //
 // Both write to stdout. It is a bench helper (scripts/bench-deploy.sh), not part
@@ -36,6 +36,7 @@ type options struct {
 	inventory  string
 	app        string
 	hosts      int
+	after      int
 	key        string
 	knownHosts string
 }
@@ -50,6 +51,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.inventory, "inventory", "/var/lib/belay/lab/inventory.json", "belay inventory JSON")
 	fs.StringVar(&o.app, "app", "", "app name (default: the only app)")
 	fs.IntVar(&o.hosts, "hosts", 0, "use the app's first N servers (0: all)")
+	fs.IntVar(&o.after, "after", 0, "skip the app's first K servers before taking --hosts")
 	fs.StringVar(&o.key, "key", "", "deploy user's private key file (ansible)")
 	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file with the servers' pinned keys (ansible)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -62,7 +64,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := pick(inv, o.app, o.hosts)
+	app, err := pick(inv, o.app, o.after, o.hosts)
 	if err != nil {
 		return err
 	}
@@ -73,8 +75,8 @@ func run(args []string, out io.Writer) error {
 		}
 		return ansibleINI(out, inv, app, o.key, o.knownHosts)
 	case "subset":
-		if o.hosts == 0 {
-			return errors.New("subset: --hosts N is required")
+		if o.hosts == 0 && o.after == 0 {
+			return errors.New("subset: --hosts N or --after K is required")
 		}
 		return subset(out, inv, app)
 	case "hosts":
@@ -83,8 +85,9 @@ func run(args []string, out io.Writer) error {
 	return fmt.Errorf("unknown subcommand %q: expected ansible, subset or hosts", cmd)
 }
 
-// pick returns a copy of the named (or only) app limited to its first n hosts.
-func pick(inv *inventory.Inventory, name string, n int) (inventory.App, error) {
+// pick returns a copy of the named (or only) app limited to n hosts after the
+// first skip ones (n 0: all the rest).
+func pick(inv *inventory.Inventory, name string, skip, n int) (inventory.App, error) {
 	var app *inventory.App
 	switch {
 	case name != "":
@@ -98,9 +101,12 @@ func pick(inv *inventory.Inventory, name string, n int) (inventory.App, error) {
 		return inventory.App{}, fmt.Errorf("--app: required, the inventory has %d apps (%s)", len(inv.Apps), appNames(inv))
 	}
 	a := *app
-	a.Hosts = append([]string(nil), app.Hosts...)
+	if skip < 0 || skip >= len(app.Hosts) {
+		return inventory.App{}, fmt.Errorf("--after %d: app %s has %d servers, expected 0-%d", skip, a.Name, len(app.Hosts), len(app.Hosts)-1)
+	}
+	a.Hosts = append([]string(nil), app.Hosts[skip:]...)
 	if n < 0 || n > len(a.Hosts) {
-		return inventory.App{}, fmt.Errorf("--hosts %d: app %s has %d servers, expected 1-%d (or 0 for all)", n, a.Name, len(a.Hosts), len(a.Hosts))
+		return inventory.App{}, fmt.Errorf("--hosts %d: app %s has %d servers after the first %d, expected 1-%d (or 0 for all)", n, a.Name, len(a.Hosts), skip, len(a.Hosts))
 	}
 	if n > 0 {
 		a.Hosts = a.Hosts[:n]

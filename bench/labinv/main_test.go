@@ -24,6 +24,8 @@ func TestAnsibleInventory(t *testing.T) {
 			notWant: []string{"shop-standby", "db-1"}},
 		{name: "first server only", args: []string{"--hosts", "1"}, want: []string{"shop-1 "}, notWant: []string{"shop-2"}},
 		{name: "too many", args: []string{"--hosts", "9"}, wantError: "--hosts 9: app shop has 2 servers"},
+		{name: "after the first", args: []string{"--after", "1"}, want: []string{"shop-2 "}, notWant: []string{"shop-1 "}},
+		{name: "after all", args: []string{"--after", "2"}, wantError: "--after 2: app shop has 2 servers, expected 0-1"},
 		{name: "unknown app", args: []string{"--app", "nope"}, wantError: `--app "nope": not in the inventory (apps: shop)`},
 		{name: "path with a space", args: []string{"--key", "/a key"}, wantError: "spaces and quotes are not supported"},
 	}
@@ -83,6 +85,17 @@ func TestSubsetKeepsEverythingButTheAppsHosts(t *testing.T) {
 	}
 	if err := run([]string{"subset", "--inventory", fixture}, &bytes.Buffer{}); err == nil {
 		t.Error("subset without --hosts: want an error")
+	}
+	out.Reset()
+	if err := run([]string{"subset", "--inventory", fixture, "--after", "1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := inventory.Parse(out.Bytes())
+	if err != nil {
+		t.Fatalf("subset --after 1: %v", err)
+	}
+	if h := rest.App("shop").Hosts; len(h) != 1 || h[0] != "shop-2" {
+		t.Errorf("subset --after 1: hosts %v, want [shop-2]", h)
 	}
 }
 
