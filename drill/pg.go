@@ -65,7 +65,8 @@ func nodeAddr(inv *inventory.Inventory, node string) (string, error) {
 // target_session_attrs=read-write so only the primary is accepted.
 func (p *pgEndpoint) config(addrs []string, rw bool) (*pgx.ConnConfig, error) {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(p.User, p.pass), Host: strings.Join(addrs, ","), Path: "/" + p.DB}
-	q := url.Values{"connect_timeout": {"2"}, "sslmode": {"prefer"}, "application_name": {"belay-drill"}}
+	// The data nodes admit the app over TLS only (hostssl; self-signed certificates, as the apps use them).
+	q := url.Values{"connect_timeout": {"2"}, "sslmode": {"require"}, "application_name": {"belay-drill"}}
 	if rw {
 		q.Set("target_session_attrs", "read-write")
 	}
@@ -88,7 +89,8 @@ func (p *pgEndpoint) connect(ctx context.Context, addrs []string, rw bool) (*pgx
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// connect_timeout (2 s) bounds each host; a dead first host costs that much, as it does for the apps' libpq.
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	c, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {

@@ -141,7 +141,7 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 			{ID: "prepare", Title: "create the write-load table", Where: "primary", Commands: []string{CreateWritesSQL}},
 			{ID: "load", Title: "start the write load through the multi-host writer URL (target_session_attrs=read-write); an id counts as acknowledged only when COMMIT returned OK", Where: "operator (tunnel via an app server)", Commands: []string{"BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 			{ID: "inject", Title: map[string]string{"kill": "kill the primary hard", "cut-link": "cut the primary's network link"}[v], Where: "primary", Commands: []string{faultCommand(v)}},
-			{ID: "detect", Title: "poll the other data node until pg_is_in_recovery() = false (promoted by pg_auto_failover): detection time", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
+			{ID: "detect", Title: "poll the other data node until pg_is_in_recovery() = false (the monitor promoted it; it stays read-only until the old primary's demote timeout): detection time", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
 			{ID: "recover", Title: "wait for the first acknowledged write after the fault: time to writable", Where: "operator"},
 			{ID: "count", Title: "stop the load and count acknowledged writes missing on the new primary (synchronous: must be zero)", Where: "new primary", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2"}},
 			{ID: "heal", Title: "undo the fault; the old primary must rejoin as a replica", Where: "old primary"},
