@@ -282,8 +282,10 @@ func TestRestoreDrillFailsWhenCorruptionPasses(t *testing.T) {
 }
 
 func TestParseVerifyResult(t *testing.T) {
-	if _, err := ParseVerifyResult([]byte("\n")); err == nil || !strings.Contains(err.Error(), "no restore verification") {
-		t.Errorf("empty: %v", err)
+	for _, in := range []string{"\n", `{"time":"","backupLabel":"","ok":false,"details":"no restore verification has run yet"}`} {
+		if _, err := ParseVerifyResult([]byte(in)); !errors.Is(err, ErrNeverVerified) {
+			t.Errorf("%q: %v, want ErrNeverVerified", in, err)
+		}
 	}
 	if _, err := ParseVerifyResult([]byte("{")); err == nil {
 		t.Error("bad JSON accepted")

@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -20,17 +21,27 @@ type VerifyResult struct {
 	DurationSeconds int       `json:"durationSeconds"`
 }
 
+// ErrNeverVerified means the result file holds no verification yet (the
+// repository host writes a placeholder at boot).
+var ErrNeverVerified = errors.New("no restore verification has run yet")
+
 // ParseVerifyResult decodes the verification result file.
 func ParseVerifyResult(b []byte) (*VerifyResult, error) {
 	if strings.TrimSpace(string(b)) == "" {
-		return nil, fmt.Errorf("%s is empty: no restore verification has run yet", VerifyResultFile)
+		return nil, fmt.Errorf("%s is empty: %w", VerifyResultFile, ErrNeverVerified)
+	}
+	var probe struct {
+		Time string `json:"time"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("%s: %w", VerifyResultFile, err)
+	}
+	if probe.Time == "" {
+		return nil, fmt.Errorf("%s: %w", VerifyResultFile, ErrNeverVerified)
 	}
 	var v VerifyResult
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("%s: %w", VerifyResultFile, err)
-	}
-	if v.Time.IsZero() {
-		return nil, fmt.Errorf("%s: no \"time\" field", VerifyResultFile)
 	}
 	return &v, nil
 }

@@ -5,6 +5,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -192,11 +193,12 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	if err != nil {
 		return nil, fmt.Errorf("last verified restore on %s: %w", repo, err)
 	}
-	if strings.TrimSpace(string(out)) != "" {
-		v, err := drill.ParseVerifyResult(out)
-		if err != nil {
-			return nil, err
-		}
+	v, err := drill.ParseVerifyResult(out)
+	switch {
+	case errors.Is(err, drill.ErrNeverVerified):
+	case err != nil:
+		return nil, err
+	default:
 		st.LastVerify = &Verified{VerifyResult: *v, Age: now.Sub(v.Time)}
 	}
 	st.judge()
