@@ -347,3 +347,29 @@ func TestRunbookListsExecutedSteps(t *testing.T) {
 		}
 	}
 }
+
+// A repository whose verification fails anyway must not count as "corruption caught".
+func TestRestoreDrillNeedsAPassingBaseline(t *testing.T) {
+	f := &fakeRepo{backups: []string{"20260101-010000F"}, now: time.Now, corrupted: true}
+	r := &remotetest.Runner{Handle: func(c remotetest.Call) ([]byte, error) {
+		if strings.Contains(c.Cmd, "belay-backup-full") {
+			out, err := f.handle(c)
+			f.corrupted = true // every backup is unreadable (e.g. a permission problem)
+			return out, err
+		}
+		return f.handle(c)
+	}}
+	env := &Env{Inv: labInventory(t), Hosts: r, Faults: noFaults{}, Lab: true}
+	rep, err := Execute(context.Background(), env, Options{Kind: Restore, Variant: "corrupt", Repeat: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "before the corruption") {
+		t.Fatalf("want a failed baseline, got %+v", rep.Runs)
+	}
+	for _, c := range r.Snapshot() {
+		if strings.HasPrefix(c.Cmd, "dd ") {
+			t.Error("corrupted a backup although the baseline failed")
+		}
+	}
+}

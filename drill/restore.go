@@ -187,6 +187,18 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		r.OK = true
 		return r
 	}
+	if err := s.do("baseline", label, func() error {
+		v, err := verify()
+		if err != nil {
+			return err
+		}
+		if !v.OK {
+			return fmt.Errorf("the fresh backup %s does not verify even before the corruption: %s", v.BackupLabel, v.Details)
+		}
+		return nil
+	}); err != nil {
+		return failRun(r, err)
+	}
 	var file string
 	if err := s.do("corrupt", label, func() error {
 		if !ValidLabel(label) {

@@ -150,10 +150,11 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 	case Restore:
 		repo := inv.Backup.Host
 		steps := []Step{
-			{ID: "backup", Title: "make sure the repository holds a backup (take a full one if it holds none)", Where: repo, Commands: []string{shellJoin(PgBackRestInfoArgv(inv.Backup.Stanza)), "systemctl start " + FullBackupUnit}},
+			{ID: "backup", Title: "make sure the repository holds a backup (take a full one if it holds none; the corrupt variant always takes a fresh one)", Where: repo, Commands: []string{shellJoin(PgBackRestInfoArgv(inv.Backup.Stanza)), "systemctl start " + FullBackupUnit}},
 		}
 		if v == "corrupt" {
 			steps = append(steps,
+				Step{ID: "baseline", Title: "verify the fresh full backup first: it must pass, so a failure after the corruption is the corruption's", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
 				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle)", Where: repo, Commands: []string{"find " + PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
 				Step{ID: "verify", Title: "run the restore verification: it must FAIL (corruption caught)", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
 				Step{ID: "heal", Title: "take a new full backup, expire the corrupted one, verify again: it must pass", Where: repo, Commands: []string{"systemctl start " + FullBackupUnit, shellJoin(PgBackRestArgv(inv.Backup.Stanza, "--set=<corrupted label>", "expire")), "systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
