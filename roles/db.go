@@ -52,24 +52,29 @@ const (
 	pgafMonitorDB      = "pg_auto_failover"
 )
 
-// Failover tuning (measured on loopback: see docs/ha-engine.md). The monitor
-// declares a primary dead after unhealthyTimeoutMs without a keeper report and a
-// failed health check; it then gives a possibly-alive, partitioned primary
-// primaryDemoteTimeoutMs to fence itself before the standby takes writes. A
-// partitioned primary's keeper fences (stops PostgreSQL) once neither the
-// monitor nor the standby was heard for networkPartitionTimeoutS seconds; the
-// standby's walsender is dropped after walSenderTimeout, so the fencing
-// completes well before unhealthyTimeoutMs+primaryDemoteTimeoutMs.
+// Failover tuning (measured: see docs/ha-engine.md). The monitor declares a
+// primary dead after unhealthyTimeoutMs without a keeper report and a failed
+// health check; it then gives a possibly-alive, partitioned primary
+// primaryDemoteTimeoutMs to fence itself before the standby takes writes.
+//
+// The keeper of a partitioned primary fences (stops PostgreSQL) once neither the
+// monitor nor the standby was heard for networkPartitionTimeoutS. pg_auto_failover
+// 2.0 only records "standby heard" while the monitor is unreachable and a
+// walsender is still listed, so the walsender must outlive the first failed
+// monitor call (2 s connect timeout): walSenderTimeout 4 s. Fencing then completes
+// within walSenderTimeout + networkPartitionTimeoutS + one keeper loop (~3 s) +
+// a fast shutdown ≈ 10 s, before unhealthyTimeoutMs + primaryDemoteTimeoutMs
+// (11 s, plus the monitor's own ~2 s of state changes).
 const (
 	healthCheckPeriodMs      = 1000
 	healthCheckTimeoutMs     = 1000
 	healthCheckMaxRetries    = 1
 	healthCheckRetryDelayMs  = 500
 	unhealthyTimeoutMs       = 4000
-	primaryDemoteTimeoutMs   = 6000
-	networkPartitionTimeoutS = 3
-	walSenderTimeout         = "2s"
-	walReceiverTimeout       = "2s"
+	primaryDemoteTimeoutMs   = 7000
+	networkPartitionTimeoutS = 2
+	walSenderTimeout         = "4s"
+	walReceiverTimeout       = "5s"
 )
 
 func init() {
@@ -301,7 +306,7 @@ func dbPostgresConf(s *Spec) string {
 	if d.Monitor {
 		b.WriteString("cluster_name = 'belay monitor'\n")
 		b.WriteString("# Failover tuning (docs/ha-engine.md): a dead primary is detected in ~4 s and a\n")
-		b.WriteString("# partitioned one gets 6 s more to fence itself before the standby takes writes.\n")
+		b.WriteString("# partitioned one gets 7 s more to fence itself before the standby takes writes.\n")
 		fmt.Fprintf(&b, "pgautofailover.health_check_period = %d\n", healthCheckPeriodMs)
 		fmt.Fprintf(&b, "pgautofailover.health_check_timeout = %d\n", healthCheckTimeoutMs)
 		fmt.Fprintf(&b, "pgautofailover.health_check_max_retries = %d\n", healthCheckMaxRetries)
@@ -311,8 +316,8 @@ func dbPostgresConf(s *Spec) string {
 		return b.String()
 	}
 	b.WriteString("cluster_name = 'belay'\n")
-	b.WriteString("# A partitioned primary must notice the lost standby fast: its keeper fences\n")
-	b.WriteString("# only once no walsender is left (docs/ha-engine.md).\n")
+	b.WriteString("# Fencing of a partitioned primary (docs/ha-engine.md): its keeper fences once no\n")
+	b.WriteString("# walsender is left, and needs one still listed at the first failed monitor call.\n")
 	fmt.Fprintf(&b, "wal_sender_timeout = '%s'\n", walSenderTimeout)
 	fmt.Fprintf(&b, "wal_receiver_timeout = '%s'\n", walReceiverTimeout)
 	b.WriteString("# WAL archiving to the repository host (pgBackRest, asynchronous). Only the\n")

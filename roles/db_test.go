@@ -110,7 +110,7 @@ func TestDBRoles(t *testing.T) {
 			script: []string{
 				"addr=10.213.0.10\n",
 				"pg_autoctl create postgres --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --ssl-self-signed --ssl-mode require --auth scram-sha-256 --listen \"$addr,127.0.0.1\" --name db-1 --monitor 'postgres://autoctl_node@10.213.0.12:5432/pg_auto_failover?sslmode=require' --replication-quorum true --candidate-priority 50",
-				"pg_autoctl config set --pgdata \"$pgdata\" timeout.network_partition_timeout 3\n",
+				"pg_autoctl config set --pgdata \"$pgdata\" timeout.network_partition_timeout 2\n",
 				"pg_autoctl config set --pgdata \"$pgdata\" postgresql.listen_addresses \"$addr,127.0.0.1\"\n",
 				"install -d -o postgres -g postgres -m 0750 /var/spool/pgbackrest",
 				"systemctl enable --now pgautofailover.service",
@@ -248,7 +248,7 @@ func TestDBPostgresConf(t *testing.T) {
 			"archive_command":     "'pgbackrest --stanza=belay archive-push %p'",
 			"archive_timeout":     "'30s'",
 			"password_encryption": "'scram-sha-256'",
-			"wal_sender_timeout":  "'2s'",
+			"wal_sender_timeout":  "'4s'",
 		}},
 		{"data node, archive timeout from the spec", dbDOSpec, map[string]string{"archive_timeout": "'60s'"}},
 		{"monitor", monitorSpec, map[string]string{
@@ -257,7 +257,7 @@ func TestDBPostgresConf(t *testing.T) {
 			"pgautofailover.health_check_max_retries":          "1",
 			"pgautofailover.health_check_retry_delay":          "500",
 			"pgautofailover.node_considered_unhealthy_timeout": "4000",
-			"pgautofailover.primary_demote_timeout":            "6000",
+			"pgautofailover.primary_demote_timeout":            "7000",
 			"password_encryption":                              "'scram-sha-256'",
 		}},
 	}
@@ -753,7 +753,7 @@ func TestDBConfigWithPostgres(t *testing.T) {
 		t.Errorf("owner of database shop: %q %v, want app", owner, err)
 	}
 	settings, err := as(nil, local+` -c "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('password_encryption','wal_sender_timeout','archive_timeout') ORDER BY name"`)
-	if want := "archive_timeout=30\npassword_encryption=scram-sha-256\nwal_sender_timeout=2000\n"; err != nil || settings != want {
+	if want := "archive_timeout=30\npassword_encryption=scram-sha-256\nwal_sender_timeout=4000\n"; err != nil || settings != want {
 		t.Errorf("settings from belay.conf:\n%s (%v)\nwant\n%s", settings, err, want)
 	}
 }
