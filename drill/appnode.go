@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,9 @@ type Prober struct {
 	results           []ProbeResult
 }
 
-// Run probes until ctx ends. Each probe is a fresh TCP connection: a kept-alive
+// Run starts a probe every Interval until ctx ends, each on its own fresh TCP
+// connection and goroutine: a probe that hangs for its whole timeout does not
+// delay the next, so the outage edges are seen to within Interval. A kept-alive
 // connection to the old holder would hide the failover (or fake an outage).
 func (p *Prober) Run(ctx context.Context) {
 	client := &http.Client{
@@ -81,32 +84,16 @@ func (p *Prober) Run(ctx context.Context) {
 			return http.ErrUseLastResponse
 		},
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		start := time.Now()
-		r := ProbeResult{Start: start}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
-		if err == nil {
-			req.Host = p.Host
-			var resp *http.Response
-			resp, err = client.Do(req)
-			if err == nil {
-				resp.Body.Close()
-				r.Status = resp.StatusCode
-				r.OK = resp.StatusCode < 500
-			}
-		}
-		if err != nil {
-			r.Err = err.Error()
-		}
-		r.End = time.Now()
-		if ctx.Err() != nil {
-			return
-		}
-		p.mu.Lock()
-		p.results = append(p.results, r)
-		p.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.probe(ctx, client)
+		}()
 		select {
 		case <-ctx.Done():
 			return
@@ -115,11 +102,38 @@ func (p *Prober) Run(ctx context.Context) {
 	}
 }
 
-// Results returns a copy of the results so far.
+func (p *Prober) probe(ctx context.Context, client *http.Client) {
+	r := ProbeResult{Start: time.Now()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	if err == nil {
+		req.Host = p.Host
+		var resp *http.Response
+		resp, err = client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			r.Status = resp.StatusCode
+			r.OK = resp.StatusCode < 500
+		}
+	}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	r.End = time.Now()
+	if ctx.Err() != nil {
+		return // cut short by the end of probing, not by the VIP
+	}
+	p.mu.Lock()
+	p.results = append(p.results, r)
+	p.mu.Unlock()
+}
+
+// Results returns the results so far, in the order the probes started.
 func (p *Prober) Results() []ProbeResult {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]ProbeResult(nil), p.results...)
+	out := append([]ProbeResult(nil), p.results...)
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
 }
 
 // Outage reads probe results around a fault at t0: recovery is from t0 until
@@ -286,6 +300,10 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		// upstream until it marks it down) and when 10 answered in a row.
 		time.Sleep(5 * time.Second)
 		res := p.Results()
+		// Every probe started before the first answer has finished by now: final figure.
+		if rec, f, ok := Outage(res, t0); ok {
+			r.Recovery, failed = rec, f
+		}
 		var steady time.Duration
 		after, okAfter := 0, 0
 		for i, x := range res {
