@@ -11,7 +11,7 @@
 # Usage (root, next to a running lab; see docs/benchmarks.md):
 #   scripts/bench-deploy.sh [--stack bench/stack-replicas8.yaml] [--runs 3]
 #       [--size-mb 50] [--big-mb 1024] [--small 2] [--app NAME]
-#       [--belay BIN] [--no-ansible] [--keep-lab] [--out FILE]
+#       [--belay BIN] [--no-ansible] [--keep-lab] [--out FILE] [--logs DIR]
 #       [--inventory FILE --key FILE --known-hosts FILE]
 #
 # --stack brings the lab up with that stack first (`belay lab up --stack`); the
@@ -29,7 +29,7 @@ KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
 USE_LAB=1
 
-STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT=""
+STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT="" LOGS=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--stack) STACK=$2; shift 2 ;;
@@ -42,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--no-ansible) ANSIBLE=0; shift ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
+	--logs) LOGS=$2; shift 2 ;;
 	--inventory) INV=$2; USE_LAB=0; shift 2 ;;
 	--key) KEY=$2; shift 2 ;;
 	--known-hosts) KNOWN_HOSTS=$2; shift 2 ;;
@@ -72,6 +73,10 @@ cleanup() {
 	local rc=$?
 	# Ansible's SSH control masters outlive the play (ControlPersist): end them.
 	stop_masters || true
+	if [ -n "$LOGS" ]; then
+		# Every run's output (belay's per-host step lines, Ansible's task times).
+		mkdir -p "$LOGS" && cp "$WORK"/*.log "$WORK"/*.time "$WORK"/results.tsv "$LOGS"/ 2>/dev/null
+	fi
 	rm -rf "$WORK"
 	if [ "$BROUGHT_UP" = 1 ] && [ "$KEEP_LAB" = 0 ]; then
 		say "bringing the lab down (this run brought it up)"
@@ -228,7 +233,7 @@ host_ssh() { # ADDR PORT USER CMD : strict host-key checking against the lab kno
 }
 
 # --- 0. warm-up (untimed): every server on one belay release ----------------------
-say "app $APP: $N servers ($(cut -d' ' -f1 "$WORK/hosts.all" | tr '\n' ' ')); ${SIZE_MB} MiB releases, $RUNS runs"
+say "app $APP: $N servers ($(cut -d' ' -f1 "$WORK/hosts.all" | tr '\n' ' ')); ${SIZE_MB} MiB releases, $RUNS runs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 base=$(rel base)
 deploy_argv "$INV" "$base" "$(artifact "$base" "$SIZE_MB")"
 "${CMD[@]}" > "$WORK/warmup-belay.log" 2>&1 ||
@@ -309,7 +314,7 @@ if [ "$BIG_MB" -gt 0 ]; then
 fi
 
 # --- figures ----------------------------------------------------------------------
-say "done; every server runs $(current_of "$(awk 'NR==1{print $1}' "$WORK/hosts.all")")"
+say "done; every server runs $(current_of "$(awk 'NR==1{print $1}' "$WORK/hosts.all")"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RESULTS" "$N" "$SMALL" "$SIZE_MB" "$BIG_MB" "$BIG_HOSTS" "$RUNS" "${OUT:-}" <<'PY'
 import re, statistics, sys
 from collections import defaultdict
