@@ -10,7 +10,7 @@
 #
 # Usage (root, next to a running lab; see docs/benchmarks.md):
 #   scripts/bench-deploy.sh [--stack bench/stack-replicas8.yaml] [--runs 3]
-#       [--size-mb 50] [--big-mb 1024] [--small 2] [--app NAME]
+#       [--size-mb 50] [--big-mb 1024] [--big-hosts N] [--small 2] [--app NAME]
 #       [--belay BIN] [--no-ansible] [--keep-lab] [--out FILE] [--logs DIR]
 #       [--inventory FILE --key FILE --known-hosts FILE]
 #
@@ -29,13 +29,14 @@ KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
 USE_LAB=1
 
-STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT="" LOGS=""
+STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 BIG_HOSTS=0 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT="" LOGS=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--stack) STACK=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--size-mb) SIZE_MB=$2; shift 2 ;;
 	--big-mb) BIG_MB=$2; shift 2 ;;
+	--big-hosts) BIG_HOSTS=$2; shift 2 ;;
 	--small) SMALL=$2; shift 2 ;;
 	--app) APP=$2; shift 2 ;;
 	--belay) BELAY=$2; shift 2 ;;
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 	*) echo "bench-deploy: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
-for v in RUNS SIZE_MB BIG_MB SMALL; do
+for v in RUNS SIZE_MB BIG_MB BIG_HOSTS SMALL; do
 	case "${!v}" in '' | *[!0-9]*) echo "bench-deploy: --$(echo "$v" | tr 'A-Z_' 'a-z-') ${!v}: expected a whole number" >&2; exit 2 ;; esac
 done
 [ "$RUNS" -ge 1 ] || { echo "bench-deploy: --runs: at least 1" >&2; exit 2; }
@@ -278,26 +279,29 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 # --- 4. peak RSS pushing a big release ---------------------------------------------
-BIG_HOSTS=0
+BIG_N=0
 if [ "$BIG_MB" -gt 0 ]; then
 	need=$((BIG_MB * 1024 * 1024 * 21 / 10)) # incoming file + unpacked release, with slack
 	while read -r name addr port user; do
+		if [ "$BIG_HOSTS" -gt 0 ] && [ "$BIG_N" -ge "$BIG_HOSTS" ]; then
+			break
+		fi
 		avail=$(host_ssh "$addr" "$port" "$user" "df -B1 --output=avail /srv/$APP | tail -1" | tr -d ' ')
 		if [ "${avail:-0}" -lt "$need" ]; then
 			say "$name: $((avail / 1024 / 1024)) MiB free under /srv/$APP, a ${BIG_MB} MiB release needs $((need / 1024 / 1024)) MiB: pushing to the servers before it only"
 			break
 		fi
-		BIG_HOSTS=$((BIG_HOSTS + 1))
+		BIG_N=$((BIG_N + 1))
 	done < "$WORK/hosts.all"
-	if [ "$BIG_HOSTS" -eq 0 ]; then
+	if [ "$BIG_N" -eq 0 ]; then
 		say "no server has room for a ${BIG_MB} MiB release: peak RSS figure skipped"
 	else
 		big=$(rel big)
 		say "making the ${BIG_MB} MiB release"
 		art=$(artifact "$big" "$BIG_MB")
 		inv=$INV
-		if [ "$BIG_HOSTS" -lt "$N" ]; then
-			"$LABINV" subset --inventory "$INV" --app "$APP" --hosts "$BIG_HOSTS" > "$WORK/inventory.big.json"
+		if [ "$BIG_N" -lt "$N" ]; then
+			"$LABINV" subset --inventory "$INV" --app "$APP" --hosts "$BIG_N" > "$WORK/inventory.big.json"
 			inv=$WORK/inventory.big.json
 		fi
 		deploy_argv "$inv" "$big" "$art"
@@ -305,7 +309,7 @@ if [ "$BIG_MB" -gt 0 ]; then
 		# Take it out again: back to the previous release, then delete it from disk.
 		belay_on "$inv" rollback > "$WORK/rollback-big.log" 2>&1 ||
 			{ tail -40 "$WORK/rollback-big.log" >&2; die "rolling back the ${BIG_MB} MiB release failed"; }
-		head -n "$BIG_HOSTS" "$WORK/hosts.all" | while read -r name addr port user; do
+		head -n "$BIG_N" "$WORK/hosts.all" | while read -r name addr port user; do
 			host_ssh "$addr" "$port" "$user" "rm -rf /srv/$APP/releases/$big /srv/$APP/.belay/releases/$big.sha256 /srv/$APP/.belay/incoming/$big.artifact /srv/$APP/.belay/incoming/$big.artifact.part" < /dev/null ||
 				say "WARNING: could not remove release $big from $name"
 		done
@@ -315,7 +319,7 @@ fi
 
 # --- figures ----------------------------------------------------------------------
 say "done; every server runs $(current_of "$(awk 'NR==1{print $1}' "$WORK/hosts.all")"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$RESULTS" "$N" "$SMALL" "$SIZE_MB" "$BIG_MB" "$BIG_HOSTS" "$RUNS" "${OUT:-}" <<'PY'
+python3 - "$RESULTS" "$N" "$SMALL" "$SIZE_MB" "$BIG_MB" "$BIG_N" "$RUNS" "${OUT:-}" <<'PY'
 import re, statistics, sys
 from collections import defaultdict
 
