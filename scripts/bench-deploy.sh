@@ -281,7 +281,7 @@ done
 # --- 4. peak RSS pushing a big release ---------------------------------------------
 BIG_N=0
 if [ "$BIG_MB" -gt 0 ]; then
-	need=$((BIG_MB * 1024 * 1024 * 21 / 10)) # incoming file + unpacked release, with slack
+	need=$(((2 * BIG_MB + 100) * 1024 * 1024)) # the incoming file and the unpacked release, plus slack
 	while read -r name addr port user; do
 		if [ "$BIG_HOSTS" -gt 0 ] && [ "$BIG_N" -ge "$BIG_HOSTS" ]; then
 			break
