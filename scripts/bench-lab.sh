@@ -72,7 +72,8 @@ jq -r '.machines[] | "  \(.name)\t\(.cloudInit)\t\(.seconds * 10 | round / 10) s
 
 echo "memory per machine (PSS of all its processes) and disk (its own upper layer):"
 total=0
-for dir in /sys/fs/cgroup/unified/belay-lab/* /sys/fs/cgroup/belay-lab/*; do
+for dir in /sys/fs/cgroup/unified/belay-lab/*/ /sys/fs/cgroup/belay-lab/*/; do
+	dir=${dir%/}
 	[ -d "$dir" ] || continue
 	name=$(basename "$dir")
 	kb=0
