@@ -72,7 +72,7 @@ const (
 	healthCheckRetryDelayMs  = 500
 	unhealthyTimeoutMs       = 4000
 	primaryDemoteTimeoutMs   = 7000
-	networkPartitionTimeoutS = 2
+	networkPartitionTimeoutS = 1
 	walSenderTimeout         = "4s"
 	walReceiverTimeout       = "5s"
 )

@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,7 +111,7 @@ func TestDBRoles(t *testing.T) {
 			script: []string{
 				"addr=10.213.0.10\n",
 				"pg_autoctl create postgres --pgdata /var/lib/postgresql/15/main --pgctl /usr/lib/postgresql/15/bin/pg_ctl --pgport 5432 --hostname \"$addr\" --ssl-self-signed --ssl-mode require --auth scram-sha-256 --listen \"$addr,127.0.0.1\" --name db-1 --monitor 'postgres://autoctl_node@10.213.0.12:5432/pg_auto_failover?sslmode=require' --replication-quorum true --candidate-priority 50",
-				"pg_autoctl config set --pgdata \"$pgdata\" timeout.network_partition_timeout 2\n",
+				"pg_autoctl config set --pgdata \"$pgdata\" timeout.network_partition_timeout 1\n",
 				"pg_autoctl config set --pgdata \"$pgdata\" postgresql.listen_addresses \"$addr,127.0.0.1\"\n",
 				"install -d -o postgres -g postgres -m 0750 /var/spool/pgbackrest",
 				"systemctl enable --now pgautofailover.service",
@@ -777,5 +778,33 @@ func TestDBCloudInitSchema(t *testing.T) {
 				t.Errorf("cloud-init reports deprecated keys:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestFailoverBudget pins the relations between the tuning constants that the
+// fencing argument in docs/ha-engine.md rests on (configuration invariants, not
+// timings): the walsender outlives the keeper's first failed monitor call, and a
+// partitioned primary's worst-case fencing ends before the standby may take writes.
+func TestFailoverBudget(t *testing.T) {
+	const (
+		monitorConnectTimeoutS = 2 // pg_autoctl's POSTGRES_CONNECT_TIMEOUT
+		keeperSleepS           = 1 // PG_AUTOCTL_KEEPER_SLEEP_TIME
+		fastShutdownS          = 1
+	)
+	w, err := strconv.Atoi(strings.TrimSuffix(walSenderTimeout, "s"))
+	if err != nil {
+		t.Fatalf("walSenderTimeout %q: %v", walSenderTimeout, err)
+	}
+	loop := monitorConnectTimeoutS + keeperSleepS
+	if w <= loop {
+		t.Errorf("wal_sender_timeout %ds <= one failed keeper loop (%ds): the keeper would never record the standby and never fence", w, loop)
+	}
+	fenced := w + networkPartitionTimeoutS + 1 + loop + fastShutdownS
+	writable := (unhealthyTimeoutMs + primaryDemoteTimeoutMs) / 1000
+	if fenced >= writable {
+		t.Errorf("a partitioned primary fences by %ds, but the standby may take writes from %ds", fenced, writable)
+	}
+	if r, err := strconv.Atoi(strings.TrimSuffix(walReceiverTimeout, "s")); err != nil || 2*r <= w {
+		t.Errorf("wal_receiver_timeout %s must exceed the walsender's keepalive interval (%ds)", walReceiverTimeout, w/2)
 	}
 }
