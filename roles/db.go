@@ -63,7 +63,7 @@ const (
 // walsender is still listed, so the walsender must outlive the first failed
 // monitor call (2 s connect timeout): walSenderTimeout 4 s. Fencing then completes
 // within walSenderTimeout + networkPartitionTimeoutS + one keeper loop (~3 s) +
-// a fast shutdown ≈ 10 s, before unhealthyTimeoutMs + primaryDemoteTimeoutMs
+// a fast shutdown ≈ 9-10 s, before unhealthyTimeoutMs + primaryDemoteTimeoutMs
 // (11 s, plus the monitor's own ~2 s of state changes).
 const (
 	healthCheckPeriodMs      = 1000
