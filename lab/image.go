@@ -34,11 +34,12 @@ type Mirrors struct {
 
 // Image is a built, cached machine image.
 type Image struct {
-	Key    string // hash of the build inputs
-	RootFS string
+	Key    string `json:"key"` // hash of the build inputs
+	RootFS string `json:"rootfs"`
 	// Cached is true when no build was needed.
-	Cached   bool
-	Duration time.Duration
+	Cached   bool          `json:"cached"`
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"`
 }
 
 // imageKey hashes everything that changes the image's content, so editing the
@@ -59,6 +60,7 @@ func EnsureImage(ctx context.Context, p Paths, m Mirrors, log io.Writer) (*Image
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		img.Cached = true
 		img.Duration = time.Since(start)
+		img.Seconds = img.Duration.Seconds()
 		return img, nil
 	}
 	tmp := dir + ".building"
@@ -113,6 +115,7 @@ func EnsureImage(ctx context.Context, p Paths, m Mirrors, log io.Writer) (*Image
 		return nil, fmt.Errorf("lab image: %w", err)
 	}
 	img.Duration = time.Since(start)
+	img.Seconds = img.Duration.Seconds()
 	return img, nil
 }
 

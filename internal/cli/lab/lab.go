@@ -25,6 +25,7 @@ type Deps struct {
 	Status func(context.Context, thelab.Paths, thelab.Runner) (*thelab.Status, error)
 	Inject func(context.Context, thelab.Paths, thelab.Runner, thelab.Fault) error
 	Heal   func(context.Context, thelab.Paths, thelab.Runner, io.Writer) ([]thelab.Fault, error)
+	Image  func(context.Context, thelab.Paths, thelab.Mirrors, io.Writer) (*thelab.Image, error)
 	// Exec runs a program with the terminal's streams and returns its exit code (ssh).
 	Exec func(ctx context.Context, io cli.IO, argv []string) (int, error)
 	// Executable is the running belay binary (os.Executable).
@@ -33,7 +34,7 @@ type Deps struct {
 
 // DefaultDeps are the real operations.
 func DefaultDeps() Deps {
-	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Exec: execProgram, Executable: os.Executable}
+	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Image: thelab.EnsureImage, Exec: execProgram, Executable: os.Executable}
 }
 
 // Options are shared by every lab subcommand.
@@ -60,7 +61,7 @@ provisioned by cloud-init with exactly the user data a cloud would get. It
 writes the same inventory as a cloud stack to ` + cli.DefaultInventory + `,
 so deploys and drills run against it unchanged. Needs root.`,
 	}
-	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o))
+	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o))
 	return cmd
 }
 
@@ -313,4 +314,42 @@ func newCmdHeal(o *Options) *cobra.Command {
 			return err
 		},
 	}
+}
+
+func newCmdImage(o *Options) *cobra.Command {
+	var cache string
+	cmd := &cobra.Command{
+		Use:   "image [--cache DIR]",
+		Short: "Build the lab image now (or report the cached one)",
+		Long: `Builds the Debian 12 machine image "lab up" boots from, keyed by a hash of the
+package list, the build script and the APT mirrors, unless it is already cached.
+--cache builds into another cache directory (benchmarks measure a cold build
+there without touching the image a running lab uses).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := thelab.Preflight(true); err != nil {
+				return err
+			}
+			p := o.Paths
+			if cache != "" {
+				p.Cache = cache
+			}
+			img, err := o.Deps.Image(cmd.Context(), p, thelab.DetectMirrors("/etc/apt"), o.IO.ErrOut)
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return cli.PrintJSON(o.IO.Out, img)
+			}
+			state := "built"
+			if img.Cached {
+				state = "cached"
+			}
+			fmt.Fprintf(o.IO.Out, "image %s %s in %.1fs: %s\n", img.Key, state, img.Duration.Seconds(), img.RootFS)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cache, "cache", "", "cache directory (default "+thelab.DefaultPaths.Cache+")")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
+	return cmd
 }
