@@ -9,6 +9,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -180,6 +181,12 @@ func (h *Hosts) DialTCP(ctx context.Context, host, addr string) (net.Conn, error
 	select {
 	case r := <-ch:
 		if r.err != nil {
+			// A refused channel (the host could not connect) leaves the SSH
+			// connection fine; anything else means it died: redial next time.
+			var oce *ssh.OpenChannelError
+			if !errors.As(r.err, &oce) {
+				h.Forget(host)
+			}
 			return nil, fmt.Errorf("host %s: tunnel to %s: %w", host, addr, r.err)
 		}
 		return r.c, nil
