@@ -213,6 +213,7 @@ func testDoc(p, s config.Provider, n int) map[string]any {
 		"dns":           map[string]any{"provider": "digitalocean", "zone": "example.com", "ttl": 60},
 		"network":       map[string]any{"primaryCidr": "10.10.0.0/16", "standbyCidr": "10.20.0.0/16"},
 		"hostApiTokens": map[string]any{"digitalocean": "dop_v1_testtoken", "hetzner": "hcloudtesttoken"},
+		"agent":         map[string]any{"url": "https://github.com/belay-sh/belay/releases/download/v0.1.0/belay-linux-amd64", "sha256": "3f1c1a5e6b2d4c8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"},
 		"hostKeySeed":   testSeed,
 	}
 }

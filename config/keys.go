@@ -173,6 +173,14 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 		o.str("shopHeader", &dp.ShopHeader)
 		o.str("shopCookie", &dp.ShopCookie)
 		o.done("keepReleases", "shopParam", "shopHeader", "shopCookie")
+	case KeyAgent:
+		o := asObject(e, key, v)
+		if o == nil {
+			return
+		}
+		o.str("url", &cfg.Agent.URL)
+		o.str("sha256", &cfg.Agent.SHA256)
+		o.done("url", "sha256")
 	case KeyHostAPITokens:
 		e.redact = true
 		defer func() { e.redact = false }()

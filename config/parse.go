@@ -48,12 +48,13 @@ const (
 	KeyDNS           = "belay:dns"
 	KeyNetwork       = "belay:network"
 	KeyDeploy        = "belay:deploy"
+	KeyAgent         = "belay:agent"
 	KeyHostKeySeed   = "belay:hostKeySeed"
 	KeyHostAPITokens = "belay:hostApiTokens"
 )
 
 // Keys lists every key belay reads, in report order.
-var Keys = []string{KeySites, KeyAdmin, KeyApps, KeyDatabase, KeyBackups, KeyDNS, KeyNetwork, KeyDeploy, KeyHostKeySeed, KeyHostAPITokens}
+var Keys = []string{KeySites, KeyAdmin, KeyApps, KeyDatabase, KeyBackups, KeyDNS, KeyNetwork, KeyDeploy, KeyAgent, KeyHostKeySeed, KeyHostAPITokens}
 
 // secretOnly are keys whose plain-text storage would leak credentials into a
 // checked-in stack file.
@@ -237,7 +238,8 @@ func suggest(key string) string {
 
 func required(key string) bool {
 	switch key {
-	case KeyNetwork, KeyDeploy, KeyHostAPITokens:
+	case KeyNetwork, KeyDeploy, KeyHostAPITokens, KeyAgent:
+		// belay:agent is required for cloud stacks, which validate() checks with the sites known.
 		return false
 	}
 	return true
@@ -253,6 +255,7 @@ var keyHelp = map[string]string{
 	KeyDNS:           "an object {provider, zone, ttl}",
 	KeyNetwork:       "an object {primaryCidr, standbyCidr}",
 	KeyDeploy:        "an object {keepReleases, shopParam, shopHeader, shopCookie}",
+	KeyAgent:         "an object {url, sha256}: where servers download the belay binary",
 	KeyHostKeySeed:   `a secret of at least 32 characters (pulumi config set --secret belay:hostKeySeed "$(openssl rand -hex 32)")`,
 	KeyHostAPITokens: "an object {digitalocean, hetzner} of API tokens",
 }

@@ -42,6 +42,7 @@ func valid() doc {
 		"database":    map[string]any{"size": "ccx23", "standbySize": "g-2vcpu-8gb", "synchronous": true},
 		"backups":     map[string]any{"fullEvery": "weekly", "retentionDays": 14, "repoSize": "s-2vcpu-4gb"},
 		"dns":         map[string]any{"provider": "digitalocean", "zone": "example.com", "ttl": 60},
+		"agent":       map[string]any{"url": "https://github.com/belay-sh/belay/releases/download/v0.1.0/belay-linux-amd64", "sha256": "3f1c1a5e6b2d4c8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f"},
 		"hostKeySeed": testSeed,
 	}
 }
@@ -161,7 +162,7 @@ func TestNormalization(t *testing.T) {
 	d := valid()
 	app(d, 0)["domains"] = []any{"WWW.Example.COM."}
 	obj(d, "dns")["zone"] = "Example.com."
-	obj(d, "admin")["sshCidrs"] = []any{"198.51.100.7", "2001:db8::1"}
+	obj(d, "admin")["sshCidrs"] = []any{"198.51.100.7", "203.0.113.9"}
 	cfg, err := parse(t, d)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestNormalization(t *testing.T) {
 	if cfg.DNS.Zone != "example.com" {
 		t.Errorf("zone = %q", cfg.DNS.Zone)
 	}
-	if got := strings.Join(cfg.Admin.SSHCidrs, ","); got != "198.51.100.7/32,2001:db8::1/128" {
+	if got := strings.Join(cfg.Admin.SSHCidrs, ","); got != "198.51.100.7/32,203.0.113.9/32" {
 		t.Errorf("sshCidrs = %s", got)
 	}
 }
@@ -321,6 +322,11 @@ func TestErrors(t *testing.T) {
 		}, nil, "belay:network.primaryCidr", "use a larger network"},
 
 		// Deploy.
+		{"agent missing", func(d doc) { delete(d, "agent") }, nil, "belay:agent.url", "missing, expected the https URL"},
+		{"agent plain http", func(d doc) { obj(d, "agent")["url"] = "http://example.com/belay" }, nil, "belay:agent.url", "expected an https URL"},
+		{"agent bad checksum", func(d doc) { obj(d, "agent")["sha256"] = "abc" }, nil, "belay:agent.sha256", "64 lowercase hex digits"},
+		{"agent unknown field", func(d doc) { obj(d, "agent")["sha512"] = "x" }, nil, "belay:agent.sha512", "unknown field"},
+		{"ipv6 admin network", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"2001:db8::/48"} }, nil, "belay:admin.sshCidrs[0]", "expected an IPv4 network"},
 		{"keepReleases 1", func(d doc) { d["deploy"] = map[string]any{"keepReleases": 1} }, nil, "belay:deploy.keepReleases", "1, expected 2..100"},
 		{"shopParam dash", func(d doc) { d["deploy"] = map[string]any{"shopParam": "shop-id"} }, nil, "belay:deploy.shopParam", "$arg_<name>"},
 		{"shopHeader underscore", func(d doc) { d["deploy"] = map[string]any{"shopHeader": "X_Shop"} }, nil, "belay:deploy.shopHeader", "nginx drops headers with '_'"},

@@ -27,6 +27,7 @@ type Config struct {
 	DNS      DNS      `json:"dns"`
 	Network  Network  `json:"network"`
 	Deploy   Deploy   `json:"deploy"`
+	Agent    Agent    `json:"agent"`
 	// HostKeySeed derives every server's pinned SSH host key (belay:hostKeySeed, a secret).
 	HostKeySeed string `json:"-"`
 	// HostAPITokens are the optional provider tokens for app servers (belay:hostApiTokens, a secret).
@@ -98,6 +99,16 @@ type DNS struct {
 type Network struct {
 	PrimaryCIDR string `json:"primaryCidr"`
 	StandbyCIDR string `json:"standbyCidr"`
+}
+
+// Agent is where cloud servers fetch the belay binary at first boot: keepalived's
+// notify runs `belay vip claim` and DigitalOcean app servers run `belay vip peers`.
+// The lab copies the running binary into its image instead.
+type Agent struct {
+	// URL is an https URL of the linux/amd64 belay binary (e.g. a release asset).
+	URL string `json:"url"`
+	// SHA256 is its hex checksum; the download is refused unless it matches.
+	SHA256 string `json:"sha256"`
 }
 
 // Deploy holds the deployer's defaults for this stack.

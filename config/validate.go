@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -62,6 +63,7 @@ func validate(e *errs, c *Config, o *options) {
 	v.dns()
 	v.network()
 	v.deploy()
+	v.agent()
 	v.secrets()
 	v.plan()
 }
@@ -226,7 +228,13 @@ func (v *validator) admin() {
 		path := fmt.Sprintf("%s.sshCidrs[%d]", k, i)
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
-			v.add(path, "got %q, expected a network in CIDR notation such as \"203.0.113.7/32\" or \"2001:db8::/48\"", c)
+			v.add(path, "got %q, expected a network in CIDR notation such as \"203.0.113.7/32\"", c)
+			continue
+		}
+		if !p.Addr().Is4() {
+			// The host firewalls and provider rules belay renders are IPv4; accepting
+			// an IPv6 network here would only fail later, inside the renderer.
+			v.add(path, "got %q, expected an IPv4 network (admin access over IPv6 is not supported yet)", c)
 			continue
 		}
 		if p.Masked() != p {
@@ -481,6 +489,27 @@ func (v *validator) deploy() {
 	}
 	if !nginxVarName.MatchString(d.ShopCookie) {
 		v.add(k+".shopCookie", "got %q, expected 1-64 letters, digits or '_' (nginx reads it as $cookie_<name>)", d.ShopCookie)
+	}
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// agent checks belay:agent. Cloud servers cannot move their floating IP without
+// the belay binary, so a cloud stack must say where to get it; the lab copies it.
+func (v *validator) agent() {
+	a := v.c.Agent
+	const k = KeyAgent
+	lab := v.c.Sites.Primary.Provider == Lab
+	if lab && a.URL == "" && a.SHA256 == "" {
+		return
+	}
+	if a.URL == "" {
+		v.add(k+".url", "missing, expected the https URL of the linux/amd64 belay binary servers download at first boot (keepalived runs `belay vip claim` on failover)")
+	} else if u, err := url.Parse(a.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add(k+".url", "got %q, expected an https URL", a.URL)
+	}
+	if !sha256Hex.MatchString(a.SHA256) {
+		v.add(k+".sha256", "got %q, expected the binary's SHA-256 as 64 lowercase hex digits (sha256sum belay)", a.SHA256)
 	}
 }
 

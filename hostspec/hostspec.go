@@ -67,6 +67,8 @@ type SiteEnv struct {
 	DiscoveryToken string
 	// ClaimToken is the API token the VRRP claim command uses to move a floating IP (secret; "" in the lab).
 	ClaimToken string
+	// InstallPackages installs the role packages at first boot (stock cloud images).
+	InstallPackages bool
 	// EgressSources are the addresses/CIDRs this site's hosts connect from when
 	// they reach the other site (their public addresses in a cloud). Empty means
 	// the site's private network, which is right only in the lab.
@@ -130,7 +132,7 @@ func DefaultEnv(cfg *config.Config, topo *topology.Topology, lab bool) (Env, err
 		if err != nil {
 			return Env{}, fmt.Errorf("belay:sites.%s.provider: %w", site.name, err)
 		}
-		env.Sites[site.name] = SiteEnv{Provider: p, PrivateInterface: priv, PublicInterface: pub, PinnedAddresses: p != config.DigitalOcean}
+		env.Sites[site.name] = SiteEnv{Provider: p, PrivateInterface: priv, PublicInterface: pub, PinnedAddresses: p != config.DigitalOcean, InstallPackages: p != config.Lab}
 	}
 	for _, h := range topo.Hosts {
 		if env.Sites[h.Site].PinnedAddresses {
@@ -321,6 +323,10 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 			SiteCIDR:         b.cidr(h.Site),
 			PeerSiteCIDR:     b.cidr(other(h.Site)),
 		},
+		InstallPackages: se.InstallPackages,
+	}
+	if a := b.cfg.Agent; a.URL != "" && !b.env.Lab {
+		s.Agent = &roles.Agent{URL: a.URL, SHA256: a.SHA256}
 	}
 	if s.DeployUser == "" {
 		s.DeployUser = config.DefaultDeployUser
@@ -535,6 +541,7 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 		AppPassword:         pw["postgres/app"],
 		ReplicationPassword: pw["postgres/replication"],
 		MonitorPassword:     pw["postgres/monitor"],
+		ArchiveTimeout:      b.cfg.Backups.ArchiveTimeoutSeconds,
 	}
 	if monitor {
 		return nil

@@ -360,3 +360,36 @@ func TestBuiltHostsPassTheirTools(t *testing.T) {
 		})
 	}
 }
+
+// Cloud servers boot stock Debian: they install the role packages and fetch the
+// belay agent; the lab image carries both, so its user data does neither.
+func TestBuildPackagesAgentArchive(t *testing.T) {
+	cfg := hetznerPrimary(t)
+	cfg.Backups.ArchiveTimeoutSeconds = 45
+	planned, err := topology.Plan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud, _ := build(t, cfg, false, func(e *Env) {
+		// The DigitalOcean standby's addresses, as the created droplets would report them.
+		for _, h := range planned.Hosts {
+			if h.Site == inventory.Standby {
+				e.Addresses[h.Name] = h.PrivateAddress.String()
+			}
+		}
+	})
+	for name, s := range cloud {
+		if !s.InstallPackages || s.Agent == nil || s.Agent.URL != cfg.Agent.URL || s.Agent.SHA256 != cfg.Agent.SHA256 {
+			t.Errorf("%s (cloud): InstallPackages=%v Agent=%+v", name, s.InstallPackages, s.Agent)
+		}
+		if s.DB != nil && !s.DB.Monitor && s.DB.ArchiveTimeout != 45 {
+			t.Errorf("%s: DB.ArchiveTimeout = %d, want belay:backups.archiveTimeoutSeconds 45", name, s.DB.ArchiveTimeout)
+		}
+	}
+	lab, _ := build(t, cfg, true, nil)
+	for name, s := range lab {
+		if s.InstallPackages || s.Agent != nil {
+			t.Errorf("%s (lab): InstallPackages=%v Agent=%+v, want neither", name, s.InstallPackages, s.Agent)
+		}
+	}
+}

@@ -15,6 +15,8 @@ type CloudConfig struct {
 	SSHDeletekeys  bool       `yaml:"ssh_deletekeys"`
 	SSHGenkeytypes []string   `yaml:"ssh_genkeytypes"`
 	SSHKeys        *SSHKeys   `yaml:"ssh_keys,omitempty"`
+	PackageUpdate  bool       `yaml:"package_update,omitempty"`
+	Packages       []string   `yaml:"packages,omitempty"`
 	Users          []any      `yaml:"users"`
 	WriteFiles     []File     `yaml:"write_files"`
 	Bootcmd        [][]string `yaml:"bootcmd,omitempty"`

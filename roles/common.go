@@ -49,6 +49,7 @@ func addCommon(s *Spec, c *CloudConfig) error {
 		File{Path: journaldDropIn, Content: journaldConf, Owner: "root:root", Permissions: "0644"},
 		File{Path: timesyncDropIn, Content: timesyncConf, Owner: "root:root", Permissions: "0644"},
 	)
+	addPackagesAndAgent(s, c)
 	c.Runcmd = append(c.Runcmd,
 		[]string{"install", "-d", "-m", "0755", "-o", "root", "-g", "root", belayStateDir},
 		// The ruleset file was just written; load it now and on every boot.

@@ -131,6 +131,8 @@ var appNameRE = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,53}[a-z0-9])?$`)
 
 // validateCommon checks the fields every host uses, and that exactly the
 // sections of the host's roles are set.
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 func validateCommon(s *Spec) error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("roles: "+format, a...)) }
@@ -145,6 +147,14 @@ func validateCommon(s *Spec) error {
 	}
 	if len(s.Roles) == 0 {
 		bad("Spec.Roles: empty, expected at least one of %v", inventory.Roles)
+	}
+	if a := s.Agent; a != nil {
+		if !strings.HasPrefix(a.URL, "https://") || strings.ContainsAny(a.URL, " \t\n'\"") {
+			bad("Spec.Agent.URL: %q, expected an https URL without spaces or quotes", a.URL)
+		}
+		if !sha256RE.MatchString(a.SHA256) {
+			bad("Spec.Agent.SHA256: %q, expected 64 lowercase hex digits", a.SHA256)
+		}
 	}
 	seen := map[inventory.Role]bool{}
 	for _, r := range s.Roles {

@@ -27,11 +27,23 @@ type Spec struct {
 
 	Net Net
 
+	// InstallPackages installs the role packages at first boot (a cloud's stock
+	// Debian image); false where the image already carries them (the lab image).
+	InstallPackages bool
+	// Agent is where to download the belay binary at first boot (nil where the image carries it).
+	Agent *Agent
+
 	// Exactly the parts for this host's roles are set.
 	App       *App
 	DB        *DB
 	Backup    *Backup
 	StandbyDB *StandbyDB
+}
+
+// Agent is a download of the belay binary, refused unless SHA256 matches.
+type Agent struct {
+	URL    string
+	SHA256 string
 }
 
 // Net is the provider-specific network layout, passed in by the caller.
