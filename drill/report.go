@@ -136,7 +136,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if len(run.Notes) > 0 {
 			result += " (" + strings.Join(run.Notes, "; ") + ")"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %d | %d | %s |\n", i+1, round(run.Detection), round(run.Recovery), run.Acked, run.Missing, strings.ReplaceAll(result, "|", "/"))
+		fmt.Fprintf(&b, "| %d | %s | %s | %d | %d | %s |\n", i+1, round(run.Detection), round(run.Recovery), run.Acked, run.Missing, tableCell(result))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -161,4 +161,9 @@ func MissingWrites(acked []int64, present map[int64]bool) []int64 {
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
 	return missing
+}
+
+// tableCell keeps a value inside one markdown table cell.
+func tableCell(s string) string {
+	return strings.NewReplacer("|", "/", "\r\n", " / ", "\n", " / ").Replace(s)
 }

@@ -71,3 +71,15 @@ func TestMissingWrites(t *testing.T) {
 		t.Fatalf("MissingWrites = %v, want [2 5]", got)
 	}
 }
+
+func TestMarkdownKeepsMultilineNotesInOneRow(t *testing.T) {
+	r := &Report{Drill: "restore/corrupt", Target: "lab", Runs: []Run{{OK: true, Notes: []string{"caught: WARN a\nERROR: b | c"}}}}
+	r.Summarize()
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| 1 | 0s | 0s | 0 | 0 | ok (caught: WARN a / ERROR: b / c) |\n") {
+		t.Errorf("markdown:\n%s", b.String())
+	}
+}
