@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M) (code int) {
 	ctx := context.Background()
 	keep := os.Getenv("BELAY_LAB_KEEP") == "1"
 	if os.Geteuid() != 0 {
@@ -49,6 +49,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "a lab is already up: reusing it and leaving it up")
 		keep = true
 	}
+	// Other lab users (drills, other packages' lab tests) wait while this run
+	// injects and heals faults, instead of healing them under it.
+	release, err := lab.Reserve(paths, "go test ./lab")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer release()
 	dir, err := os.MkdirTemp("", "belay-lab-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -64,7 +72,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build belay:", err)
 		return 1
 	}
-	code := 1
+	code = 1
 	defer func() {
 		if keep {
 			return

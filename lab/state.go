@@ -100,15 +100,22 @@ func (p Paths) lock() (func(), error) {
 	}
 	// Wait for the command holding it (a drill's fault waits for a running heal);
 	// give up after lockWait so a stuck command is reported rather than waited on forever.
+	// A reservation by another process (a test run checking faults) is waited
+	// out the same way.
 	deadline := time.Now().Add(lockWait)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			break
+			pid, who, other := reservedByOther(p)
+			if !other {
+				break
+			}
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			err = fmt.Errorf("reserved by %s (pid %d)", who, pid)
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("lab: another belay lab command has held %s for %s", f.Name(), lockWait)
+			return nil, fmt.Errorf("lab: waited %s for %s: %v", lockWait, f.Name(), err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
