@@ -60,7 +60,8 @@ func TestOutage(t *testing.T) {
 		{"outage then answer", []ProbeResult{at(-20, true), at(0, false), at(200, false), at(400, false), at(420, true), at(440, true)}, 425 * time.Millisecond, 3, true},
 		{"still down", []ProbeResult{at(0, false), at(200, false)}, 0, 2, false},
 		{"no failure after the fault", []ProbeResult{at(-20, false), at(10, true)}, 0, 0, true},
-		{"later failures do not move recovery", []ProbeResult{at(0, false), at(300, true), at(320, false), at(340, true)}, 305 * time.Millisecond, 2, true},
+		{"later failures do not move recovery", []ProbeResult{at(0, false), at(300, true), at(320, false), at(340, true)}, 305 * time.Millisecond, 1, true},
+		{"an answer right after the fault, then the outage", []ProbeResult{at(5, true), at(20, false), at(40, false), at(60, true)}, 65 * time.Millisecond, 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
