@@ -318,11 +318,8 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 			}
 		}
 		note := fmt.Sprintf("%s -> %s; %d failed probes before the first answer; in the 5 s after it %d/%d probes answered", holder, newHolder, failed, okAfter, after)
-		if after > 0 && okAfter < after {
-			// Seen in the lab: nginx on the new holder still round-robins to the dead
-			// member's app; a client that gives up before proxy_connect_timeout never
-			// lets nginx mark that upstream down.
-			note += " (the rest timed out)"
+		if reasons := failureReasons(res, t0.Add(r.Recovery)); reasons != "" {
+			note += " (failures: " + reasons + ")"
 		}
 		if steady > 0 {
 			note += fmt.Sprintf(", 10 in a row from +%s", round(steady))
@@ -395,4 +392,28 @@ func waitGroupWhole(ctx context.Context, env *Env, a *inventory.App) error {
 	// keepalived's track scripts need `rise` intervals before the node may take over again.
 	time.Sleep(env.Settle)
 	return nil
+}
+
+// failureReasons summarises why probes started after since failed ("12 timeout, 3 HTTP 502").
+func failureReasons(res []ProbeResult, since time.Time) string {
+	counts := map[string]int{}
+	for _, r := range res {
+		if r.OK || r.Start.Before(since) {
+			continue
+		}
+		switch {
+		case r.Status >= 500:
+			counts[fmt.Sprintf("HTTP %d", r.Status)]++
+		case strings.Contains(r.Err, "Timeout") || strings.Contains(r.Err, "deadline exceeded"):
+			counts["timeout"]++
+		default:
+			counts["connection error"]++
+		}
+	}
+	var parts []string
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }

@@ -374,3 +374,17 @@ func TestRestoreDrillNeedsAPassingBaseline(t *testing.T) {
 		}
 	}
 }
+
+func TestFailureReasons(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res := []ProbeResult{
+		{Start: t0.Add(-time.Second), Err: "dial tcp: connection refused"},
+		{Start: t0, OK: true, Status: 200},
+		{Start: t0.Add(time.Millisecond), Err: "Get \"http://10.213.0.100/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"},
+		{Start: t0.Add(2 * time.Millisecond), Status: 502},
+		{Start: t0.Add(3 * time.Millisecond), Err: "read: connection reset by peer"},
+	}
+	if got := failureReasons(res, t0); got != "1 HTTP 502, 1 connection error, 1 timeout" {
+		t.Errorf("failureReasons = %q", got)
+	}
+}
