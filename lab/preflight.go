@@ -31,6 +31,15 @@ func Preflight(needRoot bool) error {
 	if needRoot && os.Geteuid() != 0 {
 		return errors.New("belay lab needs root: it creates bridges, a network namespace, loop mounts and systemd-nspawn machines (run it with sudo)")
 	}
+	// Root's tools live in sbin, which `su` without "-" and some sudo setups
+	// leave out of PATH; the lab runs them by name.
+	path := os.Getenv("PATH")
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !strings.Contains(":"+path+":", ":"+d+":") {
+			path += ":" + d
+		}
+	}
+	_ = os.Setenv("PATH", path)
 	missing, pkgs := missingTools(exec.LookPath)
 	if len(missing) > 0 {
 		return fmt.Errorf("belay lab needs %s, not found in PATH; install with: apt-get install -y %s", strings.Join(missing, ", "), strings.Join(pkgs, " "))
