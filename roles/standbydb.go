@@ -89,8 +89,8 @@ func standbyDBContributor(s *Spec, c *CloudConfig) error {
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", StandbyRestoreUnit, StandbyDBUnit},
 		// The restore waits (with backoff) for the first backup, which may be
-		// hours away on a new stack: never block cloud-init on it.
-		[]string{"systemctl", "start", "--no-block", StandbyDBUnit},
+		// hours away on a new stack: never block cloud-init or boot on it.
+		[]string{"systemctl", "start", "--no-block", StandbyRestoreUnit},
 	)
 	return nil
 }
@@ -138,16 +138,20 @@ host    all           all       127.0.0.1/32  scram-sha-256
 	return b.String()
 }
 
+// standbyRestoreUnit waits (with backoff) for the first backup, which may be hours
+// away on a new stack. Type=exec, not oneshot: a oneshot would hold the boot
+// transaction until then, leaving the machine "starting". The script starts
+// the PostgreSQL unit itself once PGDATA is restored; a failed restore fails
+// this unit, so `systemctl --failed` shows it.
 func standbyRestoreUnit() string {
 	return `# Rendered by belay: restore the standby from the pgBackRest repository (waits for the first backup).
 [Unit]
 Description=belay: restore the standby database from the backup repository
 Wants=network-online.target
 After=network-online.target
-Before=` + StandbyDBUnit + `
 
 [Service]
-Type=oneshot
+Type=exec
 RemainAfterExit=yes
 ExecStart=` + StandbyRestoreScript + `
 TimeoutStartSec=infinity
@@ -161,8 +165,9 @@ func standbyDBUnit(version int) string {
 	return fmt.Sprintf(`# Rendered by belay: the standby-site PostgreSQL (PostgreSQL's documented systemd unit).
 [Unit]
 Description=belay: standby PostgreSQL replaying the pgBackRest archive
-Requires=%[1]s
-After=%[1]s network-online.target
+# Started by %[1]s once PGDATA is restored; at later boots it starts on its own.
+ConditionPathExists=%[4]s
+After=network-online.target
 
 [Service]
 Type=notify
@@ -177,7 +182,7 @@ RestartSec=5
 
 [Install]
 WantedBy=multi-user.target
-`, StandbyRestoreUnit, version, PGDataPath(version))
+`, StandbyRestoreUnit, version, PGDataPath(version), standbyRestoredMarker)
 }
 
 var standbyRestoreTmpl = template.Must(template.New("restore").Parse(`#!/bin/sh
@@ -209,6 +214,7 @@ mv {{.ListenConf}}.tmp {{.ListenConf}}
 
 if [ $resync = no ] && [ -f "$marker" ] && [ -f "$pgdata/PG_VERSION" ]; then
     log "PGDATA restored $(cat "$marker"); replay continues"
+    systemctl start --no-block {{.Unit}}
     exit 0
 fi
 if [ -f "$pgdata/postmaster.pid" ] && as_pg pg_ctl status -D "$pgdata" >/dev/null 2>&1; then
@@ -245,8 +251,12 @@ line="include_if_exists = '{{.Conf}}'"
 grep -qxF "$line" "$pgdata/postgresql.conf" || printf '%s\n' "$line" >>"$pgdata/postgresql.conf"
 [ -f "$pgdata/standby.signal" ] || die "restore left no standby.signal"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$marker"
-log "restored; {{.Unit}} replays the archive"
+log "restored; starting {{.Unit}}, which replays the archive"
+systemctl start --no-block {{.Unit}}
 `))
+
+// standbyRestoredMarker exists once PGDATA holds a restored standby.
+const standbyRestoredMarker = belayStateDir + "/standby-restored"
 
 func standbyRestoreScript(s *Spec) (string, error) {
 	d := s.StandbyDB
@@ -255,7 +265,7 @@ func standbyRestoreScript(s *Spec) (string, error) {
 		"Stanza":      d.Stanza,
 		"Version":     d.PostgresVersion,
 		"PGData":      PGDataPath(d.PostgresVersion),
-		"Marker":      belayStateDir + "/standby-restored",
+		"Marker":      standbyRestoredMarker,
 		"Home":        pgHome,
 		"AddrSnippet": addrSnippet(s.Net),
 		"ListenConf":  listenConf,

@@ -77,7 +77,7 @@ func TestStandbyDBRole(t *testing.T) {
 			}
 			for _, argv := range [][]string{
 				{"systemctl", "enable", StandbyRestoreUnit, StandbyDBUnit},
-				{"systemctl", "start", "--no-block", StandbyDBUnit},
+				{"systemctl", "start", "--no-block", StandbyRestoreUnit},
 				{"install", "-d", "-m", "0700", "-o", "postgres", "-g", "postgres", pgHome + "/.ssh"},
 			} {
 				if !hasCmd(c, argv...) {
@@ -90,8 +90,12 @@ func TestStandbyDBRole(t *testing.T) {
 					t.Errorf("restore script lacks %q", frag)
 				}
 			}
+			// Boot must not wait for the first backup (the machine would stay "starting").
+			if ru := fileAt(t, c, "/etc/systemd/system/"+StandbyRestoreUnit).Content; !strings.Contains(ru, "Type=exec") || strings.Contains(ru, "Type=oneshot") {
+				t.Errorf("%s must be Type=exec so boot completes while it waits:\n%s", StandbyRestoreUnit, ru)
+			}
 			unit := fileAt(t, c, "/etc/systemd/system/"+StandbyDBUnit).Content
-			for _, frag := range []string{"Requires=" + StandbyRestoreUnit, "After=" + StandbyRestoreUnit, "User=postgres", "Type=notify", "ExecStart=/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main"} {
+			for _, frag := range []string{"ConditionPathExists=" + standbyRestoredMarker, "User=postgres", "Type=notify", "ExecStart=/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main"} {
 				if !strings.Contains(unit, frag) {
 					t.Errorf("%s lacks %q", StandbyDBUnit, frag)
 				}
@@ -160,6 +164,7 @@ func TestStandbyRestoreLogic(t *testing.T) {
 	writeTemp(t, bin, "runuser", "#!/bin/sh\nshift 3\nexec \"$@\"\n", 0o755)
 	writeTemp(t, bin, "sleep", "#!/bin/sh\necho \"sleep $*\" >>"+calls+"\n", 0o755)
 	writeTemp(t, bin, "pg_ctl", "#!/bin/sh\nexit 3\n", 0o755)
+	writeTemp(t, bin, "systemctl", "#!/bin/sh\necho \"systemctl $*\" >>"+calls+"\n", 0o755)
 	writeTemp(t, bin, "pgbackrest", `#!/bin/sh
 echo "pgbackrest $*" >>`+calls+`
 case "$*" in
@@ -202,6 +207,9 @@ esac
 	if !strings.Contains(got, "pgbackrest --stanza=belay --type=standby --delta --log-level-console=info restore\n") {
 		t.Errorf("no standby delta restore:\n%s", got)
 	}
+	if !strings.HasSuffix(got, "systemctl start --no-block "+StandbyDBUnit+"\n") {
+		t.Errorf("the restored standby's PostgreSQL is not started last:\n%s", got)
+	}
 	auto := readFile(t, filepath.Join(pgdata, "postgresql.auto.conf"))
 	if strings.Contains(auto, "synchronous_standby_names") || strings.Contains(auto, "primary_conninfo") || !strings.Contains(auto, "restore_command") {
 		t.Errorf("postgresql.auto.conf after the restore:\n%s", auto)
@@ -224,8 +232,8 @@ esac
 	if out, err := run(); err != nil || !strings.Contains(out, "replay continues") {
 		t.Errorf("second run: %v\n%s", err, out)
 	}
-	if readFile(t, calls) != before {
-		t.Errorf("second run called pgbackrest again:\n%s", readFile(t, calls))
+	if after := readFile(t, calls); after != before+"systemctl start --no-block "+StandbyDBUnit+"\n" {
+		t.Errorf("second run should only start PostgreSQL again, calls:\n%s", after)
 	}
 	// --resync restores again (delta); an unknown argument is refused.
 	if out, err := run("--resync"); err != nil || strings.Count(readFile(t, calls), "restore\n") != 2 {
