@@ -269,6 +269,9 @@ log-level-console=warn
 log-level-file=detail
 log-path=/var/log/pgbackrest
 lock-path=/tmp/pgbackrest-verify
+# The package's /var/spool/pgbackrest is postgres-owned (0750); the restore
+# lists its spool path, so this user needs one of its own.
+spool-path=/var/lib/belay/verify/spool
 # The repository is local: a retry cannot fix a bad file, it only delays the verdict.
 job-retry=0
 
@@ -454,7 +457,7 @@ teardown() {
     if [ -f "$pgdata/postmaster.pid" ]; then
         "$pgbin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1 || true
     fi
-    rm -rf "$pgdata" "$run"
+    rm -rf "$pgdata" "$run" "$scratch/spool"
 }
 trap teardown EXIT
 teardown
@@ -473,7 +476,7 @@ print(last["label"], ann.get("belay-canary-rows", "-"), ann.get("belay-canary-md
 set -- $sel
 label=$1 want_rows=$2 want_md5=$3
 
-mkdir -p "$pgdata" "$run" && chmod 0700 "$pgdata" "$run"
+mkdir -p "$pgdata" "$run" "$scratch/spool" && chmod 0700 "$pgdata" "$run" "$scratch/spool"
 out=$(pgbackrest --config="$conf" --stanza="$stanza" --set="$label" --type=immediate --target-action=promote --archive-mode=off restore 2>&1) ||
     finish false "restore of $label failed: $(printf '%s' "$out" | tail -n 3)"
 # The cluster's own config may live outside PGDATA (Debian layout) or point at
