@@ -56,10 +56,22 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(lctx) }()
-		return poll(ctx, 200*time.Millisecond, 20*time.Second, func(context.Context) (bool, error) {
+		if err := poll(ctx, 200*time.Millisecond, 20*time.Second, func(context.Context) (bool, error) {
 			acked, _ := w.Acked()
 			return len(acked) >= 20, nil
-		})
+		}); err != nil {
+			return err
+		}
+		// Let at least one archive_timeout pass under load, so the WAL of the
+		// first writes can have reached the repository: the newest of them found
+		// on the standby then measures the RPO (none found means RPO > the wait).
+		wait, err := archiveTimeout(ctx, ep, addrs)
+		if err != nil {
+			return err
+		}
+		s.note("writing for %s (archive_timeout + 5 s) before the partition", wait)
+		sleepCtx(ctx, wait)
+		return ctx.Err()
 	}); err != nil {
 		return failRun(r, err)
 	}
@@ -166,4 +178,21 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	}
 	r.OK = true
 	return r
+}
+
+// archiveTimeout reads the primary's archive_timeout and adds 5 s.
+func archiveTimeout(ctx context.Context, ep *pgEndpoint, addrs []string) (time.Duration, error) {
+	c, err := ep.connect(ctx, addrs, true)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(closeCtx(ctx))
+	var secs int
+	if err := c.QueryRow(ctx, "SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'").Scan(&secs); err != nil {
+		return 0, fmt.Errorf("archive_timeout: %w", err)
+	}
+	if secs <= 0 || secs > 600 {
+		return 0, fmt.Errorf("archive_timeout is %d s: the cross-site RPO is unbounded (set belay:backups.archiveTimeoutSeconds)", secs)
+	}
+	return time.Duration(secs)*time.Second + 5*time.Second, nil
 }

@@ -165,7 +165,7 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 	case Site:
 		return []Step{
 			{ID: "ready", Title: "the standby site is ready: the site switch's checks pass (a release on every standby app server, the standby database in recovery)", Where: "standby site"},
-			{ID: "load", Title: "write load on the primary site (a row every 100 ms, commit time recorded)", Where: "operator (tunnel via an app server)", Commands: []string{"BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "load", Title: "write load on the primary site (a row every 100 ms, commit time recorded) for archive_timeout + 5 s before the fault", Where: "operator (tunnel via an app server)", Commands: []string{"SELECT setting FROM pg_settings WHERE name = 'archive_timeout'", "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 			{ID: "archive", Title: "read the WAL archive lag on the primary (pg_stat_archiver.last_archived_time)", Where: "primary", Commands: []string{"SELECT now() - last_archived_time FROM pg_stat_archiver"}},
 			{ID: "inject", Title: "partition the primary site away from the standby site", Where: "lab router", Commands: []string{faultCommand("partition")}},
 			{ID: "switch", Title: "run the site switch to the standby site (`belay failover site --to standby`, steps below)", Where: "operator"},
