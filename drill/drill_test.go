@@ -249,8 +249,8 @@ func TestRestoreDrill(t *testing.T) {
 			}
 			var cmds []string
 			for _, c := range r.Snapshot() {
-				if c.Host != "backup" {
-					t.Errorf("command on %s, want only the repository host", c.Host)
+				if c.Host != "backup" && !(c.Host == "db-standby" && strings.HasPrefix(c.Cmd, "systemctl show -p SubState")) {
+					t.Errorf("command %s: want only the repository host (and a read-only look at the standby)", c)
 				}
 				cmds = append(cmds, c.Cmd)
 			}
@@ -386,5 +386,29 @@ func TestFailureReasons(t *testing.T) {
 	}
 	if got := failureReasons(res, t0); got != "1 HTTP 502, 1 connection error, 1 timeout" {
 		t.Errorf("failureReasons = %q", got)
+	}
+}
+
+// The corrupt variant never damages the backup a standby is restoring from.
+func TestRestoreDrillWaitsForStandbyRestore(t *testing.T) {
+	f := &fakeRepo{backups: []string{"20260101-010000F"}, now: time.Now}
+	r := &remotetest.Runner{Handle: func(c remotetest.Call) ([]byte, error) {
+		if c.Host == "db-standby" && strings.HasPrefix(c.Cmd, "systemctl show -p SubState") {
+			return []byte("running\n"), nil
+		}
+		return f.handle(c)
+	}}
+	env := &Env{Inv: labInventory(t), Hosts: r, Faults: noFaults{}, Lab: true}
+	rep, err := Execute(context.Background(), env, Options{Kind: Restore, Variant: "corrupt", Repeat: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "restoring from the repository right now") {
+		t.Fatalf("want a refusal, got %+v", rep.Runs)
+	}
+	for _, c := range r.Snapshot() {
+		if strings.HasPrefix(c.Cmd, "dd ") {
+			t.Error("corrupted a backup while the standby restores")
+		}
 	}
 }

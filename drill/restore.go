@@ -204,6 +204,18 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		if !ValidLabel(label) {
 			return fmt.Errorf("backup label %q: unexpected shape", label)
 		}
+		// The standby site restores from the latest backup: never corrupt it
+		// while the standby is being (re)seeded (seen in the lab: its restore
+		// failed on the corrupted file and gave up).
+		if sb := env.Inv.Database.Standby; sb != "" {
+			out, err := env.Hosts.RunRoot(ctx, sb, StandbyRestoreStateArgv()...)
+			if err != nil {
+				return fmt.Errorf("cannot tell whether %s is restoring from the repository: %w", sb, err)
+			}
+			if strings.TrimSpace(string(out)) == "running" {
+				return fmt.Errorf("%s is restoring from the repository right now (%s); run this drill once it has finished", sb, StandbyRestoreUnit)
+			}
+		}
 		dir := path.Join(PgBackRestRepo, "backup", stanza, label, "pg_data")
 		out, err := env.Hosts.RunRoot(ctx, repo, "sh", "-c", "find "+dir+" -type f -size +1k -printf '%s %p\\n' | sort -rn | head -n 1")
 		if err != nil {
