@@ -413,6 +413,8 @@ func InitialHTTP(app string, port int, members []string) string {
 	var b strings.Builder
 	b.WriteString("# Managed by belay deploy; rewritten at every stage change. App " + app + ", stage stable.\n")
 	fmt.Fprintf(&b, "upstream belay_%s_stable {\n", app)
+	// Shared across workers, so a dead member is skipped by all of them at once.
+	fmt.Fprintf(&b, "    zone belay_%s_stable 64k;\n", app)
 	for _, m := range members {
 		fmt.Fprintf(&b, "    server %s:%d;\n", m, port)
 	}
@@ -472,7 +474,9 @@ server {
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Belay-Pool $belay_pool;
-        proxy_connect_timeout 2s;
+        # Members are on the private network (sub-millisecond connects): a dead
+        # peer is given up on after 300 ms and the request retried on the next.
+        proxy_connect_timeout 300ms;
         proxy_read_timeout 60s;
         # A member without a running release refuses at once; try the next.
         proxy_next_upstream error timeout http_502 http_503;

@@ -69,7 +69,7 @@ func TestAppRole(t *testing.T) {
 			if s.App.Standby {
 				wantMembers = "    server 10.213.0.148:3000;\n"
 			}
-			if want := "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nupstream belay_web_stable {\n" + wantMembers + "    keepalive 16;\n}\n"; hc.Content != want || hc.Owner != "deploy:deploy" || !hc.Defer {
+			if want := "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nupstream belay_web_stable {\n    zone belay_web_stable 64k;\n" + wantMembers + "    keepalive 16;\n}\n"; hc.Content != want || hc.Owner != "deploy:deploy" || !hc.Defer {
 				t.Errorf("initial http.conf = %+v, want content\n%s", hc, want)
 			}
 			lf := fileAt(t, c, "/etc/nginx/conf.d/00-belay-logformat.conf").Content

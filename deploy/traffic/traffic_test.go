@@ -27,11 +27,13 @@ func TestRenderStable(t *testing.T) {
 	// No map_hash_* directives: the stable stage (also a rollback) has no maps.
 	wantHTTP := `# Managed by belay deploy; rewritten at every stage change. App shop-app, stage stable.
 upstream belay_shop-app_stable {
+    zone belay_shop-app_stable 64k;
     server 10.213.0.11:3000;
     server 10.213.0.12:3000;
     keepalive 16;
 }
 upstream belay_shop-app_canary {
+    zone belay_shop-app_canary 64k;
     server 10.213.0.12:3001;
     keepalive 16;
 }
