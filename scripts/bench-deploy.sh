@@ -198,7 +198,7 @@ timed() { # FIGURE RUN LOG CMD... : wall time and peak RSS of CMD, failure stops
 	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log.time")
 	# belay's last line: "deploy shop v2: ok (previous v1) in 3.21s" — its own timer,
 	# which starts after connecting to every server and taking the lease.
-	own=$(sed -n 's/^[a-z]* [^ ]* [^ ]*: ok.* in \([0-9.]*[a-zµ]*\)$/\1/p' "$log" | tail -1)
+	own=$(sed -n 's/^[a-z]* [^ ]* [^ ]*: ok.* in \([0-9][0-9.a-zµ]*\)$/\1/p' "$log" | tail -1)
 	printf '%s\t%s\t%s\t%s\t%s\n' "$fig" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')" "$rss" "$own" >> "$RESULTS"
 	say "$fig run $run: $(tail -1 "$RESULTS" | cut -f3) s, peak RSS $((rss / 1024)) MiB"
 }
