@@ -12,6 +12,7 @@
 #   scripts/bench-deploy.sh [--stack bench/stack-replicas8.yaml] [--runs 3]
 #       [--size-mb 50] [--big-mb 1024] [--big-hosts N] [--small 2] [--app NAME]
 #       [--belay BIN] [--no-ansible] [--keep-lab] [--out FILE] [--logs DIR]
+#       [--settle SECONDS]
 #       [--inventory FILE --key FILE --known-hosts FILE]
 #
 # --stack brings the lab up with that stack first (`belay lab up --stack`); the
@@ -29,7 +30,7 @@ KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
 USE_LAB=1
 
-STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 BIG_HOSTS=0 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT="" LOGS=""
+STACK="" RUNS=3 SIZE_MB=50 BIG_MB=1024 BIG_HOSTS=0 SMALL=2 APP="" BELAY="" ANSIBLE=1 KEEP_LAB=0 OUT="" LOGS="" SETTLE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--stack) STACK=$2; shift 2 ;;
@@ -44,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
 	--logs) LOGS=$2; shift 2 ;;
+	--settle) SETTLE=$2; shift 2 ;;
 	--inventory) INV=$2; USE_LAB=0; shift 2 ;;
 	--key) KEY=$2; shift 2 ;;
 	--known-hosts) KNOWN_HOSTS=$2; shift 2 ;;
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
 	*) echo "bench-deploy: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
-for v in RUNS SIZE_MB BIG_MB BIG_HOSTS SMALL; do
+for v in RUNS SIZE_MB BIG_MB BIG_HOSTS SMALL SETTLE; do
 	case "${!v}" in '' | *[!0-9]*) echo "bench-deploy: --$(echo "$v" | tr 'A-Z_' 'a-z-') ${!v}: expected a whole number" >&2; exit 2 ;; esac
 done
 [ "$RUNS" -ge 1 ] || { echo "bench-deploy: --runs: at least 1" >&2; exit 2; }
@@ -124,6 +126,11 @@ if [ -n "$STACK" ]; then
 	lab_running || BROUGHT_UP=1
 	say "belay lab up --stack $STACK (lab was $([ "$BROUGHT_UP" = 1 ] && echo down || echo up))"
 	"$BELAY" lab up --stack "$STACK" >&2 || die "belay lab up --stack $STACK failed"
+	if [ "$SETTLE" -gt 0 ]; then
+		# Freshly booted machines still start their services (PostgreSQL, ...).
+		say "letting the lab settle for ${SETTLE}s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		sleep "$SETTLE"
+	fi
 fi
 if [ "$USE_LAB" = 1 ]; then
 	lab_running || die "the lab is not running: belay lab up (or pass --stack FILE)"
