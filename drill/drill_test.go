@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,26 +390,58 @@ func TestFailureReasons(t *testing.T) {
 	}
 }
 
-// The corrupt variant never damages the backup a standby is restoring from.
+// The corrupt variant never damages the backup a standby is restoring from:
+// it waits for the seeding to end, and gives up (nothing damaged) past the bound.
 func TestRestoreDrillWaitsForStandbyRestore(t *testing.T) {
 	f := &fakeRepo{backups: []string{"20260101-010000F"}, now: time.Now}
+	var polls atomic.Int32
 	r := &remotetest.Runner{Handle: func(c remotetest.Call) ([]byte, error) {
 		if c.Host == "db-standby" && strings.HasPrefix(c.Cmd, "systemctl show -p SubState") {
+			polls.Add(1)
 			return []byte("running\n"), nil
 		}
 		return f.handle(c)
 	}}
-	env := &Env{Inv: labInventory(t), Hosts: r, Faults: noFaults{}, Lab: true}
+	env := &Env{Inv: labInventory(t), Hosts: r, Faults: noFaults{}, Lab: true, SeedWait: 30 * time.Millisecond}
 	rep, err := Execute(context.Background(), env, Options{Kind: Restore, Variant: "corrupt", Repeat: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Summary.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "restoring from the repository right now") {
-		t.Fatalf("want a refusal, got %+v", rep.Runs)
+	if rep.Summary.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "still seeding from the repository") {
+		t.Fatalf("want a refusal after the bound, got %+v", rep.Runs)
+	}
+	if polls.Load() < 2 {
+		t.Errorf("asked the standby %d time(s), want it to wait and ask again", polls.Load())
 	}
 	for _, c := range r.Snapshot() {
 		if strings.HasPrefix(c.Cmd, "dd ") {
 			t.Error("corrupted a backup while the standby restores")
 		}
+	}
+}
+
+// A standby that finishes seeding while the drill waits lets the drill go on.
+func TestRestoreDrillProceedsAfterStandbySeeded(t *testing.T) {
+	f := &fakeRepo{backups: []string{"20260101-010000F"}, now: time.Now}
+	var polls atomic.Int32
+	r := &remotetest.Runner{Handle: func(c remotetest.Call) ([]byte, error) {
+		if c.Host == "db-standby" && strings.HasPrefix(c.Cmd, "systemctl show -p SubState") {
+			if polls.Add(1) == 1 {
+				return []byte("running\n"), nil
+			}
+			return []byte("exited\n"), nil
+		}
+		return f.handle(c)
+	}}
+	env := &Env{Inv: labInventory(t), Hosts: r, Faults: noFaults{}, Lab: true, SeedWait: time.Second}
+	if _, err := Execute(context.Background(), env, Options{Kind: Restore, Variant: "corrupt", Repeat: 1}); err != nil {
+		t.Fatal(err)
+	}
+	corrupted := false
+	for _, c := range r.Snapshot() {
+		corrupted = corrupted || strings.HasPrefix(c.Cmd, "dd ")
+	}
+	if polls.Load() != 2 || !corrupted {
+		t.Fatalf("polls=%d corrupted=%v: want the drill to wait once, then corrupt the backup", polls.Load(), corrupted)
 	}
 }

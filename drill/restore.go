@@ -207,13 +207,37 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		// The standby site restores from the latest backup: never corrupt it
 		// while the standby is being (re)seeded (seen in the lab: its restore
 		// failed on the corrupted file and gave up).
+		// On a new stack the standby waits (with backoff, up to 10 min between
+		// checks) for the first backup and then restores from it: wait that out,
+		// bounded, rather than refuse — the backup step above may be the first.
 		if sb := env.Inv.Database.Standby; sb != "" {
-			out, err := env.Hosts.RunRoot(ctx, sb, StandbyRestoreStateArgv()...)
-			if err != nil {
-				return fmt.Errorf("cannot tell whether %s is restoring from the repository: %w", sb, err)
+			wait, poll := env.SeedWait, 5*time.Second
+			if wait <= 0 {
+				wait = StandbySeedWait
 			}
-			if strings.TrimSpace(string(out)) == "running" {
-				return fmt.Errorf("%s is restoring from the repository right now (%s); run this drill once it has finished", sb, StandbyRestoreUnit)
+			if poll > wait {
+				poll = wait
+			}
+			deadline := time.Now().Add(wait)
+			for said := false; ; said = true {
+				out, err := env.Hosts.RunRoot(ctx, sb, StandbyRestoreStateArgv()...)
+				if err != nil {
+					return fmt.Errorf("cannot tell whether %s is restoring from the repository: %w", sb, err)
+				}
+				if strings.TrimSpace(string(out)) != "running" {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%s is still seeding from the repository after %s (%s); run this drill once it has finished", sb, wait, StandbyRestoreUnit)
+				}
+				if !said {
+					fmt.Fprintf(env.Progress, "drill restore/corrupt:   %s is seeding from the repository (%s); waiting for it first\n", sb, StandbyRestoreUnit)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(poll):
+				}
 			}
 		}
 		dir := path.Join(PgBackRestRepo, "backup", stanza, label, "pg_data")

@@ -76,6 +76,8 @@ type Env struct {
 	Switch SiteSwitch
 	// Settle is how long to let a healed group settle before the next run (default 3 s).
 	Settle time.Duration
+	// SeedWait bounds the corrupt drill's wait for a seeding standby (0: StandbySeedWait).
+	SeedWait time.Duration
 }
 
 // Options are a drill invocation's choices.

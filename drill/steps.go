@@ -86,7 +86,12 @@ const (
 // StandbyRestoreUnit (re)seeds the standby database from the repository (roles/standbydb.go).
 const StandbyRestoreUnit = "belay-standby-restore.service"
 
-// StandbyRestoreStateArgv prints "running" while the standby restores from the repository.
+// StandbySeedWait bounds how long the corrupt drill waits for the standby to
+// finish seeding (its restore checks for a backup at most every 10 min).
+const StandbySeedWait = 12 * time.Minute
+
+// StandbyRestoreStateArgv reads the standby restore unit's SubState: "running"
+// while it waits for a backup or restores (Type=exec), "exited" once restored.
 func StandbyRestoreStateArgv() []string {
 	return []string{"systemctl", "show", "-p", "SubState", "--value", StandbyRestoreUnit}
 }
@@ -163,7 +168,7 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 		if v == "corrupt" {
 			steps = append(steps,
 				Step{ID: "baseline", Title: "verify the fresh full backup first: it must pass, so a failure after the corruption is the corruption's", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
-				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle); refused while the standby database restores from the repository", Where: repo, Commands: []string{shellJoin(StandbyRestoreStateArgv()) + "   # on " + inv.Database.Standby + ", must not print running","find " + PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
+				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle); refused while the standby database restores from the repository", Where: repo, Commands: []string{shellJoin(StandbyRestoreStateArgv()) + "   # on " + inv.Database.Standby + ", must not print running", "find " + PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
 				Step{ID: "verify", Title: "run the restore verification: it must FAIL (corruption caught)", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
 				Step{ID: "heal", Title: "take a new full backup, expire the corrupted one, verify again: it must pass", Where: repo, Commands: []string{"systemctl start " + FullBackupUnit, shellJoin(PgBackRestArgv(inv.Backup.Stanza, "--set=<corrupted label>", "expire")), "systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
 			)
