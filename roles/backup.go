@@ -324,53 +324,24 @@ Host *
 // this stanza, refuses options that would point the remote at another
 // repository or config, and execs pgbackrest without a shell.
 func remoteWrapperScript(stanza string) string {
-	return `#!/bin/sh
-# Rendered by belay: forced command (authorized_keys command=) of pgBackRest clients.
-set -eu
-refuse() {
-    echo "belay-pgbackrest-remote: refused: $1" >&2
-    logger -t belay-pgbackrest-remote -p auth.warning "refused: $1 (client ${SSH_CLIENT%% *})" 2>/dev/null || true
-    exit 1
-}
-cmd=${SSH_ORIGINAL_COMMAND:-}
-[ -n "$cmd" ] || refuse "interactive login"
-case $cmd in
-*[!A-Za-z0-9\ =:,./_-]*) refuse "unexpected character in command" ;;
-esac
-set -f
-# shellcheck disable=SC2086 # word splitting is the point; globbing is off
-set -- $cmd
-case $1 in
-pgbackrest | */pgbackrest) shift ;;
-*) refuse "not pgbackrest" ;;
-esac
-repo=no
-last=
-positional=0
-for arg in "$@"; do
-    case $arg in
-    --remote-type=repo) repo=yes ;;
-    --remote-type=*) refuse "$arg" ;;
-    --stanza=` + stanza + `) ;;
-    --stanza=*) refuse "$arg" ;;
-    --repo1-path=` + PgBackRestRepo + `) ;;
-    # Options that would point the remote at another config or repository, or
-    # make it connect onward. pg options are passed on (and unused by a repo remote).
-    --config=* | --config-path=* | --config-include-path=* | --repo*-path=* | --repo*-host* | --repo=[!1]* | --repo=1?*)
-        refuse "option ${arg%%=*} may not be set by a client" ;;
-    -*) ;;
-    *) positional=$((positional + 1)) ;;
-    esac
-    last=$arg
-done
-[ "$repo" = yes ] || refuse "not a repository remote"
-[ "$positional" = 1 ] || refuse "expected exactly one command"
-case $last in
-*:remote) ;;
-*) refuse "not a remote command" ;;
-esac
-exec /usr/bin/pgbackrest "$@"
-`
+	return forcedRemote{
+		Comment:    "pgBackRest clients",
+		Tag:        "belay-pgbackrest-remote",
+		Var:        "repo",
+		RemoteType: "repo",
+		Allowed: []string{
+			"--stanza=" + stanza + ") ;;",
+			"--stanza=*) refuse \"$arg\" ;;",
+			"--repo1-path=" + PgBackRestRepo + ") ;;",
+		},
+		DeniedComment: []string{
+			"Options that would point the remote at another config or repository, or",
+			"make it connect onward. pg options are passed on (and unused by a repo remote).",
+		},
+		Denied: "--config=* | --config-path=* | --config-include-path=* | --repo*-path=* | --repo*-host* | --repo=[!1]* | --repo=1?*",
+		Who:    "a client",
+		Kind:   "repository",
+	}.script()
 }
 
 // backupScript runs one backup (full or diff). Before it, it stamps the canary:

@@ -444,55 +444,23 @@ const dbCanaryCommand = "psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres"
 // string of space-separated options ending in "<command>:remote"
 // (--remote-type=pg); the backup job's canary is one fixed psql invocation.
 func dbRemoteWrapperScript(stanza, pgdata string) string {
-	return `#!/bin/sh
-# Rendered by belay: forced command (authorized_keys command=) of the repository host's key.
-set -eu
-refuse() {
-    echo "belay-db-remote: refused: $1" >&2
-    logger -t belay-db-remote -p auth.warning "refused: $1 (client ${SSH_CLIENT%% *})" 2>/dev/null || true
-    exit 1
-}
-cmd=${SSH_ORIGINAL_COMMAND:-}
-[ -n "$cmd" ] || refuse "interactive login"
-if [ "$cmd" = "` + dbCanaryCommand + `" ]; then
-    exec /usr/bin/psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres
-fi
-case $cmd in
-*[!A-Za-z0-9\ =:,./_-]*) refuse "unexpected character in command" ;;
-esac
-set -f
-# shellcheck disable=SC2086 # word splitting is the point; globbing is off
-set -- $cmd
-case $1 in
-pgbackrest | */pgbackrest) shift ;;
-*) refuse "not pgbackrest" ;;
-esac
-pg=no
-last=
-positional=0
-for arg in "$@"; do
-    case $arg in
-    --remote-type=pg) pg=yes ;;
-    --remote-type=*) refuse "$arg" ;;
-    --stanza=` + stanza + `) ;;
-    --stanza=*) refuse "$arg" ;;
-    --pg[0-9]-path=` + pgdata + ` | --pg[0-9][0-9]-path=` + pgdata + `) ;;
-    # Options that would point the remote at another config, cluster or host.
-    --config=* | --config-path=* | --config-include-path=* | --pg*-path=* | --pg*-host* | --repo*-host* | --cmd-ssh=* | --lock-path=* | --spool-path=*)
-        refuse "option ${arg%%=*} may not be set by the repository host" ;;
-    -*) ;;
-    *) positional=$((positional + 1)) ;;
-    esac
-    last=$arg
-done
-[ "$pg" = yes ] || refuse "not a PostgreSQL remote"
-[ "$positional" = 1 ] || refuse "expected exactly one command"
-case $last in
-*:remote) ;;
-*) refuse "not a remote command" ;;
-esac
-exec /usr/bin/pgbackrest "$@"
-`
+	return forcedRemote{
+		Comment: "the repository host's key",
+		Tag:     "belay-db-remote",
+		Pre: "if [ \"$cmd\" = \"" + dbCanaryCommand + "\" ]; then\n" +
+			"    exec /usr/bin/psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres\nfi\n",
+		Var:        "pg",
+		RemoteType: "pg",
+		Allowed: []string{
+			"--stanza=" + stanza + ") ;;",
+			"--stanza=*) refuse \"$arg\" ;;",
+			"--pg[0-9]-path=" + pgdata + " | --pg[0-9][0-9]-path=" + pgdata + ") ;;",
+		},
+		DeniedComment: []string{"Options that would point the remote at another config, cluster or host."},
+		Denied:        "--config=* | --config-path=* | --config-include-path=* | --pg*-path=* | --pg*-host* | --repo*-host* | --cmd-ssh=* | --lock-path=* | --spool-path=*",
+		Who:           "the repository host",
+		Kind:          "PostgreSQL",
+	}.script()
 }
 
 // pgAutoFailoverUnit is `pg_autoctl show systemd`'s unit, plus belay's config
