@@ -683,12 +683,11 @@ func TestDBConfigWithPostgres(t *testing.T) {
 	}
 	pgdata := filepath.Join(dir, "pgdata")
 	sock := filepath.Join(dir, "sock")
-	port := 40000 + os.Getpid()%5000
 	block := writeTemp(t, dir, "hba-block", fileAt(t, c, hbaBlock).Content, 0o644)
 	// belay.conf minus archiving (no repository here), plus the test's socket and port.
-	conf := strings.NewReplacer("archive_mode = on", "archive_mode = off").Replace(fileAt(t, c, belayPGConf).Content) +
-		fmt.Sprintf("port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n", port, sock)
-	confPath := writeTemp(t, dir, "belay.conf", conf, 0o644)
+	baseConf := strings.NewReplacer("archive_mode = on", "archive_mode = off").Replace(fileAt(t, c, belayPGConf).Content) +
+		fmt.Sprintf("listen_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n", sock)
+	confPath := writeTemp(t, dir, "belay.conf", baseConf, 0o644)
 	setup := writeTemp(t, dir, "setup", strings.NewReplacer(
 		"pgdata="+PGDataPath(15)+"\n", "pgdata="+pgdata+"\n",
 		"cat "+hbaBlock, "cat "+block,
@@ -707,10 +706,15 @@ func TestDBConfigWithPostgres(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := as(nil, fmt.Sprintf("initdb -D %s -U postgres --auth=trust >/dev/null && %s config && pg_ctl -D %s -l %s/pg.log -w start >/dev/null", pgdata, setup, pgdata, dir)); err != nil {
-		log, _ := os.ReadFile(dir + "/pg.log")
-		t.Fatalf("initdb/config/start: %v\n%s\n%s", err, out, log)
+	if out, err := as(nil, fmt.Sprintf("initdb -D %s -U postgres --auth=trust >/dev/null && %s config", pgdata, setup)); err != nil {
+		t.Fatalf("initdb/config: %v\n%s", err, out)
 	}
+	port := startPostgresOnFreePort(t, dir+"/pg.log", func(port int) (string, error) {
+		if err := os.WriteFile(confPath, []byte(baseConf+fmt.Sprintf("port = %d\n", port)), 0o644); err != nil {
+			return "", err
+		}
+		return as(nil, fmt.Sprintf("pg_ctl -D %s -l %s/pg.log -w start >/dev/null", pgdata, dir))
+	})
 	t.Cleanup(func() { _, _ = as(nil, "pg_ctl -D "+pgdata+" -m immediate -w stop") })
 
 	local := fmt.Sprintf("psql -X -q -t -A -v ON_ERROR_STOP=1 -h %s -p %d -d postgres", sock, port)

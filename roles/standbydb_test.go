@@ -279,12 +279,17 @@ func TestStandbyConfWithPostgres(t *testing.T) {
 	}
 	pgdata := filepath.Join(dir, "pgdata")
 	sock := filepath.Join(dir, "sock")
-	port := 35000 + os.Getpid()%5000
 	hba := writeTemp(t, dir, "pg_hba.conf", fileAt(t, c, standbyHBA).Content, 0o644)
 	listen := writeTemp(t, dir, "listen.conf", "listen_addresses = '127.0.0.1'\n", 0o644)
-	conf := strings.NewReplacer(standbyHBA, hba, listenConf, listen, "archive_mode = on", "archive_mode = off", "port = 5432", fmt.Sprintf("port = %d", port)).Replace(fileAt(t, c, belayPGConf).Content) +
-		fmt.Sprintf("unix_socket_directories = '%s'\n", sock)
-	confPath := writeTemp(t, dir, "belay.conf", conf, 0o644)
+	rendered := fileAt(t, c, belayPGConf).Content
+	if !strings.Contains(rendered, "port = 5432") {
+		t.Fatal("the standby fragment no longer sets port = 5432 as this test expects")
+	}
+	conf := func(port int) string {
+		return strings.NewReplacer(standbyHBA, hba, listenConf, listen, "archive_mode = on", "archive_mode = off", "port = 5432", fmt.Sprintf("port = %d", port)).Replace(rendered) +
+			fmt.Sprintf("unix_socket_directories = '%s'\n", sock)
+	}
+	confPath := writeTemp(t, dir, "belay.conf", conf(5432), 0o644)
 	if err := os.MkdirAll(sock, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +302,15 @@ func TestStandbyConfWithPostgres(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := as(fmt.Sprintf("initdb -D %[1]s -U postgres >/dev/null && openssl req -new -x509 -days 1 -nodes -subj /CN=db-standby -keyout %[1]s/server.key -out %[1]s/server.crt 2>/dev/null && echo \"ssl = on\" >> %[1]s/postgresql.conf && echo \"include_if_exists = '%[2]s'\" >> %[1]s/postgresql.conf && pg_ctl -D %[1]s -l %[3]s/pg.log -w start >/dev/null", pgdata, confPath, dir)); err != nil {
-		log, _ := os.ReadFile(dir + "/pg.log")
-		t.Fatalf("start with the standby fragment: %v\n%s\n%s", err, out, log)
+	if out, err := as(fmt.Sprintf("initdb -D %[1]s -U postgres >/dev/null && openssl req -new -x509 -days 1 -nodes -subj /CN=db-standby -keyout %[1]s/server.key -out %[1]s/server.crt 2>/dev/null && echo \"ssl = on\" >> %[1]s/postgresql.conf && echo \"include_if_exists = '%[2]s'\" >> %[1]s/postgresql.conf", pgdata, confPath)); err != nil {
+		t.Fatalf("initdb with the standby fragment: %v\n%s", err, out)
 	}
+	port := startPostgresOnFreePort(t, dir+"/pg.log", func(port int) (string, error) {
+		if err := os.WriteFile(confPath, []byte(conf(port)), 0o644); err != nil {
+			return "", err
+		}
+		return as(fmt.Sprintf("pg_ctl -D %s -l %s/pg.log -w start >/dev/null", pgdata, dir))
+	})
 	t.Cleanup(func() { _, _ = as("pg_ctl -D " + pgdata + " -m immediate -w stop") })
 	q := fmt.Sprintf("psql -X -q -t -A -v ON_ERROR_STOP=1 -h %s -p %d -d postgres -c", sock, port)
 	out, err := as(q + ` "SELECT current_setting('listen_addresses') || ' ' || current_setting('hba_file') || ' ' || current_setting('hot_standby') || ' ' || (SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL)"`)
