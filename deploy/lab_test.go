@@ -107,7 +107,7 @@ func belay(t *testing.T, args ...string) result {
 // deployDirect is the fast path to a known state: straight to 100 %, no analysis.
 func deployDirect(t *testing.T, id, art string, extra ...string) result {
 	t.Helper()
-	return belay(t, append([]string{"deploy", "--app", app.Name, "--artifact", art, "--release", id, "--steps", "none", "--pause", "0", "--health-tries", "10"}, extra...)...)
+	return belay(t, append([]string{"deploy", "--app", app.Name, "--artifact", art, "--release", id, "--steps", "none", "--pause", "0", "--health-timeout", "10s"}, extra...)...)
 }
 
 func status(t *testing.T) []deploy.HostState {
@@ -271,7 +271,7 @@ func TestLabFailureRollsBackEveryHost(t *testing.T) {
 			prev := baseline(t)
 			before := len(auditLog(t))
 			id := newID("bad")
-			r := deployDirect(t, id, artifact(t, id, "-X main.health="+tc.health), "--health-tries", "3")
+			r := deployDirect(t, id, artifact(t, id, "-X main.health="+tc.health), "--health-timeout", "3s")
 			if r.err == nil {
 				t.Fatal("a release failing its health check deployed")
 			}

@@ -114,9 +114,11 @@ type Strategy struct {
 	KeepReleases int
 	// Protect are releases cleanup never deletes (previous, known-good).
 	Protect []string
-	// HealthTries and HealthInterval bound the health check (default 30 x 1 s).
-	HealthTries    int
-	HealthInterval time.Duration
+	// HealthTimeout bounds the health check (default 30 s). It polls from 50 ms
+	// apart, doubling up to HealthMaxInterval (default 1 s): an app that listens
+	// 80 ms after its restart is seen at once, not a whole interval later.
+	HealthTimeout     time.Duration
+	HealthMaxInterval time.Duration
 }
 
 // Input is everything a plan depends on.
@@ -205,11 +207,17 @@ func normalize(s Strategy) (Strategy, error) {
 	if s.KeepReleases < 2 {
 		return s, fmt.Errorf("keep releases: %d, at least 2 (the running one and one to roll back to)", s.KeepReleases)
 	}
-	if s.HealthTries == 0 {
-		s.HealthTries = 30
+	if s.HealthTimeout == 0 {
+		s.HealthTimeout = 30 * time.Second
 	}
-	if s.HealthInterval == 0 {
-		s.HealthInterval = time.Second
+	if s.HealthTimeout < 0 {
+		return s, fmt.Errorf("health timeout: %s, expected > 0", s.HealthTimeout)
+	}
+	if s.HealthMaxInterval == 0 {
+		s.HealthMaxInterval = time.Second
+	}
+	if s.HealthMaxInterval < firstHealthPoll {
+		return s, fmt.Errorf("health max interval: %s, expected at least %s", s.HealthMaxInterval, firstHealthPoll)
 	}
 	if s.Pause < 0 {
 		return s, fmt.Errorf("pause: %s, expected >= 0", s.Pause)
@@ -425,27 +433,38 @@ func linkCommand(target, link string) string {
 	return "ln -sfn " + target + " " + link + ".tmp && mv -T " + link + ".tmp " + link
 }
 
+// firstHealthPoll is the pause after the first failed health probe; it doubles
+// up to Strategy.HealthMaxInterval.
+const firstHealthPoll = 50 * time.Millisecond
+
+// healthTimeout is the step's budget: the poll deadline plus one last curl
+// (-m 3) and the status report.
 func (b *builder) healthTimeout() Duration {
-	return Duration(time.Duration(b.st.HealthTries)*(b.st.HealthInterval+3*time.Second) + 30*time.Second)
+	return Duration(b.st.HealthTimeout + 30*time.Second)
 }
 
-// healthCommand polls the instance on 127.0.0.1 until it answers 2xx/3xx; on
-// failure it prints the last answer and the unit's status for the operator.
+// healthCommand polls the instance on 127.0.0.1 until it answers 2xx/3xx or
+// the deadline passes; on failure it prints the last answer and the unit's
+// status for the operator. The first pauses are short (50 ms, doubling) because
+// the app usually listens within a few hundred milliseconds of its start, and
+// every step waits for its slowest host.
 func (b *builder) healthCommand(port int, unit string) string {
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + b.app.HealthPath
-	iv := strconv.FormatFloat(b.st.HealthInterval.Seconds(), 'f', -1, 64)
+	budget := strconv.FormatInt(b.st.HealthTimeout.Milliseconds(), 10)
 	return strings.Join([]string{
-		"i=0",
+		"deadline=$(( $(date +%s%3N) + " + budget + " ))",
+		"i=0 pause=" + strconv.FormatInt(firstHealthPoll.Milliseconds(), 10),
 		"while :; do",
 		"  i=$((i+1))",
 		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote(url) + " 2>&1) || true",
 		"  case \"$code\" in 2??|3??) exit 0;; esac",
-		"  if [ $i -ge " + strconv.Itoa(b.st.HealthTries) + " ]; then",
-		"    echo \"health check " + url + " failed " + strconv.Itoa(b.st.HealthTries) + " times; last answer: $code\" >&2",
+		"  if [ \"$(date +%s%3N)\" -ge \"$deadline\" ]; then",
+		"    echo \"health check " + url + " failed for " + b.st.HealthTimeout.String() + " ($i tries); last answer: $code\" >&2",
 		"    systemctl status --no-pager --lines=15 " + unit + " >&2 || true",
 		"    exit 1",
 		"  fi",
-		"  sleep " + iv,
+		"  sleep $((pause/1000)).$(printf %03d $((pause%1000)))",
+		"  pause=$((pause*2)); [ $pause -le " + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10) + " ] || pause=" + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10),
 		"done",
 	}, "\n")
 }

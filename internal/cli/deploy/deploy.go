@@ -40,7 +40,7 @@ type DeployOptions struct {
 	MaxWait          time.Duration
 	Thresholds       analysis.Thresholds
 	Keep             int
-	HealthTries      int
+	HealthTimeout    time.Duration
 
 	StopAfter   string
 	DryRun      bool
@@ -101,7 +101,7 @@ host); --wait queues behind a running one.`,
 	fl.Float64Var(&o.Thresholds.MaxSlowDelta, "max-slow-delta", 0, "max canary slow-request share above stable, in points (default 5.0)")
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
 	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
-	fl.IntVar(&o.HealthTries, "health-tries", 30, "health check attempts (1 s apart) before the new release counts as failed")
+	fl.DurationVar(&o.HealthTimeout, "health-timeout", 30*time.Second, "how long a new instance may take to pass its health check (polled 50 ms apart, backing off to 1 s)")
 	fl.StringVar(&o.StopAfter, "stop-after", "", `stop after this stage ("whitelist" or a step such as "10%") with the canary serving it; deploy the same release again to continue`)
 	fl.BoolVar(&o.DryRun, "dry-run", false, "verify the artifact and print the plan; touch no host")
 	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
@@ -114,7 +114,7 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 		Rules:  traffic.Rules{Shops: o.WhitelistShops, Clients: o.WhitelistIPs},
 		Keys:   traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
 		Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
-		KeepReleases: o.Keep, HealthTries: o.HealthTries, StopAfter: o.StopAfter,
+		KeepReleases: o.Keep, HealthTimeout: o.HealthTimeout, StopAfter: o.StopAfter,
 	}
 	if st.StopAfter != "" && st.StopAfter != "whitelist" && !strings.HasSuffix(st.StopAfter, "%") {
 		st.StopAfter += "%"
@@ -135,8 +135,8 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 	if o.Keep < 2 {
 		return st, fmt.Errorf("--keep %d: at least 2 (the running release and one to roll back to)", o.Keep)
 	}
-	if o.HealthTries < 1 {
-		return st, fmt.Errorf("--health-tries %d: at least 1", o.HealthTries)
+	if o.HealthTimeout < 100*time.Millisecond {
+		return st, fmt.Errorf("--health-timeout %s: at least 100ms", o.HealthTimeout)
 	}
 	return st, nil
 }

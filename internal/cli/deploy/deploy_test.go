@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/journal"
@@ -52,7 +53,7 @@ func writeArtifact(t *testing.T) string {
 
 func deployOpts(h *harness, art string) *DeployOptions {
 	return &DeployOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Artifact: art, Release: "v42",
-		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTries: 30}
+		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second}
 }
 
 func TestDryRunTouchesNoHost(t *testing.T) {
