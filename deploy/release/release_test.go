@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -150,6 +152,52 @@ func runRemote(t *testing.T, script string, stdin []byte) (string, error) {
 	cmd.Stdin = bytes.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// TestReceiveHashes checks the arrival checksum with either hasher: openssl
+// where the host has it, coreutils' sha256sum where it does not.
+func TestReceiveHashes(t *testing.T) {
+	data := []byte("artifact bytes\n")
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	noOpenSSL := t.TempDir() // a PATH with the script's tools but no openssl
+	for _, tool := range []string{"sh", "cat", "mkdir", "mv", "rm", "cut", "sha256sum"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+		if err := os.Symlink(p, filepath.Join(noOpenSSL, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := map[string]string{"with openssl": os.Getenv("PATH"), "sha256sum only": noOpenSSL}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		delete(paths, "with openssl")
+	}
+	for name, path := range paths {
+		t.Run(name, func(t *testing.T) {
+			l := release.Layout{App: "shop", Base: t.TempDir()}
+			run := func(sha string) (string, error) {
+				cmd := exec.Command(filepath.Join(noOpenSSL, "sh"), "-c", l.ReceiveCommand("v1", sha))
+				cmd.Env = []string{"PATH=" + path}
+				cmd.Stdin = bytes.NewReader(data)
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			if out, err := run(strings.Repeat("0", 64)); err == nil || !strings.Contains(out, "checksum mismatch on arrival: sha256 "+want) {
+				t.Errorf("wrong checksum: %v %s", err, out)
+			}
+			if _, err := os.Stat(l.Incoming("v1") + ".part"); err == nil {
+				t.Error("a mismatching upload was left behind")
+			}
+			if out, err := run(want); err != nil {
+				t.Fatalf("right checksum refused: %v %s", err, out)
+			}
+			if got, err := os.ReadFile(l.Incoming("v1")); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("incoming file: %q %v", got, err)
+			}
+		})
+	}
 }
 
 func TestReceiveAndUnpackWithRealTar(t *testing.T) {

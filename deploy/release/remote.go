@@ -49,6 +49,11 @@ func (l Layout) Unpacked(id, sha string) string {
 
 // ReceiveCommand reads the artifact from stdin into the incoming file and checks
 // its sha256 on the host; a mismatch removes it and fails.
+//
+// The hash is openssl's when the host has it: Debian's coreutils sha256sum is
+// gnulib's portable C (no SHA extensions, ~250 MB/s), OpenSSL uses the CPU's
+// SHA instructions (several times faster), and on 8 servers hashing 50 MiB each
+// was a third of the upload step's CPU. sha256sum is the fallback.
 func (l Layout) ReceiveCommand(id, sha string) string {
 	inc := l.Incoming(id)
 	return strings.Join([]string{
@@ -56,7 +61,8 @@ func (l Layout) ReceiveCommand(id, sha string) string {
 		"umask 077",
 		"mkdir -p " + l.State() + "/incoming",
 		"cat > " + inc + ".part",
-		"got=$(sha256sum " + inc + ".part | cut -d' ' -f1)",
+		"if command -v openssl >/dev/null 2>&1; then got=$(openssl dgst -sha256 -r " + inc + ".part | cut -d' ' -f1)",
+		"else got=$(sha256sum " + inc + ".part | cut -d' ' -f1); fi",
 		"if [ \"$got\" != " + sha + " ]; then rm -f " + inc + ".part; echo \"artifact checksum mismatch on arrival: sha256 $got, expected " + sha + "\" >&2; exit 65; fi",
 		"mv -f " + inc + ".part " + inc,
 	}, "\n")
