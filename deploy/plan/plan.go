@@ -63,6 +63,10 @@ type Step struct {
 	// Switches marks the step that points `current` at the target release: once it
 	// ran on a host, undoing it needs a swap, not just a traffic change.
 	Switches bool `json:"switches,omitempty"`
+	// Pipeline groups consecutive steps that each host runs back to back without
+	// waiting for the other hosts (none of them changes what another host's
+	// nginx sends traffic to); all hosts finish the group before the next step.
+	Pipeline string `json:"pipeline,omitempty"`
 }
 
 // AnalyzeSpec is a canary judgement: wait Pause, then compare canary and stable
@@ -195,7 +199,7 @@ func Abort(inv *inventory.Inventory, appName, base string) (*Plan, error) {
 	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0%"); err != nil {
 		return nil, err
 	}
-	b.stopCanary(p)
+	b.stopCanary(p, "")
 	number(p)
 	return p, nil
 }
@@ -319,21 +323,21 @@ func (b *builder) step(p *Plan, s Step) {
 func (b *builder) build(p *Plan) error {
 	id, l := b.in.Release, b.l
 	if a := b.in.Artifact; a != nil {
-		b.step(p, Step{ID: "upload", Stage: Upload, Hosts: b.withStandby(), Title: fmt.Sprintf("upload %s (%s, %s, sha256 %s)", id, a.Kind, size(a.Size), a.SHA256[:12]),
+		b.step(p, Step{ID: "upload", Stage: Upload, Hosts: b.withStandby(), Pipeline: "prepare", Title: fmt.Sprintf("upload %s (%s, %s, sha256 %s)", id, a.Kind, size(a.Size), a.SHA256[:12]),
 			Command: l.ReceiveCommand(id, a.SHA256), Skip: l.Unpacked(id, a.SHA256), Stdin: "artifact", Timeout: Duration(15 * time.Minute)})
-		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id, Hosts: b.withStandby(),
+		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id, Hosts: b.withStandby(), Pipeline: "prepare",
 			Command: l.UnpackCommand(id, a), Skip: l.Unpacked(id, a.SHA256), Timeout: Duration(5 * time.Minute)})
 	} else {
-		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk", Hosts: b.withStandby(),
+		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk", Hosts: b.withStandby(), Pipeline: "prepare",
 			Command: "test -x " + l.Release(id) + "/start || { echo 'release " + id + " is not on this host (" + l.Release(id) + "/start missing); deploy it with --artifact' >&2; exit 1; }",
 			Timeout: Duration(30 * time.Second)})
 	}
-	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id,
+	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id, Pipeline: "prepare",
 		// Already running this release (resuming a paused rollout): leave it serving.
 		Skip:    "test \"$(readlink " + l.Canary() + ")\" = " + l.Releases() + "/" + id + " && systemctl is-active --quiet " + canaryUnit(b.in.App),
 		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + restart(canaryUnit(b.in.App)),
 		Timeout: Duration(2 * time.Minute)})
-	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath),
+	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath), Pipeline: "prepare",
 		Command: b.healthCommand(b.app.Port+1, canaryUnit(b.in.App)), Timeout: b.healthTimeout()})
 	if !b.st.Rules.Empty() {
 		if err := b.route(p, "whitelist", traffic.Stage{Kind: traffic.Whitelist, Rules: b.st.Rules}, "whitelist"); err != nil {
@@ -363,26 +367,26 @@ func (b *builder) build(p *Plan) error {
 	if err := b.route(p, "full", traffic.Stage{Kind: traffic.Full}, "100%"); err != nil {
 		return err
 	}
-	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true,
+	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true, Pipeline: "promote",
 		Command: linkCommand(l.Releases()+"/"+id, l.Current()), Timeout: Duration(30 * time.Second)})
-	b.step(p, Step{ID: "restart-stable", Stage: Promote, Title: "restart stable on " + id,
+	b.step(p, Step{ID: "restart-stable", Stage: Promote, Title: "restart stable on " + id, Pipeline: "promote",
 		Command: restart(appUnit(b.in.App)), Timeout: Duration(3 * time.Minute)})
-	b.step(p, Step{ID: "stable-health", Stage: Health, Title: fmt.Sprintf("health stable %s :%d%s", id, b.app.Port, b.app.HealthPath),
+	b.step(p, Step{ID: "stable-health", Stage: Health, Title: fmt.Sprintf("health stable %s :%d%s", id, b.app.Port, b.app.HealthPath), Pipeline: "promote",
 		Command: b.healthCommand(b.app.Port, appUnit(b.in.App)), Timeout: b.healthTimeout()})
 	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0% (stable = "+id+")"); err != nil {
 		return err
 	}
-	b.stopCanary(p)
+	b.stopCanary(p, "finish")
 	if b.standby != "" {
 		// The standby site follows: its `current` moves too, and only a standby
 		// that serves (after a site switch) is restarted and health-checked.
-		b.step(p, Step{ID: "standby-current", Stage: Promote, Title: "standby current -> " + id, Hosts: []string{b.standby},
+		b.step(p, Step{ID: "standby-current", Stage: Promote, Title: "standby current -> " + id, Hosts: []string{b.standby}, Pipeline: "finish",
 			Command: linkCommand(l.Releases()+"/"+id, l.Current()) + "\nif systemctl is-active --quiet " + appUnit(b.in.App) + "; then\n" +
 				restart(appUnit(b.in.App)) + "\n" + b.healthCommand(b.app.Port, appUnit(b.in.App)) + "\nfi",
 			Timeout: Duration(3*time.Minute) + b.healthTimeout()})
 	}
 	if b.in.Artifact != nil {
-		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases), Hosts: b.withStandby(),
+		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases), Hosts: b.withStandby(), Pipeline: "finish",
 			Command: b.cleanupCommand(), Timeout: Duration(2 * time.Minute)})
 	}
 	number(p)
@@ -532,8 +536,8 @@ func (b *builder) analyze(p *Plan, stage string) {
 		}})
 }
 
-func (b *builder) stopCanary(p *Plan) {
-	b.step(p, Step{ID: "stop-canary", Stage: Stop, Title: "stop canary",
+func (b *builder) stopCanary(p *Plan, pipeline string) {
+	b.step(p, Step{ID: "stop-canary", Stage: Stop, Title: "stop canary", Pipeline: pipeline,
 		Command: systemctl("stop", canaryUnit(b.in.App)) + "\nrm -f " + b.l.Canary(), Timeout: Duration(3 * time.Minute)})
 }
 

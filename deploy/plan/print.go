@@ -26,6 +26,9 @@ func Print(w io.Writer, p *Plan) {
 			fmt.Fprintf(w, "  canary traffic after: %s", s.Traffic)
 		}
 		fmt.Fprintln(w)
+		if s.Pipeline != "" {
+			fmt.Fprintf(w, "    pipeline %s: each host goes on to its next %s step without waiting for the others\n", s.Pipeline, s.Pipeline)
+		}
 		if s.Stdin != "" {
 			fmt.Fprintf(w, "    stdin: %s\n", s.Stdin)
 		}

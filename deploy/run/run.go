@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
@@ -134,21 +136,36 @@ func (r *Runner) Note(format string, a ...any) {
 
 // Exec runs every step of p. recs holds each host's journal record for this
 // run (Kind, Target, Previous, ...); Exec keeps Step/InProgress current on the
-// hosts. done lists steps already completed (skipped).
+// hosts. Steps already done on a host (their Skip test passes) are skipped.
+//
+// A step normally ends on all its hosts before the next begins. Consecutive
+// steps of one Pipeline are the exception: each host goes through them back to
+// back, so a host that finished its upload unpacks while a slower one is still
+// receiving, and the pipeline costs its slowest host's sum, not the sum of each
+// step's slowest host. Every host finishes the pipeline before the next step.
 func (r *Runner) Exec(ctx context.Context, p *plan.Plan, recs map[string]journal.Record) error {
-	for _, s := range p.Steps {
+	for i := 0; i < len(p.Steps); {
+		s := p.Steps[i]
 		if err := ctx.Err(); err != nil {
 			return &StepError{Step: s, ByHost: map[string]error{"deployer": err}}
 		}
+		j := i + 1
+		for s.Pipeline != "" && s.Analyze == nil && j < len(p.Steps) && p.Steps[j].Pipeline == s.Pipeline && p.Steps[j].Analyze == nil {
+			j++
+		}
 		var err error
-		if s.Analyze != nil {
+		switch {
+		case s.Analyze != nil:
 			err = r.analyze(ctx, s)
-		} else {
+		case j-i > 1:
+			err = r.pipeline(ctx, p.Steps[i:j], recs)
+		default:
 			err = r.remote(ctx, s, recs)
 		}
 		if err != nil {
 			return err
 		}
+		i = j
 	}
 	return nil
 }
@@ -156,28 +173,83 @@ func (r *Runner) Exec(ctx context.Context, p *plan.Plan, recs map[string]journal
 // remote runs one step on its hosts in parallel.
 func (r *Runner) remote(ctx context.Context, s plan.Step, recs map[string]journal.Record) error {
 	errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
-		start := time.Now()
-		err := r.remoteOn(ctx, s, host, recs)
-		switch {
-		case errors.Is(err, errSkipped):
-			r.progress(host, s.Title, "already done", time.Since(start))
-			return nil
-		case err != nil:
-			r.progress(host, s.Title, "FAILED", time.Since(start))
-			return err
-		}
-		r.progress(host, s.Title, "ok", time.Since(start))
-		return nil
+		return r.stepOn(ctx, s, host, recs)
 	})
-	failed := map[string]error{}
-	for h, err := range errs {
-		if err != nil {
-			failed[h] = err
-		}
-	}
-	if len(failed) > 0 {
+	if failed := only(errs); len(failed) > 0 {
 		return &StepError{Step: s, ByHost: failed}
 	}
+	return nil
+}
+
+// pipeline runs steps back to back on each host, hosts in parallel. After a
+// failure no host starts another step (the ones under way finish), and the
+// error names the earliest failed step; hosts that failed at a later one say which.
+func (r *Runner) pipeline(ctx context.Context, steps []plan.Step, recs map[string]journal.Record) error {
+	var hosts []string
+	seen := map[string]bool{}
+	for _, s := range steps {
+		for _, h := range s.Hosts {
+			if !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	var stop atomic.Bool
+	var mu sync.Mutex
+	failedAt := map[string]int{}
+	errs := sshx.Parallel(ctx, hosts, r.Parallel, func(ctx context.Context, host string) error {
+		for k, s := range steps {
+			if !slices.Contains(s.Hosts, host) {
+				continue
+			}
+			if stop.Load() {
+				return nil
+			}
+			if err := r.stepOn(ctx, s, host, recs); err != nil {
+				stop.Store(true)
+				mu.Lock()
+				failedAt[host] = k
+				mu.Unlock()
+				return err
+			}
+		}
+		return nil
+	})
+	failed := only(errs)
+	if len(failed) == 0 {
+		return nil
+	}
+	first := len(steps)
+	for h := range failed {
+		if k, ok := failedAt[h]; ok && k < first {
+			first = k
+		}
+	}
+	if first == len(steps) { // failed before any step ran (connect, context)
+		first = 0
+	}
+	for h, err := range failed {
+		if k, ok := failedAt[h]; ok && k != first {
+			failed[h] = fmt.Errorf("at step %s (%s): %w", steps[k].ID, steps[k].Title, err)
+		}
+	}
+	return &StepError{Step: steps[first], ByHost: failed}
+}
+
+// stepOn runs s on one host and prints its progress line.
+func (r *Runner) stepOn(ctx context.Context, s plan.Step, host string, recs map[string]journal.Record) error {
+	start := time.Now()
+	err := r.remoteOn(ctx, s, host, recs)
+	switch {
+	case errors.Is(err, errSkipped):
+		r.progress(host, s.Title, "already done", time.Since(start))
+		return nil
+	case err != nil:
+		r.progress(host, s.Title, "FAILED", time.Since(start))
+		return err
+	}
+	r.progress(host, s.Title, "ok", time.Since(start))
 	return nil
 }
 

@@ -240,3 +240,63 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestPipelineHostsDoNotWait: within a pipeline a host goes on to its next step
+// while another is still busy — here shop-2's first step can only finish after
+// shop-1's second step ran, which a per-step barrier would never allow — and
+// the step after the pipeline starts only when every host finished it.
+func TestPipelineHostsDoNotWait(t *testing.T) {
+	th := newHosts(t, "shop-1", "shop-2")
+	shared := t.TempDir()
+	r := &run.Runner{Pool: th.pool, Layout: layout}
+	both := []string{"shop-1", "shop-2"}
+	me := "$(basename $BELAY_ROOT)"
+	p := &plan.Plan{Steps: []plan.Step{
+		{ID: "01-a", Title: "a", Hosts: both, Pipeline: "prepare", Timeout: plan.Duration(20 * time.Second),
+			Command: "case $BELAY_ROOT in */shop-2) until [ -e " + shared + "/b-shop-1 ]; do sleep 0.05; done;; esac"},
+		{ID: "02-b", Title: "b", Hosts: both, Pipeline: "prepare", Timeout: plan.Duration(time.Minute),
+			Command: "touch " + shared + "/b-" + me},
+		{ID: "03-c", Title: "c", Hosts: both, Timeout: plan.Duration(time.Minute),
+			Command: "test -e " + shared + "/b-shop-1 && test -e " + shared + "/b-shop-2 || { echo 'c ran before every host finished the pipeline' >&2; exit 1; }"},
+	}}
+	if err := r.Exec(context.Background(), p, recs(both...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range both {
+		if j := readJournal(t, th.roots[h]); j.Step != "03-c" || j.InProgress != "" {
+			t.Errorf("%s journal %+v, want 03-c done", h, j)
+		}
+	}
+}
+
+// TestPipelineStopsAfterFailure: once a host fails inside a pipeline, no host
+// starts another step of it, and the error names the failed step and host.
+func TestPipelineStopsAfterFailure(t *testing.T) {
+	th := newHosts(t, "shop-1", "shop-2")
+	shared := t.TempDir()
+	r := &run.Runner{Pool: th.pool, Layout: layout}
+	both := []string{"shop-1", "shop-2"}
+	trace := "mkdir -p $BELAY_ROOT/shop && echo $0 >> $BELAY_ROOT/shop/trace"
+	p := &plan.Plan{Steps: []plan.Step{
+		{ID: "01-a", Title: "a", Hosts: both, Pipeline: "prepare", Timeout: plan.Duration(time.Minute),
+			// shop-1 fails at once; shop-2 finishes its step a second after that.
+			Command: "sh -c '" + trace + "' a; case $BELAY_ROOT in */shop-1) touch " + shared + "/failed; echo 'no space left' >&2; exit 3;; esac\n" +
+				"until [ -e " + shared + "/failed ]; do sleep 0.05; done; sleep 1"},
+		{ID: "02-b", Title: "b", Hosts: both, Pipeline: "prepare", Timeout: plan.Duration(time.Minute),
+			Command: "sh -c '" + trace + "' b"},
+	}}
+	err := r.Exec(context.Background(), p, recs(both...))
+	var se *run.StepError
+	if !errors.As(err, &se) || se.Step.ID != "01-a" || len(se.ByHost) != 1 || se.ByHost["shop-1"] == nil {
+		t.Fatalf("want step 01-a failing on shop-1 only, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("error lacks the remote stderr: %v", err)
+	}
+	for _, h := range both {
+		got, _ := os.ReadFile(filepath.Join(th.roots[h], "shop", "trace"))
+		if string(got) != "a\n" {
+			t.Errorf("%s ran %q, want only step a (no step starts after a failure)", h, got)
+		}
+	}
+}
