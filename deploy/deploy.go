@@ -100,6 +100,10 @@ type Outcome struct {
 	Recovery    string   `json:"recovery,omitempty"`
 	Hosts       []string `json:"hosts"`
 	Duration    string   `json:"duration"`
+	// Rollback is how long the automatic rollback took, from the failure (a
+	// canary verdict, a failed health check, a host lost) until every host was
+	// back on the previous release with its journal written.
+	Rollback string `json:"rollback,omitempty"`
 }
 
 // Layout is the app's directory layout on the hosts.
@@ -186,7 +190,9 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		}
 		out.Error = err.Error()
 		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
+		rbStart := time.Now()
 		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error())
+		out.Rollback = time.Since(rbStart).Round(time.Millisecond).String()
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if rbErr != nil {
 			out.Result = "rollback-failed"
@@ -194,6 +200,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 			return out, fmt.Errorf("%w; ROLLBACK FAILED: %v (run `belay rollback --app %s` to converge)", err, rbErr, d.App)
 		}
 		out.Result = "rolled-back"
+		d.Runner.Note("every host is back on %s (rollback took %s)", orNone(prev), out.Rollback)
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "rolled-back", Detail: trim(err.Error())})
 		return out, fmt.Errorf("%w; every host was rolled back to %s", err, orNone(prev))
 	})

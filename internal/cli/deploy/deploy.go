@@ -242,6 +242,9 @@ func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) er
 			if out.Duration != "" {
 				fmt.Fprintf(d.IO.Out, " in %s", out.Duration)
 			}
+			if out.Rollback != "" {
+				fmt.Fprintf(d.IO.Out, " (the rollback of every host took %s)", out.Rollback)
+			}
 			fmt.Fprintln(d.IO.Out)
 			if out.Recovery != "" {
 				fmt.Fprintf(d.IO.Out, "recovered an unfinished rollout first: %s\n", out.Recovery)
@@ -292,6 +295,9 @@ func writeSummary(w io.Writer, out *deploy.Outcome) {
 		fmt.Fprintf(w, "| previous | %s |\n", out.Previous)
 	}
 	fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
+	if out.Rollback != "" {
+		fmt.Fprintf(w, "| rollback took | %s |\n", out.Rollback)
+	}
 	if out.Recovery != "" {
 		fmt.Fprintf(w, "| recovery | %s |\n", out.Recovery)
 	}

@@ -135,13 +135,16 @@ func TestGitHubActionsAnnotationAndSummary(t *testing.T) {
 		t.Errorf("annotation %q, want %q", h.out.String(), want)
 	}
 	out := &deploy.Outcome{App: "shop", Action: "deploy", Release: "v42", Previous: "v41", Result: "rolled-back", Hosts: []string{"shop-1", "shop-2"},
-		DeployID: "d1", Duration: "12s", Error: "step 04-canary-health failed"}
+		DeployID: "d1", Duration: "12s", Rollback: "640ms", Error: "step 04-canary-health failed"}
 	h.out.Reset()
 	if err := report(h.deps(), false, "deploy", out, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(summaryPath)
-	for _, want := range []string{"belay deploy `shop` v42: rolled-back", "| previous | v41 |", "step 04-canary-health failed"} {
+	if !strings.Contains(h.out.String(), "rolled-back (previous v41) in 12s (the rollback of every host took 640ms)") {
+		t.Errorf("text outcome lacks the rollback time:\n%s", h.out.String())
+	}
+	for _, want := range []string{"belay deploy `shop` v42: rolled-back", "| previous | v41 |", "| rollback took | 640ms |", "step 04-canary-health failed"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b)
 		}
