@@ -191,7 +191,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		out.Error = err.Error()
 		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
 		rbStart := time.Now()
-		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error())
+		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error(), !mayHaveSwitched(p, recs))
 		out.Rollback = time.Since(rbStart).Round(time.Millisecond).String()
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if rbErr != nil {
@@ -334,18 +334,55 @@ func (d *Deployer) finish(ctx context.Context, hosts []string, recs map[string]j
 	return joinHostErrors(errs)
 }
 
+// mayHaveSwitched says whether any host of the run got as far as the step
+// that points `current` at the new release (done or under way), by the
+// journal records the runner kept: a rollout that failed before it needs only
+// its traffic and canary undone.
+func mayHaveSwitched(p *plan.Plan, recs map[string]journal.Record) bool {
+	sw := -1
+	idx := map[string]int{}
+	for i, s := range p.Steps {
+		idx[s.ID] = i
+		if s.Switches && sw < 0 {
+			sw = i
+		}
+	}
+	if sw < 0 {
+		return false
+	}
+	for _, r := range recs {
+		for _, id := range []string{r.Step, r.InProgress} {
+			if i, ok := idx[id]; ok && i >= sw {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // rollbackAll undoes a failed rollout on every host: an abort when no host
-// switched `current`, else a direct swap back to prev.
-func (d *Deployer) rollbackAll(ctx context.Context, hosts []string, id, target, prev string, known []string, why string) error {
+// switched `current`, else a direct swap back to prev. noneSwitched (known
+// from this run's own journal records) skips reading the hosts' state first:
+// after a canary verdict every millisecond until traffic is back on stable
+// counts, and the abort is right whatever the hosts' state is.
+func (d *Deployer) rollbackAll(ctx context.Context, hosts []string, id, target, prev string, known []string, why string, noneSwitched bool) error {
 	// The deploy's context may be what failed (timeout, Ctrl-C): the rollback
 	// gets its own budget so the hosts still end up on one release.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
 	defer cancel()
-	states, err := d.probe(ctx)
-	if err != nil {
-		return err
+	var p *plan.Plan
+	var how string
+	var err error
+	if noneSwitched {
+		p, err = plan.Abort(d.Inv, d.App, d.Base)
+		how = "traffic back to stable (" + orNone(prev) + "), canary stopped"
+	} else {
+		var states map[string]*HostState
+		if states, err = d.probe(ctx); err != nil {
+			return err
+		}
+		p, how, err = d.undoPlan(states, target, prev)
 	}
-	p, how, err := d.undoPlan(states, target, prev)
 	if err != nil {
 		return err
 	}

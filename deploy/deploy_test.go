@@ -3,8 +3,12 @@ package deploy
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/plan"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/traffic"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -92,4 +96,42 @@ func TestParseState(t *testing.T) {
 		t.Fatal("corrupt journal accepted")
 	}
 	_ = journal.Done
+}
+
+// TestMayHaveSwitched: the rollback skips reading host state only when this
+// run's records show no host reached the step that switches `current`.
+func TestMayHaveSwitched(t *testing.T) {
+	d := testDeployer(t)
+	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: "shop", Release: "v2",
+		Artifact: &release.Artifact{Kind: release.Binary, Size: 1, SHA256: strings.Repeat("a", 64)},
+		Strategy: plan.Strategy{Rules: traffic.Rules{Shops: []string{"a.example.com"}}, Pause: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(suffix string) string {
+		for _, s := range p.Steps {
+			if strings.HasSuffix(s.ID, "-"+suffix) {
+				return s.ID
+			}
+		}
+		t.Fatalf("no step %s", suffix)
+		return ""
+	}
+	tests := []struct {
+		name string
+		recs map[string]journal.Record
+		want bool
+	}{
+		{"nothing ran", map[string]journal.Record{"shop-1": {}, "shop-2": {}}, false},
+		{"verdict at the whitelist", map[string]journal.Record{"shop-1": {Step: step("route-whitelist")}, "shop-2": {Step: step("route-whitelist")}}, false},
+		{"one host switching", map[string]journal.Record{"shop-1": {Step: step("route-full")}, "shop-2": {Step: step("route-full"), InProgress: step("switch-current")}}, true},
+		{"one host switched", map[string]journal.Record{"shop-1": {Step: step("switch-current")}, "shop-2": {Step: step("route-full")}}, true},
+		{"after the switch", map[string]journal.Record{"shop-1": {Step: step("stop-canary")}, "shop-2": {Step: step("stop-canary")}}, true},
+		{"a record from another plan", map[string]journal.Record{"shop-1": {Step: "99-elsewhere"}}, false},
+	}
+	for _, tc := range tests {
+		if got := mayHaveSwitched(p, tc.recs); got != tc.want {
+			t.Errorf("%s: mayHaveSwitched = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
