@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -262,14 +263,13 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 		}
 		known := knownGood(states)
 		if to == "" {
-			for i := len(known) - 1; i >= 0; i-- {
-				if known[i] != cur {
-					to = known[i]
-					break
-				}
+			var skipped []string
+			to, skipped = rollbackTarget(known, cur, states)
+			for _, sk := range skipped {
+				d.Runner.Note("not rolling back to %s", sk)
 			}
 			if to == "" {
-				return nil, fmt.Errorf("app %s: no known-good release other than the running %s to roll back to (see `belay releases`; pass --to)", d.App, orNone(cur))
+				return nil, fmt.Errorf("app %s: no known-good release other than the running %s is on every host to roll back to (see `belay releases`; pass --to)", d.App, orNone(cur))
 			}
 		}
 		out.Release, out.Previous = to, cur
@@ -706,6 +706,31 @@ func knownGood(states map[string]*HostState) []string {
 		return nil
 	}
 	return append([]string(nil), best.KnownGood...)
+}
+
+// rollbackTarget picks the newest known-good release other than cur that is
+// on disk on every host. A release deployed with a cut-down inventory is known
+// good on some hosts only; rolling back to it would fail on the others at
+// "release on disk", so it is skipped (and said why).
+func rollbackTarget(known []string, cur string, states map[string]*HostState) (string, []string) {
+	var skipped []string
+	for i := len(known) - 1; i >= 0; i-- {
+		rel := known[i]
+		if rel == cur {
+			continue
+		}
+		var missing []string
+		for _, h := range sortedKeys(states) {
+			if !slices.Contains(states[h].Releases, rel) {
+				missing = append(missing, h)
+			}
+		}
+		if len(missing) == 0 {
+			return rel, skipped
+		}
+		skipped = append(skipped, rel+": not on disk on "+strings.Join(missing, ", "))
+	}
+	return "", skipped
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -135,3 +135,40 @@ func TestMayHaveSwitched(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackTarget: the default rollback target is the newest known-good
+// release on disk on every host; one that only some hosts have is skipped.
+func TestRollbackTarget(t *testing.T) {
+	st := func(rels ...[]string) map[string]*HostState {
+		m := map[string]*HostState{}
+		for i, r := range rels {
+			h := []string{"shop-1", "shop-2"}[i]
+			m[h] = &HostState{Host: h, Releases: r}
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		known   []string
+		cur     string
+		states  map[string]*HostState
+		want    string
+		skipped int
+	}{
+		{"newest other than current", []string{"v1", "v2", "v3"}, "v3", st([]string{"v3", "v2", "v1"}, []string{"v3", "v2", "v1"}), "v2", 0},
+		{"partial deploy skipped", []string{"v1", "v2", "v3"}, "v1", st([]string{"v3", "v2", "v1"}, []string{"v2", "v1"}), "v2", 1},
+		{"nothing everywhere", []string{"v1", "v2"}, "v1", st([]string{"v2", "v1"}, []string{"v1"}), "", 1},
+		{"only current known", []string{"v1"}, "v1", st([]string{"v1"}, []string{"v1"}), "", 0},
+	}
+	for _, tc := range tests {
+		got, skipped := rollbackTarget(tc.known, tc.cur, tc.states)
+		if got != tc.want || len(skipped) != tc.skipped {
+			t.Errorf("%s: rollbackTarget = %q, skipped %q; want %q with %d skipped", tc.name, got, skipped, tc.want, tc.skipped)
+		}
+		for _, sk := range skipped {
+			if !strings.Contains(sk, "not on disk on shop-2") {
+				t.Errorf("%s: skip reason %q does not name the host missing it", tc.name, sk)
+			}
+		}
+	}
+}
