@@ -5,8 +5,12 @@
 #      straight to 100 % vs an Ansible playbook doing the same steps
 #      (bench/deploy.yml), interleaved, RUNS times each, median;
 #   2. growth: belay on SMALL servers (default 2) vs on all of them;
-#   3. `belay rollback` to the release on disk, on all servers;
-#   4. the deployer's peak RSS while pushing a 1 GiB release.
+#   3. the automatic rollback after a canary verdict: a release that fails
+#      its whitelisted requests (500s) under traffic through the VIP, rejected
+#      by the analysis; belay's own figure from the verdict to every server
+#      back on stable;
+#   4. `belay rollback` to the release on disk, on all servers;
+#   5. the deployer's peak RSS while pushing a 1 GiB release.
 #
 # Usage (root, next to a running lab; see docs/benchmarks.md):
 #   scripts/bench-deploy.sh [--stack bench/stack-replicas8.yaml] [--runs 3]
@@ -72,13 +76,17 @@ fi
 
 WORK=$(mktemp -d /var/tmp/belay-bench.XXXXXX) # /var/tmp: on disk, the 1 GiB artifact does not fit a small tmpfs
 BROUGHT_UP=0
+LOAD_PID=""
+# The verdict figure's whitelisted shop (any name: the 500s come from the canary slot).
+VERDICT_SHOP=verdict.bench.belay.test
 cleanup() {
 	local rc=$?
+	[ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
 	# Ansible's SSH control masters outlive the play (ControlPersist): end them.
 	stop_masters || true
 	if [ -n "$LOGS" ]; then
 		# Every run's output (belay's per-host step lines, Ansible's task times).
-		mkdir -p "$LOGS" && cp "$WORK"/*.log "$WORK"/*.time "$WORK"/results.tsv "$LOGS"/ 2>/dev/null
+		mkdir -p "$LOGS" && cp "$WORK"/*.log "$WORK"/*.time "$WORK"/*.json "$WORK"/results.tsv "$LOGS"/ 2>/dev/null
 	fi
 	rm -rf "$WORK"
 	if [ "$BROUGHT_UP" = 1 ] && [ "$KEEP_LAB" = 0 ]; then
@@ -107,7 +115,10 @@ if [ -z "$BELAY" ]; then
 	BELAY=$WORK/belay
 fi
 go build -o "$WORK/labinv" ./bench/labinv
+go build -o "$WORK/load" ./bench/load
 CGO_ENABLED=0 go build -o "$WORK/labapp" ./deploy/testdata/labapp
+# The same app answering 500 to real requests in the canary slot (health passes).
+CGO_ENABLED=0 go build -ldflags "-X main.canaryErrors=yes" -o "$WORK/labapp-5xx" ./deploy/testdata/labapp
 LABINV=$WORK/labinv
 
 # --- the lab ----------------------------------------------------------------
@@ -182,9 +193,9 @@ belay_on() {
 # --- artifacts ----------------------------------------------------------------
 RUNID=$(date -u +%m%d%H%M%S)
 rel() { echo "bench-$RUNID-$1"; }
-artifact() { # ID SIZE_MB -> path
+artifact() { # ID SIZE_MB [APP_BINARY] -> path
 	local out=$WORK/$1.tar
-	"$REPO/bench/mkartifact.sh" "$out" "$1" "$WORK/labapp" $(($2 * 1024 * 1024)) "$WORK/cache"
+	"$REPO/bench/mkartifact.sh" "$out" "$1" "${3:-$WORK/labapp}" $(($2 * 1024 * 1024)) "$WORK/cache"
 	echo "$out"
 }
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
@@ -260,6 +271,28 @@ for i in $(seq 1 "$RUNS"); do
 	art=$(artifact "$b" "$SIZE_MB")
 	deploy_argv "$INV" "$b" "$art"
 	timed "belay-all" "$i" "$WORK/belay-all-$i.log" "${CMD[@]}"
+	# A canary that fails its whitelisted requests: the verdict rolls every
+	# server back. The figure is belay's own, from the verdict to every server
+	# back on stable with its journal written (the JSON outcome's "rollback").
+	v=$(rel "v$i")
+	art=$(artifact "$v" "$SIZE_MB" "$WORK/labapp-5xx")
+	"$WORK/load" --inventory "$INV" --app "$APP" --shop "$VERDICT_SHOP" > "$WORK/load-$i.log" 2>&1 &
+	LOAD_PID=$!
+	belay_argv "$INV" deploy --artifact "$art" --release "$v" --whitelist-shops "$VERDICT_SHOP" --steps none \
+		--pause 3s --max-wait 20s --min-requests 20 --json
+	"${CMD[@]}" > "$WORK/verdict-$i.json" 2> "$WORK/verdict-$i.log" && die "the 500-answering canary $v was promoted (see $WORK/verdict-$i.log)"
+	kill "$LOAD_PID" && wait "$LOAD_PID" || true
+	LOAD_PID=""
+	rb=$(python3 -c '
+import json, re, sys
+o = json.load(open(sys.argv[1]))
+if o.get("result") != "rolled-back" or "canary rejected" not in o.get("error", ""):
+    sys.exit("verdict run: result %r, error %r" % (o.get("result"), o.get("error")))
+units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+print("%.3f" % sum(float(v) * units[u] for v, u in re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", o["rollback"])))' "$WORK/verdict-$i.json") ||
+		{ tail -40 "$WORK/verdict-$i.log" >&2; die "verdict run $i did not end in a rollback after a rejected canary"; }
+	printf '%s\t%s\t%s\t%s\t%s\n' "verdict-rollback" "$i" "$rb" "" "" >> "$RESULTS"
+	say "verdict-rollback run $i: $rb s from the verdict to every server on stable ($(sed -n 's/.*FAIL: //p' "$WORK/verdict-$i.log" | head -1))"
 	# The release just went live; a bad verdict now means `belay rollback`:
 	# back to the last known-good release, which is still on every server.
 	belay_argv "$INV" rollback
@@ -369,8 +402,10 @@ s = med("belay-small")
 rows.append((f"rollout {size} MiB, {small} servers: belay", "", sec(s), own("belay-small"), runs_txt("belay-small"), ""))
 if s and b:
     rows.append((f"growth time({n}) / time({small})", "<= 1.5", f"{b / s:.2f}", "", "", "yes" if b / s <= 1.5 else "NO"))
+v = med("verdict-rollback")
+rows.append((f"rollback after a canary verdict, {n} servers", "<= 1 s", sec(v), "", runs_txt("verdict-rollback"), "" if v is None else ("yes" if v <= 1 else "NO")))
 r = med("rollback-all")
-rows.append((f"belay rollback, {n} servers", "<= 1 s", sec(r), own("rollback-all"), runs_txt("rollback-all"), "" if r is None else ("yes" if r <= 1 else "NO")))
+rows.append((f"`belay rollback` (release on disk, zero-gap swap), {n} servers", "", sec(r), own("rollback-all"), runs_txt("rollback-all"), ""))
 if rss_by.get("belay-big"):
     m = max(rss_by["belay-big"]) / 1024
     rows.append((f"belay peak RSS, {big} MiB to {big_hosts} servers", "<= 100 MiB", f"{m:.1f} MiB", own("belay-big"), runs_txt("belay-big"), "yes" if m <= 100 else "NO"))
