@@ -89,3 +89,19 @@ func TestKnownGood(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestWriteCommandKeepsAnyText: a record's free text (an error from a host,
+// say) reaches the journal byte for byte, whatever shell syntax it holds.
+func TestWriteCommandKeepsAnyText(t *testing.T) {
+	l := release.Layout{App: "shop", Base: t.TempDir()}
+	rec := journal.Record{DeployID: "d1", App: "shop", Status: journal.RolledBack,
+		Error: "it's 100% \"bad\" \\n $HOME `id` $(id)\nsecond line\t%s %d '' \\"}
+	if out, err := sh(t, journal.WriteCommand(l, rec)); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got, _ := sh(t, journal.ReadCommand(l))
+	back, err := journal.Parse([]byte(got))
+	if err != nil || back.Error != rec.Error {
+		t.Fatalf("journal error text %q (%v), want %q", back.Error, err, rec.Error)
+	}
+}
