@@ -214,11 +214,16 @@ func dbContributor(s *Spec, c *CloudConfig) error {
 	if err != nil {
 		return err
 	}
+	reseed, err := dbReseedScript(s)
+	if err != nil {
+		return err
+	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: belayPGConf, Content: dbPostgresConf(s), Owner: "root:root", Permissions: "0644"},
 		File{Path: hbaBlock, Content: dbHBABlock(s), Owner: "root:root", Permissions: "0644"},
 		File{Path: bootstrapSQL, Content: dbBootstrapSQL(d), Owner: "postgres:postgres", Permissions: "0600", Defer: true},
 		File{Path: DBSetupScript, Content: setup, Owner: "root:root", Permissions: "0755"},
+		File{Path: DBReseedScript, Content: reseed, Owner: "root:root", Permissions: "0755"},
 		File{Path: pgUnitPath, Content: pgAutoFailoverUnit(s), Owner: "root:root", Permissions: "0644"},
 	)
 	if !d.Monitor {

@@ -570,7 +570,7 @@ func TestDBScripts(t *testing.T) {
 	for _, mk := range []func(testing.TB) *Spec{func(t testing.TB) *Spec { return dbSpec(t, "db-1", "10.213.0.10") }, dbDOSpec, monitorSpec} {
 		s := mk(t)
 		c, _ := renderParsed(t, s)
-		for _, path := range []string{DBSetupScript, dbRemoteWrapper} {
+		for _, path := range []string{DBSetupScript, DBReseedScript, dbRemoteWrapper} {
 			if !hasFile(c, path) {
 				continue
 			}
@@ -810,5 +810,29 @@ func TestFailoverBudget(t *testing.T) {
 	}
 	if r, err := strconv.Atoi(strings.TrimSuffix(walReceiverTimeout, "s")); err != nil || 2*r <= w {
 		t.Errorf("wal_receiver_timeout %s must exceed the walsender's keepalive interval (%ds)", walReceiverTimeout, w/2)
+	}
+}
+
+// TestDBReseedRefusesWrongMode: the reseed script only accepts the modes of
+// its host's part (a monitor cannot be made a primary), before touching anything.
+func TestDBReseedRefusesWrongMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the script checks for root before its mode")
+	}
+	for _, tc := range []struct {
+		spec func(testing.TB) *Spec
+		mode string
+		want string
+	}{
+		{func(t testing.TB) *Spec { return dbSpec(t, "db-1", "10.213.0.10") }, "monitor", "mode 'monitor': expected primary|replica (this host is a data node)"},
+		{func(t testing.TB) *Spec { return dbSpec(t, "db-1", "10.213.0.10") }, "", "mode '': expected primary|replica"},
+		{monitorSpec, "primary", "mode 'primary': expected monitor (this host is a monitor)"},
+	} {
+		c, _ := renderParsed(t, tc.spec(t))
+		p := writeTemp(t, t.TempDir(), "reseed", fileAt(t, c, DBReseedScript).Content, 0o755)
+		out, err := exec.Command("sh", p, tc.mode).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("reseed %q: %v %s, want a refusal containing %q", tc.mode, err, out, tc.want)
+		}
 	}
 }
