@@ -337,14 +337,19 @@ func TestRunbookListsExecutedSteps(t *testing.T) {
 			}
 		}
 	}
-	p, _ := failover.PlanSite(inv, failover.ToStandby)
-	for _, s := range p.Steps {
-		if !strings.Contains(md, "**"+s.ID+"**") {
-			t.Errorf("runbook lacks switch step %s", s.ID)
+	for _, to := range []failover.Direction{failover.ToStandby, failover.ToPrimary} {
+		p, err := failover.PlanSite(inv, to)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, c := range s.Commands {
-			if !strings.Contains(md, c) {
-				t.Errorf("runbook lacks command %q", c)
+		for _, s := range p.Steps {
+			if !strings.Contains(md, "**"+s.ID+"**") {
+				t.Errorf("runbook lacks step %s of the switch to %s", s.ID, to)
+			}
+			for _, c := range s.Commands {
+				if !strings.Contains(md, c) {
+					t.Errorf("runbook lacks command %q", c)
+				}
 			}
 		}
 	}

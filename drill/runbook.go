@@ -49,8 +49,13 @@ func WriteRunbook(w io.Writer, inv *inventory.Inventory) error {
 		writePlan(&b, p)
 	}
 	b.WriteString("## Switching back to the primary site\n\n")
-	if p, err := failover.PlanSite(inv, failover.ToPrimary); err == nil {
-		fmt.Fprintf(&b, "`belay failover site --to primary` prints these steps and refuses: %s.\n\n", p.Refusal)
+	if p, err := failover.PlanSite(inv, failover.ToPrimary); err != nil {
+		fmt.Fprintf(&b, "Not available for this stack: %v\n\n", err)
+	} else {
+		b.WriteString("`belay failover site --to primary --yes`, after a switch to the standby site (it refuses when the standby database is\n")
+		b.WriteString("still in recovery). Resumable like the switch. The service is down from \"stop and disable\" on the standby app servers\n")
+		b.WriteString("until the apps answer on their floating IPs again; the data node's previous data directory is kept as\n")
+		b.WriteString("`<PGDATA>.before-failback` (writes the primary site took while cut off are in there, for forensics).\n\n")
 		writePlan(&b, p)
 	}
 	b.WriteString("## Backup status\n\n`belay backup status` (exit 1 when the RPO or the last verified restore is too old):\n\n")

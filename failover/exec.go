@@ -32,6 +32,8 @@ type Env struct {
 	// HealthTimeout bounds health and HTTP checks (default 90 s).
 	HealthTimeout time.Duration
 	Now           func() time.Time
+	// Sleep pauses between retries (tests make it advance a fake clock).
+	Sleep func(time.Duration)
 }
 
 // StepResult is one step's outcome.
@@ -137,6 +139,11 @@ func Execute(ctx context.Context, env *Env, p *Plan) (*Result, error) {
 			return res, err
 		}
 	}
+	if from, err1 := time.Parse(time.RFC3339Nano, st.Facts["downtimeFrom"]); err1 == nil {
+		if to, err2 := time.Parse(time.RFC3339Nano, st.Facts["downtimeTo"]); err2 == nil {
+			st.Facts["downtime"] = to.Sub(from).Round(100 * time.Millisecond).String()
+		}
+	}
 	st.Finished = true
 	if err := st.Save(env.StatePath); err != nil {
 		return res, err
@@ -185,7 +192,14 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		_, err := env.Hosts.RunRoot(cctx, s.Host, s.Argv...)
 		return "", false, err
 	case KindRoot:
-		cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
+		timeout := s.Timeout
+		if timeout == 0 {
+			timeout = 6 * time.Minute
+		}
+		if s.Retry {
+			return x.rootUntil(ctx, s, timeout)
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		out, err := env.Hosts.RunRoot(cctx, s.Host, s.Argv...)
 		if err != nil {
@@ -194,6 +208,9 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		got := strings.TrimSpace(string(out))
 		switch s.ID {
 		case "check-standby-db":
+			if x.st.To == ToPrimary {
+				break
+			}
 			if got != "t" && got != "f" {
 				return "", false, fmt.Errorf("pg_is_in_recovery() printed %q", got)
 			}
@@ -202,6 +219,10 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 				return "already promoted (an earlier run got this far)", false, nil
 			}
 			return "in recovery", false, nil
+		case "check-standby-serving":
+			if got == "t" {
+				return "", false, errors.New("the standby database is in recovery: the primary site serves already and there is no switch to undo (belay failover site --to standby first)")
+			}
 		case "rpo":
 			x.st.Facts["lastReplayedCommit"] = got
 			return "last replayed commit: " + got, false, nil
@@ -210,6 +231,10 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 				return "already promoted", false, nil
 			}
 			x.st.Facts["promotedAt"] = x.env.Now().UTC().Format(time.RFC3339Nano)
+		case "stop-standby-app/" + strings.TrimPrefix(s.ID, "stop-standby-app/"):
+			if _, ok := x.st.Facts["downtimeFrom"]; !ok {
+				x.st.Facts["downtimeFrom"] = x.env.Now().UTC().Format(time.RFC3339Nano)
+			}
 		}
 		if s.Expect != "" && got != s.Expect {
 			return "", false, fmt.Errorf("printed %q, expected %q", got, s.Expect)
@@ -250,6 +275,9 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		for env.Now().Before(deadline) {
 			code, err := httpGet(ctx, "http://"+s.Address+"/", s.Domain)
 			if err == nil && code < 500 {
+				if _, ok := x.st.Facts["downtimeFrom"]; ok {
+					x.st.Facts["downtimeTo"] = env.Now().UTC().Format(time.RFC3339Nano)
+				}
 				return fmt.Sprintf("HTTP %d", code), false, nil
 			}
 			if err == nil {
@@ -266,6 +294,40 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		return "", false, fmt.Errorf("manual step: %s", s.Title)
 	}
 	return "", false, fmt.Errorf("step kind %q unknown", s.Kind)
+}
+
+// rootUntil repeats a root step until it prints s.Expect (or just succeeds)
+// or timeout passes; the last answer is in the error.
+func (x *executor) rootUntil(ctx context.Context, s Step, timeout time.Duration) (string, bool, error) {
+	deadline := x.env.Now().Add(timeout)
+	var last error
+	tries := 0
+	for {
+		tries++
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		out, err := x.env.Hosts.RunRoot(cctx, s.Host, s.Argv...)
+		cancel()
+		got := strings.TrimSpace(string(out))
+		switch {
+		case err != nil:
+			last = err
+		case s.Expect != "" && got != s.Expect:
+			last = fmt.Errorf("printed %q, expected %q", got, s.Expect)
+		default:
+			return fmt.Sprintf("after %d tries", tries), false, nil
+		}
+		if ctx.Err() != nil {
+			return "", false, ctx.Err()
+		}
+		if !x.env.Now().Before(deadline) {
+			return "", false, fmt.Errorf("not done after %s (%d tries): %w", timeout, tries, last)
+		}
+		if x.env.Sleep != nil {
+			x.env.Sleep(time.Second)
+		} else {
+			time.Sleep(time.Second)
+		}
+	}
 }
 
 func (x *executor) siteReachable(ctx context.Context, host string) (bool, string) {

@@ -102,30 +102,83 @@ func mustPlan(t *testing.T, inv *inventory.Inventory) *Plan {
 	return p
 }
 
-func TestPlanRefusals(t *testing.T) {
+func TestPlanBadInput(t *testing.T) {
 	inv := testInventory(t)
-	p, err := PlanSite(inv, ToPrimary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Refusal == "" || len(p.Steps) == 0 {
-		t.Fatalf("--to primary: want a refused plan with manual steps, got %+v", p)
-	}
-	for _, s := range p.Steps {
-		if s.Kind != KindManual {
-			t.Errorf("step %s: kind %s, want manual", s.ID, s.Kind)
-		}
-	}
-	if _, err := Execute(context.Background(), &Env{Inv: inv, StatePath: filepath.Join(t.TempDir(), "s.json")}, p); !errors.Is(err, ErrRefused) {
-		t.Errorf("Execute(--to primary) = %v, want ErrRefused", err)
-	}
 	if _, err := PlanSite(inv, "sideways"); err == nil || !strings.Contains(err.Error(), "standby or primary") {
 		t.Errorf("bad direction: %v", err)
 	}
 	noStandby := *inv
 	noStandby.Database.Standby = ""
-	if _, err := PlanSite(&noStandby, ToStandby); err == nil || !strings.Contains(err.Error(), "standbyHost") {
-		t.Errorf("no standby DB: %v", err)
+	for _, to := range []Direction{ToStandby, ToPrimary} {
+		if _, err := PlanSite(&noStandby, to); err == nil || !strings.Contains(err.Error(), "standbyHost") {
+			t.Errorf("--to %s without a standby DB: %v", to, err)
+		}
+	}
+	noMonitor := *inv
+	noMonitor.Database.Monitor = ""
+	if _, err := PlanSite(&noMonitor, ToPrimary); err == nil || !strings.Contains(err.Error(), "database.monitor") {
+		t.Errorf("--to primary without a monitor: %v", err)
+	}
+	noRepo := *inv
+	noRepo.Backup.Host = ""
+	if _, err := PlanSite(&noRepo, ToPrimary); err == nil || !strings.Contains(err.Error(), "inventory backup") {
+		t.Errorf("--to primary without a repository: %v", err)
+	}
+}
+
+// TestPlanToPrimaryOrder pins the way back's safety order: the primary site is
+// fenced before anything is rebuilt, the standby site stops writing and its WAL
+// is archived before the primary restores from the archive, the formation is
+// whole before the apps start, and the standby is re-seeded only after a
+// backup of the new primary.
+func TestPlanToPrimaryOrder(t *testing.T) {
+	p, err := PlanSite(testInventory(t), ToPrimary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Refusal != "" {
+		t.Fatalf("--to primary refused: %s", p.Refusal)
+	}
+	idx := map[string]int{}
+	for i, s := range p.Steps {
+		if _, dup := idx[s.ID]; dup {
+			t.Errorf("step id %s twice", s.ID)
+		}
+		idx[s.ID] = i
+		if s.Kind == KindManual || s.Kind == KindFence {
+			t.Errorf("step %s: kind %s; the way back runs every step and never skips fencing", s.ID, s.Kind)
+		}
+	}
+	before := func(a, b string) {
+		t.Helper()
+		ia, ok1 := idx[a]
+		ib, ok2 := idx[b]
+		if !ok1 || !ok2 || ia >= ib {
+			t.Errorf("%s (%d, %v) must come before %s (%d, %v)", a, ia, ok1, b, ib, ok2)
+		}
+	}
+	before("check-standby-serving", "fence-app/shop-1")
+	before("check-reachable/db-1", "fence-db/db-1")
+	before("fence-db/db-1", "reseed-monitor")
+	before("fence-db/db-2", "reseed-monitor")
+	before("reseed-monitor", "reseed-primary/db-1")
+	before("stop-standby-app/shop-standby", "readonly-standby-db")
+	before("readonly-standby-db", "archive-standby-db")
+	before("archive-standby-db", "stop-standby-db")
+	before("stop-standby-db", "reseed-primary/db-1")
+	before("reseed-primary/db-1", "reseed-replica/db-2")
+	before("reseed-replica/db-2", "check-formation")
+	before("check-formation", "start-app/shop-1")
+	before("health-app/shop-2", "dns/shop.lab.belay.test")
+	before("dns/shop.lab.belay.test", "verify/shop")
+	before("verify/shop", "backup-full")
+	before("backup-full", "reseed-standby-db")
+	before("reseed-standby-db", "check-standby-db")
+	if s := p.Steps[idx["dns/shop.lab.belay.test"]]; s.Address != "10.213.0.100" {
+		t.Errorf("DNS goes back to %q, want the app's VIP", s.Address)
+	}
+	if s := p.Steps[idx["check-formation"]]; s.Expect != "1/1" || !s.Retry {
+		t.Errorf("check-formation expects %q (retry %v), want 1/1 with retries", s.Expect, s.Retry)
 	}
 }
 
@@ -435,5 +488,128 @@ func TestPreflight(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+
+// fakePrimarySite scripts the way back: the standby DB is promoted (serving),
+// the formation becomes whole only after a few polls.
+type fakePrimarySite struct {
+	inRecovery   bool // the standby DB answers pg_is_in_recovery() = t
+	formationIn  int  // polls of the formation before it reports 1/1
+	standbyPolls int
+	reseeded     bool
+}
+
+func (f *fakePrimarySite) handle(c remotetest.Call) ([]byte, error) {
+	switch {
+	case c.Host == "db-standby" && strings.Contains(c.Cmd, "pg_is_in_recovery"):
+		if f.inRecovery {
+			return []byte("t\n"), nil
+		}
+		if f.reseeded {
+			f.standbyPolls++
+			if f.standbyPolls > 1 {
+				return []byte("t\n"), nil
+			}
+		}
+		return []byte("f\n"), nil
+	case strings.Contains(c.Cmd, "belay-standby-restore --resync"):
+		f.reseeded = true
+	case strings.Contains(c.Cmd, "pgautofailover.node"):
+		if f.formationIn > 0 {
+			f.formationIn--
+			return []byte("1/0\n"), nil
+		}
+		return []byte("1/1\n"), nil
+	}
+	return nil, nil
+}
+
+func primaryEnv(t *testing.T, f *fakePrimarySite) (*Env, *remotetest.Runner, *FileDNSDouble, *Plan) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "shop.lab.belay.test" {
+			http.Error(w, "wrong host "+r.Host, http.StatusBadGateway)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	inv := testInventory(t)
+	p, err := PlanSite(inv, ToPrimary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(srv.URL)
+	for i := range p.Steps {
+		if p.Steps[i].Kind == KindHTTP {
+			p.Steps[i].Address = u.Host // the double standing in for the VIP
+		}
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := &remotetest.Runner{Handle: f.handle}
+	d := &FileDNSDouble{Path: filepath.Join(t.TempDir(), "dns.json")}
+	env := &Env{Inv: inv, Hosts: r, DNS: d, Zone: "lab.belay.test", TTL: 60, StatePath: filepath.Join(t.TempDir(), "state.json"),
+		HealthTimeout: 2 * time.Second, Out: &bytes.Buffer{},
+		Now: func() time.Time { return now }, Sleep: func(d time.Duration) { now = now.Add(d) }}
+	return env, r, d, p
+}
+
+func TestExecuteBackToPrimary(t *testing.T) {
+	f := &fakePrimarySite{formationIn: 3}
+	env, r, d, p := primaryEnv(t, f)
+	res, err := Execute(context.Background(), env, p)
+	if err != nil {
+		t.Fatalf("Execute: %v\n%s", err, env.Out)
+	}
+	for _, s := range res.Steps {
+		if s.Status != "done" {
+			t.Errorf("step %s: %s (%s)", s.ID, s.Status, s.Note)
+		}
+	}
+	recs, _ := d.Records()
+	if got := recs["shop.lab.belay.test"].Address; got != "10.213.0.100" {
+		t.Errorf("DNS record = %q, want the VIP", got)
+	}
+	var order []string
+	for _, c := range r.Snapshot() {
+		switch {
+		case c.Root && strings.Contains(c.Cmd, "belay-db-reseed"):
+			order = append(order, c.Host+" "+c.Cmd[strings.LastIndex(c.Cmd, " ")+1:])
+		case c.Root && strings.Contains(c.Cmd, "pgbackrest --stanza=belay check"):
+			order = append(order, c.Host+" archived")
+		}
+	}
+	if want := "db-monitor monitor,db-standby archived,db-1 primary,db-2 replica"; strings.Join(order, ",") != want {
+		t.Errorf("reseed order %q, want %q", strings.Join(order, ","), want)
+	}
+	if res.Facts["downtime"] == "" {
+		t.Errorf("no downtime recorded: %v", res.Facts)
+	}
+}
+
+func TestExecuteBackToPrimaryRefusesWithoutSwitch(t *testing.T) {
+	f := &fakePrimarySite{inRecovery: true}
+	env, r, _, p := primaryEnv(t, f)
+	_, err := Execute(context.Background(), env, p)
+	if err == nil || !strings.Contains(err.Error(), "no switch to undo") {
+		t.Fatalf("err = %v, want a refusal: the primary site serves already", err)
+	}
+	for _, c := range r.Snapshot() {
+		if c.Host != "db-standby" {
+			t.Errorf("ran %s after the refusing check", c)
+		}
+	}
+}
+
+func TestExecuteBackToPrimaryFormationTimeout(t *testing.T) {
+	f := &fakePrimarySite{formationIn: 1 << 30}
+	env, _, _, p := primaryEnv(t, f)
+	_, err := Execute(context.Background(), env, p)
+	if err == nil || !strings.Contains(err.Error(), "check-formation") || !strings.Contains(err.Error(), `printed "1/0", expected "1/1"`) {
+		t.Fatalf("err = %v, want check-formation to time out with the last answer", err)
+	}
+	st, _ := LoadState(env.StatePath)
+	if _, ok := st.Done["reseed-replica/db-2"]; !ok || st.Finished {
+		t.Errorf("state: done %v finished %v; want the reseeds recorded and the switch unfinished (resumable)", st.Done, st.Finished)
 	}
 }

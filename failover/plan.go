@@ -8,10 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/inventory"
@@ -66,6 +68,10 @@ type Step struct {
 	Address string `json:"address,omitempty"`
 	// Expect is the trimmed stdout a check must print ("" = exit status only).
 	Expect string `json:"expect,omitempty"`
+	// Retry repeats a root step until it passes (Expect included) or Timeout.
+	Retry bool `json:"retry,omitempty"`
+	// Timeout bounds the step (default 6 min for root steps).
+	Timeout time.Duration `json:"timeoutNs,omitempty"`
 }
 
 // Plan is a whole site switch.
@@ -73,7 +79,7 @@ type Plan struct {
 	Stack string    `json:"stack"`
 	To    Direction `json:"to"`
 	Steps []Step    `json:"steps"`
-	// Refusal is set when belay will not run the plan itself (--to primary): the steps are manual.
+	// Refusal is set when belay will not run the plan itself: the steps are manual.
 	Refusal string `json:"refusal,omitempty"`
 }
 
@@ -104,6 +110,48 @@ func PsqlArgv(sql string) []string {
 // the same line fits data nodes and the monitor.
 func fenceDBArgv() []string {
 	return []string{"systemctl", "stop", "pgautofailover*", "postgresql*"}
+}
+
+// Units and scripts of the roles the switches drive (roles/standbydb.go, roles/backup.go, roles/db_reseed.go).
+const (
+	StandbyDBUnit        = "belay-standby-db.service"
+	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
+	FullBackupUnit       = "belay-backup-full.service"
+	DBReseedScript       = "/usr/local/sbin/belay-db-reseed"
+)
+
+// FormationSQL prints "<primaries>/<secondaries>" as the monitor sees the formation.
+const FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
+
+// ReseedArgv runs the roles' reseed script in one of its modes (monitor, primary, replica).
+func ReseedArgv(mode string) []string { return []string{DBReseedScript, mode} }
+
+// MonitorPsqlArgv runs one SQL statement in the monitor's pg_auto_failover database.
+func MonitorPsqlArgv(sql string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", "pg_auto_failover", "-c", sql}
+}
+
+// ReadOnlyArgv makes a PostgreSQL server default to read-only transactions
+// (ALTER SYSTEM, then a reload), so no late write misses the final archive.
+func ReadOnlyArgv() []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+		"-c", "ALTER SYSTEM SET default_transaction_read_only = on", "-c", "SELECT pg_reload_conf()"}
+}
+
+// PgBackRestCheckArgv checks archiving from a database host: it switches WAL
+// and waits until the repository has the segment.
+func PgBackRestCheckArgv(stanza string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=" + stanza, "check"}
+}
+
+// StandbyAppStopArgv stops an app on a standby app server and keeps it from
+// starting at boot (the switch enabled it).
+func StandbyAppStopArgv(app string) []string {
+	return []string{"systemctl", "disable", "--now", "belay-app@" + app + ".service"}
+}
+
+func startAppArgv(app string) []string {
+	return []string{"systemctl", "start", "keepalived.service", "nginx.service", "belay-app@" + app + ".service"}
 }
 
 func fenceAppArgv(app string) []string {
@@ -186,39 +234,101 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	return p, nil
 }
 
-// planToPrimary is the way back after a switch: the old primary site's data
-// is behind (or forked from) the promoted standby and must be rebuilt from it.
-// belay does not automate this yet; the plan lists the manual steps and is refused.
+// planToPrimary is the way back after a switch to the standby site: the
+// primary site's pg_auto_failover formation is re-created around the data the
+// promoted standby wrote (restored from the pgBackRest repository, which that
+// standby archives to), the apps move back, then the standby site is re-seeded
+// as a standby again. The service is down from "stop the standby site's apps"
+// to "the apps answer on the VIP" (restore + recovery of the database).
 func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
-	p := &Plan{Stack: inv.Stack, To: ToPrimary,
-		Refusal: "switching back to the primary site needs its database rebuilt from the promoted standby (a re-seed); belay does not automate it yet: follow these steps by hand"}
 	sdb := inv.Database.Standby
-	repo := inv.Backup.Host
-	stanza := inv.Backup.Stanza
+	if sdb == "" || inv.Host(sdb) == nil {
+		return nil, fmt.Errorf("inventory database.standbyHost %q: the stack has no standby database to come back from", sdb)
+	}
 	nodes := inv.Database.Nodes
-	first := ""
-	if len(nodes) > 0 {
-		first = nodes[0]
+	if len(nodes) < 1 {
+		return nil, errors.New("inventory database.nodes: empty, expected the primary site's data nodes")
 	}
-	m := func(id, host, title string, cmds ...string) {
-		p.Steps = append(p.Steps, Step{ID: id, Kind: KindManual, Host: host, Title: title, Commands: cmds})
+	for _, n := range nodes {
+		if inv.Host(n) == nil {
+			return nil, fmt.Errorf("inventory database.nodes: %q is not a host of the inventory", n)
+		}
 	}
-	m("fence-primary-site", first, "make sure nothing on the primary site serves or accepts writes (apps, pg_auto_failover and PostgreSQL stopped on every primary-site host)",
-		ShellLine(fenceDBArgv()))
-	m("archive-from-standby", sdb, "make the promoted standby archive its WAL to the repository (archive_mode=on, archive_command=pgbackrest --stanza="+stanza+" archive-push %p) and take a full backup of it",
-		"pgbackrest --stanza="+stanza+" --type=full backup")
-	m("rebuild-primary-db", first, "drop "+first+"'s old data and restore it from that backup as a standby of the promoted standby (pgbackrest restore --type=standby), then let it catch up",
-		"pgbackrest --stanza="+stanza+" --delta --type=standby restore")
-	m("quiesce-standby", sdb, "stop the apps on the standby site and wait until "+first+" has replayed everything (pg_last_wal_replay_lsn() = the standby's pg_current_wal_lsn())")
-	m("promote-primary-db", first, "promote "+first+", re-create the pg_auto_failover formation (monitor, then the other data node joins as secondary)",
-		ShellLine(PsqlArgv(PromoteSQL)))
-	m("restore-standby-role", sdb, "re-create "+sdb+" as a standby restored from the repository on "+repo+" (as `belay up` provisions it)")
+	mon := inv.Database.Monitor
+	if mon == "" || inv.Host(mon) == nil {
+		return nil, fmt.Errorf("inventory database.monitor %q: the way back re-creates the pg_auto_failover formation and needs its monitor", mon)
+	}
+	repo, stanza := inv.Backup.Host, inv.Backup.Stanza
+	if repo == "" || inv.Host(repo) == nil || stanza == "" {
+		return nil, fmt.Errorf("inventory backup (host %q, stanza %q): the way back restores from the pgBackRest repository and needs both", repo, stanza)
+	}
+	p := &Plan{Stack: inv.Stack, To: ToPrimary}
+	add := func(s Step) {
+		if len(s.Argv) > 0 && len(s.Commands) == 0 {
+			s.Commands = []string{ShellLine(s.Argv)}
+		}
+		p.Steps = append(p.Steps, s)
+	}
+	add(Step{ID: "check-standby-serving", Kind: KindRoot, Host: sdb, Title: "the standby database is promoted (the standby site serves: there is a switch to undo)", Argv: PsqlArgv(InRecoverySQL), Expect: "f"})
+	var primarySite []string
+	for _, a := range inv.Apps {
+		if a.Standby == "" || inv.Host(a.Standby) == nil {
+			return nil, fmt.Errorf("inventory apps[%s].standbyHost %q: the app has no standby app server", a.Name, a.Standby)
+		}
+		primarySite = append(primarySite, a.Hosts...)
+	}
+	primarySite = append(append(primarySite, nodes...), mon)
+	for _, h := range primarySite {
+		add(Step{ID: "check-reachable/" + h, Kind: KindCheck, Host: h, Title: h + " (primary site) answers over SSH", Commands: []string{"true"}})
+	}
+	// The primary site may have come back from a partition still serving: fence
+	// it for real now (these steps fail instead of skipping an unreachable host).
+	for _, a := range inv.Apps {
+		for _, h := range a.Hosts {
+			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", a.Name, h), Argv: fenceAppArgv(a.Name)})
+		}
+	}
+	for _, h := range append(append([]string(nil), nodes...), mon) {
+		add(Step{ID: "fence-db/" + h, Kind: KindRoot, Host: h, Title: "stop pg_auto_failover and PostgreSQL on " + h, Argv: fenceDBArgv()})
+	}
+	add(Step{ID: "reseed-monitor", Kind: KindRoot, Host: mon, Timeout: 15 * time.Minute, Title: "re-create the pg_auto_failover monitor empty (its formation still lists the old primary)", Argv: ReseedArgv("monitor")})
+	// Downtime starts: the standby site stops taking writes, and everything it
+	// wrote reaches the repository.
+	for _, a := range inv.Apps {
+		add(Step{ID: "stop-standby-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", a.Name, a.Standby), Argv: StandbyAppStopArgv(a.Name)})
+	}
+	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: ReadOnlyArgv()})
+	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "switch to a new WAL segment and wait until the repository has all of it (pgbackrest check)", Argv: PgBackRestCheckArgv(stanza)})
+	add(Step{ID: "stop-standby-db", Kind: KindRoot, Host: sdb, Title: "stop the standby database", Argv: []string{"systemctl", "stop", StandbyDBUnit}})
+	add(Step{ID: "reseed-primary/" + nodes[0], Kind: KindRoot, Host: nodes[0], Timeout: 3 * time.Hour,
+		Title: "restore " + nodes[0] + " from the repository to the end of the archive (the standby site's writes included; its old data kept aside) and register it as the new primary", Argv: ReseedArgv("primary")})
+	for _, n := range nodes[1:] {
+		add(Step{ID: "reseed-replica/" + n, Kind: KindRoot, Host: n, Timeout: 3 * time.Hour, Title: "empty " + n + " and re-clone it from " + nodes[0] + " as the secondary", Argv: ReseedArgv("replica")})
+	}
+	want := "1/" + strconv.Itoa(len(nodes)-1)
+	add(Step{ID: "check-formation", Kind: KindRoot, Host: mon, Retry: true, Timeout: 10 * time.Minute,
+		Title: fmt.Sprintf("the monitor reports one primary and %d secondar%s", len(nodes)-1, map[bool]string{true: "y", false: "ies"}[len(nodes) == 2]), Argv: MonitorPsqlArgv(FormationSQL), Expect: want})
+	for _, a := range inv.Apps {
+		for _, h := range a.Hosts {
+			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", a.Name, h), Argv: startAppArgv(a.Name)})
+		}
+		for _, h := range a.Hosts {
+			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, h),
+				Commands: []string{fmt.Sprintf("curl -fsS -m 2 -o /dev/null http://127.0.0.1:%d%s", a.Port, a.HealthPath)}})
+		}
+	}
 	for _, a := range inv.Apps {
 		for _, d := range a.Domains {
-			m("dns/"+d, "", "point "+d+" back at the app's floating IP "+a.VIP)
+			add(Step{ID: "dns/" + d, Kind: KindDNS, Title: fmt.Sprintf("point %s back at the app's floating IP %s", d, a.VIP), Domain: d, Address: a.VIP})
 		}
-		m("start-apps/"+a.Name, strings.Join(a.Hosts, ","), "start keepalived, nginx and "+a.Name+" on the primary app servers; stop "+a.Name+" on "+a.Standby)
 	}
+	for _, a := range inv.Apps {
+		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET http://%s/ (Host: %s) (downtime ends)", a.Name, a.VIP, firstDomain(a)), Domain: firstDomain(a), Address: a.VIP})
+	}
+	// The standby site becomes a standby again, from a backup of the new primary.
+	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: []string{"systemctl", "start", FullBackupUnit}})
+	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: []string{StandbyRestoreScript, "--resync"}})
+	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: PsqlArgv(InRecoverySQL), Expect: "t"})
 	return p, nil
 }
 

@@ -49,7 +49,7 @@ func NewCmdSite(f *cli.Factory, runF func(*SiteOptions) error) *cobra.Command {
 	opts := &SiteOptions{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Open: opsenv.Open, Geteuid: os.Geteuid}
 	cmd := &cobra.Command{
 		Use:   "site --to standby|primary",
-		Short: "Switch the apps to the standby site (or print the way back)",
+		Short: "Switch the apps to the standby site, or back to the primary site",
 		Long: `Switch a stack's serving site. --to standby fences the primary site if it is
 reachable (apps and PostgreSQL stopped), promotes the standby database, starts
 the apps on the standby app servers, points the apps' DNS records at them and
@@ -57,12 +57,21 @@ checks that they answer. Every step is printed as it runs; completed steps are
 recorded in a state file, so running the same command again after an
 interruption resumes where it stopped.
 
---to primary (the way back) needs the primary database rebuilt from the
-promoted standby; belay prints those steps and refuses to run them.
+--to primary is the way back after a switch: it fences the primary site again
+(it may have come back from a partition still serving), re-creates the
+pg_auto_failover formation empty, stops the standby site's apps (downtime
+starts), makes the promoted standby read-only and waits until the repository
+has all its WAL, restores the first data node from the repository to the end of
+the archive (the standby site's writes included; its old data directory is
+kept aside as <PGDATA>.before-failback), re-clones the other data node from it,
+starts the apps on the primary site, points DNS back at the floating IPs
+(downtime ends), then takes a full backup and re-seeds the standby database
+from it as a standby again.
 
 Without --yes the plan is printed and nothing changes.`,
 		Example: `  belay failover site --to standby --dry-run
   belay failover site --to standby --yes
+  belay failover site --to primary --yes
   belay failover site --to standby --yes --inventory pulumi:prod --dns-provider hetzner --dns-zone example.com --dns-token-file ~/.hcloud-dns`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -42,7 +42,7 @@ func TestSiteWithoutYesPrintsPlanOnly(t *testing.T) {
 	}{
 		{"no --yes", []string{"--to", "standby"}, []string{"[promote-db]", "[fence-db/db-1]"}, ""},
 		{"dry run", []string{"--to", "standby", "--yes", "--dry-run"}, []string{"[dns/shop.lab.belay.test]"}, ""},
-		{"back to primary", []string{"--to", "primary", "--yes"}, []string{"NOT AUTOMATED", "[rebuild-primary-db]"}, "refused"},
+		{"back to primary, no --yes", []string{"--to", "primary"}, []string{"[reseed-primary/db-1]", "[archive-standby-db]", "[reseed-standby-db]"}, ""},
 		{"bad direction", []string{"--to", "west"}, nil, `--to "west": expected standby or primary`},
 	}
 	for _, tt := range tests {
