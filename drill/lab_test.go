@@ -5,12 +5,15 @@ package drill_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/inventory"
@@ -106,4 +109,48 @@ func TestLabRestoreVerification(t *testing.T) {
 	if !strings.Contains(notes, "corruption caught") || !strings.Contains(notes, "healed:") {
 		t.Fatalf("notes: %s", notes)
 	}
+}
+
+// The site drill: the primary site is partitioned away under a write load,
+// the standby site takes over (`failover site --to standby`) with the writes
+// archived before the partition, then the way back (`--to primary`) re-creates
+// the primary site around the standby's data: every write the standby held,
+// one it took while serving included, is on the primary site again.
+func TestLabSiteSwitchAndBack(t *testing.T) {
+	env := labEnv(t)
+	inv := env.Inv
+	tg, err := opsenv.Open(inv, opsenv.Flags{}, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	statePath := filepath.Join(t.TempDir(), "failover.json")
+	env.Switch = func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
+		senv, err := tg.SwitchEnv(opsenv.DNSFlags{}, progress, statePath)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := failover.PlanSite(inv, to)
+		if err != nil {
+			return nil, err
+		}
+		if check {
+			return nil, failover.Preflight(ctx, senv, plan)
+		}
+		res, err := failover.Execute(ctx, senv, plan)
+		if res == nil {
+			return nil, err
+		}
+		return res.Facts, err
+	}
+	rep := runDrill(t, env, drill.Site, "partition")
+	r := rep.Runs[0]
+	if r.Acked == 0 {
+		t.Fatal("the write load acknowledged nothing")
+	}
+	notes := strings.Join(r.Notes, "\n")
+	if !strings.Contains(notes, "cross-site RPO") || !strings.Contains(notes, "writes the standby site held are on the primary site again") {
+		t.Fatalf("notes: %s", notes)
+	}
+	t.Logf("switch %s, RPO %s; %s", r.Recovery, r.RPO, notes)
 }

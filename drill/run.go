@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -55,10 +56,10 @@ type Faults interface {
 // ErrNoFaults is returned for a drill that needs fault injection on an inventory without it.
 var ErrNoFaults = errors.New("fault injection is only available in the lab")
 
-// SiteSwitch runs the site switch to the standby site (failover.Execute) and
-// returns when the standby site serves; with check set it runs only the
-// switch's read-only preflight checks.
-type SiteSwitch func(ctx context.Context, progress io.Writer, check bool) error
+// SiteSwitch runs the site switch to site to (failover.Execute) and returns
+// the facts it recorded (RPO edge, downtime, ...) once that site serves; with
+// check set it runs only the switch's read-only preflight checks.
+type SiteSwitch func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error)
 
 // Env is what a drill runs against.
 type Env struct {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -20,7 +21,10 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	if env.Switch == nil {
 		return failRun(r, fmt.Errorf("no site switch wired (a bug in the command)"))
 	}
-	if err := s.do("ready", "", func() error { return env.Switch(ctx, env.Progress, true) }); err != nil {
+	if err := s.do("ready", "", func() error {
+		_, err := env.Switch(ctx, env.Progress, failover.ToStandby, true)
+		return err
+	}); err != nil {
 		return failRun(r, err)
 	}
 	via, err := tunnelHost(ctx, env, inventory.Primary)
@@ -118,13 +122,14 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	// The load keeps writing to the primary site (still reachable from this
 	// machine's lab leg): those writes are the ones a real partition loses.
 	if err := s.do("switch", "", func() error {
-		err := env.Switch(ctx, env.Progress, false)
+		_, err := env.Switch(ctx, env.Progress, failover.ToStandby, false)
 		r.Recovery = time.Since(t0)
 		return err
 	}); err != nil {
 		return failRun(r, err)
 	}
 	stop()
+	var held []int64 // acknowledged writes the promoted standby holds, plus one written there
 	if err := s.do("verify", "", func() error {
 		sb := inv.Database.Standby
 		h := inv.Host(sb)
@@ -159,6 +164,17 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 			}
 		}
 		r.Acked, r.Missing = len(acked), len(MissingWrites(acked, present))
+		for _, id := range acked {
+			if present[id] {
+				held = append(held, id)
+			}
+		}
+		// A write the standby site takes while it serves: the way back must keep it.
+		marker := w.End() + 1
+		if _, err := c.Exec(ctx, InsertWriteSQL, marker); err != nil {
+			return fmt.Errorf("write on the promoted standby: %w", err)
+		}
+		held = append(held, marker)
 		if newest.IsZero() {
 			return fmt.Errorf("none of the %d acknowledged writes reached the standby site", len(acked))
 		}
@@ -174,6 +190,43 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("heal", "partition", heal); err != nil {
+		return failRun(r, err)
+	}
+	// Back to the primary site, so the stack ends the drill as it began (and
+	// --repeat can run again): the way back must keep every write the standby
+	// site held, including the one it took while serving.
+	var facts map[string]string
+	var back time.Duration
+	if err := s.do("back", "", func() error {
+		start := time.Now()
+		var err error
+		facts, err = env.Switch(ctx, env.Progress, failover.ToPrimary, false)
+		back = time.Since(start)
+		return err
+	}); err != nil {
+		return failRun(r, err)
+	}
+	if err := s.do("verify-back", "", func() error {
+		c, err := ep.connect(ctx, addrs, true)
+		if err != nil {
+			return fmt.Errorf("the primary site is not writable after the way back: %w", err)
+		}
+		defer c.Close(closeCtx(ctx))
+		present, err := presentIDs(ctx, c, w.Base, held[len(held)-1]+1)
+		if err != nil {
+			return err
+		}
+		missing := MissingWrites(held, present)
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of the %d writes the standby site held are missing on the primary site after the way back (first: %d)", len(missing), len(held), missing[0])
+		}
+		if _, err := c.Exec(ctx, InsertWriteSQL, held[len(held)-1]+1); err != nil {
+			return fmt.Errorf("write on the new primary: %w", err)
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("way back (failover site --to primary) %s, apps down %s; all %d writes the standby site held are on the primary site again", round(back), facts["downtime"], len(held)))
+		s.note("way back %s (downtime %s), %d/%d standby writes kept", round(back), facts["downtime"], len(held), len(held))
+		return nil
+	}); err != nil {
 		return failRun(r, err)
 	}
 	r.OK = true

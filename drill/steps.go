@@ -182,8 +182,10 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 			{ID: "archive", Title: "read the WAL archive lag on the primary (pg_stat_archiver.last_archived_time)", Where: "primary", Commands: []string{"SELECT now() - last_archived_time FROM pg_stat_archiver"}},
 			{ID: "inject", Title: "partition the primary site away from the standby site", Where: "lab router", Commands: []string{faultCommand("partition")}},
 			{ID: "switch", Title: "run the site switch to the standby site (`belay failover site --to standby`, steps below)", Where: "operator"},
-			{ID: "verify", Title: "the apps answer from the standby site; the newest write present on the promoted standby gives the cross-site RPO", Where: "standby site", Commands: []string{"SELECT max(at) FROM " + WritesTable}},
-			{ID: "heal", Title: "end the partition; the standby site stays the serving site until `belay failover site --to primary` (manual re-seed)", Where: "lab router", Commands: []string{"belay lab heal"}},
+			{ID: "verify", Title: "the apps answer from the standby site; the newest write present on the promoted standby gives the cross-site RPO; one more write there", Where: "standby site", Commands: []string{"SELECT max(at) FROM " + WritesTable, "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "heal", Title: "end the partition", Where: "lab router", Commands: []string{"belay lab heal"}},
+			{ID: "back", Title: "run the way back to the primary site (`belay failover site --to primary`, steps below)", Where: "operator"},
+			{ID: "verify-back", Title: "every write the standby site held (one taken while it served included) is on the primary site again, and it takes writes", Where: "primary site", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2", "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 		}, nil
 	}
 	return nil, fmt.Errorf("drill %q: unknown", k)
