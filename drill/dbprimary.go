@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -181,7 +182,7 @@ func dbPrimaryRun(ctx context.Context, env *Env, s *stepper, variant string) Run
 			if len(prim) != 1 || !contains(repl, primary) {
 				return false, fmt.Errorf("primaries %v, replicas %v: waiting for %s to rejoin as a replica", prim, repl, primary)
 			}
-			out, err := env.Hosts.RunRoot(ctx, prim[0], PsqlArgv(StreamingReplicasSQL)...)
+			out, err := env.Hosts.RunRoot(ctx, prim[0], hostcmd.Psql(hostcmd.StreamingReplicasSQL)...)
 			if err != nil {
 				return false, err
 			}

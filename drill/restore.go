@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/belay-sh/belay/hostcmd"
 )
 
 // VerifyResult is the repository host's last restore verification (roles/backup.go writes it).
@@ -118,7 +120,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, fmt.Errorf("inventory backup.host/backup.stanza: empty; the stack has no backup repository"))
 	}
 	info := func() (*BackupInfo, error) {
-		out, err := env.Hosts.RunRoot(ctx, repo, PgBackRestInfoArgv(stanza)...)
+		out, err := env.Hosts.RunRoot(ctx, repo, hostcmd.PgBackRestInfo(stanza)...)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +135,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		if label, _ = bi.LatestBackup(); label == "" || variant == "corrupt" {
 			// The corrupt variant ruins a fresh backup of its own, never an older one someone may need.
 			s.note("taking a full backup")
-			if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", FullBackupUnit); err != nil {
+			if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.FullBackupUnit); err != nil {
 				return err
 			}
 			if bi, err = info(); err != nil {
@@ -152,7 +154,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	// verify runs the verification unit and returns its result (also when it failed).
 	verify := func() (*VerifyResult, error) {
 		start := time.Now().Add(-2 * time.Second)
-		_, unitErr := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", VerifyUnit)
+		_, unitErr := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.VerifyUnit)
 		out, err := env.Hosts.Run(ctx, repo, "cat "+VerifyResultFile)
 		if err != nil {
 			return nil, err
@@ -220,7 +222,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 			}
 			deadline := time.Now().Add(wait)
 			for said := false; ; said = true {
-				out, err := env.Hosts.RunRoot(ctx, sb, StandbyRestoreStateArgv()...)
+				out, err := env.Hosts.RunRoot(ctx, sb, hostcmd.StandbyRestoreState()...)
 				if err != nil {
 					return fmt.Errorf("cannot tell whether %s is restoring from the repository: %w", sb, err)
 				}
@@ -228,10 +230,10 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 					break
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("%s is still seeding from the repository after %s (%s); run this drill once it has finished", sb, wait, StandbyRestoreUnit)
+					return fmt.Errorf("%s is still seeding from the repository after %s (%s); run this drill once it has finished", sb, wait, hostcmd.StandbyRestoreUnit)
 				}
 				if !said {
-					fmt.Fprintf(env.Progress, "drill restore/corrupt:   %s is seeding from the repository (%s); waiting for it first\n", sb, StandbyRestoreUnit)
+					fmt.Fprintf(env.Progress, "drill restore/corrupt:   %s is seeding from the repository (%s); waiting for it first\n", sb, hostcmd.StandbyRestoreUnit)
 				}
 				select {
 				case <-ctx.Done():
@@ -240,7 +242,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 				}
 			}
 		}
-		dir := path.Join(PgBackRestRepo, "backup", stanza, label, "pg_data")
+		dir := path.Join(hostcmd.PgBackRestRepo, "backup", stanza, label, "pg_data")
 		out, err := env.Hosts.RunRoot(ctx, repo, "sh", "-c", "find "+dir+" -type f -size +1k -printf '%s %p\\n' | sort -rn | head -n 1")
 		if err != nil {
 			return err
@@ -276,7 +278,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("heal", "", func() error {
-		if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", FullBackupUnit); err != nil {
+		if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.FullBackupUnit); err != nil {
 			return err
 		}
 		bi, err := info()
@@ -287,7 +289,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		if fresh == label {
 			return fmt.Errorf("no new backup after %s", label)
 		}
-		if _, err := env.Hosts.RunRoot(ctx, repo, PgBackRestArgv(stanza, "--set="+label, "expire")...); err != nil {
+		if _, err := env.Hosts.RunRoot(ctx, repo, hostcmd.PgBackRest(stanza, "--set="+label, "expire")...); err != nil {
 			return fmt.Errorf("expire corrupted backup %s: %w", label, err)
 		}
 		v, err := verify()

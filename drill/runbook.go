@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/belay-sh/belay/failover"
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -13,15 +14,10 @@ import (
 func BackupChecks(inv *inventory.Inventory) []Step {
 	repo := inv.Backup.Host
 	return []Step{
-		{ID: "backups", Title: "last full and differential backups", Where: repo, Commands: []string{shellJoin(PgBackRestInfoArgv(inv.Backup.Stanza))}},
-		{ID: "wal", Title: "newest WAL segment in the archive and its age (the current cross-site RPO)", Where: repo, Commands: []string{LastWALCommand(inv.Backup.Stanza)}},
+		{ID: "backups", Title: "last full and differential backups", Where: repo, Commands: []string{shellJoin(hostcmd.PgBackRestInfo(inv.Backup.Stanza))}},
+		{ID: "wal", Title: "newest WAL segment in the archive and its age (the current cross-site RPO)", Where: repo, Commands: []string{hostcmd.LastWALScript(inv.Backup.Stanza)}},
 		{ID: "verified", Title: "last verified restore and its age", Where: repo, Commands: []string{"cat " + VerifyResultFile}},
 	}
-}
-
-// LastWALCommand prints "<mtime epoch> <file name>" of the newest archived WAL segment.
-func LastWALCommand(stanza string) string {
-	return "find " + PgBackRestRepo + "/archive/" + stanza + " -type f -name '0*' -printf '%T@ %f\\n' | sort -n | tail -n 1"
 }
 
 // WriteRunbook renders docs/runbook.md for inv from the step data the drills

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/failover"
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -68,14 +69,8 @@ func (s Step) String() string { return s.ID + ": " + s.Title }
 const (
 	// VIPProbeCmd lists a host's IPv4 addresses; the VIP holder shows the VIP.
 	VIPProbeCmd = "ip -o -4 addr show"
-	// VerifyUnit is the repository host's restore verification (roles/backup.go).
-	VerifyUnit = "belay-verify-restore.service"
-	// FullBackupUnit takes a full pgBackRest backup on the repository host.
-	FullBackupUnit = "belay-backup-full.service"
 	// VerifyResultFile is what every verification writes (roles.VerifyResultFile).
 	VerifyResultFile = "/var/lib/belay/last-verified-restore.json"
-	// PgBackRestRepo is repo1-path on the repository host (roles.PgBackRestRepo).
-	PgBackRestRepo = "/var/lib/pgbackrest"
 	// WritesTable is where the write load inserts; an id is recorded only once COMMIT returned OK.
 	WritesTable = "belay_drill_writes"
 	// ProbeInterval and ProbeTimeout pace the HTTP probe of the VIP.
@@ -83,42 +78,15 @@ const (
 	ProbeTimeout  = 200 * time.Millisecond
 )
 
-// StandbyRestoreUnit (re)seeds the standby database from the repository (roles/standbydb.go).
-const StandbyRestoreUnit = "belay-standby-restore.service"
-
 // StandbySeedWait bounds how long the corrupt drill waits for the standby to
 // finish seeding (its restore checks for a backup at most every 10 min).
 const StandbySeedWait = 12 * time.Minute
-
-// StandbyRestoreStateArgv reads the standby restore unit's SubState: "running"
-// while it waits for a backup or restores (Type=exec), "exited" once restored.
-func StandbyRestoreStateArgv() []string {
-	return []string{"systemctl", "show", "-p", "SubState", "--value", StandbyRestoreUnit}
-}
 
 // CreateWritesSQL creates the write-load table.
 const CreateWritesSQL = "CREATE TABLE IF NOT EXISTS " + WritesTable + " (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"
 
 // InsertWriteSQL is one write of the load, in its own transaction.
 const InsertWriteSQL = "INSERT INTO " + WritesTable + " (id, at) VALUES ($1, now())"
-
-// PgBackRestArgv runs pgbackrest as the repository user with the given arguments.
-func PgBackRestArgv(stanza string, args ...string) []string {
-	return append([]string{"runuser", "-u", "pgbackrest", "--", "pgbackrest", "--stanza=" + stanza}, args...)
-}
-
-// PgBackRestInfoArgv is `pgbackrest info` as the repository user, in JSON.
-func PgBackRestInfoArgv(stanza string) []string {
-	return PgBackRestArgv(stanza, "--output=json", "info")
-}
-
-// PsqlArgv runs one SQL statement as the postgres superuser on a DB host (tuples only, unaligned).
-func PsqlArgv(sql string) []string {
-	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql}
-}
-
-// StreamingReplicasSQL counts replicas streaming from a primary (superuser view of pg_stat_replication).
-const StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
 
 // Steps returns the steps of drill k (variant v) against inv, in order.
 func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, error) {
@@ -158,23 +126,23 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 			{ID: "recover", Title: "wait for the first acknowledged write after the fault: time to writable", Where: "operator"},
 			{ID: "count", Title: "stop the load and count acknowledged writes missing on the new primary (synchronous: must be zero)", Where: "new primary", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2"}},
 			{ID: "heal", Title: "undo the fault; the old primary must rejoin as a replica", Where: "old primary"},
-			{ID: "verify", Title: "exactly one data node is writable and the old primary is in recovery; the new primary has a streaming replica", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()", shellJoin(PsqlArgv(StreamingReplicasSQL))}},
+			{ID: "verify", Title: "exactly one data node is writable and the old primary is in recovery; the new primary has a streaming replica", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()", shellJoin(hostcmd.Psql(hostcmd.StreamingReplicasSQL))}},
 		}, nil
 	case Restore:
 		repo := inv.Backup.Host
 		steps := []Step{
-			{ID: "backup", Title: "make sure the repository holds a backup (take a full one if it holds none; the corrupt variant always takes a fresh one)", Where: repo, Commands: []string{shellJoin(PgBackRestInfoArgv(inv.Backup.Stanza)), "systemctl start " + FullBackupUnit}},
+			{ID: "backup", Title: "make sure the repository holds a backup (take a full one if it holds none; the corrupt variant always takes a fresh one)", Where: repo, Commands: []string{shellJoin(hostcmd.PgBackRestInfo(inv.Backup.Stanza)), "systemctl start " + hostcmd.FullBackupUnit}},
 		}
 		if v == "corrupt" {
 			steps = append(steps,
-				Step{ID: "baseline", Title: "verify the fresh full backup first: it must pass, so a failure after the corruption is the corruption's", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
-				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle); refused while the standby database restores from the repository", Where: repo, Commands: []string{shellJoin(StandbyRestoreStateArgv()) + "   # on " + inv.Database.Standby + ", must not print running", "find " + PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
-				Step{ID: "verify", Title: "run the restore verification: it must FAIL (corruption caught)", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
-				Step{ID: "heal", Title: "take a new full backup, expire the corrupted one, verify again: it must pass", Where: repo, Commands: []string{"systemctl start " + FullBackupUnit, shellJoin(PgBackRestArgv(inv.Backup.Stanza, "--set=<corrupted label>", "expire")), "systemctl start " + VerifyUnit, "cat " + VerifyResultFile}},
+				Step{ID: "baseline", Title: "verify the fresh full backup first: it must pass, so a failure after the corruption is the corruption's", Where: repo, Commands: []string{"systemctl start " + hostcmd.VerifyUnit, "cat " + VerifyResultFile}},
+				Step{ID: "corrupt", Title: "corrupt one file of the latest backup on purpose (32 random bytes in the middle); refused while the standby database restores from the repository", Where: repo, Commands: []string{shellJoin(hostcmd.StandbyRestoreState()) + "   # on " + inv.Database.Standby + ", must not print running", "find " + hostcmd.PgBackRestRepo + "/backup/" + inv.Backup.Stanza + "/<latest label>/pg_data -type f -size +1k", "dd if=/dev/urandom of=<file> bs=1 count=32 seek=<size/2> conv=notrunc"}},
+				Step{ID: "verify", Title: "run the restore verification: it must FAIL (corruption caught)", Where: repo, Commands: []string{"systemctl start " + hostcmd.VerifyUnit, "cat " + VerifyResultFile}},
+				Step{ID: "heal", Title: "take a new full backup, expire the corrupted one, verify again: it must pass", Where: repo, Commands: []string{"systemctl start " + hostcmd.FullBackupUnit, shellJoin(hostcmd.PgBackRest(inv.Backup.Stanza, "--set=<corrupted label>", "expire")), "systemctl start " + hostcmd.VerifyUnit, "cat " + VerifyResultFile}},
 			)
 			return steps, nil
 		}
-		return append(steps, Step{ID: "verify", Title: "run the restore verification (restore the latest backup into a scratch instance, check the canary) and read its result: it must pass", Where: repo, Commands: []string{"systemctl start " + VerifyUnit, "cat " + VerifyResultFile}}), nil
+		return append(steps, Step{ID: "verify", Title: "run the restore verification (restore the latest backup into a scratch instance, check the canary) and read its result: it must pass", Where: repo, Commands: []string{"systemctl start " + hostcmd.VerifyUnit, "cat " + VerifyResultFile}}), nil
 	case Site:
 		return []Step{
 			{ID: "ready", Title: "the standby site is ready: the site switch's checks pass (a release on every standby app server, the standby database in recovery)", Where: "standby site"},

@@ -491,7 +491,6 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
-
 // fakePrimarySite scripts the way back: the standby DB is promoted (serving),
 // the formation becomes whole only after a few polls.
 type fakePrimarySite struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -90,74 +91,6 @@ func (p *Plan) Digest() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// Exact commands of the switch (shared by plan, executor and runbook).
-const (
-	// PromoteSQL promotes the standby DB and waits up to 300 s for it to accept writes (the SQL form of docs/ha-engine.md's `pg_ctl promote -w -t 300`; it needs no version-specific path).
-	PromoteSQL = "SELECT pg_promote(true, 300)"
-	// InRecoverySQL is 't' on a standby, 'f' once promoted.
-	InRecoverySQL = "SELECT pg_is_in_recovery()"
-	// ReplayTimestampSQL is the commit time of the last transaction the standby replayed (the RPO edge).
-	ReplayTimestampSQL = "SELECT coalesce(pg_last_xact_replay_timestamp()::text, 'none')"
-)
-
-// PsqlArgv runs one SQL statement as the postgres superuser.
-func PsqlArgv(sql string) []string {
-	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql}
-}
-
-// fenceDBArgv stops pg_auto_failover's keeper (or monitor) and PostgreSQL on a
-// primary-site DB host. systemctl matches the patterns against loaded units, so
-// the same line fits data nodes and the monitor.
-func fenceDBArgv() []string {
-	return []string{"systemctl", "stop", "pgautofailover*", "postgresql*"}
-}
-
-// Units and scripts of the roles the switches drive (roles/standbydb.go, roles/backup.go, roles/db_reseed.go).
-const (
-	StandbyDBUnit        = "belay-standby-db.service"
-	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
-	FullBackupUnit       = "belay-backup-full.service"
-	DBReseedScript       = "/usr/local/sbin/belay-db-reseed"
-)
-
-// FormationSQL prints "<primaries>/<secondaries>" as the monitor sees the formation.
-const FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
-
-// ReseedArgv runs the roles' reseed script in one of its modes (monitor, primary, replica).
-func ReseedArgv(mode string) []string { return []string{DBReseedScript, mode} }
-
-// MonitorPsqlArgv runs one SQL statement in the monitor's pg_auto_failover database.
-func MonitorPsqlArgv(sql string) []string {
-	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", "pg_auto_failover", "-c", sql}
-}
-
-// ReadOnlyArgv makes a PostgreSQL server default to read-only transactions
-// (ALTER SYSTEM, then a reload), so no late write misses the final archive.
-func ReadOnlyArgv() []string {
-	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-		"-c", "ALTER SYSTEM SET default_transaction_read_only = on", "-c", "SELECT pg_reload_conf()"}
-}
-
-// PgBackRestCheckArgv checks archiving from a database host: it switches WAL
-// and waits until the repository has the segment.
-func PgBackRestCheckArgv(stanza string) []string {
-	return []string{"runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=" + stanza, "check"}
-}
-
-// StandbyAppStopArgv stops an app on a standby app server and keeps it from
-// starting at boot (the switch enabled it).
-func StandbyAppStopArgv(app string) []string {
-	return []string{"systemctl", "disable", "--now", "belay-app@" + app + ".service"}
-}
-
-func startAppArgv(app string) []string {
-	return []string{"systemctl", "start", "keepalived.service", "nginx.service", "belay-app@" + app + ".service"}
-}
-
-func fenceAppArgv(app string) []string {
-	return []string{"systemctl", "stop", "keepalived.service", "nginx.service", "belay-canary@" + app + ".service", "belay-app@" + app + ".service"}
-}
-
 // ShellLine renders argv as one POSIX shell line (for display and the runbook).
 func ShellLine(argv []string) string {
 	q := make([]string, len(argv))
@@ -198,10 +131,10 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 			Title:    fmt.Sprintf("the standby app server %s carries a release of %s", a.Standby, a.Name),
 			Commands: []string{fmt.Sprintf("test -x /srv/%s/current/start", a.Name)}})
 	}
-	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: PsqlArgv(InRecoverySQL)})
+	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL)})
 	for _, a := range inv.Apps {
 		for _, h := range a.Hosts {
-			add(Step{ID: "fence-app/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence %s on %s: stop keepalived (gives up the VIP), nginx and the app", a.Name, h), Argv: fenceAppArgv(a.Name)})
+			add(Step{ID: "fence-app/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence %s on %s: stop keepalived (gives up the VIP), nginx and the app", a.Name, h), Argv: hostcmd.FenceApp(a.Name)})
 		}
 	}
 	dbHosts := append([]string(nil), inv.Database.Nodes...)
@@ -209,11 +142,11 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 		dbHosts = append(dbHosts, inv.Database.Monitor)
 	}
 	for _, h := range dbHosts {
-		add(Step{ID: "fence-db/" + h, Kind: KindFence, Host: h, Title: "fence " + h + ": stop pg_auto_failover and PostgreSQL (no second primary may accept writes)", Argv: fenceDBArgv()})
+		add(Step{ID: "fence-db/" + h, Kind: KindFence, Host: h, Title: "fence " + h + ": stop pg_auto_failover and PostgreSQL (no second primary may accept writes)", Argv: hostcmd.FenceDB()})
 	}
-	add(Step{ID: "rpo", Kind: KindRoot, Host: sdb, Title: "record the last transaction the standby replayed (the cross-site RPO edge)", Argv: PsqlArgv(ReplayTimestampSQL)})
-	add(Step{ID: "promote-db", Kind: KindRoot, Host: sdb, Title: "promote the standby database (pg_promote, waits until it accepts writes)", Argv: PsqlArgv(PromoteSQL), Expect: "t"})
-	add(Step{ID: "check-promoted", Kind: KindRoot, Host: sdb, Title: "the standby database accepts writes", Argv: PsqlArgv(InRecoverySQL), Expect: "f"})
+	add(Step{ID: "rpo", Kind: KindRoot, Host: sdb, Title: "record the last transaction the standby replayed (the cross-site RPO edge)", Argv: hostcmd.Psql(hostcmd.ReplayTimestampSQL)})
+	add(Step{ID: "promote-db", Kind: KindRoot, Host: sdb, Title: "promote the standby database (pg_promote, waits until it accepts writes)", Argv: hostcmd.Psql(hostcmd.PromoteSQL), Expect: "t"})
+	add(Step{ID: "check-promoted", Kind: KindRoot, Host: sdb, Title: "the standby database accepts writes", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
 	for _, a := range inv.Apps {
 		unit := "belay-app@" + a.Name + ".service"
 		add(Step{ID: "start-app/" + a.Standby, Kind: KindDeploy, Host: a.Standby, Title: fmt.Sprintf("enable and start %s on %s", a.Name, a.Standby),
@@ -269,7 +202,7 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		}
 		p.Steps = append(p.Steps, s)
 	}
-	add(Step{ID: "check-standby-serving", Kind: KindRoot, Host: sdb, Title: "the standby database is promoted (the standby site serves: there is a switch to undo)", Argv: PsqlArgv(InRecoverySQL), Expect: "f"})
+	add(Step{ID: "check-standby-serving", Kind: KindRoot, Host: sdb, Title: "the standby database is promoted (the standby site serves: there is a switch to undo)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
 	var primarySite []string
 	for _, a := range inv.Apps {
 		if a.Standby == "" || inv.Host(a.Standby) == nil {
@@ -285,32 +218,32 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	// it for real now (these steps fail instead of skipping an unreachable host).
 	for _, a := range inv.Apps {
 		for _, h := range a.Hosts {
-			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", a.Name, h), Argv: fenceAppArgv(a.Name)})
+			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", a.Name, h), Argv: hostcmd.FenceApp(a.Name)})
 		}
 	}
 	for _, h := range append(append([]string(nil), nodes...), mon) {
-		add(Step{ID: "fence-db/" + h, Kind: KindRoot, Host: h, Title: "stop pg_auto_failover and PostgreSQL on " + h, Argv: fenceDBArgv()})
+		add(Step{ID: "fence-db/" + h, Kind: KindRoot, Host: h, Title: "stop pg_auto_failover and PostgreSQL on " + h, Argv: hostcmd.FenceDB()})
 	}
-	add(Step{ID: "reseed-monitor", Kind: KindRoot, Host: mon, Timeout: 15 * time.Minute, Title: "re-create the pg_auto_failover monitor empty (its formation still lists the old primary)", Argv: ReseedArgv("monitor")})
+	add(Step{ID: "reseed-monitor", Kind: KindRoot, Host: mon, Timeout: 15 * time.Minute, Title: "re-create the pg_auto_failover monitor empty (its formation still lists the old primary)", Argv: hostcmd.Reseed(hostcmd.ReseedMonitor)})
 	// Downtime starts: the standby site stops taking writes, and everything it
 	// wrote reaches the repository.
 	for _, a := range inv.Apps {
-		add(Step{ID: "stop-standby-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", a.Name, a.Standby), Argv: StandbyAppStopArgv(a.Name)})
+		add(Step{ID: "stop-standby-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", a.Name, a.Standby), Argv: hostcmd.StopStandbyApp(a.Name)})
 	}
-	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: ReadOnlyArgv()})
-	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "switch to a new WAL segment and wait until the repository has all of it (pgbackrest check)", Argv: PgBackRestCheckArgv(stanza)})
-	add(Step{ID: "stop-standby-db", Kind: KindRoot, Host: sdb, Title: "stop the standby database", Argv: []string{"systemctl", "stop", StandbyDBUnit}})
+	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: hostcmd.ReadOnly()})
+	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "switch to a new WAL segment and wait until the repository has all of it (pgbackrest check)", Argv: hostcmd.PgBackRestCheck(stanza)})
+	add(Step{ID: "stop-standby-db", Kind: KindRoot, Host: sdb, Title: "stop the standby database", Argv: hostcmd.StopUnit(hostcmd.StandbyDBUnit)})
 	add(Step{ID: "reseed-primary/" + nodes[0], Kind: KindRoot, Host: nodes[0], Timeout: 3 * time.Hour,
-		Title: "restore " + nodes[0] + " from the repository to the end of the archive (the standby site's writes included; its old data kept aside) and register it as the new primary", Argv: ReseedArgv("primary")})
+		Title: "restore " + nodes[0] + " from the repository to the end of the archive (the standby site's writes included; its old data kept aside) and register it as the new primary", Argv: hostcmd.Reseed(hostcmd.ReseedPrimary)})
 	for _, n := range nodes[1:] {
-		add(Step{ID: "reseed-replica/" + n, Kind: KindRoot, Host: n, Timeout: 3 * time.Hour, Title: "empty " + n + " and re-clone it from " + nodes[0] + " as the secondary", Argv: ReseedArgv("replica")})
+		add(Step{ID: "reseed-replica/" + n, Kind: KindRoot, Host: n, Timeout: 3 * time.Hour, Title: "empty " + n + " and re-clone it from " + nodes[0] + " as the secondary", Argv: hostcmd.Reseed(hostcmd.ReseedReplica)})
 	}
 	want := "1/" + strconv.Itoa(len(nodes)-1)
 	add(Step{ID: "check-formation", Kind: KindRoot, Host: mon, Retry: true, Timeout: 10 * time.Minute,
-		Title: fmt.Sprintf("the monitor reports one primary and %d secondar%s", len(nodes)-1, map[bool]string{true: "y", false: "ies"}[len(nodes) == 2]), Argv: MonitorPsqlArgv(FormationSQL), Expect: want})
+		Title: fmt.Sprintf("the monitor reports one primary and %d secondar%s", len(nodes)-1, map[bool]string{true: "y", false: "ies"}[len(nodes) == 2]), Argv: hostcmd.MonitorPsql(hostcmd.FormationSQL), Expect: want})
 	for _, a := range inv.Apps {
 		for _, h := range a.Hosts {
-			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", a.Name, h), Argv: startAppArgv(a.Name)})
+			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", a.Name, h), Argv: hostcmd.StartApp(a.Name)})
 		}
 		for _, h := range a.Hosts {
 			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, h),
@@ -326,9 +259,9 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET http://%s/ (Host: %s) (downtime ends)", a.Name, a.VIP, firstDomain(a)), Domain: firstDomain(a), Address: a.VIP})
 	}
 	// The standby site becomes a standby again, from a backup of the new primary.
-	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: []string{"systemctl", "start", FullBackupUnit}})
-	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: []string{StandbyRestoreScript, "--resync"}})
-	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: PsqlArgv(InRecoverySQL), Expect: "t"})
+	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: hostcmd.StartUnit(hostcmd.FullBackupUnit)})
+	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: hostcmd.Resync()})
+	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "t"})
 	return p, nil
 }
 

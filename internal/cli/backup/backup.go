@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/internal/remote"
@@ -162,7 +163,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	now := o.Now()
 	st := &Status{Stack: inv.Stack, Host: repo, Stanza: stanza, At: now.UTC(), Problems: []string{}}
 	st.Thresholds.MaxRPO, st.Thresholds.MaxVerifyAge, st.Thresholds.MaxFullAge = o.MaxRPO, o.MaxVerifyAge, o.MaxFullAge
-	out, err := hosts.RunRoot(ctx, repo, drill.PgBackRestInfoArgv(stanza)...)
+	out, err := hosts.RunRoot(ctx, repo, hostcmd.PgBackRestInfo(stanza)...)
 	if err != nil {
 		return nil, fmt.Errorf("pgbackrest info on %s: %w", repo, err)
 	}
@@ -180,7 +181,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 			st.LastDiff = x
 		}
 	}
-	out, err = hosts.RunRoot(ctx, repo, "sh", "-c", drill.LastWALCommand(stanza))
+	out, err = hosts.RunRoot(ctx, repo, "sh", "-c", hostcmd.LastWALScript(stanza))
 	if err != nil {
 		return nil, fmt.Errorf("archived WAL on %s: %w", repo, err)
 	}

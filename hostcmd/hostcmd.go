@@ -1,0 +1,169 @@
+// Package hostcmd holds the exact root commands belay's operations run on
+// hosts — the site switch both ways, the drills, `belay backup status` — as
+// argv data. It is the one source for the code that runs them (through the
+// lab's machine console, or `sudo -n` over SSH on a cloud stack) and for the
+// sudoers file the roles render, so a cloud host allows exactly these commands
+// to the deploy user and nothing else.
+package hostcmd
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/belay-sh/belay/inventory"
+)
+
+// SQL the operations run as the postgres superuser.
+const (
+	// InRecoverySQL is 't' on a standby, 'f' once promoted.
+	InRecoverySQL = "SELECT pg_is_in_recovery()"
+	// ReplayTimestampSQL is the commit time of the last transaction a standby replayed (the RPO edge).
+	ReplayTimestampSQL = "SELECT coalesce(pg_last_xact_replay_timestamp()::text, 'none')"
+	// PromoteSQL promotes a standby and waits up to 300 s until it accepts writes.
+	PromoteSQL = "SELECT pg_promote(true, 300)"
+	// StreamingReplicasSQL counts replicas streaming from a primary.
+	StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+	// FormationSQL prints "<primaries>/<secondaries>" as the pg_auto_failover monitor sees the formation.
+	FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
+)
+
+// Units, scripts and paths of the roles the operations drive.
+const (
+	StandbyDBUnit        = "belay-standby-db.service"
+	StandbyRestoreUnit   = "belay-standby-restore.service"
+	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
+	FullBackupUnit       = "belay-backup-full.service"
+	VerifyUnit           = "belay-verify-restore.service"
+	DBReseedScript       = "/usr/local/sbin/belay-db-reseed"
+	// PgBackRestRepo is repo1-path on the repository host.
+	PgBackRestRepo = "/var/lib/pgbackrest"
+)
+
+// The modes of DBReseedScript.
+const (
+	ReseedMonitor = "monitor"
+	ReseedPrimary = "primary"
+	ReseedReplica = "replica"
+)
+
+// Psql runs one SQL statement as the postgres superuser (tuples only, unaligned).
+func Psql(sql string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql}
+}
+
+// MonitorPsql runs one SQL statement in the monitor's pg_auto_failover database.
+func MonitorPsql(sql string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", "pg_auto_failover", "-c", sql}
+}
+
+// ReadOnly makes a PostgreSQL server default to read-only transactions
+// (ALTER SYSTEM, then a reload), so no late write misses the final archive.
+func ReadOnly() []string {
+	return []string{"runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+		"-c", "ALTER SYSTEM SET default_transaction_read_only = on", "-c", "SELECT pg_reload_conf()"}
+}
+
+// PgBackRestCheck checks archiving from a database host: it switches WAL and
+// waits until the repository has the segment.
+func PgBackRestCheck(stanza string) []string {
+	return []string{"runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=" + stanza, "check"}
+}
+
+// PgBackRest runs pgbackrest as the repository user with the given arguments.
+func PgBackRest(stanza string, args ...string) []string {
+	return append([]string{"runuser", "-u", "pgbackrest", "--", "pgbackrest", "--stanza=" + stanza}, args...)
+}
+
+// PgBackRestInfo is `pgbackrest info` as the repository user, in JSON.
+func PgBackRestInfo(stanza string) []string { return PgBackRest(stanza, "--output=json", "info") }
+
+// LastWAL prints "<mtime epoch> <file name>" of the newest archived WAL segment.
+func LastWAL(stanza string) []string {
+	return []string{"sh", "-c", LastWALScript(stanza)}
+}
+
+// LastWALScript is LastWAL's shell line.
+func LastWALScript(stanza string) string {
+	return "find " + PgBackRestRepo + "/archive/" + stanza + " -type f -name '0*' -printf '%T@ %f\\n' | sort -n | tail -n 1"
+}
+
+// StandbyRestoreState reads the standby restore unit's SubState: "running"
+// while it waits for a backup or restores, "exited" once restored.
+func StandbyRestoreState() []string {
+	return []string{"systemctl", "show", "-p", "SubState", "--value", StandbyRestoreUnit}
+}
+
+// FenceDB stops pg_auto_failover's keeper (or monitor) and PostgreSQL. systemctl
+// matches the patterns against loaded units, so one line fits data nodes and the monitor.
+func FenceDB() []string { return []string{"systemctl", "stop", "pgautofailover*", "postgresql*"} }
+
+// FenceApp stops everything that serves app on an app server (keepalived gives up the VIP).
+func FenceApp(app string) []string {
+	return []string{"systemctl", "stop", "keepalived.service", "nginx.service", "belay-canary@" + app + ".service", "belay-app@" + app + ".service"}
+}
+
+// StartApp starts keepalived, nginx and app on a primary-site app server.
+func StartApp(app string) []string {
+	return []string{"systemctl", "start", "keepalived.service", "nginx.service", "belay-app@" + app + ".service"}
+}
+
+// StopStandbyApp stops app on a standby app server and keeps it from starting at boot.
+func StopStandbyApp(app string) []string {
+	return []string{"systemctl", "disable", "--now", "belay-app@" + app + ".service"}
+}
+
+// Reseed runs the DB hosts' reseed script in one of its modes.
+func Reseed(mode string) []string { return []string{DBReseedScript, mode} }
+
+// StartUnit starts (and, for a oneshot, waits for) a unit.
+func StartUnit(unit string) []string { return []string{"systemctl", "start", unit} }
+
+// StopUnit stops a unit.
+func StopUnit(unit string) []string { return []string{"systemctl", "stop", unit} }
+
+// Resync re-restores the standby database from the repository.
+func Resync() []string { return []string{StandbyRestoreScript, "--resync"} }
+
+// Host describes what ForHost needs to know of a host.
+type Host struct {
+	Roles []inventory.Role
+	// Apps are the apps served on it (app and standby-app roles).
+	Apps []string
+	// Stanza is the pgBackRest stanza (standby-db and backup-repo roles).
+	Stanza string
+}
+
+// ForHost is every root command belay's operations may run on h, sorted and
+// without duplicates: what its sudoers must allow the deploy user.
+func ForHost(h Host) [][]string {
+	var out [][]string
+	for _, r := range h.Roles {
+		switch r {
+		case inventory.RoleApp:
+			for _, a := range h.Apps {
+				out = append(out, FenceApp(a), StartApp(a))
+			}
+		case inventory.RoleStandbyApp:
+			for _, a := range h.Apps {
+				out = append(out, StopStandbyApp(a))
+			}
+		case inventory.RoleDB:
+			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL))
+		case inventory.RoleDBMonitor:
+			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL))
+		case inventory.RoleStandbyDB:
+			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
+				PgBackRestCheck(h.Stanza), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState())
+		case inventory.RoleBackupRepo:
+			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL(h.Stanza))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Join(out[i], "\x00") < strings.Join(out[j], "\x00") })
+	var uniq [][]string
+	for i, c := range out {
+		if i == 0 || strings.Join(c, "\x00") != strings.Join(out[i-1], "\x00") {
+			uniq = append(uniq, c)
+		}
+	}
+	return uniq
+}
