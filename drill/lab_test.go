@@ -8,14 +8,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/failover"
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -124,6 +127,10 @@ func TestLabSiteSwitchAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tg.Close)
+	// Both switches go through `sudo -n` over SSH as the deploy user, exactly
+	// as on a cloud stack, not through the lab's machine console: the rendered
+	// sudoers must allow every root step.
+	tg.Hosts.Root = nil
 	statePath := filepath.Join(t.TempDir(), "failover.json")
 	env.Switch = func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
 		senv, err := tg.SwitchEnv(opsenv.DNSFlags{}, progress, statePath)
@@ -153,4 +160,44 @@ func TestLabSiteSwitchAndBack(t *testing.T) {
 		t.Fatalf("notes: %s", notes)
 	}
 	t.Logf("switch %s, RPO %s; %s", r.Recovery, r.RPO, notes)
+}
+
+// Every root command belay's operations run (hostcmd.ForHost) is allowed to
+// the deploy user by the sudoers the roles rendered, on every lab host — and
+// the escaping keeps them exact: a lookalike command is refused.
+func TestLabSudoersAllowOpsCommands(t *testing.T) {
+	env := labEnv(t)
+	inv := env.Inv
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	checked := 0
+	for _, h := range inv.Hosts {
+		hc := hostcmd.Host{Roles: h.Roles, Stanza: inv.Backup.Stanza}
+		for _, a := range inv.Apps {
+			if slices.Contains(a.Hosts, h.Name) || a.Standby == h.Name {
+				hc.Apps = append(hc.Apps, a.Name)
+			}
+		}
+		for _, argv := range hostcmd.ForHost(hc) {
+			// sudo -l CMD exits 0 and prints the command's path when it is allowed.
+			if out, err := env.Hosts.Run(ctx, h.Name, strings.Replace(remote.SudoCommand(argv), "sudo -n ", "sudo -n -l ", 1)); err != nil {
+				t.Errorf("%s: the deploy user may not run %q as root: %v %s", h.Name, argv, err, out)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no commands checked")
+	}
+	db := inv.Database.Nodes[0]
+	for _, argv := range [][]string{
+		{"systemctl", "stop", "pgautofailover.service", "sshd.service"}, // the pattern's * is literal
+		{"systemctl", "stop", "sshd.service"},
+		{"runuser", "-u", "postgres", "--", "psql", "-c", "DROP DATABASE shop"},
+	} {
+		if out, err := env.Hosts.Run(ctx, db, strings.Replace(remote.SudoCommand(argv), "sudo -n ", "sudo -n -l ", 1)); err == nil {
+			t.Errorf("%s: the deploy user may run %q as root: %s", db, argv, out)
+		}
+	}
+	t.Logf("%d root commands allowed exactly on %d hosts", checked, len(inv.Hosts))
 }

@@ -135,7 +135,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		if label, _ = bi.LatestBackup(); label == "" || variant == "corrupt" {
 			// The corrupt variant ruins a fresh backup of its own, never an older one someone may need.
 			s.note("taking a full backup")
-			if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.FullBackupUnit); err != nil {
+			if _, err := env.Hosts.RunRoot(ctx, repo, hostcmd.StartUnit(hostcmd.FullBackupUnit)...); err != nil {
 				return err
 			}
 			if bi, err = info(); err != nil {
@@ -154,7 +154,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	// verify runs the verification unit and returns its result (also when it failed).
 	verify := func() (*VerifyResult, error) {
 		start := time.Now().Add(-2 * time.Second)
-		_, unitErr := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.VerifyUnit)
+		_, unitErr := env.Hosts.RunRoot(ctx, repo, hostcmd.StartUnit(hostcmd.VerifyUnit)...)
 		out, err := env.Hosts.Run(ctx, repo, "cat "+VerifyResultFile)
 		if err != nil {
 			return nil, err
@@ -278,7 +278,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("heal", "", func() error {
-		if _, err := env.Hosts.RunRoot(ctx, repo, "systemctl", "start", hostcmd.FullBackupUnit); err != nil {
+		if _, err := env.Hosts.RunRoot(ctx, repo, hostcmd.StartUnit(hostcmd.FullBackupUnit)...); err != nil {
 			return err
 		}
 		bi, err := info()

@@ -61,6 +61,13 @@ func Render(s *Spec) ([]byte, error) {
 			return nil, err
 		}
 	}
+	ops, err := opsSudoers(s)
+	if err != nil {
+		return nil, err
+	}
+	if ops != "" {
+		c.WriteFiles = append(c.WriteFiles, File{Path: OpsSudoersFile, Content: ops, Owner: "root:root", Permissions: "0440"})
+	}
 	finishCommon(s, c)
 	if err := checkFiles(c); err != nil {
 		return nil, err

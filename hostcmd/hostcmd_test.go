@@ -1,0 +1,85 @@
+package hostcmd_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/belay-sh/belay/failover"
+	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// hostOf describes an inventory host the way the roles see it.
+func hostOf(inv *inventory.Inventory, name string) hostcmd.Host {
+	h := inv.Host(name)
+	out := hostcmd.Host{Roles: h.Roles, Stanza: inv.Backup.Stanza}
+	for _, a := range inv.Apps {
+		if slices.Contains(a.Hosts, name) || a.Standby == name {
+			out.Apps = append(out.Apps, a.Name)
+		}
+	}
+	return out
+}
+
+func allowed(cmds [][]string, argv []string) bool {
+	for _, c := range cmds {
+		if slices.Equal(c, argv) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSwitchRootStepsAreListed: every root command of both site switches is
+// one ForHost lists for that host, so the rendered sudoers allow it on a cloud.
+func TestSwitchRootStepsAreListed(t *testing.T) {
+	inv, err := inventory.Load("../failover/testdata/inventory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []failover.Direction{failover.ToStandby, failover.ToPrimary} {
+		p, err := failover.PlanSite(inv, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range p.Steps {
+			if len(s.Argv) == 0 {
+				continue
+			}
+			n++
+			if !allowed(hostcmd.ForHost(hostOf(inv, s.Host)), s.Argv) {
+				t.Errorf("switch to %s, step %s on %s: %q is not in hostcmd.ForHost for roles %v", to, s.ID, s.Host, s.Argv, inv.Host(s.Host).Roles)
+			}
+		}
+		if n == 0 {
+			t.Errorf("switch to %s has no root steps", to)
+		}
+	}
+}
+
+func TestForHost(t *testing.T) {
+	app := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleApp}, Apps: []string{"shop"}})
+	if !allowed(app, hostcmd.FenceApp("shop")) || allowed(app, hostcmd.FenceDB()) {
+		t.Errorf("app server commands: %q", app)
+	}
+	repo := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleBackupRepo}, Stanza: "belay"})
+	for _, want := range [][]string{hostcmd.PgBackRestInfo("belay"), hostcmd.LastWAL("belay"), hostcmd.StartUnit(hostcmd.VerifyUnit)} {
+		if !allowed(repo, want) {
+			t.Errorf("repository host lacks %q", want)
+		}
+	}
+	if allowed(repo, hostcmd.Reseed(hostcmd.ReseedPrimary)) {
+		t.Error("the repository host may run the DB reseed")
+	}
+	both := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleDB, inventory.RoleDB}})
+	seen := map[string]bool{}
+	for _, c := range both {
+		k := strings.Join(c, " ")
+		if seen[k] {
+			t.Errorf("%q listed twice", k)
+		}
+		seen[k] = true
+	}
+}
