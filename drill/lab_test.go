@@ -199,5 +199,10 @@ func TestLabSudoersAllowOpsCommands(t *testing.T) {
 			t.Errorf("%s: the deploy user may run %q as root: %s", db, argv, out)
 		}
 	}
+	// And one really runs through sudo: the repository's newest archived WAL.
+	out, err := env.Hosts.Run(ctx, inv.Backup.Host, remote.SudoCommand(hostcmd.LastWAL()))
+	if f := strings.Fields(string(out)); err != nil || len(f) != 2 || !strings.HasPrefix(f[1], "0") {
+		t.Errorf("sudo %s on %s: %q %v, want \"<mtime> <segment>\"", hostcmd.LastWALPath, inv.Backup.Host, out, err)
+	}
 	t.Logf("%d root commands allowed exactly on %d hosts", checked, len(inv.Hosts))
 }

@@ -15,7 +15,7 @@ func BackupChecks(inv *inventory.Inventory) []Step {
 	repo := inv.Backup.Host
 	return []Step{
 		{ID: "backups", Title: "last full and differential backups", Where: repo, Commands: []string{shellJoin(hostcmd.PgBackRestInfo(inv.Backup.Stanza))}},
-		{ID: "wal", Title: "newest WAL segment in the archive and its age (the current cross-site RPO)", Where: repo, Commands: []string{hostcmd.LastWALScript(inv.Backup.Stanza)}},
+		{ID: "wal", Title: "newest WAL segment in the archive and its age (the current cross-site RPO)", Where: repo, Commands: []string{hostcmd.LastWALPath + "  # " + hostcmd.LastWALScript(inv.Backup.Stanza)}},
 		{ID: "verified", Title: "last verified restore and its age", Where: repo, Commands: []string{"cat " + VerifyResultFile}},
 	}
 }

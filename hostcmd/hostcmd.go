@@ -77,12 +77,14 @@ func PgBackRest(stanza string, args ...string) []string {
 // PgBackRestInfo is `pgbackrest info` as the repository user, in JSON.
 func PgBackRestInfo(stanza string) []string { return PgBackRest(stanza, "--output=json", "info") }
 
-// LastWAL prints "<mtime epoch> <file name>" of the newest archived WAL segment.
-func LastWAL(stanza string) []string {
-	return []string{"sh", "-c", LastWALScript(stanza)}
-}
+// LastWALPath is the repository host's script (roles/backup.go) that prints
+// "<mtime epoch> <file name>" of the newest archived WAL segment.
+const LastWALPath = "/usr/local/sbin/belay-last-wal"
 
-// LastWALScript is LastWAL's shell line.
+// LastWAL runs LastWALPath (a script, not `sh -c`: one word sudoers matches exactly).
+func LastWAL() []string { return []string{LastWALPath} }
+
+// LastWALScript is the pipeline LastWALPath runs for stanza.
 func LastWALScript(stanza string) string {
 	return "find " + PgBackRestRepo + "/archive/" + stanza + " -type f -name '0*' -printf '%T@ %f\\n' | sort -n | tail -n 1"
 }
@@ -155,7 +157,7 @@ func ForHost(h Host) [][]string {
 			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
 				PgBackRestCheck(h.Stanza), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState())
 		case inventory.RoleBackupRepo:
-			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL(h.Stanza))
+			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL())
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.Join(out[i], "\x00") < strings.Join(out[j], "\x00") })

@@ -65,7 +65,7 @@ func TestForHost(t *testing.T) {
 		t.Errorf("app server commands: %q", app)
 	}
 	repo := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleBackupRepo}, Stanza: "belay"})
-	for _, want := range [][]string{hostcmd.PgBackRestInfo("belay"), hostcmd.LastWAL("belay"), hostcmd.StartUnit(hostcmd.VerifyUnit)} {
+	for _, want := range [][]string{hostcmd.PgBackRestInfo("belay"), hostcmd.LastWAL(), hostcmd.StartUnit(hostcmd.VerifyUnit)} {
 		if !allowed(repo, want) {
 			t.Errorf("repository host lacks %q", want)
 		}

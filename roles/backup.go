@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -153,6 +154,7 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		File{Path: pgBackRestHome + "/.ssh/config", Content: pgBackRestSSHConfig, Owner: "root:root", Permissions: "0644"},
 		File{Path: "/usr/local/bin/belay-backup", Content: backupScript(bk), Owner: "root:root", Permissions: "0755"},
 		File{Path: VerifyScript, Content: verifyScript(bk), Owner: "root:root", Permissions: "0755"},
+		File{Path: hostcmd.LastWALPath, Content: "#!/bin/sh\n# Rendered by belay: prints \"<mtime epoch> <segment>\" of the newest WAL segment archived for stanza " + bk.Stanza + "\n# (belay backup status: its age is the current cross-site RPO).\nset -eu\n" + hostcmd.LastWALScript(bk.Stanza) + "\n", Owner: "root:root", Permissions: "0755"},
 		// Written by the pgbackrest user at every verification, readable by anyone.
 		File{Path: VerifyResultFile, Content: `{"time":"","backupLabel":"","ok":false,"details":"no restore verification has run yet"}` + "\n", Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0644", Defer: true},
 		File{Path: "/etc/systemd/system/belay-pgbackrest-stanza.service", Content: stanzaService(bk.Stanza), Owner: "root:root", Permissions: "0644"},

@@ -181,7 +181,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 			st.LastDiff = x
 		}
 	}
-	out, err = hosts.RunRoot(ctx, repo, hostcmd.LastWAL(stanza)...)
+	out, err = hosts.RunRoot(ctx, repo, hostcmd.LastWAL()...)
 	if err != nil {
 		return nil, fmt.Errorf("archived WAL on %s: %w", repo, err)
 	}

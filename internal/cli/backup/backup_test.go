@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -85,7 +86,7 @@ func TestCollectAndJudge(t *testing.T) {
 				switch {
 				case strings.Contains(c.Cmd, "info"):
 					return []byte(info), nil
-				case strings.Contains(c.Cmd, "find "):
+				case c.Cmd == hostcmd.LastWALPath:
 					at := float64(now.Add(-tt.walAge).UnixNano()) / 1e9
 					return []byte(strconv.FormatFloat(at, 'f', 3, 64) + " 000000010000000000000009-abc.zst\n"), nil
 				case strings.HasPrefix(c.Cmd, "cat "):
