@@ -361,8 +361,17 @@ set -eu
 type=${1:?usage: belay-backup full|diff}
 case $type in full | diff) ;; *) echo "belay-backup: $type: expected full or diff" >&2; exit 2 ;; esac
 stanza=` + bk.Stanza + `
-# Idempotent: succeeds when the stanza exists and matches the cluster.
-pgbackrest --stanza="$stanza" stanza-create
+# Idempotent: succeeds when the stanza exists and matches the cluster. Another
+# pgBackRest command holding the stanza's lock (the boot-time stanza service
+# retrying, an expire) fails it with code 50: wait that out, up to a minute.
+i=0
+until pgbackrest --stanza="$stanza" stanza-create; do
+    rc=$?
+    i=$((i + 1))
+    if [ $rc -ne 50 ] || [ $i -ge 30 ]; then exit $rc; fi
+    echo "belay-backup: stanza $stanza is locked by another pgBackRest command; retrying in 2 s" >&2
+    sleep 2
+done
 canary=""
 for host in ` + strings.Join(hosts, " ") + `; do
     # Only the primary accepts the write; a replica fails and the next host is tried.

@@ -105,8 +105,14 @@ pg1-socket-path=%[1]s/sock
 	).Replace(fileAt(t, c, "/etc/pgbackrest/verify.conf").Content), 0o644)
 	chown()
 
-	if out, err := as(backupScript + " full"); err != nil {
+	// The first backup starts while another pgBackRest command holds the
+	// stanza's lock (as the boot-time stanza service can): it waits, then runs.
+	out, err := as("(flock " + dir + "/lock/belay-archive.lock sleep 3 &); sleep 0.5; " + backupScript + " full")
+	if err != nil {
 		t.Fatalf("belay-backup full: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "is locked by another pgBackRest command; retrying") {
+		t.Errorf("belay-backup did not wait for the held lock (or the lock was not held):\n%s", out)
 	}
 	// A write after the backup: the restore (to the backup's consistency point) must not have it.
 	if out, err := as(psql + ` -d belay -c "INSERT INTO belay_canary (note) VALUES ('after the backup')"`); err != nil {
@@ -129,7 +135,7 @@ pg1-socket-path=%[1]s/sock
 		}
 		return r
 	}
-	out, err := as(verifyScript)
+	out, err = as(verifyScript)
 	r := result()
 	if err != nil || r["ok"] != true || r["canaryRows"] != float64(1) {
 		log, _ := os.ReadFile(dir + "/verify/postgres.log")
