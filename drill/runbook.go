@@ -33,8 +33,8 @@ func WriteRunbook(w io.Writer, inv *inventory.Inventory) error {
 		hs = append(hs, fmt.Sprintf("%s (%s, %s)", h.Name, h.Site, h.PrivateAddress))
 	}
 	b.WriteString(strings.Join(hs, ", ") + ".\n\n")
-	b.WriteString("Root commands run through the lab's machine console in the lab and through `sudo -n` on a cloud\n")
-	b.WriteString("stack (the deploy user's sudoers must allow exactly those commands).\n\n")
+	b.WriteString("Root commands run through the lab's machine console in the lab and through `sudo -n` as the deploy\n")
+	b.WriteString("user on a cloud stack: `/etc/sudoers.d/belay-ops` on each host allows exactly the commands listed here for its roles.\n\n")
 
 	b.WriteString("## Site switch to the standby site\n\n`belay failover site --to standby --yes` (print only: `--dry-run`). Resumable: the completed steps are\n")
 	b.WriteString("recorded in `/var/lib/belay/failover-" + inv.Stack + ".json` (root) or `~/.local/state/belay/failover-" + inv.Stack + ".json`;\n")
