@@ -73,8 +73,11 @@ func dbPrimaryRun(ctx context.Context, env *Env, s *stepper, variant string) Run
 		return failRun(r, fmt.Errorf("write load does not get going: %w", err))
 	}
 	fault := Fault{Kind: FaultKill, Host: primary}
-	if variant == "cut-link" {
+	switch variant {
+	case "cut-link":
 		fault.Kind = FaultCutLink
+	case "stop-service":
+		fault = Fault{Kind: FaultStopService, Host: primary, Service: hostcmd.PGAutoFailoverUnit}
 	}
 	healed := false
 	heal := func() error {

@@ -157,7 +157,9 @@ func TestSupportedOutsideTheLab(t *testing.T) {
 		k  Kind
 		v  string
 		ok bool
-	}{{AppNode, "kill", false}, {DBPrimary, "kill", false}, {Site, "partition", false}, {Restore, "corrupt", false}, {Restore, "verify", true}} {
+	}{{AppNode, "kill", false}, {AppNode, "cut-link", false}, {DBPrimary, "kill", false}, {DBPrimary, "cut-link", false},
+		{Site, "partition", false}, {Restore, "corrupt", false}, {Restore, "verify", true},
+		{AppNode, "stop-nginx", true}, {DBPrimary, "stop-service", true}} {
 		err := Supported(env, c.k, c.v)
 		if (err == nil) != c.ok {
 			t.Errorf("%s/%s: %v", c.k, c.v, err)
@@ -165,6 +167,10 @@ func TestSupportedOutsideTheLab(t *testing.T) {
 		if err != nil && (!errors.Is(err, ErrNoFaults) || !strings.Contains(err.Error(), "hetzner")) {
 			t.Errorf("%s/%s: unclear refusal: %v", c.k, c.v, err)
 		}
+	}
+	env.Lab = true
+	if err := Supported(env, Site, "partition"); err != nil {
+		t.Errorf("site drill in the lab: %v", err)
 	}
 }
 

@@ -41,8 +41,8 @@ func (f Fault) String() string {
 	return s
 }
 
-// Faults injects and heals failures. The lab implements it (drill/labfaults);
-// on a cloud stack it would be provider power-off, which belay does not do.
+// Faults injects and heals failures. The lab implements all of them
+// (drill/labfaults); ServiceFaults implements stopping a service anywhere.
 type Faults interface {
 	// Inject applies f and returns when it took effect (the fault's t0).
 	Inject(ctx context.Context, f Fault) (time.Time, error)
@@ -90,18 +90,18 @@ type Options struct {
 
 // Supported reports whether drill k/variant can run against env, and why not.
 func Supported(env *Env, k Kind, variant string) error {
-	if env.Faults != nil {
+	if env.Lab {
 		return nil
 	}
-	if k == Restore && variant != "corrupt" {
+	if k == Restore && variant != "corrupt" || k == AppNode && variant == "stop-nginx" || k == DBPrimary && variant == "stop-service" {
 		return nil
 	}
 	provider := "this"
 	if p, ok := env.Inv.Sites[inventory.Primary]; ok {
 		provider = p.Provider
 	}
-	return fmt.Errorf("drill %s/%s on a %s inventory: %w; a real fault needs provider power-off / network cuts, which belay leaves out on purpose. "+
-		"Supported outside the lab: `belay drill restore` (restore verification). Run the others on the lab (`belay lab up`)", k, variant, provider, ErrNoFaults)
+	return fmt.Errorf("drill %s/%s on a %s inventory: %w; a machine kill, a link cut or a partition needs provider power-off / network cuts, which belay leaves out on purpose. "+
+		"Supported outside the lab: `belay drill app-node --variant stop-nginx`, `belay drill db-primary --variant stop-service`, `belay drill restore`. Run the others on the lab (`belay lab up`)", k, variant, provider, ErrNoFaults)
 }
 
 // Execute runs drill opt.Kind opt.Repeat times and returns its report (also on failed runs).

@@ -29,7 +29,7 @@ var Kinds = []Kind{AppNode, DBPrimary, Restore, Site}
 // Variants lists each drill's variants; the first is the default.
 var Variants = map[Kind][]string{
 	AppNode:   {"kill", "cut-link", "stop-nginx"},
-	DBPrimary: {"kill", "cut-link"},
+	DBPrimary: {"kill", "cut-link", "stop-service"},
 	Restore:   {"verify", "corrupt"},
 	Site:      {"partition"},
 }
@@ -121,7 +121,7 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 			{ID: "locate", Title: "find the primary: the data node that answers pg_is_in_recovery() = false (through an SSH tunnel from an app server; 5432 admits app servers only)", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
 			{ID: "prepare", Title: "create the write-load table", Where: "primary", Commands: []string{CreateWritesSQL}},
 			{ID: "load", Title: "start the write load through the multi-host writer URL (target_session_attrs=read-write); an id counts as acknowledged only when COMMIT returned OK", Where: "operator (tunnel via an app server)", Commands: []string{"BEGIN; " + InsertWriteSQL + "; COMMIT"}},
-			{ID: "inject", Title: map[string]string{"kill": "kill the primary hard", "cut-link": "cut the primary's network link"}[v], Where: "primary", Commands: []string{faultCommand(v)}},
+			{ID: "inject", Title: map[string]string{"kill": "kill the primary hard", "cut-link": "cut the primary's network link", "stop-service": "stop pg_auto_failover's keeper on the primary (it shuts PostgreSQL down)"}[v], Where: "primary", Commands: []string{faultCommand(v)}},
 			{ID: "detect", Title: "poll the other data node until pg_is_in_recovery() = false (the monitor promoted it; it stays read-only until the old primary's demote timeout): detection time", Where: nodes, Commands: []string{"SELECT pg_is_in_recovery()"}},
 			{ID: "recover", Title: "wait for the first acknowledged write after the fault: time to writable", Where: "operator"},
 			{ID: "count", Title: "stop the load and count acknowledged writes missing on the new primary (synchronous: must be zero)", Where: "new primary", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2"}},
@@ -166,7 +166,9 @@ func faultCommand(v string) string {
 	case "cut-link":
 		return "belay lab fault cut-link <host>"
 	case "stop-nginx":
-		return "systemctl stop nginx.service"
+		return shellJoin(hostcmd.StopUnit(hostcmd.NginxUnit))
+	case "stop-service":
+		return shellJoin(hostcmd.StopUnit(hostcmd.PGAutoFailoverUnit))
 	case "partition":
 		return "belay lab fault partition"
 	}

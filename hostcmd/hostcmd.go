@@ -35,6 +35,9 @@ const (
 	FullBackupUnit       = "belay-backup-full.service"
 	VerifyUnit           = "belay-verify-restore.service"
 	DBReseedScript       = "/usr/local/sbin/belay-db-reseed"
+	// NginxUnit and PGAutoFailoverUnit are what the service-stop drills stop and start again.
+	NginxUnit          = "nginx.service"
+	PGAutoFailoverUnit = "pgautofailover.service"
 	// PgBackRestRepo is repo1-path on the repository host.
 	PgBackRestRepo = "/var/lib/pgbackrest"
 )
@@ -145,12 +148,14 @@ func ForHost(h Host) [][]string {
 			for _, a := range h.Apps {
 				out = append(out, FenceApp(a), StartApp(a))
 			}
+			out = append(out, StopUnit(NginxUnit), StartUnit(NginxUnit))
 		case inventory.RoleStandbyApp:
 			for _, a := range h.Apps {
 				out = append(out, StopStandbyApp(a))
 			}
 		case inventory.RoleDB:
-			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL))
+			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),
+				StopUnit(PGAutoFailoverUnit), StartUnit(PGAutoFailoverUnit))
 		case inventory.RoleDBMonitor:
 			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL))
 		case inventory.RoleStandbyDB:

@@ -143,6 +143,9 @@ func runDrill(ctx context.Context, o *Options) error {
 	env := &drill.Env{Inv: inv, Hosts: t.Hosts, Lab: t.Lab, Progress: o.IO.ErrOut, App: o.App}
 	if t.Faults != nil {
 		env.Faults = t.Faults
+	} else {
+		// Outside the lab: the service-stop variants, over `sudo -n` (see drill.Supported).
+		env.Faults = &drill.ServiceFaults{Hosts: t.Hosts}
 	}
 	if o.Kind == drill.DBPrimary || o.Kind == drill.Site {
 		if env.Seed, err = t.Seed(); err != nil {
