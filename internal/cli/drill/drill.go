@@ -50,9 +50,12 @@ func NewCmdDrill(f *cli.Factory) *cobra.Command {
 measures how long detection and recovery took under load, counts acknowledged
 writes that went missing, heals, and writes a report (markdown and JSON).
 
-Fault injection needs the lab (belay lab up). Against a cloud inventory only
-the restore drill runs: killing cloud servers needs provider power-off, which
-belay leaves out on purpose.
+Every variant runs on the lab (belay lab up). Against a cloud inventory the
+variants that need no provider API run, their root commands through
+sudo -n as the deploy user (the roles' /etc/sudoers.d/belay-ops allows them):
+app-node --variant stop-nginx, db-primary --variant stop-service and restore.
+Killing servers, cutting links and partitioning sites would need provider
+power-off and network cuts, which belay leaves out on purpose.
 
 The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 	}
@@ -66,7 +69,7 @@ var kindHelp = map[drill.Kind]string{
 	drill.AppNode:   "Kill the VIP holder of an app; measure VIP failover (target p50 <= 0.5 s)",
 	drill.DBPrimary: "Kill the PostgreSQL primary under write load; measure time to writable (target <= 15 s) and missing writes",
 	drill.Restore:   "Run the restore verification on the repository host (variant corrupt: a damaged backup must be caught)",
-	drill.Site:      "Partition the primary site away and switch to the standby site; measure the switch (target <= 5 min) and RPO (<= 60 s)",
+	drill.Site:      "Partition the primary site away, switch to the standby site, then back; measure the switch (target <= 5 min), RPO (<= 60 s) and the way back",
 }
 
 func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.Command {
