@@ -5,7 +5,6 @@ package drill_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/drill"
-	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -132,24 +130,7 @@ func TestLabSiteSwitchAndBack(t *testing.T) {
 	// sudoers must allow every root step.
 	tg.Hosts.Root = nil
 	statePath := filepath.Join(t.TempDir(), "failover.json")
-	env.Switch = func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
-		senv, err := tg.SwitchEnv(opsenv.DNSFlags{}, progress, statePath)
-		if err != nil {
-			return nil, err
-		}
-		plan, err := failover.PlanSite(inv, to)
-		if err != nil {
-			return nil, err
-		}
-		if check {
-			return nil, failover.Preflight(ctx, senv, plan)
-		}
-		res, err := failover.Execute(ctx, senv, plan)
-		if res == nil {
-			return nil, err
-		}
-		return res.Facts, err
-	}
+	env.Switch = tg.SiteSwitch(opsenv.DNSFlags{}, statePath)
 	rep := runDrill(t, env, drill.Site, "partition")
 	r := rep.Runs[0]
 	if r.Acked == 0 {

@@ -85,3 +85,27 @@ func zoneOf(apps []inventory.App) string {
 	}
 	return ""
 }
+
+// SiteSwitch is the site switch as the drills run it (drill.SiteSwitch): the
+// plan to site to, then its read-only preflight (check) or the whole switch,
+// resumable through statePath; it returns the facts the switch recorded.
+func (t *Target) SiteSwitch(fl DNSFlags, statePath string) func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
+	return func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
+		senv, err := t.SwitchEnv(fl, progress, statePath)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := failover.PlanSite(t.Inv, to)
+		if err != nil {
+			return nil, err
+		}
+		if check {
+			return nil, failover.Preflight(ctx, senv, plan)
+		}
+		res, err := failover.Execute(ctx, senv, plan)
+		if res == nil {
+			return nil, err
+		}
+		return res.Facts, err
+	}
+}

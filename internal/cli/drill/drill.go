@@ -157,24 +157,7 @@ func runDrill(ctx context.Context, o *Options) error {
 	}
 	if o.Kind == drill.Site {
 		statePath := failover.DefaultStatePath(inv.Stack, os.Geteuid(), o.Getenv)
-		env.Switch = func(ctx context.Context, progress io.Writer, to failover.Direction, check bool) (map[string]string, error) {
-			senv, err := t.SwitchEnv(o.DNS, progress, statePath)
-			if err != nil {
-				return nil, err
-			}
-			plan, err := failover.PlanSite(inv, to)
-			if err != nil {
-				return nil, err
-			}
-			if check {
-				return nil, failover.Preflight(ctx, senv, plan)
-			}
-			res, err := failover.Execute(ctx, senv, plan)
-			if res == nil {
-				return nil, err
-			}
-			return res.Facts, err
-		}
+		env.Switch = t.SiteSwitch(o.DNS, statePath)
 	}
 	rep, runErr := drill.Execute(ctx, env, drill.Options{Kind: o.Kind, Variant: variant, Repeat: o.Repeat})
 	if rep == nil {
