@@ -208,9 +208,6 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 		got := strings.TrimSpace(string(out))
 		switch s.ID {
 		case "check-standby-db":
-			if x.st.To == ToPrimary {
-				break
-			}
 			if got != "t" && got != "f" {
 				return "", false, fmt.Errorf("pg_is_in_recovery() printed %q", got)
 			}
@@ -231,10 +228,9 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 				return "already promoted", false, nil
 			}
 			x.st.Facts["promotedAt"] = x.env.Now().UTC().Format(time.RFC3339Nano)
-		case "stop-standby-app/" + strings.TrimPrefix(s.ID, "stop-standby-app/"):
-			if _, ok := x.st.Facts["downtimeFrom"]; !ok {
-				x.st.Facts["downtimeFrom"] = x.env.Now().UTC().Format(time.RFC3339Nano)
-			}
+		}
+		if _, ok := x.st.Facts["downtimeFrom"]; !ok && strings.HasPrefix(s.ID, "stop-standby-app/") {
+			x.st.Facts["downtimeFrom"] = x.env.Now().UTC().Format(time.RFC3339Nano)
 		}
 		if s.Expect != "" && got != s.Expect {
 			return "", false, fmt.Errorf("printed %q, expected %q", got, s.Expect)
