@@ -75,6 +75,9 @@ type Deployer struct {
 	SkipStandby bool
 	// Base overrides /srv (tests).
 	Base string
+	// DrainTimeout bounds each drain of a rollback, abort or recovery (default
+	// plan.DefaultDrainTimeout); a deploy's own drains come from its Strategy.
+	DrainTimeout time.Duration
 }
 
 // servers are the app hosts plus the standby server (unless skipped): every
@@ -276,7 +279,7 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 		if to == cur {
 			return nil, fmt.Errorf("app %s: every host already runs %s; nothing to roll back to (see `belay releases`)", d.App, to)
 		}
-		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: to, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +377,7 @@ func (d *Deployer) rollbackAll(ctx context.Context, hosts []string, id, target, 
 	var how string
 	var err error
 	if noneSwitched {
-		p, err = plan.Abort(d.Inv, d.App, d.Base)
+		p, err = plan.AbortDrain(d.Inv, d.App, d.Base, d.DrainTimeout)
 		how = "traffic back to stable (" + orNone(prev) + "), canary stopped"
 	} else {
 		var states map[string]*HostState
@@ -410,15 +413,15 @@ func (d *Deployer) undoPlan(states map[string]*HostState, target, prev string) (
 		}
 	}
 	if !switched || prev == "" && !anyCurrent(states, target) {
-		p, err := plan.Abort(d.Inv, d.App, d.Base)
+		p, err := plan.AbortDrain(d.Inv, d.App, d.Base, d.DrainTimeout)
 		return p, "traffic back to stable (" + orNone(prev) + "), canary stopped", err
 	}
 	if prev == "" {
 		// First deploy: nothing to go back to; finish the switch so all hosts agree.
-		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
 		return p, "no previous release: converging every host on " + target, err
 	}
-	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
 	return p, "swapping every host back to " + prev, err
 }
 
@@ -481,7 +484,7 @@ func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*
 	st := journal.RolledBack
 	known := j.KnownGood
 	if all {
-		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true}})
+		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
 		how, st = "rolled forward to "+j.Target+" (already current on every host)", journal.Done
 		if j.Kind == "deploy" {
 			known = journal.AddKnownGood(known, j.Target, d.keep())

@@ -254,8 +254,12 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		{Path: "/etc/nginx/conf.d/00-belay-logformat.conf", Content: nginxLogFormat, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-" + name + ".conf", Content: nginxAppConf(s), Owner: "root:root", Permissions: "0644"},
-		{Path: AppHTTPFile(name), Content: InitialHTTP(name, a.Port, groupMembers(s)), Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
-		{Path: AppRoutingFile(name), Content: InitialRouting(name), Owner: s.DeployUser + ":" + s.DeployUser, Permissions: "0644", Defer: true},
+		// Root-owned: the deploy user hands stages to `belay host route`, which
+		// renders these; it never writes a file nginx (root) parses.
+		{Path: AppHTTPFile(name), Content: InitialHTTP(name, a.Port, groupMembers(s)), Owner: "root:root", Permissions: "0644"},
+		{Path: AppRoutingFile(name), Content: InitialRouting(name), Owner: "root:root", Permissions: "0644"},
+		{Path: AppStageFile(name), Content: InitialStage(name, a.Port, groupMembers(s)), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/" + RouteWatchUnit, Content: routeWatchUnit, Owner: "root:root", Permissions: "0644"},
 	}
 	c.WriteFiles = append(c.WriteFiles, files...)
 	c.WriteFiles = append(c.WriteFiles, resticClientFiles(s)...)
@@ -270,12 +274,13 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		dir(srv+"/releases", s.DeployUser+":"+s.DeployUser, "0755"),
 		// The app writes uploads etc. here; the deploy user manages it too.
 		dir(srv+"/shared", s.DeployUser+":"+AppUser, "2775"),
-		dir("/etc/belay/nginx/"+name, s.DeployUser+":"+s.DeployUser, "0755"),
+		dir("/etc/belay/nginx/"+name, "root:root", "0755"),
 		// Debian's default site would answer for unknown hosts and claims default_server.
 		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", "nginx.service"},
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
+		[]string{"systemctl", "enable", "--now", RouteWatchUnit},
 	)
 	if !a.Standby {
 		// Enabled but idle until the first deploy (ConditionPathExists).
@@ -369,7 +374,9 @@ func sudoers(user, app string) string {
 			cmds = append(cmds, "/usr/bin/systemctl "+verb+" "+unit)
 		}
 	}
-	cmds = append(cmds, "/usr/sbin/nginx -t", "/usr/bin/systemctl reload nginx", "/usr/bin/systemctl reload nginx.service")
+	// Traffic changes go through one root helper that validates the stage and
+	// renders nginx's files itself (stdin is data, the app is pinned here).
+	cmds = append(cmds, BelayBinary+" host route "+app)
 	alias := "BELAY_" + strings.ToUpper(strings.ReplaceAll(app, "-", "_"))
 	return "# Rendered by belay: exact commands the deploy user may run as root for app " + app + ".\n" +
 		"Cmnd_Alias " + alias + " = " + strings.Join(cmds, ", \\\n    ") + "\n" +
@@ -475,12 +482,17 @@ server {
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Belay-Pool $belay_pool;
         # Members are on the private network (sub-millisecond connects): a dead
-        # peer is given up on after 300 ms and the request retried on the next.
+        # peer is given up on after 300 ms and the request retried on the next
+        # (belay-route-watch marks a dead peer down within ~0.3 s, so this is
+        # paid only in that window).
         proxy_connect_timeout 300ms;
         proxy_read_timeout 60s;
-        # A member without a running release refuses at once; try the next.
-        proxy_next_upstream error timeout http_502 http_503;
-        proxy_next_upstream_tries 3;
+        # Only a failed connection or a timeout before any response counts
+        # against a member and is retried; what the app answers (503 included)
+        # passes through unchanged. nginx never retries POST/PATCH/LOCK once
+        # sent (no non_idempotent), so no request is processed twice.
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
     }
 }
 `, a.Name, s.Hostname, AppHTTPFile(a.Name), listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name))
@@ -720,3 +732,36 @@ WantedBy=timers.target
 `, Owner: "root:root", Permissions: "0644"},
 	}
 }
+
+// AppStageFile is the last traffic stage root accepted for an app (JSON, the
+// wire format of `belay host route`); the route watcher re-renders it.
+func AppStageFile(app string) string { return "/etc/belay/nginx/" + app + "/stage.json" }
+
+// InitialStage is the stage.json the roles ship: the stable stage over every
+// group member, the same spec InitialHTTP and InitialRouting render (the
+// contract test in deploy/traffic decodes it and compares).
+func InitialStage(app string, port int, members []string) string {
+	quoted := make([]string, len(members))
+	for i, m := range members {
+		quoted[i] = strconv.Quote(m)
+	}
+	return fmt.Sprintf(`{"app":%q,"port":%d,"stableAddrs":[%s],"stage":{"kind":"stable"}}`+"\n", app, port, strings.Join(quoted, ","))
+}
+
+// RouteWatchUnit marks unreachable upstream members down in nginx.
+const RouteWatchUnit = "belay-route-watch.service"
+
+const routeWatchUnit = `# Rendered by belay: marks dead upstream members down so no request waits on them.
+[Unit]
+Description=belay: route watcher (upstream members up/down in nginx)
+After=nginx.service
+Wants=nginx.service
+
+[Service]
+ExecStart=` + BelayBinary + ` host route-watch
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+`

@@ -52,7 +52,7 @@ func TestAppRole(t *testing.T) {
 			if p := fileAt(t, c, "/etc/systemd/system/belay-canary@web.service.d/10-belay-port.conf").Content; !strings.Contains(p, "PORT=3001\n") {
 				t.Errorf("canary port drop-in = %q", p)
 			}
-			if r := fileAt(t, c, AppRoutingFile("web")); r.Owner != "deploy:deploy" || !r.Defer || r.Content != "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nset $belay_pool stable;\n" {
+			if r := fileAt(t, c, AppRoutingFile("web")); r.Owner != "root:root" || r.Content != "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nset $belay_pool stable;\n" {
 				t.Errorf("routing.conf = %+v", r)
 			}
 			ng := fileAt(t, c, "/etc/nginx/conf.d/belay-web.conf").Content
@@ -69,17 +69,24 @@ func TestAppRole(t *testing.T) {
 			if s.App.Standby {
 				wantMembers = "    server 10.213.0.148:3000;\n"
 			}
-			if want := "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nupstream belay_web_stable {\n    zone belay_web_stable 64k;\n" + wantMembers + "    keepalive 16;\n}\n"; hc.Content != want || hc.Owner != "deploy:deploy" || !hc.Defer {
+			if want := "# Managed by belay deploy; rewritten at every stage change. App web, stage stable.\nupstream belay_web_stable {\n    zone belay_web_stable 64k;\n" + wantMembers + "    keepalive 16;\n}\n"; hc.Content != want || hc.Owner != "root:root" {
 				t.Errorf("initial http.conf = %+v, want content\n%s", hc, want)
+			}
+			if st := fileAt(t, c, AppStageFile("web")); st.Owner != "root:root" || !strings.Contains(st.Content, `"stage":{"kind":"stable"}`) {
+				t.Errorf("initial stage.json = %+v", st)
 			}
 			lf := fileAt(t, c, "/etc/nginx/conf.d/00-belay-logformat.conf").Content
 			if !strings.Contains(lf, `'$time_iso8601\t$remote_addr\t$status\t$request_time\t$upstream_addr\t$upstream_status\t$upstream_response_time\t$belay_pool\t"$request"'`) {
 				t.Errorf("log format = %q", lf)
 			}
-			for _, dir := range []string{"/srv/web", "/srv/web/releases", "/etc/belay/nginx/web"} {
+			for _, dir := range []string{"/srv/web", "/srv/web/releases"} {
 				if !hasCmd(c, "install", "-d", "-m", "0755", "-o", "deploy", "-g", "deploy", dir) {
 					t.Errorf("%s is not created for the deploy user", dir)
 				}
+			}
+			// nginx (root) parses what is in it: root's, never the deploy user's.
+			if !hasCmd(c, "install", "-d", "-m", "0755", "-o", "root", "-g", "root", "/etc/belay/nginx/web") {
+				t.Error("/etc/belay/nginx/web is not created root-owned")
 			}
 			if !hasCmd(c, "install", "-d", "-m", "2775", "-o", "deploy", "-g", AppUser, "/srv/web/shared") {
 				t.Error("/srv/web/shared is not shared between deploy and the app")
@@ -255,12 +262,13 @@ func TestSudoers(t *testing.T) {
 	if f.Permissions != "0440" || f.Owner != "root:root" {
 		t.Errorf("sudoers mode/owner = %s %s", f.Permissions, f.Owner)
 	}
-	for _, bad := range []string{"ALL=(ALL)", "*", "NOPASSWD: ALL", "systemctl reload nginx*"} {
+	// nginx -t and reload are no longer the deploy user's: only the route helper is.
+	for _, bad := range []string{"ALL=(ALL)", "*", "NOPASSWD: ALL", "reload nginx", "nginx -t"} {
 		if strings.Contains(f.Content, bad) {
 			t.Errorf("sudoers contains %q", bad)
 		}
 	}
-	for _, want := range []string{"/usr/bin/systemctl restart belay-app@web.service", "/usr/bin/systemctl is-active belay-canary@web.service", "/usr/sbin/nginx -t", "/usr/bin/systemctl reload nginx", "deploy ALL=(root) NOPASSWD: BELAY_WEB"} {
+	for _, want := range []string{"/usr/bin/systemctl restart belay-app@web.service", "/usr/bin/systemctl is-active belay-canary@web.service", "/usr/local/bin/belay host route web", "deploy ALL=(root) NOPASSWD: BELAY_WEB"} {
 		if !strings.Contains(f.Content, want) {
 			t.Errorf("sudoers lacks %q", want)
 		}

@@ -379,6 +379,8 @@ func TestSystemdUnitsVerify(t *testing.T) {
 			dir := t.TempDir()
 			bin := filepath.Join(dir, "bin") + "/"
 			var units []string
+			// The belay binary itself is installed by the image or the agent, not write_files.
+			writeTemp(t, dir, "bin/belay", "#!/bin/sh\n", 0o755)
 			for _, f := range c.WriteFiles {
 				switch {
 				case strings.HasPrefix(f.Path, "/usr/local/bin/"):

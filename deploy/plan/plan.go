@@ -123,6 +123,10 @@ type Strategy struct {
 	// 80 ms after its restart is seen at once, not a whole interval later.
 	HealthTimeout     time.Duration
 	HealthMaxInterval time.Duration
+	// DrainTimeout bounds the wait, after a route change that takes all
+	// traffic off one side, for nginx's requests in flight to that side to
+	// finish before the side is stopped or restarted (default 30 s).
+	DrainTimeout time.Duration
 }
 
 // Input is everything a plan depends on.
@@ -190,13 +194,25 @@ func Deploy(in Input) (*Plan, error) {
 // Abort builds the plan that undoes a rollout that never switched `current`:
 // all traffic to stable, canary stopped. It needs no release on disk.
 func Abort(inv *inventory.Inventory, appName, base string) (*Plan, error) {
+	return AbortDrain(inv, appName, base, 0)
+}
+
+// AbortDrain is Abort with the drain timeout of its route step (0: the default).
+func AbortDrain(inv *inventory.Inventory, appName, base string, drain time.Duration) (*Plan, error) {
+	if drain == 0 {
+		drain = DefaultDrainTimeout
+	}
+	if drain < 0 {
+		return nil, fmt.Errorf("drain timeout: %s, expected > 0", drain)
+	}
 	app := inv.App(appName)
 	if app == nil {
 		return nil, fmt.Errorf("app %q: not in the inventory", appName)
 	}
 	b := &builder{in: Input{Inventory: inv, App: appName, Base: base}, app: app, l: release.Layout{App: appName, Base: base}, hosts: append([]string(nil), app.Hosts...)}
 	p := &Plan{App: appName, Kind: "abort", Hosts: b.hosts, Strategy: "all traffic to stable, stop canary"}
-	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0%"); err != nil {
+	b.st.DrainTimeout = drain
+	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0%", true); err != nil {
 		return nil, err
 	}
 	b.stopCanary(p, "")
@@ -222,6 +238,12 @@ func normalize(s Strategy) (Strategy, error) {
 	}
 	if s.HealthMaxInterval < firstHealthPoll {
 		return s, fmt.Errorf("health max interval: %s, expected at least %s", s.HealthMaxInterval, firstHealthPoll)
+	}
+	if s.DrainTimeout == 0 {
+		s.DrainTimeout = DefaultDrainTimeout
+	}
+	if s.DrainTimeout < 0 || s.DrainTimeout > time.Hour {
+		return s, fmt.Errorf("drain timeout: %s, expected 1ms-1h", s.DrainTimeout)
 	}
 	if s.Pause < 0 {
 		return s, fmt.Errorf("pause: %s, expected >= 0", s.Pause)
@@ -340,7 +362,7 @@ func (b *builder) build(p *Plan) error {
 	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath), Pipeline: "prepare",
 		Command: b.healthCommand(b.app.Port+1, canaryUnit(b.in.App)), Timeout: b.healthTimeout()})
 	if !b.st.Rules.Empty() {
-		if err := b.route(p, "whitelist", traffic.Stage{Kind: traffic.Whitelist, Rules: b.st.Rules}, "whitelist"); err != nil {
+		if err := b.route(p, "whitelist", traffic.Stage{Kind: traffic.Whitelist, Rules: b.st.Rules}, "whitelist", false); err != nil {
 			return err
 		}
 		b.analyze(p, "whitelist")
@@ -352,7 +374,7 @@ func (b *builder) build(p *Plan) error {
 	}
 	for _, pct := range b.st.Steps {
 		name := strconv.Itoa(pct)
-		if err := b.route(p, name+"%", traffic.Stage{Kind: traffic.Percent, Percent: pct, Rules: b.st.Rules, Sticky: b.st.Sticky}, name+"%"); err != nil {
+		if err := b.route(p, name+"%", traffic.Stage{Kind: traffic.Percent, Percent: pct, Rules: b.st.Rules, Sticky: b.st.Sticky}, name+"%", false); err != nil {
 			return err
 		}
 		b.analyze(p, name+"%")
@@ -364,7 +386,9 @@ func (b *builder) build(p *Plan) error {
 	}
 	// Promotion without a gap: the canary (already healthy) takes all traffic
 	// while the stable unit restarts on the new release, then stable takes it back.
-	if err := b.route(p, "full", traffic.Stage{Kind: traffic.Full}, "100%"); err != nil {
+	// The stable side restarts next: drain it (on every host: each nginx sends
+	// to every member) before the barrier lets any host restart it.
+	if err := b.route(p, "full", traffic.Stage{Kind: traffic.Full}, "100%", true); err != nil {
 		return err
 	}
 	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true, Pipeline: "promote",
@@ -373,7 +397,7 @@ func (b *builder) build(p *Plan) error {
 		Command: restart(appUnit(b.in.App)), Timeout: Duration(3 * time.Minute)})
 	b.step(p, Step{ID: "stable-health", Stage: Health, Title: fmt.Sprintf("health stable %s :%d%s", id, b.app.Port, b.app.HealthPath), Pipeline: "promote",
 		Command: b.healthCommand(b.app.Port, appUnit(b.in.App)), Timeout: b.healthTimeout()})
-	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0% (stable = "+id+")"); err != nil {
+	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0% (stable = "+id+")", true); err != nil {
 		return err
 	}
 	b.stopCanary(p, "finish")
@@ -473,9 +497,12 @@ func (b *builder) healthCommand(port int, unit string) string {
 	}, "\n")
 }
 
-// route renders the stage's nginx files and installs them on every host: write
-// both, check with nginx -t, reload; a failing check restores the old files.
-func (b *builder) route(p *Plan, name string, stage traffic.Stage, share string) error {
+// route hands the stage to every host's root helper (`belay host route`),
+// which validates it, renders nginx's files, checks, reloads and confirms
+// nginx took them. With drain the step also waits (DrainTimeout at most) until
+// nginx's old workers finished their requests in flight: the side that lost
+// its traffic may be stopped or restarted only after that.
+func (b *builder) route(p *Plan, name string, stage traffic.Stage, share string, drain bool) error {
 	var canary []string
 	if stage.Kind != traffic.Stable {
 		canary = b.hosts
@@ -484,38 +511,49 @@ func (b *builder) route(p *Plan, name string, stage traffic.Stage, share string)
 	if err != nil {
 		return err
 	}
-	files, err := traffic.Render(spec)
-	if err != nil {
+	if _, err := traffic.Render(spec); err != nil {
 		return fmt.Errorf("routing for stage %s: %w", name, err)
 	}
-	b.step(p, Step{ID: "route-" + strings.TrimSuffix(name, "%"), Stage: Route, Title: "route " + name, Traffic: share,
-		Command: routeCommand(b.in.App, files), Timeout: Duration(time.Minute)})
+	req := RouteRequest{Spec: spec}
+	timeout := time.Minute
+	title := "route " + name
+	if drain {
+		req.DrainMillis = b.st.DrainTimeout.Milliseconds()
+		timeout += b.st.DrainTimeout
+		title += " (drain " + b.st.DrainTimeout.String() + ")"
+	}
+	cmd, err := routeCommand(b.in.App, req)
+	if err != nil {
+		return err
+	}
+	b.step(p, Step{ID: "route-" + strings.TrimSuffix(name, "%"), Stage: Route, Title: title, Traffic: share,
+		Command: cmd, Timeout: Duration(timeout)})
 	return nil
 }
 
-const routeEOF = "BELAY_NGINX_EOF"
+// DefaultDrainTimeout is how long a route change waits for requests in flight
+// to the side that lost its traffic (kamal-proxy's default drain timeout too).
+const DefaultDrainTimeout = 30 * time.Second
 
-func routeCommand(app string, f traffic.Files) string {
-	h, r := traffic.HTTPPath(app), traffic.RoutingPath(app)
-	write := func(path string, content []byte) string {
-		return "cat > " + path + ".new <<'" + routeEOF + "'\n" + strings.TrimRight(string(content), "\n") + "\n" + routeEOF
+// RouteRequest is the JSON `belay host route` reads on stdin (hostroute.Request).
+type RouteRequest struct {
+	Spec        traffic.Spec `json:"spec"`
+	DrainMillis int64        `json:"drainMillis,omitempty"`
+}
+
+// RouteHelper is the root helper the app's sudoers allows (roles).
+const RouteHelper = "/usr/local/bin/belay host route"
+
+const routeEOF = "BELAY_ROUTE_EOF"
+
+// routeCommand sends the request as a quoted here-document: one JSON line,
+// which can never be the terminator line, and nothing in it is expanded.
+func routeCommand(app string, req RouteRequest) (string, error) {
+	js, err := json.Marshal(req)
+	if err != nil {
+		return "", err
 	}
-	return strings.Join([]string{
-		"set -eu",
-		write(h, f.HTTP),
-		write(r, f.Routing),
-		"cp -p " + h + " " + h + ".prev 2>/dev/null || : > " + h + ".prev",
-		"cp -p " + r + " " + r + ".prev 2>/dev/null || : > " + r + ".prev",
-		"mv -f " + h + ".new " + h,
-		"mv -f " + r + ".new " + r,
-		"if ! out=$(sudo -n /usr/sbin/nginx -t 2>&1); then",
-		"  mv -f " + h + ".prev " + h + "; mv -f " + r + ".prev " + r,
-		"  echo \"nginx -t rejected the new routing (old files restored): $out\" >&2",
-		"  exit 1",
-		"fi",
-		"sudo -n systemctl reload nginx",
-		"rm -f " + h + ".prev " + r + ".prev",
-	}, "\n")
+	return "sudo -n " + RouteHelper + " " + sshx.Quote(app) + " >/dev/null <<'" + routeEOF + "'\n" + string(js) + "\n" + routeEOF, nil
 }
 
 // AccessLog is the app's nginx access log (host layout contract).

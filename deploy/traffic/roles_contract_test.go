@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,5 +167,42 @@ func rolesAppSpec(t *testing.T) *roles.Spec {
 			VRRP: &roles.VRRP{RouterID: 51, Priority: 150, Peers: []string{"10.213.0.21"}, VIP: "10.213.0.100",
 				VIPInterface: "eth0", AuthPass: "unused", AdvertInterval: 0.1},
 		},
+	}
+}
+
+// TestRolesStageRendersTheShippedFiles: the stage.json the roles ship is the
+// wire format `belay host route` reads (unknown fields refused), and rendering
+// it gives byte for byte the http.conf and routing.conf they ship, so the
+// route watcher's first re-render changes nothing but what it marks down.
+func TestRolesStageRendersTheShippedFiles(t *testing.T) {
+	spec := rolesAppSpec(t)
+	ud, err := roles.Render(spec)
+	if err != nil {
+		t.Fatalf("roles.Render: %v", err)
+	}
+	var cc roles.CloudConfig
+	if err := yaml.Unmarshal(ud, &cc); err != nil {
+		t.Fatalf("decode user data: %v", err)
+	}
+	app := spec.App.Name
+	shipped := map[string]string{}
+	for _, f := range cc.WriteFiles {
+		if strings.HasPrefix(f.Path, Dir(app)+"/") {
+			shipped[filepath.Base(f.Path)] = f.Content
+		}
+	}
+	dec := json.NewDecoder(strings.NewReader(shipped["stage.json"]))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("roles' stage.json %q: %v", shipped["stage.json"], err)
+	}
+	files, err := Render(s)
+	if err != nil {
+		t.Fatalf("Render(roles' stage): %v", err)
+	}
+	if string(files.HTTP) != shipped["http.conf"] || string(files.Routing) != shipped["routing.conf"] {
+		t.Fatalf("roles ship files that their own stage does not render:\nhttp.conf shipped:\n%s\nrendered:\n%s\nrouting.conf shipped:\n%s\nrendered:\n%s",
+			shipped["http.conf"], files.HTTP, shipped["routing.conf"], files.Routing)
 	}
 }

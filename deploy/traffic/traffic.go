@@ -60,11 +60,11 @@ func CanaryUpstream(app string) string { return "belay_" + app + "_canary" }
 // Keys says where a request names its shop (config.Deploy, with defaults).
 type Keys struct {
 	// Param is the query parameter (default "shop"). Empty fields take the defaults.
-	Param string
+	Param string `json:"param,omitempty"`
 	// Header is the request header (default "X-Shop-Domain").
-	Header string
+	Header string `json:"header,omitempty"`
 	// Cookie is the cookie name (default "shop").
-	Cookie string
+	Cookie string `json:"cookie,omitempty"`
 }
 
 // Limits of one whitelist (tested with real nginx: a file with MaxShops shops
@@ -100,8 +100,8 @@ func (k Keys) WithDefaults() Keys {
 // Match is one extra header or cookie that sends a request to the canary when
 // its value equals Value (compared case-insensitively, as nginx maps do).
 type Match struct {
-	Name  string
-	Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Rules select the requests that go to the canary in the Whitelist stage, and
@@ -109,12 +109,12 @@ type Match struct {
 type Rules struct {
 	// Shops are shop domains (matched case-insensitively in the query parameter,
 	// the header and the cookie named by Keys).
-	Shops []string
+	Shops []string `json:"shops,omitempty"`
 	// Clients are client IP addresses or CIDRs ($remote_addr).
-	Clients []string
+	Clients []string `json:"clients,omitempty"`
 	// Headers and Cookies are extra exact-value matches.
-	Headers []Match
-	Cookies []Match
+	Headers []Match `json:"headers,omitempty"`
+	Cookies []Match `json:"cookies,omitempty"`
 }
 
 // Empty reports whether the rules match nothing.
@@ -124,13 +124,13 @@ func (r Rules) Empty() bool {
 
 // Stage is one step of a rollout.
 type Stage struct {
-	Kind Kind
+	Kind Kind `json:"kind"`
 	// Rules apply to Whitelist (required) and Percent (optional) stages.
-	Rules Rules
+	Rules Rules `json:"rules,omitzero"`
 	// Percent is the canary share of clients in a Percent stage, 1-99.
-	Percent int
+	Percent int `json:"percent,omitempty"`
 	// Sticky is the split key of a Percent stage (default ByClientIP).
-	Sticky Sticky
+	Sticky Sticky `json:"sticky,omitempty"`
 }
 
 // String describes the stage for logs and comments ("percent 10 (sticky ip)").
@@ -148,17 +148,24 @@ func (s Stage) String() string {
 }
 
 // Spec is everything the routing of one app for one stage depends on.
+// It is also the wire format the deployer hands to `belay host route` (JSON):
+// the deploy user sends data, root renders and loads the nginx files.
 type Spec struct {
-	App string
+	App string `json:"app"`
 	// Port is the app's port; the canary listens on Port+1.
-	Port int
+	Port int `json:"port"`
 	// StableAddrs are the private addresses of all group members.
-	StableAddrs []string
+	StableAddrs []string `json:"stableAddrs"`
 	// CanaryAddrs are the private addresses of the hosts running the canary
 	// (required in every stage but Stable).
-	CanaryAddrs []string
-	Keys        Keys
-	Stage       Stage
+	CanaryAddrs []string `json:"canaryAddrs,omitempty"`
+	Keys        Keys     `json:"keys,omitzero"`
+	Stage       Stage    `json:"stage"`
+	// Down are members ("addr:port") this host's route watcher found
+	// unreachable: rendered `down`, so no request pays their connect timeout,
+	// unless that would leave a pool with no member (then nginx tries them all).
+	// Set on the host only; the deployer leaves it empty.
+	Down []string `json:"down,omitempty"`
 }
 
 // Files is the rendered routing of one app.
@@ -299,6 +306,11 @@ func (s Spec) Validate() error {
 			bad("canary addresses[%d]: %v", i, err)
 		}
 	}
+	for i, d := range s.Down {
+		if _, err := netip.ParseAddrPort(d); err != nil {
+			bad("down[%d]: %q, expected ADDRESS:PORT", i, d)
+		}
+	}
 	if !varNameRe.MatchString(s.Keys.Param) {
 		bad("shop parameter: %q, expected letters, digits, underscores (nginx $arg_ name)", s.Keys.Param)
 	}
@@ -410,9 +422,14 @@ func Render(spec Spec) (Files, error) {
 		// them, so the stable stage (a rollback) loads whatever else is configured.
 		h.WriteString("map_hash_bucket_size 512;\nmap_hash_max_size 65536;\n")
 	}
-	writeUpstream(&h, StableUpstream(app), spec.StableAddrs, spec.Port)
+	down := map[netip.AddrPort]bool{}
+	for _, d := range spec.Down {
+		ap, _ := netip.ParseAddrPort(d)
+		down[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+	}
+	writeUpstream(&h, StableUpstream(app), spec.StableAddrs, spec.Port, down)
 	if len(spec.CanaryAddrs) > 0 {
-		writeUpstream(&h, CanaryUpstream(app), spec.CanaryAddrs, spec.Port+1)
+		writeUpstream(&h, CanaryUpstream(app), spec.CanaryAddrs, spec.Port+1, down)
 	}
 
 	switch st.Kind {
@@ -446,7 +463,7 @@ func Render(spec Spec) (Files, error) {
 	return Files{HTTP: h.Bytes(), Routing: r.Bytes()}, nil
 }
 
-func writeUpstream(b *bytes.Buffer, name string, addrs []string, port int) {
+func writeUpstream(b *bytes.Buffer, name string, addrs []string, port int, down map[netip.AddrPort]bool) {
 	seen := map[netip.Addr]bool{}
 	var list []netip.Addr
 	for _, s := range addrs {
@@ -462,8 +479,19 @@ func writeUpstream(b *bytes.Buffer, name string, addrs []string, port int) {
 	// it each worker must time out on a dead peer itself, and after a VIP failover
 	// about half the requests kept going to the dead node (seen in the drills).
 	fmt.Fprintf(b, "    zone %s 64k;\n", name)
+	up := 0
 	for _, a := range list {
-		fmt.Fprintf(b, "    server %s;\n", netip.AddrPortFrom(a, uint16(port)))
+		if !down[netip.AddrPortFrom(a, uint16(port))] {
+			up++
+		}
+	}
+	for _, a := range list {
+		ap := netip.AddrPortFrom(a, uint16(port))
+		if down[ap] && up > 0 {
+			fmt.Fprintf(b, "    server %s down;\n", ap)
+			continue
+		}
+		fmt.Fprintf(b, "    server %s;\n", ap)
 	}
 	// Idle connections kept to the app (the base config sets proxy_http_version 1.1).
 	b.WriteString("    keepalive 16;\n}\n")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
@@ -36,6 +37,24 @@ type Common struct {
 	Parallel     int
 	// SkipStandby leaves the standby site's app server out.
 	SkipStandby bool
+	// DrainTimeout bounds each drain (deploy and rollback only: drainFlag).
+	DrainTimeout time.Duration
+}
+
+// drainFlag adds --drain-timeout to the commands that move traffic.
+func (c *Common) drainFlag(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&c.DrainTimeout, "drain-timeout", plan.DefaultDrainTimeout,
+		"after traffic leaves a side, wait at most this long for requests in flight to it before stopping or restarting it")
+}
+
+func (c *Common) checkDrain() error {
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = plan.DefaultDrainTimeout
+	}
+	if c.DrainTimeout < time.Millisecond || c.DrainTimeout > time.Hour {
+		return fmt.Errorf("--drain-timeout %s: expected 1ms-1h", c.DrainTimeout)
+	}
+	return nil
 }
 
 // SSHOptions say how to reach the hosts.
@@ -225,7 +244,7 @@ func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session,
 		return nil, err
 	}
 	r := &run.Runner{Pool: pool, Progress: progress, Parallel: c.Parallel}
-	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv), SkipStandby: c.SkipStandby}
+	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv), SkipStandby: c.SkipStandby, DrainTimeout: c.DrainTimeout}
 	r.Layout = d.Layout()
 	return &session{d: d, close: closeFn}, nil
 }

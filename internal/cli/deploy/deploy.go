@@ -82,6 +82,7 @@ host); --wait queues behind a running one.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.drainFlag(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Artifact, "artifact", "", "release artifact: .tar/.tar.gz with ./start at its root, or one executable (required)")
 	fl.StringVar(&o.Release, "release", "", "release id, e.g. v42 or a git sha (required)")
@@ -115,6 +116,7 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 		Keys:   traffic.Keys{Param: o.ShopParam, Header: o.ShopHeader, Cookie: o.ShopCookie},
 		Sticky: traffic.Sticky(o.Sticky), Pause: o.Pause, MaxWait: o.MaxWait,
 		KeepReleases: o.Keep, HealthTimeout: o.HealthTimeout, StopAfter: o.StopAfter,
+		DrainTimeout: o.DrainTimeout,
 	}
 	if st.StopAfter != "" && st.StopAfter != "whitelist" && !strings.HasSuffix(st.StopAfter, "%") {
 		st.StopAfter += "%"
@@ -137,6 +139,9 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 	}
 	if o.HealthTimeout < 100*time.Millisecond {
 		return st, fmt.Errorf("--health-timeout %s: at least 100ms", o.HealthTimeout)
+	}
+	if err := o.checkDrain(); err != nil {
+		return st, err
 	}
 	return st, nil
 }

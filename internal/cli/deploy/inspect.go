@@ -46,6 +46,7 @@ docs/deploy.md) — often that alone is the rollback.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.drainFlag(cmd)
 	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
 	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
@@ -55,6 +56,9 @@ docs/deploy.md) — often that alone is the rollback.`,
 }
 
 func runRollback(ctx context.Context, o *RollbackOptions) error {
+	if err := o.checkDrain(); err != nil {
+		return err
+	}
 	if o.To != "" {
 		if err := release.ValidateID(o.To); err != nil {
 			return fmt.Errorf("--to: %w", err)
