@@ -495,7 +495,26 @@ server {
         proxy_next_upstream_tries 2;
     }
 }
-`, a.Name, s.Hostname, AppHTTPFile(a.Name), listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name))
+# keepalived's app check: can this node serve the app through its own nginx,
+# with the live routing? During a deploy's restart of the stable release the
+# canary serves; a node whose own app died still serves through its peer.
+server {
+    listen 127.0.0.2:80;
+    server_name %[8]s;
+    access_log off;
+    set $belay_pool stable;
+    include %[7]s;
+    location / {
+        proxy_pass http://belay_%[1]s_$belay_pool;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_connect_timeout 300ms;
+        proxy_read_timeout 2s;
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
+    }
+}
+`, a.Name, s.Hostname, AppHTTPFile(a.Name), listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name), AppHealthHost(a.Name))
 }
 
 // addKeepalived renders the VRRP group member: keepalived.conf, its script
@@ -557,7 +576,7 @@ vrrp_script belay_nginx {
 }
 
 vrrp_script belay_app {
-    script "/usr/bin/curl -fsS -m 1 -o /dev/null http://127.0.0.1:%d%s"
+    script "/usr/bin/curl -fsS -m 1 -o /dev/null -H Host:%s http://127.0.0.2%s"
     interval 1
     timeout 2
     fall 3
@@ -573,7 +592,7 @@ vrrp_instance belay_%s {
     virtual_router_id %d
     priority %d
     advert_int %s
-`, s.Hostname, KeepalivedScriptUser, NginxHealthURL, a.Port, a.HealthPath, strings.ReplaceAll(a.Name, "-", "_"),
+`, s.Hostname, KeepalivedScriptUser, NginxHealthURL, AppHealthHost(a.Name), a.HealthPath, strings.ReplaceAll(a.Name, "-", "_"),
 		s.Net.PrivateInterface, v.RouterID, v.Priority, strconv.FormatFloat(advert, 'f', -1, 64))
 	if s.Net.PrivateAddress != "" {
 		fmt.Fprintf(&b, "    unicast_src_ip %s\n", s.Net.PrivateAddress)
@@ -765,3 +784,7 @@ RestartSec=1
 [Install]
 WantedBy=multi-user.target
 `
+
+// AppHealthHost is the Host under which nginx's loopback health server (on
+// 127.0.0.2) proxies an app's health path with the live routing.
+func AppHealthHost(app string) string { return "belay-app-health-" + app }

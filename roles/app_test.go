@@ -131,7 +131,7 @@ func TestKeepalivedConf(t *testing.T) {
 		"vrrp_version 3", "enable_script_security", "script_user " + KeepalivedScriptUser,
 		"state BACKUP", "nopreempt", "interface enp7s0", "virtual_router_id 51", "priority 150", "advert_int 0.1",
 		"unicast_src_ip 10.213.0.20", "check_unicast_src", "10.213.0.100/32 dev eth0",
-		"http://127.0.0.1:3000/healthz", NginxHealthURL, "fall 3", "rise 2",
+		"-H Host:belay-app-health-web http://127.0.0.2/healthz", NginxHealthURL, "fall 3", "rise 2",
 		`notify_master "/usr/local/bin/belay vip claim --provider hetzner --ip 10.213.0.100 --token-file /etc/belay/vip-claim.token"`,
 	} {
 		if !strings.Contains(k, want) {
