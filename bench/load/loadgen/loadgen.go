@@ -59,6 +59,8 @@ type Options struct {
 	SlowPath string
 	// Shops, in turn per client, are named in the ShopParam query parameter; an
 	// empty entry names none. {"a.test", ""}: every other request names a.test.
+	// Slow clients name none: they hold connections open, they are not meant
+	// to tip a canary's slow-request share.
 	Shops []string
 	// ShopParam is the query parameter naming the shop (default "shop").
 	ShopParam string
@@ -224,7 +226,7 @@ func (l *Load) client(c int, slow bool) {
 			return
 		}
 		shop := ""
-		if len(o.Shops) > 0 {
+		if len(o.Shops) > 0 && !slow {
 			shop = o.Shops[(c+n)%len(o.Shops)]
 		}
 		l.record(l.one(hc, path, shop), slow)

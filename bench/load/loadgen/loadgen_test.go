@@ -138,7 +138,7 @@ func TestTimeBound(t *testing.T) {
 func TestStopLetsSlowRequestsFinish(t *testing.T) {
 	srv := httptest.NewServer(labapp.New(labapp.Config{Release: "v3"}, nil).Handler())
 	t.Cleanup(srv.Close)
-	l, err := Start(context.Background(), Options{Target: srv.URL, Clients: 1, Gap: 5 * time.Millisecond, SlowClients: 2, SlowPath: "/sleep?d=500ms", MaxDuration: time.Minute})
+	l, err := Start(context.Background(), Options{Target: srv.URL, Clients: 1, Gap: 5 * time.Millisecond, SlowClients: 2, SlowPath: "/sleep?d=500ms", Shops: []string{"a.test"}, MaxDuration: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +146,9 @@ func TestStopLetsSlowRequestsFinish(t *testing.T) {
 	rep := l.Stop()
 	if rep.Slow.Requests != 2 || rep.Slow.Status[200] != 2 {
 		t.Errorf("slow clients: %s; want their 2 held requests answered", rep.Slow)
+	}
+	if a := Get(rep.ByShop, "a.test"); a.Requests != rep.Total.Requests-2 {
+		t.Errorf("a.test named in %d of %d requests: want every fast one, no slow one", a.Requests, rep.Total.Requests)
 	}
 	if rep.Elapsed < 500*time.Millisecond || rep.Total.Failed() != 0 {
 		t.Errorf("after %s: %s", rep.Elapsed, rep.Total)
