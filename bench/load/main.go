@@ -1,12 +1,16 @@
 // Command load sends requests to one app through its VIP until it is stopped
-// (SIGTERM/SIGINT), every other one naming a shop (?shop=), so a whitelist
-// canary and the stable release both see traffic and the canary analysis has
-// samples on each side. It is a bench helper (scripts/bench-deploy.sh measures
-// the rollback after a canary verdict with it), not part of the belay CLI.
+// (SIGTERM/SIGINT) or --duration ends, every other one naming a shop (?shop=),
+// so a whitelist canary and the stable release both see traffic and the canary
+// analysis has samples on each side. Each worker is a keep-alive client on its
+// own connection (bench/load/loadgen). It is a bench helper
+// (scripts/bench-deploy.sh measures the rollback after a canary verdict with
+// it), not part of the belay CLI.
 //
 //	load --inventory FILE [--app NAME] --shop SHOP [--workers 4] [--gap 20ms]
+//	     [--slow 0 --slow-path /sleep?d=1500ms] [--duration 1h] [--requests 0]
 //
-// On exit it prints one line: requests sent, answers by status class, errors.
+// On exit it prints the counts: by status, transport errors, failures the app
+// did not answer on purpose, and per pool and release (the lab app echoes them).
 package main
 
 import (
@@ -14,16 +18,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/belay-sh/belay/bench/load/loadgen"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -39,8 +39,12 @@ func run(args []string) error {
 	invPath := fs.String("inventory", "/var/lib/belay/lab/inventory.json", "belay inventory JSON")
 	appName := fs.String("app", "", "app name (default: the only app)")
 	shop := fs.String("shop", "", "shop named in every other request (?shop=); required")
-	workers := fs.Int("workers", 4, "concurrent request loops")
-	gap := fs.Duration("gap", 20*time.Millisecond, "pause between one loop's requests")
+	workers := fs.Int("workers", 4, "keep-alive clients sending request after request")
+	gap := fs.Duration("gap", 20*time.Millisecond, "pause between one client's requests")
+	slow := fs.Int("slow", 0, "extra clients holding slow requests open on --slow-path")
+	slowPath := fs.String("slow-path", "/sleep?d=1500ms", "path of the slow clients' requests (the lab app sleeps d)")
+	duration := fs.Duration("duration", time.Hour, "stop after this long")
+	requests := fs.Int64("requests", 0, "stop after this many requests (0: no bound)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,50 +65,21 @@ func run(args []string) error {
 	if app.VIP == "" || len(app.Domains) == 0 {
 		return fmt.Errorf("app %s: the inventory gives no VIP or domain to send requests to", app.Name)
 	}
+	o := loadgen.Options{
+		Target: "http://" + app.VIP, Host: app.Domains[0], Clients: *workers, Gap: *gap,
+		SlowClients: *slow, SlowPath: *slowPath, Shops: []string{*shop, ""},
+		Timeout: 3 * time.Second, MaxRequests: *requests, MaxDuration: *duration,
+	}
+	if *slow == 0 {
+		o.SlowPath = ""
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	var sent, ok2, err5, other, failed atomic.Int64
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 3 * time.Second}
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ctx.Err() == nil; n++ {
-				target := "http://" + app.VIP + "/"
-				if n%2 == 0 {
-					target += "?shop=" + url.QueryEscape(*shop)
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-				req.Host = app.Domains[0]
-				sent.Add(1)
-				resp, err := client.Do(req)
-				switch {
-				case err != nil:
-					if ctx.Err() == nil {
-						failed.Add(1)
-					}
-				default:
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					switch resp.StatusCode / 100 {
-					case 2:
-						ok2.Add(1)
-					case 5:
-						err5.Add(1)
-					default:
-						other.Add(1)
-					}
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(*gap):
-				}
-			}
-		}()
+	rep, err := loadgen.Run(ctx, o)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	fmt.Printf("load: %d requests to %s: %d 2xx, %d 5xx, %d other, %d errors\n", sent.Load(), app.VIP, ok2.Load(), err5.Load(), other.Load(), failed.Load())
+	fmt.Printf("load: to %s: %s", app.VIP, rep)
 	return nil
 }
 

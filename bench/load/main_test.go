@@ -13,6 +13,8 @@ func TestBadInput(t *testing.T) {
 	}{
 		{[]string{"--inventory", inv}, "--shop: required"},
 		{[]string{"--inventory", inv, "--shop", "a.test", "--workers", "0"}, "--workers 0"},
+		{[]string{"--inventory", inv, "--shop", "a.test", "--duration", "0s"}, "MaxDuration 0s"},
+		{[]string{"--inventory", inv, "--shop", "a.test", "--slow", "1", "--slow-path", "x"}, `path "x"`},
 		{[]string{"--inventory", inv, "--shop", "a.test", "--app", "nope"}, `app "nope": not in the inventory`},
 		{[]string{"--inventory", "/nonexistent.json", "--shop", "a.test"}, "nonexistent.json"},
 	}

@@ -1,65 +1,52 @@
-// Command labapp is the release the lab deploy tests ship: a tiny HTTP server
-// that serves its release id and a health endpoint. Built with -ldflags
-// "-X main.health=fail" it fails its health check, with "-X main.health=fail-stable"
-// only in the stable slot (a failure after `current` switched), and with
-// "-X main.startDelay=5s" it starts listening late (a slow deploy that holds the lease),
-// and with "-X main.canaryErrors=yes" it answers 500 on / in the canary slot (a
-// release that passes its health check but fails real traffic).
+// Command labapp is the release the lab deploy tests and the bench ship: a tiny
+// HTTP server on $PORT that serves its release id on / and /sleep?d=DURATION,
+// and a health check on /up. Its behaviour is internal/labapp; a release takes
+// no flags, so it is chosen at build time with -ldflags "-X main.<switch>=<value>":
+//
+//	(none)                       an ordinary app: healthy, fast, and it exits AT ONCE on
+//	                             SIGTERM with requests in flight (no drain)
+//	drain=10s                    on SIGTERM, finish in-flight requests for up to 10 s
+//	health=fail                  /up always answers 500
+//	health=fail-stable           /up answers 500 in the stable slot only (fails after `current` switched)
+//	canaryErrors=yes             500 on every app request in the canary slot (healthy, fails real traffic)
+//	canaryErrorsSpare=SHOP       ... except requests naming ?shop=SHOP (passes the whitelist, fails a % stage)
+//	startDelay=5s                listen 5 s late (a slow deploy that holds the lease)
+//	errorsOneIn=25               503 to every 25th app request (4 %, per-process counter)
+//	slowRoot=300ms               every app request takes 300 ms longer
+//	crashAfter=8s                exit 2 eight seconds after the first passed health check
+//	crashLoop=yes                exit 1 at once at start (systemd restarts it until its start limit)
+//	faultSlot=canary|stable      errorsOneIn, slowRoot, crashAfter and crashLoop in that slot only
+//	buildID=ID                   printed on / (the lab tests give every release its own sha256)
+//
+// Deliberate failures carry the header X-Deliberate-Failure; every answer
+// carries X-Belay-Release, X-Belay-Slot and the X-Belay-Pool nginx sent.
+// A bad switch value stops the process at start with an error naming it.
 package main
 
 import (
-	"context"
-	"fmt"
-	"log"
-	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+
+	"github.com/belay-sh/belay/internal/labapp"
 )
 
 var (
-	health       = "ok"
-	buildID      = ""
-	canaryErrors = ""
-	startDelay   = "0s"
+	health            = ""
+	buildID           = ""
+	canaryErrors      = ""
+	canaryErrorsSpare = ""
+	startDelay        = ""
+	drain             = ""
+	errorsOneIn       = ""
+	slowRoot          = ""
+	crashAfter        = ""
+	crashLoop         = ""
+	faultSlot         = ""
 )
 
 func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		log.Fatal("PORT not set")
-	}
-	rel := os.Getenv("BELAY_RELEASE")
-	if d, err := time.ParseDuration(startDelay); err == nil {
-		time.Sleep(d)
-	}
-	failing := health == "fail" || health == "fail-stable" && os.Getenv("BELAY_SLOT") == "stable"
-	mux := http.NewServeMux()
-	mux.HandleFunc("/up", func(w http.ResponseWriter, r *http.Request) {
-		if failing {
-			http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if canaryErrors == "yes" && os.Getenv("BELAY_SLOT") == "canary" {
-			http.Error(w, "broken release", http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintf(w, "release=%s slot=%s build=%s\n", rel, os.Getenv("BELAY_SLOT"), buildID)
-	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux}
-	go func() {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGTERM, os.Interrupt)
-		<-ch
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx) // drain in-flight requests: the unit's graceful stop
-	}()
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-		log.Fatal(err)
-	}
+	os.Exit(labapp.Main(labapp.Switches{
+		Health: health, CanaryErrors: canaryErrors, ErrorsSpare: canaryErrorsSpare, StartDelay: startDelay,
+		Drain: drain, ErrorsOneIn: errorsOneIn, SlowRoot: slowRoot, CrashAfter: crashAfter,
+		CrashLoop: crashLoop, FaultSlot: faultSlot,
+	}, buildID))
 }
