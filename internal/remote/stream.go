@@ -52,9 +52,10 @@ func (h *Hosts) Stream(ctx context.Context, host, cmd string, stdout, stderr io.
 }
 
 // ExitStatus is the remote command's exit status inside an error of Run or
-// Stream, and whether there is one (a connection failure has none).
+// Stream (*ssh.ExitError, or any error with an ExitStatus method, as test
+// doubles return), and whether there is one (a connection failure has none).
 func ExitStatus(err error) (int, bool) {
-	var ee *ssh.ExitError
+	var ee interface{ ExitStatus() int }
 	if errors.As(err, &ee) {
 		return ee.ExitStatus(), true
 	}
