@@ -209,8 +209,8 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		// The standby site restores from the latest backup: never corrupt it
 		// while the standby is being (re)seeded (seen in the lab: its restore
 		// failed on the corrupted file and gave up).
-		// On a new stack the standby waits (with backoff, up to 10 min between
-		// checks) for the first backup and then restores from it: wait that out,
+		// On a new stack the standby polls (every 5 s) for the first backup and
+		// then restores from it: wait that out,
 		// bounded, rather than refuse — the backup step above may be the first.
 		if sb := env.Inv.Database.Standby; sb != "" {
 			wait, poll := env.SeedWait, 5*time.Second

@@ -13,11 +13,19 @@ import (
 // BackupChecks are what `belay backup status` reads on the repository host (runbook data).
 func BackupChecks(inv *inventory.Inventory) []Step {
 	repo := inv.Backup.Host
-	return []Step{
+	steps := []Step{
 		{ID: "backups", Title: "last full and differential backups", Where: repo, Commands: []string{shellJoin(hostcmd.PgBackRestInfo(inv.Backup.Stanza))}},
 		{ID: "wal", Title: "newest WAL segment in the archive and its age (the current cross-site RPO)", Where: repo, Commands: []string{hostcmd.LastWALPath + "  # " + hostcmd.LastWALScript(inv.Backup.Stanza)}},
 		{ID: "verified", Title: "last verified restore and its age", Where: repo, Commands: []string{"cat " + VerifyResultFile}},
+		{ID: "first-backup", Title: "only while the repository holds no full backup: the first-backup job's state (running = waiting for a writable primary, failed = gave up)", Where: repo, Commands: []string{shellJoin(hostcmd.FirstBackupState())}},
 	}
+	if sb := inv.Database.Standby; sb != "" {
+		steps = append(steps,
+			Step{ID: "standby-restored", Title: "the standby database is restored (exited; running = waiting for the first backup or restoring)", Where: sb, Commands: []string{shellJoin(hostcmd.StandbyRestoreState())}},
+			Step{ID: "standby-replay", Title: "in recovery, last replayed LSN and commit, WAL segment size: how far replay is behind the archive's newest segment", Where: sb, Commands: []string{shellJoin(hostcmd.Psql(hostcmd.StandbyReplaySQL))}},
+		)
+	}
+	return steps
 }
 
 // WriteRunbook renders docs/runbook.md for inv from the step data the drills
@@ -54,7 +62,7 @@ func WriteRunbook(w io.Writer, inv *inventory.Inventory) error {
 		b.WriteString("`<PGDATA>.before-failback` (writes the primary site took while cut off are in there, for forensics).\n\n")
 		writePlan(&b, p)
 	}
-	b.WriteString("## Backup status\n\n`belay backup status` (exit 1 when the RPO or the last verified restore is too old):\n\n")
+	b.WriteString("## Backup status\n\n`belay backup status` (exit 1 when the RPO, the last full backup or the last verified restore is too old, or the standby is not usable):\n\n")
 	writeSteps(&b, BackupChecks(inv))
 
 	b.WriteString("## Drills\n\n`belay drill <kind> [--variant V] [--repeat N]`; every drill writes a markdown and a JSON report.\n\n")

@@ -79,7 +79,8 @@ const (
 )
 
 // StandbySeedWait bounds how long the corrupt drill waits for the standby to
-// finish seeding (its restore checks for a backup at most every 10 min).
+// finish seeding (its restore checks for a backup every 5 s; the restore itself
+// takes minutes on a large database).
 const StandbySeedWait = 12 * time.Minute
 
 // CreateWritesSQL creates the write-load table.

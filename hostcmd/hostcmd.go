@@ -25,6 +25,12 @@ const (
 	StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
 	// FormationSQL prints "<primaries>/<secondaries>" as the pg_auto_failover monitor sees the formation.
 	FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
+	// StandbyReplaySQL prints "<in recovery t|f> <last replayed LSN|none> <last replayed
+	// commit, epoch seconds|none> <WAL segment size in bytes>" in one line: what
+	// `belay backup status` needs to judge the standby against the archive.
+	StandbyReplaySQL = "SELECT CASE WHEN pg_is_in_recovery() THEN 't' ELSE 'f' END || ' ' || coalesce(pg_last_wal_replay_lsn()::text, 'none') || ' ' || " +
+		"coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::text, 'none') || ' ' || " +
+		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')"
 )
 
 // Units, scripts and paths of the roles the operations drive.
@@ -33,8 +39,12 @@ const (
 	StandbyRestoreUnit   = "belay-standby-restore.service"
 	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
 	FullBackupUnit       = "belay-backup-full.service"
-	VerifyUnit           = "belay-verify-restore.service"
-	DBReseedScript       = "/usr/local/sbin/belay-db-reseed"
+	// FirstBackupUnit takes a new stack's first full backup as soon as the primary accepts writes.
+	FirstBackupUnit = "belay-backup-first.service"
+	// BackupScript is the repository host's backup job (belay-backup full|diff, as user pgbackrest).
+	BackupScript   = "/usr/local/bin/belay-backup"
+	VerifyUnit     = "belay-verify-restore.service"
+	DBReseedScript = "/usr/local/sbin/belay-db-reseed"
 	// NginxUnit and PGAutoFailoverUnit are what the service-stop drills stop and start again.
 	NginxUnit          = "nginx.service"
 	PGAutoFailoverUnit = "pgautofailover.service"
@@ -98,6 +108,23 @@ func StandbyRestoreState() []string {
 	return []string{"systemctl", "show", "-p", "SubState", "--value", StandbyRestoreUnit}
 }
 
+// FirstBackupState reads the first-backup unit's SubState: "running" while it
+// waits for a writable primary or backs up, "exited" once done (or skipped),
+// "failed" when it gave up.
+func FirstBackupState() []string {
+	return []string{"systemctl", "show", "-p", "SubState", "--value", FirstBackupUnit}
+}
+
+// BackupNow runs one backup (kind full or diff) in the foreground as the
+// repository user, so its progress streams back and its exit status is the
+// backup's (`belay backup now`).
+func BackupNow(kind string) []string {
+	return []string{"runuser", "-u", "pgbackrest", "--", BackupScript, kind}
+}
+
+// BackupKinds are the kinds BackupNow accepts.
+var BackupKinds = []string{"full", "diff"}
+
 // FenceDB stops pg_auto_failover's keeper (or monitor) and PostgreSQL. systemctl
 // matches the patterns against loaded units, so one line fits data nodes and the monitor.
 func FenceDB() []string { return []string{"systemctl", "stop", "pgautofailover*", "postgresql*"} }
@@ -160,9 +187,12 @@ func ForHost(h Host) [][]string {
 			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL))
 		case inventory.RoleStandbyDB:
 			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
-				PgBackRestCheck(h.Stanza), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState())
+				PgBackRestCheck(h.Stanza), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState(), Psql(StandbyReplaySQL))
 		case inventory.RoleBackupRepo:
-			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL())
+			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL(), FirstBackupState())
+			for _, k := range BackupKinds {
+				out = append(out, BackupNow(k))
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.Join(out[i], "\x00") < strings.Join(out[j], "\x00") })

@@ -152,13 +152,14 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		File{Path: pgBackRestHome + "/.ssh/id_ed25519", Content: bk.RepoKey.PrivatePEM, Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0600", Defer: true},
 		File{Path: pgBackRestHome + "/.ssh/known_hosts", Content: dbKnownHosts(bk), Owner: "root:root", Permissions: "0644"},
 		File{Path: pgBackRestHome + "/.ssh/config", Content: pgBackRestSSHConfig, Owner: "root:root", Permissions: "0644"},
-		File{Path: "/usr/local/bin/belay-backup", Content: backupScript(bk), Owner: "root:root", Permissions: "0755"},
+		File{Path: hostcmd.BackupScript, Content: backupScript(bk), Owner: "root:root", Permissions: "0755"},
 		File{Path: VerifyScript, Content: verifyScript(bk), Owner: "root:root", Permissions: "0755"},
 		File{Path: hostcmd.LastWALPath, Content: "#!/bin/sh\n# Rendered by belay: prints \"<mtime epoch> <segment>\" of the newest WAL segment archived for stanza " + bk.Stanza + "\n# (belay backup status: its age is the current cross-site RPO).\nset -eu\n" + hostcmd.LastWALScript(bk.Stanza) + "\n", Owner: "root:root", Permissions: "0755"},
 		// Written by the pgbackrest user at every verification, readable by anyone.
 		File{Path: VerifyResultFile, Content: `{"time":"","backupLabel":"","ok":false,"details":"no restore verification has run yet"}` + "\n", Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0644", Defer: true},
 		File{Path: "/etc/systemd/system/belay-pgbackrest-stanza.service", Content: stanzaService(bk.Stanza), Owner: "root:root", Permissions: "0644"},
 	)
+	c.WriteFiles = append(c.WriteFiles, firstBackupFiles(bk)...)
 	full, diff := backupCalendars(bk.FullEvery)
 	for _, u := range []struct{ kind, cal, desc string }{
 		{"full", full, "full pgBackRest backup"},
@@ -217,12 +218,15 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 	}
 	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
-		[]string{"systemctl", "enable", "belay-pgbackrest-stanza.service", "belay-backup-full.timer", "belay-backup-diff.timer", "belay-verify-restore.timer", "belay-restic-maintain.timer"},
+		[]string{"systemctl", "enable", "belay-pgbackrest-stanza.service", hostcmd.FirstBackupUnit, "belay-backup-full.timer", "belay-backup-diff.timer", "belay-verify-restore.timer", "belay-restic-maintain.timer"},
 		[]string{"systemctl", "start", "belay-backup-full.timer", "belay-backup-diff.timer", "belay-verify-restore.timer", "belay-restic-maintain.timer"},
 		// Creates the restic repositories now, so the first hourly snapshot finds them.
 		[]string{"systemctl", "start", "belay-restic-maintain.service"},
 		// Retries until the primary is up: WAL archiving fails until the stanza exists.
 		[]string{"systemctl", "start", "--no-block", "belay-pgbackrest-stanza.service"},
+		// Day-0 protection: the first full backup as soon as the primary accepts
+		// writes, not at the first scheduled full (backup_first.go).
+		[]string{"systemctl", "start", "--no-block", hostcmd.FirstBackupUnit},
 	)
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/belay-sh/belay/hostcmd"
 )
 
 // TestBackupAndVerifyWithPostgres runs the rendered belay-backup and
@@ -18,79 +20,13 @@ import (
 // the restore (immediate recovery); the verification restores, starts a
 // scratch instance, matches the canary and cleans up; a corrupted backup fails.
 func TestBackupAndVerifyWithPostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skips the PostgreSQL backup/restore round trip")
-	}
-	pgbin := "/usr/lib/postgresql/15/bin"
-	tool(t, "pgbackrest")
-	tool(t, "python3")
-	runuser := tool(t, "runuser")
-	if _, err := os.Stat(pgbin + "/initdb"); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed (%s/initdb); apt-get install postgresql-15", pgbin)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run PostgreSQL as the postgres user; not root")
-	}
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skip("no postgres user (installed by postgresql-common)")
-	}
-
-	dir := t.TempDir()
-	// PostgreSQL refuses to run as root: the test directory goes to postgres.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"repo", "log", "lock", "sock", "verify", "bin"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := 45000 + os.Getpid()%5000
-	conf := writeTemp(t, dir, "pgbackrest.conf", fmt.Sprintf(`[global]
-repo1-path=%[1]s/repo
-repo1-retention-full=2
-log-path=%[1]s/log
-lock-path=%[1]s/lock
-start-fast=y
-log-level-console=warn
-
-[belay]
-pg1-path=%[1]s/src
-pg1-port=%[2]d
-pg1-socket-path=%[1]s/sock
-`, dir, port), 0o644)
-	chown := func() {
-		t.Helper()
-		if out, err := exec.Command("chown", "-R", pgUser.Uid+":"+pgUser.Gid, dir).CombinedOutput(); err != nil {
-			t.Fatalf("chown: %v\n%s", err, out)
-		}
-	}
-	as := func(script string) (string, error) {
-		cmd := exec.Command(runuser, "-u", "postgres", "--", "sh", "-c", script)
-		cmd.Env = []string{"PATH=" + pgbin + ":/usr/bin:/bin", "PGBACKREST_CONFIG=" + conf, "HOME=" + dir, "LANG=C"}
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	chown()
-	psql := fmt.Sprintf("psql -X -q -t -A -v ON_ERROR_STOP=1 -h %s/sock -p %d", dir, port)
-	srcConf := fmt.Sprintf("port = %d\nlisten_addresses = ''\nunix_socket_directories = '%s/sock'\narchive_mode = on\narchive_command = 'pgbackrest --stanza=belay archive-push %%p'\n", port, dir)
-	writeTemp(t, dir, "src.conf", srcConf, 0o644)
-	chown()
-	if out, err := as(fmt.Sprintf("initdb -D %[1]s/src -U postgres --auth=trust >/dev/null && cat %[1]s/src.conf >> %[1]s/src/postgresql.conf && pg_ctl -D %[1]s/src -l %[1]s/log/src.log -w start >/dev/null", dir)); err != nil {
-		t.Fatalf("start source cluster: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _, _ = as("pg_ctl -D " + dir + "/src -m immediate -w stop") })
+	l := newPGRepoLab(t, 0)
+	l.start(t)
+	dir, as, psql, chown := l.dir, l.as, l.psql, l.chown
 
 	c, _ := renderParsed(t, abBackupSpec(t))
 	// The backup script reaches the primary over SSH as postgres; here psql runs locally.
-	backup := strings.ReplaceAll(fileAt(t, c, "/usr/local/bin/belay-backup").Content, `ssh postgres@"$host" psql -X -q -t -A -v ON_ERROR_STOP=1`, psql)
-	if backup == fileAt(t, c, "/usr/local/bin/belay-backup").Content {
-		t.Fatal("the backup script no longer runs psql over ssh as this test expects")
-	}
-	backupScript := writeTemp(t, dir, "bin/belay-backup", backup, 0o755)
+	backupScript := l.script(t, c, hostcmd.BackupScript)
 	verify := strings.NewReplacer(
 		"/var/lib/belay/verify", dir+"/verify",
 		"conf=/etc/pgbackrest/verify.conf", "conf="+dir+"/verify.conf",
@@ -174,4 +110,114 @@ pg1-socket-path=%[1]s/sock
 		t.Fatalf("verification of a corrupted backup: err=%v result=%v\n%s", err, r, out)
 	}
 	t.Logf("corrupted backup: %v", r)
+}
+
+// pgRepoLab is a real PostgreSQL 15 cluster (unix socket only) archiving to a
+// local pgBackRest repository of stanza belay, both under t.TempDir, with
+// everything run as the postgres user: the rendered backup scripts run against
+// it with their SSH hop replaced by a local psql.
+type pgRepoLab struct {
+	dir  string
+	port int
+	// psql is the local command line that stands in for the scripts' `ssh postgres@host psql …`.
+	psql string
+	// as runs a shell script as postgres with the lab's pgBackRest config.
+	as    func(script string) (string, error)
+	chown func()
+}
+
+// newPGRepoLab creates the cluster (not started); offset separates the ports
+// of labs in one test binary.
+func newPGRepoLab(t *testing.T, offset int) *pgRepoLab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skips the PostgreSQL backup/restore round trip")
+	}
+	pgbin := "/usr/lib/postgresql/15/bin"
+	tool(t, "pgbackrest")
+	tool(t, "python3")
+	runuser := tool(t, "runuser")
+	if _, err := os.Stat(pgbin + "/initdb"); err != nil {
+		t.Skipf("PostgreSQL 15 is not installed (%s/initdb); apt-get install postgresql-15", pgbin)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run PostgreSQL as the postgres user; not root")
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres user (installed by postgresql-common)")
+	}
+
+	dir := t.TempDir()
+	// PostgreSQL refuses to run as root: the test directory goes to postgres.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"repo", "log", "lock", "sock", "verify", "bin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := 45000 + (os.Getpid()+offset)%5000
+	conf := writeTemp(t, dir, "pgbackrest.conf", fmt.Sprintf(`[global]
+repo1-path=%[1]s/repo
+repo1-retention-full=2
+log-path=%[1]s/log
+lock-path=%[1]s/lock
+start-fast=y
+log-level-console=warn
+
+[belay]
+pg1-path=%[1]s/src
+pg1-port=%[2]d
+pg1-socket-path=%[1]s/sock
+`, dir, port), 0o644)
+	chown := func() {
+		t.Helper()
+		if out, err := exec.Command("chown", "-R", pgUser.Uid+":"+pgUser.Gid, dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v\n%s", err, out)
+		}
+	}
+	as := func(script string) (string, error) {
+		cmd := exec.Command(runuser, "-u", "postgres", "--", "sh", "-c", script)
+		cmd.Env = []string{"PATH=" + pgbin + ":/usr/bin:/bin", "PGBACKREST_CONFIG=" + conf, "HOME=" + dir, "LANG=C"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	chown()
+	psql := fmt.Sprintf("psql -X -q -t -A -v ON_ERROR_STOP=1 -h %s/sock -p %d", dir, port)
+	srcConf := fmt.Sprintf("port = %d\nlisten_addresses = ''\nunix_socket_directories = '%s/sock'\narchive_mode = on\narchive_command = 'pgbackrest --stanza=belay archive-push %%p'\n", port, dir)
+	writeTemp(t, dir, "src.conf", srcConf, 0o644)
+	chown()
+	if out, err := as(fmt.Sprintf("initdb -D %[1]s/src -U postgres --auth=trust >/dev/null && cat %[1]s/src.conf >> %[1]s/src/postgresql.conf", dir)); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = as("pg_ctl -D " + dir + "/src -m immediate -w stop") })
+	return &pgRepoLab{dir: dir, port: port, psql: psql, as: as, chown: chown}
+
+}
+
+// start starts the cluster and waits until it accepts connections.
+func (l *pgRepoLab) start(t *testing.T) {
+	t.Helper()
+	if out, err := l.as(fmt.Sprintf("pg_ctl -D %[1]s/src -l %[1]s/log/src.log -w start >/dev/null", l.dir)); err != nil {
+		t.Fatalf("start source cluster: %v\n%s", err, out)
+	}
+}
+
+// script renders the repository host's file path with its SSH hop to the data
+// nodes replaced by the local psql, written executable into the lab's bin/.
+func (l *pgRepoLab) script(t *testing.T, c *CloudConfig, path string, replace ...string) string {
+	t.Helper()
+	orig := fileAt(t, c, path).Content
+	text := strings.ReplaceAll(orig, `ssh postgres@"$host" psql -X -q -t -A -v ON_ERROR_STOP=1`, l.psql)
+	if text == orig {
+		t.Fatalf("%s no longer runs psql over ssh as this test expects", path)
+	}
+	text = strings.NewReplacer(replace...).Replace(text)
+	p := writeTemp(t, l.dir, "bin/"+filepath.Base(path), text, 0o755)
+	l.chown()
+	return p
 }

@@ -88,8 +88,9 @@ func standbyDBContributor(s *Spec, c *CloudConfig) error {
 		pgdir("/var/log/pgbackrest", "0770"),
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", StandbyRestoreUnit, StandbyDBUnit},
-		// The restore waits (with backoff) for the first backup, which may be
-		// hours away on a new stack: never block cloud-init or boot on it.
+		// The restore waits (short polls) for the first backup, which the
+		// repository host takes once the primary accepts writes: never block
+		// cloud-init or boot on it.
 		[]string{"systemctl", "start", "--no-block", StandbyRestoreUnit},
 	)
 	return nil
@@ -138,8 +139,8 @@ host    all           all       127.0.0.1/32  scram-sha-256
 	return b.String()
 }
 
-// standbyRestoreUnit waits (with backoff) for the first backup, which may be hours
-// away on a new stack. Type=exec, not oneshot: a oneshot would hold the boot
+// standbyRestoreUnit waits (short polls) for the first backup, minutes away on
+// a new stack. Type=exec, not oneshot: a oneshot would hold the boot
 // transaction until then, leaving the machine "starting". The script starts
 // the PostgreSQL unit itself once PGDATA is restored; a failed restore fails
 // this unit, so `systemctl --failed` shows it.
@@ -226,14 +227,17 @@ if [ -f /etc/postgresql/{{.Version}}/main/postgresql.conf ]; then
     pg_dropcluster --stop {{.Version}} main
 fi
 
-# The first backup may be hours away on a new stack (the repository host takes
-# it on schedule): wait with backoff, 15 s doubling to 10 min.
-delay=15
+# A new stack's repository host takes the first full backup as soon as the
+# primary accepts writes (belay-backup-first): poll the repository every
+# {{.Poll}} s so the standby restores it within seconds; after {{.FastFor}} s (past
+# the first backup's own bounded wait) every {{.SlowPoll}} s.
+waited=0
 until as_pg pgbackrest --stanza="$stanza" --output=json info 2>/dev/null | grep -q '"label"'; do
-    log "no backup of stanza $stanza in the repository yet; next check in ${delay}s"
+    delay={{.Poll}}
+    [ $waited -lt {{.FastFor}} ] || delay={{.SlowPoll}}
+    log "no backup of stanza $stanza in the repository yet (waited ${waited}s); next check in ${delay}s"
     sleep $delay
-    delay=$((delay * 2))
-    [ $delay -le 600 ] || delay=600
+    waited=$((waited + delay))
 done
 
 install -d -o postgres -g postgres -m 0700 "$pgdata"
@@ -255,6 +259,14 @@ log "restored; starting {{.Unit}}, which replays the archive"
 systemctl start --no-block {{.Unit}}
 `))
 
+// How often the standby restore looks for the first backup (seconds): short
+// polls, not a back-off, so a new stack's standby restores the first backup
+// seconds after it completes (one pgbackrest info over SSH per poll).
+const (
+	standbyPoll     = 5
+	standbySlowPoll = 60
+)
+
 // standbyRestoredMarker exists once PGDATA holds a restored standby.
 const standbyRestoredMarker = belayStateDir + "/standby-restored"
 
@@ -271,6 +283,9 @@ func standbyRestoreScript(s *Spec) (string, error) {
 		"ListenConf":  listenConf,
 		"Conf":        belayPGConf,
 		"Unit":        StandbyDBUnit,
+		"Poll":        standbyPoll,
+		"SlowPoll":    standbySlowPoll,
+		"FastFor":     firstBackupWait + 30*60,
 	})
 	if err != nil {
 		return "", fmt.Errorf("roles: render %s: %w", StandbyRestoreScript, err)

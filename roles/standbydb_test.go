@@ -201,8 +201,8 @@ esac
 	if n := strings.Count(got, "sleep "); n != 2 {
 		t.Errorf("slept %d times before the first backup appeared, want 2:\n%s", n, got)
 	}
-	if !strings.Contains(got, "sleep 15\n") || !strings.Contains(got, "sleep 30\n") {
-		t.Errorf("backoff is not 15 s doubling:\n%s", got)
+	if strings.Count(got, "sleep 5\n") != 2 {
+		t.Errorf("the wait for the first backup is not short polls of 5 s:\n%s", got)
 	}
 	if !strings.Contains(got, "pgbackrest --stanza=belay --type=standby --delta --log-level-console=info restore\n") {
 		t.Errorf("no standby delta restore:\n%s", got)

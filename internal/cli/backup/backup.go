@@ -1,6 +1,8 @@
 // Package backup is the `belay backup` command group: `status` reads the
 // repository host (last backups, newest archived WAL = current RPO, last
-// verified restore) and exits non-zero when a threshold is exceeded, for monitoring.
+// verified restore) and the standby database (restored, replaying, how far
+// behind the archive) and exits non-zero when a threshold is exceeded or the
+// standby is not usable, for monitoring; `now` takes a backup on demand.
 package backup
 
 import (
@@ -24,8 +26,8 @@ import (
 
 // NewCmdBackup returns the `belay backup` group.
 func NewCmdBackup(f *cli.Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "backup", Short: "Inspect the stack's backups"}
-	cmd.AddCommand(NewCmdStatus(f, nil))
+	cmd := &cobra.Command{Use: "backup", Short: "Inspect the stack's backups and the standby, or take a backup now"}
+	cmd.AddCommand(NewCmdStatus(f, nil), NewCmdNow(f, nil))
 	return cmd
 }
 
@@ -42,7 +44,9 @@ type StatusOptions struct {
 	MaxRPO       time.Duration
 	MaxVerifyAge time.Duration
 	MaxFullAge   time.Duration
-	Conn         opsenv.Flags
+	// MaxStandbyLag is how far the standby may be behind the archive's newest WAL and still count as usable.
+	MaxStandbyLag time.Duration
+	Conn          opsenv.Flags
 }
 
 // NewCmdStatus returns `belay backup status`.
@@ -50,13 +54,23 @@ func NewCmdStatus(f *cli.Factory, runF func(*StatusOptions) error) *cobra.Comman
 	opts := &StatusOptions{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Open: opsenv.Open, Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Last backups, WAL archive age (RPO) and last verified restore; exit 1 past the thresholds",
+		Short: "Last backups, WAL archive age (RPO), last verified restore, standby replay lag; exit 1 on a problem",
 		Long: `Read the repository host over SSH: the last full and differential pgBackRest
-backups, the newest archived WAL segment and its age (the cross-site RPO right
-now), and the last restore verification with its age. Exits 1 when the RPO,
-the last full backup or the last verified restore is older than its threshold,
-or the last verification failed, so monitoring can run it.`,
-		Example: "  belay backup status\n  belay backup status --json --max-rpo 2m --max-verify-age 26h",
+backups (and, on a new stack, the first-backup job's state), the newest
+archived WAL segment and its age (the cross-site RPO right now), and the last
+restore verification with its age.
+
+Then the standby site's database: whether it is restored (belay-standby-restore
+done), replaying the archive (in recovery), and how far behind the archive's
+newest WAL it is — in segments, and in time (0 when it replayed everything
+archived, else the newest segment's archive time minus its last replayed
+commit, an upper bound). It is usable when restored, in recovery and at most
+--max-standby-lag behind.
+
+Exits 1 when the RPO, the last full backup or the last verified restore is
+older than its threshold, the last verification failed, or the standby is not
+usable, so monitoring (or a script waiting for a new stack's standby) can run it.`,
+		Example: "  belay backup status\n  belay backup status --json --max-rpo 2m --max-verify-age 26h --max-standby-lag 2m",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -71,6 +85,7 @@ or the last verification failed, so monitoring can run it.`,
 	fl.DurationVar(&opts.MaxRPO, "max-rpo", 5*time.Minute, "alert when the newest archived WAL is older than this")
 	fl.DurationVar(&opts.MaxVerifyAge, "max-verify-age", 26*time.Hour, "alert when the last verified restore is older than this")
 	fl.DurationVar(&opts.MaxFullAge, "max-full-age", 8*24*time.Hour, "alert when the last full backup is older than this")
+	fl.DurationVar(&opts.MaxStandbyLag, "max-standby-lag", 5*time.Minute, "alert when the standby's replay is further behind the archive's newest WAL")
 	fl.StringSliceVar(&opts.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
 	return cmd
 }
@@ -98,20 +113,26 @@ type Verified struct {
 
 // Status is the whole answer.
 type Status struct {
-	Stack      string    `json:"stack"`
-	Host       string    `json:"host"`
-	Stanza     string    `json:"stanza"`
-	At         time.Time `json:"at"`
-	LastFull   *Backup   `json:"lastFull"`
-	LastDiff   *Backup   `json:"lastDiff"`
-	LastWAL    *WAL      `json:"lastArchivedWal"`
-	LastVerify *Verified `json:"lastVerifiedRestore"`
-	Problems   []string  `json:"problems"`
-	Healthy    bool      `json:"healthy"`
+	Stack    string    `json:"stack"`
+	Host     string    `json:"host"`
+	Stanza   string    `json:"stanza"`
+	At       time.Time `json:"at"`
+	LastFull *Backup   `json:"lastFull"`
+	// FirstBackup is the first-backup job's SubState (running while a new
+	// stack waits for its primary, exited once done; "" on older stacks).
+	FirstBackup string    `json:"firstBackupState"`
+	LastDiff    *Backup   `json:"lastDiff"`
+	LastWAL     *WAL      `json:"lastArchivedWal"`
+	LastVerify  *Verified `json:"lastVerifiedRestore"`
+	// Standby is nil on a stack without a standby database.
+	Standby    *Standby `json:"standby"`
+	Problems   []string `json:"problems"`
+	Healthy    bool     `json:"healthy"`
 	Thresholds struct {
-		MaxRPO       time.Duration `json:"maxRpoNs"`
-		MaxVerifyAge time.Duration `json:"maxVerifyAgeNs"`
-		MaxFullAge   time.Duration `json:"maxFullAgeNs"`
+		MaxRPO        time.Duration `json:"maxRpoNs"`
+		MaxVerifyAge  time.Duration `json:"maxVerifyAgeNs"`
+		MaxFullAge    time.Duration `json:"maxFullAgeNs"`
+		MaxStandbyLag time.Duration `json:"maxStandbyLagNs"`
 	} `json:"thresholds"`
 }
 
@@ -122,7 +143,7 @@ func runStatus(ctx context.Context, o *StatusOptions) error {
 	for _, th := range []struct {
 		flag string
 		d    time.Duration
-	}{{"--max-rpo", o.MaxRPO}, {"--max-verify-age", o.MaxVerifyAge}, {"--max-full-age", o.MaxFullAge}} {
+	}{{"--max-rpo", o.MaxRPO}, {"--max-verify-age", o.MaxVerifyAge}, {"--max-full-age", o.MaxFullAge}, {"--max-standby-lag", o.MaxStandbyLag}} {
 		if th.d <= 0 {
 			return fmt.Errorf("%s %s: expected a positive duration such as 5m", th.flag, th.d)
 		}
@@ -163,6 +184,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	now := o.Now()
 	st := &Status{Stack: inv.Stack, Host: repo, Stanza: stanza, At: now.UTC(), Problems: []string{}}
 	st.Thresholds.MaxRPO, st.Thresholds.MaxVerifyAge, st.Thresholds.MaxFullAge = o.MaxRPO, o.MaxVerifyAge, o.MaxFullAge
+	st.Thresholds.MaxStandbyLag = o.MaxStandbyLag
 	out, err := hosts.RunRoot(ctx, repo, hostcmd.PgBackRestInfo(stanza)...)
 	if err != nil {
 		return nil, fmt.Errorf("pgbackrest info on %s: %w", repo, err)
@@ -202,6 +224,18 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	default:
 		st.LastVerify = &Verified{VerifyResult: *v, Age: now.Sub(v.Time)}
 	}
+	if st.LastFull == nil {
+		// Only worth a round trip while there is no full backup: it tells a
+		// new stack still waiting for its primary from one whose job gave up.
+		out, err := hosts.RunRoot(ctx, repo, hostcmd.FirstBackupState()...)
+		if err != nil {
+			return nil, fmt.Errorf("first-backup job on %s: %w", repo, err)
+		}
+		st.FirstBackup = strings.TrimSpace(string(out))
+	}
+	if inv.Database.Standby != "" {
+		st.Standby = collectStandby(ctx, hosts, inv, st.LastWAL, o.MaxStandbyLag)
+	}
 	st.judge()
 	return st, nil
 }
@@ -231,6 +265,10 @@ func ParseLastWAL(out string, now time.Time) (*WAL, error) {
 func (st *Status) judge() {
 	p := func(format string, a ...any) { st.Problems = append(st.Problems, fmt.Sprintf(format, a...)) }
 	switch {
+	case st.LastFull == nil && st.FirstBackup == "running":
+		p("no full backup in the repository yet: %s is waiting for a writable primary or taking it", hostcmd.FirstBackupUnit)
+	case st.LastFull == nil && st.FirstBackup == "failed":
+		p("no full backup in the repository: %s gave up (journalctl -u %s on %s), `belay backup now --full` takes one", hostcmd.FirstBackupUnit, hostcmd.FirstBackupUnit, st.Host)
 	case st.LastFull == nil:
 		p("no full backup in the repository")
 	case st.LastFull.Age > st.Thresholds.MaxFullAge:
@@ -249,6 +287,9 @@ func (st *Status) judge() {
 		p("last restore verification FAILED (%s): %s", st.LastVerify.Time.Format(time.RFC3339), st.LastVerify.Details)
 	case st.LastVerify.Age > st.Thresholds.MaxVerifyAge:
 		p("last verified restore is %s old (max %s)", short(st.LastVerify.Age), st.Thresholds.MaxVerifyAge)
+	}
+	if sb := st.Standby; sb != nil && !sb.Usable {
+		p("standby database %s is not usable: %s", sb.Host, sb.Reason)
 	}
 	st.Healthy = len(st.Problems) == 0
 }
@@ -286,6 +327,24 @@ func (st *Status) Print(w io.Writer) error {
 		fmt.Fprintf(&b, "  %-22s %s of %s at %s (%s ago): %s\n", "last verified restore", res, v.BackupLabel, v.Time.Format(time.RFC3339), short(v.Age), v.Details)
 	} else {
 		fmt.Fprintf(&b, "  %-22s none\n", "last verified restore")
+	}
+	if sb := st.Standby; sb != nil {
+		state := "usable"
+		if !sb.Usable {
+			state = "NOT usable"
+		}
+		lag := "unknown"
+		if sb.Lag != nil {
+			lag = short(*sb.Lag)
+		}
+		behind := "?"
+		if sb.SegmentsBehind != nil {
+			behind = strconv.FormatInt(*sb.SegmentsBehind, 10)
+		}
+		fmt.Fprintf(&b, "  %-22s %s %s: restore %s, replayed %s, %s WAL segments and %s behind the archive\n", "standby database", sb.Host, state, orNone(sb.RestoreState), orNone(sb.ReplayLSN), behind, lag)
+		if sb.LastReplayedCommit != nil {
+			fmt.Fprintf(&b, "  %-22s %s (%s ago)\n", "last replayed commit", sb.LastReplayedCommit.Format(time.RFC3339), short(st.At.Sub(*sb.LastReplayedCommit)))
+		}
 	}
 	if st.Healthy {
 		b.WriteString("healthy\n")

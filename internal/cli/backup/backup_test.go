@@ -91,10 +91,15 @@ func TestCollectAndJudge(t *testing.T) {
 					return []byte(strconv.FormatFloat(at, 'f', 3, 64) + " 000000010000000000000009-abc.zst\n"), nil
 				case strings.HasPrefix(c.Cmd, "cat "):
 					return []byte(tt.verify), nil
+				case c.Host == "db-standby" && strings.Contains(c.Cmd, hostcmd.StandbyRestoreUnit):
+					return []byte("exited\n"), nil
+				case c.Host == "db-standby" && strings.Contains(c.Cmd, "pg_last_wal_replay_lsn"):
+					// Replayed everything archived (segment 9): usable.
+					return []byte("t 0/9000060 1700099000.5 16777216\n"), nil
 				}
 				return nil, nil
 			}}
-			o := &StatusOptions{Now: func() time.Time { return now }, MaxRPO: 5 * time.Minute, MaxVerifyAge: 26 * time.Hour, MaxFullAge: 8 * 24 * time.Hour}
+			o := &StatusOptions{Now: func() time.Time { return now }, MaxRPO: 5 * time.Minute, MaxVerifyAge: 26 * time.Hour, MaxFullAge: 8 * 24 * time.Hour, MaxStandbyLag: 5 * time.Minute}
 			st, err := Collect(context.Background(), r, testInv(t), o)
 			if err != nil {
 				t.Fatal(err)
@@ -115,7 +120,10 @@ func TestCollectAndJudge(t *testing.T) {
 			if err := st.Print(&b); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(b.String(), "current RPO") {
+			if st.Standby == nil || !st.Standby.Usable || st.Standby.Lag == nil || *st.Standby.Lag != 0 {
+				t.Errorf("standby = %+v", st.Standby)
+			}
+			if !strings.Contains(b.String(), "current RPO") || !strings.Contains(b.String(), "db-standby usable") {
 				t.Errorf("print:\n%s", b.String())
 			}
 		})

@@ -1,0 +1,108 @@
+//go:build lab
+
+package drill_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/cli/backup"
+	"github.com/belay-sh/belay/internal/opsenv"
+)
+
+// Day-0 protection, measured on a fresh lab: run it right after `belay lab up`
+// (the inventory file's mtime is taken as the end of `lab up`). The first full
+// backup must exist within 2 minutes of it and the standby be usable within 5
+// (`belay backup status`'s judgement), `belay backup now` must work through
+// sudo over SSH, and then `belay drill site` runs with no manual step.
+func TestLabDay0Protection(t *testing.T) {
+	env := labEnv(t)
+	inv := env.Inv
+	fi, err := os.Stat(cli.DefaultInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labUp := fi.ModTime()
+	if since := time.Since(labUp); since > 5*time.Minute {
+		t.Logf("warning: the lab came up %s ago; the timings below are only checked, not measured (run this test right after `belay lab up`)", since.Round(time.Second))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	o := &backup.StatusOptions{Now: time.Now, MaxRPO: 5 * time.Minute, MaxVerifyAge: 26 * time.Hour, MaxFullAge: 8 * 24 * time.Hour, MaxStandbyLag: 5 * time.Minute}
+
+	// 1. The first full backup: its stop time from the repository itself.
+	var firstFull time.Time
+	for deadline := labUp.Add(2 * time.Minute); ; {
+		out, err := env.Hosts.RunRoot(ctx, inv.Backup.Host, hostcmd.PgBackRestInfo(inv.Backup.Stanza)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bi, err := drill.ParseBackupInfo(out, inv.Backup.Stanza); err == nil {
+			for _, b := range bi.Backup {
+				if b.Type == "full" {
+					firstFull = time.Unix(b.Timestamp.Stop, 0)
+					break
+				}
+			}
+		}
+		if !firstFull.IsZero() || time.Now().After(deadline.Add(30*time.Second)) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if firstFull.IsZero() {
+		st, _ := backup.Collect(ctx, env.Hosts, inv, o)
+		t.Fatalf("no full backup %s after lab up (status: %+v)", time.Since(labUp).Round(time.Second), st)
+	}
+	t.Logf("first full backup finished %s after lab up", firstFull.Sub(labUp).Round(time.Second))
+	if d := firstFull.Sub(labUp); d > 2*time.Minute {
+		t.Errorf("first full backup finished %s after lab up, want <= 2m", d.Round(time.Second))
+	}
+
+	// 2. The standby usable, as `belay backup status` judges it.
+	var usableAt time.Time
+	var st *backup.Status
+	for deadline := labUp.Add(5 * time.Minute); ; {
+		st, err = backup.Collect(ctx, env.Hosts, inv, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Standby != nil && st.Standby.Usable {
+			usableAt = time.Now()
+			break
+		}
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("standby not usable %s after lab up: %+v", time.Since(labUp).Round(time.Second), st.Standby)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("standby usable %s after lab up (at most: first seen then); lag %v, %v segments behind", usableAt.Sub(labUp).Round(time.Second), st.Standby.Lag, st.Standby.SegmentsBehind)
+	if d := usableAt.Sub(labUp); d > 5*time.Minute && time.Since(labUp) < 10*time.Minute {
+		t.Errorf("standby usable %s after lab up, want <= 5m", d.Round(time.Second))
+	}
+
+	// 3. `belay backup now --diff` through the sudoers line over SSH.
+	tg, err := opsenv.Open(inv, opsenv.Flags{}, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	tg.Hosts.Root = nil
+	res, err := backup.TakeBackup(ctx, tg.Hosts, inv, "diff", io.Discard, time.Now)
+	if err != nil || !res.OK {
+		t.Fatalf("backup now --diff: %+v %v", res, err)
+	}
+	t.Logf("backup now --diff: %s (%s) in %.1f s", res.Label, res.Type, res.Seconds)
+
+	// 4. The site drill, with no manual step.
+	env.Switch = tg.SiteSwitch(opsenv.DNSFlags{}, filepath.Join(t.TempDir(), "failover.json"))
+	rep := runDrill(t, env, drill.Site, "partition")
+	t.Logf("site drill right after lab up: switch %s, RPO %s; %v", rep.Runs[0].Recovery, rep.Runs[0].RPO, rep.Runs[0].Notes)
+}
