@@ -29,4 +29,7 @@ go test -count=1 -tags lab -timeout 30m ./lab/
 
 # 2. Deploys and drills share one lab, as a user's session would.
 "$bin" lab up
+# Day-0 protection first: it measures from the end of `lab up` (the first full
+# backup, the standby usable, then a site drill with no manual step).
+go test -count=1 -tags lab -timeout 15m -run TestLabDay0Protection ./drill/
 go test -count=1 -p 1 -tags lab -timeout 40m ./deploy/ ./drill/
