@@ -176,7 +176,13 @@ func (w *Watcher) Once(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(w.Log, "route watch: %s: down now [%s], nginx reloaded in %d ms\n", app, strings.Join(res.Down, " "), res.ReloadMillis)
+		switch {
+		case res.Unchanged:
+			// Every member of a pool is down: rendered as before, nothing reloaded.
+			fmt.Fprintf(w.Log, "route watch: %s: unreachable [%s], no pool left without a member: nginx unchanged\n", app, strings.Join(down, " "))
+		default:
+			fmt.Fprintf(w.Log, "route watch: %s: rendered down [%s], nginx reloaded in %d ms\n", app, strings.Join(res.Down, " "), res.ReloadMillis)
+		}
 	}
 	return errors.Join(errs...)
 }
