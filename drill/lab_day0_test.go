@@ -4,8 +4,11 @@ package drill_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/belay-sh/belay/inventory"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -83,7 +86,15 @@ func TestLabDay0Protection(t *testing.T) {
 		}
 		time.Sleep(5 * time.Second)
 	}
-	t.Logf("standby usable %s after lab up (at most: first seen then); lag %v, %v segments behind", usableAt.Sub(labUp).Round(time.Second), st.Standby.Lag, st.Standby.SegmentsBehind)
+	var lag time.Duration
+	var behind int64
+	if st.Standby.Lag != nil {
+		lag = *st.Standby.Lag
+	}
+	if st.Standby.SegmentsBehind != nil {
+		behind = *st.Standby.SegmentsBehind
+	}
+	t.Logf("standby usable %s after lab up (at most: first seen then); lag %s, %d segments behind", usableAt.Sub(labUp).Round(time.Second), lag, behind)
 	if d := usableAt.Sub(labUp); d > 5*time.Minute && time.Since(labUp) < 10*time.Minute {
 		t.Errorf("standby usable %s after lab up, want <= 5m", d.Round(time.Second))
 	}
@@ -101,8 +112,38 @@ func TestLabDay0Protection(t *testing.T) {
 	}
 	t.Logf("backup now --diff: %s (%s) in %.1f s", res.Label, res.Type, res.Seconds)
 
-	// 4. The site drill, with no manual step.
+	// 4. The site drill, with no manual step but the user's own first deploy
+	// (a stack with no release has nothing to switch to the standby site).
+	deployFirstRelease(t, inv)
 	env.Switch = tg.SiteSwitch(opsenv.DNSFlags{}, filepath.Join(t.TempDir(), "failover.json"))
 	rep := runDrill(t, env, drill.Site, "partition")
 	t.Logf("site drill right after lab up: switch %s, RPO %s; %v", rep.Runs[0].Recovery, rep.Runs[0].RPO, rep.Runs[0].Notes)
+}
+
+// deployFirstRelease ships the lab app to every app (standby servers included)
+// with belay deploy itself, straight to 100 %, as a user's first deploy.
+func deployFirstRelease(t *testing.T, inv *inventory.Inventory) {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(out, pkg string) {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	app, bin := filepath.Join(dir, "app"), filepath.Join(dir, "belay")
+	build(app, "./deploy/testdata/labapp")
+	build(bin, "./cmd/belay")
+	for _, a := range inv.Apps {
+		out, err := exec.Command(bin, "deploy", "--app", a.Name, "--artifact", app, "--release", fmt.Sprintf("day0-%d", time.Now().Unix()),
+			"--steps", "none", "--pause", "0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("first deploy of %s: %v\n%s", a.Name, err, out)
+		}
+	}
 }
