@@ -60,8 +60,12 @@ type Fence struct {
 
 // Wrap returns cmd guarded by the fence on host: it runs only while the host's
 // fence (and, on the lease host, the unexpired lease) carries f.Token, with the
-// shared fence lock held until cmd ends. cmd runs in a subshell without the
-// lock's descriptor, so a process it leaves behind cannot hold the lock. A nil
+// shared fence lock held until cmd ends. cmd's subshell keeps the lock's
+// descriptor on purpose: if the wrapping shell is killed (the deployer's
+// session cut), the step still holds the lock until it really ends, so a new
+// holder's fence write cannot slip in beside it. (No plan step leaves a
+// background process behind; one that did would hold the lock, and fence
+// writes would fail after FenceWait, naming the lock.) A nil
 // Fence returns cmd unchanged (commands outside a lease: status, dry runs).
 func (f *Fence) Wrap(host, cmd string) string {
 	if f == nil {
@@ -85,7 +89,7 @@ func (f *Fence) Wrap(host, cmd string) string {
 			"if [ \"$lt\" != "+tok+" ] || [ \"$le\" -le \"$(date +%s)\" ]; then echo 'belay fence: this run no longer holds the lease on this host (expired or taken over); step refused' >&2; exit "+strconv.Itoa(exitFenced)+"; fi",
 		)
 	}
-	return strings.Join(lines, "\n") + "\n(\n" + cmd + "\n) 9>&-"
+	return strings.Join(lines, "\n") + "\n(\n" + cmd + "\n)"
 }
 
 // FencedError is a step (or journal write) a host refused because the run's

@@ -23,6 +23,9 @@ type Exec func(ctx context.Context, host, cmd string) (stdout []byte, code int, 
 // broken, or could not be renewed before it would expire.
 var ErrLost = errors.New("lease lost")
 
+// errGone: a renewal found no lease file at all.
+var errGone = errors.New("lease gone")
+
 // Holder takes an app's lease, fences every server of the app, renews the
 // lease while a run goes on and cancels the run before the lease can expire
 // unrenewed. It runs its commands through Exec (deploy's SSH pool, or the
@@ -114,6 +117,9 @@ func (h *Holder) runWithin(ctx context.Context, timeout time.Duration, cmd strin
 	out, code, err := h.Exec(ctx, h.LeaseHost, cmd)
 	if err == nil {
 		return nil
+	}
+	if IsHeld(code) && len(strings.TrimSpace(string(out))) == 0 {
+		return fmt.Errorf("%w: the lease on %s is gone (broken or released)", errGone, h.LeaseHost)
 	}
 	if IsHeld(code) {
 		held, perr := Parse(out)
@@ -216,7 +222,8 @@ func WriteFences(ctx context.Context, exec Exec, l release.Layout, hosts []strin
 
 func (h *Holder) setValid(sent time.Time) {
 	h.mu.Lock()
-	h.validUntil = sent.Add(h.ttl())
+	// The host counts whole seconds: its expiry may be up to 1 s short of sent+TTL.
+	h.validUntil = sent.Add(h.ttl() - time.Second)
 	h.mu.Unlock()
 }
 
@@ -276,7 +283,7 @@ func (h *Holder) Hold(ctx context.Context) (held context.Context, done func()) {
 				h.setValid(sent)
 				wait = every
 				continue
-			case errors.As(err, &heldErr):
+			case errors.As(err, &heldErr), errors.Is(err, errGone):
 				lose(fmt.Errorf("%w: %v", ErrLost, err))
 				return
 			}

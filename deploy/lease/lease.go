@@ -78,7 +78,7 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 	mine := "[ \"$tok\" = " + sshx.Quote(o.Token) + " ]"
 	cond := "if [ -n \"$tok\" ] && [ \"$exp\" -gt \"$now\" ] && ! " + mine + "; then cat " + p + "; exit " + strconv.Itoa(exitHeld) + "; fi"
 	if renew {
-		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
+		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null || true; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
 	}
 	script := strings.Join([]string{
 		"set -eu",
@@ -102,7 +102,7 @@ func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duratio
 	p := Path(l)
 	script := strings.Join([]string{
 		"set -eu",
-		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null; exit " + strconv.Itoa(exitHeld) + "; fi",
+		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi",
 		"now=$(date +%s)",
 		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
 		"mv -f " + p + ".tmp " + p,
@@ -120,7 +120,7 @@ func ReleaseCommand(l release.Layout, o Owner) string {
 // BreakCommand removes the lease if token still holds it (`belay lease break`).
 func BreakCommand(l release.Layout, token string) string {
 	p := Path(l)
-	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(token) + " ]; then cat " + p + " 2>/dev/null; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
+	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(token) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
 	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
 }
 
