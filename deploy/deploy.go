@@ -74,6 +74,8 @@ type Deployer struct {
 	// LockDir keeps this machine's proof-of-life lease locks (lease.LocalLock);
 	// "" disables taking over a dead holder's lease before it expires.
 	LockDir string
+	// leaseHook adjusts the lease holder (tests: a deployer cut from the lease host, or asleep).
+	leaseHook func(*lease.Holder)
 	// KnownGoodKeep is how many known-good releases the journal remembers (default 5).
 	KnownGoodKeep int
 	// SkipStandby leaves the standby site's app server out of deploys and rollbacks.

@@ -27,6 +27,9 @@ func (d *Deployer) holder(app *inventory.App, action string) *lease.Holder {
 	if d.LockDir != "" {
 		h.Local = &lease.LocalLock{Dir: d.LockDir}
 	}
+	if d.leaseHook != nil {
+		d.leaseHook(h)
+	}
 	return h
 }
 
@@ -55,7 +58,7 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 		if err == nil {
 			err = cause
 		} else if !errors.Is(err, lease.ErrLost) {
-			err = fmt.Errorf("%w (%v)", err, cause)
+			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 	}
 	done()
