@@ -142,7 +142,9 @@ func TestTwoDeployersLeaseHandover(t *testing.T) {
 				}
 				return exec(ctx, host, cmd)
 			}
-		}, func(err error) bool { return errors.Is(err, lease.ErrLost) && strings.Contains(err.Error(), "could not renew") }},
+		}, func(err error) bool {
+			return errors.Is(err, lease.ErrLost) && strings.Contains(err.Error(), "could not renew")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sh := newSSHHosts(t)
