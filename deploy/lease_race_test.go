@@ -240,3 +240,40 @@ func readJournal(t *testing.T, root string) *journal.Record {
 	}
 	return r
 }
+
+// TestBreakLeaseAudited: breaking a live holder's lease needs a reason, is
+// written to the audit log of every app host with the holder, and fences the
+// holder out of every server.
+func TestBreakLeaseAudited(t *testing.T) {
+	sh := newSSHHosts(t)
+	a, ops := sh.deployer(t, "alice"), sh.deployer(t, "oncall")
+	app, _ := a.app()
+	ha := a.holder(app, "deploy v9")
+	if err := ha.Take(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.BreakLease(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("break without a reason: %v", err)
+	}
+	held, err := ops.BreakLease(context.Background(), "runner 4711 was killed")
+	if err != nil || held.Owner.Who != "alice" || held.Owner.Action != "deploy v9" {
+		t.Fatalf("break: %+v %v", held, err)
+	}
+	for _, h := range []string{"shop-1", "shop-2"} {
+		b, _ := os.ReadFile(filepath.Join(sh.roots[h], "shop", ".belay", "audit.log"))
+		es, err := journal.ParseAudit(b)
+		if err != nil || len(es) != 1 || es[0].Action != "lease-break" || es[0].Who != "oncall" ||
+			!strings.Contains(es[0].Detail, "runner 4711 was killed") || !strings.Contains(es[0].Detail, "alice") {
+			t.Errorf("%s audit: %+v %v", h, es, err)
+		}
+	}
+	a.Runner.Fence = ha.Fence()
+	err = a.Runner.Exec(context.Background(), tracedPlan("A", 1, "shop-2"), a.records([]string{"shop-2"}, "d", "deploy", "v9", "", nil))
+	var fe *lease.FencedError
+	if !errors.As(err, &fe) {
+		t.Fatalf("the broken holder's step: %v, want refused by the fence", err)
+	}
+	if _, err := ops.BreakLease(context.Background(), "again"); err == nil || !strings.Contains(err.Error(), "free") {
+		t.Fatalf("breaking a free lease: %v", err)
+	}
+}
