@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/cli"
@@ -159,6 +161,19 @@ func runDrill(ctx context.Context, o *Options) error {
 		statePath := failover.DefaultStatePath(inv.Stack, os.Geteuid(), o.Getenv)
 		env.Switch = t.SiteSwitch(o.DNS, statePath)
 	}
+	// A drill is a change like a deploy: it holds the lease of the app it
+	// drills (app-node) or of every app (the others are site-wide), so it
+	// never runs beside a deploy, rollback, failover or another drill.
+	apps := opsenv.SiteApps(inv)
+	if o.Kind == drill.AppNode {
+		apps = []string{drillApp(inv, o.App)}
+	}
+	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: apps, Action: "drill " + string(o.Kind) + "/" + variant,
+		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut})
+	if err != nil {
+		return fmt.Errorf("drill %s refused, nothing was injected: %w", o.Kind, err)
+	}
+	defer release()
 	rep, runErr := drill.Execute(ctx, env, drill.Options{Kind: o.Kind, Variant: variant, Repeat: o.Repeat})
 	if rep == nil {
 		return runErr
@@ -185,6 +200,14 @@ func runDrill(ctx context.Context, o *Options) error {
 		return cli.ExitError{Code: 1}
 	}
 	return nil
+}
+
+// drillApp is the app a drill acts on: --app, else the inventory's first.
+func drillApp(inv *inventory.Inventory, app string) string {
+	if app != "" || len(inv.Apps) == 0 {
+		return app
+	}
+	return inv.Apps[0].Name
 }
 
 // WriteReportFiles writes rep as <dir>/<drill>-<stack>-<time>.{md,json}.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -142,6 +144,16 @@ func runSite(ctx context.Context, o *SiteOptions) error {
 	if err != nil {
 		return err
 	}
+	// The switch starts and stops every app: it holds every app's lease, so
+	// no deploy, rollback or drill runs beside it. Switching away from a dead
+	// site goes on without the leases it cannot reach (the switch fences that
+	// site); a lease someone holds is always a refusal.
+	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: opsenv.SiteApps(inv), Action: "failover site --to " + string(to),
+		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut, SkipUnreachable: to == failover.ToStandby})
+	if err != nil {
+		return fmt.Errorf("site switch to the %s site refused, nothing changed: %w", to, err)
+	}
+	defer release()
 	res, runErr := failover.Execute(ctx, env, plan)
 	if res != nil && o.JSON {
 		if err := cli.PrintJSON(o.IO.Out, res); err != nil {
