@@ -59,6 +59,10 @@ app-node --variant stop-nginx, db-primary --variant stop-service and restore.
 Killing servers, cutting links and partitioning sites would need provider
 power-off and network cuts, which belay leaves out on purpose.
 
+A drill holds the lease of the app it drills (app-node) or of every app (the
+others), like a deploy: it is refused while a deploy, rollback, site switch or
+another drill holds one, naming the holder, and deploys wait for it.
+
 The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 	}
 	for _, k := range drill.Kinds {

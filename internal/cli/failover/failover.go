@@ -70,6 +70,10 @@ starts the apps on the primary site, points DNS back at the floating IPs
 (downtime ends), then takes a full backup and re-seeds the standby database
 from it as a standby again.
 
+The switch holds every app's lease (refused, naming the holder, while a deploy
+or a drill holds one). --to standby goes on without the lease of an app whose
+lease host is out of reach, and says so.
+
 Without --yes the plan is printed and nothing changes.`,
 		Example: `  belay failover site --to standby --dry-run
   belay failover site --to standby --yes
