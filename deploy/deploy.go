@@ -69,6 +69,13 @@ type Deployer struct {
 	LeaseTTL    time.Duration
 	Wait        bool
 	WaitTimeout time.Duration
+	// LeaseRenew, LeaseMargin and WaitPoll tune the lease (see lease.Holder; zero: defaults).
+	LeaseRenew, LeaseMargin, WaitPoll time.Duration
+	// LockDir keeps this machine's proof-of-life lease locks (lease.LocalLock);
+	// "" disables taking over a dead holder's lease before it expires.
+	LockDir string
+	// leaseHook adjusts the lease holder (tests: a deployer cut from the lease host, or asleep).
+	leaseHook func(*lease.Holder)
 	// KnownGoodKeep is how many known-good releases the journal remembers (default 5).
 	KnownGoodKeep int
 	// SkipStandby leaves the standby site's app server out of deploys and rollbacks.
@@ -194,6 +201,13 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		}
 		out.Error = err.Error()
 		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
+		if lost(ctx, err) {
+			// Another run holds the app now (or the lease was broken): it converges
+			// the hosts from their journals; our steps would be refused anyway.
+			out.Result = "failed"
+			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "lease-lost", Detail: trim(err.Error())})
+			return out, fmt.Errorf("%w; this run lost the app's lease and stopped without rolling back: the next deploy or rollback converges the hosts", err)
+		}
 		rbStart := time.Now()
 		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error(), !mayHaveSwitched(p, recs))
 		out.Rollback = time.Since(rbStart).Round(time.Millisecond).String()
@@ -331,7 +345,7 @@ func (d *Deployer) finish(ctx context.Context, hosts []string, recs map[string]j
 		}
 		rec := recs[h]
 		rec.Status, rec.KnownGood, rec.InProgress, rec.Error, rec.UpdatedAt = st, known, "", msg, time.Now().UTC()
-		_, err = c.Run(ctx, journal.WriteCommand(d.Layout(), rec), nil)
+		_, err = c.Run(ctx, d.Runner.Fence.Wrap(h, journal.WriteCommand(d.Layout(), rec)), nil)
 		return err
 	})
 	return joinHostErrors(errs)
@@ -371,7 +385,9 @@ func mayHaveSwitched(p *plan.Plan, recs map[string]journal.Record) bool {
 func (d *Deployer) rollbackAll(ctx context.Context, hosts []string, id, target, prev string, known []string, why string, noneSwitched bool) error {
 	// The deploy's context may be what failed (timeout, Ctrl-C): the rollback
 	// gets its own budget so the hosts still end up on one release.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
+	// It still stops if the lease is lost (lease.Survive): the run that took it
+	// over converges the hosts, and the fence would refuse our steps anyway.
+	ctx, cancel := context.WithTimeout(lease.Survive(ctx), 15*time.Minute)
 	defer cancel()
 	var p *plan.Plan
 	var how string
@@ -512,151 +528,6 @@ func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*
 	d.audit(ctx, app.Hosts, journal.Entry{Action: "recover", Release: target, Previous: j.Target, DeployID: j.DeployID, Result: "ok", Detail: how})
 	states, err = d.probe(ctx)
 	return states, how, j, err
-}
-
-// locked runs fn holding the app's lease, renewing it while fn runs. Losing the
-// lease cancels fn: someone else may be deploying.
-func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx context.Context) (*Outcome, error)) (*Outcome, error) {
-	app, err := d.app()
-	if err != nil {
-		return nil, err
-	}
-	host := app.Hosts[0]
-	ttl := d.LeaseTTL
-	if ttl == 0 {
-		ttl = lease.DefaultTTL
-	}
-	// Connect to every host first: a refused host key (or a dead host) stops us
-	// before any command runs anywhere, lease included.
-	if err := d.connectAll(ctx, d.servers(app)); err != nil {
-		return nil, err
-	}
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
-	owner := lease.Owner{Token: hex.EncodeToString(tok), Who: d.Actor.Who, PID: d.Actor.PID, Host: d.Actor.From, CI: d.Actor.CI, Action: action}
-	l := d.Layout()
-	acquire := func(renew bool) error {
-		parent := ctx
-		if renew {
-			// Keep renewing while a cancelled deploy rolls back (it has its own budget).
-			parent = context.WithoutCancel(ctx)
-		}
-		actx, cancel := context.WithTimeout(parent, time.Minute)
-		defer cancel()
-		c, err := d.Pool.Get(actx, host)
-		if err != nil {
-			return err
-		}
-		res, err := c.Run(actx, lease.AcquireCommand(l, owner, ttl, renew), nil)
-		if err != nil {
-			if lease.IsHeld(res.ExitCode) {
-				h, perr := lease.Parse(res.Stdout)
-				if perr != nil {
-					return fmt.Errorf("app %s is locked (lease on %s unreadable: %v)", d.App, host, perr)
-				}
-				return &lease.HeldError{App: d.App, Host: host, Held: h}
-			}
-			return fmt.Errorf("lease: %w", err)
-		}
-		return nil
-	}
-	deadline := time.Now().Add(d.WaitTimeout)
-	for {
-		err := acquire(false)
-		if err == nil {
-			break
-		}
-		var held *lease.HeldError
-		if errors.As(err, &held) && d.holderDead(held.Held.Owner) {
-			d.Runner.Note("lease held by %s pid %d, which is no longer running on this machine: taking it over", held.Held.Owner.Who, held.Held.Owner.PID)
-			if err = d.steal(ctx, host, owner, held.Held.Owner.Token, ttl); err == nil {
-				break
-			}
-		}
-		if !errors.As(err, &held) || !d.Wait || (d.WaitTimeout > 0 && time.Now().After(deadline)) {
-			return nil, err
-		}
-		d.Runner.Note("waiting: %v", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Second):
-		}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := make(chan struct{})
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if err := acquire(true); err != nil {
-					var held *lease.HeldError
-					if errors.As(err, &held) {
-						cancel(fmt.Errorf("lease lost: %w", err))
-						return
-					}
-					d.Runner.Note("lease renewal failed (will retry): %v", err)
-				}
-			}
-		}
-	}()
-	out, err := fn(ctx)
-	close(stop)
-	<-renewed
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && err != nil {
-		err = fmt.Errorf("%w (%v)", err, cause)
-	}
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer rcancel()
-	if c, cerr := d.Pool.Get(rctx, host); cerr == nil {
-		_, _ = c.Run(rctx, lease.ReleaseCommand(l, owner), nil)
-	}
-	return out, err
-}
-
-func (d *Deployer) connectAll(ctx context.Context, hosts []string) error {
-	errs := sshx.Parallel(ctx, hosts, d.Runner.Parallel, func(ctx context.Context, h string) error {
-		_, err := d.Pool.Get(ctx, h)
-		return err
-	})
-	if err := joinHostErrors(errs); err != nil {
-		return fmt.Errorf("connecting to every host of %s (nothing was run anywhere): %w", d.App, err)
-	}
-	return nil
-}
-
-// holderDead reports whether a lease holder was a deployer on this machine
-// whose process is gone (killed mid-rollout): its lease need not run out.
-func (d *Deployer) holderDead(o lease.Owner) bool {
-	if o.Host == "" || o.Host != d.Actor.From || o.PID <= 0 || o.PID == d.Actor.PID {
-		return false
-	}
-	return !processAlive(o.PID)
-}
-
-func (d *Deployer) steal(ctx context.Context, host string, owner lease.Owner, stale string, ttl time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	c, err := d.Pool.Get(ctx, host)
-	if err != nil {
-		return err
-	}
-	res, err := c.Run(ctx, lease.StealCommand(d.Layout(), owner, stale, ttl), nil)
-	if err != nil && lease.IsHeld(res.ExitCode) {
-		h, perr := lease.Parse(res.Stdout)
-		if perr != nil {
-			return fmt.Errorf("app %s is locked (lease on %s unreadable: %v)", d.App, host, perr)
-		}
-		return &lease.HeldError{App: d.App, Host: host, Held: h}
-	}
-	return err
 }
 
 // audit appends e on every app host (best effort: a failed audit write is

@@ -74,13 +74,14 @@ func TestCommonCurrent(t *testing.T) {
 func TestParseState(t *testing.T) {
 	out := "current=v3\ncanary=v4\nstable=active\ncanaryUnit=active\nstage=percent 10 (sticky ip)\nhealth=200\ncanaryHealth=503\n" +
 		"releases=v4 v3 v2 \njournal={\"deployId\":\"d\",\"target\":\"v4\",\"status\":\"running\",\"knownGood\":[\"v2\",\"v3\"]}\n" +
-		"lease=1790000000 tok {\"token\":\"tok\",\"who\":\"a@b\",\"pid\":1,\"action\":\"deploy v4\"}\n"
+		"lease=1790000000 tok {\"token\":\"tok\",\"who\":\"a b@c\",\"pid\":1,\"action\":\"deploy v4\",\"since\":\"2026-09-21T10:00:00Z\"}\nhostNow=1789999000\n"
 	var s HostState
 	if err := parseState([]byte(out), &s); err != nil {
 		t.Fatal(err)
 	}
 	if s.Current != "v3" || s.Canary != "v4" || s.CanaryShare != "10%" || s.CanaryHealth != "503" || len(s.Releases) != 3 ||
-		!s.Journal.Unfinished() || !strings.Contains(s.Lease, "a@b (deploy v4) until") {
+		!s.Journal.Unfinished() || s.Lease == nil || !s.Lease.Live || s.Lease.Who != "a b@c" ||
+		!strings.Contains(s.Lease.String(), "held by a b@c (pid 1 on ): deploy v4, since 2026-09-21T10:00:00Z") {
 		t.Fatalf("%+v", s)
 	}
 	if knownGood(map[string]*HostState{"shop-1": &s})[1] != "v3" {
@@ -90,6 +91,14 @@ func TestParseState(t *testing.T) {
 		if got := share(stage); got != want {
 			t.Errorf("share(%q) = %s, want %s", stage, got, want)
 		}
+	}
+	var expired HostState
+	if err := parseState([]byte("lease=1790000000 tok {\"token\":\"tok\",\"who\":\"a\"}\nhostNow=1790000000\n"), &expired); err != nil || expired.Lease.Live {
+		t.Fatalf("a lease at its expiry second is live: %+v %v", expired.Lease, err)
+	}
+	var junk HostState
+	if err := parseState([]byte("lease=garbage\n"), &junk); err != nil || junk.Lease == nil || junk.Lease.Live {
+		t.Fatalf("a corrupt lease file: %+v %v", junk.Lease, err)
 	}
 	var bad HostState
 	if err := parseState([]byte("journal={not json\n"), &bad); err == nil {
@@ -168,6 +177,34 @@ func TestRollbackTarget(t *testing.T) {
 		for _, sk := range skipped {
 			if !strings.Contains(sk, "not on disk on shop-2") {
 				t.Errorf("%s: skip reason %q does not name the host missing it", tc.name, sk)
+			}
+		}
+	}
+}
+
+// TestClassifyRollout: status tells a run under way (journal running, lease
+// live) from one that died (journal running, no live lease).
+func TestClassifyRollout(t *testing.T) {
+	running := &journal.Record{Status: journal.Running}
+	tests := []struct {
+		name  string
+		lease *LeaseState
+		j     *journal.Record
+		want  string
+	}{
+		{"lease held", &LeaseState{Who: "a", Live: true}, running, "running"},
+		{"lease expired", &LeaseState{Who: "a", Live: false}, running, "died"},
+		{"no lease", nil, running, "died"},
+		{"paused", nil, &journal.Record{Status: journal.Paused}, "paused"},
+		{"done, lease held by a drill", &LeaseState{Who: "a", Live: true}, &journal.Record{Status: journal.Done}, ""},
+		{"no journal", nil, nil, ""},
+	}
+	for _, tc := range tests {
+		st := []*HostState{{Host: "shop-1", Lease: tc.lease, Journal: tc.j}, {Host: "shop-2", Journal: tc.j}}
+		classify(st)
+		for _, s := range st {
+			if s.Rollout != tc.want {
+				t.Errorf("%s: %s rollout %q, want %q", tc.name, s.Host, s.Rollout, tc.want)
 			}
 		}
 	}

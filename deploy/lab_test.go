@@ -445,7 +445,7 @@ func TestLabHostKeyMismatchRefusedBeforeAnyCommand(t *testing.T) {
 				t.Errorf("%s: release %s arrived despite the refused key", s.Host, id)
 			}
 		}
-		if s.Lease != "" {
+		if s.Lease != nil {
 			t.Errorf("%s: lease left behind: %s", s.Host, s.Lease)
 		}
 	}

@@ -36,8 +36,40 @@ type HostState struct {
 	// Releases on disk, newest first.
 	Releases []string        `json:"releases"`
 	Journal  *journal.Record `json:"journal,omitempty"`
-	Lease    string          `json:"lease,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	// Lease is the app's lease as the lease host (the first app host) has it.
+	Lease *LeaseState `json:"lease,omitempty"`
+	// Rollout tells a journal left "running" apart: "running" while some run
+	// holds a live lease on the app, "died" when none does (the next deploy or
+	// rollback converges it); "paused" for a --stop-after rollout.
+	Rollout string `json:"rollout,omitempty"`
+	Error   string `json:"error,omitempty"`
+	hostNow int64
+}
+
+// LeaseState is a lease file as status shows it.
+type LeaseState struct {
+	Who     string    `json:"who"`
+	Host    string    `json:"host,omitempty"`
+	PID     int       `json:"pid,omitempty"`
+	CI      string    `json:"ci,omitempty"`
+	Action  string    `json:"action"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"`
+	// Live: unexpired by the lease host's clock.
+	Live bool `json:"live"`
+}
+
+func (l *LeaseState) String() string {
+	state := "expired"
+	if l.Live {
+		state = "held"
+	}
+	ci := ""
+	if l.CI != "" {
+		ci = ", CI " + l.CI
+	}
+	return fmt.Sprintf("%s by %s (pid %d on %s%s): %s, since %s, expires %s", state, l.Who, l.PID, l.Host, ci, l.Action,
+		l.Since.UTC().Format(time.RFC3339), l.Expires.UTC().Format(time.RFC3339))
 }
 
 func (d *Deployer) probeCommand() (string, error) {
@@ -62,6 +94,7 @@ func (d *Deployer) probeCommand() (string, error) {
 		"echo \"releases=$(ls -1t " + l.Releases() + " 2>/dev/null | tr '\\n' ' ')\"",
 		"echo \"journal=$(cat " + journal.Path(l) + " 2>/dev/null | tr -d '\\n')\"",
 		"echo \"lease=$(tr '\\n' ' ' < " + lease.Path(l) + " 2>/dev/null)\"",
+		"echo \"hostNow=$(date +%s)\"",
 	}, "\n"), nil
 }
 
@@ -125,7 +158,30 @@ func (d *Deployer) States(ctx context.Context) ([]*HostState, error) {
 		}
 		return nil
 	})
+	classify(states)
 	return states, nil
+}
+
+// classify sets each host's Rollout: a journal "running" is a run under way
+// while the app's lease is live, else one that died unfinished.
+func classify(states []*HostState) {
+	live := false
+	for _, s := range states {
+		if s.Lease != nil && s.Lease.Live {
+			live = true
+		}
+	}
+	for _, s := range states {
+		switch {
+		case s.Journal == nil:
+		case s.Journal.Status == journal.Paused:
+			s.Rollout = "paused"
+		case s.Journal.Unfinished() && live:
+			s.Rollout = "running"
+		case s.Journal.Unfinished():
+			s.Rollout = "died"
+		}
+	}
 }
 
 func parseState(b []byte, s *HostState) error {
@@ -156,12 +212,17 @@ func parseState(b []byte, s *HostState) error {
 			s.Releases = strings.Fields(v)
 		case "lease":
 			if v != "" {
-				if h, err := lease.Parse([]byte(strings.Replace(v, " ", "\n", 2))); err == nil {
-					s.Lease = fmt.Sprintf("%s (%s) until %s", h.Owner.Who, h.Owner.Action, h.Expires.UTC().Format(time.RFC3339))
-				} else {
-					s.Lease = v
+				h, err := lease.Parse([]byte(strings.Replace(v, " ", "\n", 2)))
+				if err != nil {
+					// Acquire treats such a file as free; say so rather than fail the host.
+					s.Lease = &LeaseState{Action: "unreadable lease file (" + err.Error() + "), treated as free"}
+					continue
 				}
+				o := h.Owner
+				s.Lease = &LeaseState{Who: o.Who, Host: o.Host, PID: o.PID, CI: o.CI, Action: o.Action, Since: o.Since, Expires: h.Expires}
 			}
+		case "hostNow":
+			s.hostNow, _ = strconv.ParseInt(v, 10, 64)
 		case "journal":
 			j, err := journal.Parse([]byte(v))
 			if err != nil {
@@ -171,6 +232,9 @@ func parseState(b []byte, s *HostState) error {
 		}
 	}
 	s.CanaryShare = share(s.Stage)
+	if s.Lease != nil {
+		s.Lease.Live = s.hostNow > 0 && s.Lease.Expires.Unix() > s.hostNow
+	}
 	return sc.Err()
 }
 

@@ -25,13 +25,15 @@ type Owner struct {
 	// Who is user@host of the deployer.
 	Who string `json:"who"`
 	PID int    `json:"pid"`
-	// Host is the deployer's machine; with PID it lets a deployer on the same
-	// machine see that the holder died (see StealCommand).
+	// Host is the deployer's machine (shown; proof that the holder died comes
+	// from its local lock, see LocalLock, never from Host and PID).
 	Host string `json:"host,omitempty"`
 	// CI is the CI run (e.g. a GitHub Actions run URL), if any.
 	CI string `json:"ci,omitempty"`
-	// Action is what the holder is doing ("deploy v42", "rollback").
+	// Action is what the holder is doing ("deploy v42", "rollback", "drill app-node").
 	Action string `json:"action"`
+	// Since is when the holder took the lease (the deployer's clock).
+	Since time.Time `json:"since,omitempty"`
 }
 
 // Held is a lease someone else holds.
@@ -52,8 +54,12 @@ func (e *HeldError) Error() string {
 	if e.Held.Owner.CI != "" {
 		ci = ", CI " + e.Held.Owner.CI
 	}
-	return fmt.Sprintf("app %s is locked by %s (pid %d%s, %s) until %s (lease on %s); retry later, pass --wait, or wait for it to expire",
-		e.App, e.Held.Owner.Who, e.Held.Owner.PID, ci, e.Held.Owner.Action, e.Held.Expires.UTC().Format(time.RFC3339), e.Host)
+	since := ""
+	if !e.Held.Owner.Since.IsZero() {
+		since = " since " + e.Held.Owner.Since.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("app %s is locked by %s (pid %d%s, %s%s) until %s (lease on %s); retry later, pass --wait, wait for it to expire, or if the holder is certainly gone: belay lease break --app %s --reason TEXT",
+		e.App, e.Held.Owner.Who, e.Held.Owner.PID, ci, e.Held.Owner.Action, since, e.Held.Expires.UTC().Format(time.RFC3339), e.Host, e.App)
 }
 
 // Path is the lease file; the lock file beside it serializes check-and-take.
@@ -72,7 +78,7 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 	mine := "[ \"$tok\" = " + sshx.Quote(o.Token) + " ]"
 	cond := "if [ -n \"$tok\" ] && [ \"$exp\" -gt \"$now\" ] && ! " + mine + "; then cat " + p + "; exit " + strconv.Itoa(exitHeld) + "; fi"
 	if renew {
-		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
+		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null || true; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
 	}
 	script := strings.Join([]string{
 		"set -eu",
@@ -88,15 +94,15 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
 }
 
-// StealCommand takes the lease from a holder known to be dead (its process is
-// gone on this same machine), only if that holder still has it: a lease renewed
-// or taken by anyone else in between is left alone.
+// StealCommand takes the lease from a holder proven dead (its local lock is
+// free on this machine, see LocalLock), only if that holder still has it: a
+// lease renewed or taken by anyone else in between is left alone.
 func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duration) string {
 	b, _ := json.Marshal(o)
 	p := Path(l)
 	script := strings.Join([]string{
 		"set -eu",
-		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null; exit " + strconv.Itoa(exitHeld) + "; fi",
+		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi",
 		"now=$(date +%s)",
 		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
 		"mv -f " + p + ".tmp " + p,
@@ -109,6 +115,13 @@ func ReleaseCommand(l release.Layout, o Owner) string {
 	p := Path(l)
 	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" = " + sshx.Quote(o.Token) + " ]; then rm -f " + p + "; fi"
 	return "flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+}
+
+// BreakCommand removes the lease if token still holds it (`belay lease break`).
+func BreakCommand(l release.Layout, token string) string {
+	p := Path(l)
+	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(token) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
+	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
 }
 
 // ReadCommand prints the lease file (nothing if free).

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
@@ -59,6 +60,9 @@ type Runner struct {
 	Parallel int
 	// Judge decides analysis steps; nil fails any plan that has one.
 	Judge Judge
+	// Fence, when set, guards every remote step and journal write: the host
+	// refuses it unless this run still holds the app's lease (see lease.Fence).
+	Fence *lease.Fence
 	// Now and Sleep are injectable for tests.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -267,7 +271,10 @@ func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs ma
 		if _, err := c.Run(ctx, s.Skip, nil); err == nil {
 			rec.Step, rec.InProgress, rec.UpdatedAt = s.ID, "", r.now().UTC()
 			r.setRec(recs, host, rec)
-			if _, err := c.Run(ctx, journal.WriteCommand(r.Layout, rec), nil); err != nil {
+			if _, err := c.Run(ctx, r.Fence.Wrap(host, journal.WriteCommand(r.Layout, rec)), nil); err != nil {
+				if fe := fenced(host, err); fe != nil {
+					return fe
+				}
 				return fmt.Errorf("journal: %w", err)
 			}
 			return errSkipped
@@ -291,8 +298,11 @@ func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs ma
 		defer f.Close()
 		stdin = f
 	}
-	_, err = c.Run(ctx, journal.Wrap(r.Layout, before, after, s.Command), stdin)
+	_, err = c.Run(ctx, r.Fence.Wrap(host, journal.Wrap(r.Layout, before, after, s.Command)), stdin)
 	if err != nil {
+		if fe := fenced(host, err); fe != nil {
+			return fe // refused before the journal write: rec stays as it was
+		}
 		r.setRec(recs, host, before)
 		var ce *sshx.CommandError
 		if errors.As(err, &ce) {
@@ -301,6 +311,15 @@ func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs ma
 		return err
 	}
 	r.setRec(recs, host, after)
+	return nil
+}
+
+// fenced turns the fence's refusal into a *lease.FencedError (nil otherwise).
+func fenced(host string, err error) error {
+	var ce *sshx.CommandError
+	if errors.As(err, &ce) && lease.IsFenced(ce.Code) {
+		return &lease.FencedError{Host: host, Msg: ce.Stderr}
+	}
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
@@ -208,23 +208,6 @@ func defaultKeys(invRef string, getenv func(string) string) []string {
 	return out
 }
 
-// actor says who is deploying, for the lease and the audit log.
-func actor(getenv func(string) string) deploy.Actor {
-	who := getenv("USER")
-	if u, err := user.Current(); err == nil && who == "" {
-		who = u.Username
-	}
-	if gh := getenv("GITHUB_ACTOR"); gh != "" && getenv("GITHUB_ACTIONS") == "true" {
-		who = gh + " (github actions)"
-	}
-	host, _ := os.Hostname()
-	a := deploy.Actor{Who: who + "@" + host, From: host, PID: os.Getpid()}
-	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_RUN_ID") != "" {
-		a.CI = strings.TrimSuffix(getenv("GITHUB_SERVER_URL"), "/") + "/" + getenv("GITHUB_REPOSITORY") + "/actions/runs/" + getenv("GITHUB_RUN_ID")
-	}
-	return a
-}
-
 // session is what a command needs to talk to the hosts.
 type session struct {
 	d     *deploy.Deployer
@@ -244,7 +227,8 @@ func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session,
 		return nil, err
 	}
 	r := &run.Runner{Pool: pool, Progress: progress, Parallel: c.Parallel}
-	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: actor(f.Getenv), SkipStandby: c.SkipStandby, DrainTimeout: c.DrainTimeout}
+	d := &deploy.Deployer{Inv: inv, App: c.App, Pool: pool, Runner: r, Actor: deploy.CurrentActor(f.Getenv), SkipStandby: c.SkipStandby,
+		LockDir: lease.DefaultLockDir(f.Getenv), DrainTimeout: c.DrainTimeout}
 	r.Layout = d.Layout()
 	return &session{d: d, close: closeFn}, nil
 }

@@ -190,3 +190,14 @@ func TestReleaseMarks(t *testing.T) {
 		t.Fatalf("marks %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+func TestLeaseBreakNeedsReason(t *testing.T) {
+	h := &harness{}
+	o := &LeaseBreakOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Reason: "  "}
+	if err := runLeaseBreak(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("got %v, want --reason required", err)
+	}
+	if h.connected != 0 {
+		t.Fatal("connected to hosts without a reason")
+	}
+}

@@ -91,7 +91,12 @@ func NewCmdStatus(f *cli.Factory) *cobra.Command {
 	o := &ListOptions{deps: depsOf(f)}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show what each app host runs: release, canary, traffic share, health",
+		Short: "Show what each app host runs: release, canary, traffic share, health, and the app's lease",
+		Long: `Show what each app server runs, and whether a deploy is under way: a journal
+left "running" is RUNNING while a run holds the app's lease (owner, since,
+expiry shown), and DIED UNFINISHED when no live lease exists (the deployer was
+killed or lost; the next deploy or rollback converges the hosts). --json gives
+each host's "lease" (on the lease host) and "rollout" (running, died, paused).`,
 		Example: `  belay status --app shop
   belay status --app shop --json | jq '.[].current'`,
 		Args: cobra.NoArgs,
@@ -132,16 +137,22 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 	}
 	tw.Flush()
 	for _, st := range states {
-		if st.Lease != "" {
-			fmt.Fprintf(o.IO.Out, "lease: %s\n", st.Lease)
+		if st.Lease != nil {
+			fmt.Fprintf(o.IO.Out, "lease (on %s): %s\n", st.Host, st.Lease)
 		}
-		if st.Journal != nil && st.Journal.Status == journal.Paused {
+	}
+	for _, st := range states {
+		j := st.Journal
+		switch st.Rollout {
+		case "paused":
 			fmt.Fprintf(o.IO.Out, "%s: rollout of %s PAUSED after %s (deploy %s); deploy the same release to continue, or roll back\n",
-				st.Host, st.Journal.Target, st.Journal.Step, st.Journal.DeployID)
-		}
-		if st.Journal.Unfinished() {
-			fmt.Fprintf(o.IO.Out, "%s: UNFINISHED %s of %s (deploy %s, last step %q); the next deploy or rollback converges it\n",
-				st.Host, st.Journal.Kind, st.Journal.Target, st.Journal.DeployID, st.Journal.Step)
+				st.Host, j.Target, j.Step, j.DeployID)
+		case "running":
+			fmt.Fprintf(o.IO.Out, "%s: %s of %s RUNNING (deploy %s by %s since %s, step %q done, %q under way); the lease is held\n",
+				st.Host, j.Kind, j.Target, j.DeployID, j.By, j.StartedAt.UTC().Format(time.RFC3339), j.Step, j.InProgress)
+		case "died":
+			fmt.Fprintf(o.IO.Out, "%s: %s of %s DIED UNFINISHED (deploy %s by %s, last step %q, no live lease); the next deploy or rollback converges it\n",
+				st.Host, j.Kind, j.Target, j.DeployID, j.By, j.Step)
 		}
 	}
 	if failed {

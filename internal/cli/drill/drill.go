@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/cli"
@@ -56,6 +58,10 @@ sudo -n as the deploy user (the roles' /etc/sudoers.d/belay-ops allows them):
 app-node --variant stop-nginx, db-primary --variant stop-service and restore.
 Killing servers, cutting links and partitioning sites would need provider
 power-off and network cuts, which belay leaves out on purpose.
+
+A drill holds the lease of the app it drills (app-node) or of every app (the
+others), like a deploy: it is refused while a deploy, rollback, site switch or
+another drill holds one, naming the holder, and deploys wait for it.
 
 The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 	}
@@ -159,6 +165,19 @@ func runDrill(ctx context.Context, o *Options) error {
 		statePath := failover.DefaultStatePath(inv.Stack, os.Geteuid(), o.Getenv)
 		env.Switch = t.SiteSwitch(o.DNS, statePath)
 	}
+	// A drill is a change like a deploy: it holds the lease of the app it
+	// drills (app-node) or of every app (the others are site-wide), so it
+	// never runs beside a deploy, rollback, failover or another drill.
+	apps := opsenv.SiteApps(inv)
+	if o.Kind == drill.AppNode {
+		apps = []string{drillApp(inv, o.App)}
+	}
+	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: apps, Action: "drill " + string(o.Kind) + "/" + variant,
+		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut})
+	if err != nil {
+		return fmt.Errorf("drill %s refused, nothing was injected: %w", o.Kind, err)
+	}
+	defer release()
 	rep, runErr := drill.Execute(ctx, env, drill.Options{Kind: o.Kind, Variant: variant, Repeat: o.Repeat})
 	if rep == nil {
 		return runErr
@@ -185,6 +204,14 @@ func runDrill(ctx context.Context, o *Options) error {
 		return cli.ExitError{Code: 1}
 	}
 	return nil
+}
+
+// drillApp is the app a drill acts on: --app, else the inventory's first.
+func drillApp(inv *inventory.Inventory, app string) string {
+	if app != "" || len(inv.Apps) == 0 {
+		return app
+	}
+	return inv.Apps[0].Name
 }
 
 // WriteReportFiles writes rep as <dir>/<drill>-<stack>-<time>.{md,json}.

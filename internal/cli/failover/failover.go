@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/failover"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -67,6 +69,10 @@ kept aside as <PGDATA>.before-failback), re-clones the other data node from it,
 starts the apps on the primary site, points DNS back at the floating IPs
 (downtime ends), then takes a full backup and re-seeds the standby database
 from it as a standby again.
+
+The switch holds every app's lease (refused, naming the holder, while a deploy
+or a drill holds one). --to standby goes on without the lease of an app whose
+lease host is out of reach, and says so.
 
 Without --yes the plan is printed and nothing changes.`,
 		Example: `  belay failover site --to standby --dry-run
@@ -142,6 +148,16 @@ func runSite(ctx context.Context, o *SiteOptions) error {
 	if err != nil {
 		return err
 	}
+	// The switch starts and stops every app: it holds every app's lease, so
+	// no deploy, rollback or drill runs beside it. Switching away from a dead
+	// site goes on without the leases it cannot reach (the switch fences that
+	// site); a lease someone holds is always a refusal.
+	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: opsenv.SiteApps(inv), Action: "failover site --to " + string(to),
+		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut, SkipUnreachable: to == failover.ToStandby})
+	if err != nil {
+		return fmt.Errorf("site switch to the %s site refused, nothing changed: %w", to, err)
+	}
+	defer release()
 	res, runErr := failover.Execute(ctx, env, plan)
 	if res != nil && o.JSON {
 		if err := cli.PrintJSON(o.IO.Out, res); err != nil {

@@ -1,0 +1,126 @@
+package opsenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/lease"
+	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// OpsTTL is the lease life of operator commands: a site drill cuts the lease
+// host off on purpose for minutes, and must not be cancelled for it.
+const OpsTTL = time.Hour
+
+// LeaseOptions say which leases an operator command takes, as whom.
+type LeaseOptions struct {
+	// Apps are the apps whose leases are taken (sorted, so two commands never
+	// wait on each other crosswise).
+	Apps   []string
+	Action string // "drill app-node/kill-vm", "failover site --to standby"
+	Actor  deploy.Actor
+	// LockDir keeps this machine's proof-of-life locks (see lease.LocalLock).
+	LockDir string
+	// SkipUnreachable goes on without the lease of an app whose lease host
+	// cannot be reached (a site switch away from a dead site); a lease HELD by
+	// someone is still a refusal.
+	SkipUnreachable bool
+	Progress        io.Writer
+	// Base overrides /srv (tests).
+	Base string
+	TTL  time.Duration
+}
+
+// SiteApps is every app of the inventory: site-wide operations take them all.
+func SiteApps(inv *inventory.Inventory) []string {
+	var out []string
+	for _, a := range inv.Apps {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+// HoldLeases takes the apps' leases (fencing each app's servers, like a
+// deploy) and keeps renewing them. The returned context ends when any lease is
+// lost; release frees them all. A lease held by a deploy refuses the command,
+// naming the holder.
+func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, o LeaseOptions) (context.Context, func(), error) {
+	apps := append([]string(nil), o.Apps...)
+	sort.Strings(apps)
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = OpsTTL
+	}
+	note := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", a...)
+		}
+	}
+	var dones []func()
+	releaseAll := func() {
+		for i := len(dones) - 1; i >= 0; i-- {
+			dones[i]()
+		}
+	}
+	for _, name := range apps {
+		app := inv.App(name)
+		if app == nil || len(app.Hosts) == 0 {
+			releaseAll()
+			return nil, nil, fmt.Errorf("app %q: not in the inventory, or without hosts", name)
+		}
+		servers := append([]string(nil), app.Hosts...)
+		if app.Standby != "" {
+			servers = append(servers, app.Standby)
+		}
+		h := &lease.Holder{
+			Exec: RunnerExec(r), Layout: release.Layout{App: name, Base: o.Base}, LeaseHost: app.Hosts[0], Servers: servers,
+			Owner: lease.Owner{Who: o.Actor.Who, PID: o.Actor.PID, Host: o.Actor.From, CI: o.Actor.CI, Action: o.Action},
+			TTL:   ttl, Note: note,
+		}
+		if o.LockDir != "" {
+			h.Local = &lease.LocalLock{Dir: o.LockDir}
+		}
+		if err := h.Take(ctx); err != nil {
+			var held *lease.HeldError
+			if o.SkipUnreachable && !errors.As(err, &held) {
+				note("WARNING: no lease for app %s (%v): going on without it, its lease host is out of reach", name, err)
+				continue
+			}
+			releaseAll()
+			return nil, nil, err
+		}
+		var done func()
+		ctx, done = h.Hold(ctx)
+		dones = append(dones, done)
+		note("holding the lease of app %s for %s", name, o.Action)
+	}
+	return ctx, releaseAll, nil
+}
+
+// RunnerExec runs lease commands through the operator commands' SSH runner.
+func RunnerExec(r remote.Runner) lease.Exec {
+	return func(ctx context.Context, host, cmd string) ([]byte, int, error) {
+		out, err := r.Run(ctx, host, cmd)
+		if err == nil {
+			return out, 0, nil
+		}
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) {
+			return out, ee.ExitStatus(), err
+		}
+		var ce interface{ ExitCode() int }
+		if errors.As(err, &ce) {
+			return out, ce.ExitCode(), err
+		}
+		return out, -1, err
+	}
+}
