@@ -437,8 +437,12 @@ func (d *Deployer) undoPlan(states map[string]*HostState, target, prev string) (
 		p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: target, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
 		return p, "no previous release: converging every host on " + target, err
 	}
-	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: prev, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
-	return p, "swapping every host back to " + prev, err
+	p, err := d.direct(prev, states)
+	how := "swapping every host back to " + prev
+	if canaryServes(states) {
+		how += " (the serving canary carries the stable restart)"
+	}
+	return p, how, err
 }
 
 func anyCurrent(states map[string]*HostState, rel string) bool {
@@ -500,7 +504,7 @@ func (d *Deployer) convergeRec(ctx context.Context, resume string) (map[string]*
 	st := journal.RolledBack
 	known := j.KnownGood
 	if all {
-		p, err = plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: j.Target, Base: d.Base, Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout}})
+		p, err = d.direct(j.Target, states)
 		how, st = "rolled forward to "+j.Target+" (already current on every host)", journal.Done
 		if j.Kind == "deploy" {
 			known = journal.AddKnownGood(known, j.Target, d.keep())
@@ -660,4 +664,26 @@ func OpenArtifact(a *release.Artifact) func() (io.ReadCloser, error) {
 		// The host recomputes sha256 on arrival and refuses a mismatch.
 		return f, nil
 	}
+}
+
+// direct plans a straight move to rel; when every app host's canary already
+// serves all traffic, it is not restarted under that traffic.
+func (d *Deployer) direct(rel string, states map[string]*HostState) (*plan.Plan, error) {
+	return plan.Deploy(plan.Input{Inventory: d.Inv, App: d.App, SkipStandby: d.SkipStandby, Release: rel, Base: d.Base,
+		Strategy: plan.Strategy{Direct: true, DrainTimeout: d.DrainTimeout, CanaryServes: canaryServes(states)}})
+}
+
+// canaryServes: every app host routes everything to a running canary.
+func canaryServes(states map[string]*HostState) bool {
+	n := 0
+	for _, s := range states {
+		if s.Standby {
+			continue
+		}
+		if s.Stage != "full" || s.CanaryUnit != "active" {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }

@@ -111,6 +111,11 @@ type Strategy struct {
 	MaxWait time.Duration
 	// Direct moves straight to the release with no canary stages (rollback, recovery).
 	Direct bool
+	// CanaryServes (Direct only) says every app host's nginx already sends all
+	// traffic to the canary pool (a rollout stopped after route-full): the
+	// canary must not be restarted under that traffic, so the plan starts at
+	// switch-current, and the serving canary carries the stable restart.
+	CanaryServes bool
 	// StopAfter ends the plan after this stage ("whitelist" or "10%"): a manual
 	// approval point. A later deploy of the same release continues from there.
 	StopAfter string
@@ -266,6 +271,8 @@ func normalize(s Strategy) (Strategy, error) {
 	}
 	if s.Direct {
 		s.Rules, s.Steps, s.Pause, s.StopAfter = traffic.Rules{}, nil, 0, ""
+	} else if s.CanaryServes {
+		return s, errors.New("canary serves: only for a direct plan (rollback, recovery)")
 	}
 	if s.StopAfter != "" {
 		var stages []string
@@ -354,6 +361,9 @@ func (b *builder) build(p *Plan) error {
 			Command: "test -x " + l.Release(id) + "/start || { echo 'release " + id + " is not on this host (" + l.Release(id) + "/start missing); deploy it with --artifact' >&2; exit 1; }",
 			Timeout: Duration(30 * time.Second)})
 	}
+	if b.st.CanaryServes {
+		return b.promote(p)
+	}
 	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id, Pipeline: "prepare",
 		// Already running this release (resuming a paused rollout): leave it serving.
 		Skip:    "test \"$(readlink " + l.Canary() + ")\" = " + l.Releases() + "/" + id + " && systemctl is-active --quiet " + canaryUnit(b.in.App),
@@ -391,6 +401,13 @@ func (b *builder) build(p *Plan) error {
 	if err := b.route(p, "full", traffic.Stage{Kind: traffic.Full}, "100%", true); err != nil {
 		return err
 	}
+	return b.promote(p)
+}
+
+// promote switches `current`, restarts stable under the canary's traffic,
+// hands traffic back to stable (drained), stops the canary and cleans up.
+func (b *builder) promote(p *Plan) error {
+	id, l := b.in.Release, b.l
 	b.step(p, Step{ID: "switch-current", Stage: Promote, Title: "current -> " + id, Switches: true, Pipeline: "promote",
 		Command: linkCommand(l.Releases()+"/"+id, l.Current()), Timeout: Duration(30 * time.Second)})
 	b.step(p, Step{ID: "restart-stable", Stage: Promote, Title: "restart stable on " + id, Pipeline: "promote",

@@ -214,3 +214,27 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// When the canary already serves all traffic (a rollout stopped after
+// route-full), a rollback or recovery never restarts it under that traffic:
+// it starts at switch-current and drains before the canary stops.
+func TestDirectWhileCanaryServes(t *testing.T) {
+	p, err := plan.Deploy(plan.Input{Inventory: inv(t), App: "shop", Release: "v41", Strategy: plan.Strategy{Direct: true, CanaryServes: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range p.Steps {
+		ids = append(ids, s.ID[3:])
+		if strings.Contains(s.Command, "restart belay-canary@") {
+			t.Errorf("step %s restarts the serving canary", s.ID)
+		}
+	}
+	want := "verify switch-current restart-stable stable-health route-stable stop-canary standby-current"
+	if got := strings.Join(ids, " "); got != want {
+		t.Fatalf("steps %q, want %q", got, want)
+	}
+	if _, err := plan.Deploy(plan.Input{Inventory: inv(t), App: "shop", Release: "v42", Artifact: artifact, Strategy: plan.Strategy{CanaryServes: true}}); err == nil {
+		t.Fatal("canary-serves accepted for a canary rollout")
+	}
+}
