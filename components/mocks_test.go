@@ -186,7 +186,7 @@ func adminKey() string {
 type testSite struct{ provider, region, appSize, dbSize, smallSize string }
 
 var testSites = map[config.Provider]testSite{
-	config.Hetzner:      {"hetzner", "fsn1", "cx22", "cx32", "cx22"},
+	config.Hetzner:      {"hetzner", "fsn1", "cx23", "cx33", "cx23"},
 	config.DigitalOcean: {"digitalocean", "fra1", "s-2vcpu-4gb", "g-2vcpu-8gb", "s-1vcpu-2gb"},
 }
 

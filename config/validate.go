@@ -170,6 +170,10 @@ func (v *validator) size(path, size, site string, app bool) {
 		v.add(path, "missing, expected %s", sizeHint(s.Provider, s.Region))
 		return
 	}
+	if repl := Deprecated(s.Provider, size); repl != "" {
+		v.add(path, "got %q, a server type Hetzner has deprecated, expected its replacement %q (changing the type resizes the server in place)", size, repl)
+		return
+	}
 	if !slices.Contains(Sizes(s.Provider, s.Region), size) {
 		if s.Provider == Hetzner && slices.Contains(Sizes(Hetzner, ""), size) {
 			v.add(path, "got %q, not orderable in %s (EU-only type), expected %s", size, s.Region, sizeHint(s.Provider, s.Region))
@@ -456,6 +460,10 @@ func (v *validator) network() {
 		}
 		if !private {
 			v.add(path, "got %q, expected a private (RFC 1918) network inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", cidr)
+			return p, false
+		}
+		if site.Provider == DigitalOcean && p.Bits() > 24 {
+			v.add(path, "got %q, expected a prefix length between /16 and /24 (DigitalOcean VPC ranges)", cidr)
 			return p, false
 		}
 		if site.Provider == DigitalOcean {

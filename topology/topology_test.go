@@ -18,8 +18,8 @@ func cfgWithApps(t *testing.T, primaryCIDR string, apps ...config.App) *config.C
 
 func TestPlanLayout(t *testing.T) {
 	topo, err := Plan(cfgWithApps(t, "10.10.0.0/24",
-		config.App{Name: "shop", Replicas: 2, Size: "cx22", StandbySize: "s-1vcpu-1gb"},
-		config.App{Name: "admin", Replicas: 3, Size: "cx22", StandbySize: "s-1vcpu-1gb"},
+		config.App{Name: "shop", Replicas: 2, Size: "cx23", StandbySize: "s-1vcpu-1gb"},
+		config.App{Name: "admin", Replicas: 3, Size: "cx23", StandbySize: "s-1vcpu-1gb"},
 	))
 	if err != nil {
 		t.Fatal(err)
