@@ -41,7 +41,7 @@ while :; do
   if [ "$n" = 1 ]; then dev=$matches; break; fi
   if [ "$n" -gt 1 ]; then echo "belay: data volume: $pattern matches $n devices, expected one" >&2; exit 1; fi
   i=$((i+1))
-  if [ "$i" -ge 120 ]; then echo "belay: data volume: no device matches $pattern after 120 s" >&2; exit 1; fi
+  if [ "$i" -ge 300 ]; then echo "belay: data volume: no device matches $pattern after 300 s" >&2; exit 1; fi
   sleep 1
 done
 dev=$(readlink -f "$dev")
