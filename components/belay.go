@@ -47,6 +47,14 @@ type plan struct {
 	dns      DNS
 }
 
+// cloudOf is the adapter of a site.
+func (p *plan) cloudOf(s inventory.SiteName) Cloud {
+	if s == inventory.Primary {
+		return p.primary
+	}
+	return p.standby
+}
+
 // newCloud returns the adapter of a site's provider.
 func newCloud(key string, p config.Provider, root pulumi.Resource) (Cloud, error) {
 	switch p {
@@ -145,12 +153,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkUserDataSizes(p.topo, texts, func(s inventory.SiteName) Cloud {
-		if s == inventory.Primary {
-			return p.primary
-		}
-		return p.standby
-	}); err != nil {
+	if err := checkUserDataSizes(p.topo, texts, p.cloudOf); err != nil {
 		return nil, err
 	}
 	return p, nil
