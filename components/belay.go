@@ -55,6 +55,11 @@ func (p *plan) cloudOf(s inventory.SiteName) Cloud {
 	return p.standby
 }
 
+// skipUserDataLimits turns the user-data size check off; only the benchmarks
+// set it, to measure the program at app counts the backup host's user data
+// does not fit yet (see checkUserDataSizes).
+var skipUserDataLimits = false
+
 // newCloud returns the adapter of a site's provider.
 func newCloud(key string, p config.Provider, root pulumi.Resource) (Cloud, error) {
 	switch p {
@@ -153,7 +158,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkUserDataSizes(p.topo, texts, p.cloudOf); err != nil {
+	if err := checkUserDataSizes(p.topo, texts, p.cloudOf); err != nil && !skipUserDataLimits {
 		return nil, err
 	}
 	return p, nil

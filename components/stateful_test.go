@@ -51,6 +51,14 @@ func TestStatefulProtections(t *testing.T) {
 				}
 			}
 			for name, s := range servers(t, res.m) {
+				ud := str(s.Inputs, "userData")
+				mounts := strings.Contains(ud, "belay-data-volume")
+				if want := vols[name+"-data"].Name != ""; mounts != want {
+					t.Errorf("%s: user data mounts a data volume: %v, want %v", name, mounts, want)
+				}
+				if mounts && strings.HasPrefix(s.Type, "digitalocean:") && !strings.Contains(ud, "scsi-0DO_Volume_test-"+name+"-data") {
+					t.Errorf("%s: user data does not name its DigitalOcean volume device", name)
+				}
 				if !has(s.IgnoreChanges, "userData") {
 					t.Errorf("%s: ignoreChanges %v, want userData (it only bootstraps)", name, s.IgnoreChanges)
 				}
