@@ -6,8 +6,8 @@ require (
 	github.com/digitalocean/godo v1.236.0
 	github.com/hetznercloud/hcloud-go/v2 v2.52.0
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/pulumi/pulumi-digitalocean/sdk/v4 v4.49.0
-	github.com/pulumi/pulumi-hcloud/sdk v1.24.0
+	github.com/pulumi/pulumi-digitalocean/sdk/v4 v4.64.0
+	github.com/pulumi/pulumi-hcloud/sdk v1.41.0
 	github.com/pulumi/pulumi/sdk/v3 v3.262.0
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.58.0

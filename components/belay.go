@@ -47,6 +47,19 @@ type plan struct {
 	dns      DNS
 }
 
+// cloudOf is the adapter of a site.
+func (p *plan) cloudOf(s inventory.SiteName) Cloud {
+	if s == inventory.Primary {
+		return p.primary
+	}
+	return p.standby
+}
+
+// skipUserDataLimits turns the user-data size check off; only the benchmarks
+// set it, to measure the program at app counts the backup host's user data
+// does not fit yet (see checkUserDataSizes).
+var skipUserDataLimits = false
+
 // newCloud returns the adapter of a site's provider.
 func newCloud(key string, p config.Provider, root pulumi.Resource) (Cloud, error) {
 	switch p {
@@ -66,9 +79,9 @@ func newDNS(p config.Provider) (DNS, error) {
 	case config.DigitalOcean:
 		return NewDigitalOceanDNS(), nil
 	case config.Hetzner:
-		return nil, fmt.Errorf("%s.provider: hetzner DNS cannot be managed by this program: pulumi-hcloud v1.24 has no DNS resources (Hetzner DNS is a separate API); use %q and delegate the zone to DigitalOcean, or manage the records yourself", config.KeyDNS, config.DigitalOcean)
+		return NewHetznerDNS(), nil
 	}
-	return nil, fmt.Errorf("%s.provider: %q, expected %q", config.KeyDNS, p, config.DigitalOcean)
+	return nil, fmt.Errorf("%s.provider: %q, expected %q or %q", config.KeyDNS, p, config.DigitalOcean, config.Hetzner)
 }
 
 // newPlan checks cfg and lays out the stack without registering anything.
@@ -141,7 +154,11 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 		return nil, err
 	}
 	p.userData = &userDataPlan{cfg: cfg, topo: p.topo, stack: stack, book: newAddressBook()}
-	if err := p.userData.preflight(); err != nil {
+	texts, err := p.userData.preflight()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUserDataSizes(p.topo, texts, p.cloudOf); err != nil && !skipUserDataLimits {
 		return nil, err
 	}
 	return p, nil
@@ -198,9 +215,29 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 			book.static[h] = ip
 		}
 	}
+	// Firewalls whose rules need no server address exist before any server,
+	// so no server boots without its cloud firewall; the rules that admit
+	// other servers' public /32s follow in separate firewalls once those exist.
+	pre, post := splitPolicies(p.policies)
+	var before []pulumi.Resource
+	for _, site := range []*Site{b.PrimarySite, b.StandbySite} {
+		fw, err := NewFirewalls(ctx, string(site.Name)+"-firewalls", FirewallsArgs{
+			Stack: p.stack, Site: site, Policies: sitePolicies(pre, site.Name), Labels: labels,
+			PublicAddress: func(h string) (pulumi.StringOutput, error) {
+				return pulumi.StringOutput{}, fmt.Errorf("firewall rule names %s before servers exist", h)
+			},
+		}, parent)
+		if err != nil {
+			return err
+		}
+		b.Firewalls = append(b.Firewalls, fw)
+		before = append(before, fw.Resources...)
+	}
+	mounts, stateful := dataMounts(cfg, t), statefulHosts(t)
 	host := func(site *Site) hostArgs {
 		return hostArgs{Stack: p.stack, Site: site, UserData: p.userData.userData, Labels: labels,
-			Created: func(s *Server) { book.servers[s.Host] = s }}
+			Created: func(s *Server) { book.servers[s.Host] = s },
+			Mounts:  mounts, Stateful: stateful, After: before}
 	}
 	hosts := func(names []string) []topology.Host {
 		out := make([]topology.Host, 0, len(names))
@@ -249,13 +286,11 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		return s.PublicAddress, nil
 	}
 	for _, site := range []*Site{b.PrimarySite, b.StandbySite} {
-		var pol []firewallPolicy
-		for _, fp := range p.policies {
-			if fp.Site == site.Name {
-				pol = append(pol, fp)
-			}
+		pol := sitePolicies(post, site.Name)
+		if len(pol) == 0 {
+			continue
 		}
-		fw, err := NewFirewalls(ctx, string(site.Name)+"-firewalls", FirewallsArgs{
+		fw, err := NewFirewalls(ctx, string(site.Name)+"-firewalls-hosts", FirewallsArgs{
 			Stack: p.stack, Site: site, Policies: pol, PublicAddress: public, Labels: labels,
 		}, parent)
 		if err != nil {

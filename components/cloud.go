@@ -42,6 +42,12 @@ type Cloud interface {
 	// AssignFloatingIP assigns the address once to a server; later moves are
 	// keepalived's, never Pulumi's (see assignmentOptions).
 	AssignFloatingIP(ctx *pulumi.Context, name string, ip *FloatingIP, to *Server, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error)
+	// Volume creates a block volume for a stateful host's data (see volumes.go).
+	Volume(ctx *pulumi.Context, name string, a VolumeArgs, opts ...pulumi.ResourceOption) (*Volume, error)
+	// AttachVolume attaches a volume to its server.
+	AttachVolume(ctx *pulumi.Context, name string, v *Volume, to *Server, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error)
+	// UserDataLimit is the most bytes of user data the provider accepts.
+	UserDataLimit() int
 	// Firewall creates a cloud firewall that applies to every server in a group.
 	Firewall(ctx *pulumi.Context, name string, a FirewallArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error)
 }
@@ -102,6 +108,9 @@ type ServerArgs struct {
 	Spread *SpreadGroup
 	// StaticIP, if set, is the server's stable inbound address (from StaticIP).
 	StaticIP *FloatingIP
+	// Stateful turns on the provider's delete and rebuild protection where it
+	// has one (Hetzner): the server holds (or mounts) data a mistake must not destroy.
+	Stateful bool
 }
 
 // Server is a created server.
@@ -161,6 +170,24 @@ type RecordArgs struct {
 	Name  string
 	Value pulumi.StringInput
 	TTL   int
+}
+
+// VolumeArgs describes one data volume.
+type VolumeArgs struct {
+	// Name is the provider-side volume name (stack-scoped, stable: DO replaces a renamed volume).
+	Name   string
+	Region string
+	SizeGB int
+	Labels Labels
+}
+
+// Volume is a created data volume.
+type Volume struct {
+	ID       pulumi.IDOutput
+	Resource pulumi.CustomResource
+	// Device is the block device path (or a glob matching exactly one device)
+	// under which the attached volume appears on its server.
+	Device string
 }
 
 // Labels are key/value pairs put on every resource that supports them.

@@ -106,7 +106,10 @@ func (d *digitalOcean) Server(ctx *pulumi.Context, name string, a ServerArgs, op
 		// No DigitalOcean agent: it would be an unmanaged second way in (the web
 		// console) next to the pinned-key sshd, and it installs from the network.
 		DropletAgent: pulumi.Bool(false),
-	}, append(opts, pulumi.DependsOn(a.Network.Ready))...)
+	}, append(opts, pulumi.DependsOn(a.Network.Ready),
+		// User data only bootstraps a droplet (ForceNew at the provider):
+		// later changes reach it by `belay converge`, never by a replacement.
+		pulumi.IgnoreChanges([]string{"userData"}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -151,11 +154,39 @@ func (d *digitalOcean) StaticIP(ctx *pulumi.Context, name string, a FloatingIPAr
 	return d.FloatingIP(ctx, name, a, opts...)
 }
 
-func (d *digitalOcean) AssignFloatingIP(ctx *pulumi.Context, name string, ip *FloatingIP, to *Server, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error) {
-	return digitalocean.NewReservedIpAssignment(ctx, name, &digitalocean.ReservedIpAssignmentArgs{
-		IpAddress: ip.Address,
+// AssignFloatingIP registers nothing on DigitalOcean: the provider's
+// ReservedIpAssignment drops out of the state on `pulumi refresh` once
+// keepalived has moved the address, and the next `up` would move it back to
+// the first server. The first server's keepalived claims the address through
+// the API when it becomes MASTER at boot, so no Pulumi resource owns where it is.
+func (d *digitalOcean) AssignFloatingIP(*pulumi.Context, string, *FloatingIP, *Server, ...pulumi.ResourceOption) (pulumi.CustomResource, error) {
+	return nil, nil
+}
+
+// doUserDataLimit is DigitalOcean's user data limit (64 KiB).
+const doUserDataLimit = 64 << 10
+
+func (d *digitalOcean) UserDataLimit() int { return doUserDataLimit }
+
+func (d *digitalOcean) Volume(ctx *pulumi.Context, name string, a VolumeArgs, opts ...pulumi.ResourceOption) (*Volume, error) {
+	// No initial filesystem: the host formats the blank volume once (roles.DataVolume).
+	v, err := digitalocean.NewVolume(ctx, name, &digitalocean.VolumeArgs{
+		Name:        pulumi.String(a.Name),
+		Region:      pulumi.String(a.Region),
+		Size:        pulumi.Int(a.SizeGB),
+		Description: pulumi.String(describe(a.Labels)),
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Volume{ID: v.ID(), Resource: v, Device: "/dev/disk/by-id/scsi-0DO_Volume_" + a.Name}, nil
+}
+
+func (d *digitalOcean) AttachVolume(ctx *pulumi.Context, name string, v *Volume, to *Server, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error) {
+	return digitalocean.NewVolumeAttachment(ctx, name, &digitalocean.VolumeAttachmentArgs{
 		DropletId: intID(to.ID),
-	}, assignmentOptions("dropletId", opts...)...)
+		VolumeId:  v.ID.ToStringOutput(),
+	}, opts...)
 }
 
 func (d *digitalOcean) Firewall(ctx *pulumi.Context, name string, a FirewallArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {
@@ -204,7 +235,7 @@ func (d *digitalOcean) ARecord(ctx *pulumi.Context, resourceName string, a Recor
 		Type:   pulumi.String("A"),
 		Value:  a.Value,
 		Ttl:    pulumi.Int(a.TTL),
-	}, opts...)
+	}, append(opts, recordOptions("value")...)...)
 }
 
 // describe renders labels as a stable "k=v, ..." description (DO VPCs take no tags).

@@ -65,3 +65,10 @@ func recordName(zone, domain string) (string, error) {
 	}
 	return "", fmt.Errorf("%s: domain %q is not in the zone %q (%s.zone)", config.KeyApps, domain, zone, config.KeyDNS)
 }
+
+// recordOptions are the options of an A record: its value is set at creation
+// and then belongs to `belay failover site`, which points it at the other
+// site; a later `pulumi up` (or refresh) must not point it back.
+func recordOptions(valueField string) []pulumi.ResourceOption {
+	return []pulumi.ResourceOption{pulumi.IgnoreChanges([]string{valueField})}
+}

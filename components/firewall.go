@@ -136,3 +136,46 @@ func adminCIDRs(in []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// splitPolicies separates what can exist before any server (rules from
+// networks and groups) from the rules that name other servers' public
+// addresses. Each policy keeps its name in pre (so an existing firewall is
+// updated, not replaced); its host rules go to a "<name>-hosts" firewall on
+// the same group. Both providers admit the union of a server's firewalls.
+func splitPolicies(in []firewallPolicy) (pre, post []firewallPolicy) {
+	for _, p := range in {
+		base, hosts := p, p
+		base.Rules, hosts.Rules = nil, nil
+		hosts.Name = p.Name + "-hosts"
+		for _, r := range p.Rules {
+			if len(r.Hosts) == 0 {
+				base.Rules = append(base.Rules, r)
+				continue
+			}
+			if len(r.CIDRs) > 0 {
+				static := r
+				static.Hosts = nil
+				base.Rules = append(base.Rules, static)
+			}
+			h := r
+			h.CIDRs = nil
+			hosts.Rules = append(hosts.Rules, h)
+		}
+		pre = append(pre, base)
+		if len(hosts.Rules) > 0 {
+			post = append(post, hosts)
+		}
+	}
+	return pre, post
+}
+
+// sitePolicies are the policies of one site.
+func sitePolicies(in []firewallPolicy, site inventory.SiteName) []firewallPolicy {
+	var out []firewallPolicy
+	for _, p := range in {
+		if p.Site == site {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -24,17 +24,6 @@ var hetznerZones = map[string]string{
 	"sin":  "ap-southeast",
 }
 
-// hetznerDatacenters is the datacenter of each location, where primary IPs
-// (which belong to a datacenter, not a location) are created.
-var hetznerDatacenters = map[string]string{
-	"fsn1": "fsn1-dc14",
-	"nbg1": "nbg1-dc3",
-	"hel1": "hel1-dc2",
-	"ash":  "ash-dc1",
-	"hil":  "hil-dc1",
-	"sin":  "sin-dc1",
-}
-
 // hetzner is the Cloud adapter for Hetzner Cloud.
 //
 // Differences from DigitalOcean that shape the program:
@@ -43,7 +32,11 @@ var hetznerDatacenters = map[string]string{
 //     different physical hosts (at most 10 servers per group).
 //   - Cloud firewalls filter only the public interface; private-network traffic
 //     is restricted by each host's own firewall (roles).
-//   - pulumi-hcloud v1.24 has no DNS resources, so Hetzner cannot be the DNS provider.
+//   - Servers and primary IPs are placed by location: Hetzner removed the
+//     datacenter field from its API.
+//   - Stateful servers, floating/primary IPs and volumes carry Hetzner's own
+//     delete (and rebuild) protection, so neither a mistaken `pulumi up` nor a
+//     click in the console destroys them; turn it off deliberately to remove one.
 type hetzner struct{}
 
 // NewHetzner returns the Hetzner Cloud adapter. It needs `hcloud:token`.
@@ -126,15 +119,16 @@ func (hetzner) Server(ctx *pulumi.Context, name string, a ServerArgs, opts ...pu
 			Ip:        pulumi.String(a.PrivateAddress),
 		}},
 		ShutdownBeforeDeletion: pulumi.Bool(true),
+		DeleteProtection:       pulumi.Bool(a.Stateful),
+		// Hetzner requires rebuild protection to equal delete protection.
+		RebuildProtection: pulumi.Bool(a.Stateful),
 		// Firewalls reach servers through label selectors (see Firewall); the
 		// server must not treat them as drift to remove on the next update.
 		IgnoreRemoteFirewallIds: pulumi.Bool(true),
 	}
 	if a.StaticIP != nil {
-		// A primary IP is the server's own address, inbound and outbound, and
-		// it lives in a datacenter, so the server must be placed there too.
-		args.Location = nil
-		args.Datacenter = pulumi.String(hetznerDatacenters[a.Region])
+		// A primary IP is the server's own address, inbound and outbound; it
+		// was created in the same location.
 		args.PublicNets = hcloud.ServerPublicNetArray{hcloud.ServerPublicNetArgs{
 			Ipv4Enabled: pulumi.Bool(true),
 			Ipv4:        intID(a.StaticIP.ID).ToIntPtrOutput(),
@@ -146,7 +140,10 @@ func (hetzner) Server(ctx *pulumi.Context, name string, a ServerArgs, opts ...pu
 	}
 	// The pinned private address and the unique name both belong to the old
 	// server until it is gone, so a replacement must delete first.
-	srv, err := hcloud.NewServer(ctx, name, args, append(opts, pulumi.DependsOn(a.Network.Ready), pulumi.DeleteBeforeReplace(true))...)
+	// User data only bootstraps a server (ForceNew at the provider): later
+	// changes reach it by `belay converge`, never by a replacement.
+	srv, err := hcloud.NewServer(ctx, name, args, append(opts, pulumi.DependsOn(a.Network.Ready), pulumi.DeleteBeforeReplace(true),
+		pulumi.IgnoreChanges([]string{"userData"}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,9 +159,10 @@ func (hetzner) Server(ctx *pulumi.Context, name string, a ServerArgs, opts ...pu
 
 func (hetzner) FloatingIP(ctx *pulumi.Context, name string, a FloatingIPArgs, opts ...pulumi.ResourceOption) (*FloatingIP, error) {
 	ip, err := hcloud.NewFloatingIp(ctx, name, &hcloud.FloatingIpArgs{
-		Type:         pulumi.String("ipv4"),
-		HomeLocation: pulumi.String(a.Region),
-		Labels:       pulumi.ToStringMap(a.Labels),
+		Type:             pulumi.String("ipv4"),
+		HomeLocation:     pulumi.String(a.Region),
+		Labels:           pulumi.ToStringMap(a.Labels),
+		DeleteProtection: pulumi.Bool(true),
 	}, append(opts, pulumi.IgnoreChanges([]string{"serverId"}))...) // where keepalived put it is not drift
 	if err != nil {
 		return nil, err
@@ -173,14 +171,14 @@ func (hetzner) FloatingIP(ctx *pulumi.Context, name string, a FloatingIPArgs, op
 }
 
 func (hetzner) StaticIP(ctx *pulumi.Context, name string, a FloatingIPArgs, opts ...pulumi.ResourceOption) (*FloatingIP, error) {
-	dc, ok := hetznerDatacenters[a.Region]
-	if !ok {
-		return nil, fmt.Errorf("hetzner: no datacenter for location %q", a.Region)
+	if _, ok := hetznerZones[a.Region]; !ok {
+		return nil, fmt.Errorf("hetzner: unknown location %q", a.Region)
 	}
 	ip, err := hcloud.NewPrimaryIp(ctx, name, &hcloud.PrimaryIpArgs{
-		Type:         pulumi.String("ipv4"),
-		AssigneeType: pulumi.String("server"),
-		Datacenter:   pulumi.String(dc),
+		Type:             pulumi.String("ipv4"),
+		AssigneeType:     pulumi.String("server"),
+		Location:         pulumi.String(a.Region),
+		DeleteProtection: pulumi.Bool(true),
 		// Kept when its server is deleted: a replacement takes the same address.
 		AutoDelete: pulumi.Bool(false),
 		Labels:     pulumi.ToStringMap(a.Labels),
@@ -196,6 +194,38 @@ func (hetzner) AssignFloatingIP(ctx *pulumi.Context, name string, ip *FloatingIP
 		FloatingIpId: intID(ip.ID),
 		ServerId:     intID(to.ID),
 	}, assignmentOptions("serverId", opts...)...)
+}
+
+// hetznerUserDataLimit is Hetzner Cloud's user data limit (32 KiB).
+const hetznerUserDataLimit = 32 << 10
+
+func (hetzner) UserDataLimit() int { return hetznerUserDataLimit }
+
+// hetznerVolumeDevice matches the one Hetzner volume attached to a server: the
+// device is named by the volume's numeric ID, which user data cannot know.
+const hetznerVolumeDevice = "/dev/disk/by-id/scsi-0HC_Volume_*"
+
+func (hetzner) Volume(ctx *pulumi.Context, name string, a VolumeArgs, opts ...pulumi.ResourceOption) (*Volume, error) {
+	// No Format: the volume stays blank and the host formats it once (roles.DataVolume).
+	v, err := hcloud.NewVolume(ctx, name, &hcloud.VolumeArgs{
+		Name:             pulumi.String(a.Name),
+		Size:             pulumi.Int(a.SizeGB),
+		Location:         pulumi.String(a.Region),
+		Labels:           pulumi.ToStringMap(a.Labels),
+		DeleteProtection: pulumi.Bool(true),
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Volume{ID: v.ID(), Resource: v, Device: hetznerVolumeDevice}, nil
+}
+
+func (hetzner) AttachVolume(ctx *pulumi.Context, name string, v *Volume, to *Server, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error) {
+	return hcloud.NewVolumeAttachment(ctx, name, &hcloud.VolumeAttachmentArgs{
+		VolumeId:  intID(v.ID),
+		ServerId:  intID(to.ID),
+		Automount: pulumi.Bool(false),
+	}, opts...)
 }
 
 func (hetzner) Firewall(ctx *pulumi.Context, name string, a FirewallArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {

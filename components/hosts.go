@@ -25,6 +25,13 @@ type hostArgs struct {
 	// Created receives each server as soon as it exists, so later hosts' user
 	// data and the inventory can use its addresses.
 	Created func(*Server)
+	// Mounts are the data volumes by host (volumes.go); Stateful the hosts with
+	// provider delete protection.
+	Mounts   map[string]dataMount
+	Stateful map[string]bool
+	// After are resources every server waits for: the firewalls that must be
+	// in place before a server boots and takes traffic.
+	After []pulumi.Resource
 }
 
 // createHost creates the server of a planned host as a child of parent.
@@ -48,6 +55,13 @@ func createHost(ctx *pulumi.Context, h topology.Host, a hostArgs, parent pulumi.
 		labels[k] = v
 	}
 	labels["belay-host"] = h.Name
+	mount, hasVolume := a.Mounts[h.Name]
+	var vol *Volume
+	if hasVolume {
+		if vol, err = createVolume(ctx, h, a, mount, parent); err != nil {
+			return nil, fmt.Errorf("%s: data volume: %w", h.Name, err)
+		}
+	}
 	srv, err := cloud.Server(ctx, h.Name, ServerArgs{
 		Host:           h.Name,
 		Name:           serverName(a.Stack, h.Name),
@@ -61,9 +75,15 @@ func createHost(ctx *pulumi.Context, h topology.Host, a hostArgs, parent pulumi.
 		Labels:         labels,
 		Spread:         a.Spread,
 		StaticIP:       a.Site.StaticIPs[h.Name],
-	}, pulumi.Parent(parent))
+		Stateful:       a.Stateful[h.Name],
+	}, pulumi.Parent(parent), pulumi.DependsOn(a.After))
 	if err != nil {
 		return nil, err
+	}
+	if vol != nil {
+		if _, err := cloud.AttachVolume(ctx, h.Name+"-data", vol, srv, pulumi.Parent(parent)); err != nil {
+			return nil, fmt.Errorf("%s: data volume attachment: %w", h.Name, err)
+		}
 	}
 	if a.Created != nil {
 		a.Created(srv)

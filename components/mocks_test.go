@@ -29,6 +29,10 @@ type registration struct {
 	Outputs       resource.PropertyMap
 	IgnoreChanges []string
 	DeleteFirst   bool
+	Protect       bool
+	Retain        bool
+	// Deps are the URNs the resource was registered as depending on.
+	Deps []string
 }
 
 // mocks is a resource monitor double that records every registration and
@@ -142,6 +146,9 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.Parent = rpc.GetParent()
 		r.IgnoreChanges = rpc.GetIgnoreChanges()
 		r.DeleteFirst = rpc.GetDeleteBeforeReplace()
+		r.Protect = rpc.GetProtect()
+		r.Retain = rpc.GetRetainOnDelete()
+		r.Deps = rpc.GetDependencies()
 	}
 	m.regs = append(m.regs, r)
 	return id, out, nil
@@ -186,7 +193,7 @@ func adminKey() string {
 type testSite struct{ provider, region, appSize, dbSize, smallSize string }
 
 var testSites = map[config.Provider]testSite{
-	config.Hetzner:      {"hetzner", "fsn1", "cx22", "cx32", "cx22"},
+	config.Hetzner:      {"hetzner", "fsn1", "cx23", "cx33", "cx23"},
 	config.DigitalOcean: {"digitalocean", "fra1", "s-2vcpu-4gb", "g-2vcpu-8gb", "s-1vcpu-2gb"},
 }
 

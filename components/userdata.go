@@ -1,6 +1,7 @@
 package components
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -122,6 +123,14 @@ func (p *userDataPlan) baseEnv() (hostspec.Env, error) {
 		}
 		env.Sites[name] = se
 	}
+	env.DataVolumes = map[string]roles.DataVolume{}
+	for h, m := range dataMounts(p.cfg, p.topo) {
+		prov := p.cfg.Sites.Primary.Provider
+		if p.topo.Host(h).Site == inventory.Standby {
+			prov = p.cfg.Sites.Standby.Provider
+		}
+		env.DataVolumes[h] = dataVolumeSpec(prov, p.stack, h, m)
+	}
 	// Where the provider assigns private addresses, hosts a group does not
 	// depend on get their planned address: it only fills specs that group
 	// discards, and keeps hostspec.Build (which builds every host) satisfied.
@@ -228,7 +237,7 @@ func (p *userDataPlan) render(r resolved, hosts []string) (map[string]string, er
 // preflight renders every host with placeholder addresses (documentation
 // ranges) for what only exists after creation, so configuration errors stop
 // the program before any resource is registered.
-func (p *userDataPlan) preflight() error {
+func (p *userDataPlan) preflight() (map[string]string, error) {
 	r := resolved{}
 	for i, h := range staticHosts(p.topo) {
 		r["static/"+h] = fmt.Sprintf("192.0.2.%d", 10+i)
@@ -241,8 +250,25 @@ func (p *userDataPlan) preflight() error {
 	for _, h := range p.topo.Hosts {
 		all = append(all, h.Name)
 	}
-	_, err := p.render(r, all)
-	return err
+	return p.render(r, all)
+}
+
+// checkUserDataSizes refuses, at preview time, user data a provider would
+// reject at create time (half-way through an up). Preflight's placeholder
+// addresses are at most a few bytes shorter than real ones, hence the margin.
+func checkUserDataSizes(t *topology.Topology, texts map[string]string, cloudOf func(inventory.SiteName) Cloud) error {
+	const margin = 256
+	var errs []error
+	for _, h := range t.Hosts {
+		c := cloudOf(h.Site)
+		if c == nil {
+			continue
+		}
+		if n, limit := len(texts[h.Name]), c.UserDataLimit(); n+margin > limit {
+			errs = append(errs, fmt.Errorf("%s: user data is %d bytes, %s accepts at most %d (with %d bytes kept for real addresses); fewer apps per stack or a converge-delivered file would shrink it", h.Name, n, c.Provider().Title(), limit, margin))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // userData returns host h's user data as a secret: it carries the host's

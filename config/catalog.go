@@ -64,6 +64,22 @@ var hetznerTypes = []hetznerType{
 	{"ccx13", false, false}, {"ccx23", false, false}, {"ccx33", false, false}, {"ccx43", false, false}, {"ccx53", false, false}, {"ccx63", false, false},
 }
 
+// hetznerDeprecated are server types Hetzner has deprecated (no longer
+// orderable once their end-of-sale passes), each with the type that replaces it.
+// A stack that still names one is refused with the replacement, so the change
+// is a deliberate resize rather than a create that fails half-way through an up.
+var hetznerDeprecated = map[string]string{
+	"cx22": "cx23", "cx32": "cx33", "cx42": "cx43", "cx52": "cx53",
+}
+
+// Deprecated returns the replacement of a deprecated server type of p, or "".
+func Deprecated(p Provider, size string) string {
+	if p != Hetzner {
+		return ""
+	}
+	return hetznerDeprecated[size]
+}
+
 // Regions returns the regions belay accepts for provider p (nil for the lab, which has none).
 func Regions(p Provider) []string {
 	switch p {
@@ -85,7 +101,7 @@ func Sizes(p Provider, region string) []string {
 		eu := slices.Contains(hetznerEU, region) || !slices.Contains(hetznerRegions, region)
 		var out []string
 		for _, t := range hetznerTypes {
-			if eu || !t.euOnly {
+			if (eu || !t.euOnly) && hetznerDeprecated[t.name] == "" {
 				out = append(out, t.name)
 			}
 		}

@@ -15,6 +15,8 @@ const (
 	DefaultPostgresVersion       = 15
 	DefaultSynchronous           = true
 	DefaultArchiveTimeoutSeconds = 30
+	DefaultDatabaseVolumeGB      = 20
+	DefaultBackupVolumeGB        = 100
 	DefaultTTL                   = 60
 	DefaultPrimaryCIDR           = "10.10.0.0/24"
 	DefaultStandbyCIDR           = "10.20.0.0/24"
@@ -117,7 +119,10 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 		if !o.str("name", &db.Name) {
 			db.Name = DefaultDatabaseName
 		}
-		o.done("size", "standbySize", "monitorSize", "postgresVersion", "synchronous", "name")
+		if !o.integer("volumeGb", &db.VolumeGB) {
+			db.VolumeGB = DefaultDatabaseVolumeGB
+		}
+		o.done("size", "standbySize", "monitorSize", "postgresVersion", "synchronous", "name", "volumeGb")
 	case KeyBackups:
 		o := asObject(e, key, v)
 		if o == nil {
@@ -133,7 +138,10 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 		if !o.integer("archiveTimeoutSeconds", &b.ArchiveTimeoutSeconds) {
 			b.ArchiveTimeoutSeconds = DefaultArchiveTimeoutSeconds
 		}
-		o.done("fullEvery", "retentionDays", "repoSize", "archiveTimeoutSeconds")
+		if !o.integer("volumeGb", &b.VolumeGB) {
+			b.VolumeGB = DefaultBackupVolumeGB
+		}
+		o.done("fullEvery", "retentionDays", "repoSize", "archiveTimeoutSeconds", "volumeGb")
 	case KeyDNS:
 		o := asObject(e, key, v)
 		if o == nil {

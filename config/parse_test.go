@@ -242,8 +242,9 @@ func TestErrors(t *testing.T) {
 		{"missing region", func(d doc) { delete(obj(d, "sites")["primary"].(map[string]any), "region") }, nil, "belay:sites.primary.region", "missing, expected a Hetzner region"},
 
 		// Sizes.
-		{"DO size at Hetzner", func(d doc) { app(d, 0)["size"] = "s-2vcpu-4gb" }, nil, "belay:apps[0].size", `got "s-2vcpu-4gb", expected a Hetzner server type orderable in fsn1: cx22`},
+		{"DO size at Hetzner", func(d doc) { app(d, 0)["size"] = "s-2vcpu-4gb" }, nil, "belay:apps[0].size", `got "s-2vcpu-4gb", expected a Hetzner server type orderable in fsn1: cx23`},
 		{"Hetzner size at DO", func(d doc) { app(d, 1)["standbySize"] = "cx22" }, nil, "belay:apps[1].standbySize", `got "cx22", expected a DigitalOcean droplet size slug`},
+		{"deprecated Hetzner type", func(d doc) { obj(d, "database")["size"] = "cx32" }, nil, "belay:database.size", `got "cx32", a server type Hetzner has deprecated, expected its replacement "cx33"`},
 		{"missing size", func(d doc) { delete(app(d, 0), "size") }, nil, "belay:apps[0].size", "missing, expected a Hetzner server type"},
 		{"EU-only type in Ashburn", func(d doc) {
 			obj(d, "sites")["primary"].(map[string]any)["region"] = "ash"
@@ -315,7 +316,8 @@ func TestErrors(t *testing.T) {
 		{"cidr public", func(d doc) { d["network"] = map[string]any{"primaryCidr": "8.8.8.0/24"} }, nil, "belay:network.primaryCidr", "expected a private (RFC 1918) network"},
 		{"cidr host bits", func(d doc) { d["network"] = map[string]any{"primaryCidr": "10.10.0.5/24"} }, nil, "belay:network.primaryCidr", `expected the network address "10.10.0.0/24"`},
 		{"cidr too big", func(d doc) { d["network"] = map[string]any{"primaryCidr": "10.0.0.0/8"} }, nil, "belay:network.primaryCidr", "between /16 and /28"},
-		{"cidr overlap", func(d doc) { d["network"] = map[string]any{"standbyCidr": "10.10.0.128/25"} }, nil, "belay:network.standbyCidr", `overlaps primaryCidr "10.10.0.0/24"`},
+		{"cidr overlap", func(d doc) { d["network"] = map[string]any{"standbyCidr": "10.10.0.0/23"} }, nil, "belay:network.standbyCidr", `overlaps primaryCidr "10.10.0.0/24"`},
+		{"DO VPC smaller than /24", func(d doc) { d["network"] = map[string]any{"standbyCidr": "10.30.0.0/25"} }, nil, "belay:network.standbyCidr", "between /16 and /24 (DigitalOcean VPC ranges)"},
 		{"cidr DO reserved", func(d doc) { d["network"] = map[string]any{"standbyCidr": "10.244.1.0/24"} }, nil, "belay:network.standbyCidr", "DigitalOcean reserves"},
 		{"plan overflow", func(d doc) {
 			d["network"] = map[string]any{"primaryCidr": "10.10.0.0/28"}

@@ -75,6 +75,9 @@ type Database struct {
 	Synchronous     bool   `json:"synchronous"`
 	// Name is the application database created on the primary (default "app").
 	Name string `json:"name"`
+	// VolumeGB is the size of the data volume of each PostgreSQL data node and
+	// of the standby (default 20). Growing it resizes the volume in place.
+	VolumeGB int `json:"volumeGb"`
 }
 
 // Backups is the pgBackRest/restic schedule and retention.
@@ -86,6 +89,9 @@ type Backups struct {
 	RepoSize string `json:"repoSize"`
 	// ArchiveTimeoutSeconds bounds WAL archive lag, and so the cross-site RPO (default 30).
 	ArchiveTimeoutSeconds int `json:"archiveTimeoutSeconds"`
+	// VolumeGB is the size of the backup host's data volume holding the
+	// pgBackRest and restic repositories (default 100).
+	VolumeGB int `json:"volumeGb"`
 }
 
 // DNS is where the apps' domains live.

@@ -170,6 +170,10 @@ func (v *validator) size(path, size, site string, app bool) {
 		v.add(path, "missing, expected %s", sizeHint(s.Provider, s.Region))
 		return
 	}
+	if repl := Deprecated(s.Provider, size); repl != "" {
+		v.add(path, "got %q, a server type Hetzner has deprecated, expected its replacement %q (changing the type resizes the server in place)", size, repl)
+		return
+	}
 	if !slices.Contains(Sizes(s.Provider, s.Region), size) {
 		if s.Provider == Hetzner && slices.Contains(Sizes(Hetzner, ""), size) {
 			v.add(path, "got %q, not orderable in %s (EU-only type), expected %s", size, s.Region, sizeHint(s.Provider, s.Region))
@@ -369,6 +373,7 @@ func (v *validator) database() {
 	if db.PostgresVersion != DefaultPostgresVersion {
 		v.add(k+".postgresVersion", "%d, expected %d: the servers run Debian 12, which ships PostgreSQL %d (and pg_auto_failover and pgBackRest built for it)", db.PostgresVersion, DefaultPostgresVersion, DefaultPostgresVersion)
 	}
+	volumeSize(v, k+".volumeGb", db.VolumeGB)
 	switch {
 	case db.Name == "":
 		v.add(k+".name", "empty, expected a database name (default %q)", DefaultDatabaseName)
@@ -393,6 +398,7 @@ func (v *validator) backups() {
 		v.add(k+".retentionDays", "%d, expected a number of days to keep backups, at least 1", b.RetentionDays)
 	}
 	v.size(k+".repoSize", b.RepoSize, "standby", false)
+	volumeSize(v, k+".volumeGb", b.VolumeGB)
 	if b.ArchiveTimeoutSeconds < 10 || b.ArchiveTimeoutSeconds > 3600 {
 		v.add(k+".archiveTimeoutSeconds", "%d, expected 10..3600 seconds (the most WAL the standby site may lag; each timeout ships a WAL segment)", b.ArchiveTimeoutSeconds)
 	}
@@ -456,6 +462,10 @@ func (v *validator) network() {
 		}
 		if !private {
 			v.add(path, "got %q, expected a private (RFC 1918) network inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", cidr)
+			return p, false
+		}
+		if site.Provider == DigitalOcean && p.Bits() > 24 {
+			v.add(path, "got %q, expected a prefix length between /16 and /24 (DigitalOcean VPC ranges)", cidr)
 			return p, false
 		}
 		if site.Provider == DigitalOcean {
@@ -543,5 +553,13 @@ func (v *validator) plan() {
 	}
 	if err := planCheck(v.c); err != nil {
 		v.e.list = append(v.e.list, fmt.Errorf("%w; expected every server to fit the address plan", err))
+	}
+}
+
+// volumeSize checks a data volume size: both providers take 10 GB .. 10 TB
+// (Hetzner's minimum is 10 GB, DigitalOcean's maximum 16 TiB).
+func volumeSize(v *validator, path string, gb int) {
+	if gb < 10 || gb > 10240 {
+		v.add(path, "%d, expected a data volume size in GB between 10 and 10240", gb)
 	}
 }

@@ -50,6 +50,9 @@ type Env struct {
 	VIPs map[string]VIP
 	// Lab marks the local lab (systemd-nspawn machines on one bridge).
 	Lab bool
+	// DataVolumes are the hosts whose state lives on a separate block volume
+	// (a cloud's stateful hosts); a host without an entry keeps it on its root disk.
+	DataVolumes map[string]roles.DataVolume
 }
 
 // SiteEnv is one site's provider specifics.
@@ -324,6 +327,9 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 			PeerSiteCIDR:     b.cidr(other(h.Site)),
 		},
 		InstallPackages: se.InstallPackages,
+	}
+	if v, ok := b.env.DataVolumes[h.Name]; ok {
+		s.DataVolume = &v
 	}
 	if a := b.cfg.Agent; a.URL != "" && !b.env.Lab {
 		s.Agent = &roles.Agent{URL: a.URL, SHA256: a.SHA256}

@@ -21,6 +21,7 @@ const (
 // sshd with the pinned host key, the host firewall, journald and time sync.
 func addCommon(s *Spec, c *CloudConfig) error {
 	c.Hostname = s.Hostname
+	addDataVolume(s, c)
 	c.PreserveHostname = false
 	c.ManageEtcHosts = true
 	// Key-only SSH: cloud-init's own switches, plus an sshd drop-in below so the

@@ -146,6 +146,9 @@ func validateCommon(s *Spec) error {
 	if s.Stack == "" {
 		bad("Spec.Stack: empty")
 	}
+	if err := validateDataVolume(s.DataVolume); err != nil {
+		errs = append(errs, err)
+	}
 	if !hostnameRE.MatchString(s.Hostname) {
 		bad("Spec.Hostname: %q, expected a lowercase DNS label (a-z, 0-9, -)", s.Hostname)
 	}

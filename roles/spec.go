@@ -32,6 +32,9 @@ type Spec struct {
 	InstallPackages bool
 	// Agent is where to download the belay binary at first boot (nil where the image carries it).
 	Agent *Agent
+	// DataVolume is the block device holding the host's state; nil keeps it on
+	// the root disk (the lab). See datavolume.go.
+	DataVolume *DataVolume
 
 	// Exactly the parts for this host's roles are set.
 	App       *App

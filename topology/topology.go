@@ -20,6 +20,11 @@ const (
 	offsetBackup    = 10
 	offsetStandbyDB = 11
 	offsetApps      = 20
+	// AppBlock is how many primary-site addresses each app owns, in config
+	// order: app i's servers are offsetApps + i*AppBlock + j. Adding an app or
+	// a replica never moves another server's address (it would rewrite their
+	// keepalived peers and, on Hetzner, their network attachment).
+	AppBlock = 10
 )
 
 // Host is one planned server.
@@ -101,8 +106,11 @@ func Plan(cfg *config.Config) (*Topology, error) {
 	if err := add(Host{Name: t.StandbyDB, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyDB}, Size: db.StandbySize}, standby, offsetStandbyDB, sk); err != nil {
 		return nil, err
 	}
-	next := offsetApps
 	for i, app := range cfg.Apps {
+		if app.Replicas > AppBlock {
+			return nil, fmt.Errorf("belay:apps[%d].replicas: %d, expected at most %d (each app owns a block of %d addresses)", i, app.Replicas, AppBlock, AppBlock)
+		}
+		next := offsetApps + i*AppBlock
 		for j := 0; j < app.Replicas; j++ {
 			name := fmt.Sprintf("%s-%d", app.Name, j+1)
 			if err := add(Host{Name: name, Site: inventory.Primary, Roles: []inventory.Role{inventory.RoleApp}, App: app.Name, Size: app.Size, Index: j}, primary, next, pk); err != nil {
