@@ -1,5 +1,14 @@
 package roles
 
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+)
+
 // CloudConfig is the subset of cloud-init's #cloud-config that belay renders.
 // Role contributors append to it; Render marshals it once. Only modules that
 // cloud-init 22.4 (Debian 12) runs by default are used, and no module that
@@ -51,6 +60,63 @@ type File struct {
 	Permissions string `yaml:"permissions"`
 	// Defer writes the file after users are created (cloud-init >= 21.4), needed for non-root owners.
 	Defer bool `yaml:"defer,omitempty"`
+	// Encoding "gz+b64" marks Content as gzip then base64 (cloud-init decodes
+	// it): large scripts are shipped so, because Hetzner caps user data at 32 KiB.
+	Encoding string `yaml:"encoding,omitempty"`
+}
+
+// Text returns the file's content as it lands on disk.
+func (f File) Text() (string, error) {
+	if f.Encoding == "" {
+		return f.Content, nil
+	}
+	if f.Encoding != gzB64 {
+		return "", fmt.Errorf("%s: encoding %q, expected %q", f.Path, f.Encoding, gzB64)
+	}
+	raw, err := base64.StdEncoding.DecodeString(f.Content)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Path, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return string(b), nil
+}
+
+const gzB64 = "gz+b64"
+
+// compressMin is the size from which a script is shipped gzip+base64: below
+// it the base64 overhead eats the gain.
+const compressMin = 1024
+
+// compressScripts encodes the large scripts of c. gzip without a name or time
+// in its header is deterministic, so the same Spec still gives the same bytes.
+func compressScripts(c *CloudConfig) error {
+	for i, f := range c.WriteFiles {
+		if f.Encoding != "" || len(f.Content) < compressMin ||
+			!(strings.HasPrefix(f.Path, "/usr/local/bin/") || strings.HasPrefix(f.Path, "/usr/local/sbin/")) {
+			continue
+		}
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		if err != nil {
+			return err
+		}
+		if _, err := zw.Write([]byte(f.Content)); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		c.WriteFiles[i].Content = base64.StdEncoding.EncodeToString(buf.Bytes())
+		c.WriteFiles[i].Encoding = gzB64
+	}
+	return nil
 }
 
 // contributor adds one role's files, users and commands to the config.

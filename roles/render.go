@@ -72,6 +72,9 @@ func Render(s *Spec) ([]byte, error) {
 	if err := checkFiles(c); err != nil {
 		return nil, err
 	}
+	if err := compressScripts(c); err != nil {
+		return nil, err
+	}
 	return marshal(c)
 }
 

@@ -28,6 +28,14 @@ func renderParsed(t *testing.T, s *Spec) (*CloudConfig, []byte) {
 	if err := yaml.Unmarshal(out, &c); err != nil {
 		t.Fatalf("rendered user data is not YAML: %v", err)
 	}
+	// Tests read files as they land on disk (cloud-init decodes gz+b64).
+	for i, f := range c.WriteFiles {
+		text, err := f.Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteFiles[i].Content, c.WriteFiles[i].Encoding = text, ""
+	}
 	return &c, out
 }
 
