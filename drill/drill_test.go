@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/failover"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func labInventory(t *testing.T) *inventory.Inventory {

@@ -16,8 +16,8 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
-	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // labEnv opens the running lab. Without BELAY_LAB a missing lab skips the

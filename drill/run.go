@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/failover"
-	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // FaultKind is a failure the drills inject.
