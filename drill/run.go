@@ -155,6 +155,9 @@ func Execute(ctx context.Context, env *Env, opt Options) (*Report, error) {
 		}
 		fmt.Fprintf(env.Progress, "drill %s run %d/%d: detection %s, recovery %s, acked %d, missing %d: %s\n",
 			name, i+1, opt.Repeat, round(r.Detection), round(r.Recovery), r.Acked, r.Missing, status)
+		if r.VIP != nil {
+			fmt.Fprintf(env.Progress, "drill %s run %d/%d: VIP %s\n", name, i+1, opt.Repeat, r.VIP)
+		}
 		if i+1 < opt.Repeat {
 			select {
 			case <-ctx.Done():
