@@ -150,7 +150,7 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("recover", "", func() error {
-		f, err := watchRecovery(ctx, pr, t0)
+		f, err := watchRecovery(ctx, pr, t0, VIPWatch)
 		r.Recovery = f.FirstAnswer
 		if f.Answered {
 			r.VIP = &f

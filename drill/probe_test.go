@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,5 +119,59 @@ func TestProberFailures(t *testing.T) {
 	res := p.Results()
 	if len(res) == 0 || res[0].OK || res[0].Err == "" {
 		t.Errorf("refused: %+v", res)
+	}
+}
+
+// The drill's whole probe sequence against a real loopback server: the
+// baseline, a fault (the server answers 502, or flaps), the watch, the figures.
+func TestWatchRecoveryOnALoopbackVIP(t *testing.T) {
+	tests := []struct {
+		name string
+		// fail says whether request n (counted from the fault) gets a 502, at d after the fault.
+		fail    func(n int32, d time.Duration) bool
+		wantErr string
+	}{
+		{"a 300 ms outage", func(_ int32, d time.Duration) bool { return d < 300*time.Millisecond }, ""},
+		{"every 10th request fails for good", func(n int32, _ time.Duration) bool { return n%10 == 0 }, "not sustainably back"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var t0 atomic.Pointer[time.Time]
+			var n atomic.Int32
+			srv, _ := probeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if at := t0.Load(); at != nil && tt.fail(n.Add(1), time.Since(*at)) {
+					w.WriteHeader(http.StatusBadGateway)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			})
+			ctx := context.Background()
+			p := &Prober{URL: srv.URL + "/", Interval: ProbeInterval, Timeout: time.Second}
+			pr := startProbe(ctx, p)
+			t.Cleanup(pr.abandon)
+			if err := waitBaseline(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			t0.Store(&now)
+			f, err := watchRecovery(ctx, pr, now, SustainWindow+500*time.Millisecond)
+			t.Logf("%s; err %v", f, err)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || f.SustainedOK {
+					t.Fatalf("err %v, figures %s: want %q", err, f, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.FirstAnswer < 300*time.Millisecond || f.FirstAnswer > 600*time.Millisecond || !f.SustainedOK || f.Sustained != f.FirstAnswer {
+				t.Errorf("first answer %s, sustained %v %s: want 0.3-0.6 s, sustained at once", f.FirstAnswer, f.SustainedOK, f.Sustained)
+			}
+			if f.FailedProbes < 10 || f.FailedProbes > 20 || f.Before.Probes < 100 || f.After.Probes < 100 {
+				t.Errorf("%d probes failed (want 10-20 in 300 ms at 20 ms), %d before, %d after", f.FailedProbes, f.Before.Probes, f.After.Probes)
+			}
+		})
 	}
 }

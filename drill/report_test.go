@@ -47,23 +47,31 @@ func TestSummaryIgnoresFailedRunsForTimings(t *testing.T) {
 	if s.Runs != 3 || s.Failed != 1 || s.RecoveryMax != 600*time.Millisecond || s.MissingTotal != 2 || s.AckedWrites != 25 {
 		t.Fatalf("summary = %+v", s)
 	}
-	var md bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
+	md, _, back := renderReport(t, r)
 	for _, want := range []string{"# Drill: app-node on lab", "| acknowledged writes missing | 2 |", "FAILED: VIP never answered"} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	var js bytes.Buffer
-	if err := r.WriteJSON(&js); err != nil {
+	if back.Summary != r.Summary {
+		t.Fatalf("JSON round trip: %+v", back.Summary)
+	}
+}
+
+// renderReport writes r as markdown and JSON and reads the JSON back.
+func renderReport(t *testing.T, r *Report) (md, js string, back Report) {
+	t.Helper()
+	var mb, jb bytes.Buffer
+	if err := r.WriteMarkdown(&mb); err != nil {
 		t.Fatal(err)
 	}
-	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Summary != r.Summary {
-		t.Fatalf("JSON round trip: %v, %+v", err, back.Summary)
+	if err := r.WriteJSON(&jb); err != nil {
+		t.Fatal(err)
 	}
+	if err := json.Unmarshal(jb.Bytes(), &back); err != nil {
+		t.Fatalf("JSON round trip: %v", err)
+	}
+	return mb.String(), jb.String(), back
 }
 
 func TestMissingWrites(t *testing.T) {
@@ -106,10 +114,7 @@ func TestReportVIPFigures(t *testing.T) {
 	if v == nil || v.FirstAnswer != (Spread[time.Duration]{ms(300), ms(700)}) || v.Sustained != (Spread[time.Duration]{ms(900), ms(1400)}) || v.SlowAfter != (Spread[int]{4, 40}) {
 		t.Fatalf("summary VIP = %+v (failed runs must not count)", v)
 	}
-	var md bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
+	md, js, back := renderReport(t, r)
 	for _, want := range []string{
 		"## VIP as clients felt it",
 		"| first answer | 300ms | 700ms | p50 <= 500ms: met |",
@@ -119,21 +124,16 @@ func TestReportVIPFigures(t *testing.T) {
 		"| 2 | 700ms | 1.4s | 0 | 1ms -> 1ms | 2ms -> 302ms | 40 of 280 |",
 		"| 3 | 300ms | never | 0 |",
 	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	var js bytes.Buffer
-	if err := r.WriteJSON(&js); err != nil {
-		t.Fatal(err)
-	}
-	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || !reflect.DeepEqual(back.Summary, r.Summary) || !reflect.DeepEqual(back.Runs[1].VIP, r.Runs[1].VIP) {
-		t.Fatalf("JSON round trip: %v, %+v", err, back.Summary)
+	if !reflect.DeepEqual(back.Summary, r.Summary) || !reflect.DeepEqual(back.Runs[1].VIP, r.Runs[1].VIP) {
+		t.Fatalf("JSON round trip: %+v", back.Summary)
 	}
 	for _, key := range []string{`"vip": {`, `"firstAnswerNs": {`, `"sustainedNs": 900000000`, `"slowAfter": 40`} {
-		if !strings.Contains(js.String(), key) {
-			t.Errorf("JSON lacks %s:\n%s", key, js.String())
+		if !strings.Contains(js, key) {
+			t.Errorf("JSON lacks %s:\n%s", key, js)
 		}
 	}
 }

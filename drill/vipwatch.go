@@ -86,9 +86,9 @@ func waitBaseline(ctx context.Context, p *Prober) error {
 }
 
 // watchRecovery waits for the first answer after the fault at t0, probes
-// VIPWatch more, stops the prober and reads the whole timeline. The error
-// says what a client saw when the app was not sustainably back.
-func watchRecovery(ctx context.Context, pr *probeRun, t0 time.Time) (VIPFigures, error) {
+// watch more (VIPWatch in the drill), stops the prober and reads the whole
+// timeline. The error says what a client saw when the app was not sustainably back.
+func watchRecovery(ctx context.Context, pr *probeRun, t0 time.Time, watch time.Duration) (VIPFigures, error) {
 	var first time.Duration
 	err := poll(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
 		d, ok := FirstAnswerSoFar(pr.p.Results(), t0)
@@ -103,13 +103,13 @@ func watchRecovery(ctx context.Context, pr *probeRun, t0 time.Time) (VIPFigures,
 	select {
 	case <-ctx.Done():
 		return VIPFigures{}, ctx.Err()
-	case <-time.After(time.Until(t0.Add(first + VIPWatch))):
+	case <-time.After(time.Until(t0.Add(first + watch))):
 	}
 	pr.finish()
 	f := AnalyzeVIP(pr.p.Results(), t0, pr.p.Stopped())
 	if !f.SustainedOK {
 		return f, fmt.Errorf("the VIP answered at +%s but was not sustainably back (%.0f %% of probes answered over %s) within %s after that: %d probes failed after the fault",
-			round(f.FirstAnswer), SustainRatio*100, SustainWindow, VIPWatch-SustainWindow, f.FailedProbes)
+			round(f.FirstAnswer), SustainRatio*100, SustainWindow, watch-SustainWindow, f.FailedProbes)
 	}
 	return f, nil
 }
