@@ -72,9 +72,12 @@ func (p *Prober) Run(ctx context.Context, stop <-chan struct{}) {
 	defer t.Stop()
 	for {
 		wg.Add(1)
+		// The start is taken here, not in the goroutine, so every probe
+		// started before Stopped says so (AnalyzeVIP relies on it).
+		start := time.Now()
 		go func() {
 			defer wg.Done()
-			p.probe(ctx, client)
+			p.probe(ctx, client, start)
 		}()
 		select {
 		case <-ctx.Done():
@@ -89,8 +92,8 @@ func (p *Prober) Run(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-func (p *Prober) probe(ctx context.Context, client *http.Client) {
-	r := ProbeResult{Start: time.Now()}
+func (p *Prober) probe(ctx context.Context, client *http.Client, start time.Time) {
+	r := ProbeResult{Start: start}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err == nil {
 		req.Host = p.Host
