@@ -3,7 +3,6 @@ package drill
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -55,131 +54,6 @@ func holders(ctx context.Context, env *Env, hosts []string, vip string, skip str
 	return held, errs
 }
 
-// ProbeResult is one HTTP probe of the VIP.
-type ProbeResult struct {
-	Start, End time.Time
-	// OK is an HTTP answer below 500 (nginx and the app answered).
-	OK     bool
-	Status int
-	Err    string
-}
-
-// Prober GETs a URL every interval with a timeout and keeps the results.
-type Prober struct {
-	URL, Host         string
-	Interval, Timeout time.Duration
-	mu                sync.Mutex
-	results           []ProbeResult
-}
-
-// Run starts a probe every Interval until ctx ends, each on its own fresh TCP
-// connection and goroutine: a probe that hangs for its whole timeout does not
-// delay the next, so the outage edges are seen to within Interval. A kept-alive
-// connection to the old holder would hide the failover (or fake an outage).
-func (p *Prober) Run(ctx context.Context) {
-	client := &http.Client{
-		Timeout:   p.Timeout,
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	t := time.NewTicker(p.Interval)
-	defer t.Stop()
-	for {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.probe(ctx, client)
-		}()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (p *Prober) probe(ctx context.Context, client *http.Client) {
-	r := ProbeResult{Start: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
-	if err == nil {
-		req.Host = p.Host
-		var resp *http.Response
-		resp, err = client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			r.Status = resp.StatusCode
-			r.OK = resp.StatusCode < 500
-		}
-	}
-	if err != nil {
-		r.Err = err.Error()
-	}
-	r.End = time.Now()
-	if ctx.Err() != nil {
-		return // cut short by the end of probing, not by the VIP
-	}
-	p.mu.Lock()
-	p.results = append(p.results, r)
-	p.mu.Unlock()
-}
-
-// Results returns the results so far, in the order the probes started.
-func (p *Prober) Results() []ProbeResult {
-	p.mu.Lock()
-	out := append([]ProbeResult(nil), p.results...)
-	p.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out
-}
-
-// Outage reads probe results around a fault at t0: recovery is from t0 until
-// the end of the first successful probe that started after the first failed
-// probe after t0. recovered is false while no probe has succeeded since;
-// failed counts the failed probes that started after t0 and before that answer.
-func Outage(results []ProbeResult, t0 time.Time) (recovery time.Duration, failed int, recovered bool) {
-	var firstFail time.Time
-	for _, r := range results {
-		if r.Start.Before(t0) {
-			continue
-		}
-		if !r.OK {
-			if firstFail.IsZero() {
-				firstFail = r.Start
-			}
-			failed++
-			continue
-		}
-		if !firstFail.IsZero() && r.Start.After(firstFail) {
-			return r.End.Sub(t0), failed, true
-		}
-		if firstFail.IsZero() {
-			// A probe answered after the fault before any failed: no outage seen (yet).
-			recovered = true
-		}
-	}
-	if firstFail.IsZero() && recovered {
-		return 0, 0, true
-	}
-	return 0, failed, false
-}
-
-// okStreak reports whether the last n results all succeeded.
-func okStreak(results []ProbeResult, n int) bool {
-	if len(results) < n {
-		return false
-	}
-	for _, r := range results[len(results)-n:] {
-		if !r.OK {
-			return false
-		}
-	}
-	return true
-}
-
 func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	r := Run{Started: time.Now().UTC()}
 	a, err := pickApp(env.Inv, env.App)
@@ -215,23 +89,16 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	}); err != nil {
 		return failRun(r, err)
 	}
-	pctx, stopProbe := context.WithCancel(ctx)
-	defer stopProbe()
 	p := &Prober{URL: "http://" + a.VIP + "/", Host: appDomain(a), Interval: ProbeInterval, Timeout: ProbeTimeout}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopProbe()
+	var pr *probeRun
+	defer func() {
+		if pr != nil {
+			pr.abandon()
+		}
+	}()
 	if err := s.do("probe", p.URL, func() error {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.Run(pctx) }()
-		return poll(ctx, 50*time.Millisecond, 10*time.Second, func(context.Context) (bool, error) {
-			res := p.Results()
-			if len(res) > 0 && !res[len(res)-1].OK {
-				last := res[len(res)-1]
-				return false, fmt.Errorf("VIP probe: status %d %s", last.Status, last.Err)
-			}
-			return okStreak(res, 10), nil
-		})
+		pr = startProbe(ctx, p)
+		return waitBaseline(ctx, p)
 	}); err != nil {
 		return failRun(r, fmt.Errorf("the VIP does not answer before the fault: %w", err))
 	}
@@ -283,58 +150,19 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 		return failRun(r, err)
 	}
 	if err := s.do("recover", "", func() error {
-		var failed int
-		err := poll(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
-			rec, f, ok := Outage(p.Results(), t0)
-			if ok {
-				r.Recovery, failed = rec, f
-			}
-			return ok, nil
-		})
-		if err != nil {
-			return err
-		}
-		// The first answer is the recovery. Then watch 5 s more: how many probes
-		// still fail (nginx on the new holder may try the dead member's app
-		// upstream until it marks it down) and when 10 answered in a row.
-		time.Sleep(5 * time.Second)
-		res := p.Results()
-		// Every probe started before the first answer has finished by now: final figure.
-		if rec, f, ok := Outage(res, t0); ok {
-			r.Recovery, failed = rec, f
-		}
-		var steady time.Duration
-		after, okAfter := 0, 0
-		for i, x := range res {
-			if x.Start.Before(t0.Add(r.Recovery)) {
-				continue
-			}
-			after++
-			if x.OK {
-				okAfter++
-			}
-			if steady == 0 && i+10 <= len(res) && okStreak(res[:i+10], 10) {
-				steady = x.Start.Sub(t0)
+		f, err := watchRecovery(ctx, pr, t0, VIPWatch)
+		r.Recovery = f.FirstAnswer
+		if f.Answered {
+			r.VIP = &f
+			r.Notes = append(r.Notes, holder+" -> "+newHolder+"; "+f.String())
+			if reasons := failureReasons(p.Results(), t0); reasons != "" {
+				r.Notes = append(r.Notes, "probes failed after the fault: "+reasons)
 			}
 		}
-		note := fmt.Sprintf("%s -> %s; %d failed probes before the first answer; in the 5 s after it %d/%d probes answered", holder, newHolder, failed, okAfter, after)
-		if reasons := failureReasons(res, t0.Add(r.Recovery)); reasons != "" {
-			note += " (failures: " + reasons + ")"
-		}
-		if steady > 0 {
-			note += fmt.Sprintf(", 10 in a row from +%s", round(steady))
-		} else {
-			note += ", never 10 in a row"
-		}
-		r.Notes = append(r.Notes, note)
-		if after > 0 && okAfter*2 < after {
-			return fmt.Errorf("the VIP answered at +%s but then failed %d of %d probes", round(r.Recovery), after-okAfter, after)
-		}
-		return nil
+		return err
 	}); err != nil {
 		return failRun(r, err)
 	}
-	stopProbe()
 	if err := s.do("heal", fault.String(), func() error {
 		if err := heal(); err != nil {
 			return err

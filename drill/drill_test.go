@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/failover"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func labInventory(t *testing.T) *inventory.Inventory {
@@ -41,36 +41,6 @@ func TestParseVIPHolder(t *testing.T) {
 		if got := ParseVIPHolder(out, tt.vip); got != tt.want {
 			t.Errorf("ParseVIPHolder(%s) = %v, want %v", tt.vip, got, tt.want)
 		}
-	}
-}
-
-func TestOutage(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(ms int, ok bool) ProbeResult {
-		s := t0.Add(time.Duration(ms) * time.Millisecond)
-		return ProbeResult{Start: s, End: s.Add(5 * time.Millisecond), OK: ok}
-	}
-	tests := []struct {
-		name      string
-		res       []ProbeResult
-		want      time.Duration
-		failed    int
-		recovered bool
-	}{
-		{"none yet", []ProbeResult{at(-40, true), at(-20, true)}, 0, 0, false},
-		{"outage then answer", []ProbeResult{at(-20, true), at(0, false), at(200, false), at(400, false), at(420, true), at(440, true)}, 425 * time.Millisecond, 3, true},
-		{"still down", []ProbeResult{at(0, false), at(200, false)}, 0, 2, false},
-		{"no failure after the fault", []ProbeResult{at(-20, false), at(10, true)}, 0, 0, true},
-		{"later failures do not move recovery", []ProbeResult{at(0, false), at(300, true), at(320, false), at(340, true)}, 305 * time.Millisecond, 1, true},
-		{"an answer right after the fault, then the outage", []ProbeResult{at(5, true), at(20, false), at(40, false), at(60, true)}, 65 * time.Millisecond, 2, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, failed, rec := Outage(tt.res, t0)
-			if got != tt.want || failed != tt.failed || rec != tt.recovered {
-				t.Errorf("Outage = %s, %d, %v; want %s, %d, %v", got, failed, rec, tt.want, tt.failed, tt.recovered)
-			}
-		})
 	}
 }
 

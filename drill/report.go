@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +30,8 @@ type Run struct {
 	Error string        `json:"error,omitempty"`
 	// Notes holds per-run facts worth keeping (which node took over, RPO seen, ...).
 	Notes []string `json:"notes,omitempty"`
+	// VIP holds the app-node drill's figures as clients felt them (Recovery is their first answer).
+	VIP *VIPFigures `json:"vip,omitempty"`
 }
 
 // Report is a drill's outcome over all runs.
@@ -56,11 +57,14 @@ type Summary struct {
 	AckedWrites  int           `json:"ackedWrites"`
 	MissingTotal int           `json:"missingWrites"`
 	RPOMax       time.Duration `json:"rpoMaxNs,omitempty"`
+	// VIP aggregates the app-node runs' VIP figures (p50 and max over runs).
+	VIP *VIPSummary `json:"vip,omitempty"`
 }
 
 // Summarize fills r.Summary from r.Runs.
 func (r *Report) Summarize() {
 	var det, rec []time.Duration
+	var vip []VIPFigures
 	s := Summary{Runs: len(r.Runs)}
 	for _, run := range r.Runs {
 		s.AckedWrites += run.Acked
@@ -74,7 +78,11 @@ func (r *Report) Summarize() {
 		}
 		det = append(det, run.Detection)
 		rec = append(rec, run.Recovery)
+		if run.VIP != nil {
+			vip = append(vip, *run.VIP)
+		}
 	}
+	s.VIP = SummarizeVIP(vip)
 	s.DetectionP50 = Percentile(det, 50)
 	s.RecoveryP50 = Percentile(rec, 50)
 	s.RecoveryP95 = Percentile(rec, 95)
@@ -84,16 +92,7 @@ func (r *Report) Summarize() {
 
 // Percentile returns the p-th percentile (nearest rank) of ds, or 0 for none.
 func Percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	sorted := append([]time.Duration(nil), ds...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	if rank < 1 {
-		rank = 1
-	}
-	return sorted[rank-1]
+	return nearestRank(ds, p)
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -120,6 +119,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
 	}
 	b.WriteString("\n")
+	if s.VIP != nil {
+		writeVIPSummary(&b, s.VIP, r.Runs)
+	}
 	if len(r.Steps) > 0 {
 		b.WriteString("## Steps executed\n\n")
 		for i, st := range r.Steps {

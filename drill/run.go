@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/failover"
-	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // FaultKind is a failure the drills inject.
@@ -155,6 +155,9 @@ func Execute(ctx context.Context, env *Env, opt Options) (*Report, error) {
 		}
 		fmt.Fprintf(env.Progress, "drill %s run %d/%d: detection %s, recovery %s, acked %d, missing %d: %s\n",
 			name, i+1, opt.Repeat, round(r.Detection), round(r.Recovery), r.Acked, r.Missing, status)
+		if r.VIP != nil {
+			fmt.Fprintf(env.Progress, "drill %s run %d/%d: VIP %s\n", name, i+1, opt.Repeat, r.VIP)
+		}
 		if i+1 < opt.Repeat {
 			select {
 			case <-ctx.Done():

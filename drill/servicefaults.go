@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/remote"
 )
 
 // ServiceFaults injects the one fault that needs no provider API and no lab:

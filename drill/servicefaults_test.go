@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func TestServiceFaults(t *testing.T) {

@@ -73,9 +73,13 @@ const (
 	VerifyResultFile = "/var/lib/belay/last-verified-restore.json"
 	// WritesTable is where the write load inserts; an id is recorded only once COMMIT returned OK.
 	WritesTable = "belay_drill_writes"
-	// ProbeInterval and ProbeTimeout pace the HTTP probe of the VIP.
+	// ProbeInterval and ProbeTimeout pace the HTTP probe of the VIP. The
+	// timeout is a client's, not a monitor's: far above nginx's 300 ms connect
+	// timeout to a dead upstream (a probe must not give up before nginx has
+	// tried the other member) and well below a browser's own patience
+	// (docs/drills.md).
 	ProbeInterval = 20 * time.Millisecond
-	ProbeTimeout  = 200 * time.Millisecond
+	ProbeTimeout  = 5 * time.Second
 )
 
 // StandbySeedWait bounds how long the corrupt drill waits for the standby to
@@ -109,10 +113,11 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 		hosts := strings.Join(a.Hosts, ", ")
 		return []Step{
 			{ID: "locate", Title: "find the VIP holder: the app server whose addresses include " + a.VIP, Where: hosts, Commands: []string{VIPProbeCmd}},
-			{ID: "probe", Title: fmt.Sprintf("start the HTTP probe: GET http://%s/ (Host: %s) every %s, timeout %s; the VIP must answer before the fault", a.VIP, appDomain(a), ProbeInterval, ProbeTimeout), Where: "operator"},
+			{ID: "probe", Title: fmt.Sprintf("start the HTTP probe, a browser-like client (up to %d kept-alive connections, timeout %s): GET http://%s/ (Host: %s) every %s; the VIP must answer 10 in a row, then >= %.0f %% for %s (the latency baseline) before the fault",
+				BrowserConns, ProbeTimeout, a.VIP, appDomain(a), ProbeInterval, SustainRatio*100, BaselineWindow), Where: "operator"},
 			{ID: "inject", Title: fault, Where: "VIP holder", Commands: []string{faultCommand(v)}},
 			{ID: "detect", Title: "poll the other app servers until one holds the VIP (keepalived MASTER): detection time", Where: hosts, Commands: []string{VIPProbeCmd}},
-			{ID: "recover", Title: "wait until the VIP answers again from the new holder: recovery time", Where: "operator"},
+			{ID: "recover", Title: fmt.Sprintf("wait until the VIP answers again (first answer: the recovery time), probe %s more, then read the timeline: sustainably back (>= %.0f %% of the probes of the next %s answered), latency added after the failover (p50/p99 against the baseline) and requests over %s", VIPWatch, SustainRatio*100, SustainWindow, SlowThreshold), Where: "operator"},
 			{ID: "heal", Title: "undo the fault (boot the machine / plug the link / start nginx) and wait until every app server runs keepalived and nginx", Where: "VIP holder", Commands: []string{"systemctl is-active keepalived.service nginx.service"}},
 			{ID: "verify", Title: "exactly one app server holds the VIP", Where: hosts, Commands: []string{VIPProbeCmd}},
 		}, nil

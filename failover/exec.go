@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/cloud/dns"
-	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // Env is what a switch runs against.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/cloud/dns"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func testInventory(t *testing.T) *inventory.Inventory {

@@ -13,7 +13,7 @@ import (
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
 )
 

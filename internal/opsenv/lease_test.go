@@ -14,7 +14,7 @@ import (
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
+	"github.com/belay-sh/belay/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
 )
 

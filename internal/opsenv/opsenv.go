@@ -12,9 +12,9 @@ import (
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/drill/labfaults"
-	"github.com/belay-sh/belay/internal/remote"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
+	"github.com/belay-sh/belay/remote"
 )
 
 // Flags are the connection flags every operator command shares.

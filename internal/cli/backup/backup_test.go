@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func TestParseLastWAL(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
-	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
 )
 

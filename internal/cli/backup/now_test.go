@@ -13,8 +13,8 @@ import (
 
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
-	"github.com/belay-sh/belay/internal/remote"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
+	"github.com/belay-sh/belay/remote"
+	"github.com/belay-sh/belay/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
 )
 

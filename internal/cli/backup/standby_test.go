@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/internal/remote/remotetest"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 func TestParseReplay(t *testing.T) {

@@ -63,6 +63,11 @@ A drill holds the lease of the app it drills (app-node) or of every app (the
 others), like a deploy: it is refused while a deploy, rollback, site switch or
 another drill holds one, naming the holder, and deploys wait for it.
 
+The app-node drill probes the VIP like a browser (kept-alive connections, 5 s
+timeout) and reports the first answer, when the app was sustainably back
+(>= 99 % answered over 2 s) and the latency added after the failover; see
+docs/drills.md.
+
 The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 	}
 	for _, k := range drill.Kinds {
@@ -72,7 +77,7 @@ The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 }
 
 var kindHelp = map[drill.Kind]string{
-	drill.AppNode:   "Kill the VIP holder of an app; measure VIP failover (target p50 <= 0.5 s)",
+	drill.AppNode:   "Kill the VIP holder of an app; measure VIP failover as a browser feels it (first answer p50 <= 0.5 s, sustainably back p50 <= 1 s, latency added)",
 	drill.DBPrimary: "Kill the PostgreSQL primary under write load; measure time to writable (target <= 15 s) and missing writes",
 	drill.Restore:   "Run the restore verification on the repository host (variant corrupt: a damaged backup must be caught)",
 	drill.Site:      "Partition the primary site away, switch to the standby site, then back; measure the switch (target <= 5 min), RPO (<= 60 s) and the way back",

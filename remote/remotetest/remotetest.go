@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/belay-sh/belay/internal/remote"
+	"github.com/belay-sh/belay/remote"
 )
 
 // Call is one recorded command.
