@@ -13,8 +13,8 @@ import (
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // OpsTTL is the lease life of operator commands: a site drill cuts the lease

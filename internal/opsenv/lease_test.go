@@ -14,8 +14,8 @@ import (
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/remote/remotetest"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote/remotetest"
 )
 
 // localRunner runs deploy-user commands with sh, one root per host; hosts in

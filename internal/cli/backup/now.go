@@ -13,8 +13,8 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
-	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // Streamer is what `backup now` needs from the hosts: the commands of

@@ -13,9 +13,9 @@ import (
 
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/remote/remotetest"
-	"github.com/belay-sh/belay/inventory"
 )
 
 // exitErr is what a remote command exiting non-zero looks like to remote.ExitStatus.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // Standby is the standby site's database as `backup status` judges it: is it
