@@ -126,4 +126,3 @@ func InspectLimits(p string, lim Limits) (*Artifact, error) {
 	a.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return a, nil
 }
-

@@ -69,7 +69,7 @@ func (l Limits) Validate() error {
 // LimitError says which limit an artifact exceeds and at which entry.
 type LimitError struct {
 	Artifact, Entry, Flag string
-	Reason               string
+	Reason                string
 }
 
 func (e *LimitError) Error() string {
