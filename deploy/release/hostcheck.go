@@ -11,7 +11,9 @@ import (
 // cannot cap entries or bytes itself, so the host lists the archive first
 // (`tar -tv`, names C-quoted so a name cannot forge a line) and awk applies the
 // same rules and limits, stopping at the first violation (tar then dies of
-// SIGPIPE: a bomb is not decompressed further). Only then does tar extract.
+// SIGPIPE at its next write). Only then does tar extract. A gzip bomb that got
+// past the local check costs the host one decompression pass while listing,
+// bounded by gzip's ~1000:1 maximum ratio; nothing is written to disk.
 
 // hostCheckAwk reads `LC_ALL=C tar -tv --numeric-owner --quoting-style=c`
 // followed by one line "belay-tar-exit N". Variables: maxe, maxb, ratio, floor,
