@@ -35,7 +35,7 @@ function clean(s,   k, i, p, out) {
 	return out == "" ? "." : out
 }
 function dirof(s,   i) { for (i = length(s); i > 0; i--) if (substr(s, i, 1) == "/") return substr(s, 1, i - 1); return "." }
-# walk: resolve target t from directory d; R is the result ("" for the root,
+# walk: resolve target t from directory d; R is the result ("." for the root,
 # "!" when it leaves the release), V the first archive symlink passed through
 # before the last component.
 function walk(d, t,   k, p, i, j, st, top, last) {
@@ -97,7 +97,18 @@ END {
 // hostCheck is the shell line that lists inc with GNU tar and applies the
 // rules and limits to it before anything is extracted.
 func hostCheck(inc string, a *Artifact, z string) string {
-	lim := a.Limits
+	// An artifact recorded before limits existed (or built by hand) gets the
+	// defaults, never "no limit".
+	lim, def := a.Limits, DefaultLimits()
+	if lim.MaxEntries < 1 {
+		lim.MaxEntries = def.MaxEntries
+	}
+	if lim.MaxUnpacked < 1 {
+		lim.MaxUnpacked = def.MaxUnpacked
+	}
+	if lim.MaxRatio < 1 {
+		lim.MaxRatio = def.MaxRatio
+	}
 	return fmt.Sprintf("{ LC_ALL=C tar --list --verbose --numeric-owner --quoting-style=c%s --file=%s; echo \"belay-tar-exit $?\"; } | "+
 		"LC_ALL=C awk -v maxe=%d -v maxb=%d -v ratio=%d -v floor=%d -v asize=%d '%s' || { echo 'the host refused the archive before unpacking' >&2; exit 67; }",
 		z, inc, lim.MaxEntries, lim.MaxUnpacked, lim.MaxRatio, RatioFloor, a.Size, strings.TrimSpace(hostCheckAwk))

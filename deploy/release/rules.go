@@ -287,3 +287,34 @@ func nameChars(n string) error {
 	}
 	return nil
 }
+
+// ParseSize reads a byte count for --max-unpacked-size: a plain number of
+// bytes or one with a binary suffix (K, M, G, T, optionally followed by "iB"
+// or "B"; all powers of 1024), e.g. "4GiB", "512M", "1048576".
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		u := strings.ToUpper(t)
+		for _, tail := range []string{suf.s + "IB", suf.s + "B", suf.s} {
+			if strings.HasSuffix(u, tail) {
+				t, mult = strings.TrimSpace(t[:len(t)-len(tail)]), suf.m
+				break
+			}
+		}
+		if mult != 1 {
+			break
+		}
+	}
+	if strings.HasSuffix(strings.ToUpper(t), "B") && mult == 1 {
+		t = strings.TrimSpace(t[:len(t)-1])
+	}
+	var n int64
+	if _, err := fmt.Sscanf(t, "%d", &n); err != nil || fmt.Sprint(n) != t || n < 1 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: expected a positive number of bytes, optionally with K, M, G or T (powers of 1024), e.g. 4GiB", s)
+	}
+	return n * mult, nil
+}
