@@ -68,10 +68,11 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 		}
 		o.strs("sshKeys", &cfg.Admin.SSHKeys)
 		o.strs("sshCidrs", &cfg.Admin.SSHCidrs)
+		o.boolean("allowWideSshCidrs", &cfg.Admin.AllowWideSSHCidrs)
 		if !o.str("deployUser", &cfg.Admin.DeployUser) {
 			cfg.Admin.DeployUser = DefaultDeployUser
 		}
-		o.done("sshKeys", "sshCidrs", "deployUser")
+		o.done("sshKeys", "sshCidrs", "allowWideSshCidrs", "deployUser")
 	case KeyApps:
 		list, ok := v.([]any)
 		if !ok {

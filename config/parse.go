@@ -248,7 +248,7 @@ func required(key string) bool {
 // keyHelp says what each key should hold, for "missing"/"malformed" errors.
 var keyHelp = map[string]string{
 	KeySites:         "an object {primary: {provider, region}, standby: {provider, region}}",
-	KeyAdmin:         "an object {sshKeys: [...], sshCidrs: [...], deployUser}",
+	KeyAdmin:         "an object {sshKeys: [...], sshCidrs: [...], allowWideSshCidrs, deployUser}",
 	KeyApps:          "a list of apps {name, size, standbySize, replicas, port, healthPath, domains}",
 	KeyDatabase:      "an object {size, standbySize, monitorSize, postgresVersion, synchronous, name, volumeGb}",
 	KeyBackups:       "an object {fullEvery, retentionDays, repoSize, archiveTimeoutSeconds, volumeGb}",

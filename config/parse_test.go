@@ -288,6 +288,10 @@ func TestErrors(t *testing.T) {
 		{"duplicate ssh key", func(d doc) { obj(d, "admin")["sshKeys"] = []any{keyAlice, keyBob, keyAlice} }, nil, "belay:admin.sshKeys[2]", "same key as belay:admin.sshKeys[0]"},
 		{"no ssh cidrs", func(d doc) { delete(obj(d, "admin"), "sshCidrs") }, nil, "belay:admin.sshCidrs", "missing, expected at least one network allowed to reach port 22"},
 		{"bad ssh cidr", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"office"} }, nil, "belay:admin.sshCidrs[0]", "expected a network in CIDR notation"},
+		{"ssh cidr whole internet", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"203.0.113.0/28", "0.0.0.0/0"} }, nil, "belay:admin.sshCidrs[1]", `got "0.0.0.0/0", wider than a /8: expected a narrower network, or set belay:admin.allowWideSshCidrs: true`},
+		{"ssh cidr /7", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"10.0.0.0/7"} }, nil, "belay:admin.sshCidrs[0]", "allowWideSshCidrs"},
+		{"ssh cidr ipv6 everything", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"::/0"} }, nil, "belay:admin.sshCidrs[0]", "expected an IPv4 network"},
+		{"allowWideSshCidrs not a bool", func(d doc) { obj(d, "admin")["allowWideSshCidrs"] = "yes" }, nil, "belay:admin.allowWideSshCidrs", "expected true or false"},
 		{"ssh cidr host bits", func(d doc) { obj(d, "admin")["sshCidrs"] = []any{"203.0.113.9/24"} }, nil, "belay:admin.sshCidrs[0]", `expected the network address "203.0.113.0/24"`},
 		{"deploy user root", func(d doc) { obj(d, "admin")["deployUser"] = "root" }, nil, "belay:admin.deployUser", `got "root", a system account`},
 		{"deploy user invalid", func(d doc) { obj(d, "admin")["deployUser"] = "Deploy User" }, nil, "belay:admin.deployUser", "expected a Linux user name"},
@@ -525,4 +529,35 @@ func Example() {
 	_, err := config.Parse(map[string]string{"belay:sites": `{"primary": {"provider": "hetzner", "region": "fsn1"}, "standby": {"provider": "hetzner", "region": "hel1"}}`})
 	fmt.Println(strings.Split(err.Error(), "\n")[0])
 	// Output: belay:sites.standby.provider: got "hetzner", the primary's provider too, expected digitalocean: the standby must survive an outage of the primary's provider
+}
+
+// TestWideSSHCidrs: a /8 is accepted as is; wider networks only with the
+// acknowledgement key, which also reaches the parsed config.
+func TestWideSSHCidrs(t *testing.T) {
+	for _, tc := range []struct {
+		cidr  string
+		allow any
+		ok    bool
+	}{
+		{"10.0.0.0/8", nil, true},
+		{"0.0.0.0/0", nil, false},
+		{"0.0.0.0/0", false, false},
+		{"0.0.0.0/0", true, true},
+		{"0.0.0.0/0", "true", true},
+		{"128.0.0.0/1", true, true},
+	} {
+		d := valid()
+		obj(d, "admin")["sshCidrs"] = []any{tc.cidr}
+		if tc.allow != nil {
+			obj(d, "admin")["allowWideSshCidrs"] = tc.allow
+		}
+		cfg, err := parse(t, d)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s allow=%v: %v", tc.cidr, tc.allow, err)
+			continue
+		}
+		if err == nil && cfg.Admin.AllowWideSSHCidrs != (tc.allow == true || tc.allow == "true") {
+			t.Errorf("%s allow=%v: AllowWideSSHCidrs = %v", tc.cidr, tc.allow, cfg.Admin.AllowWideSSHCidrs)
+		}
+	}
 }

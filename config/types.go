@@ -50,6 +50,9 @@ type Site struct {
 type Admin struct {
 	SSHKeys  []string `json:"sshKeys"`
 	SSHCidrs []string `json:"sshCidrs"`
+	// AllowWideSSHCidrs acknowledges sshCidrs wider than a /8 (0.0.0.0/0
+	// included): port 22 then faces a large part of the internet.
+	AllowWideSSHCidrs bool `json:"allowWideSshCidrs,omitempty"`
 	// DeployUser is the non-root user deploys log in as (default "deploy").
 	DeployUser string `json:"deployUser"`
 }

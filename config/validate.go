@@ -225,6 +225,7 @@ func (v *validator) admin() {
 		}
 		seen[fp] = i
 	}
+	const wideSSHBits = 8
 	if len(a.SSHCidrs) == 0 {
 		v.add(k+".sshCidrs", "missing, expected at least one network allowed to reach port 22, e.g. \"203.0.113.7/32\" (port 22 is closed to everyone else)")
 	}
@@ -243,6 +244,12 @@ func (v *validator) admin() {
 		}
 		if p.Masked() != p {
 			v.add(path, "got %q, expected the network address %q (host bits must be zero)", c, p.Masked().String())
+			continue
+		}
+		// A typo such as /0 for /32 opens port 22 to the internet; wider than a
+		// /8 must be meant, and said so.
+		if p.Bits() < wideSSHBits && !a.AllowWideSSHCidrs {
+			v.add(path, "got %q, wider than a /%d: expected a narrower network, or set %s.allowWideSshCidrs: true to open port 22 that widely", c, wideSSHBits, k)
 		}
 	}
 	switch {

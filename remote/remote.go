@@ -79,7 +79,7 @@ func (h *Hosts) client(ctx context.Context, name string) (*ssh.Client, error) {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	cfg := &ssh.ClientConfig{User: host.DeployUser, Auth: h.Auth, HostKeyCallback: cb, HostKeyAlgorithms: []string{key.Type()}, Timeout: timeout}
+	cfg := &ssh.ClientConfig{User: host.DeployUser, Auth: h.Auth, HostKeyCallback: cb, HostKeyAlgorithms: sshx.HostKeyAlgorithms(key), Timeout: timeout}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer

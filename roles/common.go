@@ -155,7 +155,25 @@ func firewallRules(s *Spec) []fwRule {
 	return rules
 }
 
-// nftRuleset renders /etc/nftables.conf: inbound default drop, outbound open.
+// MetadataAddress is the cloud providers' metadata service. Its user data holds
+// every host secret and, on DigitalOcean and Hetzner, answers any local process.
+const MetadataAddress = "169.254.169.254"
+
+// metadataUsers may reach the metadata service: root (cloud-init, the agent's
+// root services) and, on VRRP members, keepalived's script user, whose
+// `belay vip claim` asks it for the server ID (unknown when user data is
+// rendered). Names are resolved when nft loads the ruleset, so a user is only
+// listed on hosts whose cloud-config creates it.
+func metadataUsers(s *Spec) []string {
+	users := []string{"root"}
+	if s.App != nil && s.App.VRRP != nil {
+		users = append(users, KeepalivedScriptUser)
+	}
+	return users
+}
+
+// nftRuleset renders /etc/nftables.conf: inbound default drop; outbound open
+// except the metadata service, which only metadataUsers reach.
 func nftRuleset(s *Spec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/usr/sbin/nft -f\n# Rendered by belay for %s (%s): inbound default drop.\nflush ruleset\n\n", s.Hostname, roleList(s))
@@ -187,7 +205,10 @@ func nftRuleset(s *Spec) string {
 	}
 	b.WriteString("\t}\n")
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n")
-	b.WriteString("\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n")
+	b.WriteString("\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n")
+	users := metadataUsers(s)
+	fmt.Fprintf(&b, "\t\tip daddr %s meta skuid != { %s } drop comment \"metadata service: only %s\"\n", MetadataAddress, strings.Join(users, ", "), strings.Join(users, " and "))
+	b.WriteString("\t}\n")
 	b.WriteString("}\n")
 	return b.String()
 }

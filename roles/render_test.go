@@ -342,7 +342,10 @@ func TestNftRuleset(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c, _ := renderParsed(t, mk(t))
 			f := writeTemp(t, t.TempDir(), "nftables.conf", fileAt(t, c, nftablesConf).Content, 0o644)
-			if out, err := exec.Command(unshare, "-rn", nft, "-c", "-f", f).CombinedOutput(); err != nil {
+			// The ruleset names users the role creates (metadataUsers): check it
+			// against a passwd that has them, bind-mounted in the namespace.
+			pw := passwdWithRoleUsers(t)
+			if out, err := exec.Command(unshare, "-rnm", "sh", "-c", `mount --bind "$1" /etc/passwd && exec "$2" -c -f "$3"`, "sh", pw, nft, f).CombinedOutput(); err != nil {
 				t.Fatalf("nft -c: %v\n%s", err, out)
 			}
 		})

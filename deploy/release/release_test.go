@@ -280,3 +280,31 @@ func sha(t *testing.T, p string) string {
 	}
 	return strings.Fields(string(out))[0]
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "4GiB": 4 << 30, "512M": 512 << 20, "10k": 10 << 10, "2 GB": 2 << 30, "1T": 1 << 40, "100B": 100,
+		"": 0, "0": 0, "-1": 0, "1.5G": 0, "G": 0, "4GiBs": 0, "abc": 0, "9999999999T": 0} {
+		got, err := release.ParseSize(in)
+		if (err == nil) != (want != 0) || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	d := release.DefaultLimits()
+	for _, tc := range []struct {
+		mod  func(*release.Limits)
+		want string
+	}{
+		{func(l *release.Limits) { l.MaxEntries = 0 }, "--max-entries"},
+		{func(l *release.Limits) { l.MaxUnpacked = -1 }, "--max-unpacked-size"},
+		{func(l *release.Limits) { l.MaxRatio = 0 }, "--max-ratio"},
+	} {
+		l := d
+		tc.mod(&l)
+		if _, err := release.InspectLimits("/nonexistent", l); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want an error naming %s, got %v", tc.want, err)
+		}
+	}
+}

@@ -68,9 +68,11 @@ func (l Layout) ReceiveCommand(id, sha string) string {
 	}, "\n")
 }
 
-// UnpackCommand turns the received artifact into releases/<id>: into a staging
-// directory with GNU tar flags that refuse to write outside it, a second check
-// that no symlink resolves outside, then one rename. Re-running with the same
+// UnpackCommand turns the received artifact into releases/<id>: the archive
+// rules and limits checked on tar's listing (hostcheck.go), extraction into a
+// staging directory with GNU tar flags that refuse to write outside it,
+// directories made u+rwx, a second check that no symlink resolves outside,
+// then one rename. Re-running with the same
 // artifact is a no-op; the same id with another artifact is refused.
 func (l Layout) UnpackCommand(id string, a *Artifact) string {
 	rel, inc, tmp, sum := l.Release(id), l.Incoming(id), l.Releases()+"/.unpack-"+id, l.Sum(id)
@@ -82,17 +84,23 @@ func (l Layout) UnpackCommand(id string, a *Artifact) string {
 		"  echo \"release " + id + " already exists on this host from another artifact (sha256 $(cat " + sum + " 2>/dev/null || echo unknown)); deploy under a new release id\" >&2; exit 66",
 		"fi",
 		"test -f " + inc + " || { echo 'artifact not received (" + inc + " missing)' >&2; exit 65; }",
-		"rm -rf " + tmp,
-		"mkdir -p " + l.Releases() + " " + l.State() + "/releases",
-		"mkdir -m 0755 " + tmp,
 	}
+	z := ""
+	if a.Gzip {
+		z = " --gzip"
+	}
+	if a.Kind != Binary {
+		// The same rules and limits as Inspect, before a byte is extracted.
+		lines = append(lines, hostCheck(inc, a, z))
+	}
+	lines = append(lines,
+		"rm -rf "+tmp,
+		"mkdir -p "+l.Releases()+" "+l.State()+"/releases",
+		"mkdir -m 0755 "+tmp,
+	)
 	if a.Kind == Binary {
 		lines = append(lines, "install -m 0755 "+inc+" "+tmp+"/start")
 	} else {
-		z := ""
-		if a.Gzip {
-			z = " --gzip"
-		}
 		// GNU tar refuses members with '..' and strips leading '/' by default; the
 		// flags below add: never replace what exists, never restore
 		// owners/ACLs/xattrs. Symlinks are checked again after extraction.
@@ -101,11 +109,16 @@ func (l Layout) UnpackCommand(id string, a *Artifact) string {
 				" --no-same-owner --no-same-permissions --keep-old-files"+
 				" --no-acls --no-xattrs --no-selinux --delay-directory-restore"+
 				" || { rm -rf "+tmp+"; echo 'tar refused the archive' >&2; exit 67; }",
+			// A directory packed as 0644 or 0555 would unpack unwritable or
+			// untraversable for the deploy user and make the cleanup of old
+			// releases fail later; directories are normalised to u+rwx (find
+			// visits a directory before reading it, so nested ones are reached).
+			"find "+tmp+" -type d ! -perm -u=rwx -exec chmod u+rwx {} \\; || { rm -rf "+tmp+"; echo 'could not make the release directories writable' >&2; exit 67; }",
 			"find "+tmp+" -type l | while IFS= read -r l; do",
 			"  t=$(readlink -m -- \"$l\")",
 			"  case \"$t\" in "+tmp+"|"+tmp+"/*) ;; *) echo \"symlink ${l#"+tmp+"/} resolves outside the release ($t)\" >&2; exit 67;; esac",
 			"done || { rm -rf "+tmp+"; exit 67; }",
-			"test -x "+tmp+"/start || { rm -rf "+tmp+"; echo 'no executable start at the release root' >&2; exit 68; }",
+			"test -f "+tmp+"/start && test -x "+tmp+"/start || { rm -rf "+tmp+"; echo 'no executable start at the release root' >&2; exit 68; }",
 		)
 	}
 	lines = append(lines,

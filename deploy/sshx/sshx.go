@@ -258,7 +258,7 @@ func NewClientConn(ctx context.Context, cfg Config, t Target, conn net.Conn) (*C
 	if len(t.HostKeys) > 0 {
 		// Ask for the pinned algorithms so a server with several keys shows the pinned one.
 		for _, k := range t.HostKeys {
-			cc.HostKeyAlgorithms = append(cc.HostKeyAlgorithms, algorithmsFor(k.Type())...)
+			cc.HostKeyAlgorithms = append(cc.HostKeyAlgorithms, HostKeyAlgorithms(k)...)
 		}
 	}
 	type res struct {
@@ -295,11 +295,15 @@ func NewClientConn(ctx context.Context, cfg Config, t Target, conn net.Conn) (*C
 	return c, nil
 }
 
-func algorithmsFor(keyType string) []string {
-	if keyType == ssh.KeyAlgoRSA {
+// HostKeyAlgorithms are the handshake algorithms to ask for when k is the
+// pinned host key. An RSA key is one key type but three signature algorithms:
+// rsa-sha2-512/256 first (OpenSSH 8.8+ servers offer nothing else), SHA-1
+// ssh-rsa last for servers older than OpenSSH 7.2.
+func HostKeyAlgorithms(k ssh.PublicKey) []string {
+	if k.Type() == ssh.KeyAlgoRSA {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
-	return []string{keyType}
+	return []string{k.Type()}
 }
 
 // keepalive sends keepalive@openssh.com every interval and closes the connection

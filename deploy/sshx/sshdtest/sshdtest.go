@@ -7,6 +7,8 @@ package sshdtest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -91,6 +93,25 @@ func (s *Server) SetHostKey() ssh.PublicKey {
 	write(s.t, filepath.Join(s.Dir, "host_ed25519"), p, 0o600)
 	s.HostKey = signer.PublicKey()
 	return s.HostKey
+}
+
+// SetHostKeyRSA replaces the server's host key with a fresh 2048-bit RSA key
+// and returns it: OpenSSH 8.8+ then signs only with rsa-sha2-256/512, never
+// the SHA-1 "ssh-rsa" algorithm, which is what a client pinning RSA must ask for.
+func (s *Server) SetHostKeyRSA() ssh.PublicKey {
+	s.t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	write(s.t, filepath.Join(s.Dir, "host_ed25519"), p, 0o600) // the file name is just the configured path
+	pub, err := ssh.NewPublicKey(&k.PublicKey)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.HostKey = pub
+	return pub
 }
 
 // Conn starts `sshd -i` for one connection and returns the client end.

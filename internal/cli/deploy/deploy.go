@@ -42,6 +42,11 @@ type DeployOptions struct {
 	Keep             int
 	HealthTimeout    time.Duration
 
+	// Artifact limits (release.Limits); MaxUnpackedSize is parsed by release.ParseSize.
+	MaxEntries      int
+	MaxUnpackedSize string
+	MaxRatio        int64
+
 	StopAfter   string
 	DryRun      bool
 	Wait        bool
@@ -103,6 +108,10 @@ host); --wait queues behind a running one.`,
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
 	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
 	fl.DurationVar(&o.HealthTimeout, "health-timeout", 30*time.Second, "how long a new instance may take to pass its health check (polled 50 ms apart, backing off to 1 s)")
+	def := release.DefaultLimits()
+	fl.IntVar(&o.MaxEntries, "max-entries", def.MaxEntries, "refuse an artifact with more archive entries than this (checked locally and again on each host)")
+	fl.StringVar(&o.MaxUnpackedSize, "max-unpacked-size", "4GiB", "refuse an artifact whose files add up to more than this (bytes, or K/M/G/T, powers of 1024)")
+	fl.Int64Var(&o.MaxRatio, "max-ratio", def.MaxRatio, "refuse an artifact that unpacks to more than this many times its size (applied above 64 MiB unpacked)")
 	fl.StringVar(&o.StopAfter, "stop-after", "", `stop after this stage ("whitelist" or a step such as "10%") with the canary serving it; deploy the same release again to continue`)
 	fl.BoolVar(&o.DryRun, "dry-run", false, "verify the artifact and print the plan; touch no host")
 	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
@@ -189,8 +198,12 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
+	lim := release.Limits{MaxEntries: o.MaxEntries, MaxRatio: o.MaxRatio}
+	if lim.MaxUnpacked, err = release.ParseSize(o.MaxUnpackedSize); err != nil {
+		return fmt.Errorf("--max-unpacked-size: %w", err)
+	}
 	// Verify the artifact before anything else: a bad archive never reaches a host.
-	a, err := release.Inspect(o.Artifact)
+	a, err := release.InspectLimits(o.Artifact, lim)
 	if err != nil {
 		return err
 	}

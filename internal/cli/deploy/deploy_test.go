@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +55,26 @@ func writeArtifact(t *testing.T) string {
 
 func deployOpts(h *harness, art string) *DeployOptions {
 	return &DeployOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Artifact: art, Release: "v42",
-		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second}
+		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second,
+		MaxEntries: 200_000, MaxUnpackedSize: "4GiB", MaxRatio: 100}
+}
+
+// writeTarball writes a tar of start plus n empty files.
+func writeTarball(t *testing.T, n int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "start", Mode: 0o755, Size: 9, Typeflag: tar.TypeReg})
+	tw.Write([]byte("#!/bin/sh"))
+	for i := 0; i < n; i++ {
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Mode: 0o644, Typeflag: tar.TypeReg})
+	}
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "shop.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestDryRunTouchesNoHost(t *testing.T) {
@@ -105,6 +126,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"keep 1", func(o *DeployOptions) { o.Keep = 1 }, "--keep"},
 		{"unknown app", func(o *DeployOptions) { o.App = "blog" }, `--app "blog"`},
 		{"junk artifact", func(o *DeployOptions) { o.Artifact = junk }, "neither a tar archive"},
+		{"max entries 0", func(o *DeployOptions) { o.MaxEntries = 0 }, "--max-entries 0"},
+		{"bad max unpacked size", func(o *DeployOptions) { o.MaxUnpackedSize = "lots" }, "--max-unpacked-size"},
+		{"max ratio 0", func(o *DeployOptions) { o.MaxRatio = 0 }, "--max-ratio 0"},
+		{"too many entries", func(o *DeployOptions) { o.Artifact, o.MaxEntries = writeTarball(t, 3), 3 }, "raise --max-entries"},
+		{"too many bytes", func(o *DeployOptions) { o.Artifact, o.MaxUnpackedSize = writeTarball(t, 0), "8" }, "raise --max-unpacked-size"},
 		{"bad whitelist ip", func(o *DeployOptions) { o.WhitelistIPs = []string{"10.0.0.300"} }, "10.0.0.300"},
 	}
 	for _, tc := range tests {
