@@ -82,7 +82,7 @@ func TestLabDeployUserCannotMakeRootParseItsFiles(t *testing.T) {
 		}
 		refused++
 	}
-	if out, err := asDeploy(t, host, "test ! -e /etc/cron.d/x && grep -L 'cron.d' /etc/belay/nginx/"+app.Name+"/http.conf"); err != nil {
+	if out, err := asDeploy(t, host, "test ! -e /etc/cron.d/x && ! grep -q 'cron.d' /etc/belay/nginx/"+app.Name+"/http.conf"); err != nil {
 		t.Errorf("a hostile value reached a root-parsed file: %v\n%s", err, out)
 	}
 	t.Logf("hostile attempts by the deploy user refused: %d", refused)
