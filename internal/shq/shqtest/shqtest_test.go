@@ -11,7 +11,9 @@ type recorder struct {
 	errs []string
 }
 
-func (r *recorder) Errorf(format string, a ...any) { r.errs = append(r.errs, fmt.Sprintf(format, a...)) }
+func (r *recorder) Errorf(format string, a ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, a...))
+}
 
 // TestRunCatchesInjection: the harness must see an unquoted value run.
 func TestRunCatchesInjection(t *testing.T) {
