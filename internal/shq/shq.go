@@ -23,9 +23,9 @@ func bare(r rune) bool {
 
 // Quote returns s as exactly one POSIX sh word that expands to s: unchanged when
 // every character is plain (so commands stay readable and golden files stable),
-// else in single quotes, each ' written as '\”. Inside single quotes the shell
+// else in single quotes, each single quote closed, escaped and reopened. Inside single quotes the shell
 // interprets nothing ($, `, \, newlines, globs are literal). The empty string
-// is ”. A NUL byte cannot be passed through a shell at all; the entrances
+// becomes a pair of single quotes. A NUL byte cannot be passed through a shell at all; the entrances
 // refuse control characters before a value gets here.
 func Quote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !bare(r) }) < 0 {
