@@ -111,7 +111,6 @@ func WriteCommand(l release.Layout, r Record) string {
 	return "{ [ -d " + st + " ] || mkdir -p " + st + "; } && printf '%s\\n' " + shq.Quote(string(b)) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p
 }
 
-
 // Wrap runs cmd in a subshell between two journal writes: before (InProgress
 // set) and, only if cmd succeeded, after (Step set). The exit status is cmd's.
 func Wrap(l release.Layout, before, after Record, cmd string) string {

@@ -112,7 +112,9 @@ func ReleaseCommand(l release.Layout, o Owner) string {
 }
 
 // ReadCommand prints the lease file (nothing if free).
-func ReadCommand(l release.Layout) string { return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true" }
+func ReadCommand(l release.Layout) string {
+	return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true"
+}
 
 // IsHeld reports whether err is the "held by another owner" exit.
 func IsHeld(code int) bool { return code == exitHeld }
