@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/belay-sh/belay/internal/safe"
 )
 
 // MinHostKeySeedLen is the shortest belay:hostKeySeed accepted: every host key
@@ -35,10 +37,8 @@ func RegisterPlanner(reserved []string, plan func(*Config) error) {
 
 var (
 	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	appName      = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
 	linuxUser    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	pgIdent      = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-	healthPathRe = regexp.MustCompile(`^/[A-Za-z0-9._~%/?=&:@+,;-]*$`)
 	nginxVarName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 	headerName   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 )
@@ -286,7 +286,7 @@ func (v *validator) apps() {
 		switch {
 		case a.Name == "":
 			v.add(p+".name", "missing, expected a DNS label such as \"web\"")
-		case len(a.Name) > maxAppNameLen || !appName.MatchString(a.Name):
+		case len(a.Name) > maxAppNameLen || safe.Name(a.Name) != nil:
 			v.add(p+".name", "got %q, expected a DNS label: lowercase letters, digits and '-', starting with a letter, at most %d characters (so %q fits 63)", a.Name, maxAppNameLen, "<name>-standby")
 		case slices.Contains(reserved, a.Name):
 			v.add(p+".name", "got %q, a name belay uses for its own servers (%s), expected another name", a.Name, strings.Join(reserved, ", "))
@@ -309,8 +309,12 @@ func (v *validator) apps() {
 		switch {
 		case a.HealthPath == "":
 			v.add(p+".healthPath", "empty, expected a path starting with \"/\" (default %q)", DefaultHealthPath)
-		case !healthPathRe.MatchString(a.HealthPath):
-			v.add(p+".healthPath", "got %q, expected a URL path starting with \"/\" without spaces or quotes", a.HealthPath)
+		default:
+			// The rule every entrance shares (inventory, roles): the path
+			// reaches curl in shell commands on the hosts and keepalived's check.
+			if err := safe.HealthPath(a.HealthPath); err != nil {
+				v.add(p+".healthPath", "got %v", err)
+			}
 		}
 		if len(a.Domains) == 0 {
 			v.add(p+".domains", "missing, expected at least one host name inside belay:dns.zone, e.g. \"www.%s\"", zoneOr(c.DNS.Zone))

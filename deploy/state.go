@@ -14,6 +14,7 @@ import (
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // HostState is what one app host runs, as `belay status` shows it.
@@ -79,7 +80,7 @@ func (d *Deployer) probeCommand() (string, error) {
 	}
 	l := d.Layout()
 	h := func(port int) string {
-		return "$(curl -s -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote("http://127.0.0.1:"+strconv.Itoa(port)+app.HealthPath) + " 2>/dev/null || true)"
+		return "$(curl -s -o /dev/null -m 3 -w '%{http_code}' " + shq.Quote("http://127.0.0.1:"+strconv.Itoa(port)+app.HealthPath) + " 2>/dev/null || true)"
 	}
 	return strings.Join([]string{
 		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",

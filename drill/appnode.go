@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -76,7 +77,7 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 			// keepalived's track_script needs the app healthy: say so when no release is there.
 			for _, h := range a.Hosts {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, rerr := env.Hosts.Run(cctx, h, fmt.Sprintf("test -x /srv/%s/current/start", a.Name))
+				_, rerr := env.Hosts.Run(cctx, h, "test -x "+shq.Quote("/srv/"+a.Name+"/current/start"))
 				cancel()
 				if rerr != nil {
 					return fmt.Errorf("%w; %s has no release of %s (keepalived gives the VIP only to a node whose app is healthy): deploy one first (belay deploy --app %s ...)", err, h, a.Name, a.Name)
@@ -202,7 +203,7 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 // waitGroupWhole waits until every app server answers SSH with keepalived and
 // nginx active and the app healthy on loopback, so the next run starts from a whole group.
 func waitGroupWhole(ctx context.Context, env *Env, a *inventory.App) error {
-	check := fmt.Sprintf("systemctl is-active keepalived.service nginx.service >/dev/null && curl -fsS -m 1 -o /dev/null http://127.0.0.1:%d%s", a.Port, a.HealthPath)
+	check := "systemctl is-active keepalived.service nginx.service >/dev/null && curl -fsS -m 1 -o /dev/null " + shq.Quote(fmt.Sprintf("http://127.0.0.1:%d%s", a.Port, a.HealthPath))
 	err := poll(ctx, time.Second, 4*time.Minute, func(ctx context.Context) (bool, error) {
 		for _, h := range a.Hosts {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

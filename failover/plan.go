@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -93,11 +93,7 @@ func (p *Plan) Digest() string {
 
 // ShellLine renders argv as one POSIX shell line (for display and the runbook).
 func ShellLine(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = sshx.Quote(a)
-	}
-	return strings.Join(q, " ")
+	return shq.Join(argv...)
 }
 
 // PlanSite returns the site switch of inv to site to.
@@ -129,7 +125,7 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 		}
 		add(Step{ID: "check-release/" + a.Name, Kind: KindCheck, Host: a.Standby,
 			Title:    fmt.Sprintf("the standby app server %s carries a release of %s", a.Standby, a.Name),
-			Commands: []string{fmt.Sprintf("test -x /srv/%s/current/start", a.Name)}})
+			Commands: []string{"test -x " + shq.Quote("/srv/"+a.Name+"/current/start")}})
 	}
 	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL)})
 	for _, a := range inv.Apps {
@@ -150,9 +146,9 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	for _, a := range inv.Apps {
 		unit := "belay-app@" + a.Name + ".service"
 		add(Step{ID: "start-app/" + a.Standby, Kind: KindDeploy, Host: a.Standby, Title: fmt.Sprintf("enable and start %s on %s", a.Name, a.Standby),
-			Commands: []string{"sudo -n /usr/bin/systemctl enable " + unit, "sudo -n /usr/bin/systemctl start " + unit}})
+			Commands: []string{"sudo -n " + shq.Join("/usr/bin/systemctl", "enable", unit), "sudo -n " + shq.Join("/usr/bin/systemctl", "start", unit)}})
 		add(Step{ID: "health-app/" + a.Standby, Kind: KindHealth, Host: a.Standby, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, a.Standby),
-			Commands: []string{fmt.Sprintf("curl -fsS -m 2 -o /dev/null http://127.0.0.1:%d%s", a.Port, a.HealthPath)}})
+			Commands: []string{HealthCommand(a)}})
 	}
 	for _, a := range inv.Apps {
 		addr := publicAddress(inv.Host(a.Standby))
@@ -247,7 +243,7 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		}
 		for _, h := range a.Hosts {
 			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, h),
-				Commands: []string{fmt.Sprintf("curl -fsS -m 2 -o /dev/null http://127.0.0.1:%d%s", a.Port, a.HealthPath)}})
+				Commands: []string{HealthCommand(a)}})
 		}
 	}
 	for _, a := range inv.Apps {
@@ -263,6 +259,13 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: hostcmd.Resync()})
 	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "t"})
 	return p, nil
+}
+
+// HealthCommand checks app a on this host: its health URL, quoted as one word
+// (inventory validation already refuses a health path with shell syntax; the
+// quoting holds even if a caller skipped it).
+func HealthCommand(a inventory.App) string {
+	return "curl -fsS -m 2 -o /dev/null " + shq.Quote(fmt.Sprintf("http://127.0.0.1:%d%s", a.Port, a.HealthPath))
 }
 
 // publicAddress is where clients reach a host: its public address in a cloud,

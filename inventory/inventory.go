@@ -168,7 +168,8 @@ func (inv *Inventory) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// Validate checks the references and formats a deployer relies on.
+// Validate checks the references and formats a deployer relies on, and that
+// no value carries shell, nginx or path syntax (see checkValues).
 func (inv *Inventory) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -230,6 +231,7 @@ func (inv *Inventory) Validate() error {
 			bad("database.nodes: unknown host %q", n)
 		}
 	}
+	errs = append(errs, inv.checkValues()...)
 	return errors.Join(errs...)
 }
 

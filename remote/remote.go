@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -156,11 +157,7 @@ func (h *Hosts) RunRoot(ctx context.Context, host string, argv ...string) ([]byt
 
 // SudoCommand is argv quoted for the remote shell behind `sudo -n` (never prompts).
 func SudoCommand(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = sshx.Quote(a)
-	}
-	return "sudo -n " + strings.Join(q, " ")
+	return "sudo -n " + shq.Join(argv...)
 }
 
 // DialTCP opens addr from host through an SSH direct-tcpip channel.

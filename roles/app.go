@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/belay-sh/belay/internal/safe"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -57,9 +59,8 @@ func AppUnit(app string) string { return "belay-app@" + app + ".service" }
 func CanaryUnit(app string) string { return "belay-canary@" + app + ".service" }
 
 var (
-	domainRE     = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
-	healthPathRE = regexp.MustCompile(`^/[A-Za-z0-9/._~%!$&'()*+,;=:@?-]*$`)
-	selectorRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/,!-]{0,254}$`)
+	domainRE   = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	selectorRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/,!-]{0,254}$`)
 	// A keepalived script line is split on spaces by keepalived, not a shell;
 	// quotes and newlines would change its meaning.
 	commandRE = regexp.MustCompile(`^/[^"\n\r\\]*$`)
@@ -77,8 +78,10 @@ func validateApp(s *Spec) error {
 	if a.Port < 1024 || a.Port > 65534 {
 		bad("Spec.App.Port: %d, expected 1024-65534 (the canary listens on Port+1)", a.Port)
 	}
-	if !healthPathRE.MatchString(a.HealthPath) {
-		bad("Spec.App.HealthPath: %q, expected an absolute URL path such as /healthz", a.HealthPath)
+	// The rule config and inventory share: the path reaches keepalived's check
+	// script and curl in shell commands.
+	if err := safe.HealthPath(a.HealthPath); err != nil {
+		bad("Spec.App.HealthPath: %v", err)
 	}
 	seen := map[string]bool{}
 	for i, d := range a.Domains {
@@ -641,7 +644,7 @@ func peersScript(d *PeerDiscovery) string {
 set -eu
 tmp=$(mktemp ` + PeersFile + `.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
-` + BelayBinary + ` vip peers --provider ` + d.Provider + ` --selector ` + shellQuote(d.Selector) + ` --token-file ` + DiscoveryTokenFile + ` --write "$tmp"
+` + BelayBinary + ` vip peers --provider ` + d.Provider + ` --selector ` + shq.Quote(d.Selector) + ` --token-file ` + DiscoveryTokenFile + ` --write "$tmp"
 chmod 0644 "$tmp"
 if ! cmp -s "$tmp" ` + PeersFile + `; then
     mv "$tmp" ` + PeersFile + `
@@ -715,10 +718,10 @@ func resticClientFiles(s *Spec) []File {
 	script := `#!/bin/sh
 # Rendered by belay: snapshot /srv/` + a.Name + `/shared into the app's restic repository.
 set -eu
-export RESTIC_REPOSITORY=` + shellQuote(a.ResticRepo) + `
+export RESTIC_REPOSITORY=` + shq.Quote(a.ResticRepo) + `
 export RESTIC_PASSWORD_FILE=` + passFile + `
 export RESTIC_CACHE_DIR=/var/cache/belay-restic
-exec restic -o sftp.command=` + shellQuote(sshCmd) + ` backup --host ` + s.Hostname + ` --tag belay --tag app=` + a.Name + ` /srv/` + a.Name + `/shared
+exec restic -o sftp.command=` + shq.Quote(sshCmd) + ` backup --host ` + shq.Join(s.Hostname, "--tag", "belay", "--tag", "app="+a.Name, "/srv/"+a.Name+"/shared") + `
 `
 	return []File{
 		{Path: keyFile, Content: a.BackupKey.PrivatePEM, Owner: "root:root", Permissions: "0600"},

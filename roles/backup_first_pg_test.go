@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"github.com/belay-sh/belay/internal/shq"
 	"os/exec"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func TestFirstBackupWithPostgres(t *testing.T) {
 	}
 	// The standby query `belay backup status` runs parses on a real server (a
 	// primary here: no replay yet).
-	out, err = l.as(l.psql + " -d postgres -c " + shellQuote(hostcmd.StandbyReplaySQL))
+	out, err = l.as(l.psql + " -d postgres -c " + shq.Quote(hostcmd.StandbyReplaySQL))
 	if f := strings.Fields(out); err != nil || len(f) != 4 || f[0] != "f" || f[1] != "none" || f[2] != "none" || f[3] != "16777216" {
 		t.Errorf("%s: %v %q", hostcmd.StandbyReplaySQL, err, out)
 	}

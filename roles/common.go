@@ -274,13 +274,3 @@ func portSet(ports []int) string {
 	}
 	return "{ " + strings.Join(out, ", ") + " }"
 }
-
-// shellQuote quotes s for POSIX sh.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}

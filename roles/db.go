@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -633,7 +634,7 @@ func dbSetupScript(s *Spec) (string, error) {
 		if strings.Contains(a, "$addr") {
 			quoted = append(quoted, `"`+a+`"`) // expanded by the shell; addresses need no quoting
 		} else {
-			quoted = append(quoted, shellQuote(a))
+			quoted = append(quoted, shq.Quote(a))
 		}
 	}
 	configSet := []string{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -79,8 +80,8 @@ func addPackagesAndAgent(s *Spec, c *CloudConfig) {
 	if s.Agent != nil {
 		tmp := agentPath + ".download"
 		c.Runcmd = append(c.Runcmd, []string{"sh", "-ec",
-			"curl -fsSL --retry 5 --retry-all-errors --max-time 300 -o " + tmp + " " + shellQuote(s.Agent.URL) +
-				"; echo " + shellQuote(s.Agent.SHA256+"  "+tmp) + " | sha256sum -c --quiet -" +
+			"curl -fsSL --retry 5 --retry-all-errors --max-time 300 -o " + tmp + " " + shq.Quote(s.Agent.URL) +
+				"; echo " + shq.Quote(s.Agent.SHA256+"  "+tmp) + " | sha256sum -c --quiet -" +
 				"; chmod 0755 " + tmp + "; mv -f " + tmp + " " + agentPath})
 	}
 }

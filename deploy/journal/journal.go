@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // Status is where a deploy stands.
@@ -102,15 +103,13 @@ func Path(l release.Layout) string { return l.State() + "/journal.json" }
 // WriteCommand replaces the journal atomically (temp file + rename).
 func WriteCommand(l release.Layout, r Record) string {
 	b, _ := json.Marshal(r)
-	p := Path(l)
+	// Path words are quoted, then suffixed (".tmp" stays part of the word).
+	p, st := shq.Quote(Path(l)), shq.Quote(l.State())
 	// Shell builtins except the rename: every step writes the journal twice on
 	// every host, and on a busy host each fork counts (mkdir, cat and a heredoc
 	// cost 3 more processes per write than this).
-	return "{ [ -d " + l.State() + " ] || mkdir -p " + l.State() + "; } && printf '%s\\n' " + shQuote(string(b)) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p
+	return "{ [ -d " + st + " ] || mkdir -p " + st + "; } && printf '%s\\n' " + shq.Quote(string(b)) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p
 }
-
-// shQuote quotes s for a POSIX shell as one word.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Wrap runs cmd in a subshell between two journal writes: before (InProgress
 // set) and, only if cmd succeeded, after (Step set). The exit status is cmd's.
@@ -120,7 +119,7 @@ func Wrap(l release.Layout, before, after Record, cmd string) string {
 
 // ReadCommand prints the journal, or nothing when there is none.
 func ReadCommand(l release.Layout) string {
-	return "cat " + Path(l) + " 2>/dev/null || true"
+	return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true"
 }
 
 // Parse reads a journal; empty input means no journal (nil, nil).
@@ -157,13 +156,15 @@ func AuditPath(l release.Layout) string { return l.State() + "/audit.log" }
 // AppendAuditCommand appends one JSON line under flock, so concurrent writers never interleave.
 func AppendAuditCommand(l release.Layout, e Entry) string {
 	b, _ := json.Marshal(e)
+	// The body is one JSON line (newlines escaped), so it cannot end the
+	// quoted heredoc early.
 	p := AuditPath(l)
-	return "mkdir -p " + l.State() + " && flock " + p + ".lock sh -c 'cat >> " + p + "' <<'" + eof + "'\n" + string(b) + "\n" + eof
+	return "mkdir -p " + shq.Quote(l.State()) + " && flock " + shq.Quote(p+".lock") + " sh -c " + shq.Quote("cat >> "+shq.Quote(p)) + " <<'" + eof + "'\n" + string(b) + "\n" + eof
 }
 
 // ReadAuditCommand prints the last n audit lines.
 func ReadAuditCommand(l release.Layout, n int) string {
-	return fmt.Sprintf("tail -n %d %s 2>/dev/null || true", n, AuditPath(l))
+	return fmt.Sprintf("tail -n %d %s 2>/dev/null || true", n, shq.Quote(AuditPath(l)))
 }
 
 // ParseAudit parses audit lines, skipping none: a corrupt line is an error naming it.

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // Fencing. The lease file lives on the app's first host only, but steps run on
@@ -44,7 +44,7 @@ func WriteFenceCommand(l release.Layout, token string) string {
 		"[ -d " + l.State() + " ] || mkdir -p " + l.State(),
 		"exec 9>>" + fenceLock(l),
 		"flock -x -w " + strconv.Itoa(FenceWait) + " 9 || { echo 'belay fence: steps of another run still hold " + fenceLock(l) + "' >&2; exit 1; }",
-		"printf '%s\\n' " + sshx.Quote(token) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p,
+		"printf '%s\\n' " + shq.Quote(token) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p,
 	}, "\n")
 }
 
@@ -72,7 +72,7 @@ func (f *Fence) Wrap(host, cmd string) string {
 		return cmd
 	}
 	st := f.Layout.State()
-	tok := sshx.Quote(f.Token)
+	tok := shq.Quote(f.Token)
 	lines := []string{
 		"[ -d " + st + " ] || mkdir -p " + st,
 		"exec 9>>" + fenceLock(f.Layout),

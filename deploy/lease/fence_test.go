@@ -10,7 +10,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // TestFenceRefusesOtherTokens: a step runs only under the host's fence token,
@@ -20,7 +20,7 @@ func TestFenceRefusesOtherTokens(t *testing.T) {
 	a := lease.Owner{Token: "aaaaaaaaaaaaaaaa", Who: "alice@laptop", Action: "deploy v1"}
 	b := lease.Owner{Token: "bbbbbbbbbbbbbbbb", Who: "bob@ci", Action: "deploy v2"}
 	trace := filepath.Join(l.Base, "trace")
-	step := func(name string) string { return "printf '%s\\n' " + sshx.Quote(name) + " >> " + trace }
+	step := func(name string) string { return "printf '%s\\n' " + shq.Quote(name) + " >> " + trace }
 	fa := &lease.Fence{Layout: l, Token: a.Token, LeaseHost: "shop-1"}
 	tests := []struct {
 		name  string

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // DefaultTTL is how long a lease lives without renewal.
@@ -74,8 +74,8 @@ const exitHeld = 75
 // The lease file is three lines: expiry (unix seconds), token, owner JSON.
 func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) string {
 	b, _ := json.Marshal(o)
-	p := Path(l)
-	mine := "[ \"$tok\" = " + sshx.Quote(o.Token) + " ]"
+	p := shq.Quote(Path(l))
+	mine := "[ \"$tok\" = " + shq.Quote(o.Token) + " ]"
 	cond := "if [ -n \"$tok\" ] && [ \"$exp\" -gt \"$now\" ] && ! " + mine + "; then cat " + p + "; exit " + strconv.Itoa(exitHeld) + "; fi"
 	if renew {
 		cond = "if ! " + mine + "; then cat " + p + " 2>/dev/null || true; echo 'lease lost' >&2; exit " + strconv.Itoa(exitHeld) + "; fi"
@@ -87,11 +87,11 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 		"case \"$exp\" in *[!0-9]*|'') exp=0;; esac",
 		"tok=$(sed -n 2p " + p + " 2>/dev/null || true)",
 		cond,
-		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
+		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + shq.Quote(o.Token) + " " + shq.Quote(string(b)) + " > " + p + ".tmp",
 		"mv -f " + p + ".tmp " + p,
 		"sed -n 1p " + p,
 	}, "\n")
-	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+	return "mkdir -p " + shq.Quote(l.State()) + " && flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // StealCommand takes the lease from a holder proven dead (its local lock is
@@ -99,33 +99,35 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 // lease renewed or taken by anyone else in between is left alone.
 func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duration) string {
 	b, _ := json.Marshal(o)
-	p := Path(l)
+	p := shq.Quote(Path(l))
 	script := strings.Join([]string{
 		"set -eu",
-		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi",
+		"if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + shq.Quote(staleToken) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi",
 		"now=$(date +%s)",
-		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + sshx.Quote(o.Token) + " " + sshx.Quote(string(b)) + " > " + p + ".tmp",
+		"printf '%s\\n%s\\n%s\\n' $((now+" + strconv.Itoa(int(ttl/time.Second)) + ")) " + shq.Quote(o.Token) + " " + shq.Quote(string(b)) + " > " + p + ".tmp",
 		"mv -f " + p + ".tmp " + p,
 	}, "\n")
-	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+	return "mkdir -p " + shq.Quote(l.State()) + " && flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // ReleaseCommand drops the lease if o still holds it.
 func ReleaseCommand(l release.Layout, o Owner) string {
-	p := Path(l)
-	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" = " + sshx.Quote(o.Token) + " ]; then rm -f " + p + "; fi"
-	return "flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+	p := shq.Quote(Path(l))
+	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" = " + shq.Quote(o.Token) + " ]; then rm -f " + p + "; fi"
+	return "flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // BreakCommand removes the lease if token still holds it (`belay lease break`).
 func BreakCommand(l release.Layout, token string) string {
-	p := Path(l)
-	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + sshx.Quote(token) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
-	return "mkdir -p " + l.State() + " && flock -w 30 " + p + ".lock sh -c " + sshx.Quote(script)
+	p := shq.Quote(Path(l))
+	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + shq.Quote(token) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
+	return "mkdir -p " + shq.Quote(l.State()) + " && flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // ReadCommand prints the lease file (nothing if free).
-func ReadCommand(l release.Layout) string { return "cat " + Path(l) + " 2>/dev/null || true" }
+func ReadCommand(l release.Layout) string {
+	return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true"
+}
 
 // IsHeld reports whether err is the "held by another owner" exit.
 func IsHeld(code int) bool { return code == exitHeld }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -358,7 +358,7 @@ func (b *builder) build(p *Plan) error {
 			Command: l.UnpackCommand(id, a), Skip: l.Unpacked(id, a.SHA256), Timeout: Duration(5 * time.Minute)})
 	} else {
 		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk", Hosts: b.withStandby(), Pipeline: "prepare",
-			Command: "test -x " + l.Release(id) + "/start || { echo 'release " + id + " is not on this host (" + l.Release(id) + "/start missing); deploy it with --artifact' >&2; exit 1; }",
+			Command: "test -x " + shq.Quote(l.Release(id)+"/start") + " || { echo " + shq.Quote("release "+id+" is not on this host ("+l.Release(id)+"/start missing); deploy it with --artifact") + " >&2; exit 1; }",
 			Timeout: Duration(30 * time.Second)})
 	}
 	if b.st.CanaryServes {
@@ -366,7 +366,7 @@ func (b *builder) build(p *Plan) error {
 	}
 	b.step(p, Step{ID: "canary-start", Stage: Canary, Title: "start canary " + id, Pipeline: "prepare",
 		// Already running this release (resuming a paused rollout): leave it serving.
-		Skip:    "test \"$(readlink " + l.Canary() + ")\" = " + l.Releases() + "/" + id + " && systemctl is-active --quiet " + canaryUnit(b.in.App),
+		Skip:    "test \"$(readlink " + shq.Quote(l.Canary()) + ")\" = " + shq.Quote(l.Releases()+"/"+id) + " && systemctl is-active --quiet " + shq.Quote(canaryUnit(b.in.App)),
 		Command: linkCommand(l.Releases()+"/"+id, l.Canary()) + "\n" + restart(canaryUnit(b.in.App)),
 		Timeout: Duration(2 * time.Minute)})
 	b.step(p, Step{ID: "canary-health", Stage: Health, Title: fmt.Sprintf("health canary %s :%d%s", id, b.app.Port+1, b.app.HealthPath), Pipeline: "prepare",
@@ -422,7 +422,7 @@ func (b *builder) promote(p *Plan) error {
 		// The standby site follows: its `current` moves too, and only a standby
 		// that serves (after a site switch) is restarted and health-checked.
 		b.step(p, Step{ID: "standby-current", Stage: Promote, Title: "standby current -> " + id, Hosts: []string{b.standby}, Pipeline: "finish",
-			Command: linkCommand(l.Releases()+"/"+id, l.Current()) + "\nif systemctl is-active --quiet " + appUnit(b.in.App) + "; then\n" +
+			Command: linkCommand(l.Releases()+"/"+id, l.Current()) + "\nif systemctl is-active --quiet " + shq.Quote(appUnit(b.in.App)) + "; then\n" +
 				restart(appUnit(b.in.App)) + "\n" + b.healthCommand(b.app.Port, appUnit(b.in.App)) + "\nfi",
 			Timeout: Duration(3*time.Minute) + b.healthTimeout()})
 	}
@@ -454,7 +454,7 @@ func appUnit(app string) string    { return "belay-app@" + app + ".service" }
 func canaryUnit(app string) string { return "belay-canary@" + app + ".service" }
 
 // systemctl uses exactly the sudo rules of the host layout contract.
-func systemctl(verb, unit string) string { return "sudo -n systemctl " + verb + " " + unit }
+func systemctl(verb, unit string) string { return "sudo -n " + shq.Join("systemctl", verb, unit) }
 
 // restart restarts unit, waiting out systemd's start rate limit (the units'
 // StartLimitBurst): a rollback right after a crash-looping release must still
@@ -475,7 +475,7 @@ func restart(unit string) string {
 
 // linkCommand points link at target atomically: a temp link renamed over the old one.
 func linkCommand(target, link string) string {
-	return "ln -sfn " + target + " " + link + ".tmp && mv -T " + link + ".tmp " + link
+	return "ln -sfn " + shq.Join(target, link+".tmp") + " && mv -T " + shq.Join(link+".tmp", link)
 }
 
 // firstHealthPoll is the pause after the first failed health probe; it doubles
@@ -501,11 +501,11 @@ func (b *builder) healthCommand(port int, unit string) string {
 		"i=0 pause=" + strconv.FormatInt(firstHealthPoll.Milliseconds(), 10),
 		"while :; do",
 		"  i=$((i+1))",
-		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote(url) + " 2>&1) || true",
+		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + shq.Quote(url) + " 2>&1) || true",
 		"  case \"$code\" in 2??|3??) exit 0;; esac",
 		"  if [ \"$(date +%s%3N)\" -ge \"$deadline\" ]; then",
-		"    echo \"health check " + url + " failed for " + b.st.HealthTimeout.String() + " ($i tries); last answer: $code\" >&2",
-		"    systemctl status --no-pager --lines=15 " + unit + " >&2 || true",
+		"    echo \"health check \"" + shq.Quote(url) + "\" failed for " + b.st.HealthTimeout.String() + " ($i tries); last answer: $code\" >&2",
+		"    systemctl status --no-pager --lines=15 " + shq.Quote(unit) + " >&2 || true",
 		"    exit 1",
 		"  fi",
 		"  sleep $((pause/1000)).$(printf %03d $((pause%1000)))",
@@ -570,7 +570,7 @@ func routeCommand(app string, req RouteRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "sudo -n " + RouteHelper + " " + sshx.Quote(app) + " >/dev/null <<'" + routeEOF + "'\n" + string(js) + "\n" + routeEOF, nil
+	return "sudo -n " + RouteHelper + " " + shq.Quote(app) + " >/dev/null <<'" + routeEOF + "'\n" + string(js) + "\n" + routeEOF, nil
 }
 
 // AccessLog is the app's nginx access log (host layout contract).
@@ -580,12 +580,12 @@ func (b *builder) analyze(p *Plan, stage string) {
 	if b.st.Pause <= 0 {
 		return
 	}
-	log := AccessLog(b.in.App)
+	log := shq.Quote(AccessLog(b.in.App))
 	b.step(p, Step{ID: "analyze-" + strings.TrimSuffix(stage, "%"), Stage: Analyze,
 		Title:   fmt.Sprintf("analyze %s for %s", stage, b.st.Pause),
 		Timeout: Duration(b.st.MaxWait + time.Minute),
 		Analyze: &AnalyzeSpec{Stage: stage, Pause: Duration(b.st.Pause), MaxWait: Duration(b.st.MaxWait),
-			SizeCommand: "test -r " + log + " || { echo 'cannot read " + log + " as '$(id -un)' (the deploy user needs read access for canary analysis)' >&2; exit 1; }\nstat -c %s " + log,
+			SizeCommand: "test -r " + log + " || { echo \"cannot read \"" + log + "\" as $(id -un) (the deploy user needs read access for canary analysis)\" >&2; exit 1; }\nstat -c %s " + log,
 			// A log rotated since the offset is read from its start; 64 MiB bounds one read.
 			ReadCommand: "off=$1; size=$(stat -c %s " + log + "); if [ \"$size\" -lt \"$off\" ]; then off=0; fi; tail -c +$((off+1)) " + log + " | head -c 67108864",
 		}})
@@ -593,7 +593,7 @@ func (b *builder) analyze(p *Plan, stage string) {
 
 func (b *builder) stopCanary(p *Plan, pipeline string) {
 	b.step(p, Step{ID: "stop-canary", Stage: Stop, Title: "stop canary", Pipeline: pipeline,
-		Command: systemctl("stop", canaryUnit(b.in.App)) + "\nrm -f " + b.l.Canary(), Timeout: Duration(3 * time.Minute)})
+		Command: systemctl("stop", canaryUnit(b.in.App)) + "\nrm -f " + shq.Quote(b.l.Canary()), Timeout: Duration(3 * time.Minute)})
 }
 
 // cleanupCommand removes the oldest releases beyond KeepReleases, never the
@@ -604,15 +604,15 @@ func (b *builder) cleanupCommand() string {
 	l := b.l
 	return strings.Join([]string{
 		"set -eu",
-		"cd " + l.Releases(),
-		"keep=\" " + strings.Join(protect, " ") + " $(basename \"$(readlink " + l.Current() + ")\" 2>/dev/null) $(basename \"$(readlink " + l.Canary() + ")\" 2>/dev/null) \"",
+		"cd " + shq.Quote(l.Releases()),
+		"keep=" + shq.Quote(" "+strings.Join(protect, " ")+" ") + "\"$(basename \"$(readlink " + shq.Quote(l.Current()) + ")\" 2>/dev/null) $(basename \"$(readlink " + shq.Quote(l.Canary()) + ")\" 2>/dev/null) \"",
 		"n=0",
 		"for r in $(ls -1t); do",
 		"  case \"$r\" in .*) continue;; esac",
 		"  n=$((n+1))",
 		"  [ $n -le " + strconv.Itoa(b.st.KeepReleases) + " ] && continue",
 		"  case \"$keep\" in *\" $r \"*) continue;; esac",
-		"  rm -rf -- \"$r\" " + l.State() + "/releases/\"$r\".sha256",
+		"  rm -rf -- \"$r\" " + shq.Quote(l.State()+"/releases/") + "\"$r\".sha256",
 		"  echo \"removed release $r\"",
 		"done",
 	}, "\n")

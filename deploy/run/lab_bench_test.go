@@ -35,6 +35,7 @@ import (
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -94,7 +95,7 @@ func labRunner(b *testing.B) *labTarget {
 		if err != nil {
 			return err
 		}
-		_, err = c.Run(ctx, "rm -rf "+sshx.Quote(base)+" && mkdir -p "+sshx.Quote(base), nil)
+		_, err = c.Run(ctx, "rm -rf "+shq.Quote(base)+" && mkdir -p "+shq.Quote(base), nil)
 		return err
 	})
 	for h, err := range errs {
@@ -105,7 +106,7 @@ func labRunner(b *testing.B) *labTarget {
 	b.Cleanup(func() {
 		sshx.Parallel(context.Background(), app.Hosts, 0, func(ctx context.Context, h string) error {
 			if c, err := pool.Get(ctx, h); err == nil {
-				c.Run(ctx, "rm -rf "+sshx.Quote(base), nil)
+				c.Run(ctx, "rm -rf "+shq.Quote(base), nil)
 			}
 			return nil
 		})

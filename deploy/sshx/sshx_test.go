@@ -17,6 +17,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 func connect(t *testing.T, srv *sshdtest.Server, keys []ssh.PublicKey, cfg sshx.Config) (*sshx.Client, error) {
@@ -136,7 +137,7 @@ func TestRunCapturesOutputAndExitCode(t *testing.T) {
 	}{
 		{"echo out; echo err >&2", "out\n", "err\n", 0},
 		{"printf abc; echo boom >&2; exit 7", "abc", "boom\n", 7},
-		{"printf '%s' " + sshx.Quote("it's $HOME `x`"), "it's $HOME `x`", "", 0},
+		{"printf '%s' " + shq.Quote("it's $HOME `x`"), "it's $HOME `x`", "", 0},
 	}
 	// All on ONE connection: sessions are reused per host.
 	for _, tc := range tests {
@@ -164,7 +165,7 @@ func TestStreamingChecksum(t *testing.T) {
 	data := bytes.Repeat([]byte("belay-artifact-"), 300000) // ~4.5 MB
 	sum := sha256.Sum256(data)
 	dst := filepath.Join(t.TempDir(), "upload")
-	res, err := c.Run(context.Background(), "cat > "+sshx.Quote(dst)+" && sha256sum "+sshx.Quote(dst), bytes.NewReader(data))
+	res, err := c.Run(context.Background(), "cat > "+shq.Quote(dst)+" && sha256sum "+shq.Quote(dst), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,19 +248,6 @@ func TestBastion(t *testing.T) {
 	}
 	if _, err := sshx.NewClientConn(ctx, cfg, dialBastion([]ssh.PublicKey{other.PublicKey()}), bastion.Conn()); err == nil {
 		t.Fatal("bastion accepted with a wrong pinned key")
-	}
-}
-
-func TestQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain/path-1.2": "plain/path-1.2",
-		"":               "''",
-		"a b":            "'a b'",
-		"it's":           `'it'\''s'`,
-	} {
-		if got := sshx.Quote(in); got != want {
-			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
-		}
 	}
 }
 
