@@ -352,7 +352,14 @@ func TestBuiltHostsPassTheirTools(t *testing.T) {
 					if err := os.WriteFile(rs, []byte(wf.Content), 0o644); err != nil {
 						t.Fatal(err)
 					}
-					if out, err := exec.Command(unshare, "-rn", nft, "-c", "-f", rs).CombinedOutput(); err != nil {
+					// nft resolves the user names of the metadata rule when it
+					// loads: check against a passwd that has the roles' users.
+					pw, _ := os.ReadFile("/etc/passwd")
+					pwf := filepath.Join(dir, "passwd")
+					if err := os.WriteFile(pwf, append(pw, []byte(roles.KeepalivedScriptUser+":x:64999:64999::/nonexistent:/usr/sbin/nologin\n")...), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if out, err := exec.Command(unshare, "-rnm", "sh", "-c", `mount --bind "$1" /etc/passwd && exec "$2" -c -f "$3"`, "sh", pwf, nft, rs).CombinedOutput(); err != nil {
 						t.Errorf("nft -c: %v\n%s", err, out)
 					}
 				}

@@ -28,6 +28,25 @@ func bare(r rune) bool {
 // becomes a pair of single quotes. A NUL byte cannot be passed through a shell at all; the entrances
 // refuse control characters before a value gets here.
 func Quote(s string) string {
+	if rest, ok := strings.CutPrefix(s, RootVar); ok && (rest == "" || rest[0] == '/') {
+		// The host root of a test layout: "$BELAY_ROOT" expands (in double
+		// quotes: one word whatever it holds), the rest is quoted as usual.
+		if rest == "" {
+			return `"` + RootVar + `"`
+		}
+		return `"` + RootVar + `"` + quote(rest)
+	}
+	return quote(s)
+}
+
+// RootVar is the one expansion Quote keeps: a release.Layout whose Base is
+// "$BELAY_ROOT" stands several hosts' filesystems on one machine in tests
+// (each host's session sets the variable). Production layouts are absolute
+// paths, and the entrances refuse '$' in every value, so no hostile value can
+// reach this branch; if one did, it would expand one variable, nothing else.
+const RootVar = "$BELAY_ROOT"
+
+func quote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !bare(r) }) < 0 {
 		return s
 	}
