@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
-	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -415,62 +414,9 @@ func canaryUnit(app string) string { return "belay-canary@" + app + ".service" }
 // systemctl uses exactly the sudo rules of the host layout contract.
 func systemctl(verb, unit string) string { return "sudo -n systemctl " + verb + " " + unit }
 
-// restart restarts unit, waiting out systemd's start rate limit (the units'
-// StartLimitBurst): a rollback right after a crash-looping release must still
-// get its start, and the deploy user may not run `systemctl reset-failed`. Any
-// other failure fails at once.
-func restart(unit string) string {
-	return strings.Join([]string{
-		"n=0",
-		"until out=$(" + systemctl("restart", unit) + " 2>&1); do",
-		"  n=$((n+1))",
-		"  case \"$out\" in",
-		"  *\"too often\"*|*start-limit*) if [ $n -ge 18 ]; then echo \"$out\" >&2; exit 1; fi; sleep 5;;",
-		"  *) echo \"$out\" >&2; exit 1;;",
-		"  esac",
-		"done",
-	}, "\n")
-}
-
 // linkCommand points link at target atomically: a temp link renamed over the old one.
 func linkCommand(target, link string) string {
 	return "ln -sfn " + target + " " + link + ".tmp && mv -T " + link + ".tmp " + link
-}
-
-// firstHealthPoll is the pause after the first failed health probe; it doubles
-// up to Strategy.HealthMaxInterval.
-const firstHealthPoll = 50 * time.Millisecond
-
-// healthTimeout is the step's budget: the poll deadline plus one last curl
-// (-m 3) and the status report.
-func (b *builder) healthTimeout() Duration {
-	return Duration(b.st.HealthTimeout + 30*time.Second)
-}
-
-// healthCommand polls the instance on 127.0.0.1 until it answers 2xx/3xx or
-// the deadline passes; on failure it prints the last answer and the unit's
-// status for the operator. The first pauses are short (50 ms, doubling) because
-// the app usually listens within a few hundred milliseconds of its start, and
-// every step waits for its slowest host.
-func (b *builder) healthCommand(port int, unit string) string {
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + b.app.HealthPath
-	budget := strconv.FormatInt(b.st.HealthTimeout.Milliseconds(), 10)
-	return strings.Join([]string{
-		"deadline=$(( $(date +%s%3N) + " + budget + " ))",
-		"i=0 pause=" + strconv.FormatInt(firstHealthPoll.Milliseconds(), 10),
-		"while :; do",
-		"  i=$((i+1))",
-		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + sshx.Quote(url) + " 2>&1) || true",
-		"  case \"$code\" in 2??|3??) exit 0;; esac",
-		"  if [ \"$(date +%s%3N)\" -ge \"$deadline\" ]; then",
-		"    echo \"health check " + url + " failed for " + b.st.HealthTimeout.String() + " ($i tries); last answer: $code\" >&2",
-		"    systemctl status --no-pager --lines=15 " + unit + " >&2 || true",
-		"    exit 1",
-		"  fi",
-		"  sleep $((pause/1000)).$(printf %03d $((pause%1000)))",
-		"  pause=$((pause*2)); [ $pause -le " + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10) + " ] || pause=" + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10),
-		"done",
-	}, "\n")
 }
 
 // route renders the stage's nginx files and installs them on every host: write
