@@ -21,7 +21,10 @@ case "$1" in
 show)
   [ -e "$FAKE_DIR/nosystemd" ] && { echo "System has not been booted with systemd as init system (PID 1). Can't operate." >&2; exit 1; }
   case " $* " in
-  *" --value "*) sed -n 's/^NRestarts=//p' "$FAKE_DIR/state";;
+  *" --value "*)
+    prop=; prev=
+    for a in "$@"; do [ "$prev" = -p ] && prop=$a; prev=$a; done
+    sed -n "s/^$prop=//p" "$FAKE_DIR/state";;
   *) cat "$FAKE_DIR/state";;
   esac;;
 reset-failed)

@@ -68,16 +68,22 @@ type Step struct {
 	Pipeline string `json:"pipeline,omitempty"`
 }
 
-// AnalyzeSpec is a canary judgement: wait Pause, then compare canary and stable
-// in the access log written since the step began (Since gives the log offset).
+// AnalyzeSpec is a canary judgement: every Tick, probe each host (the access
+// log written since the stage began, read on from the last probe's offset, and
+// the canary unit's state) and judge canary against stable; roll back as soon
+// as the verdict fails or a canary unit crashed, pass once the whole Pause was
+// observed, wait on for enough canary requests up to MaxWait.
 type AnalyzeSpec struct {
 	Stage   string   `json:"stage"`
 	Pause   Duration `json:"pause"`
 	MaxWait Duration `json:"maxWait"`
-	// SizeCommand prints the access log's size in bytes (the window's start).
-	SizeCommand string `json:"sizeCommand"`
-	// ReadCommand reads the log from byte offset $1 (+1-based tail offset applied by the script).
-	ReadCommand string `json:"readCommand"`
+	Tick    Duration `json:"tick"`
+	// ProbeCommand takes $1 (log offset, -1: start the window now) and $2 (the
+	// canary unit's restart count at the stage's start, -1: take it now); see
+	// ProbeArgs and ParseProbe.
+	ProbeCommand string `json:"probeCommand"`
+	// Unit is the canary unit the probe watches.
+	Unit string `json:"unit"`
 }
 
 // Plan is a whole rollout.
@@ -471,15 +477,11 @@ func (b *builder) analyze(p *Plan, stage string) {
 	if b.st.Pause <= 0 {
 		return
 	}
-	log := AccessLog(b.in.App)
 	b.step(p, Step{ID: "analyze-" + strings.TrimSuffix(stage, "%"), Stage: Analyze,
 		Title:   fmt.Sprintf("analyze %s for %s", stage, b.st.Pause),
 		Timeout: Duration(b.st.MaxWait + time.Minute),
 		Analyze: &AnalyzeSpec{Stage: stage, Pause: Duration(b.st.Pause), MaxWait: Duration(b.st.MaxWait),
-			SizeCommand: "test -r " + log + " || { echo 'cannot read " + log + " as '$(id -un)' (the deploy user needs read access for canary analysis)' >&2; exit 1; }\nstat -c %s " + log,
-			// A log rotated since the offset is read from its start; 64 MiB bounds one read.
-			ReadCommand: "off=$1; size=$(stat -c %s " + log + "); if [ \"$size\" -lt \"$off\" ]; then off=0; fi; tail -c +$((off+1)) " + log + " | head -c 67108864",
-		}})
+			Tick: Duration(min(AnalyzeTick, b.st.Pause)), ProbeCommand: probeCommand(AccessLog(b.in.App), canaryUnit(b.in.App)), Unit: canaryUnit(b.in.App)}})
 }
 
 func (b *builder) stopCanary(p *Plan, pipeline string) {
