@@ -243,7 +243,7 @@ func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) er
 				fmt.Fprintf(d.IO.Out, " in %s", out.Duration)
 			}
 			if out.Rollback != "" {
-				fmt.Fprintf(d.IO.Out, " (the rollback of every host took %s)", out.Rollback)
+				fmt.Fprintf(d.IO.Out, " (the rollback of every host took %s%s)", out.Rollback, out.Detection.Summary())
 			}
 			fmt.Fprintln(d.IO.Out)
 			if out.Recovery != "" {
@@ -297,6 +297,12 @@ func writeSummary(w io.Writer, out *deploy.Outcome) {
 	fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
 	if out.Rollback != "" {
 		fmt.Fprintf(w, "| rollback took | %s |\n", out.Rollback)
+	}
+	if dt := out.Detection; dt != nil {
+		if dt.FirstBad != "" {
+			fmt.Fprintf(w, "| first bad | %s at %s |\n| first bad to rollback start / end | %s / %s |\n", dt.What, dt.FirstBad, dt.FirstBadToRollbackStart, dt.FirstBadToRollbackEnd)
+		}
+		fmt.Fprintf(w, "| detected to every host back | %s |\n", dt.DetectedToRollbackEnd)
 	}
 	if out.Recovery != "" {
 		fmt.Fprintf(w, "| recovery | %s |\n", out.Recovery)
