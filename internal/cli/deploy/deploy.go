@@ -94,7 +94,7 @@ host); --wait queues behind a running one.`,
 	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop")
 	fl.StringVar(&o.Steps, "steps", "10,50", `canary percentages after the whitelist, ascending ("" or "none": straight to 100 %)`)
 	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
-	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before the verdict (0: no analysis)")
+	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before it passes; judged every second, a failing canary rolls back at once (0: no analysis)")
 	fl.DurationVar(&o.MaxWait, "max-wait", 0, "wait up to this long for enough canary requests (default 3 x --pause)")
 	fl.Int64Var(&o.Thresholds.MinRequests, "min-requests", 0, "canary requests needed for a pass (default 200)")
 	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", 0, "max canary 5xx rate above stable, in percentage points (default 1.0)")
