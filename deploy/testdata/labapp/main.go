@@ -4,7 +4,9 @@
 // only in the stable slot (a failure after `current` switched), and with
 // "-X main.startDelay=5s" it starts listening late (a slow deploy that holds the lease),
 // and with "-X main.canaryErrors=yes" it answers 500 on / in the canary slot (a
-// release that passes its health check but fails real traffic).
+// release that passes its health check but fails real traffic), and with
+// "-X main.exitAfter=8s" it exits with status 2 that long after it started,
+// "0s" at once (a crash after passing health; a crash loop).
 package main
 
 import (
@@ -23,6 +25,7 @@ var (
 	buildID      = ""
 	canaryErrors = ""
 	startDelay   = "0s"
+	exitAfter    = ""
 )
 
 func main() {
@@ -31,6 +34,9 @@ func main() {
 		log.Fatal("PORT not set")
 	}
 	rel := os.Getenv("BELAY_RELEASE")
+	if d, err := time.ParseDuration(exitAfter); err == nil {
+		time.AfterFunc(d, func() { log.Printf("crashing on purpose after %s", d); os.Exit(2) })
+	}
 	if d, err := time.ParseDuration(startDelay); err == nil {
 		time.Sleep(d)
 	}
