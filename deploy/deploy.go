@@ -115,6 +115,8 @@ type Outcome struct {
 	// canary verdict, a failed health check, a host lost) until every host was
 	// back on the previous release with its journal written.
 	Rollback string `json:"rollback,omitempty"`
+	// Detection times the rollback against the first bad sign (see Detection).
+	Detection *Detection `json:"detection,omitempty"`
 }
 
 // Layout is the app's directory layout on the hosts.
@@ -199,6 +201,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "ok"})
 			return out, nil
 		}
+		seen := time.Now()
 		out.Error = err.Error()
 		d.Runner.Note("deploy of %s failed: %v", in.Release, err)
 		if lost(ctx, err) {
@@ -210,7 +213,9 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		}
 		rbStart := time.Now()
 		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error(), !mayHaveSwitched(p, recs))
-		out.Rollback = time.Since(rbStart).Round(time.Millisecond).String()
+		rbEnd := time.Now()
+		out.Rollback = rbEnd.Sub(rbStart).Round(time.Millisecond).String()
+		out.Detection = detection(err, seen, rbStart, rbEnd)
 		out.Duration = time.Since(start).Round(time.Millisecond).String()
 		if rbErr != nil {
 			out.Result = "rollback-failed"
@@ -218,7 +223,7 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 			return out, fmt.Errorf("%w; ROLLBACK FAILED: %v (run `belay rollback --app %s` to converge)", err, rbErr, d.App)
 		}
 		out.Result = "rolled-back"
-		d.Runner.Note("every host is back on %s (rollback took %s)", orNone(prev), out.Rollback)
+		d.Runner.Note("every host is back on %s (rollback took %s)%s", orNone(prev), out.Rollback, out.Detection.Summary())
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "rolled-back", Detail: trim(err.Error())})
 		return out, fmt.Errorf("%w; every host was rolled back to %s", err, orNone(prev))
 	})

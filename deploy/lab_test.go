@@ -517,3 +517,68 @@ func TestLabPauseForApprovalThenResume(t *testing.T) {
 	}
 	assertConverged(t, id)
 }
+
+// TestLabCrashLoopThenGoodDeploy ships a release whose start exits at once:
+// the canary health check must fail within seconds (not its budget) with the
+// unit's log, every host rolls back, and a good deploy right after it succeeds
+// although systemd rate-limited the crash-looping canary unit.
+func TestLabCrashLoopThenGoodDeploy(t *testing.T) {
+	prev := baseline(t)
+	id := newID("crashloop")
+	start := time.Now()
+	r := deployDirect(t, id, artifact(t, id, "-X main.crashLoop=yes"), "--health-timeout", "30s")
+	took := time.Since(start)
+	if r.err == nil {
+		t.Fatal("a release that exits at once deployed")
+	}
+	if !strings.Contains(r.stderr, "health check") || !strings.Contains(r.stderr, "on purpose") || !strings.Contains(r.stderr, "rolling back every host") {
+		t.Errorf("want a crash-aware health failure with the unit's log, then a rollback:\n%s", r.stderr)
+	}
+	if took > 20*time.Second {
+		t.Errorf("deploy of a crash-looping release took %s: the health check should stop at the crash, not after its 30s", took)
+	}
+	assertConverged(t, prev)
+	// Right away: the canary unit may be rate-limited by systemd now.
+	good := newID("after-crash")
+	if r := deployDirect(t, good, artifact(t, good)); r.err != nil {
+		t.Fatalf("a good deploy right after a crash-looping one failed: %v\n%s", r.err, r.stderr)
+	}
+	assertConverged(t, good)
+}
+
+// TestLabCanaryCrashMidStage ships a release that passes its health check and
+// crashes 3 s into a 15 s whitelist stage: the analysis rolls back within about
+// a tick of the crash, and the outcome times the rollback against the crash.
+func TestLabCanaryCrashMidStage(t *testing.T) {
+	prev := baseline(t)
+	stop := traffic(t)
+	defer stop()
+	id := newID("crash-mid")
+	start := time.Now()
+	r := belay(t, "deploy", "--app", app.Name, "--artifact", artifact(t, id, "-X main.crashAfter=3s", "-X main.faultSlot=canary"), "--release", id,
+		"--whitelist-shops", "alpha.lab.belay.test", "--steps", "none", "--pause", "15s", "--min-requests", "20", "--json")
+	took := time.Since(start)
+	if r.err == nil {
+		t.Fatal("a canary that crashed mid-stage was promoted")
+	}
+	if !strings.Contains(r.stderr, "canary crashed at whitelist") || !strings.Contains(r.stderr, "crashAfter=") {
+		t.Errorf("want the crash named with the unit's log:\n%s", r.stderr)
+	}
+	if took > 15*time.Second {
+		t.Errorf("took %s: the rollback should come right after the crash, not at the end of the 15s pause", took)
+	}
+	var out deploy.Outcome
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("outcome: %v\n%s", err, r.stdout)
+	}
+	if out.Detection == nil || out.Detection.FirstBad == "" {
+		t.Fatalf("outcome lacks the crash time: %+v", out.Detection)
+	}
+	d, err := time.ParseDuration(out.Detection.FirstBadToRollbackEnd)
+	if err != nil || d > 3*time.Second {
+		t.Errorf("crash to rollback end %q, want <= 3s", out.Detection.FirstBadToRollbackEnd)
+	}
+	t.Logf("crash to rollback: start %s, end %s", out.Detection.FirstBadToRollbackStart, out.Detection.FirstBadToRollbackEnd)
+	stop()
+	assertConverged(t, prev)
+}

@@ -373,7 +373,10 @@ WantedBy=multi-user.target
 func sudoers(user, app string) string {
 	var cmds []string
 	for _, unit := range []string{AppUnit(app), CanaryUnit(app)} {
-		for _, verb := range []string{"start", "stop", "restart", "reload", "is-active", "status", "enable", "disable"} {
+		// reset-failed: a crash-looped unit's start rate limit must not block
+		// the next deploy or rollback. No `status` (as root it may start a
+		// pager), no enable/disable/reload: the deployer uses none of them.
+		for _, verb := range []string{"start", "stop", "restart", "is-active", "reset-failed"} {
 			cmds = append(cmds, "/usr/bin/systemctl "+verb+" "+unit)
 		}
 	}

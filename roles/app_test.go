@@ -268,7 +268,7 @@ func TestSudoers(t *testing.T) {
 			t.Errorf("sudoers contains %q", bad)
 		}
 	}
-	for _, want := range []string{"/usr/bin/systemctl restart belay-app@web.service", "/usr/bin/systemctl is-active belay-canary@web.service", "/usr/local/bin/belay host route web", "deploy ALL=(root) NOPASSWD: BELAY_WEB"} {
+	for _, want := range []string{"/usr/bin/systemctl restart belay-app@web.service", "/usr/bin/systemctl is-active belay-canary@web.service", "/usr/bin/systemctl reset-failed belay-app@web.service", "/usr/bin/systemctl reset-failed belay-canary@web.service", "/usr/local/bin/belay host route web", "deploy ALL=(root) NOPASSWD: BELAY_WEB"} {
 		if !strings.Contains(f.Content, want) {
 			t.Errorf("sudoers lacks %q", want)
 		}

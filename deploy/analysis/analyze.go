@@ -180,6 +180,9 @@ func (r *Report) line(w Window, line []byte) {
 		s = &r.Other
 	}
 	s.Add(status, rt)
+	if status >= 500 && status <= 599 && (s.FirstError.IsZero() || t.Before(s.FirstError)) {
+		s.FirstError = t
+	}
 	if r.First.IsZero() || t.Before(r.First) {
 		r.First = t
 	}

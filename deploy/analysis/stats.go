@@ -121,6 +121,9 @@ type Stats struct {
 	Errors int64
 	// Latency is the histogram of $request_time.
 	Latency Histogram
+	// FirstError is the timestamp of the earliest 5xx counted (zero if none):
+	// where a bad canary began, for the time-to-rollback report.
+	FirstError time.Time
 }
 
 // Add counts one request.
@@ -137,6 +140,9 @@ func (s *Stats) Merge(o *Stats) {
 	s.Requests += o.Requests
 	s.Errors += o.Errors
 	s.Latency.Merge(&o.Latency)
+	if !o.FirstError.IsZero() && (s.FirstError.IsZero() || o.FirstError.Before(s.FirstError)) {
+		s.FirstError = o.FirstError
+	}
 }
 
 // ErrorRate is Errors/Requests (0 without requests).

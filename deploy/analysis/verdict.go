@@ -74,6 +74,12 @@ func (t Thresholds) WithDefaults() Thresholds {
 	return t
 }
 
+// The checks a Verdict names in Failed.
+const (
+	CheckErrors = "5xx"
+	CheckSlow   = "slow"
+)
+
 // Decision is what the deployer should do next.
 type Decision string
 
@@ -98,9 +104,11 @@ type Side struct {
 type Verdict struct {
 	Decision Decision `json:"decision"`
 	// Reason is one human line per check, joined by "; ".
-	Reason   string `json:"reason"`
-	Canary   Side   `json:"canary"`
-	Baseline Side   `json:"baseline"`
+	Reason string `json:"reason"`
+	// Failed names the checks that failed a Rollback: "5xx", "slow".
+	Failed   []string `json:"failed,omitempty"`
+	Canary   Side     `json:"canary"`
+	Baseline Side     `json:"baseline"`
 	// BaselineUsed is false when the baseline was too small and the canary was
 	// judged against a perfect one.
 	BaselineUsed bool `json:"baselineUsed"`
@@ -143,15 +151,15 @@ func Evaluate(canary, baseline Stats, th Thresholds) Verdict {
 	slowName := fmt.Sprintf("slow (>%s)", v.SlowThreshold)
 
 	type check struct {
-		name           string
+		id, name       string
 		n              int64
 		rate, baseRate float64
 		limit          float64
 		base           string
 	}
 	checks := []check{
-		{"5xx", canary.Errors, v.Canary.ErrorRate, v.Baseline.ErrorRate, th.MaxErrorDelta, baseText(v.BaselineUsed, baseName, v.Baseline.ErrorRate, v.Baseline.Errors, v.Baseline.Requests)},
-		{slowName, v.Canary.Slow, v.Canary.SlowShare, v.Baseline.SlowShare, th.MaxSlowDelta, baseText(v.BaselineUsed, baseName, v.Baseline.SlowShare, v.Baseline.Slow, v.Baseline.Requests)},
+		{CheckErrors, "5xx", canary.Errors, v.Canary.ErrorRate, v.Baseline.ErrorRate, th.MaxErrorDelta, baseText(v.BaselineUsed, baseName, v.Baseline.ErrorRate, v.Baseline.Errors, v.Baseline.Requests)},
+		{CheckSlow, slowName, v.Canary.Slow, v.Canary.SlowShare, v.Baseline.SlowShare, th.MaxSlowDelta, baseText(v.BaselineUsed, baseName, v.Baseline.SlowShare, v.Baseline.Slow, v.Baseline.Requests)},
 	}
 
 	if canary.Requests < th.MinRequests {
@@ -163,6 +171,7 @@ func Evaluate(canary, baseline Stats, th Thresholds) Verdict {
 			if (atMin-c.baseRate)*100 > c.limit+eps {
 				fails = append(fails, fmt.Sprintf("canary %s %d in its first %d requests: at least %s (%d/%d) vs %s: > +%.1f pt",
 					c.name, c.n, canary.Requests, pct(atMin), c.n, th.MinRequests, c.base, c.limit))
+				v.Failed = append(v.Failed, c.id)
 			}
 		}
 		if len(fails) > 0 {
@@ -179,6 +188,7 @@ func Evaluate(canary, baseline Stats, th Thresholds) Verdict {
 		line := fmt.Sprintf("canary %s %s (%d/%d) vs %s", c.name, pct(c.rate), c.n, canary.Requests, c.base)
 		if (c.rate-c.baseRate)*100 > c.limit+eps {
 			fails = append(fails, fmt.Sprintf("%s: > +%.1f pt", line, c.limit))
+			v.Failed = append(v.Failed, c.id)
 		} else {
 			oks = append(oks, fmt.Sprintf("%s: within +%.1f pt", line, c.limit))
 		}

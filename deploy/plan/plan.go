@@ -69,16 +69,22 @@ type Step struct {
 	Pipeline string `json:"pipeline,omitempty"`
 }
 
-// AnalyzeSpec is a canary judgement: wait Pause, then compare canary and stable
-// in the access log written since the step began (Since gives the log offset).
+// AnalyzeSpec is a canary judgement: every Tick, probe each host (the access
+// log written since the stage began, read on from the last probe's offset, and
+// the canary unit's state) and judge canary against stable; roll back as soon
+// as the verdict fails or a canary unit crashed, pass once the whole Pause was
+// observed, wait on for enough canary requests up to MaxWait.
 type AnalyzeSpec struct {
 	Stage   string   `json:"stage"`
 	Pause   Duration `json:"pause"`
 	MaxWait Duration `json:"maxWait"`
-	// SizeCommand prints the access log's size in bytes (the window's start).
-	SizeCommand string `json:"sizeCommand"`
-	// ReadCommand reads the log from byte offset $1 (+1-based tail offset applied by the script).
-	ReadCommand string `json:"readCommand"`
+	Tick    Duration `json:"tick"`
+	// ProbeCommand takes $1 (log offset, -1: start the window now) and $2 (the
+	// canary unit's restart count at the stage's start, -1: take it now); see
+	// ProbeArgs and ParseProbe.
+	ProbeCommand string `json:"probeCommand"`
+	// Unit is the canary unit the probe watches.
+	Unit string `json:"unit"`
 }
 
 // Plan is a whole rollout.
@@ -456,62 +462,9 @@ func canaryUnit(app string) string { return "belay-canary@" + app + ".service" }
 // systemctl uses exactly the sudo rules of the host layout contract.
 func systemctl(verb, unit string) string { return "sudo -n " + shq.Join("systemctl", verb, unit) }
 
-// restart restarts unit, waiting out systemd's start rate limit (the units'
-// StartLimitBurst): a rollback right after a crash-looping release must still
-// get its start, and the deploy user may not run `systemctl reset-failed`. Any
-// other failure fails at once.
-func restart(unit string) string {
-	return strings.Join([]string{
-		"n=0",
-		"until out=$(" + systemctl("restart", unit) + " 2>&1); do",
-		"  n=$((n+1))",
-		"  case \"$out\" in",
-		"  *\"too often\"*|*start-limit*) if [ $n -ge 18 ]; then echo \"$out\" >&2; exit 1; fi; sleep 5;;",
-		"  *) echo \"$out\" >&2; exit 1;;",
-		"  esac",
-		"done",
-	}, "\n")
-}
-
 // linkCommand points link at target atomically: a temp link renamed over the old one.
 func linkCommand(target, link string) string {
 	return "ln -sfn " + shq.Join(target, link+".tmp") + " && mv -T " + shq.Join(link+".tmp", link)
-}
-
-// firstHealthPoll is the pause after the first failed health probe; it doubles
-// up to Strategy.HealthMaxInterval.
-const firstHealthPoll = 50 * time.Millisecond
-
-// healthTimeout is the step's budget: the poll deadline plus one last curl
-// (-m 3) and the status report.
-func (b *builder) healthTimeout() Duration {
-	return Duration(b.st.HealthTimeout + 30*time.Second)
-}
-
-// healthCommand polls the instance on 127.0.0.1 until it answers 2xx/3xx or
-// the deadline passes; on failure it prints the last answer and the unit's
-// status for the operator. The first pauses are short (50 ms, doubling) because
-// the app usually listens within a few hundred milliseconds of its start, and
-// every step waits for its slowest host.
-func (b *builder) healthCommand(port int, unit string) string {
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + b.app.HealthPath
-	budget := strconv.FormatInt(b.st.HealthTimeout.Milliseconds(), 10)
-	return strings.Join([]string{
-		"deadline=$(( $(date +%s%3N) + " + budget + " ))",
-		"i=0 pause=" + strconv.FormatInt(firstHealthPoll.Milliseconds(), 10),
-		"while :; do",
-		"  i=$((i+1))",
-		"  code=$(curl -sS -o /dev/null -m 3 -w '%{http_code}' " + shq.Quote(url) + " 2>&1) || true",
-		"  case \"$code\" in 2??|3??) exit 0;; esac",
-		"  if [ \"$(date +%s%3N)\" -ge \"$deadline\" ]; then",
-		"    echo \"health check \"" + shq.Quote(url) + "\" failed for " + b.st.HealthTimeout.String() + " ($i tries); last answer: $code\" >&2",
-		"    systemctl status --no-pager --lines=15 " + shq.Quote(unit) + " >&2 || true",
-		"    exit 1",
-		"  fi",
-		"  sleep $((pause/1000)).$(printf %03d $((pause%1000)))",
-		"  pause=$((pause*2)); [ $pause -le " + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10) + " ] || pause=" + strconv.FormatInt(b.st.HealthMaxInterval.Milliseconds(), 10),
-		"done",
-	}, "\n")
 }
 
 // route hands the stage to every host's root helper (`belay host route`),
@@ -580,15 +533,11 @@ func (b *builder) analyze(p *Plan, stage string) {
 	if b.st.Pause <= 0 {
 		return
 	}
-	log := shq.Quote(AccessLog(b.in.App))
 	b.step(p, Step{ID: "analyze-" + strings.TrimSuffix(stage, "%"), Stage: Analyze,
 		Title:   fmt.Sprintf("analyze %s for %s", stage, b.st.Pause),
 		Timeout: Duration(b.st.MaxWait + time.Minute),
 		Analyze: &AnalyzeSpec{Stage: stage, Pause: Duration(b.st.Pause), MaxWait: Duration(b.st.MaxWait),
-			SizeCommand: "test -r " + log + " || { echo \"cannot read \"" + log + "\" as $(id -un) (the deploy user needs read access for canary analysis)\" >&2; exit 1; }\nstat -c %s " + log,
-			// A log rotated since the offset is read from its start; 64 MiB bounds one read.
-			ReadCommand: "off=$1; size=$(stat -c %s " + log + "); if [ \"$size\" -lt \"$off\" ]; then off=0; fi; tail -c +$((off+1)) " + log + " | head -c 67108864",
-		}})
+			Tick: Duration(min(AnalyzeTick, b.st.Pause)), ProbeCommand: probeCommand(AccessLog(b.in.App), canaryUnit(b.in.App)), Unit: canaryUnit(b.in.App)}})
 }
 
 func (b *builder) stopCanary(p *Plan, pipeline string) {

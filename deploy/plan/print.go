@@ -36,10 +36,9 @@ func Print(w io.Writer, p *Plan) {
 			fmt.Fprintf(w, "    skip if: %s\n", s.Skip)
 		}
 		if a := s.Analyze; a != nil {
-			fmt.Fprintf(w, "    local: wait %s (up to %s for enough canary requests), read the access log since the step began on every host, compare canary with stable\n",
-				time.Duration(a.Pause), time.Duration(a.MaxWait))
-			indent(w, "    window start: ", a.SizeCommand)
-			indent(w, "    read: ", a.ReadCommand)
+			fmt.Fprintf(w, "    local: every %s read each host's new access-log lines and canary unit state, compare canary with stable; roll back at once on a failed verdict or a crashed canary, pass after %s (up to %s for enough canary requests); probe args: log offset, canary restarts at the stage's start\n",
+				time.Duration(a.Tick), time.Duration(a.Pause), time.Duration(a.MaxWait))
+			indent(w, "    probe: ", a.ProbeCommand) // $1 log offset, $2 canary restarts at the stage's start
 		}
 		if s.Command != "" {
 			indent(w, "    $ ", s.Command)

@@ -15,7 +15,6 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,26 +26,6 @@ import (
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
 )
-
-// Decision is a canary verdict.
-type Decision int
-
-// The verdicts a Judge returns.
-const (
-	Pass Decision = iota
-	Wait          // not enough canary requests yet
-	Fail
-)
-
-// Verdict is a Judge's answer with its reason for the log and the audit trail.
-type Verdict struct {
-	Decision Decision
-	Reason   string
-}
-
-// Judge compares canary and stable in the access-log lines written on each host
-// since the stage began.
-type Judge func(stage string, logs map[string][]byte) (Verdict, error)
 
 // Runner executes plans.
 type Runner struct {
@@ -327,94 +306,6 @@ func (r *Runner) setRec(recs map[string]journal.Record, host string, rec journal
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	recs[host] = rec
-}
-
-// analyze waits the pause, then judges the log lines written since the step
-// began; "not enough data" waits on (a quarter pause at a time) up to MaxWait.
-func (r *Runner) analyze(ctx context.Context, s plan.Step) error {
-	a := s.Analyze
-	fail := func(err error) error {
-		return &StepError{Step: s, ByHost: map[string]error{"analysis": err}}
-	}
-	if r.Judge == nil {
-		return fail(errors.New("no canary judge configured"))
-	}
-	offsets := map[string]int64{}
-	var mu sync.Mutex
-	errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		c, err := r.Pool.Get(ctx, host)
-		if err != nil {
-			return err
-		}
-		res, err := c.Run(ctx, a.SizeCommand, nil)
-		if err != nil {
-			return err
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
-		if err != nil {
-			return fmt.Errorf("host %s: access log size %q: %w", host, res.Stdout, err)
-		}
-		mu.Lock()
-		offsets[host] = n
-		mu.Unlock()
-		return nil
-	})
-	if failed := only(errs); len(failed) > 0 {
-		return &StepError{Step: s, ByHost: failed}
-	}
-	start := time.Now()
-	r.Note("[analysis] %s: observing for %s", a.Stage, time.Duration(a.Pause))
-	wait := time.Duration(a.Pause)
-	waited := time.Duration(0)
-	for {
-		if err := r.sleep(ctx, wait); err != nil {
-			return fail(err)
-		}
-		waited += wait
-		logs := map[string][]byte{}
-		errs := sshx.Parallel(ctx, s.Hosts, r.Parallel, func(ctx context.Context, host string) error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			c, err := r.Pool.Get(ctx, host)
-			if err != nil {
-				return err
-			}
-			res, err := c.Run(ctx, "set -- "+strconv.FormatInt(offsets[host], 10)+"\n"+a.ReadCommand, nil)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			logs[host] = res.Stdout
-			mu.Unlock()
-			return nil
-		})
-		if failed := only(errs); len(failed) > 0 {
-			return &StepError{Step: s, ByHost: failed}
-		}
-		v, err := r.Judge(a.Stage, logs)
-		if err != nil {
-			return fail(fmt.Errorf("analysis: %w", err))
-		}
-		switch v.Decision {
-		case Pass:
-			r.progress("analysis", s.Title, "pass: "+v.Reason, time.Since(start))
-			return nil
-		case Fail:
-			r.progress("analysis", s.Title, "FAIL: "+v.Reason, time.Since(start))
-			return fail(fmt.Errorf("canary rejected at %s: %s", a.Stage, v.Reason))
-		}
-		if waited >= time.Duration(a.MaxWait) {
-			r.progress("analysis", s.Title, "FAIL: "+v.Reason, time.Since(start))
-			return fail(fmt.Errorf("canary at %s: no verdict after %s: %s", a.Stage, waited, v.Reason))
-		}
-		wait = max(time.Duration(a.Pause)/4, time.Second)
-		if rest := time.Duration(a.MaxWait) - waited; wait > rest {
-			wait = rest
-		}
-		r.Note("[analysis] %s: %s; waiting %s more", a.Stage, v.Reason, wait)
-	}
 }
 
 func only(errs map[string]error) map[string]error {

@@ -176,63 +176,6 @@ func TestStepTimeout(t *testing.T) {
 	}
 }
 
-func TestAnalyzeWaitsThenJudges(t *testing.T) {
-	th := newHosts(t, "shop-1", "shop-2")
-	for _, root := range th.roots {
-		os.WriteFile(filepath.Join(root, "access.log"), []byte("old line before the stage\n"), 0o644)
-	}
-	log := "$BELAY_ROOT/access.log"
-	spec := &plan.AnalyzeSpec{Stage: "10%", Pause: plan.Duration(time.Minute), MaxWait: plan.Duration(2 * time.Minute),
-		SizeCommand: "stat -c %s " + log,
-		ReadCommand: "off=$1; tail -c +$((off+1)) " + log}
-	var slept []time.Duration
-	round := 0
-	r := &run.Runner{Pool: th.pool, Layout: layout,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			slept = append(slept, d)
-			round++
-			for _, root := range th.roots { // traffic arrives while we "wait"
-				f, _ := os.OpenFile(filepath.Join(root, "access.log"), os.O_APPEND|os.O_WRONLY, 0)
-				fmt.Fprintf(f, "line %d\n", round)
-				f.Close()
-			}
-			return nil
-		},
-		Judge: func(stage string, logs map[string][]byte) (run.Verdict, error) {
-			for h, b := range logs {
-				if strings.Contains(string(b), "before the stage") {
-					return run.Verdict{}, fmt.Errorf("%s: window includes lines from before the stage", h)
-				}
-			}
-			if n := strings.Count(string(logs["shop-1"]), "\n"); n < 2 {
-				return run.Verdict{Decision: run.Wait, Reason: fmt.Sprintf("%d canary requests", n)}, nil
-			}
-			return run.Verdict{Decision: run.Pass, Reason: "canary 0.0% errors"}, nil
-		}}
-	p := &plan.Plan{Steps: []plan.Step{{ID: "01-analyze", Title: "analyze", Hosts: []string{"shop-1", "shop-2"}, Analyze: spec}}}
-	if err := r.Exec(context.Background(), p, recs("shop-1", "shop-2")); err != nil {
-		t.Fatal(err)
-	}
-	if len(slept) != 2 || slept[0] != time.Minute || slept[1] != 15*time.Second {
-		t.Fatalf("slept %v, want the pause then a quarter pause", slept)
-	}
-	// A canary that never gets enough traffic fails after MaxWait.
-	r.Judge = func(string, map[string][]byte) (run.Verdict, error) {
-		return run.Verdict{Decision: run.Wait, Reason: "0 canary requests"}, nil
-	}
-	slept = nil
-	err := r.Exec(context.Background(), p, recs("shop-1", "shop-2"))
-	if err == nil || !strings.Contains(err.Error(), "no verdict after 2m0s") {
-		t.Fatalf("got %v", err)
-	}
-	r.Judge = func(string, map[string][]byte) (run.Verdict, error) {
-		return run.Verdict{Decision: run.Fail, Reason: "canary 5xx 12% vs stable 0%"}, nil
-	}
-	if err := r.Exec(context.Background(), p, recs("shop-1", "shop-2")); err == nil || !strings.Contains(err.Error(), "5xx 12%") {
-		t.Fatalf("got %v", err)
-	}
-}
-
 func TestMain(m *testing.M) {
 	if _, err := exec.LookPath("sha256sum"); err != nil {
 		fmt.Println("skip: no coreutils")

@@ -100,7 +100,7 @@ host); --wait queues behind a running one.`,
 	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop")
 	fl.StringVar(&o.Steps, "steps", "10,50", `canary percentages after the whitelist, ascending ("" or "none": straight to 100 %)`)
 	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
-	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before the verdict (0: no analysis)")
+	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before it passes; judged every second, a failing canary rolls back at once (0: no analysis)")
 	fl.DurationVar(&o.MaxWait, "max-wait", 0, "wait up to this long for enough canary requests (default 3 x --pause)")
 	fl.Int64Var(&o.Thresholds.MinRequests, "min-requests", 0, "canary requests needed for a pass (default 200)")
 	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", 0, "max canary 5xx rate above stable, in percentage points (default 1.0)")
@@ -261,7 +261,7 @@ func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) er
 				fmt.Fprintf(d.IO.Out, " in %s", out.Duration)
 			}
 			if out.Rollback != "" {
-				fmt.Fprintf(d.IO.Out, " (the rollback of every host took %s)", out.Rollback)
+				fmt.Fprintf(d.IO.Out, " (the rollback of every host took %s%s)", out.Rollback, out.Detection.Summary())
 			}
 			fmt.Fprintln(d.IO.Out)
 			if out.Recovery != "" {
@@ -315,6 +315,12 @@ func writeSummary(w io.Writer, out *deploy.Outcome) {
 	fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
 	if out.Rollback != "" {
 		fmt.Fprintf(w, "| rollback took | %s |\n", out.Rollback)
+	}
+	if dt := out.Detection; dt != nil {
+		if dt.FirstBad != "" {
+			fmt.Fprintf(w, "| first bad | %s at %s |\n| first bad to rollback start / end | %s / %s |\n", dt.What, dt.FirstBad, dt.FirstBadToRollbackStart, dt.FirstBadToRollbackEnd)
+		}
+		fmt.Fprintf(w, "| detected to every host back | %s |\n", dt.DetectedToRollbackEnd)
 	}
 	if out.Recovery != "" {
 		fmt.Fprintf(w, "| recovery | %s |\n", out.Recovery)

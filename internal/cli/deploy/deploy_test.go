@@ -183,6 +183,36 @@ func TestGitHubActionsAnnotationAndSummary(t *testing.T) {
 	}
 }
 
+// TestReportDetection: a rolled-back deploy says how long after the first bad
+// response the rollback started and ended, in text, JSON and the job summary.
+func TestReportDetection(t *testing.T) {
+	summaryPath := filepath.Join(t.TempDir(), "summary.md")
+	h := &harness{env: map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summaryPath}}
+	out := &deploy.Outcome{App: "shop", Action: "deploy", Release: "v42", Result: "rolled-back", Duration: "20s", Rollback: "210ms",
+		Detection: &deploy.Detection{FirstBad: "2026-11-22T03:00:07.000Z", What: "first canary 5xx", Detected: "2026-11-22T03:00:08.100Z",
+			RollbackStarted: "2026-11-22T03:00:08.120Z", RollbackEnded: "2026-11-22T03:00:08.330Z",
+			FirstBadToRollbackStart: "1.12s", FirstBadToRollbackEnd: "1.33s", DetectedToRollbackEnd: "230ms"}}
+	if err := report(h.deps(), false, "deploy", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "(the rollback of every host took 210ms; first canary 5xx at 2026-11-22T03:00:07.000Z: rollback started 1.12s and ended 1.33s after it)"; !strings.Contains(h.out.String(), want) {
+		t.Errorf("text lacks %q:\n%s", want, h.out.String())
+	}
+	b, _ := os.ReadFile(summaryPath)
+	for _, want := range []string{"| first bad | first canary 5xx at 2026-11-22T03:00:07.000Z |", "| first bad to rollback start / end | 1.12s / 1.33s |", "| detected to every host back | 230ms |"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b)
+		}
+	}
+	h.out.Reset()
+	if err := report(h.deps(), true, "deploy", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.out.String(), `"firstBadToRollbackEnd": "1.33s"`) {
+		t.Errorf("JSON lacks the detection:\n%s", h.out.String())
+	}
+}
+
 func TestResolveApp(t *testing.T) {
 	inv, err := inventory.Load(testInventory)
 	if err != nil {

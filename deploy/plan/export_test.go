@@ -1,0 +1,4 @@
+package plan
+
+// Restart exposes the restart script to the shell tests.
+var Restart = restart
