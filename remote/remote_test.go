@@ -11,8 +11,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
-	"github.com/belay-sh/belay/remote"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/remote"
 )
 
 // TestPinnedHostKeyTypes runs a command through Hosts against a real sshd on
