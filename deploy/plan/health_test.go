@@ -201,7 +201,7 @@ func TestRestartResetsFailedFirst(t *testing.T) {
 		f.write(t, "no-reset", "")
 		f.write(t, "restart-error", "Job failed.\n")
 		out, err := f.cmd(plan.Restart(unit)).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "reset-failed "+unit+" was refused: sudo: a password is required; run belay up") {
+		if err == nil || !strings.Contains(string(out), "reset-failed "+unit+" was refused: sudo: a password is required; this host's sudoers predates it") {
 			t.Errorf("want the reset-failed hint; err %v\n%s", err, out)
 		}
 	})

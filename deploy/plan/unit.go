@@ -33,7 +33,7 @@ func restart(unit string) string {
 		"  1/*\"too often\"*|1/*start-limit*) if [ $n -lt 18 ]; then sleep 5; continue; fi;;",
 		"  esac",
 		"  echo \"$out\" >&2",
-		"  if [ $rf = 1 ]; then echo \"(sudo systemctl reset-failed " + unit + " was refused: $rfout; run belay up so the host's sudoers allows it)\" >&2; fi",
+		"  if [ $rf = 1 ]; then echo \"(sudo systemctl reset-failed " + unit + " was refused: $rfout; this host's sudoers predates it: re-render /etc/sudoers.d/belay-<app> from the roles)\" >&2; fi",
 		"  " + journalTail(unit),
 		"  exit 1",
 		"done",
