@@ -37,6 +37,9 @@ type Request struct {
 	// DrainMillis > 0 waits after the reload, at most this long, until no old
 	// nginx worker has requests in flight.
 	DrainMillis int64 `json:"drainMillis,omitempty"`
+	// Current (the watcher's, never on the wire: Decode refuses it) re-renders
+	// the stage in force, with the current down list, instead of Spec.
+	Current bool `json:"-"`
 }
 
 // Result says what Apply did.
@@ -199,6 +202,16 @@ func Apply(ctx context.Context, app string, req Request, o Options) (Result, err
 	prev, err := LoadStage(dir)
 	if err != nil {
 		return res, err
+	}
+	if req.Current {
+		// The watcher re-renders what is in force now, read under the lock:
+		// a spec it read before could be a stage the deployer just replaced.
+		if prev == nil {
+			res.Unchanged = true
+			return res, nil
+		}
+		req = Request{Spec: *prev}
+		res.Stage = prev.Stage.String()
 	}
 	if err := Check(app, req, prev); err != nil {
 		return res, fmt.Errorf("route %s: refused: %w", app, err)

@@ -171,7 +171,7 @@ func (w *Watcher) Once(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		res, err := Apply(ctx, app, Request{Spec: *apps[app]}, w.Opts)
+		res, err := Apply(ctx, app, Request{Current: true}, w.Opts)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -89,3 +89,33 @@ func TestWatcherNeverEmptiesAPool(t *testing.T) {
 		t.Fatalf("down list %v, want both members recorded", got)
 	}
 }
+
+// The watcher re-renders the stage in force when it applies, never a spec it
+// read earlier: a deployer's route in between (here: back to stable) wins.
+func TestWatcherReappliesTheStageInForce(t *testing.T) {
+	n := startNginx(t, "shop")
+	port := freePort(t)
+	full := spec("shop", port, traffic.Full, []string{"127.0.0.1", "127.0.0.2"}, []string{"127.0.0.1", "127.0.0.2"})
+	n.boot(t, full)
+	stale, _ := LoadStage(filepath.Join(n.opts.Dir, "shop"))
+	if _, err := Apply(context.Background(), "shop", Request{Spec: spec("shop", port, traffic.Stable, []string{"127.0.0.1", "127.0.0.2"}, nil)}, n.opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeDown(n.opts.RunDir, "shop", []string{fmt.Sprintf("127.0.0.2:%d", port)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Apply(context.Background(), "shop", Request{Current: true}, n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing, _ := os.ReadFile(filepath.Join(n.opts.Dir, "shop", routingFile))
+	if stale.Stage.Kind != traffic.Full || res.Stage != "stable" || !strings.Contains(string(routing), "stage stable") {
+		t.Fatalf("re-render applied %q (routing %q), want the stage in force (stable), not the stale %s", res.Stage, routing, stale.Stage)
+	}
+	if len(res.Down) != 1 {
+		t.Fatalf("down %v, want the watcher's member", res.Down)
+	}
+	if _, err := Decode([]byte(`{"spec":{"app":"shop"},"Current":true}`)); err == nil {
+		t.Fatal("the deploy user could ask for a re-render of an old stage through the wire format")
+	}
+}
