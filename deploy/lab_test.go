@@ -329,7 +329,7 @@ func TestLabKilledDeployConverges(t *testing.T) {
 		killAfter string
 		recovery  string
 	}{
-		{"before current switched", "route full … ok", "rolled back"},
+		{"before current switched", "route full", "rolled back"},
 		{"after current switched everywhere", "current -> ", "rolled forward"},
 	}
 	for _, tc := range tests {
