@@ -75,6 +75,22 @@ func start(t *testing.T, cmd []string, slot string) *proc {
 	return p
 }
 
+// startUp starts cmd and waits for its health check. The free port start picks
+// can be taken by a parallel test (another package) before the app binds it,
+// so a bind conflict gets a new port rather than failing the test.
+func startUp(t *testing.T, cmd []string, slot string) *proc {
+	t.Helper()
+	for try := 1; ; try++ {
+		p := start(t, cmd, slot)
+		if p.waitUp(t) {
+			return p
+		}
+		if try == 5 || !strings.Contains(p.stderr.String(), "address already in use") {
+			t.Fatalf("never healthy:\n%s", p.stderr)
+		}
+	}
+}
+
 // waitUp polls the health check; false if the process exited or never listened.
 func (p *proc) waitUp(t *testing.T) bool {
 	t.Helper()
@@ -132,10 +148,7 @@ func inFlight(t *testing.T, p *proc) <-chan error {
 
 func TestProcessSignals(t *testing.T) {
 	t.Run("ordinary app dies at once on SIGTERM, cutting the request in flight", func(t *testing.T) {
-		p := start(t, app(t, Switches{}), "stable")
-		if !p.waitUp(t) {
-			t.Fatalf("never healthy:\n%s", p.stderr)
-		}
+		p := startUp(t, app(t, Switches{}), "stable")
 		req := inFlight(t, p)
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		_, sig, after := p.exit(t, time.Second)
@@ -147,10 +160,7 @@ func TestProcessSignals(t *testing.T) {
 		}
 	})
 	t.Run("drain finishes the request in flight, then exits 0", func(t *testing.T) {
-		p := start(t, app(t, Switches{Drain: "5s"}), "stable")
-		if !p.waitUp(t) {
-			t.Fatalf("never healthy:\n%s", p.stderr)
-		}
+		p := startUp(t, app(t, Switches{Drain: "5s"}), "stable")
 		req := inFlight(t, p)
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		code, sig, _ := p.exit(t, 5*time.Second)
@@ -172,16 +182,10 @@ func TestProcessCrashes(t *testing.T) {
 		}
 	})
 	t.Run("crashLoop held to the canary slot starts in stable", func(t *testing.T) {
-		p := start(t, app(t, Switches{CrashLoop: "yes", FaultSlot: "canary"}), "stable")
-		if !p.waitUp(t) {
-			t.Fatalf("stable slot did not come up:\n%s", p.stderr)
-		}
+		startUp(t, app(t, Switches{CrashLoop: "yes", FaultSlot: "canary"}), "stable")
 	})
 	t.Run("crashAfter exits 2 after the first passed health check", func(t *testing.T) {
-		p := start(t, app(t, Switches{CrashAfter: "300ms"}), "canary")
-		if !p.waitUp(t) {
-			t.Fatalf("never healthy:\n%s", p.stderr)
-		}
+		p := startUp(t, app(t, Switches{CrashAfter: "300ms"}), "canary")
 		code, _, after := p.exit(t, 3*time.Second)
 		if code != 2 || !strings.Contains(p.stderr.String(), "crashing on purpose (crashAfter=300ms") {
 			t.Errorf("exit %d after %s, stderr %q; want 2 naming crashAfter", code, after, p.stderr)
@@ -205,10 +209,7 @@ func TestCommandWiring(t *testing.T) {
 		}
 	}
 	build("-X main.buildID=b9", "-X main.errorsOneIn=2", "-X main.faultSlot=canary")
-	p := start(t, []string{out}, "canary")
-	if !p.waitUp(t) {
-		t.Fatalf("never healthy:\n%s", p.stderr)
-	}
+	p := startUp(t, []string{out}, "canary")
 	var got []string
 	for i := 0; i < 2; i++ {
 		resp, err := http.Get(p.url + "/")
