@@ -144,9 +144,8 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	add(Step{ID: "promote-db", Kind: KindRoot, Host: sdb, Title: "promote the standby database (pg_promote, waits until it accepts writes)", Argv: hostcmd.Psql(hostcmd.PromoteSQL), Expect: "t"})
 	add(Step{ID: "check-promoted", Kind: KindRoot, Host: sdb, Title: "the standby database accepts writes", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
 	for _, a := range inv.Apps {
-		unit := "belay-app@" + a.Name + ".service"
-		add(Step{ID: "start-app/" + a.Standby, Kind: KindDeploy, Host: a.Standby, Title: fmt.Sprintf("enable and start %s on %s", a.Name, a.Standby),
-			Commands: []string{"sudo -n " + shq.Join("/usr/bin/systemctl", "enable", unit), "sudo -n " + shq.Join("/usr/bin/systemctl", "start", unit)}})
+		add(Step{ID: "start-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("enable and start %s on %s", a.Name, a.Standby),
+			Argv: hostcmd.StartStandbyApp(a.Name)})
 		add(Step{ID: "health-app/" + a.Standby, Kind: KindHealth, Host: a.Standby, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, a.Standby),
 			Commands: []string{HealthCommand(a)}})
 	}

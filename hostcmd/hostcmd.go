@@ -139,6 +139,12 @@ func StartApp(app string) []string {
 	return []string{"systemctl", "start", "keepalived.service", "nginx.service", "belay-app@" + app + ".service"}
 }
 
+// StartStandbyApp enables and starts app on a standby app server (the site
+// switch): it must come back after a reboot while the standby site serves.
+func StartStandbyApp(app string) []string {
+	return []string{"systemctl", "enable", "--now", "belay-app@" + app + ".service"}
+}
+
 // StopStandbyApp stops app on a standby app server and keeps it from starting at boot.
 func StopStandbyApp(app string) []string {
 	return []string{"systemctl", "disable", "--now", "belay-app@" + app + ".service"}
@@ -178,7 +184,7 @@ func ForHost(h Host) [][]string {
 			out = append(out, StopUnit(NginxUnit), StartUnit(NginxUnit))
 		case inventory.RoleStandbyApp:
 			for _, a := range h.Apps {
-				out = append(out, StopStandbyApp(a))
+				out = append(out, StartStandbyApp(a), StopStandbyApp(a))
 			}
 		case inventory.RoleDB:
 			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),
