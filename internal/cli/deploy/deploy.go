@@ -87,6 +87,7 @@ host); --wait queues behind a running one.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	o.Common.drainFlag(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Artifact, "artifact", "", "release artifact: .tar/.tar.gz with ./start at its root, or one executable (required)")
@@ -211,7 +212,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := o.resolveApp(inv); err != nil {
+	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
 	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby}

@@ -54,7 +54,7 @@ func writeArtifact(t *testing.T) string {
 }
 
 func deployOpts(h *harness, art string) *DeployOptions {
-	return &DeployOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Artifact: art, Release: "v42",
+	return &DeployOptions{deps: h.deps(), Common: Common{ConnFlags: ConnFlags{InventoryRef: testInventory}}, Artifact: art, Release: "v42",
 		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second,
 		MaxEntries: 200_000, MaxUnpackedSize: "4GiB", MaxRatio: 100}
 }
@@ -219,12 +219,12 @@ func TestResolveApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Common{}
-	if err := c.resolveApp(inv); err != nil || c.App != "shop" {
+	if err := c.ResolveApp(inv); err != nil || c.App != "shop" {
 		t.Fatalf("single app: %v %q", err, c.App)
 	}
 	inv.Apps = append(inv.Apps, inventory.App{Name: "blog"})
 	c = &Common{}
-	if err := c.resolveApp(inv); err == nil || !strings.Contains(err.Error(), "several apps (shop, blog)") {
+	if err := c.ResolveApp(inv); err == nil || !strings.Contains(err.Error(), "several apps (shop, blog)") {
 		t.Fatalf("several apps: %v", err)
 	}
 }
@@ -249,7 +249,7 @@ func TestReleaseMarks(t *testing.T) {
 
 func TestLeaseBreakNeedsReason(t *testing.T) {
 	h := &harness{}
-	o := &LeaseBreakOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Reason: "  "}
+	o := &LeaseBreakOptions{deps: h.deps(), Common: Common{ConnFlags: ConnFlags{InventoryRef: testInventory}}, Reason: "  "}
 	if err := runLeaseBreak(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--reason") {
 		t.Fatalf("got %v, want --reason required", err)
 	}

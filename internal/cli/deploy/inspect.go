@@ -46,6 +46,7 @@ docs/deploy.md) — often that alone is the rollback.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	o.Common.drainFlag(cmd)
 	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
 	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
@@ -103,6 +104,7 @@ each host's "lease" (on the lease host) and "rollout" (running, died, paused).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	return cmd
 }
 
@@ -186,6 +188,7 @@ func NewCmdReleases(f *cli.Factory) *cobra.Command {
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runReleases(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	return cmd
 }
 
