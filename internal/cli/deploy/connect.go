@@ -66,8 +66,8 @@ const AppFlagHelp = "app name as in the inventory (default: the only app; requir
 // Common are the flags every deploy command shares.
 type Common struct {
 	ConnFlags
-	JSON        bool
-	Parallel    int
+	JSON     bool
+	Parallel int
 	// SkipStandby leaves the standby site's app server out.
 	SkipStandby bool
 	// DrainTimeout bounds each drain (deploy and rollback only: drainFlag).
