@@ -84,7 +84,9 @@ host); --wait queues behind a running one.`,
   # in CI: wait for a running deploy, stop after the whitelist stage
   belay deploy --inventory pulumi:prod --artifact shop.tar.gz --release "$GITHUB_SHA" --wait`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return early(o.deps, "deploy", o.App, o.Release, runDeploy(cmd.Context(), o)) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return early(o.deps, "deploy", o.App, o.Release, runDeploy(cmd.Context(), o))
+		},
 	}
 	o.Common.flags(cmd)
 	o.Common.skipStandbyFlag(cmd)

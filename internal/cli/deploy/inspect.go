@@ -43,7 +43,9 @@ docs/deploy.md) — often that alone is the rollback.`,
   belay rollback --app shop --to v40 --json
   belay rollback --app shop --abandon   # CI: drop a paused canary, else no-op`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return early(o.deps, "rollback", o.App, o.To, runRollback(cmd.Context(), o)) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return early(o.deps, "rollback", o.App, o.To, runRollback(cmd.Context(), o))
+		},
 	}
 	o.Common.flags(cmd)
 	o.Common.skipStandbyFlag(cmd)
