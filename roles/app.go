@@ -49,8 +49,17 @@ func AppEnvFile(app string) string { return "/etc/belay/" + app + ".env" }
 // AppRoutingFile is the deployer-owned nginx routing include of an app.
 func AppRoutingFile(app string) string { return "/etc/belay/nginx/" + app + "/routing.conf" }
 
-// AppAccessLog is the access log (format `belay`) the deployer reads during a rollout.
-func AppAccessLog(app string) string { return "/var/log/nginx/belay-" + app + ".access.log" }
+// AppAccessLog is the access log (format `belay`) the deployer reads during a
+// rollout and `belay logs` shows. It lives in AppLogDir, not beside Debian's
+// logs: Debian's logrotate recreates /var/log/nginx/*.log as www-data:adm 0640,
+// which the deploy user cannot read, and adm would open every system log to it.
+func AppAccessLog(app string) string { return AppLogDir + "/" + app + ".access.log" }
+
+// AppLogDir holds the apps' access logs: root-owned, readable by the deploy
+// user's group only (0750 root:<deploy>); the files are root's and read-only
+// to that group (nginx creates them 0644 in the closed directory, logrotate
+// recreates them 0640 root:<deploy>, see appLogrotate).
+const AppLogDir = "/var/log/nginx/belay"
 
 // AppUnit and CanaryUnit name an app's systemd units.
 func AppUnit(app string) string { return "belay-app@" + app + ".service" }
@@ -255,6 +264,10 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		{Path: "/etc/systemd/system/" + CanaryUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port + 1), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/sudoers.d/belay-" + name, Content: sudoers(s.DeployUser, name), Owner: "root:root", Permissions: "0440"},
 		{Path: "/etc/nginx/conf.d/00-belay-logformat.conf", Content: nginxLogFormat, Owner: "root:root", Permissions: "0644"},
+		// Written (empty) before nginx is installed, so AppLogDir exists when the
+		// package first starts nginx with this app's config; runcmd closes the directory.
+		{Path: AppAccessLog(name), Content: "", Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/logrotate.d/belay-nginx", Content: appLogrotate(s.DeployUser), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/nginx/conf.d/belay-" + name + ".conf", Content: nginxAppConf(s), Owner: "root:root", Permissions: "0644"},
 		// Root-owned: the deploy user hands stages to `belay host route`, which
@@ -278,6 +291,7 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		// The app writes uploads etc. here; the deploy user manages it too.
 		dir(srv+"/shared", s.DeployUser+":"+AppUser, "2775"),
 		dir("/etc/belay/nginx/"+name, "root:root", "0755"),
+		dir(AppLogDir, "root:"+s.DeployUser, "0750"),
 		// Debian's default site would answer for unknown hosts and claims default_server.
 		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
 		[]string{"systemctl", "daemon-reload"},
@@ -383,10 +397,36 @@ func sudoers(user, app string) string {
 	// Traffic changes go through one root helper that validates the stage and
 	// renders nginx's files itself (stdin is data, the app is pinned here).
 	cmds = append(cmds, BelayBinary+" host route "+app)
+	// belay exec: the helper validates the app, reads its environment and runs
+	// the command as belay-app with no_new_privs, never as root (package
+	// hostexec). The command is the caller's by design; "--" is pinned so no
+	// argument can be taken for a helper flag.
+	cmds = append(cmds, BelayBinary+" host exec "+app+" -- *")
 	alias := "BELAY_" + strings.ToUpper(strings.ReplaceAll(app, "-", "_"))
 	return "# Rendered by belay: exact commands the deploy user may run as root for app " + app + ".\n" +
 		"Cmnd_Alias " + alias + " = " + strings.Join(cmds, ", \\\n    ") + "\n" +
 		user + " ALL=(root) NOPASSWD: " + alias + "\n"
+}
+
+// appLogrotate rotates the apps' access logs (Debian's nginx rule covers
+// /var/log/nginx/*.log only, not this directory). The canary probe reads a
+// rotated log from its start, so rotation mid-stage loses no verdict.
+func appLogrotate(deployUser string) string {
+	return `# Rendered by belay: the apps' access logs, readable by the deploy user's group only.
+` + AppLogDir + `/*.log {
+	daily
+	missingok
+	rotate 14
+	compress
+	delaycompress
+	notifempty
+	create 0640 root ` + deployUser + `
+	sharedscripts
+	postrotate
+		invoke-rc.d nginx rotate >/dev/null 2>&1 || true
+	endscript
+}
+`
 }
 
 // nginxLogFormat defines format `belay` (tab-separated). Its file sorts first in

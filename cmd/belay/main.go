@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -14,8 +15,50 @@ import (
 	"github.com/belay-sh/belay/internal/cli"
 )
 
-// version is set by the release build (-ldflags "-X main.version=...").
-var version = "dev"
+// version is set by the release build (-ldflags "-X main.version=...");
+// otherwise buildVersion reads the module version and VCS revision Go embeds.
+var version = ""
+
+// buildVersion is the -X version, else the module version (go install
+// ...@v1.2.3), else the VCS revision (a build from a checkout), marked
+// "+dirty" when the tree had changes.
+func buildVersion(x string, info *debug.BuildInfo, ok bool) string {
+	if x != "" {
+		return x
+	}
+	if !ok {
+		return "unknown (no build info)"
+	}
+	v := info.Main.Version
+	var rev, modified, when string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		case "vcs.time":
+			when = s.Value
+		}
+	}
+	if v != "" && v != "(devel)" {
+		return v
+	}
+	if rev == "" {
+		return "(devel), no VCS revision"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	out := "(devel) " + rev
+	if modified == "true" {
+		out += "+dirty"
+	}
+	if when != "" {
+		out += " " + when
+	}
+	return out
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -33,6 +76,7 @@ func main() {
 }
 
 func newRootCmd(f *cli.Factory) *cobra.Command {
+	info, ok := debug.ReadBuildInfo()
 	root := &cobra.Command{
 		Use:   "belay",
 		Short: "Provision, deploy and drill highly available web apps",
@@ -42,7 +86,7 @@ canary deploys with automatic rollback, and drills that prove it all.`,
 		Example: `  belay lab up                 # the whole topology as real machines on this box
   belay deploy --app shop --artifact shop.tar.gz --release v42
   belay drill db-primary --repeat 10`,
-		Version:       version,
+		Version:       buildVersion(version, info, ok),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -527,7 +527,7 @@ func routeCommand(app string, req RouteRequest) (string, error) {
 }
 
 // AccessLog is the app's nginx access log (host layout contract).
-func AccessLog(app string) string { return "/var/log/nginx/belay-" + app + ".access.log" }
+func AccessLog(app string) string { return "/var/log/nginx/belay/" + app + ".access.log" }
 
 func (b *builder) analyze(p *Plan, stage string) {
 	if b.st.Pause <= 0 {

@@ -488,3 +488,62 @@ func (t *tailBuffer) String() string {
 	defer t.mu.Unlock()
 	return string(t.b)
 }
+
+// PTY asks for a terminal for Interactive.
+type PTY struct {
+	Term          string
+	Width, Height int
+	// Resize delivers new sizes (SIGWINCH) while the command runs; may be nil.
+	Resize <-chan [2]int
+}
+
+// Interactive runs cmd on a remote terminal (pty) with in as its keyboard and
+// returns its exit status. Unlike Stream it never waits for in to end (a
+// console's stdin is a terminal that does not): the session ends when the
+// remote command does, or when ctx is cancelled.
+func (c *Client) Interactive(ctx context.Context, cmd string, pty PTY, in io.Reader, out io.Writer) (int, error) {
+	if err := c.Err(); err != nil {
+		return -1, err
+	}
+	s, err := c.client.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("host %s: new session: %w", c.Name, err)
+	}
+	defer s.Close()
+	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+	if err := s.RequestPty(pty.Term, pty.Height, pty.Width, modes); err != nil {
+		return -1, fmt.Errorf("host %s: request pty: %w", c.Name, err)
+	}
+	s.Stdout, s.Stderr = out, out
+	w, err := s.StdinPipe()
+	if err != nil {
+		return -1, err
+	}
+	if err := s.Start(cmd); err != nil {
+		return -1, fmt.Errorf("host %s: start `%s`: %w", c.Name, summarize(cmd), err)
+	}
+	go func() { _, _ = io.Copy(w, in); _ = w.Close() }()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	for {
+		select {
+		case sz := <-pty.Resize:
+			_ = s.WindowChange(sz[1], sz[0])
+			continue
+		case err = <-done:
+		case <-ctx.Done():
+			_ = s.Signal(ssh.SIGHUP)
+			s.Close()
+			return -1, fmt.Errorf("host %s: `%s`: %w", c.Name, summarize(cmd), ctx.Err())
+		}
+		break
+	}
+	if err == nil {
+		return 0, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitStatus(), &CommandError{Host: c.Name, Cmd: cmd, Code: ee.ExitStatus()}
+	}
+	return -1, fmt.Errorf("host %s: `%s`: %w", c.Name, summarize(cmd), err)
+}

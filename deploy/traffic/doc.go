@@ -31,7 +31,7 @@
 //	server {
 //	    listen 80;
 //	    server_name <domains>;
-//	    access_log /var/log/nginx/belay-<app>.access.log belay;
+//	    access_log /var/log/nginx/belay/<app>.access.log belay;
 //	    include /etc/belay/nginx/<app>/routing.conf;
 //	    location / {
 //	        proxy_pass http://belay_<app>_$belay_pool;

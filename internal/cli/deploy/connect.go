@@ -28,13 +28,46 @@ import (
 	"github.com/belay-sh/belay/inventory"
 )
 
-// Common are the flags every deploy command shares.
-type Common struct {
+// ConnFlags are the flags of every command that reaches an app's hosts over
+// SSH as the deploy user (deploy, rollback, status, releases, audit, lease,
+// logs, exec): one definition, so -i, --bastion, --connect-timeout and the
+// app default are the same everywhere.
+type ConnFlags struct {
 	InventoryRef string
 	App          string
-	JSON         bool
 	SSH          SSHOptions
-	Parallel     int
+}
+
+// AddFlags registers the connection flags (not --app: see AddAppFlag).
+func (c *ConnFlags) AddFlags(cmd *cobra.Command) { c.addFlags(cmd, "i") }
+
+// AddFlagsExec is AddFlags for belay exec, whose -i is --interactive (as in
+// docker exec -it); its inventory is --inventory only.
+func (c *ConnFlags) AddFlagsExec(cmd *cobra.Command) { c.addFlags(cmd, "") }
+
+func (c *ConnFlags) addFlags(cmd *cobra.Command, invShort string) {
+	fl := cmd.Flags()
+	fl.StringVarP(&c.InventoryRef, "inventory", invShort, cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
+	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
+	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
+	fl.StringVar(&c.SSH.BastionHostKey, "bastion-host-key", "", `pinned host key of a bastion outside the inventory ("ssh-ed25519 AAAA...")`)
+	fl.DurationVar(&c.SSH.ConnectTimeout, "connect-timeout", 15*time.Second, "TCP connect + SSH handshake timeout per host")
+}
+
+// AddAppFlag registers --app for the commands that take the app as a flag.
+func (c *ConnFlags) AddAppFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.App, "app", "", AppFlagHelp)
+}
+
+// AppFlagHelp is how every command explains its app default.
+const AppFlagHelp = "app name as in the inventory (default: the only app; required when there are several)"
+
+// Common are the flags every deploy command shares.
+type Common struct {
+	ConnFlags
+	JSON     bool
+	Parallel int
 	// SkipStandby leaves the standby site's app server out.
 	SkipStandby bool
 	// DrainTimeout bounds each drain (deploy and rollback only: drainFlag).
@@ -71,21 +104,29 @@ type SSHOptions struct {
 }
 
 func (c *Common) flags(cmd *cobra.Command) {
+	c.ConnFlags.AddFlags(cmd)
+	c.ConnFlags.AddAppFlag(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&c.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
-	fl.StringVar(&c.App, "app", "", "app name as in the inventory (default: the only app)")
 	fl.BoolVar(&c.JSON, "json", false, "print JSON instead of text")
 	fl.IntVar(&c.Parallel, "parallel", 0, "work on at most this many hosts at once (0: all)")
-	fl.BoolVar(&c.SkipStandby, "skip-standby", false, "leave the standby site's app server out (e.g. unreachable); it keeps its release until a later deploy")
-	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
-	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
-	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
-	fl.StringVar(&c.SSH.BastionHostKey, "bastion-host-key", "", `pinned host key of a bastion outside the inventory ("ssh-ed25519 AAAA...")`)
-	fl.DurationVar(&c.SSH.ConnectTimeout, "connect-timeout", 15*time.Second, "TCP connect + SSH handshake timeout per host")
 }
 
-// resolveApp fills c.App with the only app when it is not given.
-func (c *Common) resolveApp(inv *inventory.Inventory) error {
+// skipStandbyFlag adds --skip-standby to the commands that act on every app
+// server (deploy, rollback, status, releases); audit reads one host and has none.
+func (c *Common) skipStandbyFlag(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.SkipStandby, "skip-standby", false, "leave the standby site's app server out (e.g. unreachable); it keeps its release until a later deploy")
+}
+
+// checkParallel refuses a negative --parallel.
+func (c *Common) checkParallel() error {
+	if c.Parallel < 0 {
+		return fmt.Errorf("--parallel %d: expected 0 (all hosts at once) or more", c.Parallel)
+	}
+	return nil
+}
+
+// ResolveApp fills c.App with the only app when it is not given.
+func (c *ConnFlags) ResolveApp(inv *inventory.Inventory) error {
 	if c.App != "" {
 		if inv.App(c.App) == nil {
 			var names []string
@@ -219,7 +260,10 @@ func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session,
 	if err != nil {
 		return nil, err
 	}
-	if err := c.resolveApp(inv); err != nil {
+	if err := c.checkParallel(); err != nil {
+		return nil, err
+	}
+	if err := c.ResolveApp(inv); err != nil {
 		return nil, err
 	}
 	pool, closeFn, err := f.Connect(ctx, inv, c.InventoryRef, c.SSH, f.Getenv)

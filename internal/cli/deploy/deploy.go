@@ -84,9 +84,12 @@ host); --wait queues behind a running one.`,
   # in CI: wait for a running deploy, stop after the whitelist stage
   belay deploy --inventory pulumi:prod --artifact shop.tar.gz --release "$GITHUB_SHA" --wait`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return early(o.deps, "deploy", o.App, o.Release, runDeploy(cmd.Context(), o))
+		},
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	o.Common.drainFlag(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Artifact, "artifact", "", "release artifact: .tar/.tar.gz with ./start at its root, or one executable (required)")
@@ -102,9 +105,10 @@ host); --wait queues behind a running one.`,
 	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
 	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before it passes; judged every second, a failing canary rolls back at once (0: no analysis)")
 	fl.DurationVar(&o.MaxWait, "max-wait", 0, "wait up to this long for enough canary requests (default 3 x --pause)")
-	fl.Int64Var(&o.Thresholds.MinRequests, "min-requests", 0, "canary requests needed for a pass (default 200)")
-	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", 0, "max canary 5xx rate above stable, in percentage points (default 1.0)")
-	fl.Float64Var(&o.Thresholds.MaxSlowDelta, "max-slow-delta", 0, "max canary slow-request share above stable, in points (default 5.0)")
+	def0 := analysis.DefaultThresholds()
+	fl.Int64Var(&o.Thresholds.MinRequests, "min-requests", def0.MinRequests, "canary requests needed for a pass (at least 1)")
+	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", def0.MaxErrorDelta, "max canary 5xx rate above stable, in percentage points (0 or more)")
+	fl.Float64Var(&o.Thresholds.MaxSlowDelta, "max-slow-delta", def0.MaxSlowDelta, "max canary slow-request share above stable, in points (0 or more)")
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
 	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
 	fl.DurationVar(&o.HealthTimeout, "health-timeout", 30*time.Second, "how long a new instance may take to pass its health check (polled 50 ms apart, backing off to 1 s)")
@@ -152,7 +156,31 @@ func (o *DeployOptions) strategy() (plan.Strategy, error) {
 	if err := o.checkDrain(); err != nil {
 		return st, err
 	}
-	return st, nil
+	if err := o.checkThresholds(); err != nil {
+		return st, err
+	}
+	return st, o.checkParallel()
+}
+
+// checkThresholds refuses verdict thresholds that would judge nothing or
+// everything: the analysis would otherwise take 0 for "use the default".
+func (o *DeployOptions) checkThresholds() error {
+	t := o.Thresholds
+	switch {
+	case t.MinRequests < 1:
+		return fmt.Errorf("--min-requests %d: expected at least 1 (a verdict needs canary requests)", t.MinRequests)
+	case t.MaxErrorDelta < 0:
+		return fmt.Errorf("--max-error-delta %g: expected 0 or more percentage points", t.MaxErrorDelta)
+	case t.MaxSlowDelta < 0:
+		return fmt.Errorf("--max-slow-delta %g: expected 0 or more percentage points", t.MaxSlowDelta)
+	case t.SlowAbsolute < 0:
+		return fmt.Errorf("--slow %s: expected 0 (derived from stable) or more", t.SlowAbsolute)
+	case o.Pause < 0:
+		return fmt.Errorf("--pause %s: expected 0 or more", o.Pause)
+	case o.MaxWait < 0:
+		return fmt.Errorf("--max-wait %s: expected 0 or more", o.MaxWait)
+	}
+	return nil
 }
 
 // parseSteps reads "10,50" (or "" / "none" for no percent stages).
@@ -211,7 +239,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := o.resolveApp(inv); err != nil {
+	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
 	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby}
@@ -233,7 +261,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	}
 	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
 	if err != nil {
-		return ghFail(o.deps, "deploy", err)
+		return err // early() annotates it
 	}
 	defer s.close()
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
@@ -279,11 +307,25 @@ func report(d deps, asJSON bool, what string, out *deploy.Outcome, err error) er
 	return nil
 }
 
+// early reports a failure that happened before any host was touched (bad
+// flag, bad artifact, unreadable inventory, unreachable host) like a failed
+// outcome: ::error annotation and job summary in GitHub Actions, then exit 1.
+// Errors report() already handled arrive as cli.ExitError and pass through.
+func early(d deps, what, app, rel string, err error) error {
+	var ee cli.ExitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	summary(d, &deploy.Outcome{Action: what, App: app, Release: rel, Result: "failed", Error: err.Error()})
+	return ghFail(d, what, err)
+}
+
 func ghFail(d deps, what string, err error) error {
 	if d.Getenv("GITHUB_ACTIONS") == "true" {
 		// Annotations are one line; %0A is GitHub's escaped newline.
 		msg := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(err.Error())
-		fmt.Fprintf(d.IO.Out, "::error title=belay %s::%s\n", what, msg)
+		// stderr: stdout may carry the --json document, which must stay parseable.
+		fmt.Fprintf(d.IO.ErrOut, "::error title=belay %s::%s\n", what, msg)
 	}
 	fmt.Fprintln(d.IO.ErrOut, "belay:", err)
 	return cli.ExitError{Code: 1}
@@ -308,11 +350,17 @@ func writeSummary(w io.Writer, out *deploy.Outcome) {
 	icon := map[string]string{"ok": "✅", "paused": "⏸️", "rolled-back": "↩️", "rollback-failed": "🛑", "failed": "❌"}[out.Result]
 	fmt.Fprintf(w, "### %s belay %s `%s` %s: %s\n\n", icon, out.Action, out.App, out.Release, out.Result)
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
-	fmt.Fprintf(w, "| hosts | %s |\n", strings.Join(out.Hosts, ", "))
+	if len(out.Hosts) > 0 {
+		fmt.Fprintf(w, "| hosts | %s |\n", strings.Join(out.Hosts, ", "))
+	}
 	if out.Previous != "" {
 		fmt.Fprintf(w, "| previous | %s |\n", out.Previous)
 	}
-	fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
+	if out.DeployID != "" {
+		fmt.Fprintf(w, "| deploy id | %s |\n| duration | %s |\n", out.DeployID, out.Duration)
+	} else {
+		fmt.Fprintf(w, "| hosts touched | none (failed before the rollout began) |\n")
+	}
 	if out.Rollback != "" {
 		fmt.Fprintf(w, "| rollback took | %s |\n", out.Rollback)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/analysis"
 	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/internal/cli"
@@ -54,8 +55,8 @@ func writeArtifact(t *testing.T) string {
 }
 
 func deployOpts(h *harness, art string) *DeployOptions {
-	return &DeployOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Artifact: art, Release: "v42",
-		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second,
+	return &DeployOptions{deps: h.deps(), Common: Common{ConnFlags: ConnFlags{InventoryRef: testInventory}}, Artifact: art, Release: "v42",
+		Steps: "10,50", Sticky: "ip", Keep: 5, HealthTimeout: 30 * time.Second, Thresholds: analysis.DefaultThresholds(),
 		MaxEntries: 200_000, MaxUnpackedSize: "4GiB", MaxRatio: 100}
 }
 
@@ -152,14 +153,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 func TestGitHubActionsAnnotationAndSummary(t *testing.T) {
 	summaryPath := filepath.Join(t.TempDir(), "summary.md")
 	h := &harness{env: map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summaryPath}, connectErr: errors.New("host shop-2: host key refused\nsecond line")}
-	err := runDeploy(context.Background(), deployOpts(h, writeArtifact(t)))
+	err := early(h.deps(), "deploy", "shop", "v42", runDeploy(context.Background(), deployOpts(h, writeArtifact(t))))
 	var exit cli.ExitError
 	if !errors.As(err, &exit) || exit.Code != 1 {
 		t.Fatalf("want exit 1, got %v", err)
 	}
-	if want := "::error title=belay deploy::host shop-2: host key refused%0Asecond line\n"; h.out.String() != want {
-		t.Errorf("annotation %q, want %q", h.out.String(), want)
+	// On stderr: stdout may carry the --json document.
+	if want := "::error title=belay deploy::host shop-2: host key refused%0Asecond line\n"; !strings.HasPrefix(h.errOut.String(), want) || h.out.Len() != 0 {
+		t.Errorf("annotation: stderr %q stdout %q, want %q on stderr", h.errOut.String(), h.out.String(), want)
 	}
+	h.errOut.Reset()
+	os.Remove(summaryPath)
 	out := &deploy.Outcome{App: "shop", Action: "deploy", Release: "v42", Previous: "v41", Result: "rolled-back", Hosts: []string{"shop-1", "shop-2"},
 		DeployID: "d1", Duration: "12s", Rollback: "640ms", Error: "step 04-canary-health failed"}
 	h.out.Reset()
@@ -219,12 +223,12 @@ func TestResolveApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Common{}
-	if err := c.resolveApp(inv); err != nil || c.App != "shop" {
+	if err := c.ResolveApp(inv); err != nil || c.App != "shop" {
 		t.Fatalf("single app: %v %q", err, c.App)
 	}
 	inv.Apps = append(inv.Apps, inventory.App{Name: "blog"})
 	c = &Common{}
-	if err := c.resolveApp(inv); err == nil || !strings.Contains(err.Error(), "several apps (shop, blog)") {
+	if err := c.ResolveApp(inv); err == nil || !strings.Contains(err.Error(), "several apps (shop, blog)") {
 		t.Fatalf("several apps: %v", err)
 	}
 }
@@ -249,7 +253,7 @@ func TestReleaseMarks(t *testing.T) {
 
 func TestLeaseBreakNeedsReason(t *testing.T) {
 	h := &harness{}
-	o := &LeaseBreakOptions{deps: h.deps(), Common: Common{InventoryRef: testInventory}, Reason: "  "}
+	o := &LeaseBreakOptions{deps: h.deps(), Common: Common{ConnFlags: ConnFlags{InventoryRef: testInventory}}, Reason: "  "}
 	if err := runLeaseBreak(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--reason") {
 		t.Fatalf("got %v, want --reason required", err)
 	}

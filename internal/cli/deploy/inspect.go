@@ -43,9 +43,12 @@ docs/deploy.md) — often that alone is the rollback.`,
   belay rollback --app shop --to v40 --json
   belay rollback --app shop --abandon   # CI: drop a paused canary, else no-op`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runRollback(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return early(o.deps, "rollback", o.App, o.To, runRollback(cmd.Context(), o))
+		},
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	o.Common.drainFlag(cmd)
 	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
 	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
@@ -66,7 +69,7 @@ func runRollback(ctx context.Context, o *RollbackOptions) error {
 	}
 	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
 	if err != nil {
-		return ghFail(o.deps, "rollback", err)
+		return err // early() annotates it
 	}
 	defer s.close()
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
@@ -103,6 +106,7 @@ each host's "lease" (on the lease host) and "rollout" (running, died, paused).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	return cmd
 }
 
@@ -117,7 +121,17 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 		return err
 	}
 	if o.JSON {
-		return cli.PrintJSON(o.IO.Out, states)
+		// Same exit status as the text form: 1 when a host could not be read
+		// (its "error" field says why), so scripts need not parse to notice.
+		if err := cli.PrintJSON(o.IO.Out, states); err != nil {
+			return err
+		}
+		for _, st := range states {
+			if st.Error != "" {
+				return cli.ExitError{Code: 1}
+			}
+		}
+		return nil
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tCURRENT\tSTABLE\tHEALTH\tCANARY\tCANARY UNIT\tCANARY HEALTH\tCANARY TRAFFIC\tLAST DEPLOY")
@@ -186,6 +200,7 @@ func NewCmdReleases(f *cli.Factory) *cobra.Command {
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runReleases(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	return cmd
 }
 
@@ -248,7 +263,15 @@ func runReleases(ctx context.Context, o *ListOptions) error {
 		out = append(out, releasesOf(st))
 	}
 	if o.JSON {
-		return cli.PrintJSON(o.IO.Out, out)
+		if err := cli.PrintJSON(o.IO.Out, out); err != nil {
+			return err
+		}
+		for _, hr := range out {
+			if hr.Error != "" {
+				return cli.ExitError{Code: 1}
+			}
+		}
+		return nil
 	}
 	failed := false
 	for _, hr := range out {

@@ -55,6 +55,7 @@ unfinished rollout is converged first.`,
 		},
 	}
 	o.Common.flags(cmd)
+	o.Common.skipStandbyFlag(cmd)
 	cmd.Flags().StringVar(&o.Reason, "reason", "", "why the holder is known to be gone (required; written to the audit log)")
 	return cmd
 }
