@@ -28,9 +28,10 @@ func NewCmdHost(f *cli.Factory) *cobra.Command {
 
 route applies a traffic stage the deployer sends on stdin: root validates it,
 renders the nginx files, checks, reloads and drains. route-watch (a service)
-marks unreachable upstream members down so no request waits on a dead peer.`,
+marks unreachable upstream members down so no request waits on a dead peer.
+converge applies a signed bundle from belay converge (any server).`,
 	}
-	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil))
+	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdConverge(f, nil))
 	return cmd
 }
 
