@@ -107,11 +107,12 @@ func unitEffect(rel string) Effect {
 // helper refuses any other, whatever the signature (defence in depth: a
 // leaked seed still cannot write /etc/shadow through converge).
 var allowedExact = map[string]bool{
-	"/etc/nftables.conf":                  true,
-	"/etc/keepalived/keepalived.conf":     true,
-	"/var/lib/postgresql/.pgpass":         true,
-	roles.ConvergePubFile:                 true,
-	"/etc/belay/postgresql/bootstrap.sql": true,
+	"/etc/nftables.conf":                         true,
+	"/etc/keepalived/keepalived.conf":            true,
+	"/var/lib/postgresql/.pgpass":                true,
+	"/etc/systemd/system/pgautofailover.service": true,
+	roles.ConvergePubFile:                        true,
+	"/etc/belay/postgresql/bootstrap.sql":        true,
 }
 
 var allowedPrefixes = []string{
@@ -122,7 +123,7 @@ var allowedPrefixes = []string{
 	"/etc/systemd/timesyncd.conf.d/",
 	"/etc/systemd/system/belay-",
 	"/etc/systemd/system/keepalived.service.d/",
-	"/etc/systemd/system/pgautofailover.service",
+	"/etc/systemd/system/pgautofailover.service.d/",
 	"/etc/belay/",
 	"/etc/pgbackrest/",
 	"/home/",
