@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 )
 
 // BundleVersion is the bundle format the root helper accepts.
@@ -135,7 +137,7 @@ func (b Bundle) Check(host string) error {
 		}
 	}
 	for _, d := range b.Dirs {
-		if !allowedDir(d.Path) {
+		if !allowedDir(d.Path) || d.Mode > 0o3777 || d.Mode&0o002 != 0 {
 			return fmt.Errorf("bundle: directory %q: not one converge manages", d.Path)
 		}
 		if err := checkOwner(d.Owner); err != nil {
@@ -143,8 +145,9 @@ func (b Bundle) Check(host string) error {
 		}
 	}
 	for _, u := range b.Users {
-		if !userRE.MatchString(u.Name) || !Allowed(u.Home+"/.ssh/authorized_keys") && !allowedDir(u.Home) {
-			return fmt.Errorf("bundle: user %q (home %q): not a user converge manages", u.Name, u.Home)
+		// Users are only ever created when missing (useradd --system), never changed.
+		if !userRE.MatchString(u.Name) || u.Name == "root" || !path.IsAbs(u.Home) || path.Clean(u.Home) != u.Home || strings.ContainsAny(u.Gecos, ":\n") {
+			return fmt.Errorf("bundle: user %q (home %q): expected a system user name, a clean home and no : in its comment", u.Name, u.Home)
 		}
 		if u.Shell != "/usr/sbin/nologin" && u.Shell != "/bin/sh" && u.Shell != "/bin/bash" {
 			return fmt.Errorf("bundle: user %s: shell %q", u.Name, u.Shell)

@@ -122,6 +122,10 @@ func TestGoldensAreManaged(t *testing.T) {
 			t.Errorf("%s: %v", g, err)
 			continue
 		}
+		bundle := Bundle{Host: "h", Serial: 1, Files: h.Files, Users: h.Users, Dirs: h.Dirs}
+		if err := bundle.Check("h"); err != nil {
+			t.Errorf("%s: the roles' own files, users and directories are refused: %v", g, err)
+		}
 		if len(h.Files) < 5 {
 			t.Errorf("%s: only %d files", g, len(h.Files))
 		}

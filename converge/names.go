@@ -19,7 +19,7 @@ func checkOwner(o string) error {
 }
 
 // allowedDirPrefixes are where the roles' `install -d` directories live.
-var allowedDirPrefixes = []string{"/srv/", "/var/lib/", "/var/log/", "/home/", "/etc/belay"}
+var allowedDirPrefixes = []string{"/srv/", "/var/lib/", "/var/log/", "/var/spool/", "/home/", "/etc/belay/"}
 
 func allowedDir(p string) bool {
 	if !path.IsAbs(p) || path.Clean(p) != p || strings.ContainsAny(p, "\x00\n") {

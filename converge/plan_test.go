@@ -167,7 +167,9 @@ func TestPlanOfConfigEdits(t *testing.T) {
 					t.Errorf("backup: validate %q", got)
 				}
 				if !slices.ContainsFunc(after["backup"].Users, func(u converge.User) bool { return u.Name == "restic-app2" }) ||
-					!slices.ContainsFunc(after["backup"].Dirs, func(d converge.Dir) bool { return d.Path == "/srv/restic/app2/repo" && d.Owner == "restic-app2:restic-app2" }) {
+					!slices.ContainsFunc(after["backup"].Dirs, func(d converge.Dir) bool {
+						return d.Path == "/srv/restic/app2/repo" && d.Owner == "restic-app2:restic-app2"
+					}) {
 					t.Errorf("backup: the new app's restic user and repository directory are missing: %+v %+v", after["backup"].Users, after["backup"].Dirs)
 				}
 			}},

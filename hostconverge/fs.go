@@ -106,7 +106,7 @@ func (o Options) read(p string) (*converge.Current, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
-	return &converge.Current{Content: string(b), Owner: o.OwnerOf(fi), Mode: uint32(fi.Mode().Perm())}, nil
+	return &converge.Current{Content: string(b), Owner: o.OwnerOf(p, fi), Mode: uint32(fi.Mode().Perm())}, nil
 }
 
 // write puts f in place atomically: a new file in the same directory, owner
@@ -213,7 +213,7 @@ func idsByName(owner string) (int, int, error) {
 	return uid, gid, nil
 }
 
-func ownerName(fi os.FileInfo) string {
+func ownerName(_ string, fi os.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return "?:?"

@@ -42,8 +42,8 @@ type Options struct {
 	Run func(ctx context.Context, argv []string) (string, error)
 	// IDs resolves "user:group" to uid and gid (default: os/user lookups).
 	IDs func(owner string) (uid, gid int, err error)
-	// OwnerOf names a file's owner "user:group" (default: looked up).
-	OwnerOf func(fi os.FileInfo) string
+	// OwnerOf names the owner "user:group" of the file at path (default: looked up).
+	OwnerOf func(path string, fi os.FileInfo) string
 	// UserExists reports whether a user exists (default: os/user lookup).
 	UserExists func(name string) bool
 }

@@ -62,7 +62,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{root: root, key: key, run: &fakeRun{}}
 	e.opts = Options{Root: root, Hostname: host, Run: e.run.run,
 		IDs:        func(string) (int, int, error) { return os.Getuid(), os.Getgid(), nil },
-		OwnerOf:    func(fs.FileInfo) string { return "root:root" },
+		OwnerOf:    func(string, fs.FileInfo) string { return "root:root" },
 		UserExists: func(string) bool { return true }}
 	return e
 }
