@@ -78,7 +78,7 @@ func Diff(c Change, m *Masker) string {
 		return b.String()
 	}
 	if SecretFile(c.Path) {
-		fmt.Fprintf(&b, "# secret file: content changed (%d -> %d bytes), not shown\n", len(c.Old), len(c.New))
+		b.WriteString("# secret file: content changed, not shown\n")
 		return b.String()
 	}
 	b.WriteString(m.Mask(unified(splitLines(c.Old), splitLines(c.New), 3)))

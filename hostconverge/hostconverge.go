@@ -137,6 +137,13 @@ func Apply(ctx context.Context, wire []byte, o Options) (Result, error) {
 	}
 	res.Plan = converge.PlanHost(b.Files, current)
 	if !b.Apply {
+		// A secret file's old content never leaves root (the session's output
+		// passes through processes the deploy user owns).
+		for i, c := range res.Plan.Changes {
+			if converge.SecretFile(c.Path) {
+				res.Plan.Changes[i].Old = ""
+			}
+		}
 		return res, nil
 	}
 	// The deployer has the new contents; old ones go back only in a dry run.

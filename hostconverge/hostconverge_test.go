@@ -369,3 +369,20 @@ func gunzip(t *testing.T, b []byte) []byte {
 	}
 	return out
 }
+
+// TestDryRunNeverReturnsOldSecrets: the dry run's old contents travel back
+// through the deploy user's session; a secret file's never does.
+func TestDryRunNeverReturnsOldSecrets(t *testing.T) {
+	e := newEnv(t)
+	put(t, e.root, "/etc/belay/restic-shop.pass", "old-secret-password\n", 0o640)
+	b := wanted(9, false)
+	b.Files = append(b.Files, converge.File{Path: "/etc/belay/restic-shop.pass", Content: "new\n", Owner: "root:root", Mode: 0o640})
+	res, err := Apply(context.Background(), e.sign(t, b), e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(res)
+	if strings.Contains(string(out), "old-secret-password") {
+		t.Errorf("dry-run result carries an old secret: %s", out)
+	}
+}

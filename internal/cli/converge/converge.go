@@ -6,9 +6,9 @@
 package converge
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +25,6 @@ import (
 	"github.com/belay-sh/belay/hostconverge"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
-	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 	"github.com/belay-sh/belay/remote"
@@ -50,7 +49,7 @@ type Options struct {
 	// Source loads the desired state (LoadSource).
 	Source func(*Options) (*Source, error)
 	// Connect opens SSH to the inventory's hosts (the deploy user).
-	Connect func(inv *inventory.Inventory) (remote.Runner, func(), error)
+	Connect func(inv *inventory.Inventory) (Runner, func(), error)
 	// Hold takes the leases converge holds while it changes hosts.
 	Hold func(ctx context.Context, r remote.Runner, inv *inventory.Inventory, progress io.Writer) (context.Context, func(), error)
 	Now  func() time.Time
@@ -144,11 +143,17 @@ func prepare(src *Source) (jobs []job, skipped []string, err error) {
 	return jobs, skipped, nil
 }
 
-// command is the shell line that hands the bundle to the host's root helper:
-// the deploy user decodes it into sudo's stdin; sudoers allows exactly argv.
-func command(wire []byte) string {
-	return "printf '%s' " + shq.Quote(base64.StdEncoding.EncodeToString(wire)) + " | base64 -d | " + remote.SudoCommand(roles.ConvergeCommand)
+// Runner is what converge needs from the hosts: the operator commands'
+// runner (leases) plus a command with standard input, which carries the
+// bundle — it holds keys and passwords, so never a command line (a process
+// list shows those to every local user).
+type Runner interface {
+	remote.Runner
+	RunInput(ctx context.Context, host, cmd string, stdin io.Reader) ([]byte, error)
 }
+
+// helperCommand is the exact command sudoers allows the deploy user.
+var helperCommand = remote.SudoCommand(roles.ConvergeCommand)
 
 // Run converges (or, with DryRun, diffs) every host.
 func Run(ctx context.Context, o *Options) error {
@@ -201,7 +206,7 @@ func Run(ctx context.Context, o *Options) error {
 
 // runJobs runs up to Parallel hosts at a time; after a failure no new host
 // starts (those in flight finish).
-func runJobs(ctx context.Context, o *Options, r remote.Runner, key ed25519.PrivateKey, serial uint64, jobs []job) []HostReport {
+func runJobs(ctx context.Context, o *Options, r Runner, key ed25519.PrivateKey, serial uint64, jobs []job) []HostReport {
 	out := make([]HostReport, len(jobs))
 	var mu sync.Mutex
 	failed := false
@@ -234,7 +239,7 @@ func runJobs(ctx context.Context, o *Options, r remote.Runner, key ed25519.Priva
 	return out
 }
 
-func runOne(ctx context.Context, o *Options, r remote.Runner, key ed25519.PrivateKey, serial uint64, j job) HostReport {
+func runOne(ctx context.Context, o *Options, r Runner, key ed25519.PrivateKey, serial uint64, j job) HostReport {
 	t0 := o.Now()
 	hr := HostReport{Host: j.name}
 	b := converge.Bundle{Stack: j.stack, Host: j.name, Serial: serial, Apply: !o.DryRun, Files: j.host.Files, Users: j.host.Users, Dirs: j.host.Dirs}
@@ -243,7 +248,7 @@ func runOne(ctx context.Context, o *Options, r remote.Runner, key ed25519.Privat
 		hr.Status, hr.Error = StatusFailed, err.Error()
 		return hr
 	}
-	out, runErr := r.Run(ctx, j.name, command(wire))
+	out, runErr := r.RunInput(ctx, j.name, helperCommand, bytes.NewReader(wire))
 	var res hostconverge.Result
 	if jerr := json.Unmarshal(lastLine(out), &res); jerr != nil {
 		hr.Status = StatusFailed
@@ -274,8 +279,8 @@ func lastLine(b []byte) []byte {
 
 // connect opens the inventory's hosts as the deploy user (lab: the lab's
 // admin key; cloud: the agent / key files), as the operator commands do.
-func connect(getenv func(string) string) func(inv *inventory.Inventory) (remote.Runner, func(), error) {
-	return func(inv *inventory.Inventory) (remote.Runner, func(), error) {
+func connect(getenv func(string) string) func(inv *inventory.Inventory) (Runner, func(), error) {
+	return func(inv *inventory.Inventory) (Runner, func(), error) {
 		t, err := opsenv.Open(inv, opsenv.Flags{}, getenv)
 		if err != nil {
 			return nil, nil, err

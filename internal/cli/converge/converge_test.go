@@ -3,7 +3,6 @@ package converge
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -112,14 +111,13 @@ func newFleet(t *testing.T, src *Source) *fleet {
 	return f
 }
 
-const sudoTail = " | base64 -d | sudo -n /usr/local/bin/belay host converge"
-
-func (f *fleet) Run(ctx context.Context, host, cmd string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(cmd, "printf '%s' ")
-	if !ok || !strings.HasSuffix(b64, sudoTail) {
-		return nil, errors.New("unexpected command")
+// RunInput is the deploy user's SSH session: exactly the sudoers command,
+// the bundle on stdin.
+func (f *fleet) RunInput(ctx context.Context, host, cmd string, stdin io.Reader) ([]byte, error) {
+	if cmd != "sudo -n /usr/local/bin/belay host converge" {
+		return nil, errors.New("unexpected command " + cmd)
 	}
-	wire, err := base64.StdEncoding.DecodeString(strings.Trim(strings.TrimSuffix(b64, sudoTail), "'"))
+	wire, err := io.ReadAll(stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +155,16 @@ func (f *fleet) Run(ctx context.Context, host, cmd string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+func (f *fleet) Run(context.Context, string, string) ([]byte, error) {
+	return nil, errors.New("converge sends bundles on stdin only")
+}
 func (f *fleet) RunRoot(context.Context, string, ...string) ([]byte, error) {
 	return nil, errors.New("converge never runs commands as root directly")
 }
-func (f *fleet) DialTCP(context.Context, string, string) (net.Conn, error) { return nil, errors.New("no") }
-func (f *fleet) Forget(string)                                            {}
+func (f *fleet) DialTCP(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("no")
+}
+func (f *fleet) Forget(string) {}
 
 func (f *fleet) read(t *testing.T, host, p string) string {
 	t.Helper()
@@ -184,7 +187,7 @@ func runConverge(t *testing.T, src *Source, fl *fleet, args ...string) *run {
 	f := &cli.Factory{IO: cli.IO{In: strings.NewReader(""), Out: &r.out, ErrOut: &r.errOut}, Getenv: func(string) string { return "" }}
 	cmd := NewCmdConverge(f, func(ctx context.Context, o *Options) error {
 		o.Source = func(*Options) (*Source, error) { return src, nil }
-		o.Connect = func(*inventory.Inventory) (remote.Runner, func(), error) { return fl, func() {}, nil }
+		o.Connect = func(*inventory.Inventory) (Runner, func(), error) { return fl, func() {}, nil }
 		o.Hold = func(ctx context.Context, _ remote.Runner, _ *inventory.Inventory, _ io.Writer) (context.Context, func(), error) {
 			r.held++
 			return ctx, func() {}, nil
