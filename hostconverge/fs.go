@@ -102,6 +102,11 @@ func (o Options) read(p string) (*converge.Current, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file, refused", p)
 	}
+	// A hard link is another file's content under a managed name (a dry run
+	// would send it back): belay never makes one, so it is refused.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return nil, fmt.Errorf("%s: has %d hard links, refused", p, st.Nlink)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, converge.MaxBundle))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)

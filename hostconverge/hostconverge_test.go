@@ -282,6 +282,16 @@ func TestHostileBundlesChangeNothing(t *testing.T) {
 				}
 			},
 			wire: func(t *testing.T, e *env) []byte { return e.sign(t, wanted(20, true)) }},
+		{name: "hard-linked target", want: "hard links",
+			setup: func(t *testing.T, e *env) {
+				p := filepath.Join(e.root, "/home/deploy/.ssh/authorized_keys")
+				os.Remove(p)
+				put(t, e.root, "/etc/shadow", "root:secret-hash:::\n", 0o600)
+				if err := os.Link(filepath.Join(e.root, "/etc/shadow"), p); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wire: func(t *testing.T, e *env) []byte { return e.sign(t, wanted(20, false)) }},
 		{name: "world-writable mode", want: "world-writable",
 			wire: func(t *testing.T, e *env) []byte {
 				b := wanted(20, true)

@@ -263,9 +263,8 @@ func runOne(ctx context.Context, o *Options, r Runner, key ed25519.PrivateKey, s
 		hr.Status = StatusFailed
 	}
 	hr.Millis = o.Now().Sub(t0).Milliseconds()
-	if !o.JSON {
-		fmt.Fprintf(o.IO.ErrOut, "[%s] %s\n", j.name, hr.summary())
-	}
+	// Progress goes to stderr in both modes: --json keeps stdout for the report.
+	fmt.Fprintf(o.IO.ErrOut, "[%s] %s\n", j.name, hr.summary())
 	return hr
 }
 
