@@ -227,6 +227,10 @@ func runJobs(ctx context.Context, o *Options, r Runner, key ed25519.PrivateKey, 
 			defer wg.Done()
 			defer func() { <-sem }()
 			hr := runOne(ctx, o, r, key, serial, j)
+			// Progress goes to stderr in both modes: --json keeps stdout for the report.
+			mu.Lock()
+			fmt.Fprintf(o.IO.ErrOut, "[%s] %s\n", j.name, hr.summary())
+			mu.Unlock()
 			if hr.Status == StatusFailed {
 				mu.Lock()
 				failed = true
@@ -263,8 +267,6 @@ func runOne(ctx context.Context, o *Options, r Runner, key ed25519.PrivateKey, s
 		hr.Status = StatusFailed
 	}
 	hr.Millis = o.Now().Sub(t0).Milliseconds()
-	// Progress goes to stderr in both modes: --json keeps stdout for the report.
-	fmt.Fprintf(o.IO.ErrOut, "[%s] %s\n", j.name, hr.summary())
 	return hr
 }
 
