@@ -68,6 +68,10 @@ func EffectOf(p string) Effect {
 	case strings.HasPrefix(p, "/etc/belay/postgresql/") && strings.HasSuffix(p, ".conf"):
 		return Effect{Activate: []Cmd{pgReload},
 			Note: "PostgreSQL reloaded, not restarted: a setting that needs a restart (pg_settings.pending_restart) waits for the next switchover"}
+	case p == roles.DBSetupScript:
+		return Effect{Note: "belay-db-setup changed: its pg_autoctl create arguments (e.g. --replication-quorum from belay:database.synchronous) only apply when a node is created; " +
+			"on a running formation set them with `pg_autoctl set node replication-quorum`" +
+			" on each data node (see docs/ha-engine.md)"}
 	case strings.HasPrefix(p, "/srv/restic/") && base == "authorized_keys":
 		// A new app's repository: belay-restic-maintain creates missing ones.
 		return Effect{Activate: []Cmd{{"systemctl", "start", "--no-block", "belay-restic-maintain.service"}}}

@@ -136,6 +136,44 @@ func TestPlanOfConfigEdits(t *testing.T) {
 					return []string{"/etc/systemd/system/belay-backup-diff.timer", "/etc/systemd/system/belay-backup-full.timer"}
 				}
 				return nil
+			},
+			check: func(t *testing.T, _, _ map[string]converge.Host, plans map[string]converge.Plan) {
+				want := "systemctl daemon-reload; systemctl restart belay-backup-diff.timer; systemctl restart belay-backup-full.timer"
+				if got := cmds(plans["backup"].Activate); got != want {
+					t.Errorf("backup: activate %q, expected %q (daemon-reload first, the database untouched)", got, want)
+				}
+			}},
+		{name: "synchronous off", edit: func(s string) string {
+			return strings.Replace(s, "synchronous: true", "synchronous: false", 1)
+		},
+			want: func(h string) []string {
+				if h == "db-1" || h == "db-2" {
+					return []string{"/usr/local/sbin/belay-db-setup"}
+				}
+				return nil
+			},
+			// Only pg_autoctl create's arguments change: nothing to reload,
+			// and the operator is told what applies it to the running formation.
+			check: func(t *testing.T, _, _ map[string]converge.Host, plans map[string]converge.Plan) {
+				for _, h := range []string{"db-1", "db-2"} {
+					if got := cmds(plans[h].Activate); got != "" || len(plans[h].Notes) != 1 || !strings.Contains(plans[h].Notes[0], "replication-quorum") {
+						t.Errorf("%s: activate %q notes %q, expected no reload and the replication-quorum note", h, got, plans[h].Notes)
+					}
+				}
+			}},
+		{name: "archive timeout", edit: func(s string) string {
+			return strings.Replace(s, "archiveTimeoutSeconds: 30", "archiveTimeoutSeconds: 60", 1)
+		},
+			want: func(h string) []string {
+				if h == "db-1" || h == "db-2" {
+					return []string{"/etc/belay/postgresql/belay.conf"}
+				}
+				return nil
+			},
+			check: func(t *testing.T, _, _ map[string]converge.Host, plans map[string]converge.Plan) {
+				if got := cmds(plans["db-1"].Activate); got != "runuser -u postgres -- psql -X -q -p 5432 -d postgres -c SELECT pg_reload_conf()" {
+					t.Errorf("db-1: activate %q, expected a reload only", got)
+				}
 			}},
 		{name: "app added", apps: 2,
 			// The new app's own servers are new hosts (created by up, not
