@@ -196,7 +196,7 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 	} else {
-		rep.print(o.IO.Out, jobs)
+		rep.print(o.IO.Out)
 	}
 	if !rep.OK {
 		return cli.ExitError{Code: 1}

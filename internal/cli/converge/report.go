@@ -110,7 +110,7 @@ func (r *Report) finish(d time.Duration) {
 	}
 }
 
-func (r *Report) print(w io.Writer, jobs []job) {
+func (r *Report) print(w io.Writer) {
 	counts := map[string]int{}
 	for _, h := range r.Hosts {
 		counts[h.Status]++
