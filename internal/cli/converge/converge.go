@@ -174,6 +174,11 @@ func Run(ctx context.Context, o *Options) error {
 	for _, s := range skipped {
 		rep.Hosts = append(rep.Hosts, HostReport{Host: s, Status: StatusSkipped, Error: "in the config, not in the inventory: create it first (belay lab up / pulumi up)"})
 	}
+	for _, h := range src.Inv.Hosts {
+		if src.Specs[h.Name] == nil {
+			rep.Hosts = append(rep.Hosts, HostReport{Host: h.Name, Status: StatusSkipped, Error: "in the inventory, not in the config (an app removed?): converge leaves it alone; pulumi up removes it"})
+		}
+	}
 	r, closeFn, err := o.Connect(src.Inv)
 	if err != nil {
 		return err

@@ -331,3 +331,29 @@ func TestConvergeFailedCheckStopsAndRestores(t *testing.T) {
 		}
 	}
 }
+
+// TestConvergeSkipsHostsOnlyOnOneSide: a host the config has but the
+// inventory not (a new app's server) and the reverse are reported, untouched,
+// and do not fail the run.
+func TestConvergeSkipsHostsOnlyOnOneSide(t *testing.T) {
+	src := sourceFor(t, nil)
+	fl := newFleet(t, src)
+	src.Inv.Hosts = append(src.Inv.Hosts[1:], inventory.Host{Name: "old-app-1"})
+	r := runConverge(t, src, fl, "--json")
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.errOut.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(r.out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	skipped := map[string]bool{}
+	for _, h := range rep.Hosts {
+		if h.Status == StatusSkipped {
+			skipped[h.Host] = true
+		}
+	}
+	if !skipped[src.Order[0]] || !skipped["old-app-1"] || len(skipped) != 2 || !rep.OK {
+		t.Errorf("skipped %v ok %v", skipped, rep.OK)
+	}
+}
