@@ -311,15 +311,20 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	ck, err := seedkeys.ConvergeKey(b.cfg.HostKeySeed, b.stack)
+	if err != nil {
+		return nil, err
+	}
 	s := &roles.Spec{
-		Stack:      b.stack,
-		Hostname:   h.Name,
-		Site:       h.Site,
-		Roles:      append([]inventory.Role(nil), h.Roles...),
-		DeployUser: b.cfg.Admin.DeployUser,
-		AdminKeys:  append([]string(nil), b.cfg.Admin.SSHKeys...),
-		HostKey:    hk,
-		SSHFrom:    append([]string(nil), b.cfg.Admin.SSHCidrs...),
+		ConvergeKey: seedkeys.ConvergePublic(ck),
+		Stack:       b.stack,
+		Hostname:    h.Name,
+		Site:        h.Site,
+		Roles:       append([]inventory.Role(nil), h.Roles...),
+		DeployUser:  b.cfg.Admin.DeployUser,
+		AdminKeys:   append([]string(nil), b.cfg.Admin.SSHKeys...),
+		HostKey:     hk,
+		SSHFrom:     append([]string(nil), b.cfg.Admin.SSHCidrs...),
 		Net: roles.Net{
 			PrivateInterface: se.PrivateInterface,
 			PublicInterface:  se.PublicInterface,

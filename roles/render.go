@@ -45,6 +45,9 @@ func Render(s *Spec) ([]byte, error) {
 	if err := validateCommon(s); err != nil {
 		return nil, err
 	}
+	if err := validateConverge(s); err != nil {
+		return nil, err
+	}
 	c := &CloudConfig{}
 	if err := addCommon(s, c); err != nil {
 		return nil, err
@@ -61,6 +64,7 @@ func Render(s *Spec) ([]byte, error) {
 			return nil, err
 		}
 	}
+	addConverge(s, c)
 	ops, err := opsSudoers(s)
 	if err != nil {
 		return nil, err

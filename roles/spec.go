@@ -22,6 +22,10 @@ type Spec struct {
 	AdminKeys  []string
 	// HostKey is the pinned SSH host key (its private half makes this user data secret).
 	HostKey seedkeys.Key
+	// ConvergeKey is the public converge key ("ed25519 <base64>", see
+	// seedkeys.ConvergePublic) that `belay host converge` verifies bundles
+	// with; "" renders no converge helper access.
+	ConvergeKey string
 	// SSHFrom are the CIDRs allowed to reach port 22 (admin CIDRs plus the peer site's hosts).
 	SSHFrom []string
 

@@ -86,3 +86,32 @@ func TestPasswordStableAndPerPurpose(t *testing.T) {
 		t.Fatalf("a=%q b=%q c=%q", a, b, c)
 	}
 }
+
+func TestConvergeKey(t *testing.T) {
+	seed := strings.Repeat("s", 64)
+	a, err := ConvergeKey(seed, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ConvergeKey(seed, "prod")
+	c, _ := ConvergeKey(seed, "staging")
+	if !a.Equal(b) || a.Equal(c) {
+		t.Fatal("converge key: same inputs must give the same key, another stack another key")
+	}
+	hk, _ := Derive(seed, "prod", "prod", 0)
+	if strings.Contains(hk.PrivatePEM, ConvergePublic(a)) {
+		t.Fatal("converge key collides with a host key")
+	}
+	pub, err := ParseConvergePublic(ConvergePublic(a))
+	if err != nil || !pub.Equal(a.Public()) {
+		t.Fatalf("round trip: %v", err)
+	}
+	for _, bad := range []string{"", "rsa AAAA", "ed25519 !!", "ed25519 AAAA"} {
+		if _, err := ParseConvergePublic(bad); err == nil {
+			t.Errorf("ParseConvergePublic(%q) accepted", bad)
+		}
+	}
+	if _, err := ConvergeKey("short", "prod"); err == nil {
+		t.Error("short seed accepted")
+	}
+}

@@ -29,9 +29,10 @@ func NewCmdHost(f *cli.Factory) *cobra.Command {
 route applies a traffic stage the deployer sends on stdin: root validates it,
 renders the nginx files, checks, reloads and drains. route-watch (a service)
 marks unreachable upstream members down so no request waits on a dead peer.
-exec runs one command as the app user for belay exec.`,
+exec runs one command as the app user for belay exec.
+converge applies a signed bundle from belay converge (any server).`,
 	}
-	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil))
+	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil), NewCmdConverge(f, nil))
 	return cmd
 }
 
