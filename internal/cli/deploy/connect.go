@@ -72,7 +72,7 @@ type SSHOptions struct {
 
 func (c *Common) flags(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&c.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	fl.StringVar(&c.InventoryRef, "inventory", "", cli.InventoryUsage)
 	fl.StringVar(&c.App, "app", "", "app name as in the inventory (default: the only app)")
 	fl.BoolVar(&c.JSON, "json", false, "print JSON instead of text")
 	fl.IntVar(&c.Parallel, "parallel", 0, "work on at most this many hosts at once (0: all)")
