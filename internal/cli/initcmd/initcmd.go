@@ -69,6 +69,9 @@ type Options struct {
 	Bastion        string
 	BastionHostKey string
 
+	// PinTarget writes the target into the workflow's env too, for a
+	// repository that does not commit belay.yaml (belay's own).
+	PinTarget    bool
 	NoWorkflow   bool
 	Force        bool
 	BelayVersion string
@@ -121,9 +124,10 @@ Existing files are left alone unless --force. Nothing is asked.`,
 	fl.StringVar(&o.RunnerLabel, "runner-label", defaultRunner, "label of the self-hosted runner (--ssh-access self-hosted)")
 	fl.StringVar(&o.Bastion, "bastion", "", "user@host[:port] of the bastion (--ssh-access bastion), written to belay.yaml's defaults")
 	fl.StringVar(&o.BastionHostKey, "bastion-host-key", "", `the bastion's host key ("ssh-ed25519 AAAA..."), pinned in belay.yaml`)
+	fl.BoolVar(&o.PinTarget, "pin-target", false, "also pin the target in the workflow (env BELAY_INVENTORY), for a repository that does not commit belay.yaml")
 	fl.BoolVar(&o.NoWorkflow, "no-workflow", false, "write belay.yaml only")
 	fl.BoolVar(&o.Force, "force", false, "overwrite existing belay.yaml and workflow")
-	fl.StringVar(&o.BelayVersion, "belay-version", "", "belay version the workflow installs (default: this belay's)")
+	fl.StringVar(&o.BelayVersion, "belay-version", "", `belay version the workflow installs (default: this belay's; "checkout": build ./cmd/belay of the repository, for belay's own repo or a fork)`)
 	cmd.MarkFlagsMutuallyExclusive("stack", "inventory", "lab")
 	cmd.MarkFlagsOneRequired("stack", "inventory", "lab")
 	return cmd
@@ -144,7 +148,7 @@ func belayVersion(v string) string {
 var (
 	labelRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	branchRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
-	versionRE = regexp.MustCompile(`^(latest|v[0-9]+\.[0-9]+\.[0-9]+[A-Za-z0-9.+-]*)$`)
+	versionRE = regexp.MustCompile(`^(latest|checkout|v[0-9]+\.[0-9]+\.[0-9]+[A-Za-z0-9.+-]*)$`)
 	appRE     = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	pathRE    = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
 )
@@ -173,7 +177,7 @@ func (o *Options) check() error {
 	case !pathRE.MatchString(o.Artifact) || filepath.IsAbs(o.Artifact) || strings.HasPrefix(filepath.Clean(o.Artifact), ".."):
 		return fmt.Errorf("--artifact %q: expected a path inside the repository (letters, digits, . _ / + -)", o.Artifact)
 	case !versionRE.MatchString(o.BelayVersion):
-		return fmt.Errorf("--belay-version %q: expected vX.Y.Z or latest", o.BelayVersion)
+		return fmt.Errorf("--belay-version %q: expected vX.Y.Z, latest, or checkout (build ./cmd/belay of the repository itself)", o.BelayVersion)
 	}
 	switch o.SSHAccess {
 	case sshSelfHosted:
@@ -320,7 +324,8 @@ type workflowData struct {
 	InitArgs, BelayVersion, GoVersion, PulumiVersion                  string
 	Branch, BuildCommand, Artifact, TargetLine                        string
 	SSHAccess, RunnerLabel, Bastion, RunsOn                           string
-	Pulumi                                                            bool
+	TargetRef                                                         string
+	Pulumi, PinTarget                                                 bool
 	Checkout, SetupGo, UploadArtifact, DownloadArtifact, PulumiAction string
 }
 
@@ -329,6 +334,7 @@ func workflow(o *Options) ([]byte, error) {
 		InitArgs: initArgs(o), BelayVersion: o.BelayVersion, GoVersion: GoVersion, PulumiVersion: PulumiVersion,
 		Branch: o.Branch, BuildCommand: o.BuildCommand, Artifact: o.Artifact, TargetLine: "target: " + o.targetRef(),
 		SSHAccess: o.SSHAccess, RunnerLabel: o.RunnerLabel, Bastion: o.Bastion, Pulumi: o.Stack != "",
+		TargetRef: yamlString(o.targetRef()), PinTarget: o.PinTarget,
 		Checkout: checkoutAction, SetupGo: setupGoAction, UploadArtifact: uploadAction, DownloadArtifact: downloadAction, PulumiAction: pulumiAction,
 	}
 	d.RunsOn = "[self-hosted, " + o.RunnerLabel + "]"
@@ -364,6 +370,12 @@ func initArgs(o *Options) string {
 	add("ssh-access", o.SSHAccess, sshSelfHosted)
 	add("runner-label", o.RunnerLabel, defaultRunner)
 	add("bastion", o.Bastion, "")
+	if o.PinTarget {
+		a = append(a, "--pin-target")
+	}
+	if o.BelayVersion == "checkout" {
+		add("belay-version", o.BelayVersion, "")
+	}
 	if len(a) == 0 {
 		return ""
 	}
