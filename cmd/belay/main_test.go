@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/cli/initcmd"
+	"github.com/belay-sh/belay/internal/cli/target"
+)
+
+func testRoot(t *testing.T, env map[string]string) (*cobra.Command, *bytes.Buffer) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	f := cli.New()
+	f.IO = cli.IO{In: &bytes.Buffer{}, Out: &out, ErrOut: &errb}
+	f.Getenv = func(k string) string { return env[k] }
+	dir := t.TempDir()
+	f.Getwd = func() (string, error) { return dir, nil }
+	return newRootCmd(f), &errb
+}
+
+// Every command that reads an inventory also takes --stack, whoever wrote it.
+func TestEveryInventoryCommandHasStack(t *testing.T) {
+	root, _ := testRoot(t, nil)
+	n := 0
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Flags().Lookup("inventory") != nil {
+			n++
+			if c.Flags().Lookup("stack") == nil {
+				t.Errorf("belay %s: --inventory without --stack", c.CommandPath())
+			}
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	if n < 5 {
+		t.Fatalf("only %d commands with --inventory: the walk is broken", n)
+	}
+}
+
+// The defaults `belay init` writes name real commands and flags.
+func TestInitDefaultsNameRealFlags(t *testing.T) {
+	root, _ := testRoot(t, nil)
+	files, err := initcmd.Render(&initcmd.Options{Stack: "acme/prod", App: "shop", NoWorkflow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := target.ParseFile("belay.yaml", files[0].Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Defaults) == 0 {
+		t.Fatal("no defaults rendered for --app")
+	}
+	if err := f.Check(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []target.Default{{Command: "deploy", Flag: "bastion"}, {Command: "deploy", Flag: "bastion-host-key"}, {Command: "status", Flag: "bastion"}} {
+		if err := (&target.File{Path: "belay.yaml", Defaults: []target.Default{d}}).Check(root); err != nil {
+			t.Errorf("bastion defaults of `init --ssh-access bastion`: %v", err)
+		}
+	}
+}
+
+// Without a target, commands that reach hosts refuse and touch nothing.
+func TestCommandsRefuseWithoutTarget(t *testing.T) {
+	for _, args := range [][]string{
+		{"status"},
+		{"rollback", "--abandon"},
+		{"releases"},
+		{"deploy", "--artifact", "/nonexistent", "--release", "v1", "--inventory", "lab", "--stack", "prod"},
+	} {
+		root, errb := testRoot(t, nil)
+		root.SetArgs(args)
+		err := root.Execute()
+		var nt *target.NoTargetError
+		switch {
+		case args[0] == "deploy":
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte("give one target")) {
+				t.Errorf("%v: %v, want a refusal of two targets", args, err)
+			}
+		case errors.As(err, &nt):
+			if errb.Len() != 0 {
+				t.Errorf("%v printed %q before refusing", args, errb.String())
+			}
+		default:
+			// Commands that report their own failure (rollback writes a job
+			// summary) print the refusal themselves and exit non-zero.
+			var exit cli.ExitError
+			if !errors.As(err, &exit) || !bytes.HasPrefix(errb.Bytes(), []byte("belay: no target: ")) {
+				t.Errorf("%v: %v, stderr %q: want the no-target refusal", args, err, errb.String())
+			}
+		}
+	}
+}
