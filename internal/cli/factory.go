@@ -42,6 +42,8 @@ type Factory struct {
 	Target *target.Target
 	// File is the belay.yaml Prepare found, nil if none.
 	File *target.File
+
+	announced string // the ref whose target line was printed
 }
 
 // DefaultInventory is where `belay lab up` writes the lab's inventory. It is
@@ -93,7 +95,11 @@ func (f *Factory) LoadTarget(ref string) (*inventory.Inventory, error) {
 	}
 	t.Hosts = len(inv.Hosts)
 	f.Target = t
-	fmt.Fprintf(f.IO.ErrOut, "target: %s (from %s)\n", t, t.Source)
+	// Once per command, even if it reads the inventory again.
+	if f.announced != t.Ref {
+		f.announced = t.Ref
+		fmt.Fprintf(f.IO.ErrOut, "target: %s (from %s)\n", t, t.Source)
+	}
 	return inv, nil
 }
 

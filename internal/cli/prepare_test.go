@@ -58,6 +58,9 @@ func runCLI(t *testing.T, cwd string, env map[string]string, args ...string) (st
 		if err != nil {
 			return err
 		}
+		if _, err := f.Inventory(ref); err != nil { // read twice, announced once
+			return err
+		}
 		return PrintJSON(f.IO.Out, map[string]any{"hosts": len(inv.Hosts)})
 	}}
 	touch.Flags().StringVar(&ref, "inventory", DefaultInventory, InventoryUsage)
