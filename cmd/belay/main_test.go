@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -14,13 +17,44 @@ import (
 
 func testRoot(t *testing.T, env map[string]string) (*cobra.Command, *bytes.Buffer) {
 	t.Helper()
+	return testRootIn(t, t.TempDir(), env)
+}
+
+func testRootIn(t *testing.T, dir string, env map[string]string) (*cobra.Command, *bytes.Buffer) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	f := cli.New()
 	f.IO = cli.IO{In: &bytes.Buffer{}, Out: &out, ErrOut: &errb}
 	f.Getenv = func(k string) string { return env[k] }
-	dir := t.TempDir()
 	f.Getwd = func() (string, error) { return dir, nil }
 	return newRootCmd(f), &errb
+}
+
+// A broken belay.yaml fails every command, except init --force (which replaces
+// it) and help.
+func TestBrokenBelayYAML(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "belay.yaml"), []byte("target: lab\ndefaults:\n  deploy:\n    stepz: 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"status", "--inventory", "lab"}, "belay.yaml:4: defaults.deploy.stepz: belay deploy has no flag --stepz"},
+		{[]string{"lab", "status", "--json"}, "defaults.deploy.stepz"},
+		{[]string{"help", "deploy"}, ""},
+		{[]string{"init", "--lab", "--dir", dir, "--force"}, ""},
+		{[]string{"status", "--inventory", "-"}, "inventory"}, // the file is fixed now: the error is about stdin
+	} {
+		root, _ := testRootIn(t, dir, nil)
+		root.SetArgs(tt.args)
+		root.SetOut(&bytes.Buffer{})
+		err := root.Execute()
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%v: err = %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
 }
 
 // Every command that reads an inventory also takes --stack, whoever wrote it.

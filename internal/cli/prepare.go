@@ -34,6 +34,9 @@ func AddTargetFlags(root *cobra.Command) {
 // command's own InventoryRef is the resolved one. With no target the flag is
 // left empty and LoadTarget refuses when the command reaches for hosts.
 func (f *Factory) Prepare(root, cmd *cobra.Command) error {
+	if skipsProjectFile(cmd) {
+		return nil
+	}
 	wd, err := f.Getwd()
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
@@ -73,6 +76,29 @@ func (f *Factory) Prepare(root, cmd *cobra.Command) error {
 		return fmt.Errorf("--inventory: %w", err)
 	}
 	return nil
+}
+
+// NoProjectFile is the annotation of a command that must not read belay.yaml:
+// `belay init`, which has to be able to replace a broken one (--force).
+const NoProjectFile = "belay/no-project-file"
+
+// skipsProjectFile is true for init and cobra's own help and completion
+// commands, which must work whatever belay.yaml holds.
+func skipsProjectFile(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		if c.Annotations[NoProjectFile] == "true" {
+			return true
+		}
+		switch c.Name() {
+		case "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return c.HasParent() && !c.Parent().HasParent()
+		case "completion":
+			if c.HasParent() && !c.Parent().HasParent() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // targetWriter is the production stdout: it carries the factory so PrintJSON

@@ -104,6 +104,8 @@ Existing files are left alone unless --force. Nothing is asked.`,
   # the local lab, no workflow
   belay init --lab`,
 		Args: cobra.NoArgs,
+		// init replaces a broken belay.yaml with --force: it must not parse it.
+		Annotations: map[string]string{cli.NoProjectFile: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.BelayVersion == "" {
 				o.BelayVersion = belayVersion(version)
