@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,10 +60,12 @@ type Options struct {
 	Inventory string
 	Lab       bool
 
-	App          string
-	Branch       string
-	BuildCommand string
-	Artifact     string
+	App            string
+	WhitelistShops []string
+	WhitelistIPs   []string
+	Branch         string
+	BuildCommand   string
+	Artifact       string
 
 	SSHAccess      string
 	RunnerLabel    string
@@ -119,6 +122,8 @@ Existing files are left alone unless --force. Nothing is asked.`,
 	fl.StringVar(&o.Inventory, "inventory", "", "target: an inventory file (relative to --dir, committed with it)")
 	fl.BoolVar(&o.Lab, "lab", false, "target: the local lab (writes no workflow)")
 	fl.StringVar(&o.App, "app", "", "default --app of deploy, rollback and status (needed when the stack has several apps)")
+	fl.StringSliceVar(&o.WhitelistShops, "whitelist-shops", nil, "shops (domains) the canary serves first: belay.yaml's deploy default; the workflow's canary then stops after the whitelist")
+	fl.StringSliceVar(&o.WhitelistIPs, "whitelist-ips", nil, "client IPs/CIDRs the canary serves first (as --whitelist-shops)")
 	fl.StringVar(&o.Branch, "branch", "main", "branch whose pushes start a canary")
 	fl.StringVar(&o.BuildCommand, "build-command", defaultBuild, "shell command that builds the release artifact in the workflow")
 	fl.StringVar(&o.Artifact, "artifact", defaultArtifact, "path the build leaves the artifact at: .tar/.tar.gz with ./start at its root, or one executable")
@@ -153,6 +158,7 @@ var (
 	versionRE = regexp.MustCompile(`^(latest|checkout|v[0-9]+\.[0-9]+\.[0-9]+[A-Za-z0-9.+-]*)$`)
 	appRE     = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	pathRE    = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
+	shopRE    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
 // check validates the options; every value ends up in YAML or a shell line.
@@ -164,6 +170,18 @@ func (o *Options) check() error {
 	}
 	if o.App != "" && !appRE.MatchString(o.App) {
 		return fmt.Errorf("--app %q: expected an app name as in the inventory ([a-z][a-z0-9-]*)", o.App)
+	}
+	for _, d := range o.WhitelistShops {
+		if !shopRE.MatchString(d) {
+			return fmt.Errorf("--whitelist-shops %q: expected a domain", d)
+		}
+	}
+	for _, a := range o.WhitelistIPs {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			if _, err := netip.ParseAddr(a); err != nil {
+				return fmt.Errorf("--whitelist-ips %q: expected an IP address or CIDR", a)
+			}
+		}
 	}
 	if o.Lab {
 		o.NoWorkflow = true // the lab lives on this machine, not behind a CI runner
@@ -300,18 +318,40 @@ func belayYAML(o *Options) string {
 	if o.SSHAccess == sshBastion {
 		per = append(per, "bastion: "+yamlString(o.Bastion), "bastion-host-key: "+yamlString(o.BastionHostKey))
 	}
-	if len(per) == 0 {
+	deployOnly := []string{}
+	if len(o.WhitelistShops) > 0 {
+		deployOnly = append(deployOnly, "whitelist-shops: ["+strings.Join(o.WhitelistShops, ", ")+"]")
+	}
+	if len(o.WhitelistIPs) > 0 {
+		deployOnly = append(deployOnly, "whitelist-ips: ["+yamlList(o.WhitelistIPs)+"]")
+	}
+	if len(per)+len(deployOnly) == 0 {
 		b.WriteString("defaults: {}\n")
 		return b.String()
 	}
 	b.WriteString("defaults:\n")
 	for _, c := range []string{"deploy", "rollback", "status", "releases", "audit"} {
+		lines := per
+		if c == "deploy" {
+			lines = append(append([]string{}, per...), deployOnly...)
+		}
+		if len(lines) == 0 {
+			continue
+		}
 		fmt.Fprintf(&b, "  %s:\n", c)
-		for _, p := range per {
-			fmt.Fprintf(&b, "    %s\n", p)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "    %s\n", l)
 		}
 	}
 	return b.String()
+}
+
+func yamlList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = yamlString(v)
+	}
+	return strings.Join(q, ", ")
 }
 
 // yamlString quotes s as a YAML double-quoted scalar when it needs it.
@@ -326,7 +366,7 @@ type workflowData struct {
 	InitArgs, BelayVersion, GoVersion, PulumiVersion                  string
 	Branch, BuildCommand, Artifact, TargetLine                        string
 	SSHAccess, RunnerLabel, Bastion, RunsOn                           string
-	TargetRef                                                         string
+	TargetRef, CanaryStop                                             string
 	Pulumi, PinTarget                                                 bool
 	Checkout, SetupGo, UploadArtifact, DownloadArtifact, PulumiAction string
 }
@@ -336,8 +376,11 @@ func workflow(o *Options) ([]byte, error) {
 		InitArgs: initArgs(o), BelayVersion: o.BelayVersion, GoVersion: GoVersion, PulumiVersion: PulumiVersion,
 		Branch: o.Branch, BuildCommand: o.BuildCommand, Artifact: o.Artifact, TargetLine: "target: " + o.targetRef(),
 		SSHAccess: o.SSHAccess, RunnerLabel: o.RunnerLabel, Bastion: o.Bastion, Pulumi: o.Stack != "",
-		TargetRef: yamlString(o.targetRef()), PinTarget: o.PinTarget,
+		TargetRef: yamlString(o.targetRef()), PinTarget: o.PinTarget, CanaryStop: "10%",
 		Checkout: checkoutAction, SetupGo: setupGoAction, UploadArtifact: uploadAction, DownloadArtifact: downloadAction, PulumiAction: pulumiAction,
+	}
+	if len(o.WhitelistShops)+len(o.WhitelistIPs) > 0 {
+		d.CanaryStop = "whitelist"
 	}
 	d.RunsOn = "[self-hosted, " + o.RunnerLabel + "]"
 	if o.SSHAccess == sshBastion {
@@ -366,6 +409,8 @@ func initArgs(o *Options) string {
 	add("stack", o.Stack, "")
 	add("inventory", o.Inventory, "")
 	add("app", o.App, "")
+	add("whitelist-shops", strings.Join(o.WhitelistShops, ","), "")
+	add("whitelist-ips", strings.Join(o.WhitelistIPs, ","), "")
 	add("branch", o.Branch, "main")
 	add("build-command", o.BuildCommand, defaultBuild)
 	add("artifact", o.Artifact, defaultArtifact)

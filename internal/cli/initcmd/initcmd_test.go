@@ -30,7 +30,7 @@ func shipped() *Options {
 
 func variants() map[string]*Options {
 	return map[string]*Options{
-		"stack, self-hosted": {Stack: "acme/prod", App: "shop", Branch: "main", BuildCommand: "make dist/shop.tar.gz", Artifact: "dist/shop.tar.gz",
+		"stack, self-hosted": {Stack: "acme/prod", App: "shop", WhitelistShops: []string{"alpha.example.com", "beta.example.com"}, WhitelistIPs: []string{"198.51.100.7", "2001:db8::/64"}, Branch: "main", BuildCommand: "make dist/shop.tar.gz", Artifact: "dist/shop.tar.gz",
 			SSHAccess: sshSelfHosted, RunnerLabel: "deployer", BelayVersion: "v1.2.3"},
 		"inventory, bastion": {Inventory: "ops/inventory.json", Branch: "release/v2", BuildCommand: "npm ci && npm run build && tar -C build -czf app.tar.gz .", Artifact: "app.tar.gz",
 			SSHAccess: sshBastion, Bastion: "jump@bastion.example.com:2222", BastionHostKey: testHostKey, BelayVersion: "latest"},
@@ -96,6 +96,19 @@ func TestInitOutputParsesAndPassesActionlint(t *testing.T) {
 			}
 			if f.Target != o.targetRef() {
 				t.Fatalf("belay.yaml target %q, want %q", f.Target, o.targetRef())
+			}
+			got := map[string]string{}
+			for _, d := range f.Defaults {
+				got[d.Key()] = d.Value
+			}
+			if len(o.WhitelistShops) > 0 && got["defaults.deploy.whitelist-shops"] != strings.Join(o.WhitelistShops, ",") {
+				t.Errorf("whitelist-shops default %q", got["defaults.deploy.whitelist-shops"])
+			}
+			if len(o.WhitelistIPs) > 0 && got["defaults.deploy.whitelist-ips"] != strings.Join(o.WhitelistIPs, ",") {
+				t.Errorf("whitelist-ips default %q", got["defaults.deploy.whitelist-ips"])
+			}
+			if _, ok := got["defaults.status.whitelist-shops"]; ok {
+				t.Error("whitelist defaults on status, which has no such flag")
 			}
 		})
 	}
@@ -169,7 +182,14 @@ func checkWorkflow(t *testing.T, path string, o *Options) {
 		t.Errorf("PinTarget %v, env BELAY_INVENTORY %q", o.PinTarget, wf.Env["BELAY_INVENTORY"])
 	}
 	text := string(b)
-	for _, want := range []string{o.BuildCommand, "--stop-after whitelist", "run-id: ${{ inputs.canary_run }}", "--abandon"} {
+	wantStop := "10%"
+	if len(o.WhitelistShops)+len(o.WhitelistIPs) > 0 {
+		wantStop = "whitelist"
+	}
+	if wf.Env["CANARY_STOP"] != wantStop {
+		t.Errorf("CANARY_STOP %q, want %q", wf.Env["CANARY_STOP"], wantStop)
+	}
+	for _, want := range []string{o.BuildCommand, `--stop-after "$CANARY_STOP"`, "run-id: ${{ inputs.canary_run }}", "--abandon"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("workflow lacks %q", want)
 		}
@@ -248,6 +268,8 @@ func TestCheckRefusesBadInput(t *testing.T) {
 	}{
 		{"bad stack", func(o *Options) { o.Stack = "a b" }, "--stack"},
 		{"bad app", func(o *Options) { o.App = "Shop!" }, "--app"},
+		{"bad shop", func(o *Options) { o.WhitelistShops = []string{"a b"} }, "--whitelist-shops"},
+		{"bad ip", func(o *Options) { o.WhitelistIPs = []string{"300.1.1.1"} }, "--whitelist-ips"},
 		{"multi-line build", func(o *Options) { o.BuildCommand = "make\nrm -rf /" }, "--build-command"},
 		{"empty build", func(o *Options) { o.BuildCommand = " " }, "--build-command"},
 		{"artifact outside", func(o *Options) { o.Artifact = "../x.tgz" }, "--artifact"},
