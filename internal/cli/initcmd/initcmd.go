@@ -89,15 +89,16 @@ func NewCmdInit(f *cli.Factory, version string) *cobra.Command {
 		Long: `Write belay.yaml, which names the target every belay command in this directory
 and below acts on, and .github/workflows/deploy.yml, a GitHub Actions workflow
 that builds your release artifact (--build-command, --artifact), deploys it as
-a whitelist canary on every push, and continues to 100 % (or abandons) when a
+a canary on every push (stopping after the whitelist or the first % step), and continues to 100 % (or abandons) when a
 person with write access runs its second stage by hand.
 
 The workflow reaches the hosts from a self-hosted runner whose address is in
 the stack's belay:admin.sshCidrs (--ssh-access self-hosted, the default), or
 from a GitHub-hosted runner through a bastion (--ssh-access bastion).
 Existing files are left alone unless --force. Nothing is asked.`,
-		Example: `  # a Pulumi stack; the app's build leaves dist/shop.tar.gz
-  belay init --stack acme/prod --app shop \
+		Example: `  # a Pulumi stack; the app's build leaves dist/shop.tar.gz; the canary
+  # serves two shops first and stops there until the rollout stage is run
+  belay init --stack acme/prod --app shop --whitelist-shops alpha.example.com,beta.example.com \
     --build-command "make dist/shop.tar.gz" --artifact dist/shop.tar.gz
 
   # through a bastion from GitHub-hosted runners
@@ -121,7 +122,7 @@ Existing files are left alone unless --force. Nothing is asked.`,
 	fl.StringVar(&o.Stack, "stack", "", "target: a Pulumi stack (stack, org/stack or org/project/stack)")
 	fl.StringVar(&o.Inventory, "inventory", "", "target: an inventory file (relative to --dir, committed with it)")
 	fl.BoolVar(&o.Lab, "lab", false, "target: the local lab (writes no workflow)")
-	fl.StringVar(&o.App, "app", "", "default --app of deploy, rollback and status (needed when the stack has several apps)")
+	fl.StringVar(&o.App, "app", "", "default --app of deploy, rollback, status, releases and audit (needed when the stack has several apps)")
 	fl.StringSliceVar(&o.WhitelistShops, "whitelist-shops", nil, "shops (domains) the canary serves first: belay.yaml's deploy default; the workflow's canary then stops after the whitelist")
 	fl.StringSliceVar(&o.WhitelistIPs, "whitelist-ips", nil, "client IPs/CIDRs the canary serves first (as --whitelist-shops)")
 	fl.StringVar(&o.Branch, "branch", "main", "branch whose pushes start a canary")
