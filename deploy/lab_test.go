@@ -55,6 +55,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	labInv, app = inv, inv.Apps[0]
+	// Every belay this test runs acts on the lab, named explicitly: belay
+	// refuses to guess a target (the children inherit the environment).
+	os.Setenv("BELAY_INVENTORY", "lab")
 	dir, err := os.MkdirTemp("", "belay-deploy-lab")
 	if err != nil {
 		panic(err)

@@ -21,6 +21,8 @@ if [ -z "$belay" ]; then
     (cd "$here" && go build -o "$belay" ./cmd/belay) || exit 1
 fi
 mkdir -p "$dir"
+# The drills act on the lab, named explicitly (belay never guesses a target).
+export BELAY_INVENTORY=lab
 "$belay" lab status >/dev/null || { echo "bench-drills: the lab is not up (belay lab up)" >&2; exit 1; }
 
 rc=0

@@ -8,3 +8,5 @@ cd "$(dirname "$0")/.."
 belay_install_deps
 go build -o /usr/local/bin/belay ./cmd/belay
 belay lab up "$@"
+# belay acts only on a named target; the lab is one like any other.
+echo 'The lab is up. Point belay at it with: export BELAY_INVENTORY=lab  (or --inventory lab)' >&2

@@ -15,6 +15,8 @@ go test -count=1 -timeout 20m ./...
 
 echo "== lab tests (real machines)"
 export BELAY_LAB=1
+# The lab tests' belay commands act on the lab: belay needs it named.
+export BELAY_INVENTORY=lab
 bin=$(mktemp -d)/belay
 go build -o "$bin" ./cmd/belay
 lab_down() { "$bin" lab down >/dev/null 2>&1 || true; }

@@ -61,6 +61,9 @@ func buildVersion(x string, info *debug.BuildInfo, ok bool) string {
 }
 
 func main() {
+	// A group that adds its own PersistentPreRunE must not skip the root's,
+	// which resolves the target and applies belay.yaml's defaults.
+	cobra.EnableTraverseRunHooks = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := cli.New()
@@ -82,9 +85,18 @@ func newRootCmd(f *cli.Factory) *cobra.Command {
 		Short: "Provision, deploy and drill highly available web apps",
 		Long: `belay keeps small SaaS teams out of the 5-hour outage: every app on its own HA
 pair, PostgreSQL with automatic failover, a standby site at a second provider,
-canary deploys with automatic rollback, and drills that prove it all.`,
-		Example: `  belay lab up                 # the whole topology as real machines on this box
+canary deploys with automatic rollback, and drills that prove it all.
+
+Every command that reaches hosts acts on one target and names it on its first
+line (stderr) and in --json output. The target is, first found: --inventory,
+--stack, $BELAY_INVENTORY, or "target:" in the nearest belay.yaml (searched from
+the working directory upwards). Without one such a command refuses; the local
+lab is used only when named (--inventory lab). belay.yaml may also hold
+per-command flag defaults; "belay init" writes one.`,
+		Example: `  belay init --stack prod       # belay.yaml + .github/workflows/deploy.yml
   belay deploy --app shop --artifact shop.tar.gz --release v42
+  belay lab up                 # the whole topology as real machines on this box
+  BELAY_INVENTORY=lab belay status
   belay drill db-primary --repeat 10`,
 		Version:       buildVersion(version, info, ok),
 		SilenceUsage:  true,
@@ -93,6 +105,8 @@ canary deploys with automatic rollback, and drills that prove it all.`,
 	for _, add := range subcommands {
 		root.AddCommand(add(f))
 	}
+	cli.AddTargetFlags(root)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return f.Prepare(root, cmd) }
 	return root
 }
 

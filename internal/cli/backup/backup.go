@@ -80,7 +80,7 @@ usable, so monitoring (or a script waiting for a new stack's standby) can run it
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.BoolVar(&opts.JSON, "json", false, "print the status as JSON")
 	fl.DurationVar(&opts.MaxRPO, "max-rpo", 5*time.Minute, "alert when the newest archived WAL is older than this")
 	fl.DurationVar(&opts.MaxVerifyAge, "max-verify-age", 26*time.Hour, "alert when the last verified restore is older than this")

@@ -73,7 +73,7 @@ next one resumes or discards what it left.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.BoolVar(&opts.Full, "full", false, "take a full backup")
 	fl.BoolVar(&opts.Diff, "diff", false, "take a differential backup (the default)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the result as JSON (progress goes to standard error)")

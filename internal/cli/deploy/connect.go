@@ -47,7 +47,7 @@ func (c *ConnFlags) AddFlagsExec(cmd *cobra.Command) { c.addFlags(cmd, "") }
 
 func (c *ConnFlags) addFlags(cmd *cobra.Command, invShort string) {
 	fl := cmd.Flags()
-	fl.StringVarP(&c.InventoryRef, "inventory", invShort, cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	fl.StringVarP(&c.InventoryRef, "inventory", invShort, "", cli.InventoryUsage)
 	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
 	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
 	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")

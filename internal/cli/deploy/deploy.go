@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -253,8 +254,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 			if err != nil {
 				return err
 			}
-			_, err = o.IO.Out.Write(b)
-			return err
+			return cli.PrintJSON(o.IO.Out, json.RawMessage(b)) // adds the target
 		}
 		plan.Print(o.IO.Out, p)
 		return nil

@@ -102,7 +102,7 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 	fl.IntVar(&opts.Repeat, "repeat", 1, "how many times to run the drill")
 	fl.StringVar(&opts.Variant, "variant", "", "fault variant: "+strings.Join(drill.Variants[k], ", ")+" (default "+drill.Variants[k][0]+")")
 	fl.StringVar(&opts.App, "app", "", "app to drill (default: the inventory's first)")
-	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.StringVar(&opts.ReportDir, "report-dir", "drill-reports", "directory for the report files (<drill>-<stack>-<time>.md and .json)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON instead of markdown")
 	addConnFlags(cmd, &opts.Conn)

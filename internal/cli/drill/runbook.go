@@ -29,7 +29,7 @@ drills and the site switch execute, so it lists exactly what they do.`,
 			return runRunbook(opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	cmd.Flags().StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	return cmd
 }
 

@@ -89,7 +89,7 @@ Without --yes the plan is printed and nothing changes.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.To, "to", "", "site to switch to: standby or primary (required)")
-	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.BoolVar(&opts.Yes, "yes", false, "perform the switch (without it the plan is printed only)")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and exit")
 	fl.BoolVar(&opts.JSON, "json", false, "print the plan / result as JSON")

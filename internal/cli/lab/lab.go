@@ -59,7 +59,8 @@ func newCmdLab(f *cli.Factory, deps Deps, paths thelab.Paths) *cobra.Command {
 sites (10.213.0.0/25 and 10.213.0.128/25) joined by a router namespace, each
 provisioned by cloud-init with exactly the user data a cloud would get. It
 writes the same inventory as a cloud stack to ` + cli.DefaultInventory + `,
-so deploys and drills run against it unchanged. Needs root.`,
+so deploys and drills run against it unchanged once it is named as their
+target (--inventory lab or BELAY_INVENTORY=lab). Needs root.`,
 	}
 	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o))
 	return cmd
