@@ -136,16 +136,22 @@ func (s *Store) change(ctx context.Context, app, domain string, fn func(tx pgx.T
 		if err != nil {
 			return err
 		}
-		if action == "" {
-			return nil // nothing to do
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO belay_router.audit (app, domain, action, from_cell, to_cell, actor, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, app, domain, action, from, to, actor, detail); err != nil {
-			return fmt.Errorf("writing the audit row: %w", err)
+		if action != "" {
+			if err := audit(ctx, tx, app, domain, action, from, to, actor, detail); err != nil {
+				return err
+			}
 		}
 		return tx.QueryRow(ctx, "SELECT coalesce((SELECT version FROM belay_router.versions WHERE app = $1), 0)", app).Scan(&v)
 	})
 	return v, err
+}
+
+func audit(ctx context.Context, tx pgx.Tx, app, domain, action, from, to, actor, detail string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO belay_router.audit (app, domain, action, from_cell, to_cell, actor, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, app, domain, action, from, to, actor, detail); err != nil {
+		return fmt.Errorf("writing the audit row: %w", err)
+	}
+	return nil
 }
 
 // Assign maps a new shop to cell (active). Assigning a mapped shop to its own
