@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/belay-sh/belay/hostroute"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/store"
 )
@@ -41,8 +42,12 @@ type Options struct {
 	Connect func(ctx context.Context) (*store.Store, error)
 	// NginxTest and NginxReload (default nginx -t -q; systemctl reload nginx.service).
 	NginxTest, NginxReload []string
-	// Drained waits until nginx's old workers finished (default: none).
-	Drained func(ctx context.Context) error
+	// PIDFile is nginx's master PID file (default /run/nginx.pid) and Procs
+	// lists processes (default /proc): after a reload the daemon waits until
+	// the old workers are retired and drained, at most DrainTimeout (default 10 s).
+	PIDFile      string
+	Procs        func() ([]hostroute.Proc, error)
+	DrainTimeout time.Duration
 	// Resync is the full re-read period, the safety net and heartbeat (default 5 s).
 	Resync time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect delay (default 100 ms, 5 s).
@@ -82,6 +87,15 @@ func (o *Options) defaults() error {
 	}
 	if o.NginxReload == nil {
 		o.NginxReload = []string{"systemctl", "reload", "nginx.service"}
+	}
+	if o.PIDFile == "" {
+		o.PIDFile = "/run/nginx.pid"
+	}
+	if o.Procs == nil {
+		o.Procs = hostroute.ProcFS
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
 	}
 	if o.Resync <= 0 {
 		o.Resync = 5 * time.Second
@@ -272,15 +286,16 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 		restore()
 		return fmt.Errorf("nginx -t rejected the map (old map restored): %w: %s", err, out)
 	}
+	before, _ := d.generation()
 	if out, err := run(ctx, d.o.NginxReload); err != nil {
 		restore()
 		_, _ = run(ctx, d.o.NginxReload)
 		return fmt.Errorf("nginx reload failed (old map restored): %w: %s", err, out)
 	}
-	if d.o.Drained != nil {
-		if err := d.o.Drained(ctx); err != nil {
-			return fmt.Errorf("waiting for nginx's old workers: %w", err)
-		}
+	if err := d.settle(ctx, before); err != nil {
+		// The new map is loaded (new connections use it), but the version
+		// is not reported: a move must not rely on it yet.
+		return fmt.Errorf("after the reload: %w", err)
 	}
 	d.logf("loaded mapping version %d (%d shops)", m.Version, len(m.Shops))
 	d.version = m.Version
