@@ -92,6 +92,8 @@ func ServerConf(c Cells, listen string) string {
     listen %[1]s;
     server_name _;
     default_type text/plain;
+    # The cell's own nginx enforces the app's body limit; the router adds none.
+    client_max_body_size 0;
     location / {
         if ($%[2]s_cell = %[4]s) {
             add_header %[6]s frozen always;

@@ -72,11 +72,11 @@ func (s *Store) WaitApplied(ctx context.Context, app string, version int64, time
 				lag = append(lag, r)
 			}
 		}
-		if len(live) == 0 {
-			return nil, fmt.Errorf("no router of %s reported within %s: is belay-router-sync running?", app, LiveWindow)
-		}
-		if len(lag) == 0 {
+		if len(live) > 0 && len(lag) == 0 {
 			return live, nil
+		}
+		if time.Now().After(deadline) && len(live) == 0 {
+			return nil, fmt.Errorf("no router of %s reported within %s: is belay-router-sync running on the routers?", app, LiveWindow)
 		}
 		if time.Now().After(deadline) {
 			var names []string
