@@ -7,7 +7,6 @@ package sync_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
