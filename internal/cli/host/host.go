@@ -28,9 +28,12 @@ func NewCmdHost(f *cli.Factory) *cobra.Command {
 
 route applies a traffic stage the deployer sends on stdin: root validates it,
 renders the nginx files, checks, reloads and drains. route-watch (a service)
-marks unreachable upstream members down so no request waits on a dead peer.`,
+marks unreachable upstream members down so no request waits on a dead peer.
+On router hosts, router-sync (a service) loads the shop → cell mapping and
+shop-db runs the shop commands' requests; on cell hosts, move-hook runs an
+app's move hook (docs/cells.md).`,
 	}
-	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil))
+	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f))
 	return cmd
 }
 
