@@ -72,6 +72,9 @@ func (a *App) headers(w http.ResponseWriter, r *http.Request) {
 	if p := r.Header.Get(HeaderPool); p != "" {
 		h.Set(HeaderPool, p)
 	}
+	if c := r.Header.Get(HeaderCell); c != "" {
+		h.Set(HeaderCell, c)
+	}
 }
 
 func (a *App) health(w http.ResponseWriter, r *http.Request) {
