@@ -54,8 +54,6 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Log receives one line per event (default io.Discard).
 	Log io.Writer
-	// Applied, if set, is called after each version is live (tests).
-	Applied func(version int64)
 }
 
 func (o *Options) defaults() error {
@@ -299,9 +297,6 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 	}
 	d.logf("loaded mapping version %d (%d shops)", m.Version, len(m.Shops))
 	d.version = m.Version
-	if d.o.Applied != nil {
-		d.o.Applied(m.Version)
-	}
 	return SaveCache(d.o.Dir, m)
 }
 
