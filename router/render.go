@@ -122,3 +122,25 @@ func ServerConf(c Cells, listen string) string {
 }
 `, listen, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown)
 }
+
+// SyncUnitName is the systemd template unit of router-sync (instance: the app).
+const SyncUnitName = "belay-router-sync@.service"
+
+// SyncUnit is the unit the router role installs (belay at binary, usually
+// /usr/local/bin/belay) and enables as belay-router-sync@APP.
+func SyncUnit(binary string) string {
+	return `# Rendered by belay: keeps nginx's shop -> cell map of app %i equal to the database.
+[Unit]
+Description=belay: router sync for app %i (mapping -> nginx map)
+After=nginx.service network-online.target
+Wants=nginx.service network-online.target
+
+[Service]
+ExecStart=` + binary + ` host router-sync --app %i
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+`
+}

@@ -157,3 +157,24 @@ func itoa(i int) string {
 	}
 	return s
 }
+
+func TestSyncUnitVerifies(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("no systemd-analyze")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "belay")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unit := filepath.Join(dir, "belay-router-sync@shop.service")
+	if err := os.WriteFile(unit, []byte(SyncUnit(bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sa, "verify", "--man=no", unit)
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=notice")
+	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
