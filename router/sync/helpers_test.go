@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/belay-sh/belay/router"
 	rt "github.com/belay-sh/belay/router/routertest"
@@ -21,3 +22,8 @@ func reopen(t *testing.T, dsn string) *store.Store {
 	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
+
+// testWait bounds every wait for the routers. Generous on purpose: the
+// build machine is shared and heavily loaded at times (timings are reported
+// by TestPropagation, not asserted).
+const testWait = 30 * time.Second

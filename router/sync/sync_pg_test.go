@@ -31,17 +31,17 @@ func newEnv(t *testing.T, def string) *env {
 	return e
 }
 
-// expect polls until host gets an answer satisfying ok (1 s is the target; 5 s bounds the test).
+// expect polls until host gets an answer satisfying ok (1 s is the target; testWait bounds the test).
 func (e *env) expect(t *testing.T, host, what string, ok func(rt.Answer) bool) time.Duration {
 	t.Helper()
 	var last rt.Answer
 	var lastErr error
-	d, good := rt.WaitFor(5*time.Second, func() bool {
+	d, good := rt.WaitFor(testWait, func() bool {
 		last, lastErr = e.r.Get(host, "/")
 		return lastErr == nil && ok(last)
 	})
 	if !good {
-		t.Fatalf("%s: %s not seen within 5 s; last answer %+v, error %v", host, what, last, lastErr)
+		t.Fatalf("%s: %s not seen within %s; last answer %+v, error %v", host, what, testWait, last, lastErr)
 	}
 	t.Logf("%s: %s after %s", host, what, d.Round(time.Millisecond))
 	return d
@@ -66,7 +66,7 @@ func TestSyncRoutesFreezesAndRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.WaitApplied(ctx, app, v, 10*time.Second); err != nil {
+	if _, err := st.WaitApplied(ctx, app, v, testWait); err != nil {
 		t.Fatal(err)
 	}
 	e.expect(t, "a.test", "cell c1", onCell("c1"))
@@ -102,7 +102,7 @@ func TestSyncRoutesFreezesAndRefuses(t *testing.T) {
 	if _, err := st.Conn.Exec(ctx, "INSERT INTO belay_router.shops (domain, app, cell) VALUES ('c.test', $1, 'c9'), ('d.test', $1, 'c1')", app); err != nil {
 		t.Fatal(err)
 	}
-	_, ok := rt.WaitFor(5*time.Second, func() bool {
+	_, ok := rt.WaitFor(testWait, func() bool {
 		rs, err := st.Routers(ctx, app)
 		return err == nil && len(rs) == 1 && strings.Contains(rs[0].Error, `cell "c9" is not in cells.conf`)
 	})
