@@ -11,7 +11,7 @@
 // Assumptions about the stack (docs/cells.md): inventory hosts with role
 // "router" (deploy user may `sudo belay host shop-db --app APP`), cells
 // registered as inventory apps APP-CELL whose first host runs `sudo belay
-// host move-hook`, the lab app deployed on every cell with a belay-move
+// host move-hook APP-CELL`, the lab app deployed on every cell with a belay-move
 // symlink in its release and a writable LABAPP_DATA_DIR, and the routers'
 // cells.conf naming the cells c1 and c2. BELAY_LAB_CELLS_APP names the app
 // (default "shop").

@@ -131,7 +131,9 @@ func (o *Options) client() *admin.Client {
 }
 
 // CellApp is the inventory app a cell's HA pair is registered as: each cell
-// is its own app pair, named APP-CELL.
+// is its own app pair, named APP-CELL, with its releases in /srv/APP-CELL
+// and its environment in /etc/belay/APP-CELL.env like any app. (The one place
+// that ties the shop commands to the cells topology's naming.)
 func CellApp(app, cell string) string { return app + "-" + cell }
 
 // cellHost picks the host a cell's hook runs on (its first app server).
@@ -156,7 +158,7 @@ func (h sshHooks) run(ctx context.Context, cell, verb, shop string, in io.Reader
 		return fmt.Errorf("host %s of cell %s: %w", host, cell, err)
 	}
 	var errb bytes.Buffer
-	code, err := c.Stream(ctx, MoveHookCommand(h.o.App, verb, shop), in, out, &errb)
+	code, err := c.Stream(ctx, MoveHookCommand(CellApp(h.o.App, cell), verb, shop), in, out, &errb)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
 	}

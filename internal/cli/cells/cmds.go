@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/move"
 )
@@ -92,7 +93,7 @@ func (o *Options) release(ctx context.Context, cell string) string {
 	if err != nil {
 		return "? (" + host + " unreachable)"
 	}
-	res, err := c.Run(ctx, "readlink /srv/"+o.App+"/current", nil)
+	res, err := c.Run(ctx, shq.Join("readlink", "/srv/"+CellApp(o.App, cell)+"/current"), nil)
 	if err != nil {
 		return "? (" + host + ": no release)"
 	}
