@@ -31,7 +31,11 @@ const (
 	OpAbort  = "move-abort"
 	OpWait   = "wait"
 	OpCells  = "cells"
+	OpAudit  = "audit"
 )
+
+// MaxAudit bounds the audit rows one request returns.
+const MaxAudit = 1000
 
 // Request is one operation.
 type Request struct {
@@ -42,9 +46,11 @@ type Request struct {
 	Reason string `json:"reason,omitempty"`
 	// Actor is who asks ("user@laptop"), recorded in the audit; the helper
 	// appends the SSH login it runs for.
-	Actor         string `json:"actor,omitempty"`
-	Version       int64  `json:"version,omitempty"`
-	TimeoutMillis int64  `json:"timeoutMillis,omitempty"`
+	Actor   string `json:"actor,omitempty"`
+	Version int64  `json:"version,omitempty"`
+	// Limit is the number of audit rows (OpAudit), 1-MaxAudit.
+	Limit         int   `json:"limit,omitempty"`
+	TimeoutMillis int64 `json:"timeoutMillis,omitempty"`
 }
 
 // CellInfo is one cell in `belay cells`.
@@ -67,8 +73,9 @@ type Response struct {
 	Cells   []CellInfo     `json:"cells,omitempty"`
 	Default string         `json:"default,omitempty"`
 	// Unplaced counts shops on cells this router does not know.
-	Unplaced int    `json:"unplaced,omitempty"`
-	Error    string `json:"error,omitempty"`
+	Unplaced int              `json:"unplaced,omitempty"`
+	Audit    []store.AuditRow `json:"audit,omitempty"`
+	Error    string           `json:"error,omitempty"`
 }
 
 var stepOK = map[string]bool{"exported": true, "imported": true}
@@ -81,8 +88,17 @@ func Check(req Request, cells router.Cells) error {
 			return fmt.Errorf("domain: %w", err)
 		}
 	case OpWait, OpCells:
+	case OpAudit:
+		if req.Domain != "" {
+			if err := router.CheckDomain(req.Domain); err != nil {
+				return fmt.Errorf("domain: %w", err)
+			}
+		}
+		if req.Limit < 1 || req.Limit > MaxAudit {
+			return fmt.Errorf("limit %d: expected 1-%d", req.Limit, MaxAudit)
+		}
 	default:
-		return fmt.Errorf("op %q: expected one of get, assign, move-begin, move-step, move-finish, move-abort, wait, cells", req.Op)
+		return fmt.Errorf("op %q: expected one of get, assign, move-begin, move-step, move-finish, move-abort, wait, cells, audit", req.Op)
 	}
 	switch req.Op {
 	case OpAssign, OpBegin, OpStep, OpFinish:
@@ -126,6 +142,8 @@ func Serve(ctx context.Context, st *store.Store, cells router.Cells, req Request
 		res.Routers, err = st.WaitApplied(ctx, app, req.Version, time.Duration(req.TimeoutMillis)*time.Millisecond)
 	case OpCells:
 		res, err = cellsInfo(ctx, st, cells, probe)
+	case OpAudit:
+		res.Audit, err = st.Audit(ctx, app, req.Domain, req.Limit)
 	}
 	return res, err
 }
@@ -240,6 +258,12 @@ func (c *Client) AbortMove(ctx context.Context, app, domain, reason, actor strin
 func (c *Client) WaitApplied(ctx context.Context, app string, version int64, timeout time.Duration) ([]store.Router, error) {
 	res, err := c.call(ctx, Request{Op: OpWait, Version: version, TimeoutMillis: timeout.Milliseconds()})
 	return res.Routers, err
+}
+
+// Audit reads the last limit audit rows (of one shop if domain is set).
+func (c *Client) Audit(ctx context.Context, domain string, limit int) ([]store.AuditRow, error) {
+	res, err := c.call(ctx, Request{Op: OpAudit, Domain: domain, Limit: limit})
+	return res.Audit, err
 }
 
 // Cells asks for the cells summary.

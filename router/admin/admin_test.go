@@ -17,6 +17,8 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		{Op: OpStep, Domain: "a.test", Cell: "c2", Step: "imported"},
 		{Op: OpWait, Version: 3, TimeoutMillis: 1000},
 		{Op: OpCells},
+		{Op: OpAudit, Limit: 10},
+		{Op: OpAudit, Domain: "a.test", Limit: 10},
 	}
 	for _, r := range good {
 		if err := Check(r, cells); err != nil {
@@ -34,6 +36,9 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		"timeout":           {Op: OpWait, TimeoutMillis: -1},
 		"multi-line actor":  {Op: OpGet, Domain: "a.test", Actor: "me\nforged line"},
 		"multi-line reason": {Op: OpAbort, Domain: "a.test", Reason: strings.Repeat("x", 501)},
+		"audit no limit":    {Op: OpAudit},
+		"audit huge limit":  {Op: OpAudit, Limit: MaxAudit + 1},
+		"audit bad domain":  {Op: OpAudit, Domain: "*.test", Limit: 5},
 	} {
 		if err := Check(r, cells); err == nil {
 			t.Errorf("%s: %+v accepted", name, r)

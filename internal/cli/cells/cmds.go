@@ -12,6 +12,7 @@ import (
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/admin"
 	"github.com/belay-sh/belay/router/move"
 )
 
@@ -107,7 +108,7 @@ func NewCmdShop(f *cli.Factory) *cobra.Command {
 		Use:   "shop",
 		Short: "Map shops to cells and move them between cells",
 	}
-	cmd.AddCommand(newCmdAssign(f), newCmdMove(f))
+	cmd.AddCommand(newCmdAssign(f), newCmdMove(f), newCmdAudit(f))
 	return cmd
 }
 
@@ -211,5 +212,52 @@ the shop on its old cell.`,
 	fl.BoolVar(&mo.Abort, "abort", false, "end a move in progress: the shop stays on its old cell, unfrozen")
 	fl.DurationVar(&mo.Propagation, "propagation-timeout", 10*time.Second, "how long to wait for every router to load the freeze (and the flip)")
 	fl.StringVar(&mo.SpoolDir, "spool-dir", "", "where the exported data waits for the import (default: the system temp dir)")
+	return cmd
+}
+
+func newCmdAudit(f *cli.Factory) *cobra.Command {
+	o := newOptions(f)
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit [DOMAIN] --app APP",
+		Short: "Who assigned and moved which shop, when, and how each move step ended",
+		Long: `Prints the last --limit rows of the mapping's audit (assign, move-begin,
+move-exported, move-imported, move-done, move-abort with its reason), oldest
+first, for one shop or all shops of APP.`,
+		Example: "  belay shop audit acme.example.com --app shop",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d := ""
+			if len(args) == 1 {
+				var err error
+				if d, err = router.NormalizeDomain(args[0]); err != nil {
+					return err
+				}
+			}
+			if limit < 1 || limit > admin.MaxAudit {
+				return fmt.Errorf("--limit %d: expected 1-%d", limit, admin.MaxAudit)
+			}
+			ctx := cmd.Context()
+			if err := o.open(ctx); err != nil {
+				return err
+			}
+			defer o.close()
+			rows, err := o.client().Audit(ctx, d, limit)
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return cli.PrintJSON(o.IO.Out, rows)
+			}
+			tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "AT\tSHOP\tACTION\tFROM\tTO\tACTOR\tDETAIL")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.At.Format(time.RFC3339), r.Domain, r.Action, r.From, r.To, r.Actor, r.Detail)
+			}
+			return tw.Flush()
+		},
+	}
+	o.flags(cmd, true)
+	cmd.Flags().IntVar(&limit, "limit", 50, "number of rows")
 	return cmd
 }

@@ -61,8 +61,8 @@ func TestShopDBHelper(t *testing.T) {
 	if err != nil || len(res.Cells) != 2 || res.Cells[1].Shops != 1 || !strings.HasPrefix(res.Cells[0].Health, "down") {
 		t.Errorf("cells: %+v %v", res, err)
 	}
-	audit, err := lab.Store.Audit(ctx, "shop", "a.test", 5)
-	if err != nil || len(audit) != 1 || audit[0].Actor != "ops@laptop (ssh login deploy)" {
-		t.Errorf("audit: %+v %v", audit, err)
+	res, err = shopDB(ctx, dir, "shop", []byte(`{"op":"audit","domain":"a.test","limit":5}`), "deploy")
+	if err != nil || len(res.Audit) != 1 || res.Audit[0].Actor != "ops@laptop (ssh login deploy)" || res.Audit[0].Action != "assign" {
+		t.Errorf("audit: %+v %v", res.Audit, err)
 	}
 }
