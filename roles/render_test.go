@@ -2,7 +2,6 @@ package roles
 
 import (
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/belay-sh/belay/internal/pgtest"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -414,30 +414,8 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	}
 }
 
-// startPostgresOnFreePort starts a test PostgreSQL through start(port) on a
-// loopback port the kernel has just handed out, and retries on a new port when
-// PostgreSQL could not bind it: such ports come from the ephemeral range that
-// every other test's outgoing connections draw from too, so a fixed or
-// pid-derived port collides now and then (it did in CI).
+// startPostgresOnFreePort is pgtest.StartOnFreePort (shared with the router's tests).
 func startPostgresOnFreePort(t *testing.T, logPath string, start func(port int) (string, error)) int {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a loopback port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		_ = os.Remove(logPath) // a log per attempt: an old bind error must not look like a new one
-		out, err := start(port)
-		if err == nil {
-			return port
-		}
-		log, _ := os.ReadFile(logPath)
-		if attempt < 5 && strings.Contains(string(log), "Address already in use") {
-			t.Logf("port %d was taken before PostgreSQL bound it; trying another", port)
-			continue
-		}
-		t.Fatalf("start PostgreSQL on port %d: %v\n%s\n%s", port, err, out, log)
-	}
+	return pgtest.StartOnFreePort(t, logPath, start)
 }

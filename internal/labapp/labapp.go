@@ -30,6 +30,9 @@ const (
 	HeaderSlot    = "X-Belay-Slot"
 	// HeaderPool is the request header nginx sets ($belay_pool), echoed back.
 	HeaderPool = "X-Belay-Pool"
+	// HeaderCell is the request header the cell router sets (the cell it
+	// routed to), echoed back like HeaderPool.
+	HeaderCell = "X-Belay-Cell"
 	// HeaderDeliberate marks an error answered on purpose; the value says which switch.
 	HeaderDeliberate = "X-Deliberate-Failure"
 )

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +22,8 @@ const MaxSleep = time.Minute
 // App serves one process's requests under a Config.
 type App struct {
 	cfg Config
+	// dataDir holds the per-shop data (/data, belay-move); "" disables /data.
+	dataDir string
 	// crash ends the process (os.Exit in Run); injected so tests observe it.
 	crash func(reason string)
 	n     atomic.Int64
@@ -30,11 +33,15 @@ type App struct {
 // New returns the app; crash is called (once, from a timer) when CrashAfter runs out.
 func New(cfg Config, crash func(reason string)) *App { return &App{cfg: cfg, crash: crash} }
 
+// WithData serves the per-shop data in dir on /data (shopdata.go).
+func (a *App) WithData(dir string) *App { a.dataDir = dir; return a }
+
 // Handler serves:
 //
 //	/up          the health check (HealthPath)
 //	/            the release line "release=<id> slot=<slot> build=<id>"
 //	/sleep?d=1s  the same after d (at most MaxSleep): a request held open
+//	/data?shop=S the shop's data (GET, PUT, POST appends), with WithData
 //
 // Every answer carries the release/slot/pool headers of the package doc; the
 // faults of Config apply to / and /sleep (app requests), never to /up.
@@ -50,6 +57,10 @@ func (a *App) Handler() http.Handler {
 		}
 		a.serve(w, r, d)
 	})
+	if a.dataDir != "" {
+		dh := dataHandler(a.dataDir)
+		mux.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) { a.headers(w, r); dh(w, r) })
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, 0) })
 	return mux
 }
@@ -60,6 +71,9 @@ func (a *App) headers(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderSlot, a.cfg.Slot)
 	if p := r.Header.Get(HeaderPool); p != "" {
 		h.Set(HeaderPool, p)
+	}
+	if c := r.Header.Get(HeaderCell); c != "" {
+		h.Set(HeaderCell, c)
 	}
 }
 
@@ -119,7 +133,7 @@ func Run(cfg Config, addr string, logf func(format string, args ...any)) error {
 	app := New(cfg, func(reason string) {
 		logf("labapp: crashing on purpose (%s)", reason)
 		os.Exit(2)
-	})
+	}).WithData(DataDir(os.Getenv))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -148,7 +162,13 @@ func Run(cfg Config, addr string, logf func(format string, args ...any)) error {
 
 // Main is the command: the environment a belay unit gives (PORT, BELAY_RELEASE,
 // BELAY_SLOT), the switches, and the exit code (1: bad setup or crashLoop).
+//
+// Run under the name belay-move (a symlink in the release), it is the move
+// hook instead (MoveMain).
 func Main(sw Switches, buildID string) int {
+	if filepath.Base(os.Args[0]) == "belay-move" {
+		return MoveMain(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	port := os.Getenv("PORT")
 	if port == "" {

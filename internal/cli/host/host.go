@@ -30,9 +30,13 @@ route applies a traffic stage the deployer sends on stdin: root validates it,
 renders the nginx files, checks, reloads and drains. route-watch (a service)
 marks unreachable upstream members down so no request waits on a dead peer.
 exec runs one command as the app user for belay exec.
-converge applies a signed bundle from belay converge (any server).`,
+converge applies a signed bundle from belay converge (any server).
+On router hosts, router-sync (a service) loads the shop → cell mapping and
+shop-db runs the shop commands' requests; on cell hosts, move-hook runs an
+app's move hook (docs/cells.md).`,
 	}
-	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil), NewCmdConverge(f, nil))
+	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil), NewCmdConverge(f, nil),
+		NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f))
 	return cmd
 }
 

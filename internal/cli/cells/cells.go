@@ -1,0 +1,187 @@
+// Package cells is `belay cells` and `belay shop`: the shop → cell mapping
+// of an app, read and changed through a router host (the database is never
+// public: requests go over the pinned SSH channel to `sudo belay host shop-db`
+// there), and shop moves, whose hooks run on the cells' hosts through
+// `sudo belay host move-hook`. See docs/cells.md.
+package cells
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/cli"
+	clideploy "github.com/belay-sh/belay/internal/cli/deploy"
+	"github.com/belay-sh/belay/internal/shq"
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/roles"
+	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/admin"
+)
+
+// RoleRouter is the inventory role of router hosts (the cells topology
+// registers it; a string here so this package does not wait for it).
+const RoleRouter inventory.Role = "router"
+
+// Options are what every cells/shop command shares.
+type Options struct {
+	IO           cli.IO
+	InventoryRef string
+	App          string
+	JSON         bool
+	// Router is the router host requests go through (default: the first
+	// inventory host with role router).
+	Router  string
+	SSH     clideploy.SSHOptions
+	Connect clideploy.Connector
+	Load    func(ref string) (*inventory.Inventory, error)
+	Getenv  func(string) string
+
+	inv  *inventory.Inventory
+	pool *sshx.Pool
+	done func()
+}
+
+func (o *Options) flags(cmd *cobra.Command, appFlag bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&o.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	if appFlag {
+		fl.StringVar(&o.App, "app", "", "the app (required)")
+		_ = cmd.MarkFlagRequired("app")
+	}
+	fl.BoolVar(&o.JSON, "json", false, "print JSON instead of text")
+	fl.StringVar(&o.Router, "router", "", "router host to go through (default: the first host with role router)")
+	fl.StringSliceVar(&o.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory)")
+	fl.StringSliceVar(&o.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (keys pinned in the inventory are checked first)")
+	fl.StringVar(&o.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
+	fl.StringVar(&o.SSH.BastionHostKey, "bastion-host-key", "", "pinned host key of a bastion outside the inventory")
+	fl.DurationVar(&o.SSH.ConnectTimeout, "connect-timeout", 15e9, "TCP connect + SSH handshake timeout per host")
+}
+
+func newOptions(f *cli.Factory) *Options {
+	return &Options{IO: f.IO, Connect: clideploy.Connect, Load: f.Inventory, Getenv: f.Getenv}
+}
+
+// open loads the inventory, picks the router and opens the SSH pool.
+func (o *Options) open(ctx context.Context) error {
+	if err := router.CheckApp(o.App); err != nil {
+		return err
+	}
+	inv, err := o.Load(o.InventoryRef)
+	if err != nil {
+		return err
+	}
+	o.inv = inv
+	if o.Router == "" {
+		rs := inv.WithRole(RoleRouter)
+		if len(rs) == 0 {
+			return errors.New("the inventory has no host with role router: a cells stack has a router pair (or pass --router HOST)")
+		}
+		o.Router = rs[0].Name
+	} else if inv.Host(o.Router) == nil {
+		return fmt.Errorf("--router %s: not a host in the inventory", o.Router)
+	}
+	o.pool, o.done, err = o.Connect(ctx, inv, o.InventoryRef, o.SSH, o.Getenv)
+	return err
+}
+
+func (o *Options) close() {
+	if o.done != nil {
+		o.done()
+	}
+}
+
+// ShopDBCommand is the remote command of one request on a router host.
+func ShopDBCommand(app string) string {
+	return shq.Join("sudo", "-n", roles.BelayBinary, "host", "shop-db", "--app", app)
+}
+
+// MoveHookCommand is the remote command of one hook on a cell host.
+func MoveHookCommand(app, verb, shop string) string {
+	return shq.Join("sudo", "-n", roles.BelayBinary, "host", "move-hook", app, verb, shop)
+}
+
+// client runs admin requests on the router host.
+func (o *Options) client() *admin.Client {
+	return &admin.Client{App: o.App, Do: func(ctx context.Context, req admin.Request) (admin.Response, error) {
+		var res admin.Response
+		c, err := o.pool.Get(ctx, o.Router)
+		if err != nil {
+			return res, fmt.Errorf("router %s: %w", o.Router, err)
+		}
+		body, _ := json.Marshal(req)
+		out, err := c.Run(ctx, ShopDBCommand(o.App), bytes.NewReader(body))
+		if err != nil {
+			return res, fmt.Errorf("router %s: %w", o.Router, err)
+		}
+		if err := json.Unmarshal(out.Stdout, &res); err != nil {
+			return res, fmt.Errorf("router %s: shop-db answered no JSON (%v): %.200s", o.Router, err, out.Stdout)
+		}
+		return res, nil
+	}}
+}
+
+// CellApp is the inventory app a cell's HA pair is registered as: each cell
+// is its own app pair, named APP-CELL, with its releases in /srv/APP-CELL
+// and its environment in /etc/belay/APP-CELL.env like any app. (The one place
+// that ties the shop commands to the cells topology's naming.)
+func CellApp(app, cell string) string { return app + "-" + cell }
+
+// cellHost picks the host a cell's hook runs on (its first app server).
+func (o *Options) cellHost(cell string) (string, error) {
+	a := o.inv.App(CellApp(o.App, cell))
+	if a == nil || len(a.Hosts) == 0 {
+		return "", fmt.Errorf("cell %s: no app %s with hosts in the inventory", cell, CellApp(o.App, cell))
+	}
+	return a.Hosts[0], nil
+}
+
+// sshHooks run the move contract on the cells' hosts.
+type sshHooks struct{ o *Options }
+
+func (h sshHooks) run(ctx context.Context, cell, verb, shop string, in io.Reader, out io.Writer) error {
+	host, err := h.o.cellHost(cell)
+	if err != nil {
+		return err
+	}
+	c, err := h.o.pool.Get(ctx, host)
+	if err != nil {
+		return fmt.Errorf("host %s of cell %s: %w", host, cell, err)
+	}
+	var errb bytes.Buffer
+	code, err := c.Stream(ctx, MoveHookCommand(CellApp(h.o.App, cell), verb, shop), in, out, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	if err != nil {
+		return fmt.Errorf("belay-move %s %s on %s: %w", verb, shop, host, err)
+	}
+	return nil
+}
+
+func (h sshHooks) Export(ctx context.Context, cell, shop string, w io.Writer) error {
+	return h.run(ctx, cell, "export", shop, nil, w)
+}
+
+func (h sshHooks) Import(ctx context.Context, cell, shop string, r io.Reader) error {
+	return h.run(ctx, cell, "import", shop, r, io.Discard)
+}
+
+// actor names the operator in the audit.
+func actor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	h, _ := os.Hostname()
+	return name + "@" + h
+}

@@ -1,0 +1,50 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/belay-sh/belay/router"
+)
+
+func TestCheckRefusesHostileRequests(t *testing.T) {
+	cells, err := router.ParseCells("shop", []byte("cell c1 10.0.0.1:80\ncell c2 10.0.0.2:80\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []Request{
+		{Op: OpAssign, Domain: "a.test", Cell: "c1"},
+		{Op: OpStep, Domain: "a.test", Cell: "c2", Step: "imported"},
+		{Op: OpWait, Version: 3, TimeoutMillis: 1000},
+		{Op: OpCells},
+		{Op: OpAudit, Limit: 10},
+		{Op: OpAudit, Domain: "a.test", Limit: 10},
+	}
+	for _, r := range good {
+		if err := Check(r, cells); err != nil {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	for name, r := range map[string]Request{
+		"unknown op":        {Op: "drop", Domain: "a.test"},
+		"unknown cell":      {Op: OpAssign, Domain: "a.test", Cell: "c9"},
+		"sentinel cell":     {Op: OpAssign, Domain: "a.test", Cell: "_frozen"},
+		"wildcard":          {Op: OpAssign, Domain: "*.test", Cell: "c1"},
+		"uppercase":         {Op: OpGet, Domain: "A.test"},
+		"injection":         {Op: OpAssign, Domain: "a.test'; DROP TABLE x; --", Cell: "c1"},
+		"bad step":          {Op: OpStep, Domain: "a.test", Cell: "c1", Step: "freezing"},
+		"timeout":           {Op: OpWait, TimeoutMillis: -1},
+		"multi-line actor":  {Op: OpGet, Domain: "a.test", Actor: "me\nforged line"},
+		"multi-line reason": {Op: OpAbort, Domain: "a.test", Reason: strings.Repeat("x", 501)},
+		"audit no limit":    {Op: OpAudit},
+		"audit huge limit":  {Op: OpAudit, Limit: MaxAudit + 1},
+		"audit bad domain":  {Op: OpAudit, Domain: "*.test", Limit: 5},
+	} {
+		if err := Check(r, cells); err == nil {
+			t.Errorf("%s: %+v accepted", name, r)
+		}
+	}
+	if _, err := Decode([]byte(`{"op":"get","domain":"a.test","sql":"x"}`)); err == nil {
+		t.Error("unknown field accepted")
+	}
+}

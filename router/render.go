@@ -1,0 +1,146 @@
+package router
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// Dir is the directory of an app's router files on a router host.
+func Dir(app string) string { return "/etc/belay/router/" + app }
+
+// Files inside Dir(app).
+const (
+	// CellsFile is written by the router's role (root): the cells, the default.
+	CellsFile = "cells.conf"
+	// MapFile is rendered by `belay host router-sync`, included at http level.
+	MapFile = "map.conf"
+	// CacheFile is the last good mapping (JSON), the local cache.
+	CacheFile = "mapping.json"
+	// DSNFile holds the router role's connection string (root, 0600).
+	DSNFile = "db.conf"
+)
+
+// Sentinel values of $belay_cell_<app> that are no cell (cell names have no '_').
+const (
+	CellFrozen  = "_frozen"
+	CellUnknown = "_unknown"
+)
+
+// Var is the per-app prefix of the router's nginx variables.
+func Var(app string) string { return "belay_" + strings.ReplaceAll(app, "-", "_") }
+
+// Upstream is the upstream group of one cell.
+func Upstream(app, cell string) string { return "belay_cell_" + app + "_" + cell }
+
+// HeaderRouter marks every answer the router gives itself (frozen, unknown,
+// cell down) with the reason, so clients and tests tell them from the app's.
+const HeaderRouter = "X-Belay-Router"
+
+// Render returns map.conf (http level) for a validated mapping: one upstream
+// per cell, the shop of each request ($<var>_shop: the shop query parameter,
+// else the shop header, else the shop cookie, else Host — the canary
+// whitelist's keys, plus the Host), and the shop → cell map ($<var>_cell),
+// where frozen shops map to CellFrozen and unknown ones to the default cell
+// or CellUnknown. Call Validate first: Render trusts its input.
+func Render(c Cells, m Mapping) []byte {
+	var b bytes.Buffer
+	app, v := c.App, Var(c.App)
+	fmt.Fprintf(&b, "# Managed by belay host router-sync; rewritten at every mapping change. App %s, version %d, %d shops.\n", app, m.Version, len(m.Shops))
+	// Domains up to 253 characters need a bucket larger than nginx's default.
+	b.WriteString("map_hash_bucket_size 512;\nmap_hash_max_size 262144;\n")
+	for _, cell := range c.Cells {
+		fmt.Fprintf(&b, "upstream %s {\n", Upstream(app, cell.Name))
+		for _, a := range cell.Addrs {
+			// max_fails=0: a cell's entry point is its VIP; nginx must not
+			// mark it failed for 10 s after one refused connect while
+			// keepalived moves the address.
+			fmt.Fprintf(&b, "    server %s max_fails=0;\n", a)
+		}
+		b.WriteString("    keepalive 32;\n}\n")
+	}
+	k := c.Keys.WithDefaults()
+	// The first non-empty of parameter, header, cookie, Host; $host is
+	// lowercase and without port. Map string keys match case-insensitively.
+	fmt.Fprintf(&b, "map \"$arg_%s|$http_%s|$cookie_%s|$host\" $%s_shop {\n    default \"\";\n    \"~^\\|*([^|]+)\" $1;\n}\n",
+		k.Param, strings.ToLower(strings.ReplaceAll(k.Header, "-", "_")), k.Cookie, v)
+	def := CellUnknown
+	if c.Default != "" {
+		def = c.Default
+	}
+	fmt.Fprintf(&b, "map $%s_shop $%s_cell {\n    default %s;\n", v, v, def)
+	for _, s := range sortedShops(m.Shops) {
+		to := s.Cell
+		if s.State == Frozen {
+			to = CellFrozen
+		}
+		fmt.Fprintf(&b, "    \"%s\" %s;\n", s.Domain, to)
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
+
+// ServerConf is the router's server block for app, which the router role
+// ships (conf.d) after `include <Dir>/map.conf;` at http level. It answers
+// a frozen shop with 503 + Retry-After, an unknown shop (no default cell)
+// with 421, and a cell nginx cannot reach with 503 for that cell's shops only
+// (error_page on nginx's own 502/504, never on the app's: proxy_intercept_errors
+// stays off). listen is the listen directive's argument ("80", "127.0.0.1:8080").
+func ServerConf(c Cells, listen string) string {
+	app, v := c.App, Var(c.App)
+	return fmt.Sprintf(`server {
+    listen %[1]s;
+    server_name _;
+    default_type text/plain;
+    # The cell's own nginx enforces the app's body limit; the router adds none.
+    client_max_body_size 0;
+    location / {
+        if ($%[2]s_cell = %[4]s) {
+            add_header %[6]s frozen always;
+            add_header Retry-After %[5]d always;
+            return 503 "This shop is being moved. Please retry in %[5]d seconds.\n";
+        }
+        if ($%[2]s_cell = %[7]s) {
+            add_header %[6]s unknown always;
+            return 421 "No shop is served under this name here.\n";
+        }
+        proxy_pass http://belay_cell_%[3]s_$%[2]s_cell;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Belay-Cell $%[2]s_cell;
+        proxy_connect_timeout 2s;
+        error_page 502 504 = @belay_cell_down;
+    }
+    location @belay_cell_down {
+        add_header %[6]s cell-down always;
+        add_header Retry-After 10 always;
+        return 503 "This shop's cell ($%[2]s_cell) is unavailable. Please retry shortly.\n";
+    }
+}
+`, listen, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown)
+}
+
+// SyncUnitName is the systemd template unit of router-sync (instance: the app).
+const SyncUnitName = "belay-router-sync@.service"
+
+// SyncUnit is the unit the router role installs (belay at binary, usually
+// /usr/local/bin/belay) and enables as belay-router-sync@APP.
+func SyncUnit(binary string) string {
+	return `# Rendered by belay: keeps nginx's shop -> cell map of app %i equal to the database.
+[Unit]
+Description=belay: router sync for app %i (mapping -> nginx map)
+After=nginx.service network-online.target
+Wants=nginx.service network-online.target
+
+[Service]
+ExecStart=` + binary + ` host router-sync --app %i
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+`
+}

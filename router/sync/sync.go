@@ -1,0 +1,353 @@
+// Package sync is the daemon behind `belay host router-sync`: on every router
+// host it keeps nginx's shop → cell map equal to the mapping in PostgreSQL.
+//
+// It LISTENs on router.Channel and, on a notification for its app (and every
+// Resync as a safety net against a lost notification), reads the whole
+// mapping in one snapshot, validates it against cells.conf, renders map.conf,
+// runs nginx -t, reloads, waits until the old workers finished their requests
+// (so a frozen shop gets no request routed by the old map any more), and
+// reports the version it loaded to the database, which a shop move waits
+// for. A mapping that fails validation or nginx -t is refused whole: nginx
+// keeps the last good map. When the database is unreachable nothing changes
+// on disk: nginx keeps routing from the loaded map (mapping.json is its
+// readable copy), and the daemon reconnects with backoff.
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/belay-sh/belay/hostroute"
+	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/store"
+)
+
+// Options of one daemon; zero fields take the defaults named on each.
+type Options struct {
+	App string
+	// Name is this router's name in the routers table (default: the hostname).
+	Name string
+	// Dir holds cells.conf, map.conf, mapping.json (default router.Dir(App)).
+	Dir string
+	// Connect opens the database (the DSN comes from Dir/db.conf by default).
+	Connect func(ctx context.Context) (*store.Store, error)
+	// NginxTest and NginxReload (default nginx -t -q; systemctl reload nginx.service).
+	NginxTest, NginxReload []string
+	// PIDFile is nginx's master PID file (default /run/nginx.pid) and Procs
+	// lists processes (default /proc): after a reload the daemon waits until
+	// the old workers are retired and drained, at most DrainTimeout (default 10 s).
+	PIDFile      string
+	Procs        func() ([]hostroute.Proc, error)
+	DrainTimeout time.Duration
+	// Resync is the full re-read period, the safety net and heartbeat (default 5 s).
+	Resync time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay (default 100 ms, 5 s).
+	MinBackoff, MaxBackoff time.Duration
+	// Log receives one line per event (default io.Discard).
+	Log io.Writer
+}
+
+func (o *Options) defaults() error {
+	if err := router.CheckApp(o.App); err != nil {
+		return err
+	}
+	if o.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("router name: %w", err)
+		}
+		o.Name = h
+	}
+	if o.Dir == "" {
+		o.Dir = router.Dir(o.App)
+	}
+	if o.Connect == nil {
+		dsnPath := filepath.Join(o.Dir, router.DSNFile)
+		o.Connect = func(ctx context.Context) (*store.Store, error) {
+			dsn, err := ReadDSN(dsnPath)
+			if err != nil {
+				return nil, err
+			}
+			return store.Open(ctx, dsn)
+		}
+	}
+	if o.NginxTest == nil {
+		o.NginxTest = []string{"/usr/sbin/nginx", "-t", "-q"}
+	}
+	if o.NginxReload == nil {
+		o.NginxReload = []string{"systemctl", "reload", "nginx.service"}
+	}
+	if o.PIDFile == "" {
+		o.PIDFile = "/run/nginx.pid"
+	}
+	if o.Procs == nil {
+		o.Procs = hostroute.ProcFS
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	if o.Resync <= 0 {
+		o.Resync = 5 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return nil
+}
+
+// ReadDSN reads a root-only DSN file; it refuses a file others may read (the
+// DSN holds the router role's password).
+func ReadDSN(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("database DSN: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("database DSN %s: mode %o, expected 0600 (it holds a password)", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("database DSN: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("database DSN %s: empty", path)
+	}
+	return dsn, nil
+}
+
+// Daemon is one running router-sync.
+type Daemon struct {
+	o       Options
+	version int64 // version in map.conf, -1 before the first load
+}
+
+// Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	d := &Daemon{o: o, version: -1}
+	if m, err := LoadCache(o.Dir); err == nil && m != nil {
+		d.version = m.Version
+		d.logf("cached mapping: version %d, %d shops (nginx routes from it until the database answers)", m.Version, len(m.Shops))
+	}
+	backoff := o.MinBackoff
+	for ctx.Err() == nil {
+		st, err := o.Connect(ctx)
+		if err == nil {
+			start := time.Now()
+			err = d.session(ctx, st)
+			_ = st.Close()
+			if time.Since(start) > o.MaxBackoff {
+				backoff = o.MinBackoff // a session that lasted: a fresh outage
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.logf("database: %v; routing continues from the loaded map (version %d); retry in %s", err, d.version, backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, o.MaxBackoff)
+	}
+	return nil
+}
+
+func (d *Daemon) logf(format string, a ...any) {
+	fmt.Fprintf(d.o.Log, "router-sync %s: %s\n", d.o.App, fmt.Sprintf(format, a...))
+}
+
+// session runs on one connection until it fails.
+func (d *Daemon) session(ctx context.Context, st *store.Store) error {
+	if err := st.EnsureSchema(ctx); err != nil {
+		return err
+	}
+	if _, err := st.Conn.Exec(ctx, "LISTEN "+router.Channel); err != nil {
+		return fmt.Errorf("LISTEN %s: %w", router.Channel, err)
+	}
+	d.logf("connected; listening on %s", router.Channel)
+	for {
+		// Everything that changed before this read is in it, so a
+		// notification that arrives meanwhile only causes one more read.
+		if err := d.syncOnce(ctx, st); err != nil {
+			return err
+		}
+		if err := d.wait(ctx, st); err != nil {
+			return err
+		}
+	}
+}
+
+// wait returns at a notification for this app or after Resync.
+func (d *Daemon) wait(ctx context.Context, st *store.Store) error {
+	deadline := time.Now().Add(d.o.Resync)
+	for {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		n, err := st.Conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil && n.Payload == d.o.App:
+			return nil
+		case err == nil:
+			continue // another app's change
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline):
+			if st.Conn.IsClosed() {
+				return errors.New("connection closed")
+			}
+			return nil // the periodic full re-read
+		default:
+			return fmt.Errorf("waiting for notifications: %w", err)
+		}
+	}
+}
+
+// syncOnce reads, validates, and loads the mapping, and reports the result.
+func (d *Daemon) syncOnce(ctx context.Context, st *store.Store) error {
+	m, err := st.Load(ctx, d.o.App)
+	if err != nil {
+		return err
+	}
+	applyErr := d.apply(ctx, m)
+	if applyErr != nil {
+		d.logf("mapping version %d refused, nginx keeps version %d: %v", m.Version, d.version, applyErr)
+		return st.Report(ctx, d.o.App, d.o.Name, d.version, false, oneLine(applyErr))
+	}
+	return st.Report(ctx, d.o.App, d.o.Name, m.Version, true, "")
+}
+
+func oneLine(err error) string {
+	s := strings.ReplaceAll(err.Error(), "\n", "; ")
+	if len(s) > 2000 {
+		s = s[:2000] + "..."
+	}
+	return s
+}
+
+// apply makes nginx route by m; it changes nothing when m fails any check.
+func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
+	cellsPath := filepath.Join(d.o.Dir, router.CellsFile)
+	raw, err := os.ReadFile(cellsPath)
+	if err != nil {
+		return fmt.Errorf("cells: %w", err)
+	}
+	cells, err := router.ParseCells(d.o.App, raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cellsPath, err)
+	}
+	if err := router.Validate(m, cells); err != nil {
+		return err
+	}
+	want := router.Render(cells, m)
+	mapPath := filepath.Join(d.o.Dir, router.MapFile)
+	old, err := os.ReadFile(mapPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if bytes.Equal(stripHeader(old), stripHeader(want)) && old != nil {
+		// Same routing (a version bump that changed nothing nginx sees,
+		// such as a move step): no reload.
+		d.version = m.Version
+		return SaveCache(d.o.Dir, m)
+	}
+	if err := writeFile(mapPath, want); err != nil {
+		return err
+	}
+	restore := func() {
+		if old == nil {
+			_ = os.Remove(mapPath)
+		} else {
+			_ = writeFile(mapPath, old)
+		}
+	}
+	if out, err := run(ctx, d.o.NginxTest); err != nil {
+		restore()
+		return fmt.Errorf("nginx -t rejected the map (old map restored): %w: %s", err, out)
+	}
+	before, _ := d.generation()
+	if out, err := run(ctx, d.o.NginxReload); err != nil {
+		restore()
+		_, _ = run(ctx, d.o.NginxReload)
+		return fmt.Errorf("nginx reload failed (old map restored): %w: %s", err, out)
+	}
+	if err := d.settle(ctx, before); err != nil {
+		// The new map is loaded (new connections use it), but the version
+		// is not reported: a move must not rely on it yet.
+		return fmt.Errorf("after the reload: %w", err)
+	}
+	d.logf("loaded mapping version %d (%d shops)", m.Version, len(m.Shops))
+	d.version = m.Version
+	return SaveCache(d.o.Dir, m)
+}
+
+// stripHeader drops the first line (it carries the version).
+func stripHeader(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+// LoadCache reads the last good mapping (nil if there is none).
+func LoadCache(dir string) (*router.Mapping, error) {
+	b, err := os.ReadFile(filepath.Join(dir, router.CacheFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m router.Mapping
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, router.CacheFile), err)
+	}
+	return &m, nil
+}
+
+// SaveCache writes the last good mapping.
+func SaveCache(dir string, m router.Mapping) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, router.CacheFile), append(b, '\n'))
+}
+
+// writeFile replaces path atomically (nginx never reads half a file).
+func writeFile(path string, b []byte) error {
+	tmp := path + ".belay-new"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func run(ctx context.Context, argv []string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
