@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html"
 	"regexp"
@@ -160,3 +161,6 @@ func ParseMaintenanceLine(line string) string {
 	}
 	return ""
 }
+
+// Validate checks m alone (the CLI, before it connects anywhere).
+func (m *Maintenance) Validate() error { return errors.Join(m.validate()...) }
