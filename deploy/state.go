@@ -29,6 +29,9 @@ type HostState struct {
 	CanaryUnit string `json:"canaryUnit"`
 	// Stage is the routing stage nginx runs (stable, whitelist, percent N, full).
 	Stage string `json:"stage"`
+	// Maintenance is "on (retry after …, since …, by …)" while the host's nginx
+	// answers the app with 503 (`belay maintenance`), else empty.
+	Maintenance string `json:"maintenance,omitempty"`
 	// CanaryShare is the canary's traffic share as text ("0%", "whitelist", "10%", "100%").
 	CanaryShare string `json:"canaryShare"`
 	// Health is the HTTP status of the stable instance's health path (000: no answer).
@@ -84,17 +87,18 @@ func (d *Deployer) probeCommand() (string, error) {
 	}
 	return strings.Join([]string{
 		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",
-		"echo \"current=$(rel " + l.Current() + ")\"",
-		"echo \"canary=$(rel " + l.Canary() + ")\"",
-		"echo \"stable=$(systemctl is-active belay-app@" + d.App + ".service 2>/dev/null || true)\"",
-		"cu=$(systemctl is-active belay-canary@" + d.App + ".service 2>/dev/null || true)",
+		"echo \"current=$(rel " + shq.Quote(l.Current()) + ")\"",
+		"echo \"canary=$(rel " + shq.Quote(l.Canary()) + ")\"",
+		"echo \"stable=$(systemctl is-active " + shq.Quote("belay-app@"+d.App+".service") + " 2>/dev/null || true)\"",
+		"cu=$(systemctl is-active " + shq.Quote("belay-canary@"+d.App+".service") + " 2>/dev/null || true)",
 		"echo \"canaryUnit=$cu\"",
-		"echo \"stage=$(sed -n 's/^# Managed by belay deploy.*stage \\(.*\\)\\.$/\\1/p' " + traffic.RoutingPath(d.App) + " 2>/dev/null | head -n 1)\"",
+		"echo \"stage=$(sed -n 's/^# Managed by belay deploy.*stage \\(.*\\)\\.$/\\1/p' " + shq.Quote(traffic.RoutingPath(d.App)) + " 2>/dev/null | head -n 1)\"",
+		"echo \"maintenance=$(grep -m 1 '^# maintenance on' " + shq.Quote(traffic.RoutingPath(d.App)) + " 2>/dev/null)\"",
 		"echo \"health=" + h(app.Port) + "\"",
 		"if [ \"$cu\" = active ]; then echo \"canaryHealth=" + h(app.Port+1) + "\"; fi",
-		"echo \"releases=$(ls -1t " + l.Releases() + " 2>/dev/null | tr '\\n' ' ')\"",
-		"echo \"journal=$(cat " + journal.Path(l) + " 2>/dev/null | tr -d '\\n')\"",
-		"echo \"lease=$(tr '\\n' ' ' < " + lease.Path(l) + " 2>/dev/null)\"",
+		"echo \"releases=$(ls -1t " + shq.Quote(l.Releases()) + " 2>/dev/null | tr '\\n' ' ')\"",
+		"echo \"journal=$(cat " + shq.Quote(journal.Path(l)) + " 2>/dev/null | tr -d '\\n')\"",
+		"echo \"lease=$(tr '\\n' ' ' < " + shq.Quote(lease.Path(l)) + " 2>/dev/null)\"",
 		"echo \"hostNow=$(date +%s)\"",
 	}, "\n"), nil
 }
@@ -205,6 +209,8 @@ func parseState(b []byte, s *HostState) error {
 			s.CanaryUnit = v
 		case "stage":
 			s.Stage = v
+		case "maintenance":
+			s.Maintenance = traffic.ParseMaintenanceLine(v)
 		case "health":
 			s.Health = v
 		case "canaryHealth":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // VerifyResult is the repository host's last restore verification (roles/backup.go writes it).
@@ -155,7 +156,7 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	verify := func() (*VerifyResult, error) {
 		start := time.Now().Add(-2 * time.Second)
 		_, unitErr := env.Hosts.RunRoot(ctx, repo, hostcmd.StartUnit(hostcmd.VerifyUnit)...)
-		out, err := env.Hosts.Run(ctx, repo, "cat "+VerifyResultFile)
+		out, err := env.Hosts.Run(ctx, repo, shq.Join("cat", "--", VerifyResultFile))
 		if err != nil {
 			return nil, err
 		}
@@ -243,19 +244,19 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 			}
 		}
 		dir := path.Join(hostcmd.PgBackRestRepo, "backup", stanza, label, "pg_data")
-		out, err := env.Hosts.RunRoot(ctx, repo, "sh", "-c", "find "+dir+" -type f -size +1k -printf '%s %p\\n' | sort -rn | head -n 1")
+		out, err := env.Hosts.RunRoot(ctx, repo, "sh", "-c", largestFileCmd(dir))
 		if err != nil {
 			return err
 		}
-		f := strings.Fields(strings.TrimSpace(string(out)))
-		if len(f) != 2 {
+		sz, name, ok := parseLargestFile(out)
+		if !ok {
 			return fmt.Errorf("no file to corrupt under %s (got %q)", dir, out)
 		}
-		size, err := strconv.ParseInt(f[0], 10, 64)
+		size, err := strconv.ParseInt(sz, 10, 64)
 		if err != nil {
 			return err
 		}
-		file = f[1]
+		file = name
 		_, err = env.Hosts.RunRoot(ctx, repo, "dd", "if=/dev/urandom", "of="+file, "bs=1", "count=32", fmt.Sprintf("seek=%d", size/2), "conv=notrunc")
 		s.note("corrupted %s (%d bytes) at offset %d", file, size, size/2)
 		return err
@@ -307,4 +308,18 @@ func restoreRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	}
 	r.OK = true
 	return r
+}
+
+// largestFileCmd prints "SIZE PATH" and a NUL of the largest file over 1 KiB
+// under dir (the file the corrupt drill damages). NUL-terminated: a path may
+// hold any byte but NUL, a newline included.
+func largestFileCmd(dir string) string {
+	return shq.Join("find", dir, "-type", "f", "-size", "+1k", "-printf", `%s %p\0`) + " | sort -rzn | head -zn 1"
+}
+
+// parseLargestFile splits largestFileCmd's output.
+func parseLargestFile(out []byte) (size, path string, ok bool) {
+	rec, _, _ := strings.Cut(string(out), "\x00")
+	size, path, ok = strings.Cut(rec, " ")
+	return size, path, ok && size != "" && path != ""
 }

@@ -37,6 +37,11 @@ type Request struct {
 	// DrainMillis > 0 waits after the reload, at most this long, until no old
 	// nginx worker has requests in flight.
 	DrainMillis int64 `json:"drainMillis,omitempty"`
+	// Maintenance, when set, switches the app's maintenance mode on or off
+	// and re-renders the stage in force (Spec must be empty): `belay
+	// maintenance`. Without it the app's maintenance setting is carried over
+	// from the stage in force, so a deploy never switches it off.
+	Maintenance *MaintenanceChange `json:"maintenance,omitempty"`
 	// Current (the watcher's, never on the wire: Decode refuses it) re-renders
 	// the stage in force, with the current down list, instead of Spec.
 	Current bool `json:"-"`
@@ -57,6 +62,8 @@ type Result struct {
 	Left int `json:"left,omitempty"`
 	// Down lists the members rendered down.
 	Down []string `json:"down,omitempty"`
+	// Maintenance is true while the app answers 503 (maintenance mode).
+	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // Options are the host facts Apply needs; zero fields take the production defaults.
@@ -148,6 +155,9 @@ func Check(app string, req Request, prev *traffic.Spec) error {
 	if len(s.Down) > 0 {
 		bad("spec.down: set by the deployer, expected empty (only this host's watcher marks members down)")
 	}
+	if s.Maintenance != nil && req.Maintenance == nil {
+		bad("spec.maintenance: set in a stage, expected empty (only `belay maintenance` switches it, through the maintenance field)")
+	}
 	if req.DrainMillis < 0 || req.DrainMillis > int64(time.Hour/time.Millisecond) {
 		bad("drainMillis: %d, expected 0-3600000", req.DrainMillis)
 	}
@@ -203,7 +213,9 @@ func Apply(ctx context.Context, app string, req Request, o Options) (Result, err
 	if err != nil {
 		return res, err
 	}
-	if req.Current {
+	keep := false // carry prev's maintenance setting over
+	switch {
+	case req.Current:
 		// The watcher re-renders what is in force now, read under the lock:
 		// a spec it read before could be a stage the deployer just replaced.
 		if prev == nil {
@@ -212,10 +224,24 @@ func Apply(ctx context.Context, app string, req Request, o Options) (Result, err
 		}
 		req = Request{Spec: *prev}
 		res.Stage = prev.Stage.String()
+		req.Spec.Maintenance, keep = nil, true
+	case req.Maintenance != nil:
+		if req, err = maintenanceRequest(app, req, prev); err != nil {
+			return res, err
+		}
+		res.Stage = req.Spec.Stage.String()
+	default:
+		keep = true
 	}
 	if err := Check(app, req, prev); err != nil {
 		return res, fmt.Errorf("route %s: refused: %w", app, err)
 	}
+	if keep && prev != nil {
+		// A deploy's stage (or the watcher's re-render) keeps the
+		// maintenance mode in force; Validate checks it again in Render.
+		req.Spec.Maintenance = prev.Maintenance
+	}
+	res.Maintenance = req.Spec.Maintenance != nil
 	spec := req.Spec
 	spec.Down = downFor(readDown(o.RunDir, app), spec)
 	res.Down = spec.Down

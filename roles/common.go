@@ -69,6 +69,8 @@ func addCommon(s *Spec, c *CloudConfig) error {
 
 // finishCommon adds what must come after every role's commands.
 func finishCommon(s *Spec, c *CloudConfig) {
+	// The user data's secrets are not needed after this boot (userdata.go).
+	c.Runcmd = append(c.Runcmd, scrubUserData())
 	// A marker the lab and drills wait for: every runcmd above has run.
 	c.Runcmd = append(c.Runcmd, []string{"sh", "-c", "date -u +%Y-%m-%dT%H:%M:%SZ > " + belayStateDir + "/cloud-init-done"})
 	c.FinalMessage = fmt.Sprintf("belay %s/%s (%s) ready after $UPTIME s", s.Stack, s.Hostname, roleList(s))

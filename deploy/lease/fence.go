@@ -39,17 +39,19 @@ const FenceWait = 15 * 60
 
 // WriteFenceCommand sets the host's fence to token once no step holds the lock.
 func WriteFenceCommand(l release.Layout, token string) string {
-	p := FencePath(l)
 	return strings.Join([]string{
-		"[ -d " + l.State() + " ] || mkdir -p " + l.State(),
-		"exec 9>>" + fenceLock(l),
-		"flock -x -w " + strconv.Itoa(FenceWait) + " 9 || { echo 'belay fence: steps of another run still hold " + fenceLock(l) + "' >&2; exit 1; }",
-		"printf '%s\\n' " + shq.Quote(token) + " > " + p + ".tmp && mv -f " + p + ".tmp " + p,
+		"st=" + shq.Quote(l.State()) + "; lk=" + shq.Quote(fenceLock(l)) + "; fp=" + shq.Quote(FencePath(l)),
+		`[ -d "$st" ] || mkdir -p -- "$st"`,
+		`exec 9>>"$lk"`,
+		"flock -x -w " + strconv.Itoa(FenceWait) + ` 9 || { echo "belay fence: steps of another run still hold $lk" >&2; exit 1; }`,
+		"printf '%s\\n' " + shq.Quote(token) + ` > "$fp.tmp" && mv -f -- "$fp.tmp" "$fp"`,
 	}, "\n")
 }
 
 // ReadFenceCommand prints the host's fence token (nothing if none).
-func ReadFenceCommand(l release.Layout) string { return "cat " + FencePath(l) + " 2>/dev/null || true" }
+func ReadFenceCommand(l release.Layout) string {
+	return "cat " + shq.Quote(FencePath(l)) + " 2>/dev/null || true"
+}
 
 // Fence is what a run's host steps check: its token, and which host holds the lease.
 type Fence struct {
@@ -71,20 +73,22 @@ func (f *Fence) Wrap(host, cmd string) string {
 	if f == nil {
 		return cmd
 	}
-	st := f.Layout.State()
 	tok := shq.Quote(f.Token)
+	// The values are assigned once, quoted; the step (cmd) runs in a
+	// subshell after them and may use its own names freely.
 	lines := []string{
-		"[ -d " + st + " ] || mkdir -p " + st,
-		"exec 9>>" + fenceLock(f.Layout),
-		"flock -s -w " + strconv.Itoa(FenceWait) + " 9 || { echo 'belay fence: " + fenceLock(f.Layout) + " is held too long' >&2; exit 1; }",
+		"bst=" + shq.Quote(f.Layout.State()) + "; blk=" + shq.Quote(fenceLock(f.Layout)) + "; bfp=" + shq.Quote(FencePath(f.Layout)),
+		`[ -d "$bst" ] || mkdir -p -- "$bst"`,
+		`exec 9>>"$blk"`,
+		"flock -s -w " + strconv.Itoa(FenceWait) + ` 9 || { echo "belay fence: $blk is held too long" >&2; exit 1; }`,
 		// read is a builtin: the check costs no process on a busy host.
-		"ft=; if [ -r " + FencePath(f.Layout) + " ]; then read -r ft < " + FencePath(f.Layout) + " || true; fi",
+		`ft=; if [ -r "$bfp" ]; then read -r ft < "$bfp" || true; fi`,
 		"if [ \"$ft\" != " + tok + " ]; then echo \"belay fence: this host's lease token is ${ft:-(none)}, not this run's: another run took the app's lease (or it was broken); step refused\" >&2; exit " + strconv.Itoa(exitFenced) + "; fi",
 	}
 	if host == f.LeaseHost {
-		p := Path(f.Layout)
 		lines = append(lines,
-			"le=0; lt=; if [ -r "+p+" ]; then { read -r le; read -r lt; } < "+p+" || true; fi",
+			"ble="+shq.Quote(Path(f.Layout)),
+			`le=0; lt=; if [ -r "$ble" ]; then { read -r le; read -r lt; } < "$ble" || true; fi`,
 			"case $le in ''|*[!0-9]*) le=0;; esac",
 			"if [ \"$lt\" != "+tok+" ] || [ \"$le\" -le \"$(date +%s)\" ]; then echo 'belay fence: this run no longer holds the lease on this host (expired or taken over); step refused' >&2; exit "+strconv.Itoa(exitFenced)+"; fi",
 		)

@@ -3,6 +3,8 @@ package release
 import (
 	"fmt"
 	"strings"
+
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // Why a listing check on the host and not belay's agent: the agent's version is
@@ -94,9 +96,9 @@ END {
 	if (substr(mode[s], 3, 1) !~ /[xs]/) fail("start", "not executable by its owner")
 }`
 
-// hostCheck is the shell line that lists inc with GNU tar and applies the
-// rules and limits to it before anything is extracted.
-func hostCheck(inc string, a *Artifact, z string) string {
+// hostCheck is the shell line that lists "$inc" (set by UnpackCommand) with
+// GNU tar and applies the rules and limits to it before anything is extracted.
+func hostCheck(a *Artifact, z string) string {
 	// An artifact recorded before limits existed (or built by hand) gets the
 	// defaults, never "no limit".
 	lim, def := a.Limits, DefaultLimits()
@@ -109,7 +111,10 @@ func hostCheck(inc string, a *Artifact, z string) string {
 	if lim.MaxRatio < 1 {
 		lim.MaxRatio = def.MaxRatio
 	}
-	return fmt.Sprintf("{ LC_ALL=C tar --list --verbose --numeric-owner --quoting-style=c%s --file=%s; echo \"belay-tar-exit $?\"; } | "+
-		"LC_ALL=C awk -v maxe=%d -v maxb=%d -v ratio=%d -v floor=%d -v asize=%d '%s' || { echo 'the host refused the archive before unpacking' >&2; exit 67; }",
-		z, inc, lim.MaxEntries, lim.MaxUnpacked, lim.MaxRatio, RatioFloor, a.Size, strings.TrimSpace(hostCheckAwk))
+	awk := shq.Join("awk",
+		"-v", fmt.Sprintf("maxe=%d", lim.MaxEntries), "-v", fmt.Sprintf("maxb=%d", lim.MaxUnpacked),
+		"-v", fmt.Sprintf("ratio=%d", lim.MaxRatio), "-v", fmt.Sprintf("floor=%d", RatioFloor),
+		"-v", fmt.Sprintf("asize=%d", a.Size), strings.TrimSpace(hostCheckAwk))
+	return "{ LC_ALL=C tar --list --verbose --numeric-owner --quoting-style=c" + z + ` --file "$inc"; echo "belay-tar-exit $?"; } | ` +
+		"LC_ALL=C " + awk + " || { echo 'the host refused the archive before unpacking' >&2; exit 67; }"
 }

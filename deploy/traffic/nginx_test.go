@@ -35,6 +35,8 @@ type fixture struct {
 	listen string
 	log    string
 	cmd    *exec.Cmd
+	maint  *Maintenance // rendered into every stage when set
+	health string       // the keepalived health server's address (127.0.0.2:N)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -94,6 +96,7 @@ func (f *fixture) spec(stage Stage) Spec {
 		StableAddrs: []string{"127.0.0.1", "127.0.0.2"},
 		CanaryAddrs: []string{"127.0.0.2"},
 		Stage:       stage,
+		Maintenance: f.maint,
 	}
 }
 

@@ -206,3 +206,11 @@ func TestRolesStageRendersTheShippedFiles(t *testing.T) {
 			shipped["http.conf"], files.HTTP, shipped["routing.conf"], files.Routing)
 	}
 }
+
+// TestHealthHostContract: maintenance exempts exactly the Host the roles'
+// health server answers.
+func TestHealthHostContract(t *testing.T) {
+	if got, want := HealthHost("shop"), roles.AppHealthHost("shop"); got != want {
+		t.Fatalf("traffic.HealthHost %q, roles.AppHealthHost %q", got, want)
+	}
+}

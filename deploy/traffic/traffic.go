@@ -166,6 +166,9 @@ type Spec struct {
 	// unless that would leave a pool with no member (then nginx tries them all).
 	// Set on the host only; the deployer leaves it empty.
 	Down []string `json:"down,omitempty"`
+	// Maintenance, when set, answers the app's traffic with 503 (maintenance.go).
+	// Set on the host only, by `belay maintenance`; kept across stage changes.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // Files is the rendered routing of one app.
@@ -385,6 +388,9 @@ func (s Spec) Validate() error {
 			bad("whitelist cookies[%d] (%s): value: %v", i, m.Name, err)
 		}
 	}
+	if s.Maintenance != nil {
+		errs = append(errs, s.Maintenance.validate()...)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("traffic spec: %w", err)
 	}
@@ -459,6 +465,9 @@ func Render(spec Spec) (Files, error) {
 			fmt.Fprintf(&h, "map $%s $%s_pool {\n    default $%s_split;\n    1 canary;\n}\n", wl, v, v)
 			fmt.Fprintf(&r, "set $belay_pool $%s_pool;\n", v)
 		}
+	}
+	if spec.Maintenance != nil {
+		writeMaintenance(&h, &r, app, v, spec.Maintenance)
 	}
 	return Files{HTTP: h.Bytes(), Routing: r.Bytes()}, nil
 }

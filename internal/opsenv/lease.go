@@ -54,6 +54,15 @@ func SiteApps(inv *inventory.Inventory) []string {
 // lost; release frees them all. A lease held by a deploy refuses the command,
 // naming the holder.
 func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, o LeaseOptions) (context.Context, func(), error) {
+	ctx, _, release, err := HoldFenced(ctx, r, inv, o)
+	return ctx, release, err
+}
+
+// HoldFenced is HoldLeases that also returns r fenced by the leases it took:
+// every command the operator command then sends to a server of a held app is
+// refused by that host once the lease is lost (see Fenced).
+func HoldFenced(ctx context.Context, r remote.Runner, inv *inventory.Inventory, o LeaseOptions) (context.Context, *Fenced, func(), error) {
+	fenced := &Fenced{Runner: r}
 	apps := append([]string(nil), o.Apps...)
 	sort.Strings(apps)
 	ttl := o.TTL
@@ -75,7 +84,7 @@ func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, 
 		app := inv.App(name)
 		if app == nil || len(app.Hosts) == 0 {
 			releaseAll()
-			return nil, nil, fmt.Errorf("app %q: not in the inventory, or without hosts", name)
+			return nil, nil, nil, fmt.Errorf("app %q: not in the inventory, or without hosts", name)
 		}
 		servers := append([]string(nil), app.Hosts...)
 		if app.Standby != "" {
@@ -96,14 +105,15 @@ func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, 
 				continue
 			}
 			releaseAll()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var done func()
 		ctx, done = h.Hold(ctx)
 		dones = append(dones, done)
+		fenced.add(servers, h.Fence())
 		note("holding the lease of app %s for %s", name, o.Action)
 	}
-	return ctx, releaseAll, nil
+	return ctx, fenced, releaseAll, nil
 }
 
 // RunnerExec runs lease commands through the operator commands' SSH runner.

@@ -34,6 +34,8 @@ type Target struct {
 	Faults *labfaults.Faults
 	closer io.Closer
 	flags  Flags
+	// fenced is Hosts under the leases HoldLeases took (nil before).
+	fenced *Fenced
 	getenv func(string) string
 }
 

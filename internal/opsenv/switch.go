@@ -25,7 +25,7 @@ type DNSFlags struct {
 
 // SwitchEnv builds the site switch's environment for the target.
 func (t *Target) SwitchEnv(fl DNSFlags, out io.Writer, statePath string) (*failover.Env, error) {
-	env := &failover.Env{Inv: t.Inv, Hosts: t.Hosts, Out: out, StatePath: statePath, TTL: fl.TTL, Zone: fl.Zone}
+	env := &failover.Env{Inv: t.Inv, Hosts: t.Runner(), Out: out, StatePath: statePath, TTL: fl.TTL, Zone: fl.Zone}
 	if env.TTL == 0 {
 		env.TTL = 60
 	}

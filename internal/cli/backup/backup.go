@@ -20,6 +20,7 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 )
@@ -212,7 +213,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	} else {
 		st.LastWAL = w
 	}
-	out, err = hosts.Run(ctx, repo, "cat "+drill.VerifyResultFile)
+	out, err = hosts.Run(ctx, repo, shq.Join("cat", "--", drill.VerifyResultFile))
 	if err != nil {
 		return nil, fmt.Errorf("last verified restore on %s: %w", repo, err)
 	}

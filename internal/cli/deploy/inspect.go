@@ -151,6 +151,11 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 	}
 	tw.Flush()
 	for _, st := range states {
+		if st.Maintenance != "" {
+			fmt.Fprintf(o.IO.Out, "MAINTENANCE %s: %s (belay maintenance off %s)\n", st.Host, st.Maintenance, s.d.App)
+		}
+	}
+	for _, st := range states {
 		if st.Lease != nil {
 			fmt.Fprintf(o.IO.Out, "lease (on %s): %s\n", st.Host, st.Lease)
 		}

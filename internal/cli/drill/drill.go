@@ -177,12 +177,17 @@ func runDrill(ctx context.Context, o *Options) error {
 	if o.Kind == drill.AppNode {
 		apps = []string{drillApp(inv, o.App)}
 	}
-	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: apps, Action: "drill " + string(o.Kind) + "/" + variant,
+	ctx, release, err := t.HoldLeases(ctx, opsenv.LeaseOptions{Apps: apps, Action: "drill " + string(o.Kind) + "/" + variant,
 		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut})
 	if err != nil {
 		return fmt.Errorf("drill %s refused, nothing was injected: %w", o.Kind, err)
 	}
 	defer release()
+	// Every host command from here on runs under the leases' fences.
+	env.Hosts = t.Runner()
+	if sf, ok := env.Faults.(*drill.ServiceFaults); ok {
+		sf.Hosts = t.Runner()
+	}
 	rep, runErr := drill.Execute(ctx, env, drill.Options{Kind: o.Kind, Variant: variant, Repeat: o.Repeat})
 	if rep == nil {
 		return runErr

@@ -152,12 +152,13 @@ func runSite(ctx context.Context, o *SiteOptions) error {
 	// no deploy, rollback or drill runs beside it. Switching away from a dead
 	// site goes on without the leases it cannot reach (the switch fences that
 	// site); a lease someone holds is always a refusal.
-	ctx, release, err := opsenv.HoldLeases(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: opsenv.SiteApps(inv), Action: "failover site --to " + string(to),
+	ctx, release, err := t.HoldLeases(ctx, opsenv.LeaseOptions{Apps: opsenv.SiteApps(inv), Action: "failover site --to " + string(to),
 		Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut, SkipUnreachable: to == failover.ToStandby})
 	if err != nil {
 		return fmt.Errorf("site switch to the %s site refused, nothing changed: %w", to, err)
 	}
 	defer release()
+	env.Hosts = t.Runner() // every step runs under the leases' fences
 	res, runErr := failover.Execute(ctx, env, plan)
 	if res != nil && o.JSON {
 		if err := cli.PrintJSON(o.IO.Out, res); err != nil {

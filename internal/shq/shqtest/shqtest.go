@@ -63,6 +63,19 @@ var Values = []Value{
 // exited non-zero (a broken quote is a syntax error).
 func Run(t testing.TB, script string) string {
 	t.Helper()
+	out, errOut, err := RunInput(t, script, nil)
+	if err != nil {
+		t.Errorf("sh -c %q: %v: %s", script, err, errOut)
+	}
+	return out
+}
+
+// RunInput runs script like Run with stdin, and returns its stdout, stderr and
+// exit error instead of judging them: for commands whose refusals (a non-zero
+// exit) are part of what is tested. An injection (Mark left behind) still
+// fails t.
+func RunInput(t testing.TB, script string, stdin []byte) (stdout, stderr string, err error) {
+	t.Helper()
 	dir := t.TempDir()
 	// A file a glob would match, so an unquoted glob shows in the output.
 	if err := os.WriteFile(filepath.Join(dir, "GLOBBED"), nil, 0o644); err != nil {
@@ -71,14 +84,12 @@ func Run(t testing.TB, script string) string {
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	err = cmd.Run()
 	if _, serr := os.Stat(filepath.Join(dir, Mark)); !errors.Is(serr, os.ErrNotExist) {
 		t.Errorf("injection: %s exists after sh -c %q", Mark, script)
 	}
-	if err != nil {
-		t.Errorf("sh -c %q: %v: %s", script, err, errb.String())
-	}
-	return out.String()
+	return out.String(), errb.String(), err
 }
