@@ -201,7 +201,7 @@ config:
   hcloud:token: plain
   belay:sites: {primary: {provider: lab}, standby: {provider: lab}}
   belay:admin: {sshKeys: ["` + keyAlice + `"], sshCidrs: [10.0.0.0/8]}
-  belay:apps: [{name: web, port: 3000, domains: [www.example.com]}]
+  belay:apps: [{name: web, port: 3000, domains: [www.example.com], tls: {email: ops@example.com}}]
   belay:database: {}
   belay:backups: {fullEvery: daily, retentionDays: 1}
   belay:dns: {provider: lab, zone: example.com}

@@ -39,7 +39,7 @@ const KeyTLSCertificates = "belay:tlsCertificates"
 type TLS struct {
 	// Mode is acme (default), custom or off.
 	Mode string `json:"mode"`
-	// Email is the ACME account's contact ("" registers without one).
+	// Email is the ACME account's contact (required with mode acme).
 	Email string `json:"email,omitempty"`
 	// ACMEDirectory is the ACME server's directory URL (default Let's Encrypt production).
 	ACMEDirectory string `json:"acmeDirectory,omitempty"`
@@ -130,8 +130,12 @@ func (v *validator) tls(p string, a App) {
 		if err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(t.ACMEDirectory, " \t\r\n\"'\\") {
 			v.add(p+".acmeDirectory", "got %q, expected the https URL of an ACME directory (default %s; Let's Encrypt staging is %s)", t.ACMEDirectory, DefaultACMEDirectory, ACMEStagingDirectory)
 		}
-		if t.Email != "" && (!strings.Contains(t.Email, "@") || strings.ContainsAny(t.Email, " \t\r\n\"'\\;<>")) {
-			v.add(p+".email", "got %q, expected an email address (or omit it)", t.Email)
+		switch {
+		case t.Email == "":
+			// Debian's lego refuses to register an ACME account without one.
+			v.add(p+".email", "missing, expected the ACME account's contact address (tls.mode acme), e.g. \"ops@%s\"", zoneOr(v.c.DNS.Zone))
+		case !strings.Contains(t.Email, "@") || strings.ContainsAny(t.Email, " \t\r\n\"'\\;<>"):
+			v.add(p+".email", "got %q, expected an email address", t.Email)
 		}
 		if t.ACMECACertificate != "" {
 			if _, err := parseCerts(t.ACMECACertificate); err != nil {

@@ -35,12 +35,14 @@ func selfSigned(t *testing.T, names []string, nb, na time.Time) (certPEM, keyPEM
 }
 
 func TestTLSDefaults(t *testing.T) {
-	cfg, err := parse(t, valid())
+	d := valid()
+	app(d, 0)["tls"] = map[string]any{"email": "ops@example.com"}
+	cfg, err := parse(t, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := cfg.Apps[0].TLS
-	want := config.TLS{Mode: "acme", ACMEDirectory: config.DefaultACMEDirectory, HSTS: config.HSTS{MaxAge: 31536000}}
+	want := config.TLS{Mode: "acme", Email: "ops@example.com", ACMEDirectory: config.DefaultACMEDirectory, HSTS: config.HSTS{MaxAge: 31536000}}
 	if got != want {
 		t.Errorf("default tls = %+v, want %+v", got, want)
 	}
@@ -63,11 +65,14 @@ func TestTLSValidation(t *testing.T) {
 		edit func(d doc)
 		want string // "" = valid
 	}{
+		{"acme without email", func(d doc) { app(d, 0)["tls"] = map[string]any{} }, "belay:apps[0].tls.email: missing, expected the ACME account's contact address"},
 		{"acme with email and staging", func(d doc) {
 			app(d, 0)["tls"] = map[string]any{"email": "ops@example.com", "acmeDirectory": config.ACMEStagingDirectory}
 		}, ""},
 		{"off", func(d doc) { app(d, 0)["tls"] = map[string]any{"mode": "off"} }, ""},
-		{"hsts on", func(d doc) { app(d, 0)["tls"] = map[string]any{"hsts": map[string]any{"enabled": true}} }, ""},
+		{"hsts on", func(d doc) {
+			app(d, 0)["tls"] = map[string]any{"email": "ops@example.com", "hsts": map[string]any{"enabled": true}}
+		}, ""},
 		{"custom", custom(goodCert, goodKey), ""},
 		{"bad mode", func(d doc) { app(d, 0)["tls"] = map[string]any{"mode": "letsencrypt"} }, "belay:apps[0].tls.mode: got \"letsencrypt\", expected acme, custom or off"},
 		{"http directory", func(d doc) { app(d, 0)["tls"] = map[string]any{"acmeDirectory": "http://ca.example/dir"} }, "belay:apps[0].tls.acmeDirectory: got \"http://ca.example/dir\", expected the https URL"},

@@ -26,8 +26,8 @@ const ACMEWebroot = "/var/lib/belay/acme-webroot"
 type TLS struct {
 	// Mode is TLSModeACME or TLSModeCustom.
 	Mode string
-	// ACME (Mode acme): the CA's directory URL, the account's contact ("" for
-	// none) and a PEM CA trusted for the ACME server's own HTTPS ("" = system roots).
+	// ACME (Mode acme): the CA's directory URL, the account's contact (lego
+	// requires one) and a PEM CA trusted for the ACME server's own HTTPS ("" = system roots).
 	ACMEDirectory     string
 	Email             string
 	ACMECACertificate string
@@ -93,8 +93,8 @@ func validateTLS(a *App) error {
 		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
 			bad("Spec.App.TLS.ACMEDirectory: %q, expected an https URL", t.ACMEDirectory)
 		}
-		if t.Email != "" && !emailRE.MatchString(t.Email) {
-			bad("Spec.App.TLS.Email: %q, expected an email address or \"\"", t.Email)
+		if !emailRE.MatchString(t.Email) {
+			bad("Spec.App.TLS.Email: %q, expected the ACME account's email address", t.Email)
 		}
 		if t.ACMECACertificate != "" && !strings.Contains(t.ACMECACertificate, "-----BEGIN CERTIFICATE-----") {
 			bad("Spec.App.TLS.ACMECACertificate: expected PEM certificates or \"\"")
@@ -282,10 +282,7 @@ func acmeChallengeLocations(app string) string {
 func acmeScript(a *App) string {
 	name := a.Name
 	t := a.TLS
-	args := []string{"lego", "--accept-tos", "--path", ACMEStateDir(name), "--server", t.ACMEDirectory}
-	if t.Email != "" {
-		args = append(args, "--email", t.Email)
-	}
+	args := []string{"lego", "--accept-tos", "--path", ACMEStateDir(name), "--server", t.ACMEDirectory, "--email", t.Email}
 	args = append(args, "--key-type", "ec256", "--http", "--http.webroot", ACMEWebroot)
 	for _, d := range a.Domains {
 		args = append(args, "--domains", d)
@@ -300,7 +297,6 @@ func acmeScript(a *App) string {
 # Rendered by belay: the certificate of app ` + name + ` (` + strings.Join(a.Domains, " ") + `) from ` + t.ACMEDirectory + `.
 # Usage: ` + ACMEScript(name) + ` [--placeholder|--force]
 set -eu
-umask 077
 live=` + shq.Quote(TLSDir(name)) + `
 state=` + shq.Quote(ACMEStateDir(name)) + `
 mode=${1-}
@@ -308,7 +304,8 @@ case $mode in
 ""|--force|--placeholder) ;;
 *) echo "belay-acme: $mode: expected --placeholder, --force or nothing" >&2; exit 2 ;;
 esac
-mkdir -p "$live" "$state"
+# Not umask 077 throughout: lego writes the challenge tokens nginx's workers read.
+mkdir -p -m 0700 "$live" "$state"
 if [ "$mode" = --placeholder ]; then
     [ -s "$live/cert.pem" ] && exit 0
     tmp=$(mktemp -d "$live/.placeholder.XXXXXX")
@@ -317,7 +314,8 @@ if [ "$mode" = --placeholder ]; then
         -subj /CN=belay-placeholder -addext ` + shq.Quote("subjectAltName=DNS:"+first) + ` \
         -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
     cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/both.pem"
-    printf '%s\n' ` + shq.Quote(strings.TrimSuffix(redirectOff, "\n")) + ` >"$live/redirect.conf"
+    chmod 0600 "$tmp/both.pem"
+    (umask 077 && printf '%s\n' ` + shq.Quote(strings.TrimSuffix(redirectOff, "\n")) + ` >"$live/redirect.conf")
     mv "$tmp/both.pem" "$live/cert.pem"
     echo "belay-acme: installed a self-signed placeholder for app ` + name + `"
     exit 0
@@ -340,7 +338,7 @@ if cmp -s "$new" "$live/cert.pem"; then
     exit 0
 fi
 mv "$new" "$live/cert.pem"
-printf '%s\n' ` + shq.Quote(strings.TrimSuffix(redirectOn, "\n")) + ` >"$live/redirect.conf"
+(umask 077 && printf '%s\n' ` + shq.Quote(strings.TrimSuffix(redirectOn, "\n")) + ` >"$live/redirect.conf")
 if systemctl -q is-active nginx.service; then
     nginx -t -q
     systemctl reload nginx.service
