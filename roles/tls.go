@@ -146,7 +146,7 @@ func addTLS(s *Spec, c *CloudConfig) {
 	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: ACMEScript(name), Content: acmeScript(a), Owner: "root:root", Permissions: "0755"},
-		File{Path: "/etc/systemd/system/" + ACMEUnit(name), Content: acmeService(name), Owner: "root:root", Permissions: "0644"},
+		File{Path: "/etc/systemd/system/" + ACMEUnit(name), Content: acmeService(name, a.Standby), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/systemd/system/" + ACMETimer(name), Content: acmeTimer(name), Owner: "root:root", Permissions: "0644"},
 	)
 	c.Runcmd = append(c.Runcmd,
@@ -157,16 +157,18 @@ func addTLS(s *Spec, c *CloudConfig) {
 	)
 }
 
-// startACME runs after nginx is up: the first issuance in the background (DNS
-// may not point here yet; the unit retries), then the twice-daily renewal timer.
+// startACME runs after nginx is up: the twice-daily timer and, on the primary
+// site, the first issuance in the background (DNS may not point here yet; the
+// unit retries). A standby server's validations fail until a site switch
+// points DNS at it, so it only tries on the timer (or when started by hand).
 func startACME(s *Spec, c *CloudConfig) {
 	if t := s.App.TLS; t == nil || t.Mode != TLSModeACME {
 		return
 	}
-	c.Runcmd = append(c.Runcmd,
-		[]string{"systemctl", "enable", "--now", ACMETimer(s.App.Name)},
-		[]string{"systemctl", "start", "--no-block", ACMEUnit(s.App.Name)},
-	)
+	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", ACMETimer(s.App.Name)})
+	if !s.App.Standby {
+		c.Runcmd = append(c.Runcmd, []string{"systemctl", "start", "--no-block", ACMEUnit(s.App.Name)})
+	}
 }
 
 func pemJoin(parts ...string) string {
@@ -347,22 +349,27 @@ echo "belay-acme: installed a new certificate for app ` + name + `: $(openssl x5
 `
 }
 
-func acmeService(app string) string {
+func acmeService(app string, standby bool) string {
+	retry := `# A first issuance fails until DNS points at the group: retry every 15 minutes
+# (under Let's Encrypt's 5 failed validations per hour and domain).
+StartLimitIntervalSec=0
+`
+	restart := "Restart=on-failure\nRestartSec=15min\n"
+	if standby {
+		// DNS points at the primary site until a switch: no retries against the CA.
+		retry = "# Standby site: tried by the timer, or started after a site switch.\n"
+		restart = ""
+	}
 	return `# Rendered by belay: obtain or renew app ` + app + `'s certificate (ACME HTTP-01).
 [Unit]
 Description=belay: ACME certificate of app ` + app + `
 Wants=network-online.target
 After=network-online.target nginx.service
-# A first issuance fails until DNS points at the group: retry every 15 minutes
-# (under Let's Encrypt's 5 failed validations per hour and domain).
-StartLimitIntervalSec=0
-
+` + retry + `
 [Service]
 Type=oneshot
 ExecStart=` + ACMEScript(app) + `
-Restart=on-failure
-RestartSec=15min
-`
+` + restart
 }
 
 func acmeTimer(app string) string {

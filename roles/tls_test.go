@@ -146,3 +146,23 @@ func TestACMEPeersRefresh(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// TestACMEStandbyDoesNotHammerTheCA: the standby's validations fail until a
+// site switch, so it neither issues at boot nor retries every 15 minutes.
+func TestACMEStandbyDoesNotHammerTheCA(t *testing.T) {
+	s := abStandbyAppSpec(t)
+	s.App.TLS = &TLS{Mode: TLSModeACME, ACMEDirectory: "https://acme.example/dir", Email: "ops@example.com"}
+	c, _ := renderParsed(t, s)
+	if unit := fileAt(t, c, "/etc/systemd/system/"+ACMEUnit("web")).Content; strings.Contains(unit, "Restart=") {
+		t.Errorf("standby unit retries:\n%s", unit)
+	}
+	for _, r := range c.Runcmd {
+		if strings.Contains(strings.Join(r, " "), "start --no-block "+ACMEUnit("web")) {
+			t.Error("standby starts an issuance at boot")
+		}
+	}
+	c, _ = renderParsed(t, abAppSpec(t))
+	if unit := fileAt(t, c, "/etc/systemd/system/"+ACMEUnit("web")).Content; !strings.Contains(unit, "Restart=on-failure\nRestartSec=15min\n") {
+		t.Errorf("primary unit does not retry:\n%s", unit)
+	}
+}
