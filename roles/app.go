@@ -480,9 +480,6 @@ func nginxAppConf(s *Spec) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Rendered by belay: app %s behind nginx on %s.\ninclude %s;\n", a.Name, s.Hostname, AppHTTPFile(a.Name))
-	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
-		fmt.Fprintf(&b, "upstream belay_%s_acme_peers {\n    include %s;\n}\n", a.Name, ACMEPeersFile(a.Name))
-	}
 	fmt.Fprintf(&b, "server {\n    listen 80%s;\n    server_name %s;\n    access_log %s belay;\n", def, names, AppAccessLog(a.Name))
 	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
 		b.WriteString(acmeChallengeLocations(a.Name))

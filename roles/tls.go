@@ -145,6 +145,8 @@ func addTLS(s *Spec, c *CloudConfig) {
 		c.WriteFiles = append(c.WriteFiles, File{Path: ACMECAFile(name), Content: pemJoin(t.ACMECACertificate), Owner: "root:root", Permissions: "0600"})
 	}
 	c.WriteFiles = append(c.WriteFiles,
+		// Its own file: the app's base config defines no upstream (those are the deployer's, in http.conf).
+		File{Path: "/etc/nginx/conf.d/belay-" + name + "-acme.conf", Content: acmeUpstream(name), Owner: "root:root", Permissions: "0644"},
 		File{Path: ACMEScript(name), Content: acmeScript(a), Owner: "root:root", Permissions: "0755"},
 		File{Path: "/etc/systemd/system/" + ACMEUnit(name), Content: acmeService(name, a.Standby), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/systemd/system/" + ACMETimer(name), Content: acmeTimer(name), Owner: "root:root", Permissions: "0644"},
@@ -198,6 +200,11 @@ func acmePeers(s *Spec) string {
 		}
 	}
 	return b.String()
+}
+
+// acmeUpstream is where a challenge request goes when the token is not local.
+func acmeUpstream(app string) string {
+	return fmt.Sprintf("# Rendered by belay: the group's other members, for ACME challenge tokens this server lacks.\nupstream belay_%s_acme_peers {\n    include %s;\n}\n", app, ACMEPeersFile(app))
 }
 
 // acmePeersRefresh is appended to the peer-discovery script (DigitalOcean):
@@ -268,7 +275,8 @@ func acmeChallengeLocations(app string) string {
         proxy_pass http://belay_%[3]s_acme_peers;
         proxy_set_header Host $host;
         proxy_set_header %[4]s 1;
-        proxy_connect_timeout 1s;
+        # Members are on the private network: a dead one is skipped fast.
+        proxy_connect_timeout 300ms;
         proxy_read_timeout 5s;
         proxy_next_upstream error timeout http_404;
         proxy_next_upstream_tries 0;
