@@ -206,6 +206,7 @@ func testDoc(p, s config.Provider, n int) map[string]any {
 		apps = append(apps, map[string]any{
 			"name": name, "size": ps.appSize, "standbySize": ss.smallSize, "port": 3000 + 2*i,
 			"domains": []any{name + ".example.com", "www." + name + ".example.com"},
+			"tls":     map[string]any{"email": "ops@example.com"},
 		})
 	}
 	return map[string]any{

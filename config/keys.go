@@ -100,7 +100,11 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 				a.HealthPath = DefaultHealthPath
 			}
 			o.strs("domains", &a.Domains)
-			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains")
+			a.TLS = defaultTLS()
+			if raw, ok := o.get("tls"); ok {
+				decodeTLS(e, o.field("tls"), raw, &a.TLS)
+			}
+			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains", "tls")
 		}
 	case KeyDatabase:
 		o := asObject(e, key, v)
@@ -190,6 +194,8 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 		o.str("url", &cfg.Agent.URL)
 		o.str("sha256", &cfg.Agent.SHA256)
 		o.done("url", "sha256")
+	case KeyTLSCertificates:
+		decodeTLSCertificates(e, key, v, cfg)
 	case KeyHostAPITokens:
 		e.redact = true
 		defer func() { e.redact = false }()

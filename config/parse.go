@@ -53,14 +53,17 @@ const (
 	KeyHostAPITokens = "belay:hostApiTokens"
 )
 
+// KeyTLSCertificates is declared in tls.go with the rest of the TLS configuration.
+
 // Keys lists every key belay reads, in report order.
-var Keys = []string{KeySites, KeyAdmin, KeyApps, KeyDatabase, KeyBackups, KeyDNS, KeyNetwork, KeyDeploy, KeyAgent, KeyHostKeySeed, KeyHostAPITokens}
+var Keys = []string{KeySites, KeyAdmin, KeyApps, KeyDatabase, KeyBackups, KeyDNS, KeyNetwork, KeyDeploy, KeyAgent, KeyHostKeySeed, KeyHostAPITokens, KeyTLSCertificates}
 
 // secretOnly are keys whose plain-text storage would leak credentials into a
 // checked-in stack file.
 var secretOnly = map[string]string{
-	KeyHostKeySeed:   `pulumi config set --secret belay:hostKeySeed "$(openssl rand -hex 32)"`,
-	KeyHostAPITokens: `pulumi config set --secret --path belay:hostApiTokens.<provider> <token>`,
+	KeyHostKeySeed:     `pulumi config set --secret belay:hostKeySeed "$(openssl rand -hex 32)"`,
+	KeyHostAPITokens:   `pulumi config set --secret --path belay:hostApiTokens.<provider> <token>`,
+	KeyTLSCertificates: `pulumi config set --secret --path 'belay:tlsCertificates.<app>.key' "$(cat privkey.pem)"`,
 }
 
 // Environment variables read by FromPulumiEnv and the stack-file parser.
@@ -183,7 +186,7 @@ func Parse(values map[string]string, opts ...Option) (*Config, error) {
 		decodeKey(e, key, v, cfg, d)
 	}
 	if o.secretKeys != nil {
-		for _, key := range []string{KeyHostKeySeed, KeyHostAPITokens} {
+		for _, key := range []string{KeyHostKeySeed, KeyHostAPITokens, KeyTLSCertificates} {
 			_, inValues := own[key]
 			if key == KeyHostKeySeed {
 				inValues = seedGiven // a seed passed as an option is not stored anywhere
@@ -238,7 +241,7 @@ func suggest(key string) string {
 
 func required(key string) bool {
 	switch key {
-	case KeyNetwork, KeyDeploy, KeyHostAPITokens, KeyAgent:
+	case KeyNetwork, KeyDeploy, KeyHostAPITokens, KeyAgent, KeyTLSCertificates:
 		// belay:agent is required for cloud stacks, which validate() checks with the sites known.
 		return false
 	}
@@ -247,15 +250,16 @@ func required(key string) bool {
 
 // keyHelp says what each key should hold, for "missing"/"malformed" errors.
 var keyHelp = map[string]string{
-	KeySites:         "an object {primary: {provider, region}, standby: {provider, region}}",
-	KeyAdmin:         "an object {sshKeys: [...], sshCidrs: [...], allowWideSshCidrs, deployUser}",
-	KeyApps:          "a list of apps {name, size, standbySize, replicas, port, healthPath, domains}",
-	KeyDatabase:      "an object {size, standbySize, monitorSize, postgresVersion, synchronous, name, volumeGb}",
-	KeyBackups:       "an object {fullEvery, retentionDays, repoSize, archiveTimeoutSeconds, volumeGb}",
-	KeyDNS:           "an object {provider, zone, ttl}",
-	KeyNetwork:       "an object {primaryCidr, standbyCidr}",
-	KeyDeploy:        "an object {keepReleases, shopParam, shopHeader, shopCookie}",
-	KeyAgent:         "an object {url, sha256}: where servers download the belay binary",
-	KeyHostKeySeed:   `a secret of at least 32 characters (pulumi config set --secret belay:hostKeySeed "$(openssl rand -hex 32)")`,
-	KeyHostAPITokens: "an object {digitalocean, hetzner} of API tokens",
+	KeySites:           "an object {primary: {provider, region}, standby: {provider, region}}",
+	KeyAdmin:           "an object {sshKeys: [...], sshCidrs: [...], allowWideSshCidrs, deployUser}",
+	KeyApps:            "a list of apps {name, size, standbySize, replicas, port, healthPath, domains, tls}",
+	KeyDatabase:        "an object {size, standbySize, monitorSize, postgresVersion, synchronous, name, volumeGb}",
+	KeyBackups:         "an object {fullEvery, retentionDays, repoSize, archiveTimeoutSeconds, volumeGb}",
+	KeyDNS:             "an object {provider, zone, ttl}",
+	KeyNetwork:         "an object {primaryCidr, standbyCidr}",
+	KeyDeploy:          "an object {keepReleases, shopParam, shopHeader, shopCookie}",
+	KeyAgent:           "an object {url, sha256}: where servers download the belay binary",
+	KeyHostKeySeed:     `a secret of at least 32 characters (pulumi config set --secret belay:hostKeySeed "$(openssl rand -hex 32)")`,
+	KeyHostAPITokens:   "an object {digitalocean, hetzner} of API tokens",
+	KeyTLSCertificates: "an object {<app>: {certificate, key}} of PEM certificate chains and private keys (a secret)",
 }

@@ -36,8 +36,8 @@ func valid() doc {
 			"sshCidrs": []any{"203.0.113.0/28"},
 		},
 		"apps": []any{
-			map[string]any{"name": "web", "size": "cx33", "standbySize": "s-2vcpu-4gb", "port": 3000, "healthPath": "/up", "domains": []any{"www.example.com"}},
-			map[string]any{"name": "api", "size": "cx23", "standbySize": "s-1vcpu-2gb", "replicas": 3, "port": 4000, "healthPath": "/healthz", "domains": []any{"api.example.com"}},
+			map[string]any{"name": "web", "size": "cx33", "standbySize": "s-2vcpu-4gb", "port": 3000, "healthPath": "/up", "domains": []any{"www.example.com"}, "tls": map[string]any{"email": "ops@example.com"}},
+			map[string]any{"name": "api", "size": "cx23", "standbySize": "s-1vcpu-2gb", "replicas": 3, "port": 4000, "healthPath": "/healthz", "domains": []any{"api.example.com"}, "tls": map[string]any{"email": "ops@example.com"}},
 		},
 		"database":    map[string]any{"size": "ccx23", "standbySize": "g-2vcpu-8gb", "synchronous": true},
 		"backups":     map[string]any{"fullEvery": "weekly", "retentionDays": 14, "repoSize": "s-2vcpu-4gb"},

@@ -82,12 +82,12 @@ func stackValues(data []byte) (map[string]string, map[string]bool, error) {
 		if isSecure(raw) {
 			secret[key] = true
 			switch key {
-			case KeyHostKeySeed, KeyHostAPITokens:
+			case KeyHostKeySeed, KeyHostAPITokens, KeyTLSCertificates:
 				// The seed comes from elsewhere (ParseStackYAML); tokens are only
 				// needed by `pulumi up`, which decrypts them itself.
 				// Encrypted as a whole: tokens are only needed by `pulumi up`, which decrypts them.
 			default:
-				problems = append(problems, &FieldError{Path: key, Msg: "encrypted (secure:) and cannot be decrypted outside Pulumi, expected a plain value (only belay:hostKeySeed and belay:hostApiTokens are secrets)"})
+				problems = append(problems, &FieldError{Path: key, Msg: "encrypted (secure:) and cannot be decrypted outside Pulumi, expected a plain value (only belay:hostKeySeed, belay:hostApiTokens and belay:tlsCertificates are secrets)"})
 			}
 			continue
 		}
@@ -141,7 +141,7 @@ func plain(path string, v any, secret map[string]bool, problems *[]error) (any, 
 			child := path + "." + k
 			if isSecure(x[k]) {
 				secret[Namespace+":"+top] = true
-				if Namespace+":"+top != KeyHostAPITokens {
+				if k := Namespace + ":" + top; k != KeyHostAPITokens && k != KeyTLSCertificates {
 					*problems = append(*problems, &FieldError{Path: child, Msg: "encrypted (secure:) and cannot be decrypted outside Pulumi, expected a plain value"})
 				}
 				continue

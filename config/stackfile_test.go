@@ -39,7 +39,10 @@ func TestStackFilesParse(t *testing.T) {
 			if c.HostAPITokens.DigitalOcean != "" {
 				t.Errorf("encrypted token decoded to %q", c.HostAPITokens.DigitalOcean)
 			}
-		}, config.DigitalOcean, config.Hetzner, 1},
+			if c.Apps[1].TLS.Mode != config.TLSCustom || c.TLSCertificates["admin"].Key != "" {
+				t.Errorf("custom app: tls %+v, key decoded to %q", c.Apps[1].TLS, c.TLSCertificates["admin"].Key)
+			}
+		}, config.DigitalOcean, config.Hetzner, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.stack, func(t *testing.T) {
@@ -88,7 +91,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	}
 	for _, f := range []string{"sshKeys", "sshCidrs", "deployUser", "name", "size", "standbySize", "replicas", "port", "healthPath", "domains",
 		"monitorSize", "postgresVersion", "synchronous", "fullEvery", "retentionDays", "repoSize", "archiveTimeoutSeconds",
-		"provider", "zone", "ttl", "primaryCidr", "standbyCidr", "keepReleases", "shopParam", "shopHeader", "shopCookie", "digitalocean"} {
+		"provider", "zone", "ttl", "primaryCidr", "standbyCidr", "keepReleases", "shopParam", "shopHeader", "shopCookie", "digitalocean",
+		"tls", "mode", "email", "acmeDirectory", "acmeCaCertificate", "hsts", "enabled", "maxAge", "includeSubdomains", "certificate", "key"} {
 		if !strings.Contains(text, " "+f+":") {
 			t.Errorf("example lacks field %s", f)
 		}
@@ -197,7 +201,7 @@ config:
   hcloud:token: plain
   belay:sites: {primary: {provider: lab}, standby: {provider: lab}}
   belay:admin: {sshKeys: ["` + keyAlice + `"], sshCidrs: [10.0.0.0/8]}
-  belay:apps: [{name: web, port: 3000, domains: [www.example.com]}]
+  belay:apps: [{name: web, port: 3000, domains: [www.example.com], tls: {email: ops@example.com}}]
   belay:database: {}
   belay:backups: {fullEvery: daily, retentionDays: 1}
   belay:dns: {provider: lab, zone: example.com}

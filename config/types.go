@@ -32,6 +32,8 @@ type Config struct {
 	HostKeySeed string `json:"-"`
 	// HostAPITokens are the optional provider tokens for app servers (belay:hostApiTokens, a secret).
 	HostAPITokens HostAPITokens `json:"-"`
+	// TLSCertificates are the custom certificates of apps with tls.mode custom, by app (belay:tlsCertificates, a secret).
+	TLSCertificates map[string]TLSCertificate `json:"-"`
 }
 
 // Sites holds the two sites: the live one and the standby at another provider.
@@ -67,6 +69,8 @@ type App struct {
 	Port        int      `json:"port"`
 	HealthPath  string   `json:"healthPath"`
 	Domains     []string `json:"domains"`
+	// TLS is how nginx serves HTTPS for Domains (default: ACME, Let's Encrypt).
+	TLS TLS `json:"tls"`
 }
 
 // Database is the dedicated PostgreSQL pair (primary + replica + monitor).

@@ -335,7 +335,9 @@ func (v *validator) apps() {
 			}
 			domains[d] = dp
 		}
+		v.tls(p, a)
 	}
+	v.tlsCertificatesApps()
 }
 
 func zoneOr(z string) string {

@@ -440,6 +440,7 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 		ResticPassword: resticPW,
 		BackupKey:      clientKey,
 		RepoHostKey:    repoKey.Public,
+		TLS:            b.tls(ac),
 	}
 	if standby {
 		return nil
@@ -680,4 +681,28 @@ func (b *builder) backup(h topology.Host, s *roles.Spec) error {
 	}
 	s.Backup = bk
 	return nil
+}
+
+// tls maps an app's belay:apps[i].tls (and its belay:tlsCertificates entry) to
+// what the roles render; nil for mode off.
+func (b *builder) tls(ac *config.App) *roles.TLS {
+	t := ac.TLS
+	switch t.Mode {
+	case config.TLSACME:
+		out := &roles.TLS{Mode: roles.TLSModeACME, ACMEDirectory: t.ACMEDirectory, Email: t.Email, ACMECACertificate: t.ACMECACertificate}
+		b.hsts(out, t.HSTS)
+		return out
+	case config.TLSCustom:
+		c := b.cfg.TLSCertificates[ac.Name]
+		out := &roles.TLS{Mode: roles.TLSModeCustom, Certificate: c.Certificate, Key: c.Key}
+		b.hsts(out, t.HSTS)
+		return out
+	}
+	return nil
+}
+
+func (b *builder) hsts(out *roles.TLS, h config.HSTS) {
+	if h.Enabled {
+		out.HSTSMaxAge, out.HSTSIncludeSubdomains = h.MaxAge, h.IncludeSubdomains
+	}
 }

@@ -29,8 +29,33 @@ func exampleConfig(t *testing.T) *config.Config {
 	if err != nil {
 		t.Fatalf("parse %s: %v", path, err)
 	}
+	// The custom certificate is encrypted in the file; `pulumi up` would decrypt it.
+	cfg.TLSCertificates = map[string]config.TLSCertificate{"admin": {Certificate: testCert, Key: testKey}}
 	return cfg
 }
+
+// testCert/testKey: self-signed for admin.example.com, valid 100 years.
+const (
+	testCert = `-----BEGIN CERTIFICATE-----
+MIIBrjCCAVOgAwIBAgIUHyPhoimnOIjrrHWK2XS3OnWcMpQwCgYIKoZIzj0EAwIw
+HDEaMBgGA1UEAwwRYWRtaW4uZXhhbXBsZS5jb20wIBcNMjYxMjA2MDI1NTE1WhgP
+MjEyNjExMTIwMjU1MTVaMBwxGjAYBgNVBAMMEWFkbWluLmV4YW1wbGUuY29tMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAErDbWHf+ud+jTUhit4mxmFPSbxMSngJgO
+T8BbfMZY9O3NybV/J1ss8JHtF2lDZxZLqTy0DsAbBBx48XjRa0WDdqNxMG8wHQYD
+VR0OBBYEFOkdHujTG9Kj+nZ6+CXWynh4Td6cMB8GA1UdIwQYMBaAFOkdHujTG9Kj
++nZ6+CXWynh4Td6cMA8GA1UdEwEB/wQFMAMBAf8wHAYDVR0RBBUwE4IRYWRtaW4u
+ZXhhbXBsZS5jb20wCgYIKoZIzj0EAwIDSQAwRgIhANUKiZFogALrHXVCcHSAPm6Q
+UOuldu9njoT+eF362WtGAiEA4YO2/O3Yt/4hISmbUzfbXD45vtEj1BI2sc6/JKcW
+2y0=
+-----END CERTIFICATE-----
+`
+	testKey = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgz0htYs79lV7BuxpJ
+mJR0vM5fsi8LZFArxyTwWSF6cuihRANCAASsNtYd/6536NNSGK3ibGYU9JvExKeA
+mA5PwFt8xlj07c3JtX8nWyzwke0XaUNnFkupPLQOwBsEHHjxeNFrRYN2
+-----END PRIVATE KEY-----
+`
+)
 
 // hetznerPrimary flips the example so the primary pins addresses (Hetzner).
 func hetznerPrimary(t *testing.T) *config.Config {
@@ -398,5 +423,32 @@ func TestBuildPackagesAgentArchive(t *testing.T) {
 		if s.InstallPackages || s.Agent != nil {
 			t.Errorf("%s (lab): InstallPackages=%v Agent=%+v, want neither", name, s.InstallPackages, s.Agent)
 		}
+	}
+}
+
+// TestBuildTLS: the config's tls reaches every server of the app, primary and
+// standby alike (each obtains its own certificate); mode off renders none.
+func TestBuildTLS(t *testing.T) {
+	cfg := hetznerPrimary(t)
+	cfg.Apps[0].TLS.HSTS = config.HSTS{Enabled: true, MaxAge: 600, IncludeSubdomains: true}
+	addrs := func(e *Env) { e.Addresses["backup"], e.Addresses["db-standby"] = "10.20.0.6", "10.20.0.5" }
+	specs, topo := build(t, cfg, false, addrs)
+	for _, h := range append(append([]string{}, topo.AppHosts["web"]...), topo.StandbyApp["web"]) {
+		got := specs[h].App.TLS
+		want := &roles.TLS{Mode: roles.TLSModeACME, ACMEDirectory: cfg.Apps[0].TLS.ACMEDirectory, Email: "ops@example.com", HSTSMaxAge: 600, HSTSIncludeSubdomains: true}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: TLS = %+v, want %+v", h, got, want)
+		}
+	}
+	for _, h := range topo.AppHosts["admin"] {
+		got := specs[h].App.TLS
+		if got == nil || got.Mode != roles.TLSModeCustom || got.Certificate != testCert || got.Key != testKey || got.HSTSMaxAge != 0 {
+			t.Errorf("%s: TLS = %+v, want custom with the admin certificate and no HSTS", h, got)
+		}
+	}
+	cfg.Apps[0].TLS = config.TLS{Mode: config.TLSOff}
+	specs, topo = build(t, cfg, false, addrs)
+	if got := specs[topo.AppHosts["web"][0]].App.TLS; got != nil {
+		t.Errorf("mode off: TLS = %+v, want nil", got)
 	}
 }

@@ -23,7 +23,7 @@ var buildScript string
 var ImagePackages = []string{
 	"openssh-server", "openssh-client", "sudo", "nftables", "keepalived", "nginx-light",
 	"postgresql-15", "postgresql-15-auto-failover", "pg-auto-failover-cli", "pgbackrest", "restic",
-	"cloud-init", "curl", "ca-certificates", "procps", "iputils-ping", "netbase", "locales",
+	"cloud-init", "curl", "ca-certificates", "procps", "lego", "openssl", "iputils-ping", "netbase", "locales",
 }
 
 // Mirrors are the Debian archive URLs the image is built from.

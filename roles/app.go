@@ -102,6 +102,9 @@ func validateApp(s *Spec) error {
 		}
 		seen[d] = true
 	}
+	if err := validateTLS(a); err != nil {
+		errs = append(errs, err)
+	}
 	if a.Standby != standbyRole {
 		bad("Spec.App.Standby: %v, but the host's roles are %v (standby is true exactly for standby-app)", a.Standby, s.Roles)
 	}
@@ -294,11 +297,15 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		dir(AppLogDir, "root:"+s.DeployUser, "0750"),
 		// Debian's default site would answer for unknown hosts and claims default_server.
 		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
+	)
+	addTLS(s, c)
+	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", "nginx.service"},
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
 		[]string{"systemctl", "enable", "--now", RouteWatchUnit},
 	)
+	startACME(s, c)
 	if !a.Standby {
 		// Enabled but idle until the first deploy (ConditionPathExists).
 		c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", AppUnit(name)})
@@ -501,25 +508,63 @@ func groupMembers(s *Spec) []string {
 // in the deployer-owned http.conf it includes (nginx allows them at http level
 // only, and only the deployer knows the canary hosts); proxy_pass uses the
 // variable form, so nginx picks belay_<app>_stable or _canary per request.
+// With TLS, the same routing serves port 443; port 80 keeps the ACME challenge
+// and redirects the rest once a CA-issued certificate is installed.
 func nginxAppConf(s *Spec) string {
 	a := s.App
 	names := "_"
-	listen := "listen 80 default_server;"
+	def := " default_server"
 	if len(a.Domains) > 0 {
 		names = strings.Join(a.Domains, " ")
-		listen = "listen 80;"
+		def = ""
 	}
-	return fmt.Sprintf(`# Rendered by belay: app %[1]s behind nginx on %[2]s.
-include %[3]s;
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Rendered by belay: app %s behind nginx on %s.\ninclude %s;\n", a.Name, s.Hostname, AppHTTPFile(a.Name))
+	fmt.Fprintf(&b, "server {\n    listen 80%s;\n    server_name %s;\n    access_log %s belay;\n", def, names, AppAccessLog(a.Name))
+	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
+		b.WriteString(acmeChallengeLocations(a.Name))
+	}
+	redirect := ""
+	if a.TLS != nil {
+		redirect = "        # Empty until a CA-issued certificate is installed, then the redirect to HTTPS.\n        include " + TLSRedirectFile(a.Name) + ";\n"
+	}
+	b.WriteString(appProxy(a, redirect))
+	b.WriteString("}\n")
+	if a.TLS != nil {
+		fmt.Fprintf(&b, "server {\n    listen 443 ssl http2%s;\n    server_name %s;\n%s    access_log %s belay;\n", def, names, tlsServerLines(a), AppAccessLog(a.Name))
+		b.WriteString(appProxy(a, ""))
+		b.WriteString("}\n")
+	}
+	fmt.Fprintf(&b, `# keepalived's app check: can this node serve the app through its own nginx,
+# with the live routing? During a deploy's restart of the stable release the
+# canary serves; a node whose own app died still serves through its peer.
 server {
-    %[4]s
-    server_name %[5]s;
-    access_log %[6]s belay;
-    # routing.conf picks the pool; the default keeps $belay_pool defined.
+    listen 127.0.0.2:80;
+    server_name %[2]s;
+    access_log off;
     set $belay_pool stable;
-    include %[7]s;
+    include %[3]s;
     location / {
         proxy_pass http://belay_%[1]s_$belay_pool;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_connect_timeout 300ms;
+        proxy_read_timeout 2s;
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
+    }
+}
+`, a.Name, AppHealthHost(a.Name), AppRoutingFile(a.Name))
+	return b.String()
+}
+
+// appProxy is the routed part of an app's server block, the same on 80 and 443.
+func appProxy(a *App, redirect string) string {
+	return fmt.Sprintf(`    # routing.conf picks the pool; the default keeps $belay_pool defined.
+    set $belay_pool stable;
+    include %[2]s;
+    location / {
+%[3]s        proxy_pass http://belay_%[1]s_$belay_pool;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -540,27 +585,7 @@ server {
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 2;
     }
-}
-# keepalived's app check: can this node serve the app through its own nginx,
-# with the live routing? During a deploy's restart of the stable release the
-# canary serves; a node whose own app died still serves through its peer.
-server {
-    listen 127.0.0.2:80;
-    server_name %[8]s;
-    access_log off;
-    set $belay_pool stable;
-    include %[7]s;
-    location / {
-        proxy_pass http://belay_%[1]s_$belay_pool;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_connect_timeout 300ms;
-        proxy_read_timeout 2s;
-        proxy_next_upstream error timeout;
-        proxy_next_upstream_tries 2;
-    }
-}
-`, a.Name, s.Hostname, AppHTTPFile(a.Name), listen, names, AppAccessLog(a.Name), AppRoutingFile(a.Name), AppHealthHost(a.Name))
+`, a.Name, AppRoutingFile(a.Name), redirect)
 }
 
 // addKeepalived renders the VRRP group member: keepalived.conf, its script
@@ -578,7 +603,7 @@ func addKeepalived(s *Spec, c *CloudConfig) {
 	if d := v.PeerDiscovery; d != nil {
 		c.WriteFiles = append(c.WriteFiles,
 			File{Path: DiscoveryTokenFile, Content: d.Token + "\n", Owner: "root:root", Permissions: "0600"},
-			File{Path: "/usr/local/bin/belay-vrrp-peers", Content: peersScript(d), Owner: "root:root", Permissions: "0755"},
+			File{Path: "/usr/local/bin/belay-vrrp-peers", Content: peersScript(s.App, d), Owner: "root:root", Permissions: "0755"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers.service", Content: peersService, Owner: "root:root", Permissions: "0644"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.service", Content: peersRefreshService, Owner: "root:root", Permissions: "0644"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.timer", Content: peersRefreshTimer, Owner: "root:root", Permissions: "0644"},
@@ -681,7 +706,11 @@ func sortedAddrs(in []string) []string {
 
 // peersScript asks the provider API for the group and installs the result
 // atomically; keepalived is reloaded only when the member list changed.
-func peersScript(d *PeerDiscovery) string {
+func peersScript(a *App, d *PeerDiscovery) string {
+	acme := ""
+	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
+		acme = acmePeersRefresh(a.Name)
+	}
 	return `#!/bin/sh
 # Rendered by belay: refresh keepalived's unicast peers from the ` + d.Provider + ` API.
 set -eu
@@ -695,7 +724,7 @@ if ! cmp -s "$tmp" ` + PeersFile + `; then
         systemctl reload keepalived.service
     fi
 fi
-`
+` + acme
 }
 
 const peersService = `# Rendered by belay: keepalived needs its unicast peers before it starts.

@@ -224,7 +224,7 @@ func TestNginxConfigTest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c, _ := renderParsed(t, mk(t))
 			dir := t.TempDir()
-			rewrite := strings.NewReplacer("/etc/belay/nginx/", dir+"/belay-nginx/", "/var/log/nginx/", dir+"/logs/")
+			rewrite := tlsRewrite(dir)
 			n := 0
 			for _, f := range c.WriteFiles {
 				switch {
@@ -238,6 +238,9 @@ func TestNginxConfigTest(t *testing.T) {
 			if n < 3 {
 				t.Fatalf("only %d nginx conf.d files rendered", n)
 			}
+			// The TLS files, and the placeholder certificate first boot creates
+			// before nginx starts: nginx must load them with no certificate issued.
+			installTLS(t, c, dir, rewrite)
 			if err := os.MkdirAll(filepath.Join(dir, "logs", "belay"), 0o755); err != nil {
 				t.Fatal(err)
 			}

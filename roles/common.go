@@ -135,6 +135,9 @@ func firewallRules(s *Spec) []fwRule {
 	priv := s.Net.PrivateInterface
 	if a := s.App; a != nil {
 		rules = append(rules, fwRule{comment: "http " + a.Name, proto: "tcp", ports: []int{80}})
+		if a.TLS != nil {
+			rules = append(rules, fwRule{comment: "https " + a.Name, proto: "tcp", ports: []int{443}})
+		}
 		// Every group member's nginx proxies to every member's app (stable) and
 		// canary port over the private network.
 		rules = append(rules, fwRule{comment: "app " + a.Name + " upstreams", iface: priv, sources: []string{s.Net.SiteCIDR}, proto: "tcp", ports: []int{a.Port, a.Port + 1}})

@@ -71,6 +71,7 @@ func abAppSpec(t testing.TB) *Spec {
 			AuthPass:       "unused",
 			AdvertInterval: 0.1,
 		},
+		TLS: &TLS{Mode: TLSModeACME, ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", Email: "ops@example.com", HSTSMaxAge: 31536000},
 	}
 	return s
 }
@@ -92,9 +93,36 @@ func abStandbyAppSpec(t testing.TB) *Spec {
 	s := abBase(t, "web-standby", inventory.Standby, "10.213.0.148", inventory.RoleStandbyApp)
 	a := *abAppSpec(t).App
 	a.Standby, a.VRRP = true, nil
+	// The standby fixture covers custom certificates.
+	a.TLS = &TLS{Mode: TLSModeCustom, Certificate: fixtureCert, Key: fixtureKey}
 	s.App = &a
 	return s
 }
+
+// fixtureCert and fixtureKey are a self-signed pair for shop.example.com and
+// www.shop.example.com valid for 100 years (fixed bytes keep the goldens stable;
+// nginx -t loads them).
+const (
+	fixtureCert = `-----BEGIN CERTIFICATE-----
+MIIBwzCCAWigAwIBAgIUMyMjz5785BU/9HgLMRF/ZpbTgl8wCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTAgFw0yNjEyMDYwMjQ2NDVaGA8y
+MTI2MTExMjAyNDY0NVowGzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABOgS/s3NMTpdWhyubQnMCxVpXtiY3efCbaPW
+1NmshpCP/51f/+uq6m1AtTD53dzBuKNjmlv3+SW92bCWs8b+7g+jgYcwgYQwHQYD
+VR0OBBYEFAbMwylOZmcCyCoctGI0jwcO8AawMB8GA1UdIwQYMBaAFAbMwylOZmcC
+yCoctGI0jwcO8AawMA8GA1UdEwEB/wQFMAMBAf8wMQYDVR0RBCowKIIQc2hvcC5l
+eGFtcGxlLmNvbYIUd3d3LnNob3AuZXhhbXBsZS5jb20wCgYIKoZIzj0EAwIDSQAw
+RgIhAOpSLvBTy78lVkCaPH6gy9g5QRhDMQdDk+HVaD5/1H1UAiEAhnC+OhvrMEol
+prrGKkwpbI/o+uNnwcRnJj2QUEEQO7s=
+-----END CERTIFICATE-----
+`
+	fixtureKey = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgELTX9SgLjC8amVU/
+0WLMXu9ID7yWBHIpzLvtThuFFtShRANCAAToEv7NzTE6XVocrm0JzAsVaV7YmN3n
+wm2j1tTZrIaQj/+dX//rquptQLUw+d3cwbijY5pb9/klvdmwlrPG/u4P
+-----END PRIVATE KEY-----
+`
+)
 
 // abBackupSpec is the repository host on the standby site.
 func abBackupSpec(t testing.TB) *Spec {

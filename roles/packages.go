@@ -32,9 +32,10 @@ func Packages(rs []inventory.Role, postgresVersion int) []string {
 	for _, r := range rs {
 		switch r {
 		case inventory.RoleApp:
-			add("nginx-light", "keepalived", "restic")
+			// lego: the ACME client of apps with tls.mode acme; openssl: the placeholder certificate (tls.go).
+			add("nginx-light", "keepalived", "restic", "lego", "openssl")
 		case inventory.RoleStandbyApp:
-			add("nginx-light", "restic")
+			add("nginx-light", "restic", "lego", "openssl")
 		case inventory.RoleDB:
 			add(pg, pg+"-auto-failover", "pg-auto-failover-cli", "pgbackrest")
 		case inventory.RoleDBMonitor:

@@ -86,6 +86,8 @@ type App struct {
 	BackupKey seedkeys.Key
 	// RepoHostKey pins the repository host's key for that connection.
 	RepoHostKey string
+	// TLS serves HTTPS for Domains (nil: plain HTTP on port 80 only). See tls.go.
+	TLS *TLS
 }
 
 // VRRP is one app group's keepalived setup (VRRPv3, unicast, no preemption).

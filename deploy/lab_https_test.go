@@ -1,0 +1,230 @@
+//go:build lab
+
+package deploy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/belay-sh/belay/lab"
+	"github.com/belay-sh/belay/roles"
+)
+
+// TestLabHTTPSACME: Debian's pebble on the primary site's host leg issues a
+// certificate to each server of the pair (HTTP-01 through the VIP: one
+// validation answered directly, the other through the peer fallback), the
+// certificate verifies with `curl --cacert` through the VIP, still does after
+// the VIP holder is killed, and after a forced renewal on the new holder.
+// The lab stack points the app at this pebble (lab/default-stack.yaml).
+// Afterwards each server is put back on its placeholder (plain HTTP, no
+// redirect), as the other lab tests expect.
+func TestLabHTTPSACME(t *testing.T) {
+	for _, bin := range []string{"pebble", "pebble-challtestsrv", "curl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed on the lab host (apt-get install -y pebble curl): %v", bin, err)
+		}
+	}
+	if len(app.Domains) == 0 || app.VIP == "" || len(app.Hosts) < 2 {
+		t.Fatalf("the lab app needs a domain, a VIP and a pair: %+v", app)
+	}
+	ctx := context.Background()
+	domain, leg := app.Domains[0], lab.PebbleAddr().String()
+	root := func(host string, argv ...string) string {
+		t.Helper()
+		out, err := lab.Console(ctx, lab.DefaultPaths, nil, host, argv...)
+		if err != nil {
+			t.Fatalf("%s: %v: %v\n%s", host, argv, err, out)
+		}
+		return string(out)
+	}
+	script := roles.ACMEScript(app.Name)
+	t.Cleanup(func() {
+		// Back to the state before the test: the placeholder, no redirect, no
+		// account at a pebble that is gone.
+		_, _ = lab.Heal(ctx, lab.DefaultPaths, nil, nil)
+		for _, h := range app.Hosts {
+			out, err := lab.Console(ctx, lab.DefaultPaths, nil, h, "sh", "-c",
+				"rm -rf "+roles.TLSCertFile(app.Name)+" "+roles.ACMEStateDir(app.Name)+" && "+script+" --placeholder && systemctl reload nginx.service")
+			if err != nil {
+				t.Errorf("%s: restore the placeholder: %v\n%s", h, err, out)
+			}
+		}
+	})
+
+	dir := t.TempDir()
+	writeFile(t, dir, "api.pem", lab.PebbleAPICert)
+	writeFile(t, dir, "api.key", lab.PebbleAPIKey)
+	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress": leg + ":14000", "managementListenAddress": leg + ":15000",
+		"certificate": dir + "/api.pem", "privateKey": dir + "/api.key",
+		"httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+	}})
+	writeFile(t, dir, "pebble.json", string(conf))
+	daemon(t, dir, "challtestsrv", nil, leg+":8055", "pebble-challtestsrv", "-defaultIPv4", app.VIP, "-defaultIPv6", "",
+		"-dns01", leg+":8053", "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", leg+":8055")
+	daemon(t, dir, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, leg+":14000",
+		"pebble", "-config", dir+"/pebble.json", "-dnsserver", leg+":8053")
+
+	// Each server asks; the CA reaches the VIP holder, which answers its own
+	// token and forwards the other's to its peer.
+	for _, h := range app.Hosts {
+		start := time.Now()
+		t.Logf("%s: %s", h, root(h, script))
+		t.Logf("%s: issued in %s", h, time.Since(start).Round(time.Millisecond))
+	}
+	caFile := writeFile(t, dir, "pebble-root.pem", pebbleRoot(t, leg))
+	serial := func(addr string) string {
+		t.Helper()
+		pool := x509.NewCertPool()
+		b, _ := os.ReadFile(caFile)
+		pool.AppendCertsFromPEM(b)
+		var last error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr+":443", &tls.Config{ServerName: domain, RootCAs: pool})
+			if err == nil {
+				defer c.Close()
+				return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+			}
+			last = err
+		}
+		t.Fatalf("%s: no certificate verified by pebble's root: %v", addr, last)
+		return ""
+	}
+	curlVIP := func(when string) {
+		t.Helper()
+		var out []byte
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			out, err = exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile,
+				"--resolve", domain+":443:"+app.VIP, "https://"+domain+"/").CombinedOutput()
+			if err == nil && strings.TrimSpace(string(out)) != "000" {
+				t.Logf("%s: curl --cacert https://%s/ through the VIP: %s", when, domain, out)
+				return
+			}
+		}
+		t.Fatalf("%s: curl --cacert through the VIP: %v %s", when, err, out)
+	}
+	for _, h := range app.Hosts {
+		serial(labInv.Host(h).PrivateAddress)
+	}
+	curlVIP("after issuance")
+	if code := httpCode(t, "http://"+app.VIP+"/", domain); code != "301" {
+		t.Errorf("plain HTTP through the VIP: %s, want 301 to HTTPS", code)
+	}
+
+	holder := vipHolder(t, root)
+	if err := lab.Inject(ctx, lab.DefaultPaths, nil, lab.Fault{Kind: lab.FaultKill, Machine: holder}); err != nil {
+		t.Fatalf("kill %s: %v", holder, err)
+	}
+	curlVIP("after killing " + holder)
+	survivor := app.Hosts[0]
+	if survivor == holder {
+		survivor = app.Hosts[1]
+	}
+	before := serial(app.VIP)
+	t.Logf("%s --force: %s", survivor, root(survivor, script, "--force"))
+	for deadline := time.Now().Add(30 * time.Second); serial(app.VIP) == before; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a forced renewal the VIP still serves serial %s", before)
+		}
+	}
+	curlVIP("after a forced renewal on " + survivor)
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func daemon(t *testing.T, dir, name string, env []string, addr string, argv ...string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log:\n%s", name, b)
+		}
+		logf.Close()
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s: %v", name, addr, err)
+		}
+	}
+}
+
+func pebbleRoot(t *testing.T, leg string) string {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(lab.PebbleAPICert))
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + leg + ":15000/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pebble root: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+func httpCode(t *testing.T, url, host string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = host
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return fmt.Sprint(resp.StatusCode)
+}
+
+// vipHolder is the app server that has the VIP on an interface.
+func vipHolder(t *testing.T, root func(string, ...string) string) string {
+	t.Helper()
+	for _, h := range app.Hosts {
+		if strings.Contains(root(h, "ip", "-br", "-4", "addr"), " "+app.VIP+"/") {
+			return h
+		}
+	}
+	t.Fatalf("no app server holds the VIP %s", app.VIP)
+	return ""
+}
