@@ -100,7 +100,9 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 				a.HealthPath = DefaultHealthPath
 			}
 			o.strs("domains", &a.Domains)
-			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains")
+			decodeCells(e, o, a)
+			decodeRouter(e, o, a)
+			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains", "cells", "router")
 		}
 	case KeyDatabase:
 		o := asObject(e, key, v)

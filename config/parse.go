@@ -249,7 +249,7 @@ func required(key string) bool {
 var keyHelp = map[string]string{
 	KeySites:         "an object {primary: {provider, region}, standby: {provider, region}}",
 	KeyAdmin:         "an object {sshKeys: [...], sshCidrs: [...], allowWideSshCidrs, deployUser}",
-	KeyApps:          "a list of apps {name, size, standbySize, replicas, port, healthPath, domains}",
+	KeyApps:          "a list of apps {name, size, standbySize, replicas, port, healthPath, domains, cells, router}",
 	KeyDatabase:      "an object {size, standbySize, monitorSize, postgresVersion, synchronous, name, volumeGb}",
 	KeyBackups:       "an object {fullEvery, retentionDays, repoSize, archiveTimeoutSeconds, volumeGb}",
 	KeyDNS:           "an object {provider, zone, ttl}",

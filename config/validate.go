@@ -335,7 +335,9 @@ func (v *validator) apps() {
 			}
 			domains[d] = dp
 		}
+		v.cells(p, a)
 	}
+	v.cellDatabases()
 }
 
 func zoneOr(z string) string {
