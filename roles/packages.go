@@ -35,6 +35,10 @@ func Packages(rs []inventory.Role, postgresVersion int) []string {
 			add("nginx-light", "keepalived", "restic")
 		case inventory.RoleStandbyApp:
 			add("nginx-light", "restic")
+		case inventory.RoleRouter:
+			add("nginx-light", "keepalived")
+		case inventory.RoleStandbyRouter:
+			add("nginx-light")
 		case inventory.RoleDB:
 			add(pg, pg+"-auto-failover", "pg-auto-failover-cli", "pgbackrest")
 		case inventory.RoleDBMonitor:

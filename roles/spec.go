@@ -41,6 +41,7 @@ type Spec struct {
 	DB        *DB
 	Backup    *Backup
 	StandbyDB *StandbyDB
+	Router    *Router
 }
 
 // Agent is a download of the belay binary, refused unless SHA256 matches.

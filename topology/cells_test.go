@@ -128,4 +128,3 @@ func TestPlanCellsErrors(t *testing.T) {
 		})
 	}
 }
-
