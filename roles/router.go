@@ -139,7 +139,7 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 		File{Path: "/etc/nginx/conf.d/belay-router-" + r.App + ".conf", Content: RouterNginxConf(r), Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterCellsFile(r.App), Content: RouterCellsConf(r), Owner: "root:root", Permissions: "0644"},
 		// Empty until the sync service's first run: every shop is unknown.
-		File{Path: RouterMapFile(r.App), Content: "# Written by belay-router-sync: \"<shop>\" <cell>; per line.\n", Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterMapFile(r.App), Content: "# Written by belay-router-sync: one entry per line, a quoted shop and its cell.\n", Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterEnvFile(r.App), Content: "BELAY_ROUTER_DATABASE_URL=" + r.DatabaseURL + "\n", Owner: "root:root", Permissions: "0600", Defer: true},
 		File{Path: "/etc/systemd/system/" + RouterSyncUnit, Content: routerSyncUnit(r.App), Owner: "root:root", Permissions: "0644"},
 	)
