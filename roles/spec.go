@@ -141,6 +141,8 @@ type DB struct {
 	MonitorPassword     string
 	// Backup is how this node archives WAL to the repository host (nil on the monitor).
 	Backup *BackupClient
+	// Tenants are the cells' own databases and roles (dbtenants.go).
+	Tenants []DBTenant
 }
 
 // BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.
