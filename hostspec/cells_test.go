@@ -87,8 +87,12 @@ func TestBuildCellsCloud(t *testing.T) {
 		}
 		env.Sites[inventory.Primary] = withClaim(env.Sites[inventory.Primary])
 		standbyAddrs(topo, &env)
-		if _, err := Build(cfg, topo, "test", env); err == nil || !strings.Contains(err.Error(), "Env.VIPs["+app+"-c1].Public") {
-			t.Fatalf("Build() = %v, want a missing cell VIP error", err)
+		specs, err := Build(cfg, topo, "test", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roles.Render(specs[topo.Routers[app].Hosts[0]]); err == nil || !strings.Contains(err.Error(), "Spec.Router.Cells[0].Address") {
+			t.Fatalf("Render(router) = %v, want a missing cell address error", err)
 		}
 	})
 	t.Run("floating IPs given", func(t *testing.T) {
