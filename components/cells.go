@@ -33,12 +33,7 @@ func vrrpGroups(a config.App, t *topology.Topology) []vrrpGroup {
 }
 
 // entryGroup is the group the app's domains point at.
-func entryGroup(a config.App) string {
-	if a.HasCells() {
-		return topology.RouterGroup(a.Name)
-	}
-	return a.Name
-}
+func entryGroup(a config.App) string { return topology.EntryGroup(a) }
 
 // allGroups lists every group of the stack.
 func allGroups(cfg *config.Config, t *topology.Topology) []string {
@@ -103,30 +98,6 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // inventoryApp is app a's inventory entry from the resolved values ("vip/<group>").
-// An app with cells has no hosts of its own: its VIP is the router tier's and
-// its cells and router are listed.
 func inventoryApp(a config.App, t *topology.Topology, r map[string]string) inventory.App {
-	out := inventory.App{
-		Name:       a.Name,
-		VIP:        r["vip/"+entryGroup(a)],
-		Port:       a.Port,
-		HealthPath: a.HealthPath,
-		Domains:    append([]string{}, a.Domains...),
-		Hosts:      append([]string{}, t.AppHosts[a.Name]...),
-		Standby:    t.StandbyApp[a.Name],
-	}
-	if !a.HasCells() {
-		return out
-	}
-	rt := t.Routers[a.Name]
-	out.Router = &inventory.Router{
-		VIP: r["vip/"+rt.Group], Hosts: append([]string{}, rt.Hosts...), Standby: rt.Standby,
-		DefaultCell: a.Router.DefaultCell, UnknownShop: a.Router.UnknownShop,
-	}
-	for _, c := range t.Cells[a.Name] {
-		out.Cells = append(out.Cells, inventory.Cell{
-			Name: c.Name, VIP: r["vip/"+c.Group], Hosts: append([]string{}, c.Hosts...), Standby: c.Standby, Database: c.Database,
-		})
-	}
-	return out
+	return t.InventoryApp(a, func(group string) string { return r["vip/"+group] })
 }

@@ -146,3 +146,41 @@ func (t *Topology) Cell(app, name string) *Cell {
 	}
 	return nil
 }
+
+// EntryGroup is the VRRP group an app's domains point at: the app itself, or
+// its router tier when it has cells.
+func EntryGroup(a config.App) string {
+	if a.HasCells() {
+		return RouterGroup(a.Name)
+	}
+	return a.Name
+}
+
+// InventoryApp is app a's inventory entry; vip returns a group's floating
+// address. An app with cells has no hosts of its own: its VIP is the router
+// tier's, and its cells and router are listed.
+func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inventory.App {
+	out := inventory.App{
+		Name:       a.Name,
+		VIP:        vip(EntryGroup(a)),
+		Port:       a.Port,
+		HealthPath: a.HealthPath,
+		Domains:    append([]string{}, a.Domains...),
+		Hosts:      append([]string{}, t.AppHosts[a.Name]...),
+		Standby:    t.StandbyApp[a.Name],
+	}
+	rt := t.Routers[a.Name]
+	if !a.HasCells() || rt == nil || a.Router == nil {
+		return out
+	}
+	out.Router = &inventory.Router{
+		VIP: vip(rt.Group), Hosts: append([]string{}, rt.Hosts...), Standby: rt.Standby,
+		DefaultCell: a.Router.DefaultCell, UnknownShop: a.Router.UnknownShop,
+	}
+	for _, c := range t.Cells[a.Name] {
+		out.Cells = append(out.Cells, inventory.Cell{
+			Name: c.Name, VIP: vip(c.Group), Hosts: append([]string{}, c.Hosts...), Standby: c.Standby, Database: c.Database,
+		})
+	}
+	return out
+}
