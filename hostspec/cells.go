@@ -165,8 +165,12 @@ func (b *builder) tenants(h topology.Host) ([]roles.DBTenant, error) {
 				return nil, err
 			}
 			t := roles.DBTenant{Database: c.Database, User: c.Database, Password: pw}
+			members := c.Hosts
+			if h.Site == inventory.Standby {
+				members = []string{c.Standby}
+			}
 			if b.site(h).PinnedAddresses {
-				for _, n := range c.Hosts {
+				for _, n := range members {
 					addr, err := b.addr(n)
 					if err != nil {
 						return nil, err

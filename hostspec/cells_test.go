@@ -71,6 +71,9 @@ func TestBuildCellsLab(t *testing.T) {
 	if !contains(sdb.AllowFrom, topo.Host(c1.Standby).PrivateAddress.String()) {
 		t.Errorf("standby DB AllowFrom %v lacks %s", sdb.AllowFrom, c1.Standby)
 	}
+	if len(sdb.Tenants) != 2 || len(sdb.Tenants[0].AllowFrom) != 1 || sdb.Tenants[0].AllowFrom[0] != topo.Host(c1.Standby).PrivateAddress.String() {
+		t.Errorf("standby DB tenants = %+v, want each cell's standby server", sdb.Tenants)
+	}
 	if specs[topo.Routers[app].Hosts[0]].Roles[0] != inventory.RoleRouter {
 		t.Error("router role")
 	}

@@ -672,6 +672,9 @@ func (b *builder) standbyDB(h topology.Host, s *roles.Spec) error {
 		AllowFrom:       allow,
 		AppPassword:     appPW,
 	}
+	if s.StandbyDB.Tenants, err = b.tenants(h); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -150,7 +150,7 @@ func validateDB(s *Spec) error {
 	}
 	checkSecret(bad, "Spec.DB.AppPassword", d.AppPassword)
 	checkSecret(bad, "Spec.DB.ReplicationPassword", d.ReplicationPassword)
-	validateTenants(d, bad)
+	validateTenants(d, "Spec.DB", bad)
 	if d.Backup == nil {
 		bad("Spec.DB.Backup: nil, expected the pgBackRest client settings (WAL archiving) on a data node")
 	} else {

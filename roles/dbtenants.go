@@ -18,10 +18,10 @@ type DBTenant struct {
 }
 
 // validateTenants checks the cells' databases of a data node.
-func validateTenants(d *DB, bad func(string, ...any)) {
+func validateTenants(d *DB, prefix string, bad func(string, ...any)) {
 	seen := map[string]bool{d.Name: true, dbAppUser(d.AppUser): true}
 	for i, t := range d.Tenants {
-		p := fmt.Sprintf("Spec.DB.Tenants[%d]", i)
+		p := fmt.Sprintf("%s.Tenants[%d]", prefix, i)
 		if !pgIdentRE.MatchString(t.Database) || seen[t.Database] || t.Database == "postgres" || t.Database == pgafMonitorDB || strings.HasPrefix(t.Database, "template") {
 			bad("%s.Database: %q, expected a unique database name (a-z, 0-9, _)", p, t.Database)
 		}

@@ -203,4 +203,7 @@ type StandbyDB struct {
 	AppPassword     string
 	// AppUser is the app's PostgreSQL role ("" = "app"); it arrives with the restored backup.
 	AppUser string
+	// Tenants are the cells' databases, open to the standby cells' servers
+	// (their passwords are not needed here: the roles arrive with the backup).
+	Tenants []DBTenant
 }
