@@ -132,6 +132,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 		if err := checkGroupName(appGroup(stack, a.Name), key+".name"); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, checkCellGroups(cfg, stack, i)...)
 		if a.Replicas < 2 {
 			errs = append(errs, fmt.Errorf("%s.replicas: %d, expected at least 2 (an HA pair)", key, a.Replicas))
 		}
@@ -247,10 +248,7 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		return out
 	}
 
-	standbyApps := make([]string, 0, len(cfg.Apps))
-	for _, a := range cfg.Apps {
-		standbyApps = append(standbyApps, t.StandbyApp[a.Name])
-	}
+	standbyApps := standbyHostsInOrder(cfg, t)
 	if b.Standby, err = NewStandby(ctx, "standby", StandbyArgs{
 		Backup: *t.Host(t.BackupRepo), StandbyDB: *t.Host(t.StandbyDB), Apps: hosts(standbyApps), Host: host(b.StandbySite),
 	}, parent); err != nil {
@@ -262,15 +260,17 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		return err
 	}
 	for _, a := range cfg.Apps {
-		ha := host(b.PrimarySite)
-		ha.Groups = []string{groupApp}
-		ha.Tags = []string{appGroup(p.stack, a.Name)}
-		pair, err := NewAppPair(ctx, a.Name, AppPairArgs{App: a, Hosts: hosts(t.AppHosts[a.Name]), Host: ha}, parent)
-		if err != nil {
-			return err
+		for _, g := range vrrpGroups(a, t) {
+			ha := host(b.PrimarySite)
+			ha.Groups = []string{groupApp}
+			ha.Tags = []string{appGroup(p.stack, g.name)}
+			pair, err := NewAppPair(ctx, g.name, AppPairArgs{App: a, Hosts: hosts(g.hosts), Host: ha}, parent)
+			if err != nil {
+				return err
+			}
+			book.vips[g.name] = pair.FloatingIP
+			b.Apps = append(b.Apps, pair)
 		}
-		book.vips[a.Name] = pair.FloatingIP
-		b.Apps = append(b.Apps, pair)
 	}
 	for _, pair := range b.Apps {
 		if err := pair.Provision(ctx); err != nil {
@@ -298,12 +298,14 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		}
 		b.Firewalls = append(b.Firewalls, fw)
 	}
-	for i, a := range cfg.Apps {
+	for _, a := range cfg.Apps {
 		if len(a.Domains) == 0 {
 			continue
 		}
+		// An app with cells is reached through its router tier.
+		vip := entryGroup(a)
 		d, err := NewAppDNS(ctx, a.Name+"-dns", AppDNSArgs{
-			DNS: p.dns, Zone: cfg.DNS.Zone, TTL: cfg.DNS.TTL, Domains: a.Domains, VIP: b.Apps[i].VIP,
+			DNS: p.dns, Zone: cfg.DNS.Zone, TTL: cfg.DNS.TTL, Domains: a.Domains, VIP: book.vips[vip].Address,
 		}, parent)
 		if err != nil {
 			return err

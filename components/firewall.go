@@ -64,6 +64,10 @@ func firewallPolicies(cfg *config.Config, t *topology.Topology, appFirewall bool
 	var appHosts []string
 	for _, a := range cfg.Apps {
 		appHosts = append(appHosts, t.AppHosts[a.Name]...)
+		// Cells' servers back up like app servers; routers hold no data.
+		for _, c := range t.Cells[a.Name] {
+			appHosts = append(appHosts, c.Hosts...)
+		}
 	}
 
 	var out []firewallPolicy

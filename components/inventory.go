@@ -67,6 +67,7 @@ func inventoryDoc(p *plan, keys map[string]string, r map[string]string) (*invent
 			Provider:       site.Provider,
 			Roles:          append([]inventory.Role{}, h.Roles...),
 			App:            h.App,
+			Cell:           h.Cell,
 			PublicAddress:  r["ingress/"+h.Name],
 			PrivateAddress: r["priv/"+h.Name],
 			SSHAddress:     r["ingress/"+h.Name],
@@ -77,15 +78,7 @@ func inventoryDoc(p *plan, keys map[string]string, r map[string]string) (*invent
 		})
 	}
 	for _, a := range cfg.Apps {
-		inv.Apps = append(inv.Apps, inventory.App{
-			Name:       a.Name,
-			VIP:        r["vip/"+a.Name],
-			Port:       a.Port,
-			HealthPath: a.HealthPath,
-			Domains:    append([]string{}, a.Domains...),
-			Hosts:      append([]string{}, t.AppHosts[a.Name]...),
-			Standby:    t.StandbyApp[a.Name],
-		})
+		inv.Apps = append(inv.Apps, inventoryApp(a, t, r))
 	}
 	var nodes []string
 	for _, n := range t.DBNodes {
@@ -116,9 +109,9 @@ func inventoryOutput(p *plan, book *addressBook) (pulumi.StringOutput, pulumi.Ma
 		add("ingress/"+h.Name, s.IngressAddress)
 		add("priv/"+h.Name, s.PrivateAddress)
 	}
-	for _, a := range p.cfg.Apps {
-		if ip, ok := book.vips[a.Name]; ok {
-			add("vip/"+a.Name, ip.Address)
+	for _, g := range allGroups(p.cfg, p.topo) {
+		if ip, ok := book.vips[g]; ok {
+			add("vip/"+g, ip.Address)
 		}
 	}
 	text := pulumi.All(vals...).ApplyT(func(xs []interface{}) (string, error) {

@@ -37,6 +37,8 @@ const (
 	udStandbyDB
 	udApps
 	udStandbyApps
+	udRouters
+	udStandbyRouters
 	numUDGroups
 )
 
@@ -52,6 +54,10 @@ func udGroupOf(h topology.Host) udGroup {
 			return udDB
 		case inventory.RoleStandbyDB:
 			return udStandbyDB
+		case inventory.RoleRouter:
+			return udRouters
+		case inventory.RoleStandbyRouter:
+			return udStandbyRouters
 		}
 	}
 	return udFirst
@@ -68,6 +74,18 @@ func udDeps(g udGroup, t *topology.Topology) []string {
 		return append([]string{}, t.DBNodes...)
 	case udStandbyApps:
 		return []string{t.StandbyDB, t.BackupRepo}
+	case udRouters:
+		// The sync service reads the mapping from the cluster.
+		return append([]string{}, t.DBNodes...)
+	case udStandbyRouters:
+		// Standby routers proxy to the standby cells' servers.
+		deps := []string{t.StandbyDB}
+		for _, app := range sortedKeys(t.Cells) {
+			for _, c := range t.Cells[app] {
+				deps = append(deps, c.Standby)
+			}
+		}
+		return deps
 	}
 	return nil
 }
@@ -177,6 +195,7 @@ func (p *userDataPlan) env(r resolved) (hostspec.Env, error) {
 				}
 				vip.Address, vip.Interface = v, pub
 			}
+			vip.Public = v
 			env.VIPs[name] = vip
 		}
 	}
@@ -243,8 +262,8 @@ func (p *userDataPlan) preflight() (map[string]string, error) {
 		r["static/"+h] = fmt.Sprintf("192.0.2.%d", 10+i)
 	}
 	r["pub/"+p.topo.BackupRepo] = "192.0.2.250"
-	for i, a := range p.cfg.Apps {
-		r["vip/"+a.Name] = fmt.Sprintf("198.51.%d.%d", 100+i/250, 1+i%250)
+	for i, g := range allGroups(p.cfg, p.topo) {
+		r["vip/"+g] = fmt.Sprintf("198.51.%d.%d", 100+i/250, 1+i%250)
 	}
 	var all []string
 	for _, h := range p.topo.Hosts {
@@ -313,13 +332,13 @@ func (p *userDataPlan) group(g udGroup) (pulumi.StringMapOutput, error) {
 		add("priv/"+n, s.PrivateAddress)
 		add("pub/"+n, s.PublicAddress)
 	}
-	if g == udApps {
-		for _, a := range p.cfg.Apps {
-			ip, ok := p.book.vips[a.Name]
+	if g == udApps || g == udRouters {
+		for _, name := range allGroups(p.cfg, p.topo) {
+			ip, ok := p.book.vips[name]
 			if !ok {
-				return pulumi.StringMapOutput{}, fmt.Errorf("user data of %s's servers needs its floating IP created first", a.Name)
+				return pulumi.StringMapOutput{}, fmt.Errorf("user data of %s's servers needs its floating IP created first", name)
 			}
-			add("vip/"+a.Name, ip.Address)
+			add("vip/"+name, ip.Address)
 		}
 	}
 	out := pulumi.All(vals...).ApplyT(func(xs []interface{}) (map[string]string, error) {

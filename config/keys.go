@@ -104,7 +104,9 @@ func decodeKey(e *errs, key string, v any, cfg *Config, d *decoded) {
 			if raw, ok := o.get("tls"); ok {
 				decodeTLS(e, o.field("tls"), raw, &a.TLS)
 			}
-			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains", "tls")
+			decodeCells(e, o, a)
+			decodeRouter(e, o, a)
+			o.done("name", "size", "standbySize", "replicas", "port", "healthPath", "domains", "tls", "cells", "router")
 		}
 	case KeyDatabase:
 		o := asObject(e, key, v)

@@ -252,7 +252,7 @@ func required(key string) bool {
 var keyHelp = map[string]string{
 	KeySites:           "an object {primary: {provider, region}, standby: {provider, region}}",
 	KeyAdmin:           "an object {sshKeys: [...], sshCidrs: [...], allowWideSshCidrs, deployUser}",
-	KeyApps:            "a list of apps {name, size, standbySize, replicas, port, healthPath, domains, tls}",
+	KeyApps:            "a list of apps {name, size, standbySize, replicas, port, healthPath, domains, tls, cells, router}",
 	KeyDatabase:        "an object {size, standbySize, monitorSize, postgresVersion, synchronous, name, volumeGb}",
 	KeyBackups:         "an object {fullEvery, retentionDays, repoSize, archiveTimeoutSeconds, volumeGb}",
 	KeyDNS:             "an object {provider, zone, ttl}",

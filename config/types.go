@@ -71,6 +71,12 @@ type App struct {
 	Domains     []string `json:"domains"`
 	// TLS is how nginx serves HTTPS for Domains (default: ACME, Let's Encrypt).
 	TLS TLS `json:"tls"`
+	// Cells, when set, split the app into independent cells behind a router
+	// tier (see cells.go): the app then has no servers of its own.
+	Cells []Cell `json:"cells,omitempty"`
+	// Router is the router tier of an app with cells (defaults applied when
+	// the app declares cells and leaves it out); nil for an app without cells.
+	Router *Router `json:"router,omitempty"`
 }
 
 // Database is the dedicated PostgreSQL pair (primary + replica + monitor).

@@ -336,8 +336,10 @@ func (v *validator) apps() {
 			domains[d] = dp
 		}
 		v.tls(p, a)
+		v.cells(p, a)
 	}
 	v.tlsCertificatesApps()
+	v.cellDatabases()
 }
 
 func zoneOr(z string) string {

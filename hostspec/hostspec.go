@@ -86,6 +86,9 @@ type VIP struct {
 	Interface string
 	// ClaimCommand moves the provider's floating IP to the new MASTER ("" in the lab).
 	ClaimCommand string
+	// Public is the floating address as other servers reach it (the routers
+	// proxy to a cell's): the floating IP in a cloud, Address in the lab.
+	Public string
 }
 
 // ClaimCommand is the notify_master command that moves floatingIP (a provider
@@ -144,7 +147,17 @@ func DefaultEnv(cfg *config.Config, topo *topology.Topology, lab bool) (Env, err
 	}
 	if lab {
 		for i, a := range cfg.Apps {
-			env.VIPs[a.Name] = VIP{Address: LabVIP(i), Interface: "host0"}
+			if !a.HasCells() {
+				env.VIPs[a.Name] = VIP{Address: LabVIP(i), Interface: "host0", Public: LabVIP(i)}
+				continue
+			}
+			env.VIPs[topology.RouterGroup(a.Name)] = VIP{Address: LabVIP(i), Interface: "host0", Public: LabVIP(i)}
+			for _, c := range topo.Cells[a.Name] {
+				if 125-c.Slot < 100+len(cfg.Apps) {
+					return Env{}, fmt.Errorf("belay:apps[%d].cells: the lab has floating addresses for %d apps and cells, expected fewer", i, 26)
+				}
+				env.VIPs[c.Group] = VIP{Address: LabCellVIP(c.Slot), Interface: "host0", Public: LabCellVIP(c.Slot)}
+			}
 		}
 	}
 	return env, nil
@@ -198,9 +211,16 @@ func (b *builder) checkEnv() error {
 	if len(b.cfg.Apps) > 255-firstRouterID+1 {
 		errs = append(errs, fmt.Errorf("belay:apps: %d apps, at most %d fit the VRRP router ID range", len(b.cfg.Apps), 255-firstRouterID+1))
 	}
+	if err := b.checkCellIDs(); err != nil {
+		errs = append(errs, err)
+	}
+	groups := groupNames(b.cfg, b.topo)
 	for name, v := range b.env.VIPs {
-		if b.appConfig(name) == nil {
-			errs = append(errs, fmt.Errorf("hostspec: Env.VIPs[%s]: no such app", name))
+		if !groups[name] {
+			errs = append(errs, fmt.Errorf("hostspec: Env.VIPs[%s]: no such app, router tier or cell", name))
+		}
+		if v.Public != "" && !validIPv4(v.Public) {
+			errs = append(errs, fmt.Errorf("hostspec: Env.VIPs[%s].Public: %q, expected an IPv4 address", name, v.Public))
 		}
 		if v.Address != "" {
 			if a, err := netip.ParseAddr(v.Address); err != nil || !a.Is4() {
@@ -357,6 +377,8 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 			err = b.standbyDB(h, s)
 		case inventory.RoleBackupRepo:
 			err = b.backup(h, s)
+		case inventory.RoleRouter, inventory.RoleStandbyRouter:
+			err = b.router(h, s)
 		default:
 			err = fmt.Errorf("role %q: not built by hostspec", r)
 		}
@@ -387,6 +409,15 @@ func (b *builder) databaseURL(from inventory.SiteName) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	hosts, err := b.dbHosts(from)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("postgresql://%s:%s@%s/%s?target_session_attrs=read-write&connect_timeout=3", DBUser, pw, hosts, b.cfg.Database.Name), nil
+}
+
+// dbHosts is the host list of a libpq URL used from site from.
+func (b *builder) dbHosts(from inventory.SiteName) (string, error) {
 	var hosts []string
 	nodes := b.topo.DBNodes
 	if from == inventory.Standby {
@@ -400,7 +431,7 @@ func (b *builder) databaseURL(from inventory.SiteName) (string, error) {
 		}
 		hosts = append(hosts, fmt.Sprintf("%s:%d", a, DBPort))
 	}
-	return fmt.Sprintf("postgresql://%s:%s@%s/%s?target_session_attrs=read-write&connect_timeout=3", DBUser, pw, strings.Join(hosts, ","), b.cfg.Database.Name), nil
+	return strings.Join(hosts, ","), nil
 }
 
 func (b *builder) app(h topology.Host, s *roles.Spec) error {
@@ -410,6 +441,9 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 	}
 	standby := h.Site == inventory.Standby
 	dbURL, err := b.databaseURL(h.Site)
+	if h.Cell != "" {
+		dbURL, err = b.cellDatabaseURL(h.Site, h.App, h.Cell)
+	}
 	if err != nil {
 		return err
 	}
@@ -462,6 +496,13 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 		AuthPass:       auth[:8],
 		AdvertInterval: AdvertInterval,
 	}
+	if h.Cell != "" {
+		if err := b.cellVRRP(h, v); err != nil {
+			return err
+		}
+		s.App.VRRP = v
+		return nil
+	}
 	if vip, ok := b.env.VIPs[ac.Name]; ok {
 		v.VIP, v.VIPInterface, v.ClaimCommand = vip.Address, vip.Interface, vip.ClaimCommand
 		if v.VIP != "" && v.VIPInterface == "" {
@@ -510,6 +551,7 @@ func (b *builder) dbAllowFrom(h topology.Host) ([]string, error) {
 		for _, app := range b.cfg.Apps {
 			names = append(names, b.topo.AppHosts[app.Name]...)
 		}
+		names = append(names, b.cellAndRouterHosts(h.Site)...)
 	}
 	var out []string
 	for _, n := range names {
@@ -558,6 +600,9 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 	if monitor {
 		return nil
 	}
+	if s.DB.Tenants, err = b.tenants(h); err != nil {
+		return err
+	}
 	// The repository host connects back over SSH for backups.
 	s.SSHFrom = append(s.SSHFrom, b.egress(other(h.Site))...)
 	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
@@ -605,8 +650,14 @@ func (b *builder) standbyDB(h topology.Host, s *roles.Spec) error {
 	}
 	var allow []string
 	if b.site(h).PinnedAddresses {
+		names := b.cellAndRouterHosts(h.Site)
 		for _, app := range b.cfg.Apps {
-			a, err := b.addr(b.topo.StandbyApp[app.Name])
+			if n, ok := b.topo.StandbyApp[app.Name]; ok {
+				names = append(names, n)
+			}
+		}
+		for _, n := range names {
+			a, err := b.addr(n)
 			if err != nil {
 				return err
 			}
@@ -626,6 +677,9 @@ func (b *builder) standbyDB(h topology.Host, s *roles.Spec) error {
 		ClientKey:       client,
 		AllowFrom:       allow,
 		AppPassword:     appPW,
+	}
+	if s.StandbyDB.Tenants, err = b.tenants(h); err != nil {
+		return err
 	}
 	return nil
 }
@@ -670,7 +724,16 @@ func (b *builder) backup(h topology.Host, s *roles.Spec) error {
 	}
 	for _, app := range b.cfg.Apps {
 		rc := roles.ResticClient{App: app.Name}
-		for _, n := range append(append([]string(nil), b.topo.AppHosts[app.Name]...), b.topo.StandbyApp[app.Name]) {
+		members := append([]string(nil), b.topo.AppHosts[app.Name]...)
+		if n, ok := b.topo.StandbyApp[app.Name]; ok {
+			members = append(members, n)
+		}
+		// A cell's servers back up into the app's repository (same layout).
+		for _, c := range b.topo.Cells[app.Name] {
+			members = append(members, c.Hosts...)
+			members = append(members, c.Standby)
+		}
+		for _, n := range members {
 			k, err := b.key(resticKeyName(n))
 			if err != nil {
 				return err

@@ -31,10 +31,15 @@ const (
 	RoleStandbyApp Role = "standby-app" // an app server on the standby site
 	RoleStandbyDB  Role = "standby-db"  // PostgreSQL standby restored from the backup archive (standby site)
 	RoleBackupRepo Role = "backup-repo" // pgBackRest + restic repository (standby site)
+	// RoleRouter is a router of an app with cells (primary site): nginx maps
+	// each shop to its cell; keepalived holds the router tier's floating IP.
+	RoleRouter Role = "router"
+	// RoleStandbyRouter is the router of an app with cells on the standby site.
+	RoleStandbyRouter Role = "standby-router"
 )
 
 // Roles lists every role, in pipeline order.
-var Roles = []Role{RoleApp, RoleDB, RoleDBMonitor, RoleStandbyApp, RoleStandbyDB, RoleBackupRepo}
+var Roles = []Role{RoleApp, RoleDB, RoleDBMonitor, RoleStandbyApp, RoleStandbyDB, RoleBackupRepo, RoleRouter, RoleStandbyRouter}
 
 // SiteName is "primary" or "standby".
 type SiteName string
@@ -65,13 +70,15 @@ type Site struct {
 
 // Host is one server.
 type Host struct {
-	Name           string   `json:"name"`
-	Site           SiteName `json:"site"`
-	Provider       string   `json:"provider"`
-	Roles          []Role   `json:"roles"`
-	App            string   `json:"app,omitempty"`
-	PublicAddress  string   `json:"publicAddress,omitempty"`
-	PrivateAddress string   `json:"privateAddress"`
+	Name     string   `json:"name"`
+	Site     SiteName `json:"site"`
+	Provider string   `json:"provider"`
+	Roles    []Role   `json:"roles"`
+	App      string   `json:"app,omitempty"`
+	// Cell is the cell an app server serves ("" outside cells).
+	Cell           string `json:"cell,omitempty"`
+	PublicAddress  string `json:"publicAddress,omitempty"`
+	PrivateAddress string `json:"privateAddress"`
 	// SSHAddress is where the deployer connects (public address in a cloud, the lab address in the lab).
 	SSHAddress string `json:"sshAddress"`
 	SSHPort    int    `json:"sshPort"`
@@ -91,6 +98,12 @@ type App struct {
 	Domains    []string `json:"domains"`
 	Hosts      []string `json:"hosts"`
 	Standby    string   `json:"standbyHost"`
+	// Cells are the app's cells (empty for an app without cells, whose
+	// servers are Hosts); an app with cells has no Hosts and its VIP is the
+	// router tier's.
+	Cells []Cell `json:"cells,omitempty"`
+	// Router is the router tier of an app with cells.
+	Router *Router `json:"router,omitempty"`
 }
 
 // Database names the PostgreSQL endpoints.
@@ -231,6 +244,7 @@ func (inv *Inventory) Validate() error {
 			bad("database.nodes: unknown host %q", n)
 		}
 	}
+	errs = append(errs, inv.checkCells()...)
 	errs = append(errs, inv.checkValues()...)
 	return errors.Join(errs...)
 }

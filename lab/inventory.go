@@ -33,17 +33,18 @@ func buildInventory(cfg *config.Config, topo *topology.Topology, stack string) (
 		addr := h.PrivateAddress.String()
 		inv.Hosts = append(inv.Hosts, inventory.Host{
 			Name: h.Name, Site: h.Site, Provider: string(config.Lab),
-			Roles: append([]inventory.Role(nil), h.Roles...), App: h.App,
+			Roles: append([]inventory.Role(nil), h.Roles...), App: h.App, Cell: h.Cell,
 			PrivateAddress: addr, SSHAddress: addr, SSHPort: 22,
 			DeployUser: deployUser, HostKey: key.Public,
 		})
 	}
-	for i, a := range cfg.Apps {
-		inv.Apps = append(inv.Apps, inventory.App{
-			Name: a.Name, VIP: hostspec.LabVIP(i), Port: a.Port, HealthPath: a.HealthPath,
-			Domains: append([]string(nil), a.Domains...), Hosts: append([]string(nil), topo.AppHosts[a.Name]...),
-			Standby: topo.StandbyApp[a.Name],
-		})
+	// The lab's floating addresses are hostspec's (LabVIP, LabCellVIP).
+	env, err := hostspec.DefaultEnv(cfg, topo, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range cfg.Apps {
+		inv.Apps = append(inv.Apps, topo.InventoryApp(a, func(group string) string { return env.VIPs[group].Address }))
 	}
 	var writers []string
 	for _, n := range topo.DBNodes {

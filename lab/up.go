@@ -105,6 +105,9 @@ func Up(ctx context.Context, o UpOptions) (*UpSummary, error) {
 	if err := checkPlan(topo, len(cfg.Apps)); err != nil {
 		return nil, err
 	}
+	if err := checkCellVIPs(topo, len(cfg.Apps)); err != nil {
+		return nil, err
+	}
 	env, err := hostspec.DefaultEnv(cfg, topo, true)
 	if err != nil {
 		return nil, err

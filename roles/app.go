@@ -591,12 +591,16 @@ func appProxy(a *App, redirect string) string {
 // addKeepalived renders the VRRP group member: keepalived.conf, its script
 // user, the provider tokens, and (DigitalOcean) boot-time peer discovery.
 func addKeepalived(s *Spec, c *CloudConfig) {
-	v := s.App.VRRP
+	addKeepalivedWith(s, c, s.App.VRRP, keepalivedConf(s))
+}
+
+// addKeepalivedWith renders a VRRP member with its keepalived.conf conf.
+func addKeepalivedWith(s *Spec, c *CloudConfig, v *VRRP, conf string) {
 	c.Users = append(c.Users, User{
 		Name: KeepalivedScriptUser, Gecos: "keepalived track/notify scripts", Shell: "/usr/sbin/nologin",
 		System: true, LockPasswd: true, HomeDir: "/nonexistent", NoCreateHome: true,
 	})
-	c.WriteFiles = append(c.WriteFiles, File{Path: "/etc/keepalived/keepalived.conf", Content: keepalivedConf(s), Owner: "root:root", Permissions: "0644"})
+	c.WriteFiles = append(c.WriteFiles, File{Path: "/etc/keepalived/keepalived.conf", Content: conf, Owner: "root:root", Permissions: "0644"})
 	if v.ClaimToken != "" {
 		c.WriteFiles = append(c.WriteFiles, File{Path: ClaimTokenFile, Content: v.ClaimToken + "\n", Owner: "root:" + KeepalivedScriptUser, Permissions: "0640", Defer: true})
 	}
@@ -623,13 +627,20 @@ func addKeepalived(s *Spec, c *CloudConfig) {
 }
 
 func keepalivedConf(s *Spec) string {
-	a, v := s.App, s.App.VRRP
+	a := s.App
+	return vrrpConf(s, a.VRRP, strings.ReplaceAll(a.Name, "-", "_"), "app "+a.Name, true, AppHealthHost(a.Name), a.HealthPath)
+}
+
+// vrrpConf renders a keepalived.conf for VRRP group member v (instance
+// belay_<instance>); with appCheck the member also tracks the app through its
+// own nginx (Host healthHost, path healthPath), else only nginx itself.
+func vrrpConf(s *Spec, v *VRRP, instance, what string, appCheck bool, healthHost, healthPath string) string {
 	advert := v.AdvertInterval
 	if advert == 0 {
 		advert = 0.1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Rendered by belay: %s in app %s's VRRP group (VRRPv3, unicast, no preemption).\n", s.Hostname, a.Name)
+	fmt.Fprintf(&b, "# Rendered by belay: %s in %s's VRRP group (VRRPv3, unicast, no preemption).\n", s.Hostname, what)
 	fmt.Fprintf(&b, `global_defs {
     router_id %s
     vrrp_version 3
@@ -645,7 +656,9 @@ vrrp_script belay_nginx {
     fall 2
     rise 2
 }
-
+`, s.Hostname, KeepalivedScriptUser, NginxHealthURL)
+	if appCheck {
+		fmt.Fprintf(&b, `
 vrrp_script belay_app {
     script "/usr/bin/curl -fsS -m 1 -o /dev/null -H Host:%s http://127.0.0.2%s"
     interval 1
@@ -653,7 +666,9 @@ vrrp_script belay_app {
     fall 3
     rise 2
 }
-
+`, healthHost, healthPath)
+	}
+	fmt.Fprintf(&b, `
 vrrp_instance belay_%s {
     # All members start BACKUP with nopreempt: a recovered node never takes the
     # VIP back, so one failure moves it once.
@@ -663,8 +678,7 @@ vrrp_instance belay_%s {
     virtual_router_id %d
     priority %d
     advert_int %s
-`, s.Hostname, KeepalivedScriptUser, NginxHealthURL, AppHealthHost(a.Name), a.HealthPath, strings.ReplaceAll(a.Name, "-", "_"),
-		s.Net.PrivateInterface, v.RouterID, v.Priority, strconv.FormatFloat(advert, 'f', -1, 64))
+`, instance, s.Net.PrivateInterface, v.RouterID, v.Priority, strconv.FormatFloat(advert, 'f', -1, 64))
 	if s.Net.PrivateAddress != "" {
 		fmt.Fprintf(&b, "    unicast_src_ip %s\n", s.Net.PrivateAddress)
 	}
@@ -685,8 +699,13 @@ vrrp_instance belay_%s {
 		// shows which member is MASTER (ip -br addr show lo) and reaches no network.
 		fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s/32 dev lo scope link\n    }\n", MasterMarker(v.RouterID))
 	}
-	b.WriteString("    # A sick node (nginx or the app failing) goes to FAULT and gives up the VIP.\n")
-	b.WriteString("    track_script {\n        belay_nginx\n        belay_app\n    }\n")
+	if appCheck {
+		b.WriteString("    # A sick node (nginx or the app failing) goes to FAULT and gives up the VIP.\n")
+		b.WriteString("    track_script {\n        belay_nginx\n        belay_app\n    }\n")
+	} else {
+		b.WriteString("    # A sick node (nginx failing) goes to FAULT and gives up the VIP.\n")
+		b.WriteString("    track_script {\n        belay_nginx\n    }\n")
+	}
 	if v.ClaimCommand != "" {
 		fmt.Fprintf(&b, "    # Moves the provider's floating IP to this node.\n    notify_master \"%s\"\n", v.ClaimCommand)
 	}

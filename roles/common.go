@@ -151,6 +151,16 @@ func firewallRules(s *Spec) []fwRule {
 			rules = append(rules, fwRule{comment: "vrrp " + a.Name, iface: priv, sources: src, proto: "112"})
 		}
 	}
+	if r := s.Router; r != nil {
+		rules = append(rules, fwRule{comment: "http router " + r.App, proto: "tcp", ports: []int{80}})
+		if v := r.VRRP; v != nil {
+			src := v.Peers
+			if len(src) == 0 {
+				src = []string{s.Net.SiteCIDR}
+			}
+			rules = append(rules, fwRule{comment: "vrrp router " + r.App, iface: priv, sources: src, proto: "112"})
+		}
+	}
 	if d := s.DB; d != nil && d.Port > 0 {
 		rules = append(rules, fwRule{comment: "postgresql", iface: priv, sources: d.AllowFrom, proto: "tcp", ports: []int{d.Port}})
 	}
@@ -171,7 +181,7 @@ const MetadataAddress = "169.254.169.254"
 // listed on hosts whose cloud-config creates it.
 func metadataUsers(s *Spec) []string {
 	users := []string{"root"}
-	if s.App != nil && s.App.VRRP != nil {
+	if (s.App != nil && s.App.VRRP != nil) || (s.Router != nil && s.Router.VRRP != nil) {
 		users = append(users, KeepalivedScriptUser)
 	}
 	return users

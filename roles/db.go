@@ -150,6 +150,7 @@ func validateDB(s *Spec) error {
 	}
 	checkSecret(bad, "Spec.DB.AppPassword", d.AppPassword)
 	checkSecret(bad, "Spec.DB.ReplicationPassword", d.ReplicationPassword)
+	validateTenants(d, "Spec.DB", bad)
 	if d.Backup == nil {
 		bad("Spec.DB.Backup: nil, expected the pgBackRest client settings (WAL archiving) on a data node")
 	} else {
@@ -351,6 +352,7 @@ func dbHBABlock(s *Spec) string {
 		for _, src := range hbaSources(d.AllowFrom) {
 			fmt.Fprintf(&b, "hostssl %s %s %s scram-sha-256\n", d.Name, dbAppUser(d.AppUser), src)
 		}
+		tenantHBA(&b, d)
 	}
 	b.WriteString("# END belay\n")
 	return b.String()
@@ -405,6 +407,7 @@ func dbBootstrapSQL(d *DB) string {
 	fmt.Fprintf(&b, "SELECT 'CREATE DATABASE %[1]s OWNER %[2]s' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '%[1]s')\n\\gexec\n", d.Name, user)
 	fmt.Fprintf(&b, "ALTER DATABASE %s OWNER TO %s;\n", d.Name, user)
 	fmt.Fprintf(&b, "REVOKE ALL ON DATABASE %s FROM PUBLIC;\n", d.Name)
+	tenantSQL(&b, d)
 	return b.String()
 }
 

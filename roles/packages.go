@@ -36,6 +36,10 @@ func Packages(rs []inventory.Role, postgresVersion int) []string {
 			add("nginx-light", "keepalived", "restic", "lego", "openssl")
 		case inventory.RoleStandbyApp:
 			add("nginx-light", "restic", "lego", "openssl")
+		case inventory.RoleRouter:
+			add("nginx-light", "keepalived")
+		case inventory.RoleStandbyRouter:
+			add("nginx-light")
 		case inventory.RoleDB:
 			add(pg, pg+"-auto-failover", "pg-auto-failover-cli", "pgbackrest")
 		case inventory.RoleDBMonitor:

@@ -250,6 +250,10 @@ func validateCommon(s *Spec) error {
 	section("DB", s.DB != nil, seen[inventory.RoleDB] || seen[inventory.RoleDBMonitor])
 	section("Backup", s.Backup != nil, seen[inventory.RoleBackupRepo])
 	section("StandbyDB", s.StandbyDB != nil, seen[inventory.RoleStandbyDB])
+	section("Router", s.Router != nil, seen[inventory.RoleRouter] || seen[inventory.RoleStandbyRouter])
+	if seen[inventory.RoleRouter] && seen[inventory.RoleStandbyRouter] {
+		bad("Spec.Roles: router and standby-router on one host, expected one of them")
+	}
 	return errors.Join(errs...)
 }
 

@@ -45,6 +45,7 @@ type Spec struct {
 	DB        *DB
 	Backup    *Backup
 	StandbyDB *StandbyDB
+	Router    *Router
 }
 
 // Agent is a download of the belay binary, refused unless SHA256 matches.
@@ -146,6 +147,8 @@ type DB struct {
 	MonitorPassword     string
 	// Backup is how this node archives WAL to the repository host (nil on the monitor).
 	Backup *BackupClient
+	// Tenants are the cells' own databases and roles (dbtenants.go).
+	Tenants []DBTenant
 }
 
 // BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.
@@ -206,4 +209,7 @@ type StandbyDB struct {
 	AppPassword     string
 	// AppUser is the app's PostgreSQL role ("" = "app"); it arrives with the restored backup.
 	AppUser string
+	// Tenants are the cells' databases, open to the standby cells' servers
+	// (their passwords are not needed here: the roles arrive with the backup).
+	Tenants []DBTenant
 }

@@ -50,6 +50,7 @@ func validateStandbyDB(s *Spec) error {
 		bad("Spec.StandbyDB.ClientKey: %v", err)
 	}
 	checkAllowFrom(bad, "Spec.StandbyDB.AllowFrom", d.AllowFrom)
+	validateTenants(&DB{Name: d.Name, AppUser: d.AppUser, Tenants: d.Tenants}, "Spec.StandbyDB", bad)
 	checkSecret(bad, "Spec.StandbyDB.AppPassword", d.AppPassword)
 	return errors.Join(errs...)
 }
@@ -136,6 +137,9 @@ host    all           all       127.0.0.1/32  scram-sha-256
 	for _, src := range hbaSources(d.AllowFrom) {
 		fmt.Fprintf(&b, "hostssl %s %s %s scram-sha-256\n", d.Name, dbAppUser(d.AppUser), src)
 	}
+	// The cells' roles and databases arrive with the restored backup; each
+	// standby cell server reaches its own only.
+	tenantHBA(&b, &DB{Tenants: d.Tenants})
 	return b.String()
 }
 

@@ -41,6 +41,8 @@ type Host struct {
 	PrivateAddress netip.Addr
 	// Index is the position in the app's VRRP group (0 for the first), or in the DB pair.
 	Index int
+	// Cell is the cell this server serves ("" outside cells; see cells.go).
+	Cell string
 }
 
 // Topology is every server of a stack plus the groups the roles need.
@@ -54,6 +56,10 @@ type Topology struct {
 	DBMonitor  string
 	StandbyDB  string
 	BackupRepo string
+	// Cells maps an app with cells to its cells, in config order (cells.go).
+	Cells map[string][]Cell
+	// Routers maps an app with cells to its router tier.
+	Routers map[string]*Router
 }
 
 // ReservedNames are host names belay uses itself; an app may not produce them.
@@ -70,7 +76,7 @@ func Plan(cfg *config.Config) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("belay:network.standbyCidr: %w", err)
 	}
-	t := &Topology{AppHosts: map[string][]string{}, StandbyApp: map[string]string{}}
+	t := &Topology{AppHosts: map[string][]string{}, StandbyApp: map[string]string{}, Cells: map[string][]Cell{}, Routers: map[string]*Router{}}
 	names := map[string]bool{}
 	add := func(h Host, prefix netip.Prefix, offset int, key string) error {
 		if names[h.Name] {
@@ -106,7 +112,15 @@ func Plan(cfg *config.Config) (*Topology, error) {
 	if err := add(Host{Name: t.StandbyDB, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyDB}, Size: db.StandbySize}, standby, offsetStandbyDB, sk); err != nil {
 		return nil, err
 	}
+	cellApps := 0
 	for i, app := range cfg.Apps {
+		if app.HasCells() {
+			if err := planCells(t, add, cfg, i, cellApps, primary, standby); err != nil {
+				return nil, err
+			}
+			cellApps++
+			continue
+		}
 		if app.Replicas > AppBlock {
 			return nil, fmt.Errorf("belay:apps[%d].replicas: %d, expected at most %d (each app owns a block of %d addresses)", i, app.Replicas, AppBlock, AppBlock)
 		}
@@ -124,6 +138,9 @@ func Plan(cfg *config.Config) (*Topology, error) {
 			return nil, err
 		}
 		t.StandbyApp[app.Name] = name
+	}
+	if err := checkCellAreas(cfg, cellApps, primary, standby); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

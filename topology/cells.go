@@ -1,0 +1,186 @@
+package topology
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// The cells address plan. An app with cells has no app servers of its own:
+// its address block (offsetApps + i*AppBlock) holds its router tier, and its
+// standby slot (offsetApps + i on the standby site) its standby router. Its
+// cells live in a cells area counted down from the top of each site network,
+// one area per app with cells (in config order), one fixed block per cell (in
+// the app's cells order). So adding a cell, a router replica, a cell replica
+// or an app never moves an existing server: every block is fixed by positions
+// that appending does not change.
+const (
+	// CellBlock is how many primary-site addresses each cell owns.
+	CellBlock = config.MaxCellReplicas
+	// CellArea is how many primary-site addresses each app with cells owns.
+	CellArea = config.MaxCells * CellBlock
+	// topReserve addresses below the broadcast address stay out of the cells
+	// area: the lab keeps its floating addresses and host legs there.
+	topReserve = 28
+)
+
+// Cell is one planned cell of an app.
+type Cell struct {
+	App  string
+	Name string
+	// Group is the cell's VRRP group and floating IP name: "<app>-<cell>".
+	Group string
+	// Hosts are the cell's primary-site servers, in VRRP priority order.
+	Hosts []string
+	// Standby is the cell's standby-site server.
+	Standby string
+	// Database is the cell's own database and role on the stack's cluster.
+	Database string
+	// Slot is the cell's block number among all cells (area*MaxCells + index):
+	// it fixes its addresses and its VRRP router ID.
+	Slot int
+}
+
+// Router is the router tier of an app with cells.
+type Router struct {
+	App string
+	// Group is the router tier's VRRP group and floating IP name: "<app>-router".
+	Group string
+	// Hosts are the routers on the primary site, in VRRP priority order.
+	Hosts   []string
+	Standby string
+}
+
+// CellGroup names a cell's VRRP group (and host name prefix).
+func CellGroup(app, cell string) string { return app + "-" + cell }
+
+// RouterGroup names an app's router tier.
+func RouterGroup(app string) string { return app + "-router" }
+
+// cellsTop is the highest offset of the cells area of a network.
+func cellsTop(p netip.Prefix) int { return (1 << (32 - p.Masked().Bits())) - 2 - topReserve }
+
+type addFunc func(h Host, prefix netip.Prefix, offset int, key string) error
+
+// planCells lays out app i's router tier and cells; area is the app's rank
+// among the apps with cells.
+func planCells(t *Topology, add addFunc, cfg *config.Config, i, area int, primary, standby netip.Prefix) error {
+	app := cfg.Apps[i]
+	key := fmt.Sprintf("belay:apps[%d]", i)
+	pk, sk := "belay:network.primaryCidr", "belay:network.standbyCidr"
+	r := app.Router
+	if r == nil {
+		return fmt.Errorf("%s.router: missing, expected the router tier of an app with cells", key)
+	}
+	if r.Replicas > AppBlock {
+		return fmt.Errorf("%s.router.replicas: %d, expected at most %d (the router tier owns the app's block of %d addresses)", key, r.Replicas, AppBlock, AppBlock)
+	}
+	if len(app.Cells) > config.MaxCells {
+		return fmt.Errorf("%s.cells: %d cells, expected at most %d", key, len(app.Cells), config.MaxCells)
+	}
+	rt := &Router{App: app.Name, Group: RouterGroup(app.Name)}
+	for j := 0; j < r.Replicas; j++ {
+		name := fmt.Sprintf("%s-%d", rt.Group, j+1)
+		if err := add(Host{Name: name, Site: inventory.Primary, Roles: []inventory.Role{inventory.RoleRouter}, App: app.Name, Size: r.Size, Index: j}, primary, offsetApps+i*AppBlock+j, pk); err != nil {
+			return err
+		}
+		rt.Hosts = append(rt.Hosts, name)
+	}
+	rt.Standby = rt.Group + "-standby"
+	if err := add(Host{Name: rt.Standby, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyRouter}, App: app.Name, Size: r.StandbySize}, standby, offsetApps+i, sk); err != nil {
+		return err
+	}
+	t.Routers[app.Name] = rt
+	ptop, stop := cellsTop(primary), cellsTop(standby)
+	for c, cell := range app.Cells {
+		if cell.Replicas > CellBlock {
+			return fmt.Errorf("%s.cells[%d].replicas: %d, expected at most %d", key, c, cell.Replicas, CellBlock)
+		}
+		slot := area*config.MaxCells + c
+		tc := Cell{App: app.Name, Name: cell.Name, Group: CellGroup(app.Name, cell.Name), Database: config.CellDatabase(app.Name, cell.Name), Slot: slot}
+		base := ptop - (slot+1)*CellBlock + 1
+		for j := 0; j < cell.Replicas; j++ {
+			name := fmt.Sprintf("%s-%d", tc.Group, j+1)
+			if err := add(Host{Name: name, Site: inventory.Primary, Roles: []inventory.Role{inventory.RoleApp}, App: app.Name, Cell: cell.Name, Size: cell.Size, Index: j}, primary, base+j, pk); err != nil {
+				return err
+			}
+			tc.Hosts = append(tc.Hosts, name)
+		}
+		tc.Standby = tc.Group + "-standby"
+		if err := add(Host{Name: tc.Standby, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyApp}, App: app.Name, Cell: cell.Name, Size: cell.StandbySize}, standby, stop-slot, sk); err != nil {
+			return err
+		}
+		t.Cells[app.Name] = append(t.Cells[app.Name], tc)
+	}
+	return nil
+}
+
+// checkCellAreas refuses a plan whose reserved cells areas reach the apps'
+// blocks (or the database servers): whole areas are checked, not only the
+// cells that exist, so adding cells later can never collide.
+func checkCellAreas(cfg *config.Config, areas int, primary, standby netip.Prefix) error {
+	if areas == 0 {
+		return nil
+	}
+	appsEnd := offsetApps + len(cfg.Apps)*AppBlock - 1
+	low := cellsTop(primary) - areas*CellArea + 1
+	if low <= appsEnd {
+		return fmt.Errorf("belay:network.primaryCidr: %s cannot hold %d apps and %d cells areas of %d addresses (cells need offsets %d..%d, the apps reach %d), expected a larger network", primary, len(cfg.Apps), areas, CellArea, low, cellsTop(primary), appsEnd)
+	}
+	sAppsEnd := offsetApps + len(cfg.Apps) - 1
+	sLow := cellsTop(standby) - areas*config.MaxCells + 1
+	if sLow <= sAppsEnd {
+		return fmt.Errorf("belay:network.standbyCidr: %s cannot hold %d apps and %d cells areas of %d addresses, expected a larger network", standby, len(cfg.Apps), areas, config.MaxCells)
+	}
+	return nil
+}
+
+// Cell returns app's planned cell called name, or nil.
+func (t *Topology) Cell(app, name string) *Cell {
+	for i, c := range t.Cells[app] {
+		if c.Name == name {
+			return &t.Cells[app][i]
+		}
+	}
+	return nil
+}
+
+// EntryGroup is the VRRP group an app's domains point at: the app itself, or
+// its router tier when it has cells.
+func EntryGroup(a config.App) string {
+	if a.HasCells() {
+		return RouterGroup(a.Name)
+	}
+	return a.Name
+}
+
+// InventoryApp is app a's inventory entry; vip returns a group's floating
+// address. An app with cells has no hosts of its own: its VIP is the router
+// tier's, and its cells and router are listed.
+func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inventory.App {
+	out := inventory.App{
+		Name:       a.Name,
+		VIP:        vip(EntryGroup(a)),
+		Port:       a.Port,
+		HealthPath: a.HealthPath,
+		Domains:    append([]string{}, a.Domains...),
+		Hosts:      append([]string{}, t.AppHosts[a.Name]...),
+		Standby:    t.StandbyApp[a.Name],
+	}
+	rt := t.Routers[a.Name]
+	if !a.HasCells() || rt == nil || a.Router == nil {
+		return out
+	}
+	out.Router = &inventory.Router{
+		VIP: vip(rt.Group), Hosts: append([]string{}, rt.Hosts...), Standby: rt.Standby,
+		DefaultCell: a.Router.DefaultCell, UnknownShop: a.Router.UnknownShop,
+	}
+	for _, c := range t.Cells[a.Name] {
+		out.Cells = append(out.Cells, inventory.Cell{
+			Name: c.Name, VIP: vip(c.Group), Hosts: append([]string{}, c.Hosts...), Standby: c.Standby, Database: c.Database,
+		})
+	}
+	return out
+}
