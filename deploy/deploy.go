@@ -32,12 +32,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
+	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
@@ -80,6 +82,9 @@ type Deployer struct {
 	// DrainTimeout bounds each drain of a rollback, abort or recovery (default
 	// plan.DefaultDrainTimeout); a deploy's own drains come from its Strategy.
 	DrainTimeout time.Duration
+	// Notify receives the deploy's events (nil: none); Stack names the stack in them.
+	Notify *notify.Notifier
+	Stack  string
 }
 
 // servers are the app hosts plus the standby server (unless skipped): every
@@ -142,18 +147,42 @@ func NewID(now time.Time) string {
 // Deploy rolls in.Release out with in.Strategy. The artifact must already be
 // verified (release.Inspect); nothing is sent before the lease is held.
 func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) {
+	return d.deploy(ctx, in, 0)
+}
+
+// DeployEnvOnly re-deploys the running release with the app's env of serial
+// envSerial (streamed by the Runner) as the new release <current>.env<serial>:
+// copied on every host, then the normal canary path.
+func (d *Deployer) DeployEnvOnly(ctx context.Context, in plan.Input, envSerial int) (*Outcome, error) {
+	if envSerial < 1 {
+		return nil, errors.New("env-only deploy: the app has no env set (belay env set APP KEY=VALUE)")
+	}
+	in.Artifact, in.Env = nil, true
+	return d.deploy(ctx, in, envSerial)
+}
+
+func (d *Deployer) deploy(ctx context.Context, in plan.Input, envSerial int) (*Outcome, error) {
 	app, err := d.app()
 	if err != nil {
 		return nil, err
 	}
 	in.Inventory, in.App, in.Base, in.SkipStandby = d.Inv, d.App, d.Base, d.SkipStandby
-	if _, err := plan.Deploy(in); err != nil { // bad input: fail before touching any host
+	check := in
+	if envSerial > 0 { // the release ids are known once the hosts are read
+		check.CopyFrom, check.Release = "current", plan.EnvRelease("current", envSerial)
+	}
+	if _, err := plan.Deploy(check); err != nil { // bad input: fail before touching any host
 		return nil, err
 	}
 	id := NewID(time.Now())
-	return d.locked(ctx, "deploy "+in.Release, func(ctx context.Context) (*Outcome, error) {
+	what := "deploy " + in.Release
+	if envSerial > 0 {
+		what = fmt.Sprintf("deploy env %d", envSerial)
+	}
+	return d.locked(ctx, what, func(ctx context.Context) (*Outcome, error) {
 		start := time.Now()
 		out := &Outcome{App: d.App, DeployID: id, Action: "deploy", Release: in.Release, Hosts: app.Hosts}
+		defer func() { d.notifyOutcome(out) }()
 		states, recovery, err := d.converge(ctx, in.Release)
 		out.Recovery = recovery
 		if err != nil {
@@ -164,6 +193,13 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		if err != nil {
 			out.Result, out.Error = "failed", err.Error()
 			return out, err
+		}
+		if envSerial > 0 {
+			if err := envOnly(&in, prev, envSerial); err != nil {
+				out.Result, out.Error = "failed", err.Error()
+				return out, err
+			}
+			out.Release = in.Release
 		}
 		out.Previous = prev
 		known := knownGood(states)
@@ -177,6 +213,8 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 		}
 		recs := d.records(d.servers(app), id, "deploy", in.Release, prev, known)
 		d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "started"})
+		d.send(notify.Event{Event: "started", Release: in.Release, Previous: prev, DeployID: id})
+		defer d.watchVerdicts(in.Release, id)()
 		err = d.Runner.Exec(ctx, p, recs)
 		if err == nil && p.PausedAfter != "" {
 			err = d.finish(ctx, d.servers(app), recs, journal.Paused, known, "")
@@ -205,6 +243,17 @@ func (d *Deployer) Deploy(ctx context.Context, in plan.Input) (*Outcome, error) 
 			out.Result = "failed"
 			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "lease-lost", Detail: trim(err.Error())})
 			return out, fmt.Errorf("%w; this run lost the app's lease and stopped without rolling back: the next deploy or rollback converges the hosts", err)
+		}
+		if !mayHaveStarted(p, recs) {
+			// Failed while preparing (upload, unpack, env, release command): no
+			// unit, link or route changed anywhere; only the journals say so.
+			known = journal.RemoveKnownGood(known, in.Release)
+			out.Result, out.Duration = "failed", time.Since(start).Round(time.Millisecond).String()
+			if ferr := d.finish(ctx, d.servers(app), recs, journal.RolledBack, known, trim(err.Error())); ferr != nil {
+				d.Runner.Note("journal write failed: %v", ferr)
+			}
+			d.audit(ctx, app.Hosts, journal.Entry{Action: "deploy", Release: in.Release, Previous: prev, DeployID: id, Result: "failed", Detail: trim("nothing switched: " + err.Error())})
+			return out, fmt.Errorf("%w; nothing was switched: every host still runs %s, and %s is not known-good", err, orNone(prev), in.Release)
 		}
 		rbStart := time.Now()
 		rbErr := d.rollbackAll(ctx, d.servers(app), id, in.Release, prev, known, err.Error(), !mayHaveSwitched(p, recs))
