@@ -20,7 +20,9 @@ func TestExtrasBadInputChangesNothing(t *testing.T) {
 		{"absolute release command", func(o *DeployOptions, _ *harness) { o.Extras.ReleaseCommand = "/usr/bin/psql" }, "--release-command"},
 		{"escaping release command", func(o *DeployOptions, _ *harness) { o.Extras.ReleaseCommand = "../x" }, "no .."},
 		{"short release timeout", func(o *DeployOptions, _ *harness) { o.Extras.ReleaseTimeout = time.Millisecond }, "--release-timeout"},
-		{"http webhook", func(o *DeployOptions, _ *harness) { o.Extras.Webhooks = []string{"http://hooks.example.com/x?token=s3cret"} }, "loopback host only"},
+		{"http webhook", func(o *DeployOptions, _ *harness) {
+			o.Extras.Webhooks = []string{"http://hooks.example.com/x?token=s3cret"}
+		}, "loopback host only"},
 		{"bad $BELAY_WEBHOOK", func(o *DeployOptions, h *harness) { h.env = map[string]string{"BELAY_WEBHOOK": "ftp://x/?k=s3cret"} }, `scheme "ftp"`},
 		{"env-only without env", func(o *DeployOptions, _ *harness) {
 			o.Artifact, o.Release, o.Extras.EnvOnly, o.Extras.Env.Dir = "", "", true, t.TempDir()
