@@ -25,16 +25,21 @@ type App struct {
 	crash func(reason string)
 	n     atomic.Int64
 	armed sync.Once
+	// lookupEnv is os.LookupEnv (tests inject their own).
+	lookupEnv func(string) (string, bool)
 }
 
 // New returns the app; crash is called (once, from a timer) when CrashAfter runs out.
-func New(cfg Config, crash func(reason string)) *App { return &App{cfg: cfg, crash: crash} }
+func New(cfg Config, crash func(reason string)) *App {
+	return &App{cfg: cfg, crash: crash, lookupEnv: os.LookupEnv}
+}
 
 // Handler serves:
 //
 //	/up          the health check (HealthPath)
 //	/            the release line "release=<id> slot=<slot> build=<id>"
 //	/sleep?d=1s  the same after d (at most MaxSleep): a request held open
+//	/env?key=K   "K=value" of a LAB_* variable of the process (the release's env)
 //
 // Every answer carries the release/slot/pool headers of the package doc; the
 // faults of Config apply to / and /sleep (app requests), never to /up.
@@ -50,6 +55,7 @@ func (a *App) Handler() http.Handler {
 		}
 		a.serve(w, r, d)
 	})
+	mux.HandleFunc("/env", a.envHandler)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, 0) })
 	return mux
 }
@@ -149,6 +155,9 @@ func Run(cfg Config, addr string, logf func(format string, args ...any)) error {
 // Main is the command: the environment a belay unit gives (PORT, BELAY_RELEASE,
 // BELAY_SLOT), the switches, and the exit code (1: bad setup or crashLoop).
 func Main(sw Switches, buildID string) int {
+	if len(os.Args) > 1 && os.Args[1] == "release" {
+		return ReleaseCommand(os.Getenv, os.Stdout)
+	}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	port := os.Getenv("PORT")
 	if port == "" {
