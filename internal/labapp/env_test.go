@@ -53,3 +53,15 @@ func TestReleaseCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvFailsHealth(t *testing.T) {
+	a := New(Config{Release: "v1", Slot: "canary"}, func(string) {})
+	for env, code := range map[string]int{"fail": 500, "": 200, "ok": 200} {
+		a.lookupEnv = func(k string) (string, bool) { return env, k == "LAB_HEALTH" && env != "" }
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HealthPath, nil))
+		if rec.Code != code {
+			t.Errorf("LAB_HEALTH=%q: %d, want %d", env, rec.Code, code)
+		}
+	}
+}

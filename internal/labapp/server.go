@@ -75,6 +75,13 @@ func (a *App) health(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
 		return
 	}
+	// A bad config (belay env set LAB_HEALTH=fail) fails the health check of
+	// every release started with it: a config change that must roll back.
+	if v, _ := a.lookupEnv("LAB_HEALTH"); v == "fail" {
+		w.Header().Set(HeaderDeliberate, "LAB_HEALTH")
+		http.Error(w, "unhealthy on purpose (LAB_HEALTH=fail)", http.StatusInternalServerError)
+		return
+	}
 	if a.cfg.CrashAfter > 0 {
 		// The timer starts at the first passed check: the deployer has seen it
 		// healthy and will route traffic to it.
