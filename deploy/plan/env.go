@@ -157,7 +157,9 @@ func (b *builder) hookSteps(p *Plan) {
 			linkCommand(rel, link) + " || exit 1",
 			// Follow the unit's journal from after its last entry (the deploy user is in systemd-journal).
 			"cur=$(journalctl --quiet --unit=\"$unit\" --lines=1 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p')",
-			"if [ -n \"$cur\" ]; then journalctl --quiet --follow --output=cat --unit=\"$unit\" --after-cursor=\"$cur\" & else journalctl --quiet --follow --output=cat --unit=\"$unit\" --since=now & fi",
+			// Bounded, and without the fence's lock fd: the follower never outlives the step nor holds the fence.
+			"follow() { timeout " + strconv.Itoa(int((timeout+2*time.Minute)/time.Second)) + " journalctl --quiet --follow --output=cat --unit=\"$unit\" \"$@\" 9>&- </dev/null & }",
+			"if [ -n \"$cur\" ]; then follow --after-cursor=\"$cur\"; else follow --since=now; fi",
 			"jp=$!",
 			"sleep 0.3",
 			systemctl("reset-failed", unit) + " 2>/dev/null || true",

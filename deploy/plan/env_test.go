@@ -200,3 +200,73 @@ func run(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestReleaseCommandScript runs the release-command step's script for real,
+// with sudo and journalctl replaced by stubs on PATH (timeout is the real
+// one): the unit's journal is streamed, its failure or timeout fails the step
+// and, on a timeout, the unit is stopped; the hook link never outlives the step.
+func TestReleaseCommandScript(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		startRC  string // what `sudo -n systemctl start` does
+		timeout  time.Duration
+		wantErr  string
+		wantLogs []string
+	}{
+		{"passes", "exit 0", 0, "", []string{"start belay-release@shop.service"}},
+		{"fails", "exit 3", 0, "release command failed", []string{"start belay-release@shop.service"}},
+		{"times out", "sleep 30", time.Second, "timed out after 1s and was stopped", []string{"start belay-release@shop.service", "stop belay-release@shop.service"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, bin := t.TempDir(), t.TempDir()
+			rel := filepath.Join(base, "shop", "releases", "v42")
+			if err := os.MkdirAll(rel, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			log := filepath.Join(base, "sudo.log")
+			stub := func(name, body string) {
+				if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stub("sudo", `shift; echo "$2 $3" >> `+log+`; case $2 in start) `+tc.startRC+`;; esac`)
+			stub("journalctl", `case "$*" in *--show-cursor*) echo "-- cursor: s=abc";; *--follow*) echo "migrating 1/1"; exec sleep 60;; esac`)
+			p, err := plan.Deploy(plan.Input{Inventory: inv(t), App: "shop", Release: "v42", Artifact: artifact, Env: true, Base: base,
+				ReleaseCommand: []string{"bin/migrate", "--to", "42"}, ReleaseTimeout: tc.timeout, Strategy: plan.Strategy{Steps: []int{10}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cmd string
+			for _, s := range p.Steps {
+				if strings.HasSuffix(s.ID, "release-command") {
+					cmd = s.Command
+				}
+			}
+			sh := exec.Command("sh", "-c", cmd)
+			sh.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+			start := time.Now()
+			out, err := sh.CombinedOutput()
+			if took := time.Since(start); took > 20*time.Second {
+				t.Fatalf("the step took %s", took)
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(string(out), tc.wantErr)) {
+				t.Fatalf("err %v, output:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), "migrating 1/1") {
+				t.Errorf("the unit's journal was not streamed:\n%s", out)
+			}
+			logged, _ := os.ReadFile(log)
+			for _, w := range tc.wantLogs {
+				if !strings.Contains(string(logged), w) {
+					t.Errorf("sudo calls %q lack %q", logged, w)
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(rel, plan.ReleaseCommandFile)); string(b) != "bin/migrate\n--to\n42\n" {
+				t.Errorf("command file %q", b)
+			}
+			if _, err := os.Lstat(filepath.Join(base, "shop", "hook")); err == nil {
+				t.Error("the hook link outlived the step")
+			}
+		})
+	}
+}
