@@ -1,13 +1,20 @@
 package deploy
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/deploy/run"
 )
 
 // TestFailureBeforeCanaryNeedsNoRollback: a deploy that failed at the release
@@ -69,5 +76,48 @@ func TestEnvOnlyRelease(t *testing.T) {
 		if err != nil || in.Release != tc.rel || in.CopyFrom != tc.cur {
 			t.Errorf("%s/%d: %q from %q, %v", tc.cur, tc.serial, in.Release, in.CopyFrom, err)
 		}
+	}
+}
+
+// TestEvents: the verdict (with its figures) and the outcome reach the
+// webhook in order, with the app, stack and actor filled in.
+func TestEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []notify.Event
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	n, err := notify.New([]string{srv.URL}, notify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDeployer(t)
+	d.Notify, d.Stack, d.Actor, d.Runner = n, "prod", Actor{Who: "ci@runner"}, &run.Runner{}
+	restore := d.watchVerdicts("v2", "d1")
+	d.Runner.OnVerdict("10%", run.Verdict{Decision: run.Fail, Reason: "canary 5xx 7%", Numbers: map[string]int{"canary5xx": 21}})
+	restore()
+	if d.Runner.OnVerdict != nil {
+		t.Fatal("the verdict hook was not restored")
+	}
+	d.notifyOutcome(&Outcome{Result: "rolled-back", Release: "v2", Previous: "v1", DeployID: "d1", Error: "canary rejected"})
+	d.notifyOutcome(&Outcome{Result: "rollback-failed", Release: "v2"})
+	d.notifyOutcome(&Outcome{}) // a refused input: no event
+	n.Close(5 * time.Second)
+	if len(got) != 3 {
+		t.Fatalf("events: %+v", got)
+	}
+	v := got[0]
+	if v.Event != "verdict" || v.Verdict != "fail" || v.Stage != "10%" || v.App != "shop" || v.Stack != "prod" || v.By != "ci@runner" || fmt.Sprint(v.Analysis) != "map[canary5xx:21]" {
+		t.Errorf("verdict event: %+v", v)
+	}
+	if got[1].Event != "rolled-back" || got[1].Previous != "v1" || got[1].Error != "canary rejected" || got[2].Event != "failed" {
+		t.Errorf("outcome events: %+v", got[1:])
 	}
 }
