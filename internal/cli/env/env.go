@@ -70,7 +70,7 @@ func newCmdSet(f *cli.Factory) *cobra.Command {
 		},
 	}
 	o = options(f, cmd)
-	cmd.Flags().BoolVar(&o.Secret, "secret", false, "mark the values secret: `env list` masks them unless --reveal")
+	cmd.Flags().BoolVar(&o.Secret, "secret", false, "mark the values secret: env list masks them unless --reveal")
 	return cmd
 }
 
