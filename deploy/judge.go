@@ -41,9 +41,9 @@ func (j *judgement) Verdict() (run.Verdict, error) {
 	}
 	switch v.Decision {
 	case analysis.Pass:
-		return run.Verdict{Decision: run.Pass, Reason: reason}, nil
+		return run.Verdict{Decision: run.Pass, Reason: reason, Numbers: v}, nil
 	case analysis.Rollback:
-		out := run.Verdict{Decision: run.Fail, Reason: reason}
+		out := run.Verdict{Decision: run.Fail, Reason: reason, Numbers: v}
 		// A slow canary has no single "first bad" request in the counts (the
 		// slow threshold is only known now); 5xx have a timestamp.
 		if slices.Contains(v.Failed, analysis.CheckErrors) && !j.rep.Canary.FirstError.IsZero() {
@@ -51,5 +51,5 @@ func (j *judgement) Verdict() (run.Verdict, error) {
 		}
 		return out, nil
 	}
-	return run.Verdict{Decision: run.Wait, Reason: reason}, nil
+	return run.Verdict{Decision: run.Wait, Reason: reason, Numbers: v}, nil
 }

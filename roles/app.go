@@ -263,6 +263,7 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		{Path: "/usr/local/bin/belay-app-run", Content: appRunScript, Owner: "root:root", Permissions: "0755"},
 		{Path: "/etc/systemd/system/belay-app@.service", Content: appUnit("stable"), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/systemd/system/belay-canary@.service", Content: appUnit("canary"), Owner: "root:root", Permissions: "0644"},
+		{Path: "/etc/systemd/system/belay-release@.service", Content: releaseUnit, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/systemd/system/" + AppUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/systemd/system/" + CanaryUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port + 1), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/sudoers.d/belay-" + name, Content: sudoers(s.DeployUser, name), Owner: "root:root", Permissions: "0440"},
@@ -329,26 +330,6 @@ func portDropIn(port int) string {
 	return "[Service]\nEnvironment=PORT=" + strconv.Itoa(port) + "\n"
 }
 
-// appRunScript starts a release with BELAY_RELEASE naming the release directory
-// the slot's symlink points at when the unit starts.
-const appRunScript = `#!/bin/sh
-# Rendered by belay: belay-app-run APP SLOT starts the release /srv/APP/{current,canary} points at.
-set -eu
-app=$1
-slot=$2
-case $slot in
-stable) link=/srv/$app/current ;;
-canary) link=/srv/$app/canary ;;
-*) echo "belay-app-run: slot $slot: expected stable or canary" >&2; exit 2 ;;
-esac
-dir=$(readlink -e "$link") || { echo "belay-app-run: $link: no release" >&2; exit 1; }
-BELAY_RELEASE=$(basename "$dir")
-BELAY_SLOT=$slot
-export BELAY_RELEASE BELAY_SLOT
-cd "$dir"
-exec "$dir/start"
-`
-
 // appUnit renders belay-app@.service (slot stable) or belay-canary@.service.
 func appUnit(slot string) string {
 	link := "current"
@@ -401,6 +382,7 @@ func sudoers(user, app string) string {
 			cmds = append(cmds, "/usr/bin/systemctl "+verb+" "+unit)
 		}
 	}
+	cmds = append(cmds, releaseSudo(app)...)
 	// Traffic changes go through one root helper that validates the stage and
 	// renders nginx's files itself (stdin is data, the app is pinned here).
 	cmds = append(cmds, BelayBinary+" host route "+app)

@@ -109,7 +109,7 @@ func TestACMEIssuanceOnLoopback(t *testing.T) {
 			}
 		}
 		// As first boot: the webroot world-readable, state and certificates root-only.
-		for d, mode := range map[string]os.FileMode{dir: 0o755, dir + "/webroot": 0o755, dir + "/logs": 0o755, dir + "/tls": 0o700, dir + "/acme": 0o700} {
+		for d, mode := range map[string]os.FileMode{dir: 0o755, dir + "/webroot": 0o755, dir + "/logs": 0o755, dir + "/logs/belay": 0o755, dir + "/tls": 0o700, dir + "/acme": 0o700} {
 			if err := os.MkdirAll(d, mode); err != nil {
 				t.Fatal(err)
 			}

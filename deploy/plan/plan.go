@@ -28,6 +28,7 @@ const (
 	Upload  Stage = "upload"
 	Unpack  Stage = "unpack"
 	Verify  Stage = "verify"
+	Release Stage = "release"
 	Canary  Stage = "canary"
 	Health  Stage = "health"
 	Route   Stage = "route"
@@ -53,8 +54,11 @@ type Step struct {
 	Command string `json:"command,omitempty"`
 	// Skip, if set, runs first: exit 0 means the step is already done on that host.
 	Skip string `json:"skip,omitempty"`
-	// Stdin "artifact" streams the release artifact into Command.
-	Stdin   string   `json:"stdin,omitempty"`
+	// Stdin "artifact" streams the release artifact into Command, "env" the
+	// app's env (never part of the plan: it holds secrets).
+	Stdin string `json:"stdin,omitempty"`
+	// Stream sends the command's output to the progress log, prefixed by host.
+	Stream  bool     `json:"stream,omitempty"`
 	Timeout Duration `json:"timeout"`
 	// Analyze, for Analyze steps, is the local pause-and-judge the runner performs.
 	Analyze *AnalyzeSpec `json:"analyze,omitempty"`
@@ -154,6 +158,16 @@ type Input struct {
 	SkipStandby bool
 	// Base overrides /srv (tests).
 	Base string
+	// Env writes the app's env (streamed by the runner) into the new release
+	// before anything starts from it.
+	Env bool
+	// CopyFrom, instead of an artifact, makes the release a copy of this one
+	// already on every host (env-only deploys).
+	CopyFrom string
+	// ReleaseCommand (words, see ParseReleaseCommand) runs once on the first
+	// app host before the canary; ReleaseTimeout bounds it (default 10 min).
+	ReleaseCommand []string
+	ReleaseTimeout time.Duration
 }
 
 // Errors for bad input name the field.
@@ -185,8 +199,8 @@ func Deploy(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !st.Direct && in.Artifact == nil {
-		return nil, errors.New("artifact: required for a canary deploy (--artifact)")
+	if err := checkPrepare(in, st); err != nil {
+		return nil, err
 	}
 	b := &builder{in: in, st: st, app: app, l: release.Layout{App: in.App, Base: in.Base}, hosts: append([]string(nil), app.Hosts...)}
 	if app.Standby != "" && !in.SkipStandby {
@@ -362,10 +376,18 @@ func (b *builder) build(p *Plan) error {
 			Command: l.ReceiveCommand(id, a.SHA256), Skip: l.Unpacked(id, a.SHA256), Stdin: "artifact", Timeout: Duration(15 * time.Minute)})
 		b.step(p, Step{ID: "unpack", Stage: Unpack, Title: "unpack " + id, Hosts: b.withStandby(), Pipeline: "prepare",
 			Command: l.UnpackCommand(id, a), Skip: l.Unpacked(id, a.SHA256), Timeout: Duration(5 * time.Minute)})
+	} else if b.in.CopyFrom != "" {
+		b.copyStep(p)
 	} else {
 		b.step(p, Step{ID: "verify", Stage: Verify, Title: "check " + id + " is on disk", Hosts: b.withStandby(), Pipeline: "prepare",
 			Command: "test -x " + shq.Quote(l.Release(id)+"/start") + " || { echo " + shq.Quote("release "+id+" is not on this host ("+l.Release(id)+"/start missing); deploy it with --artifact") + " >&2; exit 1; }",
 			Timeout: Duration(30 * time.Second)})
+	}
+	if b.in.Env {
+		b.envStep(p)
+	}
+	if len(b.in.ReleaseCommand) > 0 {
+		b.hookSteps(p)
 	}
 	if b.st.CanaryServes {
 		return b.promote(p)
@@ -432,7 +454,7 @@ func (b *builder) promote(p *Plan) error {
 				restart(appUnit(b.in.App)) + "\n" + b.healthCommand(b.app.Port, appUnit(b.in.App)) + "\nfi",
 			Timeout: Duration(3*time.Minute) + b.healthTimeout()})
 	}
-	if b.in.Artifact != nil {
+	if b.in.Artifact != nil || b.in.CopyFrom != "" {
 		b.step(p, Step{ID: "cleanup", Stage: Cleanup, Title: fmt.Sprintf("keep %d releases", b.st.KeepReleases), Hosts: b.withStandby(), Pipeline: "finish",
 			Command: b.cleanupCommand(), Timeout: Duration(2 * time.Minute)})
 	}

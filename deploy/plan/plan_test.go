@@ -41,6 +41,8 @@ func TestGolden(t *testing.T) {
 		{"percent-only-no-analysis", plan.Input{App: "shop", Release: "v42", Artifact: artifact, Strategy: plan.Strategy{Steps: []int{25, 100}}}},
 		{"stop-after-whitelist", plan.Input{App: "shop", Release: "v42", Artifact: artifact, Strategy: plan.Strategy{
 			Rules: traffic.Rules{Shops: []string{"alpha.example.com"}}, Steps: []int{10}, Pause: time.Minute, StopAfter: "whitelist"}}},
+		{"env-release-command", plan.Input{App: "shop", Release: "v42", Artifact: artifact, Env: true, ReleaseCommand: []string{"bin/migrate", "--up"},
+			Strategy: plan.Strategy{Steps: []int{10}, Pause: time.Minute}}},
 		{"direct-rollback", plan.Input{App: "shop", Release: "v41", Strategy: plan.Strategy{Direct: true, Steps: []int{10}, Pause: time.Minute}}},
 	}
 	for _, tc := range tests {

@@ -32,6 +32,16 @@ type Verdict struct {
 	// clocks (e.g. the first canary 5xx), zero if unknown; FirstBadWhat names it.
 	FirstBad     time.Time
 	FirstBadWhat string
+	// Numbers are the judgement's figures for notifications (deploy.Judge:
+	// an analysis.Verdict); nil if it has none.
+	Numbers any
+}
+
+// verdict hands a stage's final verdict to OnVerdict.
+func (r *Runner) verdict(stage string, v Verdict) {
+	if r.OnVerdict != nil {
+		r.OnVerdict(stage, v)
+	}
 }
 
 // Judge starts the judgement of one stage.
@@ -172,6 +182,7 @@ func (r *Runner) analyze(ctx context.Context, s plan.Step) error {
 		switch {
 		case v.Decision == Fail:
 			r.progress("analysis", s.Title, "FAIL: "+v.Reason, took)
+			r.verdict(a.Stage, v)
 			return fail(&CanaryError{Stage: a.Stage, Reason: v.Reason, FirstBad: v.FirstBad, FirstBadWhat: v.FirstBadWhat, Detected: r.now()})
 		case at < pause:
 			if at-noted >= noteEvery {
@@ -181,9 +192,11 @@ func (r *Runner) analyze(ctx context.Context, s plan.Step) error {
 			continue
 		case v.Decision == Pass:
 			r.progress("analysis", s.Title, "pass: "+v.Reason, took)
+			r.verdict(a.Stage, v)
 			return nil
 		case at >= maxWait:
 			r.progress("analysis", s.Title, "FAIL: "+v.Reason, took)
+			r.verdict(a.Stage, Verdict{Decision: Fail, Reason: "no verdict after " + at.String() + ": " + v.Reason, Numbers: v.Numbers})
 			return fail(fmt.Errorf("canary at %s: no verdict after %s: %s", a.Stage, at, v.Reason))
 		}
 		if at == pause || at-noted >= noteEvery {

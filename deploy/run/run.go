@@ -9,6 +9,7 @@
 package run
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,10 @@ type Runner struct {
 	Layout release.Layout
 	// Artifact opens the artifact for one host's upload (once per host).
 	Artifact func() (io.ReadCloser, error)
+	// Env is the app's env file a plan's "env" stdin streams (secret: never logged).
+	Env []byte
+	// OnVerdict, when set, hears every analysis stage's final verdict.
+	OnVerdict func(stage string, v Verdict)
 	// Progress receives the per-host lines (stderr).
 	Progress io.Writer
 	// Parallel bounds hosts worked on at once (0: all).
@@ -276,8 +281,16 @@ func (r *Runner) remoteOn(ctx context.Context, s plan.Step, host string, recs ma
 		}
 		defer f.Close()
 		stdin = f
+	} else if s.Stdin == "env" {
+		stdin = bytes.NewReader(r.Env)
 	}
-	_, err = c.Run(ctx, r.Fence.Wrap(host, journal.Wrap(r.Layout, before, after, s.Command)), stdin)
+	cmd := r.Fence.Wrap(host, journal.Wrap(r.Layout, before, after, s.Command))
+	if s.Stream {
+		out := r.prefixed(host)
+		_, err = c.Stream(ctx, cmd, stdin, out, out)
+	} else {
+		_, err = c.Run(ctx, cmd, stdin)
+	}
 	if err != nil {
 		if fe := fenced(host, err); fe != nil {
 			return fe // refused before the journal write: rec stays as it was

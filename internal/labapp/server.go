@@ -28,10 +28,14 @@ type App struct {
 	crash func(reason string)
 	n     atomic.Int64
 	armed sync.Once
+	// lookupEnv is os.LookupEnv (tests inject their own).
+	lookupEnv func(string) (string, bool)
 }
 
 // New returns the app; crash is called (once, from a timer) when CrashAfter runs out.
-func New(cfg Config, crash func(reason string)) *App { return &App{cfg: cfg, crash: crash} }
+func New(cfg Config, crash func(reason string)) *App {
+	return &App{cfg: cfg, crash: crash, lookupEnv: os.LookupEnv}
+}
 
 // WithData serves the per-shop data in dir on /data (shopdata.go).
 func (a *App) WithData(dir string) *App { a.dataDir = dir; return a }
@@ -42,6 +46,7 @@ func (a *App) WithData(dir string) *App { a.dataDir = dir; return a }
 //	/            the release line "release=<id> slot=<slot> build=<id>"
 //	/sleep?d=1s  the same after d (at most MaxSleep): a request held open
 //	/data?shop=S the shop's data (GET, PUT, POST appends), with WithData
+//	/env?key=K   "K=value" of a LAB_* variable of the process (the release's env)
 //
 // Every answer carries the release/slot/pool headers of the package doc; the
 // faults of Config apply to / and /sleep (app requests), never to /up.
@@ -61,6 +66,7 @@ func (a *App) Handler() http.Handler {
 		dh := dataHandler(a.dataDir)
 		mux.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) { a.headers(w, r); dh(w, r) })
 	}
+	mux.HandleFunc("/env", a.envHandler)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, 0) })
 	return mux
 }
@@ -81,6 +87,13 @@ func (a *App) health(w http.ResponseWriter, r *http.Request) {
 	a.headers(w, r)
 	if a.cfg.HealthFails {
 		http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
+		return
+	}
+	// A bad config (belay env set LAB_HEALTH=fail) fails the health check of
+	// every release started with it: a config change that must roll back.
+	if v, _ := a.lookupEnv("LAB_HEALTH"); v == "fail" {
+		w.Header().Set(HeaderDeliberate, "LAB_HEALTH")
+		http.Error(w, "unhealthy on purpose (LAB_HEALTH=fail)", http.StatusInternalServerError)
 		return
 	}
 	if a.cfg.CrashAfter > 0 {
@@ -168,6 +181,9 @@ func Run(cfg Config, addr string, logf func(format string, args ...any)) error {
 func Main(sw Switches, buildID string) int {
 	if filepath.Base(os.Args[0]) == "belay-move" {
 		return MoveMain(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "release" {
+		return ReleaseCommand(os.Getenv, os.Stdout)
 	}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	port := os.Getenv("PORT")

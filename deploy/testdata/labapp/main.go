@@ -18,6 +18,12 @@
 //	faultSlot=canary|stable      errorsOneIn, slowRoot, crashAfter and crashLoop in that slot only
 //	buildID=ID                   printed on / (the lab tests give every release its own sha256)
 //
+// /env?key=LAB_NAME echoes a LAB_* variable of the release's env (belay env
+// set). Run as "start release" it is the lab's release command (belay deploy
+// --release-command "start release"): it prints its release and whether
+// DATABASE_URL reached it, and exits with $LAB_RELEASE_EXIT (default 0).
+// LAB_HEALTH=fail in the env fails /up (a bad config that must roll back).
+//
 // Deliberate failures carry the header X-Deliberate-Failure; every answer
 // carries X-Belay-Release, X-Belay-Slot and the X-Belay-Pool nginx sent.
 // A bad switch value stops the process at start with an error naming it.

@@ -48,6 +48,8 @@ type DeployOptions struct {
 	MaxUnpackedSize string
 	MaxRatio        int64
 
+	Extras Extras
+
 	StopAfter   string
 	DryRun      bool
 	Wait        bool
@@ -121,6 +123,7 @@ host); --wait queues behind a running one.`,
 	fl.BoolVar(&o.DryRun, "dry-run", false, "verify the artifact and print the plan; touch no host")
 	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
 	fl.DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
+	o.Extras.flags(cmd)
 	return cmd
 }
 
@@ -214,6 +217,13 @@ func matches(flag string, vals []string) ([]traffic.Match, error) {
 }
 
 func runDeploy(ctx context.Context, o *DeployOptions) error {
+	hook, err := o.Extras.check(o)
+	if err != nil {
+		return err
+	}
+	if o.Extras.EnvOnly {
+		return runEnvOnly(ctx, o, hook)
+	}
 	if o.Artifact == "" {
 		return errors.New("--artifact: required (a .tar.gz with ./start at its root, or one executable)")
 	}
@@ -224,6 +234,10 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 		return fmt.Errorf("--release: %w", err)
 	}
 	st, err := o.strategy()
+	if err != nil {
+		return err
+	}
+	nt, err := o.Extras.notifier(o.deps)
 	if err != nil {
 		return err
 	}
@@ -243,7 +257,12 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
-	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby}
+	e, err := o.Extras.loadEnv(o.deps, inv, o.App)
+	if err != nil {
+		return err
+	}
+	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby,
+		Env: true, ReleaseCommand: hook, ReleaseTimeout: o.Extras.ReleaseTimeout}
 	p, err := plan.Deploy(in)
 	if err != nil {
 		return err
@@ -267,7 +286,9 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
 	s.d.Runner.Judge = deploy.Judge(o.Thresholds)
 	s.d.Runner.Artifact = deploy.OpenArtifact(a)
-	fmt.Fprintf(o.IO.ErrOut, "deploying %s %s (%s, sha256 %s) to %s: %s\n", o.App, o.Release, a.Kind, a.SHA256[:12], strings.Join(p.Hosts, ", "), p.Strategy)
+	s.d.Runner.Env, s.d.Notify, s.d.Stack = e.Render(), nt, inv.Stack
+	defer nt.Close(10 * time.Second)
+	fmt.Fprintf(o.IO.ErrOut, "deploying %s %s (%s, sha256 %s, env serial %d) to %s: %s%s\n", o.App, o.Release, a.Kind, a.SHA256[:12], e.Serial, strings.Join(p.Hosts, ", "), p.Strategy, webhooks(nt))
 	out, err := s.d.Deploy(ctx, in)
 	return report(o.deps, o.JSON, "deploy", out, err)
 }
