@@ -41,15 +41,22 @@ func EffectOf(p string) Effect {
 	dir, base := path.Split(p)
 	switch {
 	case p == roles.ConvergePubFile,
-		strings.HasPrefix(p, "/etc/belay/nginx/"),  // http/routing.conf, stage.json: belay host route's
-		strings.HasPrefix(p, "/var/lib/belay/"),    // state the backup jobs keep
-		p == "/etc/belay/postgresql/bootstrap.sql": // run once, at cluster creation
+		strings.HasPrefix(p, "/etc/belay/nginx/"),                                       // http/routing.conf, stage.json: belay host route's
+		strings.HasPrefix(p, "/var/lib/belay/"),                                         // state the backup jobs keep
+		strings.HasPrefix(p, "/var/log/"),                                               // log placeholders: never truncate a live log
+		strings.HasPrefix(p, "/etc/belay/router/") && strings.HasSuffix(p, "/map.conf"), // belay host router-sync's
+		p == "/etc/belay/postgresql/bootstrap.sql":                                      // run once, at cluster creation
 		return Effect{Skip: true}
 	case p == "/etc/nftables.conf":
 		return Effect{Validate: []Cmd{{"nft", "-c", "-f", p}}, Activate: []Cmd{{"nft", "-f", p}}}
 	case dir == "/etc/ssh/sshd_config.d/":
 		return Effect{Validate: []Cmd{{"sshd", "-t"}}, Activate: []Cmd{{"systemctl", "reload", "ssh.service"}}}
 	case dir == "/etc/nginx/conf.d/":
+		return Effect{Validate: []Cmd{{"nginx", "-t", "-q"}}, Activate: []Cmd{{"systemctl", "reload", "nginx.service"}}}
+	case p == "/etc/logrotate.d/belay-nginx":
+		return Effect{} // read by logrotate at its next run
+	case strings.HasPrefix(p, "/etc/belay/tls/"), strings.HasPrefix(p, "/etc/belay/router/"):
+		// A custom certificate, the ACME peers, a router's cells: nginx reads them.
 		return Effect{Validate: []Cmd{{"nginx", "-t", "-q"}}, Activate: []Cmd{{"systemctl", "reload", "nginx.service"}}}
 	case p == "/etc/keepalived/keepalived.conf":
 		return Effect{Validate: []Cmd{{"keepalived", "-t", "-f", p}}, Activate: []Cmd{{"systemctl", "reload", "keepalived.service"}}}
@@ -117,6 +124,7 @@ var allowedExact = map[string]bool{
 	"/etc/systemd/system/pgautofailover.service": true,
 	roles.ConvergePubFile:                        true,
 	"/etc/belay/postgresql/bootstrap.sql":        true,
+	"/etc/logrotate.d/belay-nginx":               true,
 }
 
 var allowedPrefixes = []string{
@@ -136,6 +144,7 @@ var allowedPrefixes = []string{
 	"/usr/local/bin/belay-",
 	"/usr/local/sbin/belay-",
 	"/var/lib/belay/",
+	"/var/log/nginx/belay/",
 }
 
 // Allowed reports whether p is a path converge may write: absolute, clean,

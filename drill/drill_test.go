@@ -179,7 +179,7 @@ func (f *fakeRepo) handle(c remotetest.Call) ([]byte, error) {
 		if !ok {
 			return nil, errors.New("exit status 1")
 		}
-	case strings.HasPrefix(c.Cmd, "cat /var/lib/belay/last-verified-restore.json"):
+	case strings.HasPrefix(c.Cmd, "cat -- /var/lib/belay/last-verified-restore.json"), strings.HasPrefix(c.Cmd, "cat /var/lib/belay/last-verified-restore.json"):
 		return []byte(f.result), nil
 	}
 	return nil, nil

@@ -331,7 +331,7 @@ func TestExecuteSwitch(t *testing.T) {
 }
 
 func TestExecuteResumesAfterInterruption(t *testing.T) {
-	f := &fakeSite{failAt: "sudo -n /usr/bin/systemctl start belay-app@shop.service"}
+	f := &fakeSite{failAt: "systemctl enable --now belay-app@shop.service"}
 	env, r, _, p := switchEnv(t, f, true)
 	if _, err := Execute(context.Background(), env, p); err == nil || !strings.Contains(err.Error(), "start-app/shop-standby") {
 		t.Fatalf("first run: err = %v, want a failure at start-app", err)

@@ -709,7 +709,8 @@ func sortedAddrs(in []string) []string {
 // atomically; keepalived is reloaded only when the member list changed.
 func peersScript(a *App, d *PeerDiscovery) string {
 	acme := ""
-	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
+	// a is nil on a router (keepalived without an app): no ACME peers there.
+	if a != nil && a.TLS != nil && a.TLS.Mode == TLSModeACME {
 		acme = acmePeersRefresh(a.Name)
 	}
 	return `#!/bin/sh

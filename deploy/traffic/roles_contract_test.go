@@ -72,7 +72,7 @@ func TestRolesBaseConfigWiring(t *testing.T) {
 			t.Errorf("roles do not ship the initial %s (nginx would refuse the include before the first deploy)", filepath.Join(Dir(app), name))
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "log", "belay"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// The Debian nginx.conf includes conf.d/*.conf at http level; this one does the same.
