@@ -8,6 +8,7 @@ belay_host_packages=(
   openssh-client openssh-server sudo curl ca-certificates
   nginx keepalived
   postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli pgbackrest restic
+  pebble lego openssl
 )
 
 belay_install_deps() {
