@@ -244,7 +244,11 @@ func TestNginxConfigTest(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(dir, "logs", "belay"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			main := writeTemp(t, dir, "nginx.conf", "pid "+dir+"/nginx.pid;\nerror_log "+dir+"/logs/error.log;\nevents {}\nhttp {\n    access_log "+dir+"/logs/access.log;\n    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
+			main := writeTemp(t, dir, "nginx.conf", "pid "+dir+"/nginx.pid;\nerror_log "+dir+"/logs/error.log;\nevents {}\nhttp {\n    access_log "+dir+"/logs/access.log;\n"+
+				// Debian's stock nginx.conf sets these at http level: the
+				// rendered files must not set them there again.
+				"    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;\n    ssl_prefer_server_ciphers on;\n"+
+				"    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
 			out, err := exec.Command(nginx, "-t", "-p", dir, "-c", main).CombinedOutput()
 			if err != nil {
 				t.Fatalf("nginx -t: %v\n%s", err, out)

@@ -130,7 +130,6 @@ func addTLS(s *Spec, c *CloudConfig) {
 	}
 	name := a.Name
 	c.WriteFiles = append(c.WriteFiles,
-		File{Path: "/etc/nginx/conf.d/01-belay-tls.conf", Content: nginxTLSConf, Owner: "root:root", Permissions: "0644"},
 		File{Path: ACMEPeersFile(name), Content: acmePeers(s), Owner: "root:root", Permissions: "0600"},
 	)
 	c.Runcmd = append(c.Runcmd, []string{"install", "-d", "-m", "0700", "-o", "root", "-g", "root", TLSDir(name)})
@@ -230,22 +229,25 @@ fi
 `
 }
 
-// nginxTLSConf is the http-level TLS policy (Mozilla "intermediate", 2023):
-// TLS 1.2 and 1.3, forward-secret AEAD ciphers only.
-const nginxTLSConf = `# Rendered by belay: TLS settings of every HTTPS server on this host.
-ssl_protocols TLSv1.2 TLSv1.3;
-ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-ssl_prefer_server_ciphers off;
-ssl_session_cache shared:belay_tls:10m;
-ssl_session_timeout 1d;
-# Tickets would need key rotation across reloads; the session cache suffices.
-ssl_session_tickets off;
+// nginxTLSPolicy is the TLS policy (Mozilla "intermediate", 2023) of every
+// HTTPS server: TLS 1.2 and 1.3, forward-secret AEAD ciphers only. It goes in
+// the server block, not at http level: Debian's nginx.conf already sets
+// ssl_protocols and ssl_prefer_server_ciphers there, and a second
+// ssl_prefer_server_ciphers at the same level is a fatal duplicate.
+const nginxTLSPolicy = `    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:belay_tls:10m;
+    ssl_session_timeout 1d;
+    # Tickets would need key rotation across reloads; the session cache suffices.
+    ssl_session_tickets off;
 `
 
 // tlsServerLines are the 443 server's TLS directives.
 func tlsServerLines(a *App) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n", TLSCertFile(a.Name), TLSCertFile(a.Name))
+	b.WriteString(nginxTLSPolicy)
 	if a.TLS.HSTSMaxAge > 0 {
 		v := "max-age=" + strconv.Itoa(a.TLS.HSTSMaxAge)
 		if a.TLS.HSTSIncludeSubdomains {
