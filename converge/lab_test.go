@@ -165,14 +165,14 @@ func TestLabConverge(t *testing.T) {
 	}
 
 	// Start from the lab's own config (a no-op on a fresh lab).
-	converge(t, "--stack", baseFile)
+	converge(t, "--stack-file", baseFile)
 	primary := primaryDB(t, inv)
 	row := fmt.Sprintf("converge-%d", time.Now().UnixNano())
 	psql(t, primary, "CREATE TABLE IF NOT EXISTS belay_converge_probe (v text); INSERT INTO belay_converge_probe VALUES ('"+row+"')")
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
 		before := take(t, hosts, files)
-		out, err := exec.Command(bin, "converge", "--stack", keyFile, "--dry-run").CombinedOutput()
+		out, err := exec.Command(bin, "converge", "--stack-file", keyFile, "--dry-run").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "+"+secondKey) {
 			t.Fatalf("dry run: %v\n%s", err, out)
 		}
@@ -186,7 +186,7 @@ func TestLabConverge(t *testing.T) {
 
 	t.Run("one admin key", func(t *testing.T) {
 		before := take(t, hosts, files)
-		rep, d := converge(t, "--stack", keyFile)
+		rep, d := converge(t, "--stack-file", keyFile)
 		t.Logf("one-key change across %d machines: %s wall time (belay converge reports %d ms; target <= 10 s)", len(hosts), d.Round(time.Millisecond), rep.Millis)
 		after := take(t, hosts, files)
 		for _, h := range hosts {
@@ -205,7 +205,7 @@ func TestLabConverge(t *testing.T) {
 
 	t.Run("app added", func(t *testing.T) {
 		before := take(t, hosts, files)
-		rep, _ := converge(t, "--stack", keyFile, "--apps", "2")
+		rep, _ := converge(t, "--stack-file", keyFile, "--apps", "2")
 		after := take(t, hosts, files)
 		want := map[string]bool{inv.Backup.Host: true, inv.Database.Standby: true}
 		for _, n := range inv.Database.Nodes {
@@ -244,8 +244,8 @@ func TestLabConverge(t *testing.T) {
 		if got := psql(t, primaryDB(t, inv), "SELECT count(*) FROM belay_converge_probe WHERE v = '"+row+"'"); got != "1" {
 			t.Errorf("the row written before converging: count %q, expected 1", got)
 		}
-		converge(t, "--stack", baseFile)
-		rep, _ := converge(t, "--stack", baseFile)
+		converge(t, "--stack-file", baseFile)
+		rep, _ := converge(t, "--stack-file", baseFile)
 		for _, h := range rep.Hosts {
 			if h.Status != StatusUnchanged && h.Status != StatusSkipped {
 				t.Errorf("%s: %s after converging back twice, expected unchanged", h.Host, h.Status)

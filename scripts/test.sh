@@ -34,4 +34,4 @@ go test -count=1 -tags lab -timeout 30m ./lab/
 # Day-0 protection first: it measures from the end of `lab up` (the first full
 # backup, the standby usable, then a site drill with no manual step).
 go test -count=1 -tags lab -timeout 15m -run TestLabDay0Protection ./drill/
-go test -count=1 -p 1 -tags lab -timeout 40m ./deploy/ ./drill/
+go test -count=1 -p 1 -tags lab -timeout 40m ./deploy/ ./drill/ ./converge/

@@ -84,9 +84,9 @@ site switch, so no deploy, rollback or drill runs meanwhile. Hosts in the
 config but not in the inventory (a new app's servers) are skipped: create them
 with belay lab up / pulumi up. Today it serves the lab (its stack file and seed).`,
 		Example: `  # after adding a key to belay:admin.sshKeys in the lab's stack file:
-  belay converge --stack stacks/Pulumi.lab.yaml --dry-run
-  belay converge --stack stacks/Pulumi.lab.yaml
-  belay converge --stack stacks/Pulumi.lab.yaml --json --parallel 8`,
+  belay converge --stack-file stacks/Pulumi.lab.yaml --dry-run
+  belay converge --stack-file stacks/Pulumi.lab.yaml
+  belay converge --stack-file stacks/Pulumi.lab.yaml --json --parallel 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Parallel < 1 {
@@ -103,7 +103,7 @@ with belay lab up / pulumi up. Today it serves the lab (its stack file and seed)
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", "inventory of the running stack (default "+cli.DefaultInventory+")")
-	fl.StringVar(&o.StackFile, "stack", "", "stack file, as given to belay lab up --stack (default: the embedded lab stack)")
+	fl.StringVar(&o.StackFile, "stack-file", "", "stack file, as given to belay lab up --stack (default: the embedded lab stack)")
 	fl.IntVar(&o.Apps, "apps", 0, "number of apps, as given to belay lab up --apps (0 keeps the stack's)")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show the per-host, per-file diff (secrets masked) and change nothing")
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON (exit status 1 when \"ok\" is false)")
