@@ -101,7 +101,7 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Repeat, "repeat", 1, "how many times to run the drill")
 	fl.StringVar(&opts.Variant, "variant", "", "fault variant: "+strings.Join(drill.Variants[k], ", ")+" (default "+drill.Variants[k][0]+")")
-	fl.StringVar(&opts.App, "app", "", "app to drill (default: the inventory's first)")
+	fl.StringVar(&opts.App, "app", "", "app-node only: the app to drill (default: the inventory's first)")
 	fl.StringVarP(&opts.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.StringVar(&opts.ReportDir, "report-dir", "drill-reports", "directory for the report files (<drill>-<stack>-<time>.md and .json)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON instead of markdown")
@@ -135,6 +135,11 @@ func runDrill(ctx context.Context, o *Options) error {
 	}
 	if o.Repeat < 1 {
 		return fmt.Errorf("--repeat %d: expected at least 1", o.Repeat)
+	}
+	// Only the app-node drill acts on one app; the others act on the whole
+	// stack, where --app would be silently ignored.
+	if o.App != "" && o.Kind != drill.AppNode {
+		return fmt.Errorf("--app %s: applies to the app-node drill only (%s acts on the whole stack)", o.App, o.Kind)
 	}
 	inv, err := o.Inventory(o.InventoryRef)
 	if err != nil {

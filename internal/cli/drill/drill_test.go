@@ -48,6 +48,8 @@ func TestDrillRefusesBeforeConnecting(t *testing.T) {
 		{"cloud app-node", drill.AppNode, "", 1, "", "hetzner", "provider power-off"},
 		{"cloud site", drill.Site, "", 1, "", "digitalocean", "only available in the lab"},
 		{"cloud corrupt", drill.Restore, "corrupt", 1, "", "hetzner", "only available in the lab"},
+		{"--app on a stack-wide drill", drill.Restore, "", 1, "shop", "", "applies to the app-node drill only"},
+		{"--app on the site drill", drill.Site, "", 1, "shop", "", "applies to the app-node drill only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
