@@ -58,6 +58,8 @@ func inventoryDoc(p *plan, keys map[string]string, r map[string]string) (*invent
 			Synchronous: cfg.Database.Synchronous,
 		},
 		Backup: inventory.Backup{Host: t.BackupRepo, Stanza: hostspec.Stanza},
+		Deploy: &inventory.Deploy{KeepReleases: cfg.Deploy.KeepReleases, ShopParam: cfg.Deploy.ShopParam,
+			ShopHeader: cfg.Deploy.ShopHeader, ShopCookie: cfg.Deploy.ShopCookie},
 	}
 	for _, h := range t.Hosts {
 		site := inv.Sites[h.Site]

@@ -59,6 +59,17 @@ type Inventory struct {
 	Apps     []App             `json:"apps"`
 	Database Database          `json:"database"`
 	Backup   Backup            `json:"backup"`
+	// Deploy carries the stack's belay:deploy keys to the deployer: the
+	// defaults of `belay deploy --keep/--shop-*` (absent in old inventories).
+	Deploy *Deploy `json:"deploy,omitempty"`
+}
+
+// Deploy is belay:deploy as the deployer reads it.
+type Deploy struct {
+	KeepReleases int    `json:"keepReleases"`
+	ShopParam    string `json:"shopParam"`
+	ShopHeader   string `json:"shopHeader"`
+	ShopCookie   string `json:"shopCookie"`
 }
 
 // Site is one provider region and its private network.

@@ -12,6 +12,9 @@ import (
 var (
 	// linuxUserRE is config's rule for belay:admin.deployUser.
 	linuxUserRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	// nginxArgRE and headerRE are config's rules for belay:deploy's shop keys.
+	nginxArgRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	headerRE   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 	// stackRE is a Pulumi stack name (it names local state files: no "/").
 	stackRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 	pgIdentRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -29,6 +32,20 @@ func (inv *Inventory) checkValues() []error {
 	badf := func(field, format string, a ...any) { errs = append(errs, fmt.Errorf(field+": "+format, a...)) }
 	if !stackRE.MatchString(inv.Stack) || strings.Contains(inv.Stack, "..") {
 		badf("stack", "%q, expected a stack name (letters, digits, _ . -, starting with a letter or digit, no \"..\")", inv.Stack)
+	}
+	if d := inv.Deploy; d != nil {
+		if d.KeepReleases < 2 || d.KeepReleases > 100 {
+			badf("deploy.keepReleases", "%d, expected 2..100", d.KeepReleases)
+		}
+		if !nginxArgRE.MatchString(d.ShopParam) {
+			badf("deploy.shopParam", "%q, expected 1-64 letters, digits or '_'", d.ShopParam)
+		}
+		if !headerRE.MatchString(d.ShopHeader) {
+			badf("deploy.shopHeader", "%q, expected 1-64 letters, digits or '-'", d.ShopHeader)
+		}
+		if !nginxArgRE.MatchString(d.ShopCookie) {
+			badf("deploy.shopCookie", "%q, expected 1-64 letters, digits or '_'", d.ShopCookie)
+		}
 	}
 	for i, h := range inv.Hosts {
 		p := fmt.Sprintf("hosts[%d]", i)

@@ -57,6 +57,8 @@ func buildInventory(cfg *config.Config, topo *topology.Topology, stack string) (
 		Synchronous: cfg.Database.Synchronous,
 	}
 	inv.Backup = inventory.Backup{Host: topo.BackupRepo, Stanza: hostspec.Stanza}
+	inv.Deploy = &inventory.Deploy{KeepReleases: cfg.Deploy.KeepReleases, ShopParam: cfg.Deploy.ShopParam,
+		ShopHeader: cfg.Deploy.ShopHeader, ShopCookie: cfg.Deploy.ShopCookie}
 	if err := inv.Validate(); err != nil {
 		return nil, fmt.Errorf("lab inventory: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/inventory"
 )
 
 // DeployOptions are `belay deploy`'s inputs.
@@ -27,6 +28,9 @@ type DeployOptions struct {
 	Common
 	Artifact string
 	Release  string
+	// changed reports a flag given on the command line (or by belay.yaml);
+	// the others take the stack's belay:deploy values from the inventory.
+	changed func(flag string) bool
 
 	WhitelistShops   []string
 	WhitelistIPs     []string
@@ -88,6 +92,7 @@ host); --wait queues behind a running one.`,
   belay deploy --inventory pulumi:prod --artifact shop.tar.gz --release "$GITHUB_SHA" --wait`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.changed = cmd.Flags().Changed
 			return early(o.deps, "deploy", o.App, o.Release, runDeploy(cmd.Context(), o))
 		},
 	}
@@ -101,9 +106,9 @@ host); --wait queues behind a running one.`,
 	fl.StringSliceVar(&o.WhitelistIPs, "whitelist-ips", nil, "client IPs/CIDRs sent to the canary first")
 	fl.StringSliceVar(&o.WhitelistHeaders, "whitelist-headers", nil, "Name=Value request headers sent to the canary first")
 	fl.StringSliceVar(&o.WhitelistCookies, "whitelist-cookies", nil, "Name=Value cookies sent to the canary first")
-	fl.StringVar(&o.ShopParam, "shop-param", traffic.DefaultShopParam, "query parameter naming the shop (stack config belay:deploy.shopParam)")
-	fl.StringVar(&o.ShopHeader, "shop-header", traffic.DefaultShopHeader, "header naming the shop")
-	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop")
+	fl.StringVar(&o.ShopParam, "shop-param", traffic.DefaultShopParam, "query parameter naming the shop (default: the stack's belay:deploy.shopParam)")
+	fl.StringVar(&o.ShopHeader, "shop-header", traffic.DefaultShopHeader, "header naming the shop (default: the stack's belay:deploy.shopHeader)")
+	fl.StringVar(&o.ShopCookie, "shop-cookie", traffic.DefaultShopCookie, "cookie naming the shop (default: the stack's belay:deploy.shopCookie)")
 	fl.StringVar(&o.Steps, "steps", "10,50", `canary percentages after the whitelist, ascending ("" or "none": straight to 100 %)`)
 	fl.StringVar(&o.Sticky, "sticky", string(traffic.ByClientIP), `what keeps a client on one side in % steps: "ip" or "shop"`)
 	fl.DurationVar(&o.Pause, "pause", 2*time.Minute, "observe each stage this long before it passes; judged every second, a failing canary rolls back at once (0: no analysis)")
@@ -113,7 +118,7 @@ host); --wait queues behind a running one.`,
 	fl.Float64Var(&o.Thresholds.MaxErrorDelta, "max-error-delta", def0.MaxErrorDelta, "max canary 5xx rate above stable, in percentage points (0 or more)")
 	fl.Float64Var(&o.Thresholds.MaxSlowDelta, "max-slow-delta", def0.MaxSlowDelta, "max canary slow-request share above stable, in points (0 or more)")
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
-	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted)")
+	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted; default: the stack's belay:deploy.keepReleases)")
 	fl.DurationVar(&o.HealthTimeout, "health-timeout", 30*time.Second, "how long a new instance may take to pass its health check (polled 50 ms apart, backing off to 1 s)")
 	def := release.DefaultLimits()
 	fl.IntVar(&o.MaxEntries, "max-entries", def.MaxEntries, "refuse an artifact with more archive entries than this (checked locally and again on each host)")
@@ -257,6 +262,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
+	o.stackDefaults(inv, &st)
 	e, err := o.Extras.loadEnv(o.deps, inv, o.App)
 	if err != nil {
 		return err
@@ -398,4 +404,27 @@ func writeSummary(w io.Writer, out *deploy.Outcome) {
 		fmt.Fprintf(w, "\n```\n%s\n```\n", out.Error)
 	}
 	fmt.Fprintln(w)
+}
+
+// stackDefaults applies the stack's belay:deploy keys (carried by the
+// inventory) to the flags not given: --keep, --shop-param, --shop-header,
+// --shop-cookie. A flag given wins; an inventory without the section (older
+// stacks) leaves the built-in defaults.
+func (o *DeployOptions) stackDefaults(inv *inventory.Inventory, st *plan.Strategy) {
+	d := inv.Deploy
+	if d == nil || o.changed == nil {
+		return
+	}
+	if !o.changed("keep") {
+		st.KeepReleases = d.KeepReleases
+	}
+	if !o.changed("shop-param") {
+		st.Keys.Param = d.ShopParam
+	}
+	if !o.changed("shop-header") {
+		st.Keys.Header = d.ShopHeader
+	}
+	if !o.changed("shop-cookie") {
+		st.Keys.Cookie = d.ShopCookie
+	}
 }

@@ -101,6 +101,7 @@ func runEnvOnly(ctx context.Context, o *DeployOptions, hook []string) error {
 	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
+	o.stackDefaults(inv, &st)
 	e, err := o.Extras.loadEnv(o.deps, inv, o.App)
 	if err != nil {
 		return err
