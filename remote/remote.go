@@ -7,7 +7,6 @@
 package remote
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,40 +110,7 @@ func (h *Hosts) client(ctx context.Context, name string) (*ssh.Client, error) {
 
 // Run runs cmd as the deploy user. A dead connection is dropped so the next call redials.
 func (h *Hosts) Run(ctx context.Context, host, cmd string) ([]byte, error) {
-	c, err := h.client(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		h.Forget(host)
-		return nil, fmt.Errorf("host %s: new session: %w", host, err)
-	}
-	defer s.Close()
-	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr = &out, &errb
-	done := make(chan error, 1)
-	if err := s.Start(cmd); err != nil {
-		h.Forget(host)
-		return nil, fmt.Errorf("host %s: start %s: %w", host, Summarize(cmd), err)
-	}
-	go func() { done <- s.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = s.Signal(ssh.SIGKILL)
-		s.Close()
-		// A hung host (cut link) never answers: forget the connection.
-		h.Forget(host)
-		return out.Bytes(), fmt.Errorf("host %s: %s: %w", host, Summarize(cmd), ctx.Err())
-	}
-	if err != nil {
-		if _, ok := err.(*ssh.ExitError); !ok {
-			h.Forget(host)
-		}
-		return out.Bytes(), fmt.Errorf("host %s: `%s`: %w: %s", host, Summarize(cmd), err, strings.TrimSpace(errb.String()))
-	}
-	return out.Bytes(), nil
+	return h.RunInput(ctx, host, cmd, nil)
 }
 
 // RunRoot runs argv as root through h.Root, else `sudo -n` over SSH.

@@ -10,9 +10,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// RunInput runs cmd as the deploy user like Run, with stdin as its standard
-// input. Data that must not appear in a process list (a converge bundle holds
-// keys and passwords) goes this way, never on a command line.
+// RunInput runs cmd as the deploy user, with stdin (nil: none) as its
+// standard input; Run is RunInput without one. Data that must not appear in
+// a process list (a converge bundle holds keys and passwords) goes this way,
+// never on a command line. A hung host (cut link) never answers: on
+// cancellation the session is killed and the connection forgotten.
 func (h *Hosts) RunInput(ctx context.Context, host, cmd string, stdin io.Reader) ([]byte, error) {
 	c, err := h.client(ctx, host)
 	if err != nil {
@@ -25,7 +27,10 @@ func (h *Hosts) RunInput(ctx context.Context, host, cmd string, stdin io.Reader)
 	}
 	defer s.Close()
 	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr, s.Stdin = &out, &errb, stdin
+	s.Stdout, s.Stderr = &out, &errb
+	if stdin != nil {
+		s.Stdin = stdin
+	}
 	if err := s.Start(cmd); err != nil {
 		h.Forget(host)
 		return nil, fmt.Errorf("host %s: start %s: %w", host, Summarize(cmd), err)
