@@ -96,3 +96,18 @@ func (d *Deployer) notifyOutcome(out *Outcome) {
 	}
 	d.send(ev)
 }
+
+// notifyRollback sends a `belay rollback`'s end: rolled-back when hosts were
+// moved back, failed when it failed; an abandon with nothing to undo is silent.
+func (d *Deployer) notifyRollback(out *Outcome) {
+	ev := notify.Event{Release: out.Release, Previous: out.Previous, DeployID: out.DeployID, Error: out.Error, Duration: out.Duration, Reason: "belay rollback"}
+	switch out.Result {
+	case "ok":
+		ev.Event = "rolled-back"
+	case "", "nothing to abandon":
+		return
+	default:
+		ev.Event = "failed"
+	}
+	d.send(ev)
+}

@@ -121,3 +121,33 @@ func TestEvents(t *testing.T) {
 		t.Errorf("outcome events: %+v", got[1:])
 	}
 }
+
+// A `belay rollback` reports rolled-back (not "promoted") or failed; an
+// abandon with nothing to undo is silent.
+func TestRollbackEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []notify.Event
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	n, err := notify.New([]string{srv.URL}, notify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDeployer(t)
+	d.Notify, d.Stack = n, "prod"
+	d.notifyRollback(&Outcome{Result: "ok", Release: "v1", Previous: "v2"})
+	d.notifyRollback(&Outcome{Result: "nothing to abandon"})
+	d.notifyRollback(&Outcome{Result: "failed", Error: "host unreachable"})
+	n.Close(5 * time.Second)
+	if len(got) != 2 || got[0].Event != "rolled-back" || got[0].Reason != "belay rollback" || got[0].Release != "v1" || got[1].Event != "failed" {
+		t.Errorf("events: %+v", got)
+	}
+}

@@ -39,6 +39,7 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 	return d.locked(ctx, "rollback", func(ctx context.Context) (*Outcome, error) {
 		start := time.Now()
 		out := &Outcome{App: d.App, DeployID: id, Action: "rollback", Hosts: app.Hosts}
+		defer func() { d.notifyRollback(out) }()
 		states, recovery, rec, err := d.convergeRec(ctx, "")
 		out.Recovery = recovery
 		if err != nil {

@@ -32,7 +32,7 @@ func (x *Extras) flags(cmd *cobra.Command) {
 	x.Env.Flags(fl)
 	fl.StringVar(&x.ReleaseCommand, "release-command", "", `command inside the release run once per deploy before the canary (e.g. "bin/migrate"), as the app user with the app's env, on the first app host; failure stops the deploy with nothing switched`)
 	fl.DurationVar(&x.ReleaseTimeout, "release-timeout", plan.DefaultReleaseTimeout, "stop the release command and the deploy after this long")
-	fl.StringArrayVar(&x.Webhooks, "webhook", nil, "POST deploy events as JSON to this https URL (repeatable; also $BELAY_WEBHOOK, space-separated); never fails the deploy")
+	webhookFlag(cmd, &x.Webhooks)
 }
 
 // check validates the flags alone (before any file or host is read).
@@ -60,8 +60,15 @@ func (x *Extras) check(o *DeployOptions) ([]string, error) {
 }
 
 // notifier builds the webhook notifier from --webhook and $BELAY_WEBHOOK.
-func (x *Extras) notifier(d deps) (*notify.Notifier, error) {
-	urls := append([]string(nil), x.Webhooks...)
+func (x *Extras) notifier(d deps) (*notify.Notifier, error) { return newNotifier(d, x.Webhooks) }
+
+// webhookFlag adds --webhook (deploy and rollback share it).
+func webhookFlag(cmd *cobra.Command, to *[]string) {
+	cmd.Flags().StringArrayVar(to, "webhook", nil, "POST deploy events as JSON to this https URL (repeatable; also $BELAY_WEBHOOK, space-separated); never fails the deploy")
+}
+
+func newNotifier(d deps, flagURLs []string) (*notify.Notifier, error) {
+	urls := append([]string(nil), flagURLs...)
 	urls = append(urls, strings.Fields(d.Getenv("BELAY_WEBHOOK"))...)
 	return notify.New(urls, notify.Options{Warn: func(f string, a ...any) {
 		fmt.Fprintf(d.IO.ErrOut, "belay: warning: "+f+"\n", a...)

@@ -24,6 +24,7 @@ type RollbackOptions struct {
 	Abandon     bool
 	Wait        bool
 	WaitTimeout time.Duration
+	Webhooks    []string
 }
 
 // NewCmdRollback returns `belay rollback`.
@@ -54,6 +55,7 @@ docs/deploy.md) — often that alone is the rollback.`,
 	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
 	cmd.Flags().DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
+	webhookFlag(cmd, &o.Webhooks)
 	cmd.MarkFlagsMutuallyExclusive("to", "abandon")
 	return cmd
 }
@@ -67,12 +69,18 @@ func runRollback(ctx context.Context, o *RollbackOptions) error {
 			return fmt.Errorf("--to: %w", err)
 		}
 	}
+	nt, err := newNotifier(o.deps, o.Webhooks)
+	if err != nil {
+		return err
+	}
 	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
 	if err != nil {
 		return err // early() annotates it
 	}
 	defer s.close()
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
+	s.d.Notify, s.d.Stack = nt, s.d.Inv.Stack
+	defer nt.Close(10 * time.Second)
 	var out *deploy.Outcome
 	if o.Abandon {
 		out, err = s.d.Abandon(ctx)
