@@ -53,7 +53,7 @@ type Options struct {
 
 func (o *Options) flags(cmd *cobra.Command, appFlag bool) {
 	fl := cmd.Flags()
-	fl.StringVar(&o.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack>`)
+	fl.StringVar(&o.InventoryRef, "inventory", "", cli.InventoryUsage)
 	if appFlag {
 		fl.StringVar(&o.App, "app", "", "the app (required)")
 		_ = cmd.MarkFlagRequired("app")

@@ -102,7 +102,7 @@ with belay lab up / pulumi up. Today it serves the lab (its stack file and seed)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", "inventory of the running stack (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.StringVar(&o.StackFile, "stack-file", "", "stack file, as given to belay lab up --stack (default: the embedded lab stack)")
 	fl.IntVar(&o.Apps, "apps", 0, "number of apps, as given to belay lab up --apps (0 keeps the stack's)")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show the per-host, per-file diff (secrets masked) and change nothing")

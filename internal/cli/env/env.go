@@ -50,7 +50,7 @@ DATABASE_URL, PORT and BELAY_* are belay's and cannot be set.`,
 
 func options(f *cli.Factory, cmd *cobra.Command) *Options {
 	o := &Options{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv}
-	cmd.Flags().StringVar(&o.InventoryRef, "inventory", cli.DefaultInventory, `inventory file, "-" for stdin, or pulumi:<stack> (names the stack and checks the app)`)
+	cmd.Flags().StringVar(&o.InventoryRef, "inventory", "", cli.InventoryUsage)
 	o.Source.Flags(cmd.Flags())
 	return o
 }

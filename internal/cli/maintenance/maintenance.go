@@ -86,7 +86,7 @@ written to the audit log (belay audit).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", "inventory file, - or pulumi:<stack> (default "+cli.DefaultInventory+")")
+	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.StringSliceVar(&o.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	if on {
