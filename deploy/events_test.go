@@ -82,22 +82,7 @@ func TestEnvOnlyRelease(t *testing.T) {
 // TestEvents: the verdict (with its figures) and the outcome reach the
 // webhook in order, with the app, stack and actor filled in.
 func TestEvents(t *testing.T) {
-	var mu sync.Mutex
-	var got []notify.Event
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev notify.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			t.Error(err)
-		}
-		mu.Lock()
-		got = append(got, ev)
-		mu.Unlock()
-	}))
-	defer srv.Close()
-	n, err := notify.New([]string{srv.URL}, notify.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, events := eventSink(t)
 	d := testDeployer(t)
 	d.Notify, d.Stack, d.Actor, d.Runner = n, "prod", Actor{Who: "ci@runner"}, &run.Runner{}
 	restore := d.watchVerdicts("v2", "d1")
@@ -110,6 +95,7 @@ func TestEvents(t *testing.T) {
 	d.notifyOutcome(&Outcome{Result: "rollback-failed", Release: "v2"})
 	d.notifyOutcome(&Outcome{}) // a refused input: no event
 	n.Close(5 * time.Second)
+	got := events()
 	if len(got) != 3 {
 		t.Fatalf("events: %+v", got)
 	}
@@ -125,6 +111,23 @@ func TestEvents(t *testing.T) {
 // A `belay rollback` reports rolled-back (not "promoted") or failed; an
 // abandon with nothing to undo is silent.
 func TestRollbackEvents(t *testing.T) {
+	n, events := eventSink(t)
+	d := testDeployer(t)
+	d.Notify, d.Stack = n, "prod"
+	d.notifyRollback(&Outcome{Result: "ok", Release: "v1", Previous: "v2"})
+	d.notifyRollback(&Outcome{Result: "nothing to abandon"})
+	d.notifyRollback(&Outcome{Result: "failed", Error: "host unreachable"})
+	n.Close(5 * time.Second)
+	got := events()
+	if len(got) != 2 || got[0].Event != "rolled-back" || got[0].Reason != "belay rollback" || got[0].Release != "v1" || got[1].Event != "failed" {
+		t.Errorf("events: %+v", got)
+	}
+}
+
+// eventSink is a webhook receiver on loopback and a notifier posting to it;
+// events returns what arrived (call it after the notifier's Close).
+func eventSink(t *testing.T) (*notify.Notifier, func() []notify.Event) {
+	t.Helper()
 	var mu sync.Mutex
 	var got []notify.Event
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -136,18 +139,14 @@ func TestRollbackEvents(t *testing.T) {
 		got = append(got, ev)
 		mu.Unlock()
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	n, err := notify.New([]string{srv.URL}, notify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := testDeployer(t)
-	d.Notify, d.Stack = n, "prod"
-	d.notifyRollback(&Outcome{Result: "ok", Release: "v1", Previous: "v2"})
-	d.notifyRollback(&Outcome{Result: "nothing to abandon"})
-	d.notifyRollback(&Outcome{Result: "failed", Error: "host unreachable"})
-	n.Close(5 * time.Second)
-	if len(got) != 2 || got[0].Event != "rolled-back" || got[0].Reason != "belay rollback" || got[0].Release != "v1" || got[1].Event != "failed" {
-		t.Errorf("events: %+v", got)
+	return n, func() []notify.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]notify.Event(nil), got...)
 	}
 }
