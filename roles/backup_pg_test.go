@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/internal/pgtest"
 )
 
 // TestBackupAndVerifyWithPostgres runs the rendered belay-backup and
@@ -130,23 +130,11 @@ type pgRepoLab struct {
 // of labs in one test binary.
 func newPGRepoLab(t *testing.T, offset int) *pgRepoLab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skips the PostgreSQL backup/restore round trip")
-	}
-	pgbin := "/usr/lib/postgresql/15/bin"
+	pgUser := pgtest.Require(t)
+	pgbin := pgtest.Bin
 	tool(t, "pgbackrest")
 	tool(t, "python3")
 	runuser := tool(t, "runuser")
-	if _, err := os.Stat(pgbin + "/initdb"); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed (%s/initdb); apt-get install postgresql-15", pgbin)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run PostgreSQL as the postgres user; not root")
-	}
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skip("no postgres user (installed by postgresql-common)")
-	}
 
 	dir := t.TempDir()
 	// PostgreSQL refuses to run as root: the test directory goes to postgres.

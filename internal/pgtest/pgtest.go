@@ -81,19 +81,7 @@ func (s *Server) Start() error {
 // skips when PostgreSQL 15, root or the postgres user are missing.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skips tests with a real PostgreSQL")
-	}
-	if _, err := os.Stat(Bin + "/initdb"); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed (%s/initdb); apt-get install postgresql-15", Bin)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run PostgreSQL as the postgres user; not root")
-	}
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skip("no postgres user (installed by postgresql-common)")
-	}
+	pgUser := Require(t)
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -120,4 +108,24 @@ func Start(t testing.TB) *Server {
 	})
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+// Require skips the test unless a real PostgreSQL 15 can run here (not
+// -short, the binaries, root, the postgres user), and returns that user.
+func Require(t testing.TB) *user.User {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skips tests with a real PostgreSQL")
+	}
+	if _, err := os.Stat(Bin + "/initdb"); err != nil {
+		t.Skipf("PostgreSQL 15 is not installed (%s/initdb); apt-get install postgresql-15", Bin)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run PostgreSQL as the postgres user; not root")
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres user (installed by postgresql-common)")
+	}
+	return pgUser
 }
