@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/belay-sh/belay/hostcmd"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -574,7 +575,7 @@ func TestExecuteBackToPrimary(t *testing.T) {
 		switch {
 		case c.Root && strings.Contains(c.Cmd, "belay-db-reseed"):
 			order = append(order, c.Host+" "+c.Cmd[strings.LastIndex(c.Cmd, " ")+1:])
-		case c.Root && strings.Contains(c.Cmd, "pgbackrest --stanza=belay check"):
+		case c.Root && strings.Contains(c.Cmd, hostcmd.StandbyFinalArchiveScript):
 			order = append(order, c.Host+" archived")
 		}
 	}

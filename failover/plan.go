@@ -226,10 +226,10 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		add(Step{ID: "stop-standby-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", a.Name, a.Standby), Argv: hostcmd.StopStandbyApp(a.Name)})
 	}
 	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: hostcmd.ReadOnly()})
-	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "switch to a new WAL segment and wait until the repository has all of it (pgbackrest check)", Argv: hostcmd.PgBackRestCheck(stanza)})
+	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "end its sessions, mark its last write with a restore point, push its timeline's history file and wait until the repository has all of it", Argv: hostcmd.FinalArchive()})
 	add(Step{ID: "stop-standby-db", Kind: KindRoot, Host: sdb, Title: "stop the standby database", Argv: hostcmd.StopUnit(hostcmd.StandbyDBUnit)})
 	add(Step{ID: "reseed-primary/" + nodes[0], Kind: KindRoot, Host: nodes[0], Timeout: 3 * time.Hour,
-		Title: "restore " + nodes[0] + " from the repository to the end of the archive (the standby site's writes included; its old data kept aside) and register it as the new primary", Argv: hostcmd.Reseed(hostcmd.ReseedPrimary)})
+		Title: "restore " + nodes[0] + " from the repository up to the standby site's restore point (all its writes included; the old data kept aside) and register it as the new primary", Argv: hostcmd.Reseed(hostcmd.ReseedPrimary)})
 	for _, n := range nodes[1:] {
 		add(Step{ID: "reseed-replica/" + n, Kind: KindRoot, Host: n, Timeout: 3 * time.Hour, Title: "empty " + n + " and re-clone it from " + nodes[0] + " as the secondary", Argv: hostcmd.Reseed(hostcmd.ReseedReplica)})
 	}

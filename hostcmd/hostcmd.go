@@ -38,6 +38,8 @@ const (
 	StandbyDBUnit        = "belay-standby-db.service"
 	StandbyRestoreUnit   = "belay-standby-restore.service"
 	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
+	// StandbyFinalArchiveScript closes the standby site's writes before the way back (roles/standby_final.go).
+	StandbyFinalArchiveScript = "/usr/local/sbin/belay-standby-final-archive"
 	FullBackupUnit       = "belay-backup-full.service"
 	// FirstBackupUnit takes a new stack's first full backup as soon as the primary accepts writes.
 	FirstBackupUnit = "belay-backup-first.service"
@@ -76,11 +78,10 @@ func ReadOnly() []string {
 		"-c", "ALTER SYSTEM SET default_transaction_read_only = on", "-c", "SELECT pg_reload_conf()"}
 }
 
-// PgBackRestCheck checks archiving from a database host: it switches WAL and
-// waits until the repository has the segment.
-func PgBackRestCheck(stanza string) []string {
-	return []string{"runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=" + stanza, "check"}
-}
+// FinalArchive runs StandbyFinalArchiveScript on the promoted standby database
+// (read-only by then): sessions ended, a restore point after its last write,
+// its timeline's history file pushed synchronously, the segment archived.
+func FinalArchive() []string { return []string{StandbyFinalArchiveScript} }
 
 // PgBackRest runs pgbackrest as the repository user with the given arguments.
 func PgBackRest(stanza string, args ...string) []string {
@@ -193,7 +194,7 @@ func ForHost(h Host) [][]string {
 			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL))
 		case inventory.RoleStandbyDB:
 			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
-				PgBackRestCheck(h.Stanza), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState(), Psql(StandbyReplaySQL))
+				FinalArchive(), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState(), Psql(StandbyReplaySQL))
 		case inventory.RoleBackupRepo:
 			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL(), FirstBackupState())
 			for _, k := range BackupKinds {

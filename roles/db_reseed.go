@@ -15,7 +15,7 @@ const DBReseedScript = "/usr/local/sbin/belay-db-reseed"
 // The reseed modes: what the host becomes in the re-created formation.
 const (
 	ReseedMonitor = "monitor" // an empty monitor (its old formation knew the fenced nodes)
-	ReseedPrimary = "primary" // restored from the repository to the end of the archive, registered first
+	ReseedPrimary = "primary" // restored from the repository to the standby site's final restore point, registered first
 	ReseedReplica = "replica" // emptied, re-cloned from the new primary by pg_autoctl
 )
 
@@ -29,7 +29,8 @@ var dbReseedTmpl = template.Must(template.New("reseed").Parse(`#!/bin/sh
 # (belay failover site --to primary runs it; docs/runbook.md has the order).
 #   monitor  empty monitor: the old formation's state is dropped
 #   primary  PGDATA restored from the repository (stanza {{.Stanza}}) and recovered to the
-#            end of the archive, which holds what the standby site wrote; the old
+#            restore point belay-standby-final-archive wrote after the standby site's last
+#            write, on the newest timeline (the standby site's); the old
 #            PGDATA is kept as {{.PGData}}{{.Aside}}; then registered first (primary)
 #   replica  PGDATA emptied; pg_autoctl re-clones it from the new primary
 # Safe to run again: a finished restore is not repeated (marker {{.Marker}}).
@@ -82,22 +83,35 @@ if [ ! -f "$marker" ]; then
             rm -rf "$pgdata"
         fi
         install -d -o postgres -g postgres -m 0700 "$pgdata"
-        log "restoring the latest backup of {{.Stanza}}; recovery replays the whole archive (the standby site's WAL included)"
-        as_pg pgbackrest --stanza={{.Stanza}} --type=default --target-timeline=latest --log-level-console=warn restore
+        # The standby site's timeline is the newest in the repository (its
+        # final-archive step pushed the history file synchronously); recovery
+        # stops at the restore point that step wrote after the standby's last
+        # write. Without it PostgreSQL refuses to finish recovery: a gap in
+        # the archive fails here instead of dropping the standby's writes.
+        histories=$(as_pg pgbackrest --stanza={{.Stanza}} --log-level-console=warn repo-ls --recurse '--filter=\.history$' archive/{{.Stanza}})
+        newest=$(printf '%s\n' "$histories" | sed -n 's|^[0-9][0-9]*-\([0-9][0-9]*\)/\([0-9A-F]\{8\}\)\.history$|\1 \2|p' | sort -k1,1n -k2,2 | tail -n 1)
+        tl=1
+        if [ -n "$newest" ]; then
+            tl=$((0x${newest#* }))
+        fi
+        point={{.Point}}$tl
+        log "restoring the latest backup of {{.Stanza}}; recovery replays the archive on timeline $tl up to restore point $point (the standby site's last write)"
+        as_pg pgbackrest --stanza={{.Stanza}} --type=name "--target=$point" "--target-timeline=$tl" --target-action=promote --log-level-console=warn restore
         # pg_auto_failover's settings from the old formation: a synchronous
         # standby name no node answers to would block every commit.
         sed -i -E '/^[[:space:]]*(synchronous_standby_names|primary_conninfo|primary_slot_name)[[:space:]]*=/d' "$pgdata/postgresql.auto.conf"
         if [ -f "$pgdata/postgresql-auto-failover-standby.conf" ]; then
             : >"$pgdata/postgresql-auto-failover-standby.conf"
         fi
-        as_pg pg_ctl start -w -t 600 -D "$pgdata" -l {{.Home}}/belay-reseed.log -o "-c listen_addresses='' -c port={{.Port}}"
+        as_pg pg_ctl start -w -t 600 -D "$pgdata" -l {{.Home}}/belay-reseed.log -o "-c listen_addresses='' -c port={{.Port}}" ||
+            die "PostgreSQL did not start on the restored data (see {{.Home}}/belay-reseed.log): if it says the recovery target was not reached, the repository lacks part of the standby site's WAL; the standby database still has it (start it again and serve from the standby site)"
         i=0
         until [ "$(as_pg psql -X -A -t -h {{.Socket}} -p {{.Port}} -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do
             i=$((i + 1))
             [ $i -lt {{.RecoverySeconds}} ] || die "still recovering after {{.RecoverySeconds}} s; see {{.Home}}/belay-reseed.log"
             sleep 1
         done
-        log "recovered to the end of the archive: $(as_pg psql -X -A -t -h {{.Socket}} -p {{.Port}} -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()' | sed 's/^/timeline /')"
+        log "recovered to $point: $(as_pg psql -X -A -t -h {{.Socket}} -p {{.Port}} -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()' | sed 's/^/timeline /')"
         as_pg pg_ctl stop -w -m fast -D "$pgdata"
         ;;
     esac
@@ -138,6 +152,7 @@ func dbReseedScript(s *Spec) (string, error) {
 		"UnitGlob":        strings.TrimSuffix(PGAutoFailoverUnit, ".service") + "*",
 		"Setup":           DBSetupScript,
 		"RecoverySeconds": 3600,
+		"Point":           WayBackRestorePointPrefix,
 	})
 	if err != nil {
 		return "", fmt.Errorf("roles: render %s: %w", DBReseedScript, err)

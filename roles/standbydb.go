@@ -71,11 +71,16 @@ func standbyDBContributor(s *Spec, c *CloudConfig) error {
 	if err != nil {
 		return err
 	}
+	final, err := standbyFinalArchiveScript(s)
+	if err != nil {
+		return err
+	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: belayPGConf, Content: standbyPostgresConf(s), Owner: "root:root", Permissions: "0644"},
 		File{Path: standbyHBA, Content: standbyHBAConf(d), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestClientConf(d.Stanza, d.RepoHost, PGDataPath(d.PostgresVersion), d.Port), Owner: "root:postgres", Permissions: "0640", Defer: true},
 		File{Path: StandbyRestoreScript, Content: restore, Owner: "root:root", Permissions: "0755"},
+		File{Path: StandbyFinalArchiveScript, Content: final, Owner: "root:root", Permissions: "0755"},
 		File{Path: "/etc/systemd/system/" + StandbyRestoreUnit, Content: standbyRestoreUnit(), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/systemd/system/" + StandbyDBUnit, Content: standbyDBUnit(d.PostgresVersion), Owner: "root:root", Permissions: "0644"},
 	)
