@@ -32,6 +32,9 @@ type Run struct {
 	Notes []string `json:"notes,omitempty"`
 	// VIP holds the app-node drill's figures as clients felt them (Recovery is their first answer).
 	VIP *VIPFigures `json:"vip,omitempty"`
+	// Cells holds the cell drill's per-cell account and verdict (Detection is
+	// its first clean 503, Recovery its recovery after the heal).
+	Cells *CellFigures `json:"cells,omitempty"`
 }
 
 // Report is a drill's outcome over all runs.
@@ -121,6 +124,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("\n")
 	if s.VIP != nil {
 		writeVIPSummary(&b, s.VIP, r.Runs)
+	}
+	for _, run := range r.Runs {
+		if run.Cells != nil {
+			writeCellFigures(&b, run.Cells)
+		}
 	}
 	if len(r.Steps) > 0 {
 		b.WriteString("## Steps executed\n\n")
