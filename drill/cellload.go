@@ -208,6 +208,9 @@ func cellBaseline(ctx context.Context, l *cellLoad, cells []string) error {
 				if res[i].Cell != c {
 					continue
 				}
+				if res[i].Class == CellDown {
+					return false, fatal(fmt.Errorf("cell %s is down before the fault: the router answers its shop %s with the clean 503", c, res[i].Shop))
+				}
 				if res[i].Class != CellOK {
 					return false, fmt.Errorf("cell %s: %s %s: %s", c, res[i].Shop, res[i].Class, res[i].Reason)
 				}

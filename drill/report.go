@@ -98,6 +98,16 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	return nearestRank(ds, p)
 }
 
+// isCell reports whether r is a cell drill's report (its runs carry per-cell figures).
+func (r *Report) isCell() bool {
+	for _, run := range r.Runs {
+		if run.Cells != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -111,17 +121,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	s := r.Summary
 	fmt.Fprintf(&b, "# Drill: %s on %s\n\n", r.Drill, r.Target)
 	fmt.Fprintf(&b, "%s – %s, %d run(s), %d failed.\n\n", r.Started.UTC().Format(time.RFC3339), r.Finished.UTC().Format(time.RFC3339), s.Runs, s.Failed)
-	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| detection p50 | %s |\n", round(s.DetectionP50))
-	fmt.Fprintf(&b, "| recovery p50 | %s |\n", round(s.RecoveryP50))
-	fmt.Fprintf(&b, "| recovery p95 | %s |\n", round(s.RecoveryP95))
-	fmt.Fprintf(&b, "| recovery max | %s |\n", round(s.RecoveryMax))
-	fmt.Fprintf(&b, "| acknowledged writes | %d |\n", s.AckedWrites)
-	fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n", s.MissingTotal)
-	if s.RPOMax > 0 {
-		fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
+	// The cell drill's figures are per cell (its own table below), not these.
+	if !r.isCell() {
+		fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
+		fmt.Fprintf(&b, "| detection p50 | %s |\n", round(s.DetectionP50))
+		fmt.Fprintf(&b, "| recovery p50 | %s |\n", round(s.RecoveryP50))
+		fmt.Fprintf(&b, "| recovery p95 | %s |\n", round(s.RecoveryP95))
+		fmt.Fprintf(&b, "| recovery max | %s |\n", round(s.RecoveryMax))
+		fmt.Fprintf(&b, "| acknowledged writes | %d |\n", s.AckedWrites)
+		fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n", s.MissingTotal)
+		if s.RPOMax > 0 {
+			fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 	if s.VIP != nil {
 		writeVIPSummary(&b, s.VIP, r.Runs)
 	}
