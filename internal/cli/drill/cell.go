@@ -192,19 +192,19 @@ func CellLeaseInventory(inv *inventory.Inventory, app string, c inventory.Cell) 
 }
 
 // finishReport writes the report files and the report, and turns the outcome into the exit status.
-func finishReport(io cli.IO, rep *drill.Report, runErr error, dir string, asJSON bool, now time.Time) error {
+func finishReport(ios cli.IO, rep *drill.Report, runErr error, dir string, asJSON bool, now time.Time) error {
 	if dir != "" {
 		md, js, err := WriteReportFiles(rep, dir, now)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(io.ErrOut, "report: %s, %s\n", md, js)
+		fmt.Fprintf(ios.ErrOut, "report: %s, %s\n", md, js)
 	}
 	var err error
 	if asJSON {
-		err = rep.WriteJSON(io.Out)
+		err = rep.WriteJSON(ios.Out)
 	} else {
-		err = rep.WriteMarkdown(io.Out)
+		err = rep.WriteMarkdown(ios.Out)
 	}
 	if err != nil {
 		return err
