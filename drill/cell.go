@@ -325,7 +325,7 @@ func CellSteps(inv *inventory.Inventory, app, cell, kill string, lab bool) ([]St
 	}
 	steps = append(steps,
 		Step{ID: "recover", Title: fmt.Sprintf("wait until the cell's shops answer again without a failure for %s (recovery time, from the heal), at most %s", SustainWindow, CellRecoverTimeout), Where: "operator"},
-		Step{ID: "verify", Title: "stop the load and account per cell: every other cell's shops 100 % answered; the killed cell's shops got the clean 503 while it was down (app kill: any other error fails the drill) and serve again", Where: "operator"},
+		Step{ID: "verify", Title: "stop the load and account per cell: every other cell's shops 100 % answered; the killed cell's shops got the clean 503 while it was down (app kill; anything else they got once it was wholly down is reported as a warning) and serve again", Where: "operator"},
 	)
 	return steps, nil
 }

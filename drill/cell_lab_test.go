@@ -74,7 +74,7 @@ func checkCellReport(t *testing.T, rep *drill.Report) *drill.CellFigures {
 	for _, st := range f.Cells {
 		t.Logf("cell %s: %d shops, %d requests, %.2f %% answered, %d clean 503, errors %v, in flight %d", st.Cell, st.Shops, st.Requests, st.SuccessRate, st.CleanDown, st.Reasons, st.InFlight)
 	}
-	t.Logf("first clean 503 after %s, recovery %s (recovered %v)", f.FirstCleanDown, f.Recovery, f.Recovered)
+	t.Logf("first clean 503 after %s, recovery %s (recovered %v), warnings %q", f.FirstCleanDown, f.Recovery, f.Recovered, f.Warnings)
 	if !run.OK {
 		t.Fatalf("drill failed: %s (notes: %v)", run.Error, run.Notes)
 	}

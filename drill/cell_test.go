@@ -146,10 +146,26 @@ func TestAnalyzeCells(t *testing.T) {
 				return CellError, "timeout"
 			}
 			return CellOK, ""
-		}, end: 8000, wantFail: []string{"no clean 503", "96 answers after it was down were not the clean 503 (96 timeout)"}},
-		{name: "unclean answer after the cell is down fails an app kill", kill: CellKillApp, class: with(good, "c2", 1000, CellError, "HTTP 502"), end: 8000,
-			wantFail: []string{"1 answers after it was down were not the clean 503 (1 HTTP 502)"}},
-		{name: "the same answer is reported only for a db kill", kill: CellKillDB, class: with(good, "c2", 1000, CellError, "HTTP 500"), end: 8000},
+		}, end: 8000, wantFail: []string{"no clean 503"}, check: func(t *testing.T, f *CellFigures) {
+			if w := strings.Join(f.Warnings, "; "); w != "cell c2: 96 answers after it was down were not the clean 503 (96 timeout)" {
+				t.Errorf("warnings %q", w)
+			}
+		}},
+		{name: "an unclean answer after the cell is down is a warning", kill: CellKillApp, class: with(good, "c2", 1000, CellError, "HTTP 502"), end: 8000, check: func(t *testing.T, f *CellFigures) {
+			if w := strings.Join(f.Warnings, "; "); w != "cell c2: 1 answers after it was down were not the clean 503 (1 HTTP 502)" {
+				t.Errorf("warnings %q", w)
+			}
+		}},
+		{name: "the app's 500 during a db kill is neither a failure nor a warning", kill: CellKillDB, class: with(good, "c2", 1000, CellError, "HTTP 500"), end: 8000, check: func(t *testing.T, f *CellFigures) {
+			if len(f.Warnings) > 0 || f.Cells[1].Errors != 1 {
+				t.Errorf("warnings %q, c2 %+v", f.Warnings, f.Cells[1])
+			}
+		}},
+		{name: "an unclean answer between the two kills is no warning", kill: CellKillApp, class: with(good, "c2", 50, CellError, "HTTP 502"), end: 8000, check: func(t *testing.T, f *CellFigures) {
+			if len(f.Warnings) > 0 {
+				t.Errorf("warnings %q", f.Warnings)
+			}
+		}},
 		{name: "error between the two kills is counted, not failed", kill: CellKillApp, class: with(good, "c2", 50, CellError, "HTTP 502"), end: 8000, check: func(t *testing.T, f *CellFigures) {
 			if f.Cells[1].Errors != 1 || f.Cells[1].InFlight != 0 {
 				t.Errorf("c2 = %+v", f.Cells[1])

@@ -52,6 +52,10 @@ type CellFigures struct {
 	FaultSeen bool `json:"faultSeen"`
 	// Failures are the verdict's reasons; none means the drill passed.
 	Failures []string `json:"failures,omitempty"`
+	// Warnings are findings that do not fail the drill: the killed cell's
+	// shops got something else than the clean 503 once it was wholly down
+	// (e.g. client timeouts on the router's kept-alive connections to it).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // OK reports whether the run passed.
@@ -91,8 +95,8 @@ func CellRecovery(res []CellResult, killed string, heal time.Time) (at time.Time
 // AnalyzeCells accounts every request of the load per cell and gives the
 // verdict: every cell but the killed one must answer 100 %; the killed cell's
 // shops must have answered before the fault and again after the heal; with
-// an app kill they must get the router's clean 503 while the cell is down,
-// and nothing else once it is wholly down.
+// an app kill they must get the router's clean 503 while the cell is down.
+// Anything else they got once the cell was wholly down is a warning.
 func AnalyzeCells(res []CellResult, shops []CellShop, cells []string, killed, kill string, w CellWindow) *CellFigures {
 	f := &CellFigures{Kill: kill, Killed: killed}
 	idx := map[string]int{}
@@ -161,11 +165,14 @@ func AnalyzeCells(res []CellResult, shops []CellShop, cells []string, killed, ki
 			f.Recovered, f.Recovery = true, at.Sub(w.Heal)
 		}
 	}
-	f.Failures = cellVerdict(f, res, killed, kill, w, lateUnclean)
+	f.Failures = cellVerdict(f, res, killed, kill, w)
+	if n := sumCounts(lateUnclean); kill == CellKillApp && n > 0 {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("cell %s: %d answers after it was down were not the clean 503 (%s)", killed, n, reasonList(lateUnclean, 0)))
+	}
 	return f
 }
 
-func cellVerdict(f *CellFigures, res []CellResult, killed, kill string, w CellWindow, lateUnclean map[string]int) []string {
+func cellVerdict(f *CellFigures, res []CellResult, killed, kill string, w CellWindow) []string {
 	var fails []string
 	for _, st := range f.Cells {
 		if st.Killed {
@@ -191,13 +198,8 @@ func cellVerdict(f *CellFigures, res []CellResult, killed, kill string, w CellWi
 			st = s
 		}
 	}
-	if kill == CellKillApp {
-		if st.CleanDown == 0 {
-			fails = append(fails, fmt.Sprintf("cell %s: no clean 503 (X-Belay-Router: cell-down) for its shops while it was down", killed))
-		}
-		if n := sumCounts(lateUnclean); n > 0 {
-			fails = append(fails, fmt.Sprintf("cell %s: %d answers after it was down were not the clean 503 (%s)", killed, n, reasonList(lateUnclean, 0)))
-		}
+	if kill == CellKillApp && st.CleanDown == 0 {
+		fails = append(fails, fmt.Sprintf("cell %s: no clean 503 (X-Belay-Router: cell-down) for its shops while it was down", killed))
 	}
 	if !w.Heal.IsZero() && !f.Recovered {
 		fails = append(fails, fmt.Sprintf("cell %s: its shops did not answer again for %s without a failure after the heal", killed, SustainWindow))
@@ -251,6 +253,13 @@ func writeCellFigures(b *strings.Builder, f *CellFigures) {
 	}
 	if !f.FaultSeen {
 		b.WriteString("Note: no request of the killed cell failed while it was down: the requested page did not feel the fault (for a database kill, pick a page that reads the database with --path).\n\n")
+	}
+	if len(f.Warnings) > 0 {
+		b.WriteString("Warnings (not failing the drill):\n\n")
+		for _, s := range f.Warnings {
+			fmt.Fprintf(b, "- %s\n", s)
+		}
+		b.WriteString("\n")
 	}
 	if len(f.Failures) > 0 {
 		b.WriteString("Failed:\n\n")

@@ -47,8 +47,9 @@ to shops of every cell, then heal it, and account per cell:
 
 - every other cell's shops must answer 100 % (the drill fails otherwise);
 - the killed cell's shops get the router's clean 503 (X-Belay-Router:
-  cell-down); with --kill app any other answer once the cell is down fails
-  the drill (requests caught in flight by the fault are reported, excused);
+  cell-down): with --kill app at least one is required, and anything else
+  they got once the cell was wholly down is reported as a warning (requests
+  caught in flight by the fault are counted apart);
 - the recovery time: from the heal until the cell's shops answer again
   without a failure for 2 s.
 
