@@ -134,101 +134,25 @@ func cellRun(ctx context.Context, env *Env, s *stepper, opt CellOptions) Run {
 		return failRun(r, fmt.Errorf("the router does not serve every cell before the fault: %w", err))
 	}
 	var w CellWindow
-	healed := false
 	var heal func() error
-	switch opt.Kill {
-	case CellKillApp:
-		heal = func() error {
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-			defer cancel()
-			for _, h := range c.Hosts {
-				env.Hosts.Forget(h)
-			}
-			return env.Faults.Heal(hctx)
-		}
-	case CellKillDB:
-		var primary string
-		heal = func() error {
-			if primary == "" {
-				return nil // nothing was injected
-			}
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			_, unblock := CellDBCommands(c.Database)
-			if _, err := env.Hosts.RunRoot(hctx, primary, unblock...); err != nil {
-				return fmt.Errorf("unblock database %s on %s: %w", c.Database, primary, err)
-			}
-			return nil
-		}
-		if err := s.do("inject", c.Database, func() error {
-			var err error
-			if primary, err = findPrimary(ctx, env); err != nil {
-				return err
-			}
-			s.note("primary: %s", primary)
-			block, _ := CellDBCommands(c.Database)
-			w.Fault = time.Now()
-			if _, err := env.Hosts.RunRoot(ctx, primary, block...); err != nil {
-				return fmt.Errorf("block database %s on %s: %w", c.Database, primary, err)
-			}
-			w.Down = time.Now()
-			return nil
-		}); err != nil {
-			healed = true
-			_ = heal()
-			return failRun(r, err)
-		}
-		defer func() {
-			if !healed {
-				_ = heal()
-			}
-		}()
-		if err := s.do("confirm", c.Database, func() error { return confirmDBBlocked(ctx, env, primary, a, c) }); err != nil {
-			return failRun(r, err)
-		}
-	}
+	var injErr error
 	if opt.Kill == CellKillApp {
-		defer func() {
-			if !healed {
-				_ = heal()
-			}
-		}()
-		if err := s.do("inject", strings.Join(c.Hosts, ", "), func() error {
-			for i, h := range c.Hosts {
-				f := Fault{Kind: FaultKill, Host: h}
-				if !env.Lab {
-					f = Fault{Kind: FaultStopService, Host: h, Service: hostcmd.NginxUnit}
-				}
-				t, err := env.Faults.Inject(ctx, f)
-				if i == 0 {
-					w.Fault = t
-				}
-				if err != nil {
-					return err
-				}
-				if f.Kind == FaultKill {
-					env.Hosts.Forget(h)
-				}
-			}
-			w.Down = time.Now()
+		heal, injErr = injectCellApp(ctx, env, s, c, l, &w, &r)
+	} else {
+		heal, injErr = injectCellDB(ctx, env, s, a, c, &w)
+	}
+	// Whatever happens from here on, what was injected is undone once.
+	healed := false
+	healOnce := func() error {
+		if healed {
 			return nil
-		}); err != nil {
-			return failRun(r, err)
 		}
-		if err := s.do("confirm", "", func() error {
-			return poll(ctx, 50*time.Millisecond, CellConfirmTimeout, func(context.Context) (bool, error) {
-				for _, x := range l.Results() {
-					if x.Cell == c.Name && x.Class == CellDown && !x.End.Before(w.Fault) {
-						s.note("first clean 503 for %s after %s", x.Shop, round(x.End.Sub(w.Fault)))
-						return true, nil
-					}
-				}
-				return false, fmt.Errorf("no clean 503 (X-Belay-Router: cell-down) for cell %s's shops yet", c.Name)
-			})
-		}); err != nil {
-			r.Notes = append(r.Notes, err.Error())
-			// Go on: the account below says what the shops got instead.
-		}
+		healed = true
+		return heal()
+	}
+	defer func() { _ = healOnce() }()
+	if injErr != nil {
+		return failRun(r, injErr)
 	}
 	if err := s.do("hold", opt.Duration.String(), func() error {
 		select {
@@ -242,8 +166,7 @@ func cellRun(ctx context.Context, env *Env, s *stepper, opt CellOptions) Run {
 	}
 	healErr := s.do("heal", "", func() error {
 		w.Heal = time.Now()
-		healed = true
-		if err := heal(); err != nil {
+		if err := healOnce(); err != nil {
 			return err
 		}
 		if opt.Kill == CellKillApp {
@@ -286,6 +209,96 @@ func cellRun(ctx context.Context, env *Env, s *stepper, opt CellOptions) Run {
 	}
 	r.OK = true
 	return r
+}
+
+// injectCellApp kills both app servers of cell c (lab: power-off; elsewhere:
+// stop nginx) and waits for the router's first clean 503. heal undoes
+// whatever was injected, also when injecting failed half-way.
+func injectCellApp(ctx context.Context, env *Env, s *stepper, c *inventory.Cell, l *cellLoad, w *CellWindow, r *Run) (heal func() error, err error) {
+	heal = func() error {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		for _, h := range c.Hosts {
+			env.Hosts.Forget(h)
+		}
+		return env.Faults.Heal(hctx)
+	}
+	err = s.do("inject", strings.Join(c.Hosts, ", "), func() error {
+		for i, h := range c.Hosts {
+			f := Fault{Kind: FaultKill, Host: h}
+			if !env.Lab {
+				f = Fault{Kind: FaultStopService, Host: h, Service: hostcmd.NginxUnit}
+			}
+			t, err := env.Faults.Inject(ctx, f)
+			if i == 0 {
+				w.Fault = t
+			}
+			if err != nil {
+				return err
+			}
+			if f.Kind == FaultKill {
+				env.Hosts.Forget(h)
+			}
+		}
+		w.Down = time.Now()
+		return nil
+	})
+	if err != nil {
+		return heal, err
+	}
+	if err := s.do("confirm", "", func() error {
+		return poll(ctx, 50*time.Millisecond, CellConfirmTimeout, func(context.Context) (bool, error) {
+			for _, x := range l.Results() {
+				if x.Cell == c.Name && x.Class == CellDown && !x.End.Before(w.Fault) {
+					s.note("first clean 503 for %s after %s", x.Shop, round(x.End.Sub(w.Fault)))
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("no clean 503 (X-Belay-Router: cell-down) for cell %s's shops yet", c.Name)
+		})
+	}); err != nil {
+		// Go on: the account after the heal says what the shops got instead.
+		r.Notes = append(r.Notes, err.Error())
+	}
+	return heal, nil
+}
+
+// injectCellDB blocks cell c's database on the primary and confirms only it
+// refuses connections. heal unblocks it (nothing, when nothing was blocked).
+func injectCellDB(ctx context.Context, env *Env, s *stepper, a *inventory.App, c *inventory.Cell, w *CellWindow) (heal func() error, err error) {
+	var primary string
+	heal = func() error {
+		if primary == "" {
+			return nil
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_, unblock := CellDBCommands(c.Database)
+		if _, err := env.Hosts.RunRoot(hctx, primary, unblock...); err != nil {
+			return fmt.Errorf("unblock database %s on %s: %w", c.Database, primary, err)
+		}
+		return nil
+	}
+	err = s.do("inject", c.Database, func() error {
+		p, err := findPrimary(ctx, env)
+		if err != nil {
+			return err
+		}
+		s.note("primary: %s", p)
+		block, _ := CellDBCommands(c.Database)
+		// From here on the block may have taken, even when the command fails.
+		primary = p
+		w.Fault = time.Now()
+		if _, err := env.Hosts.RunRoot(ctx, primary, block...); err != nil {
+			return fmt.Errorf("block database %s on %s: %w", c.Database, primary, err)
+		}
+		w.Down = time.Now()
+		return nil
+	})
+	if err != nil {
+		return heal, err
+	}
+	return heal, s.do("confirm", c.Database, func() error { return confirmDBBlocked(ctx, env, primary, a, c) })
 }
 
 // cellsWhole waits until every app server of cells runs keepalived and nginx

@@ -218,3 +218,26 @@ func TestCellDrillNeedsAHealthyBaseline(t *testing.T) {
 		t.Errorf("run %+v, faults %v", rep.Runs[0], faults.killed)
 	}
 }
+
+// A database block that does not take fails the run at confirm, and the
+// drill still unblocks the database.
+func TestCellDrillDBBlockMustTake(t *testing.T) {
+	env, _, _, runner, url := cellEnv(t, true, false)
+	handle := runner.Handle
+	runner.Handle = func(c remotetest.Call) ([]byte, error) {
+		if strings.Contains(c.Cmd, "ALLOW_CONNECTIONS false") {
+			return nil, nil // "succeeds" without blocking anything
+		}
+		return handle(c)
+	}
+	rep, err := ExecuteCell(context.Background(), env, CellOptions{App: "shop", Cell: "c2", Kill: CellKillDB, URL: url, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := rep.Runs[0]; run.OK || !strings.Contains(run.Error, "step confirm: database shop_c2 of cell c2 still accepts connections on db-2") {
+		t.Errorf("run: ok %v, error %q", run.OK, run.Error)
+	}
+	if calls := fmt.Sprint(runner.Snapshot()); !strings.Contains(calls, "ALLOW_CONNECTIONS true") {
+		t.Errorf("not unblocked: %s", calls)
+	}
+}
