@@ -32,6 +32,9 @@ type Run struct {
 	Notes []string `json:"notes,omitempty"`
 	// VIP holds the app-node drill's figures as clients felt them (Recovery is their first answer).
 	VIP *VIPFigures `json:"vip,omitempty"`
+	// Cells holds the cell drill's per-cell account and verdict (Detection is
+	// its first clean 503, Recovery its recovery after the heal).
+	Cells *CellFigures `json:"cells,omitempty"`
 }
 
 // Report is a drill's outcome over all runs.
@@ -95,6 +98,16 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	return nearestRank(ds, p)
 }
 
+// isCell reports whether r is a cell drill's report (its runs carry per-cell figures).
+func (r *Report) isCell() bool {
+	for _, run := range r.Runs {
+		if run.Cells != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -108,19 +121,27 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	s := r.Summary
 	fmt.Fprintf(&b, "# Drill: %s on %s\n\n", r.Drill, r.Target)
 	fmt.Fprintf(&b, "%s – %s, %d run(s), %d failed.\n\n", r.Started.UTC().Format(time.RFC3339), r.Finished.UTC().Format(time.RFC3339), s.Runs, s.Failed)
-	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| detection p50 | %s |\n", round(s.DetectionP50))
-	fmt.Fprintf(&b, "| recovery p50 | %s |\n", round(s.RecoveryP50))
-	fmt.Fprintf(&b, "| recovery p95 | %s |\n", round(s.RecoveryP95))
-	fmt.Fprintf(&b, "| recovery max | %s |\n", round(s.RecoveryMax))
-	fmt.Fprintf(&b, "| acknowledged writes | %d |\n", s.AckedWrites)
-	fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n", s.MissingTotal)
-	if s.RPOMax > 0 {
-		fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
+	// The cell drill's figures are per cell (its own table below), not these.
+	if !r.isCell() {
+		fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
+		fmt.Fprintf(&b, "| detection p50 | %s |\n", round(s.DetectionP50))
+		fmt.Fprintf(&b, "| recovery p50 | %s |\n", round(s.RecoveryP50))
+		fmt.Fprintf(&b, "| recovery p95 | %s |\n", round(s.RecoveryP95))
+		fmt.Fprintf(&b, "| recovery max | %s |\n", round(s.RecoveryMax))
+		fmt.Fprintf(&b, "| acknowledged writes | %d |\n", s.AckedWrites)
+		fmt.Fprintf(&b, "| acknowledged writes missing | %d |\n", s.MissingTotal)
+		if s.RPOMax > 0 {
+			fmt.Fprintf(&b, "| cross-site RPO (max) | %s |\n", round(s.RPOMax))
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 	if s.VIP != nil {
 		writeVIPSummary(&b, s.VIP, r.Runs)
+	}
+	for _, run := range r.Runs {
+		if run.Cells != nil {
+			writeCellFigures(&b, run.Cells)
+		}
 	}
 	if len(r.Steps) > 0 {
 		b.WriteString("## Steps executed\n\n")

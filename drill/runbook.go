@@ -77,6 +77,7 @@ func WriteRunbook(w io.Writer, inv *inventory.Inventory) error {
 			writeSteps(&b, steps)
 		}
 	}
+	writeCellRunbook(&b, inv)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -46,7 +46,7 @@ type Options struct {
 // NewCmdDrill returns the `belay drill` group.
 func NewCmdDrill(f *cli.Factory) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "drill <app-node|db-primary|restore|site>",
+		Use:   "drill <app-node|db-primary|restore|site|cell>",
 		Short: "Inject a failure, measure detection and recovery, heal, report",
 		Long: `Drills prove the failover paths on a running stack. Each one injects a fault,
 measures how long detection and recovery took under load, counts acknowledged
@@ -68,11 +68,15 @@ timeout) and reports the first answer, when the app was sustainably back
 (>= 99 % answered over 2 s) and the latency added after the failover; see
 docs/drills.md.
 
+The cell drill (belay drill cell APP --cell C) kills one cell of an app with
+cells under load across every cell: the other cells must answer 100 %.
+
 The steps each drill runs are listed in docs/runbook.md (belay runbook).`,
 	}
 	for _, k := range drill.Kinds {
 		cmd.AddCommand(newCmdKind(f, k, nil))
 	}
+	cmd.AddCommand(newCmdCell(f, nil))
 	return cmd
 }
 
