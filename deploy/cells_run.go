@@ -68,6 +68,44 @@ type cellOps struct {
 	note     func(format string, a ...any)
 }
 
+// CellsPlan is a cells deploy as data: the waves and each cell's own plan.
+type CellsPlan struct {
+	Waves [][]string
+	Plans map[string]*plan.Plan
+}
+
+// PlanCells checks a cells deploy before any host is touched: the cells
+// and their order (Waves), and the plan of each cell (in.Inventory and
+// in.App name the app; each cell's plan is the app's pipeline on that cell).
+func PlanCells(in plan.Input, o CellsOptions) (*CellsPlan, error) {
+	app := in.Inventory.App(in.App)
+	if app == nil {
+		return nil, fmt.Errorf("app %q: not in the inventory", in.App)
+	}
+	waves, err := Waves(app, o)
+	if err != nil {
+		return nil, err
+	}
+	if in.Strategy.StopAfter != "" && len(flatten(waves)) > 1 {
+		return nil, fmt.Errorf("--stop-after: a cells deploy pauses one cell at a time (pass --cells with one cell), the wave strategy needs every stage of each cell's rollout to pass")
+	}
+	cp := &CellsPlan{Waves: waves, Plans: map[string]*plan.Plan{}}
+	for _, c := range flatten(waves) {
+		ci, err := CellInventory(in.Inventory, in.App, c)
+		if err != nil {
+			return nil, err
+		}
+		check := in
+		check.Inventory = ci
+		p, err := plan.Deploy(check)
+		if err != nil { // bad input: fail before touching any cell
+			return nil, fmt.Errorf("cell %s: %w", c, err)
+		}
+		cp.Plans[c] = p
+	}
+	return cp, nil
+}
+
 // DeployCells rolls in.Release out to the cells of d's app chosen by o:
 // the canary cell through the whole pipeline (whitelist, % stages, verdicts
 // at its own nginx), then the others in waves, each cell its own rollout with
@@ -81,25 +119,18 @@ func (d *Deployer) DeployCells(ctx context.Context, in plan.Input, o CellsOption
 	if app == nil {
 		return nil, fmt.Errorf("app %q: not in the inventory", d.App)
 	}
-	waves, err := Waves(app, o)
+	in.Inventory, in.App, in.Base, in.SkipStandby = d.Inv, d.App, d.Base, d.SkipStandby
+	cp, err := PlanCells(in, o)
 	if err != nil {
 		return nil, err
 	}
-	names := flatten(waves)
-	if in.Strategy.StopAfter != "" && len(names) > 1 {
-		return nil, fmt.Errorf("--stop-after: a cells deploy pauses one cell at a time (pass --cells with one cell), the wave strategy needs every stage of each cell's rollout to pass")
-	}
+	waves, names := cp.Waves, flatten(cp.Waves)
 	cells := map[string]*Deployer{}
 	var servers []string
 	for _, c := range names {
 		cd, err := d.ForCell(c)
 		if err != nil {
 			return nil, err
-		}
-		check := in
-		check.Inventory, check.App, check.Base, check.SkipStandby = cd.Inv, d.App, d.Base, d.SkipStandby
-		if _, err := plan.Deploy(check); err != nil { // bad input: fail before touching any cell
-			return nil, fmt.Errorf("cell %s: %w", c, err)
 		}
 		ca, _ := cd.app()
 		servers = append(servers, cd.servers(ca)...)

@@ -445,7 +445,9 @@ func TestDeployCellsBadInputTouchesNothing(t *testing.T) {
 }
 
 func TestJudgeCell(t *testing.T) {
-	ok := func(h, rel string) *HostState { return &HostState{Host: h, Current: rel, Stable: "active", Health: "200"} }
+	ok := func(h, rel string) *HostState {
+		return &HostState{Host: h, Current: rel, Stable: "active", Health: "200"}
+	}
 	tests := []struct {
 		name    string
 		states  []*HostState
