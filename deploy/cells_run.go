@@ -191,7 +191,11 @@ func holdCells(ctx context.Context, names []string, cells map[string]*Deployer, 
 		h := cd.holder(a, action)
 		if err := h.Take(ctx); err != nil {
 			releaseAll()
-			return nil, nil, fmt.Errorf("cell %s: %w; no cell was touched", c, err)
+			hint := ""
+			if held := (*lease.HeldError)(nil); errors.As(err, &held) {
+				hint = fmt.Sprintf(" (this cell's lease: belay lease break --app %s --cell %s)", cd.App, c)
+			}
+			return nil, nil, fmt.Errorf("cell %s: %w%s; no cell was touched", c, err, hint)
 		}
 		var done func()
 		ctx, done = h.Hold(ctx)

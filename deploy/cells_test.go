@@ -384,7 +384,7 @@ func TestHoldCellsLeases(t *testing.T) {
 	_, _, err = holdCells(context.Background(), []string{"c1", "c2", "c3"}, cells, "deploy v2")
 	var held *lease.HeldError
 	if err == nil || !errors.As(err, &held) || !strings.Contains(err.Error(), "cell c2: ") || !strings.Contains(err.Error(), "someone-else") ||
-		!strings.Contains(err.Error(), "no cell was touched") {
+		!strings.Contains(err.Error(), "no cell was touched") || !strings.Contains(err.Error(), "belay lease break --app shop --cell c2") {
 		t.Fatalf("held cell: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(roots["shop-c3-1"], "shop", ".belay", "lease")); err == nil {

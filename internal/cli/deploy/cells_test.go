@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -183,5 +184,24 @@ func TestCellsReport(t *testing.T) {
 	}
 	if err := json.Unmarshal(h.out.Bytes(), &doc); err != nil || len(doc.Cells) != 3 || doc.Cells[2].State != "untouched" || doc.Untouched[0] != "c3" {
 		t.Fatalf("--json: %v %+v", err, doc)
+	}
+}
+
+func TestLeaseBreakCell(t *testing.T) {
+	cellsInv := writeCellsInventory(t)
+	for _, tc := range []struct{ cell, inv, want string }{
+		{"", cellsInv, "--cell: required, app shop has cells"},
+		{"c9", cellsInv, `--cell: app shop: no cell "c9"`},
+		{"c1", testInventory, `--cell: app shop: no cell "c1"`},
+	} {
+		// The harness connects to nothing: the pool is nil, so reaching a host would panic.
+		h := &harness{}
+		o := &LeaseBreakOptions{deps: h.deps(), Common: Common{ConnFlags: ConnFlags{InventoryRef: tc.inv}}, Reason: "gone", Cell: tc.cell}
+		o.deps.Connect = func(context.Context, *inventory.Inventory, string, SSHOptions, func(string) string) (*sshx.Pool, func(), error) {
+			return nil, func() {}, nil
+		}
+		if err := runLeaseBreak(context.Background(), o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--cell %q: got %v, want %q", tc.cell, err, tc.want)
+		}
 	}
 }
