@@ -49,7 +49,7 @@ the next run takes over. Then run belay deploy or belay rollback: an
 unfinished rollout is converged first.`,
 		Example: `  belay lease break --app shop --reason "runner 4711 killed by OOM, see INC-88"
   belay lease break --app shop --cell c2 --reason "runner 4711 killed by OOM, see INC-88"`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(o)
