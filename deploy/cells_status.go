@@ -90,7 +90,7 @@ func (d *Deployer) vipHolders(ctx context.Context, hosts []string, vip string) [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			c, err := d.Pool.Get(ctx, h)
 			if err != nil {
