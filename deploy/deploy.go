@@ -140,7 +140,7 @@ func (d *Deployer) app() (*inventory.App, error) {
 		return nil, fmt.Errorf("app %q: not in the inventory (apps: %s)", d.App, strings.Join(names, ", "))
 	}
 	if len(a.Hosts) == 0 && len(a.Cells) > 0 {
-		return nil, fmt.Errorf("app %s has cells (%s): its servers are the cells' (deploy with --cells, or without it for the wave strategy; see docs/cells.md)", d.App, strings.Join(cellNames(a), ", "))
+		return nil, fmt.Errorf("app %s has cells (%s): its servers are the cells', and this acts on an app's servers; deploys and status work per cell (see docs/cells.md)", d.App, strings.Join(cellNames(a), ", "))
 	}
 	if len(a.Hosts) == 0 {
 		return nil, fmt.Errorf("app %s: the inventory lists no hosts", d.App)
