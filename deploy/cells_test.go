@@ -493,3 +493,32 @@ func TestForCellProgress(t *testing.T) {
 		t.Fatal("the cell shares the app's runner")
 	}
 }
+
+// TestLockedUnderCellsLease: a cell whose lease the cells deploy holds runs
+// its pipeline fenced by that lease, taking (and connecting for) none of its own.
+func TestLockedUnderCellsLease(t *testing.T) {
+	var calls []string
+	exec := func(ctx context.Context, host, cmd string) ([]byte, int, error) {
+		calls = append(calls, host)
+		return nil, -1, errors.New("no lease command may run")
+	}
+	_, cells := cellsLeaseDeployer(t, 2, exec)
+	cd := cells["c2"]
+	fence := &lease.Fence{Token: "t0k", LeaseHost: "shop-c2-1"}
+	cd.held = fence
+	ran := false
+	out, err := cd.locked(context.Background(), "deploy v2", func(ctx context.Context) (*Outcome, error) {
+		ran = cd.Runner.Fence == fence
+		return &Outcome{Result: "ok"}, nil
+	})
+	if err != nil || !ran || out.Result != "ok" || len(calls) != 0 {
+		t.Fatalf("locked: %v, fenced %v, lease commands on %v", err, ran, calls)
+	}
+	// A lost cells lease (the cause of ctx's end) is the run's error.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(lease.ErrLost)
+	_, err = cd.locked(ctx, "deploy v2", func(ctx context.Context) (*Outcome, error) { return nil, nil })
+	if !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("lost lease: %v", err)
+	}
+}
