@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/journal"
@@ -85,6 +86,13 @@ type Deployer struct {
 	// Notify receives the deploy's events (nil: none); Stack names the stack in them.
 	Notify *notify.Notifier
 	Stack  string
+	// held is the fence of a lease a cells deploy already holds for this
+	// cell (see DeployCells): locked then takes no lease of its own.
+	held *lease.Fence
+	// leaseExec replaces the SSH pool for lease commands (tests).
+	leaseExec lease.Exec
+	// progressMu serialises the progress lines of the cells of one wave (ForCell).
+	progressMu *sync.Mutex
 }
 
 // servers are the app hosts plus the standby server (unless skipped): every
@@ -130,6 +138,9 @@ func (d *Deployer) app() (*inventory.App, error) {
 			names = append(names, x.Name)
 		}
 		return nil, fmt.Errorf("app %q: not in the inventory (apps: %s)", d.App, strings.Join(names, ", "))
+	}
+	if len(a.Hosts) == 0 && len(a.Cells) > 0 {
+		return nil, fmt.Errorf("app %s has cells (%s): its servers are the cells', and this acts on an app's servers; deploys and status work per cell (see docs/cells.md)", d.App, strings.Join(cellNames(a), ", "))
 	}
 	if len(a.Hosts) == 0 {
 		return nil, fmt.Errorf("app %s: the inventory lists no hosts", d.App)

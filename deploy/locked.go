@@ -14,8 +14,12 @@ import (
 
 // holder is the app's lease holder for one run of action.
 func (d *Deployer) holder(app *inventory.App, action string) *lease.Holder {
+	exec := lease.PoolExec(d.Pool)
+	if d.leaseExec != nil {
+		exec = d.leaseExec
+	}
 	h := &lease.Holder{
-		Exec:      lease.PoolExec(d.Pool),
+		Exec:      exec,
 		Layout:    d.Layout(),
 		LeaseHost: app.Hosts[0],
 		Servers:   d.servers(app),
@@ -42,6 +46,14 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	if err != nil {
 		return nil, err
 	}
+	if d.held != nil {
+		// A cells deploy took this cell's lease (with every other cell's, in
+		// name order) before any cell was touched, and holds it for the whole
+		// rollout: ctx ends when any of those leases is lost.
+		d.Runner.Fence = d.held
+		out, err := fn(ctx)
+		return out, withLeaseCause(ctx, err)
+	}
 	// Connect to every host first: a refused host key (or a dead host) stops us
 	// before any command runs anywhere, lease included.
 	if err := d.connectAll(ctx, d.servers(app)); err != nil {
@@ -54,16 +66,22 @@ func (d *Deployer) locked(ctx context.Context, action string, fn func(ctx contex
 	hctx, done := h.Hold(ctx)
 	d.Runner.Fence = h.Fence()
 	out, err := fn(hctx)
-	if cause := context.Cause(hctx); errors.Is(cause, lease.ErrLost) {
-		if err == nil {
-			err = cause
-		} else if !errors.Is(err, lease.ErrLost) {
-			err = fmt.Errorf("%w (%w)", err, cause)
-		}
-	}
+	err = withLeaseCause(hctx, err)
 	done()
 	d.Runner.Fence = nil
 	return out, err
+}
+
+// withLeaseCause adds a lost lease (the cause of ctx's end) to err.
+func withLeaseCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) {
+		if err == nil {
+			return cause
+		} else if !errors.Is(err, lease.ErrLost) {
+			return fmt.Errorf("%w (%w)", err, cause)
+		}
+	}
+	return err
 }
 
 // lost reports whether a run failed because it no longer holds the lease.

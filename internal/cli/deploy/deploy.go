@@ -53,6 +53,7 @@ type DeployOptions struct {
 	MaxRatio        int64
 
 	Extras Extras
+	CellFlags
 
 	StopAfter   string
 	DryRun      bool
@@ -80,13 +81,23 @@ new release and the canary stops.
 The first failure rolls EVERY host back (traffic to stable, previous release).
 A per-host journal lets the next deploy or rollback converge all hosts if this
 process dies mid-rollout. One deploy per app at a time (a lease on the first app
-host); --wait queues behind a running one.`,
+host); --wait queues behind a running one.
+
+An app with cells is deployed cell by cell, each cell through this same
+pipeline on its own servers (verdicts at its own nginx): the canary cell
+(--canary-cell, default the first) first, then the others --wave-size at a
+time; --cells limits the deploy to those cells. The first failure rolls back
+EVERY cell touched, each to its own previous release; later cells are never
+touched. The lease of every chosen cell is taken first, in name order.`,
 		Example: `  # see the plan without touching a host
   belay deploy --app shop --artifact shop.tar.gz --release v42 --dry-run
 
   # whitelist two shops for 5 minutes, then 10 % and 50 % for 2 minutes each
   belay deploy --app shop --artifact shop.tar.gz --release v42 \
     --whitelist-shops alpha.example.com,beta.example.com --steps 10,50 --pause 2m
+
+  # an app with cells: canary cell c2, then the others two at a time
+  belay deploy --app shop --artifact shop.tar.gz --release v42 --canary-cell c2 --wave-size 2
 
   # in CI: wait for a running deploy, stop after the whitelist stage
   belay deploy --inventory pulumi:prod --artifact shop.tar.gz --release "$GITHUB_SHA" --wait`,
@@ -129,6 +140,7 @@ host); --wait queues behind a running one.`,
 	fl.BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
 	fl.DurationVar(&o.WaitTimeout, "wait-timeout", 30*time.Minute, "give up waiting for the lease after this long")
 	o.Extras.flags(cmd)
+	o.CellFlags.flags(cmd)
 	return cmd
 }
 
@@ -269,6 +281,9 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	}
 	in := plan.Input{Inventory: inv, App: o.App, Release: o.Release, Artifact: a, Strategy: st, SkipStandby: o.SkipStandby,
 		Env: true, ReleaseCommand: hook, ReleaseTimeout: o.Extras.ReleaseTimeout}
+	if o.cellsMode(inv) {
+		return runDeployCells(ctx, o, in, a, e, nt)
+	}
 	p, err := plan.Deploy(in)
 	if err != nil {
 		return err

@@ -109,6 +109,9 @@ func runEnvOnly(ctx context.Context, o *DeployOptions, hook []string) error {
 		return err
 	}
 	o.stackDefaults(inv, &st)
+	if o.cellsMode(inv) {
+		return fmt.Errorf("--env-only: not built for an app with cells (%s); deploy a release, which carries the env, with --cells", o.App)
+	}
 	e, err := o.Extras.loadEnv(o.deps, inv, o.App)
 	if err != nil {
 		return err

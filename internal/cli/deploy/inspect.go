@@ -107,7 +107,12 @@ func NewCmdStatus(f *cli.Factory) *cobra.Command {
 left "running" is RUNNING while a run holds the app's lease (owner, since,
 expiry shown), and DIED UNFINISHED when no live lease exists (the deployer was
 killed or lost; the next deploy or rollback converges the hosts). --json gives
-each host's "lease" (on the lease host) and "rollout" (running, died, paused).`,
+each host's "lease" (on the lease host) and "rollout" (running, died, paused).
+
+For an app with cells: one row per cell (its VIP and the server holding it,
+its release, healthy or why not), then every server's row with its cell;
+--json gives {"app", "cells": [{cell, vip, vipHolders, hosts, release,
+healthy, problems, states}]}. Exit status 1 when a cell is unhealthy.`,
 		Example: `  belay status --app shop
   belay status --app shop --json | jq '.[].current'`,
 		Args: cobra.NoArgs,
@@ -124,6 +129,9 @@ func runStatus(ctx context.Context, o *ListOptions) error {
 		return err
 	}
 	defer s.close()
+	if a := s.d.Inv.App(s.d.App); a != nil && len(a.Cells) > 0 {
+		return runCellStatus(ctx, o, s)
+	}
 	states, err := s.d.States(ctx)
 	if err != nil {
 		return err

@@ -17,6 +17,8 @@ type LeaseBreakOptions struct {
 	deps
 	Common
 	Reason string
+	// Cell picks the cell of an app with cells (each cell has its own lease).
+	Cell string
 }
 
 // NewCmdLease returns the `belay lease` group.
@@ -45,8 +47,9 @@ that was killed) when waiting for the lease to expire is not an option. A dead
 deployer on this machine needs no break: its free local lock proves it gone and
 the next run takes over. Then run belay deploy or belay rollback: an
 unfinished rollout is converged first.`,
-		Example: `  belay lease break --app shop --reason "runner 4711 killed by OOM, see INC-88"`,
-		Args:    cobra.NoArgs,
+		Example: `  belay lease break --app shop --reason "runner 4711 killed by OOM, see INC-88"
+  belay lease break --app shop --cell c2 --reason "runner 4711 killed by OOM, see INC-88"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(o)
@@ -56,6 +59,7 @@ unfinished rollout is converged first.`,
 	}
 	o.Common.flags(cmd)
 	o.Common.skipStandbyFlag(cmd)
+	cmd.Flags().StringVar(&o.Cell, "cell", "", "app with cells: the cell whose lease to break (each cell has its own)")
 	cmd.Flags().StringVar(&o.Reason, "reason", "", "why the holder is known to be gone (required; written to the audit log)")
 	return cmd
 }
@@ -70,14 +74,24 @@ func runLeaseBreak(ctx context.Context, o *LeaseBreakOptions) error {
 		return err
 	}
 	defer s.close()
-	held, err := s.d.BreakLease(ctx, o.Reason)
+	d, what := s.d, s.d.App
+	if a := d.Inv.App(d.App); a != nil && len(a.Cells) > 0 && o.Cell == "" {
+		return fmt.Errorf("--cell: required, app %s has cells and each has its own lease", d.App)
+	}
+	if o.Cell != "" {
+		if d, err = s.d.ForCell(o.Cell); err != nil {
+			return fmt.Errorf("--cell: %w", err)
+		}
+		what += " cell " + o.Cell
+	}
+	held, err := d.BreakLease(ctx, o.Reason)
 	if err != nil {
 		return err
 	}
 	if o.JSON {
-		return cli.PrintJSON(o.IO.Out, map[string]any{"app": s.d.App, "broken": held.Owner, "expires": held.Expires, "reason": o.Reason})
+		return cli.PrintJSON(o.IO.Out, map[string]any{"app": s.d.App, "cell": o.Cell, "broken": held.Owner, "expires": held.Expires, "reason": o.Reason})
 	}
 	fmt.Fprintf(o.IO.Out, "broke the lease of %s held by %s (pid %d on %s: %s, until %s); every server is fenced against it\n",
-		s.d.App, held.Owner.Who, held.Owner.PID, held.Owner.Host, held.Owner.Action, held.Expires.UTC().Format(time.RFC3339))
+		what, held.Owner.Who, held.Owner.PID, held.Owner.Host, held.Owner.Action, held.Expires.UTC().Format(time.RFC3339))
 	return nil
 }
