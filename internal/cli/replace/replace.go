@@ -43,6 +43,8 @@ type Options struct {
 	Connect func(inv *inventory.Inventory, fl opsenv.Flags, getenv func(string) string) (Conn, error)
 	// Wire returns the replacer, resizer and converger for the target.
 	Wire func(o *Options, inv *inventory.Inventory, c Conn, held []string) (replace.Replacer, replace.Resizer, replace.Converger, error)
+	// HTTPGet checks an app through its VIP (nil: a plain HTTP client).
+	HTTPGet func(ctx context.Context, url, host string) (int, error)
 
 	Host         string // replace
 	Size         string // db resize
@@ -257,7 +259,7 @@ func execute(ctx context.Context, o *Options, c Conn, inv *inventory.Inventory, 
 	if err != nil {
 		return nil, err
 	}
-	env := &replace.Env{Hosts: hostRunner(c, host), Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut}
+	env := &replace.Env{Hosts: hostRunner(c, host), Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut, HTTPGet: o.HTTPGet}
 	cut := -1
 	if isLeaseHost(inv, p.Apps, host) {
 		cut = slices.IndexFunc(p.Steps, func(s replace.Step) bool { return s.ID == "replace/"+host })
