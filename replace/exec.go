@@ -51,6 +51,10 @@ type Env struct {
 	Sleep func(context.Context, time.Duration)
 	// Interval is the pause between tries (default 2 s).
 	Interval time.Duration
+	// Changed runs after a server was replaced or resized, before anything
+	// reaches it again: a replaced cloud server may have a new public
+	// address, so the CLI reloads the inventory there (nil: nothing).
+	Changed func(ctx context.Context, host string) error
 }
 
 // StepResult is one step's outcome.
@@ -191,9 +195,10 @@ func (env *Env) run(ctx context.Context, s Step, facts map[string]string) (note 
 		cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 		env.Hosts.Forget(s.Host)
-		err := env.Replacer.Replace(cctx, s.Host)
-		env.Hosts.Forget(s.Host)
-		return "", false, err
+		if err := env.Replacer.Replace(cctx, s.Host); err != nil {
+			return "", false, err
+		}
+		return "", false, env.changed(ctx, s.Host)
 	case KindSetSize:
 		if env.Resizer == nil {
 			return "", false, errors.New("no resizer for this target")
@@ -206,9 +211,10 @@ func (env *Env) run(ctx context.Context, s Step, facts map[string]string) (note 
 		cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 		env.Hosts.Forget(s.Host)
-		err := env.Resizer.Resize(cctx, s.Host)
-		env.Hosts.Forget(s.Host)
-		return "", false, err
+		if err := env.Resizer.Resize(cctx, s.Host); err != nil {
+			return "", false, err
+		}
+		return "", false, env.changed(ctx, s.Host)
 	case KindBoot:
 		env.Hosts.Forget(s.Host)
 		return env.until(ctx, s, func(out string) error {
@@ -252,6 +258,18 @@ func (env *Env) run(ctx context.Context, s Step, facts map[string]string) (note 
 		return want, false, nil
 	}
 	return "", false, fmt.Errorf("step kind %q unknown", s.Kind)
+}
+
+// changed drops the cached connection and lets the caller reload addresses.
+func (env *Env) changed(ctx context.Context, host string) error {
+	env.Hosts.Forget(host)
+	if env.Changed == nil {
+		return nil
+	}
+	if err := env.Changed(ctx, host); err != nil {
+		return fmt.Errorf("after the change of %s: %w", host, err)
+	}
+	return nil
 }
 
 // once runs a check or root step a single time.

@@ -157,7 +157,8 @@ func (f *fakeHosts) env() *Env {
 	return &Env{Hosts: f, Replacer: f, Resizer: f,
 		Converger: ConvergeFunc(func(_ context.Context, host string) error { f.record("CONVERGE " + host); return nil }),
 		HTTPGet:   func(context.Context, string, string) (int, error) { return 200, nil },
-		Sleep:     func(context.Context, time.Duration) {}, Interval: time.Millisecond}
+		Sleep:     func(context.Context, time.Duration) {}, Interval: time.Millisecond,
+		Changed: func(_ context.Context, host string) error { f.record("RELOAD " + host); return nil }}
 }
 
 // index is the position of the first log line with prefix, -1 if none.
@@ -210,6 +211,9 @@ func TestExecuteDBPrimarySwitchesOverFirst(t *testing.T) {
 	sw, repl := f.index("db-monitor: sudo runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -d pg_auto_failover -c 'SELECT pgautofailover.perform_switchover"), f.index("REPLACE db-1")
 	if sw < 0 || repl < sw {
 		t.Errorf("switchover at %d, replace at %d", sw, repl)
+	}
+	if i := f.index("RELOAD db-1"); i < f.index("REPLACE db-1") || i > f.index("db-1: systemctl is-active cloud-final") {
+		t.Errorf("the inventory was not reloaded between the replacement and the boot wait\n%s", strings.Join(f.log, "\n"))
 	}
 	if res.Facts["volume/db-1"] != "uuid-1" {
 		t.Errorf("facts %v", res.Facts)

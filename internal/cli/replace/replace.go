@@ -31,6 +31,9 @@ type Conn interface {
 	// drill holds one); release frees them.
 	Hold(ctx context.Context, apps []string, action string, progress io.Writer) (context.Context, func(), error)
 	Lab() bool
+	// SetInventory points the connections at inv's addresses (a replaced
+	// server may have new ones).
+	SetInventory(inv *inventory.Inventory)
 	Close()
 }
 
@@ -259,7 +262,16 @@ func execute(ctx context.Context, o *Options, c Conn, inv *inventory.Inventory, 
 	if err != nil {
 		return nil, err
 	}
-	env := &replace.Env{Hosts: hostRunner(c, host), Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut, HTTPGet: o.HTTPGet}
+	env := &replace.Env{Hosts: hostRunner(c, host), Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut, HTTPGet: o.HTTPGet,
+		Changed: func(context.Context, string) error {
+			// pulumi:<stack> reads the stack output again: a new server's new public address.
+			fresh, err := o.Inventory(o.InventoryRef)
+			if err != nil {
+				return fmt.Errorf("reloading the inventory: %w", err)
+			}
+			c.SetInventory(fresh)
+			return nil
+		}}
 	cut := -1
 	if isLeaseHost(inv, p.Apps, host) {
 		cut = slices.IndexFunc(p.Steps, func(s replace.Step) bool { return s.ID == "replace/"+host })

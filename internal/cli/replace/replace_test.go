@@ -59,6 +59,9 @@ func (c *fakeConn) Runner() remote.Runner { return c }
 func (c *fakeConn) Plain() remote.Runner  { return c }
 func (c *fakeConn) Lab() bool             { return true }
 func (c *fakeConn) Close()                {}
+func (c *fakeConn) SetInventory(inv *inventory.Inventory) {
+	c.add("INVENTORY " + inv.Stack)
+}
 
 func (c *fakeConn) Hold(ctx context.Context, apps []string, action string, _ io.Writer) (context.Context, func(), error) {
 	if c.holdErr != nil {
@@ -159,6 +162,9 @@ func TestReplaceHoldsTheAppLease(t *testing.T) {
 	hold, repl, rel := c.index("HOLD shop for replace shop-2"), c.index("REPLACE shop-2"), c.index("RELEASE")
 	if !(hold >= 0 && hold < repl && repl < rel) {
 		t.Errorf("hold %d, replace %d, release %d\n%s", hold, repl, rel, strings.Join(c.log, "\n"))
+	}
+	if i := c.index("INVENTORY lab"); i < repl {
+		t.Errorf("the inventory was not reloaded after the replacement (at %d)", i)
 	}
 	if c.index("GET http://10.213.0.100/ shop.lab.belay.test") < 0 {
 		t.Errorf("the app was not checked through its VIP")

@@ -43,6 +43,10 @@ func (c *target) Plain() remote.Runner  { return c.t.Hosts }
 func (c *target) Lab() bool             { return c.t.Lab }
 func (c *target) Close()                { c.t.Close() }
 
+// SetInventory swaps the inventory the SSH connections resolve hosts in
+// (between steps: nothing connects meanwhile).
+func (c *target) SetInventory(inv *inventory.Inventory) { c.t.Hosts.Inv, c.t.Inv = inv, inv }
+
 func (c *target) Hold(ctx context.Context, apps []string, action string, progress io.Writer) (context.Context, func(), error) {
 	return c.t.HoldLeases(ctx, opsenv.LeaseOptions{Apps: apps, Action: action, Actor: deploy.CurrentActor(c.getenv),
 		LockDir: lease.DefaultLockDir(c.getenv), Progress: progress})
