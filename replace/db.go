@@ -54,23 +54,69 @@ func checkPair(inv *inventory.Inventory, f Facts, what string) (*dbPair, error) 
 	return pr, nil
 }
 
+// primaryStates are the pg_auto_failover states of a node that takes writes:
+// wait_primary is a primary whose secondary is gone (the case of replacing a
+// dead secondary), single a formation of one.
+var primaryStates = []string{"primary", "wait_primary", "single"}
+
+func isPrimary(st NodeState) bool {
+	return slices.Contains(primaryStates, st.Reported) && slices.Contains(primaryStates, st.Goal)
+}
+
+// dbPeer refuses a data node's replacement that would take the last node:
+// the other node must be a settled secondary (host is the primary: switch
+// over first) or a primary (host is the secondary, or broken: replace it as
+// it is). It reports whether host is the primary.
+func dbPeer(inv *inventory.Inventory, f Facts, host string) (mon, other string, hostIsPrimary bool, err error) {
+	mon = inv.Database.Monitor
+	if mon == "" || inv.Host(mon) == nil {
+		return "", "", false, fmt.Errorf("inventory database.monitor %q: belay replace reads the formation from the pg_auto_failover monitor", mon)
+	}
+	if len(inv.Database.Nodes) != 2 {
+		return "", "", false, refuse("the formation has %d data nodes; belay replace handles a pair (primary and secondary)", len(inv.Database.Nodes))
+	}
+	for _, n := range inv.Database.Nodes {
+		if n != host {
+			other = n
+		}
+	}
+	if f.DBError != "" {
+		return "", "", false, refuse("cannot read the formation from the monitor %s (%s): belay replace needs to know which node is the primary", mon, f.DBError)
+	}
+	ost, ok := f.DB[other]
+	if !ok {
+		return "", "", false, refuse("the monitor does not list %s: replacing %s would take the last node", other, host)
+	}
+	hs, listed := f.DB[host]
+	switch {
+	case isPrimary(ost):
+		if listed && isPrimary(hs) {
+			return "", "", false, refuse("both %s and %s report a primary state (%s, %s)", host, other, hs, ost)
+		}
+		return mon, other, false, nil
+	case listed && isPrimary(hs) && ost.Settled() && ost.Reported == "secondary":
+		return mon, other, true, nil
+	}
+	return "", "", false, refuse("%s is %s: it could not take over from %s, so replacing %s would take the last node (%s)", other, ost, host, host, describe(f.DB))
+}
+
 // planDB: when host is the primary, switch over first (the monitor's
 // perform_switchover) and wait until the other node accepts writes; stop the
 // keeper cleanly; replace (the data volume is kept and re-attached); boot;
 // check the same filesystem is mounted; converge; wait until the node is a
-// secondary again and the primary streams to it.
+// secondary again and the primary streams to it. A broken node (not in the
+// formation's primary or secondary state) is replaced the same way, as long
+// as the other node is the primary.
 func planDB(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error {
-	pr, err := checkPair(inv, f, "belay replace "+h.Name)
+	mon, other, isPrim, err := dbPeer(inv, f, h.Name)
 	if err != nil {
 		return err
 	}
 	p.Apps = allApps(inv)
-	other := pr.primary
-	if h.Name == pr.primary {
-		other = pr.secondary
-		p.Steps = append(p.Steps, switchover(pr.monitor, h.Name, other)...)
+	if isPrim {
+		p.Steps = append(p.Steps, switchover(mon, h.Name, other)...)
 	}
-	p.Steps = append(p.Steps, rollNode(pr.monitor, h.Name, other, func(s []Step) []Step {
+	p.Steps = append(p.Steps, rollNode(mon, h.Name, other, func(s []Step) []Step {
 		return append(s,
 			Step{ID: "replace/" + h.Name, Kind: KindReplace, Host: h.Name, Timeout: ReplaceTimeout,
 				Title: "replace the server " + h.Name + " (its data volume is kept and re-attached)"},
@@ -90,7 +136,7 @@ func switchover(mon, old, next string) []Step {
 	return []Step{
 		{ID: "switchover/" + old, Kind: KindRoot, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.SwitchoverSQL),
 			Title: fmt.Sprintf("switch over: the monitor demotes %s once %s caught up and promotes %s (pg_autoctl perform switchover)", old, next, next)},
-		{ID: "promoted/" + next, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: next, States: []string{"primary"}}, Timeout: PromoteTimeout,
+		{ID: "promoted/" + next, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: next, States: primaryStates}, Timeout: PromoteTimeout,
 			Title: next + " is the primary (the monitor's reported and goal state)"},
 		{ID: "writable/" + next, Kind: KindWait, Host: next, Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f", Timeout: PromoteTimeout,
 			Title: next + " accepts writes (not in recovery)"},

@@ -64,6 +64,9 @@ func TestPlanReplaceOrder(t *testing.T) {
 		{"the primary: switchover first, then the same as a secondary", "db-1", whole("db-1"), []string{
 			"switchover/db-1", "promoted/db-2", "writable/db-2",
 			"record-volume/db-1", "stop-keeper/db-1", "replace/db-1", "boot/db-1", "volume-kept/db-1", "converge/db-1", "rejoin/db-1", "streaming/db-2"}},
+		{"a broken secondary while the primary runs alone: no switchover", "db-2", Facts{DB: map[string]NodeState{
+			"db-1": {"wait_primary", "wait_primary"}, "db-2": {"demoted", "catchingup"}}}, []string{
+			"record-volume/db-2", "stop-keeper/db-2", "replace/db-2", "boot/db-2", "volume-kept/db-2", "converge/db-2", "rejoin/db-2", "streaming/db-1"}},
 		{"the standby database: volume kept, in recovery again", "db-standby", Facts{}, []string{
 			"record-volume/db-standby", "replace/db-standby", "boot/db-standby", "volume-kept/db-standby", "converge/db-standby", "recovering/db-standby"}},
 		{"the backup host: volume kept, repository answers", "backup", Facts{}, []string{
@@ -103,8 +106,9 @@ func TestPlanReplaceRefusals(t *testing.T) {
 	}{
 		{"unknown host", "shop-9", whole("db-1"), `host "shop-9" is not in the inventory`},
 		{"the app's peer is down", "shop-2", appDown, "would take the last serving node"},
-		{"the other data node is catching up (replacing the primary takes the last node)", "db-1", notSettled, "db-2 is catchingup (going secondary): the formation is not whole"},
-		{"the other data node is down (replacing the secondary while the primary is alone is fine, but the pair is not whole)", "db-1", deadPeer, "db-2 is demoted (going catchingup)"},
+		{"the other data node is catching up (replacing the primary takes the last node)", "db-1", notSettled, "db-2 is catchingup (going secondary): it could not take over from db-1"},
+		{"the other data node is down", "db-1", deadPeer, "db-2 is demoted (going catchingup): it could not take over"},
+		{"the primary's peer is not listed", "db-1", Facts{DB: map[string]NodeState{"db-1": {"primary", "primary"}}}, "the monitor does not list db-2"},
 		{"the monitor does not answer", "db-2", noMonitor, "cannot read the formation from the monitor db-monitor"},
 		{"the monitor", "db-monitor", Facts{}, "its formation state is not on a volume"},
 		{"a standby app server while the standby site serves", "shop-standby", serving, "serves shop right now"},

@@ -110,8 +110,10 @@ standby site does not serve. The monitor is refused (its formation state is not
 on a volume), as are cell routers.
 
 Refused, changing nothing: an unknown host, a peer that is not healthy (the
-replacement would take the last node), a formation that is not one settled
-primary and one settled secondary, a lease someone holds.
+replacement would take the last node; a data node's peer must be the primary,
+or a settled secondary when the node is the primary), a monitor that does not
+answer, a lease someone holds. A broken data node is replaced as long as its
+peer is the primary.
 
 On a cloud stack the replacement is a targeted ` + "`pulumi up --replace`" + ` of that
 server (its volume attachment follows), previewed first and checked by the
