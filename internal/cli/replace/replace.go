@@ -69,7 +69,7 @@ func newOptions(f *cli.Factory) *Options {
 	return &Options{IO: f.IO, Inventory: f.Inventory, Getenv: f.Getenv, Connect: Open, Wire: Wire}
 }
 
-func commonFlags(cmd *cobra.Command, o *Options) {
+func commonFlags(cmd *cobra.Command, o *Options, lab bool) {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	fl.BoolVar(&o.Yes, "yes", false, "perform it (without it the plan is printed and nothing changes)")
@@ -79,8 +79,26 @@ func commonFlags(cmd *cobra.Command, o *Options) {
 	fl.StringSliceVar(&o.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
 	fl.StringVar(&o.PulumiStack, "pulumi-stack", "", "Pulumi stack of a cloud target (default: the inventory's stack)")
 	fl.StringVar(&o.PulumiDir, "pulumi-dir", "", "Pulumi project directory (default: the working directory)")
-	fl.StringVar(&o.StackFile, "stack-file", "", "the lab's stack file, as given to belay lab up --stack (converge; default: the embedded lab stack)")
-	fl.IntVar(&o.Apps, "apps", 0, "number of apps, as given to belay lab up --apps (converge; 0 keeps the stack's)")
+	if lab {
+		fl.StringVar(&o.StackFile, "stack-file", "", "the lab's stack file, as given to belay lab up --stack (converge; default: the embedded lab stack)")
+		fl.IntVar(&o.Apps, "apps", 0, "number of apps, as given to belay lab up --apps (converge; 0 keeps the stack's)")
+	}
+}
+
+// checkTargetFlags refuses flags of the other kind of target: a flag that
+// would be ignored is a mistake worth stopping for.
+func checkTargetFlags(o *Options, lab bool) error {
+	switch {
+	case lab && o.PulumiStack != "":
+		return fmt.Errorf("--pulumi-stack: the target is the lab, which has no Pulumi stack")
+	case lab && o.PulumiDir != "":
+		return fmt.Errorf("--pulumi-dir: the target is the lab, which has no Pulumi project")
+	case !lab && o.StackFile != "":
+		return fmt.Errorf("--stack-file: only the lab's converge reads a stack file; this target is a cloud stack")
+	case !lab && o.Apps != 0:
+		return fmt.Errorf("--apps: only the lab's converge reads it; this target is a cloud stack")
+	}
+	return nil
 }
 
 // NewCmdReplace returns `belay replace HOST`.
@@ -130,7 +148,7 @@ preview guard; in the lab it is ` + "`belay lab replace HOST`" + `.`,
 			return RunReplace(cmd.Context(), o)
 		},
 	}
-	commonFlags(cmd, o)
+	commonFlags(cmd, o, true)
 	return cmd
 }
 
@@ -168,7 +186,7 @@ DigitalOcean droplet slug). The lab has no sizes.`,
 			return RunResize(cmd.Context(), o)
 		},
 	}
-	commonFlags(cmd, o)
+	commonFlags(cmd, o, false)
 	cmd.Flags().StringVar(&o.Size, "size", "", "the new server size of both data nodes (required)")
 	_ = cmd.MarkFlagRequired("size")
 	return cmd
@@ -209,6 +227,9 @@ func run(ctx context.Context, o *Options, action string, plan func(*inventory.In
 		return err
 	}
 	defer c.Close()
+	if err := checkTargetFlags(o, c.Lab()); err != nil {
+		return err
+	}
 	p, err := plan(inv, replace.Observe(ctx, c.Runner(), inv, host))
 	if err != nil {
 		return err

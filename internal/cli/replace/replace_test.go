@@ -141,6 +141,15 @@ func TestReplaceRefusals(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("a cloud flag on the lab", func(t *testing.T) {
+		c, _, _, run := setup(t, "shop-2", "--yes", "--pulumi-dir", "/src/stack")
+		if err := run(); err == nil || !strings.Contains(err.Error(), "--pulumi-dir: the target is the lab") {
+			t.Fatalf("err = %v", err)
+		}
+		if c.index("HOLD") >= 0 {
+			t.Errorf("went on: %v", c.log)
+		}
+	})
 	t.Run("lease held: nothing changed", func(t *testing.T) {
 		c, _, _, run := setup(t, "shop-2", "--yes")
 		c.holdErr = errors.New("lease of app shop held by deploy v42 (alice)")
