@@ -110,6 +110,9 @@ func Execute(ctx context.Context, env *Env, p *Plan, from string) (*Result, erro
 		st := env.Now()
 		note, skipped, err := env.run(ctx, s, res.Facts)
 		d := env.Now().Sub(st)
+		if err != nil && s.Hint != "" {
+			err = fmt.Errorf("%w; %s", err, s.Hint)
+		}
 		if err != nil {
 			fmt.Fprintf(env.Out, "step %s FAILED after %s: %v\n", s.ID, d.Round(time.Millisecond), err)
 			res.Steps = append(res.Steps, StepResult{ID: s.ID, Status: "failed", Duration: d, Note: err.Error()})

@@ -30,6 +30,8 @@ type fakeHosts struct {
 	reformat bool
 	// switchoverFails makes the monitor's switchover fail.
 	switchoverFails bool
+	// noRelease: hosts without a release of the app.
+	noRelease map[string]bool
 }
 
 func newFake() *fakeHosts {
@@ -67,6 +69,9 @@ func (f *fakeHosts) Run(_ context.Context, host, cmd string) ([]byte, error) {
 		}
 		return nil, nil
 	case strings.HasPrefix(cmd, "test -x"):
+		if f.noRelease[host] {
+			return nil, errors.New("exit status 1")
+		}
 		return nil, nil
 	}
 	return nil, fmt.Errorf("fake: unexpected command %q on %s", cmd, host)
@@ -269,6 +274,23 @@ func TestExecuteDeadAppServerIsSkippedNotFenced(t *testing.T) {
 	}
 	if res.Steps[1].ID != "fence/shop-2" || res.Steps[1].Status != "skipped" {
 		t.Errorf("fence step %+v", res.Steps[1])
+	}
+}
+
+func TestExecuteNewAppServerWithoutRelease(t *testing.T) {
+	f := newFake()
+	f.noRelease = map[string]bool{"shop-2": true}
+	inv := testInventory(t)
+	p, err := PlanReplace(inv, "shop-2", Observe(context.Background(), f, inv, "shop-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Execute(context.Background(), f.env(), p, "")
+	if err == nil || !strings.Contains(err.Error(), "deploy the running one (belay deploy --app shop ...; shop-1 keeps serving), then resume with --from release/shop-2") {
+		t.Fatalf("err = %v", err)
+	}
+	if f.vip != "shop-1" {
+		t.Errorf("the VIP left the serving peer")
 	}
 }
 

@@ -88,6 +88,8 @@ type Step struct {
 	// Fact names what a KindRecord step records and a KindSame step compares.
 	Fact    string        `json:"fact,omitempty"`
 	Timeout time.Duration `json:"timeoutNs,omitempty"`
+	// Hint says what to do when the step fails.
+	Hint string `json:"hint,omitempty"`
 }
 
 // Line is the step's command as a person would type it ("" when the step is an API call).
@@ -320,7 +322,8 @@ func planApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) erro
 	add(bootStep(h.Name))
 	add(Step{ID: "converge/" + h.Name, Kind: KindConverge, Host: h.Name, Title: "bring " + h.Name + "'s files up to the stack config (belay converge)"})
 	add(Step{ID: "release/" + h.Name, Kind: KindCheck, Host: h.Name, Command: ReleaseCmd(g.App.Name),
-		Title: fmt.Sprintf("%s carries a release of %s (else: belay deploy it, the peer serves meanwhile)", h.Name, g.App.Name)})
+		Title: fmt.Sprintf("%s carries a release of %s (else: belay deploy it, the peer serves meanwhile)", h.Name, g.App.Name),
+		Hint:  fmt.Sprintf("a new server has no release: deploy the running one (belay deploy --app %s ...; %s keeps serving), then resume with --from release/%s", g.App.Name, strings.Join(peers, ", "), h.Name)})
 	add(Step{ID: "start/" + h.Name, Kind: KindRoot, Host: h.Name, Argv: hostcmd.StartApp(g.App.Name),
 		Title: fmt.Sprintf("start keepalived, nginx and %s on %s", g.App.Name, h.Name)})
 	add(Step{ID: "health/" + h.Name, Kind: KindWait, Host: h.Name, Command: AppHealthCmd(g.App), Timeout: ServeTimeout,
