@@ -186,7 +186,9 @@ func (d *digitalOcean) AttachVolume(ctx *pulumi.Context, name string, v *Volume,
 	return digitalocean.NewVolumeAttachment(ctx, name, &digitalocean.VolumeAttachmentArgs{
 		DropletId: intID(to.ID),
 		VolumeId:  v.ID.ToStringOutput(),
-	}, opts...)
+		// A replaced droplet is created before the old one is deleted: the
+		// volume must be detached from the old one before it attaches to the new.
+	}, append(opts, pulumi.DeleteBeforeReplace(true))...)
 }
 
 func (d *digitalOcean) Firewall(ctx *pulumi.Context, name string, a FirewallArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {

@@ -225,7 +225,7 @@ func (hetzner) AttachVolume(ctx *pulumi.Context, name string, v *Volume, to *Ser
 		VolumeId:  intID(v.ID),
 		ServerId:  intID(to.ID),
 		Automount: pulumi.Bool(false),
-	}, opts...)
+	}, append(opts, pulumi.DeleteBeforeReplace(true))...) // detach before the replacement attaches (docs/replace.md)
 }
 
 func (hetzner) Firewall(ctx *pulumi.Context, name string, a FirewallArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {

@@ -39,6 +39,17 @@ func TestStatefulProtections(t *testing.T) {
 					t.Errorf("%s-data: protect=%v retainOnDelete=%v, want both", h, v.Protect, v.Retain)
 				}
 			}
+			// A replaced server's attachment is replaced too (serverId/dropletId
+			// are ForceNew): delete first, or DigitalOcean (whose droplets are
+			// created before the old one goes) refuses to attach a volume that
+			// is still attached to the old droplet (belay replace, docs/replace.md).
+			for _, typ := range []string{"hcloud:index/volumeAttachment:VolumeAttachment", "digitalocean:index/volumeAttachment:VolumeAttachment"} {
+				for _, r := range res.m.byType(typ) {
+					if !r.DeleteFirst {
+						t.Errorf("%s: volume attachment is not delete-before-replace", r.Name)
+					}
+				}
+			}
 			if len(vols) != 4 {
 				t.Errorf("%d data volumes, want 4 (app servers and the monitor keep no data)", len(vols))
 			}

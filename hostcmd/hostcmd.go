@@ -25,6 +25,13 @@ const (
 	StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
 	// FormationSQL prints "<primaries>/<secondaries>" as the pg_auto_failover monitor sees the formation.
 	FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
+	// NodeStatesSQL lists the formation's nodes as "<name>|<reported state>|<goal state>"
+	// lines, as the monitor sees them (belay replace / db resize wait on it).
+	NodeStatesSQL = "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node ORDER BY nodename"
+	// SwitchoverSQL is `pg_autoctl perform switchover` as the monitor's own
+	// function: the primary is demoted once the secondary caught up, which is
+	// then promoted (no acknowledged write lost).
+	SwitchoverSQL = "SELECT pgautofailover.perform_switchover('default', 0)"
 	// StandbyReplaySQL prints "<in recovery t|f> <last replayed LSN|none> <last replayed
 	// commit, epoch seconds|none> <WAL segment size in bytes>" in one line: what
 	// `belay backup status` needs to judge the standby against the archive.
@@ -189,9 +196,9 @@ func ForHost(h Host) [][]string {
 			}
 		case inventory.RoleDB:
 			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),
-				StopUnit(PGAutoFailoverUnit), StartUnit(PGAutoFailoverUnit))
+				StopUnit(PGAutoFailoverUnit), StartUnit(PGAutoFailoverUnit), Psql(InRecoverySQL))
 		case inventory.RoleDBMonitor:
-			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL))
+			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL), MonitorPsql(NodeStatesSQL), MonitorPsql(SwitchoverSQL))
 		case inventory.RoleStandbyDB:
 			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
 				FinalArchive(), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState(), Psql(StandbyReplaySQL))

@@ -3,6 +3,9 @@
 // data volume, a stateful server (database, monitor, standby, backup), a
 // floating/static IP or a floating IP's assignment. CI runs it between preview
 // and up; a deliberate replacement is allowed per resource, never wholesale.
+// It also blocks an in-place resize of a database data node (the provider
+// powers it off; a belay:database.size edit powers both off at once): that is
+// `belay db resize`'s job, which rolls it one node at a time.
 package previewguard
 
 import (
@@ -49,6 +52,11 @@ const (
 	KindServer     Kind = "stateful server"
 	KindAddress    Kind = "public address"
 	KindAssignment Kind = "floating IP assignment"
+	// KindResize is an in-place size change of a database data node: the
+	// provider powers the server off to resize it, so a plain up that resizes
+	// both nodes (a belay:database.size edit) powers both off at once, and
+	// resizing the primary is an unplanned failover. `belay db resize` rolls it.
+	KindResize Kind = "data node resize"
 )
 
 // statefulTypes are the resource types whose replacement or deletion loses
@@ -72,6 +80,38 @@ var serverTypes = []string{"hcloud:index/server:Server", "digitalocean:index/dro
 // statefulServers are the Pulumi resource names of the servers that hold data
 // or the failover state (components/volumes.go statefulHosts).
 var statefulServers = []string{"db-1", "db-2", "db-monitor", "db-standby", "backup"}
+
+// sizeFields are the server inputs whose update powers the server off to resize it.
+var sizeFields = []string{"serverType", "size"}
+
+// dataNode reports whether name is a PostgreSQL data node (db-1, db-2, ...).
+func dataNode(name string) bool {
+	rest, ok := strings.CutPrefix(name, "db-")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// resizes reports whether update step s changes a size field.
+func resizes(s Step) bool {
+	for _, k := range s.DiffReasons {
+		if slices.Contains(sizeFields, k) {
+			return true
+		}
+	}
+	for k := range s.DetailedDiff {
+		if slices.Contains(sizeFields, k) {
+			return true
+		}
+	}
+	return false
+}
 
 // Finding is one destructive step on a stateful resource.
 type Finding struct {
@@ -116,14 +156,20 @@ func Check(p *Preview, allow []string) Verdict {
 	v := Verdict{Steps: len(p.Steps), Findings: []Finding{}}
 	used := map[string]bool{}
 	for _, s := range p.Steps {
-		if !slices.Contains(destructive, s.Op) {
-			continue
-		}
 		typ := stepType(s)
 		name := urnName(s.URN)
-		kind, ok := statefulTypes[typ]
-		if !ok && slices.Contains(serverTypes, typ) && slices.Contains(statefulServers, name) {
-			kind, ok = KindServer, true
+		var kind Kind
+		var ok bool
+		switch {
+		case s.Op == "update" && slices.Contains(serverTypes, typ) && dataNode(name) && resizes(s):
+			kind, ok = KindResize, true
+		case !slices.Contains(destructive, s.Op):
+			continue
+		default:
+			kind, ok = statefulTypes[typ]
+			if !ok && slices.Contains(serverTypes, typ) && slices.Contains(statefulServers, name) {
+				kind, ok = KindServer, true
+			}
 		}
 		if !ok {
 			continue
@@ -199,6 +245,8 @@ func reasons(s Step) []string {
 
 func hint(f Finding) string {
 	switch {
+	case f.Kind == KindResize:
+		return "a plain up powers the data node off to resize it without moving the primary away (and both nodes at once after a belay:database.size edit); run belay db resize --size <size> instead (replica first, switchover, then the old primary)"
 	case f.Kind == KindAssignment && f.Op == "delete" && strings.HasPrefix(f.Type, "digitalocean:"):
 		return "deleting a ReservedIpAssignment unassigns the address; if the program no longer owns it (belay lets keepalived hold DigitalOcean VIPs), drop it from the state instead: pulumi state delete '" + f.URN + "'"
 	case f.Kind == KindVolume:

@@ -34,6 +34,8 @@ func TestCheck(t *testing.T) {
 		{"replacing the database is blocked", "replace-db.json", nil, false, []string{"db-1", "db-2", "backup-data", "shop-vip", "backup-ip"}, nil},
 		{"allow by name and URN", "replace-db.json", []string{"db-1", "urn:pulumi:prod::belay::belay:index:Belay$belay:index:Database$hcloud:index/server:Server::db-2"}, false, []string{"backup-data", "shop-vip", "backup-ip"}, nil},
 		{"everything allowed", "replace-db.json", []string{"db-1", "db-2", "backup-data", "shop-vip", "backup-ip"}, true, nil, nil},
+		{"resizing data nodes by a plain up is blocked (both powered off at once); the monitor and a labels update are not", "resize-db.json", nil, false, []string{"db-1", "db-2", "db-3"}, nil},
+		{"belay db resize allows the one node it targets", "resize-db.json", []string{"db-2"}, false, []string{"db-1", "db-3"}, nil},
 		{"a typo allows nothing and is reported", "replace-db.json", []string{"db-l"}, false, []string{"db-1", "db-2", "backup-data", "shop-vip", "backup-ip"}, []string{"db-l"}},
 	}
 	for _, tc := range tests {

@@ -39,7 +39,10 @@ func NewCmdPreviewGuard(f *cli.Factory, run func(*Options) error) *cobra.Command
 delete a data volume, a stateful server (db-1, db-2, db-monitor, db-standby,
 backup), a floating/static IP or a floating IP's assignment. Each deliberate
 replacement is allowed by naming the resource (its URN or its Pulumi name) with
---allow; an --allow that matches nothing fails too, so a typo never passes.`,
+--allow; an --allow that matches nothing fails too, so a typo never passes.
+It also fails when a data node (db-1, db-2) would be resized in place: the
+provider powers it off, and a belay:database.size edit powers both off at once;
+belay db resize rolls a resize one node at a time.`,
 		Example: `  pulumi preview --json --stack prod > preview.json
   belay preview-guard --file preview.json
   belay preview-guard --file preview.json --allow db-2    # a drilled one-node replacement`,

@@ -1,0 +1,208 @@
+package replace
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/inventory"
+)
+
+// dbPair is the two data nodes, named by role, after the refusals.
+type dbPair struct {
+	monitor, primary, secondary string
+}
+
+// checkPair refuses unless the formation is whole: exactly one primary and
+// one secondary, both healthy as the monitor sees them. Replacing or resizing
+// a node of a broken formation would take the last node.
+func checkPair(inv *inventory.Inventory, f Facts, what string) (*dbPair, error) {
+	nodes := inv.Database.Nodes
+	mon := inv.Database.Monitor
+	if mon == "" || inv.Host(mon) == nil {
+		return nil, fmt.Errorf("inventory database.monitor %q: %s reads the formation from the pg_auto_failover monitor", mon, what)
+	}
+	if len(nodes) != 2 {
+		return nil, refuse("the formation has %d data nodes; %s handles a pair (primary and secondary)", len(nodes), what)
+	}
+	if f.DBError != "" {
+		return nil, refuse("cannot read the formation from the monitor %s (%s): %s needs to know which node is the primary", mon, f.DBError, what)
+	}
+	pr := &dbPair{monitor: mon}
+	for _, n := range nodes {
+		st, ok := f.DB[n]
+		if !ok {
+			return nil, refuse("the monitor does not list %s: the formation is not whole", n)
+		}
+		if !st.Settled() || !healthyDB(st.Reported) {
+			return nil, refuse("%s is %s: the formation is not whole (a primary and a secondary, both settled); replacing a node now would take the last one", n, st)
+		}
+		if st.Reported == "primary" {
+			if pr.primary != "" {
+				return nil, refuse("both %s and %s report primary", pr.primary, n)
+			}
+			pr.primary = n
+		} else {
+			pr.secondary = n
+		}
+	}
+	if pr.primary == "" || pr.secondary == "" {
+		return nil, refuse("the formation has no %s: expected one primary and one secondary", map[bool]string{true: "primary", false: "secondary"}[pr.primary == ""])
+	}
+	return pr, nil
+}
+
+// primaryStates are the pg_auto_failover states of a node that takes writes:
+// wait_primary is a primary whose secondary is gone (the case of replacing a
+// dead secondary), single a formation of one.
+var primaryStates = []string{"primary", "wait_primary", "single"}
+
+func isPrimary(st NodeState) bool {
+	return slices.Contains(primaryStates, st.Reported) && slices.Contains(primaryStates, st.Goal)
+}
+
+// dbPeer refuses a data node's replacement that would take the last node:
+// the other node must be a settled secondary (host is the primary: switch
+// over first) or a primary (host is the secondary, or broken: replace it as
+// it is). It reports whether host is the primary.
+func dbPeer(inv *inventory.Inventory, f Facts, host string) (mon, other string, hostIsPrimary bool, err error) {
+	mon = inv.Database.Monitor
+	if mon == "" || inv.Host(mon) == nil {
+		return "", "", false, fmt.Errorf("inventory database.monitor %q: belay replace reads the formation from the pg_auto_failover monitor", mon)
+	}
+	if len(inv.Database.Nodes) != 2 {
+		return "", "", false, refuse("the formation has %d data nodes; belay replace handles a pair (primary and secondary)", len(inv.Database.Nodes))
+	}
+	for _, n := range inv.Database.Nodes {
+		if n != host {
+			other = n
+		}
+	}
+	if f.DBError != "" {
+		return "", "", false, refuse("cannot read the formation from the monitor %s (%s): belay replace needs to know which node is the primary", mon, f.DBError)
+	}
+	ost, ok := f.DB[other]
+	if !ok {
+		return "", "", false, refuse("the monitor does not list %s: replacing %s would take the last node", other, host)
+	}
+	hs, listed := f.DB[host]
+	switch {
+	case isPrimary(ost):
+		if listed && isPrimary(hs) {
+			return "", "", false, refuse("both %s and %s report a primary state (%s, %s)", host, other, hs, ost)
+		}
+		return mon, other, false, nil
+	case listed && isPrimary(hs) && ost.Settled() && ost.Reported == "secondary":
+		return mon, other, true, nil
+	}
+	return "", "", false, refuse("%s is %s: it could not take over from %s, so replacing %s would take the last node (%s)", other, ost, host, host, describe(f.DB))
+}
+
+// planDB: when host is the primary, switch over first (the monitor's
+// perform_switchover) and wait until the other node accepts writes; stop the
+// keeper cleanly; replace (the data volume is kept and re-attached); boot;
+// check the same filesystem is mounted; converge; wait until the node is a
+// secondary again and the primary streams to it. A broken node (not in the
+// formation's primary or secondary state) is replaced the same way, as long
+// as the other node is the primary.
+func planDB(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error {
+	mon, other, isPrim, err := dbPeer(inv, f, h.Name)
+	if err != nil {
+		return err
+	}
+	p.Apps = allApps(inv)
+	if isPrim {
+		p.Steps = append(p.Steps, switchover(mon, h.Name, other)...)
+	}
+	p.Steps = append(p.Steps, rollNode(mon, h.Name, other, func(s []Step) []Step {
+		return append(s,
+			Step{ID: "replace/" + h.Name, Kind: KindReplace, Host: h.Name, Timeout: ReplaceTimeout,
+				Title: "replace the server " + h.Name + " (its data volume is kept and re-attached)"},
+			bootStep(h.Name),
+			Step{ID: "volume-kept/" + h.Name, Kind: KindSame, Host: h.Name, Command: VolumeUUIDCmd(PGHome), Fact: "volume/" + h.Name,
+				Title: "the same filesystem is mounted at " + PGHome + " (the volume was re-attached, not reformatted)"},
+			Step{ID: "converge/" + h.Name, Kind: KindConverge, Host: h.Name, Title: "bring " + h.Name + "'s files up to the stack config (belay converge)"})
+	})...)
+	if inv.Database.Synchronous {
+		p.Notes = append(p.Notes, "synchronous replication: writes stall for a few seconds while the monitor notices the secondary is gone and the primary stops waiting for it")
+	}
+	return nil
+}
+
+// switchover moves the primary from old to next and waits until next accepts writes.
+func switchover(mon, old, next string) []Step {
+	return []Step{
+		{ID: "switchover/" + old, Kind: KindRoot, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.SwitchoverSQL),
+			Title: fmt.Sprintf("switch over: the monitor demotes %s once %s caught up and promotes %s (pg_autoctl perform switchover)", old, next, next)},
+		{ID: "promoted/" + next, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: next, States: primaryStates}, Timeout: PromoteTimeout,
+			Title: next + " is the primary (the monitor's reported and goal state)"},
+		{ID: "writable/" + next, Kind: KindWait, Host: next, Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f", Timeout: PromoteTimeout,
+			Title: next + " accepts writes (not in recovery)"},
+	}
+}
+
+// rollNode takes the secondary node out cleanly, lets change act on it, and
+// waits until it is a secondary of primary again.
+func rollNode(mon, node, primary string, change func([]Step) []Step) []Step {
+	s := []Step{
+		{ID: "record-volume/" + node, Kind: KindRecord, Host: node, Command: VolumeUUIDCmd(PGHome), Fact: "volume/" + node,
+			Title: "record the filesystem UUID of " + node + "'s data volume at " + PGHome},
+		{ID: "stop-keeper/" + node, Kind: KindFence, Host: node, Argv: hostcmd.StopUnit(hostcmd.PGAutoFailoverUnit),
+			Title: "stop pg_auto_failover (and PostgreSQL, cleanly) on the secondary " + node},
+	}
+	s = change(s)
+	return append(s,
+		Step{ID: "rejoin/" + node, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: node, States: []string{"secondary"}}, Timeout: RejoinTimeout,
+			Title: node + " is a secondary again (the monitor's reported and goal state: caught up)"},
+		Step{ID: "streaming/" + primary, Kind: KindWait, Host: primary, Argv: hostcmd.Psql(hostcmd.StreamingReplicasSQL), Expect: "1", Timeout: 5 * 60e9,
+			Title: "the primary " + primary + " streams to its replica"})
+}
+
+// PlanResize returns the rolling resize of the data nodes to size: the
+// secondary first (targeted up of that server alone), a switchover, then the
+// old primary. size is recorded in the stack config first, so later plain
+// `pulumi up` runs see no difference.
+func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
+	site, ok := inv.Sites[inventory.Primary]
+	if !ok {
+		return nil, fmt.Errorf("inventory sites.primary: missing, expected the database's site")
+	}
+	prov := config.Provider(site.Provider)
+	if prov == config.Lab {
+		return nil, refuse("the lab's machines have no server size: db resize acts on a cloud stack")
+	}
+	if r := config.Deprecated(prov, size); r != "" {
+		return nil, fmt.Errorf("--size: %q is deprecated at %s, use %s", size, prov, r)
+	}
+	if sizes := config.Sizes(prov, site.Region); !slices.Contains(sizes, size) {
+		return nil, fmt.Errorf("--size: %q, expected a %s size orderable in %s: %s", size, prov, site.Region, strings.Join(sizes, ", "))
+	}
+	pr, err := checkPair(inv, f, "belay db resize")
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Stack: inv.Stack, Action: ActionResize, Size: size, Role: string(inventory.RoleDB), Apps: allApps(inv)}
+	resize := func(node string) func([]Step) []Step {
+		return func(s []Step) []Step {
+			return append(s,
+				Step{ID: "resize/" + node, Kind: KindResize, Host: node, Size: size, Timeout: ReplaceTimeout,
+					Title: fmt.Sprintf("resize %s to %s (a targeted up of that server alone: powered off, resized, started)", node, size)},
+				bootStep(node),
+				Step{ID: "volume-kept/" + node, Kind: KindSame, Host: node, Command: VolumeUUIDCmd(PGHome), Fact: "volume/" + node,
+					Title: "the same filesystem is mounted at " + PGHome},
+				Step{ID: "start-keeper/" + node, Kind: KindRoot, Host: node, Argv: hostcmd.StartUnit(hostcmd.PGAutoFailoverUnit),
+					Title: "start pg_auto_failover on " + node + " (it was stopped before the power-off)"})
+		}
+	}
+	p.Steps = append(p.Steps, Step{ID: "set-size", Kind: KindSetSize, Size: size,
+		Title: "record belay:database.size = " + size + " in the stack config (later plain ups see no difference)"})
+	p.Steps = append(p.Steps, rollNode(pr.monitor, pr.secondary, pr.primary, resize(pr.secondary))...)
+	p.Steps = append(p.Steps, switchover(pr.monitor, pr.primary, pr.secondary)...)
+	p.Steps = append(p.Steps, rollNode(pr.monitor, pr.primary, pr.secondary, resize(pr.primary))...)
+	p.Notes = append(p.Notes,
+		"db-standby and db-monitor keep their sizes (belay:database.standbySize, monitorSize)",
+		fmt.Sprintf("%s is the primary at the end (it was the secondary): a later switchover moves it back if you care", pr.secondary))
+	return p, nil
+}
