@@ -26,6 +26,8 @@ type Deps struct {
 	Inject func(context.Context, thelab.Paths, thelab.Runner, thelab.Fault) error
 	Heal   func(context.Context, thelab.Paths, thelab.Runner, io.Writer) ([]thelab.Fault, error)
 	Image  func(context.Context, thelab.Paths, thelab.Mirrors, io.Writer) (*thelab.Image, error)
+	// Replace is `lab replace HOST` (new root, same user data, data disk kept).
+	Replace func(context.Context, thelab.ReplaceOptions) (*thelab.ReplaceSummary, error)
 	// Exec runs a program with the terminal's streams and returns its exit code (ssh).
 	Exec func(ctx context.Context, io cli.IO, argv []string) (int, error)
 	// Executable is the running belay binary (os.Executable).
@@ -34,7 +36,7 @@ type Deps struct {
 
 // DefaultDeps are the real operations.
 func DefaultDeps() Deps {
-	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Image: thelab.EnsureImage, Exec: execProgram, Executable: os.Executable}
+	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Image: thelab.EnsureImage, Replace: thelab.Replace, Exec: execProgram, Executable: os.Executable}
 }
 
 // Options are shared by every lab subcommand.
@@ -62,7 +64,7 @@ writes the same inventory as a cloud stack to ` + cli.DefaultInventory + `,
 so deploys and drills run against it unchanged once it is named as their
 target (--inventory lab or BELAY_INVENTORY=lab). Needs root.`,
 	}
-	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o))
+	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o), newCmdReplace(o))
 	return cmd
 }
 
