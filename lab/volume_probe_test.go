@@ -77,12 +77,14 @@ func TestDataDiskInsideNspawn(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	for _, host := range []string{"db-1", "backup"} {
-		t.Run(host, func(t *testing.T) { probeDataDisk(t, image, host) })
+	// owner: the fresh filesystem takes over the covered directory's owner
+	// (the image's postgresql packages made /var/lib/postgresql postgres's).
+	for _, tc := range []struct{ host, owner string }{{"db-1", "postgres"}, {"backup", "root"}} {
+		t.Run(tc.host, func(t *testing.T) { probeDataDisk(t, image, tc.host, tc.owner) })
 	}
 }
 
-func probeDataDisk(t *testing.T, image, host string) {
+func probeDataDisk(t *testing.T, image, host, owner string) {
 	ctx := context.Background()
 	r := ExecRunner{}
 	step, vol := roleVolumeStep(t, host)
@@ -95,6 +97,9 @@ func probeDataDisk(t *testing.T, image, host string) {
 	t.Cleanup(func() {
 		if err := removeDataDisk(ctx, r, p, name); err != nil {
 			t.Errorf("removeDataDisk: %v", err)
+		}
+		if left := append(loopLeftovers(p), dataDiskNames(p)...); len(left) > 0 {
+			t.Errorf("left after removeDataDisk: %v", left)
 		}
 		if left := loopsBackedBy(p.volumeImage(name)); len(left) > 0 {
 			t.Errorf("loop devices leaked: %v", left)
@@ -112,6 +117,7 @@ func probeDataDisk(t *testing.T, image, host string) {
 	report := `"$@"
 for m in "$BELAY_MNT" $BELAY_BINDS; do echo "mount $m $(findmnt -n -o SOURCE,FSTYPE --mountpoint "$m" | tr -s ' ')"; done
 echo "uuid $(blkid -s UUID -o value /dev/belay-data)"
+echo "owner $(stat -c %U "$BELAY_MNT")"
 test -f "$BELAY_MNT/probe" && echo kept || echo fresh
 echo data >"$BELAY_MNT/probe"
 `
@@ -127,7 +133,10 @@ echo data >"$BELAY_MNT/probe"
 		if err != nil {
 			t.Fatalf("round %d: systemd-nspawn: %v\n%s", round, err, out)
 		}
-		mounts, u, marker := parseProbe(string(out))
+		mounts, u, marker, own := parseProbe(string(out))
+		if own != owner {
+			t.Errorf("round %d: %s is owned by %q, want %q", round, vol.MountPoint, own, owner)
+		}
 		if marker != want {
 			t.Errorf("round %d: marker %q, want %q (output:\n%s)", round, marker, want, out)
 		}
@@ -149,7 +158,7 @@ echo data >"$BELAY_MNT/probe"
 
 // parseProbe reads the probe's report: "mount PATH SOURCE FSTYPE" lines
 // (PATH -> "SOURCE FSTYPE"), "uuid U", and the marker line (kept or fresh).
-func parseProbe(out string) (mounts map[string]string, uuid, marker string) {
+func parseProbe(out string) (mounts map[string]string, uuid, marker, owner string) {
 	mounts = map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -158,11 +167,13 @@ func parseProbe(out string) (mounts map[string]string, uuid, marker string) {
 			mounts[f[1]] = strings.Join(f[2:], " ")
 		case len(f) == 2 && f[0] == "uuid":
 			uuid = f[1]
+		case len(f) == 2 && f[0] == "owner":
+			owner = f[1]
 		case len(f) == 1 && (f[0] == "kept" || f[0] == "fresh"):
 			marker = f[0]
 		}
 	}
-	return mounts, uuid, marker
+	return mounts, uuid, marker, owner
 }
 
 // newProbeRoot mounts a fresh overlay of the lab image (a new, empty upper
