@@ -130,6 +130,10 @@ func Replace(ctx context.Context, o ReplaceOptions) (*ReplaceSummary, error) {
 	}
 	say("creating a new root from the same user data")
 	if err := prepareMachine(ctx, o.Runner, o.Paths, image, spec, bin.Name()); err != nil {
+		// No half-made root: `lab up` then creates the machine again (disk kept).
+		if derr := destroyMachine(ctx, o.Runner, o.Paths, o.Host); derr != nil {
+			err = errors.Join(err, derr)
+		}
 		return nil, err
 	}
 	sum := &ReplaceSummary{Host: o.Host}

@@ -280,7 +280,7 @@ func newCmdFault(o *Options) *cobra.Command {
   stop-service MACHINE UNIT     systemctl stop UNIT inside the machine
   cut-link MACHINE              take the machine's link down (host-side veth)
   netem MACHINE ARGS...         tc netem on the machine's link, e.g. delay 200ms loss 5%
-  fill-disk MACHINE             fill the machine's own disk to ~0 bytes free
+  fill-disk MACHINE             fill the machine's own root disk to ~0 bytes free (not its data disk)
   partition                     cut the router between the primary and standby sites`,
 	}
 	add := func(kind thelab.FaultKind, use, short string, args cobra.PositionalArgs, build func([]string) thelab.Fault) {
@@ -301,7 +301,7 @@ func newCmdFault(o *Options) *cobra.Command {
 	add(thelab.FaultStopService, "stop-service MACHINE UNIT", "systemctl stop UNIT inside the machine", cobra.ExactArgs(2), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0], Service: a[1]} })
 	add(thelab.FaultCutLink, "cut-link MACHINE", "Take the machine's link down", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
 	add(thelab.FaultNetem, "netem MACHINE ARGS...", "Add latency/loss with tc netem, e.g. `netem shop-1 delay 200ms loss 5%`", cobra.MinimumNArgs(2), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0], Netem: a[1:]} })
-	add(thelab.FaultFillDisk, "fill-disk MACHINE", "Fill the machine's disk to ~0 bytes free", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
+	add(thelab.FaultFillDisk, "fill-disk MACHINE", "Fill the machine's root disk to ~0 bytes free (not its data disk)", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
 	add(thelab.FaultPartition, "partition", "Cut the router between the two sites", cobra.NoArgs, func([]string) thelab.Fault { return thelab.Fault{} })
 	return cmd
 }
