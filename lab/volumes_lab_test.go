@@ -42,8 +42,8 @@ func TestStateIsOnTheDataDisks(t *testing.T) {
 		return err
 	})
 	dirs["db-1"] = append(dirs["db-1"], dataDir)
-	for host, paths := range dirs {
-		for _, p := range paths {
+	for host, list := range dirs {
+		for _, p := range list {
 			got := console(t, host, "findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", p)
 			if f := strings.Fields(got); len(f) != 2 || !strings.HasPrefix(f[0], hostspec.LabDataDevice) || f[1] != "ext4" {
 				t.Errorf("%s: %s is on %q, want ext4 on %s", host, p, got, hostspec.LabDataDevice)
