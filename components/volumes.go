@@ -4,6 +4,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/hostspec"
 	"github.com/belay-sh/belay/roles"
 	"github.com/belay-sh/belay/topology"
 )
@@ -16,26 +17,19 @@ type dataMount struct {
 	SizeGB     int
 }
 
-// Paths the stateful roles keep their data in. PostgreSQL's whole home goes on
-// the volume (the cluster, pg_auto_failover's state, the postgres user's keys);
-// the backup host keeps both repositories on one volume.
-const (
-	pgHome       = "/var/lib/postgresql"
-	backupMount  = "/srv/belay-data"
-	resticRepos  = "/srv/restic"
-	dataLabelKey = "belay-data"
-)
+// dataLabelKey labels a provider volume as belay's data volume.
+const dataLabelKey = "belay-data"
 
-// dataMounts are the hosts whose data lives on a volume: the PostgreSQL data
-// nodes, the standby database and the backup host. The monitor's state is
-// rebuilt by re-registering the nodes, and app servers hold releases only.
+// dataMounts are hostspec.DataMounts (shared with the lab) with each volume's size.
 func dataMounts(cfg *config.Config, t *topology.Topology) map[string]dataMount {
 	out := map[string]dataMount{}
-	for _, n := range t.DBNodes {
-		out[n] = dataMount{MountPoint: pgHome, SizeGB: cfg.Database.VolumeGB}
+	for h, m := range hostspec.DataMounts(t) {
+		size := cfg.Database.VolumeGB
+		if h == t.BackupRepo {
+			size = cfg.Backups.VolumeGB
+		}
+		out[h] = dataMount{MountPoint: m.MountPoint, Binds: m.Binds, SizeGB: size}
 	}
-	out[t.StandbyDB] = dataMount{MountPoint: pgHome, SizeGB: cfg.Database.VolumeGB}
-	out[t.BackupRepo] = dataMount{MountPoint: backupMount, Binds: []string{roles.PgBackRestRepo, resticRepos}, SizeGB: cfg.Backups.VolumeGB}
 	return out
 }
 

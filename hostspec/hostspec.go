@@ -116,7 +116,8 @@ func LabVIP(i int) string { return fmt.Sprintf("10.213.0.%d", 100+i) }
 
 // DefaultEnv returns the Env of cfg's providers with the planned addresses
 // where the provider pins them. With lab, both sites are lab machines (host0,
-// pinned addresses, VIPs 10.213.0.100+i moved by keepalived, no claim command).
+// pinned addresses, VIPs 10.213.0.100+i moved by keepalived, no claim command,
+// stateful hosts' data on the machine's second disk, LabDataDevice).
 // Callers add tokens, cloud VIPs and the addresses a provider assigned.
 func DefaultEnv(cfg *config.Config, topo *topology.Topology, lab bool) (Env, error) {
 	env := Env{
@@ -146,6 +147,7 @@ func DefaultEnv(cfg *config.Config, topo *topology.Topology, lab bool) (Env, err
 		}
 	}
 	if lab {
+		env.DataVolumes = labDataVolumes(topo)
 		for i, a := range cfg.Apps {
 			if !a.HasCells() {
 				env.VIPs[a.Name] = VIP{Address: LabVIP(i), Interface: "host0", Public: LabVIP(i)}

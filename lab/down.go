@@ -77,11 +77,24 @@ func Down(ctx context.Context, p Paths, r Runner, progress io.Writer) (*DownSumm
 				errs[i] = err
 				return
 			}
+			if err := removeDataDisk(ctx, r, p, name); err != nil {
+				errs[i] = err
+				return
+			}
 			fmt.Fprintf(progress, "[%s] removed\n", name)
 		}(i, name)
 	}
 	wg.Wait()
 	sum.Machines = names
+	// Disks whose machine the state and the machines dir both lost.
+	for _, name := range dataDiskNames(p) {
+		if _, ok := pids[name]; !ok {
+			if err := removeDataDisk(ctx, r, p, name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	_ = os.Remove(p.volumesDir())
 	for _, t := range lossTables(ctx, r) {
 		if _, err := r.Run(ctx, cmd("nft", "delete", "table", "bridge", t)); err != nil {
 			errs = append(errs, err)
@@ -129,6 +142,10 @@ func Leftovers(p Paths) []string {
 		}
 	}
 	out = append(out, cgroupLeftovers()...)
+	out = append(out, loopLeftovers(p)...)
+	for _, name := range dataDiskNames(p) {
+		out = append(out, "data disk "+p.volumeImage(name))
+	}
 	for _, t := range lossTables(context.Background(), ExecRunner{}) {
 		out = append(out, "nftables table bridge "+t)
 	}

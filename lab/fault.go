@@ -283,7 +283,13 @@ func heal(ctx context.Context, p Paths, r Runner, st *State, f Fault) error {
 		if err != nil {
 			return err
 		}
-		pid, err := startMachine(p, MachineSpec{Name: m.Name, Site: m.Site, Segment: seg})
+		// The loop device may be gone (host rebooted): attach the same file again.
+		if m.DataDisk != nil {
+			if m.DataDisk, err = attachDataDisk(ctx, r, p, m.Name); err != nil {
+				return err
+			}
+		}
+		pid, err := startMachine(p, MachineSpec{Name: m.Name, Site: m.Site, Segment: seg}, m.DataDisk)
 		if err != nil {
 			return err
 		}

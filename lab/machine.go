@@ -32,6 +32,9 @@ type MachineSpec struct {
 	Segment Segment
 	// UserData is exactly what roles.Render produced for this host.
 	UserData []byte
+	// DataDisk: the host keeps its state on a volume in a cloud (its Spec has a
+	// DataVolume), so the machine gets a second disk (see volume.go).
+	DataDisk bool
 }
 
 // metaData is the NoCloud meta-data: a new instance-id whenever the user data
@@ -138,16 +141,17 @@ func prepareMachine(ctx context.Context, r Runner, p Paths, image string, m Mach
 
 // nspawnArgs boots a machine. --register=no --keep-unit because this host has no
 // systemd as PID 1 (see docs); the console goes to a log file for post-mortems.
-func nspawnArgs(d machineDirs, m MachineSpec) []string {
-	return []string{"systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
+func nspawnArgs(d machineDirs, m MachineSpec, disk *DataDisk) []string {
+	args := []string{"systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
 		"--directory=" + d.root, "--machine=" + m.Name, "--hostname=" + m.Name,
 		"--network-bridge=" + m.Segment.Bridge, "--console=read-only",
 		"--link-journal=no", "--resolv-conf=off", "--timezone=off"}
+	return append(args, dataDiskArgs(disk)...)
 }
 
 // startMachine launches systemd-nspawn detached from this process (it outlives
-// `belay lab up`) and returns its PID.
-func startMachine(p Paths, m MachineSpec) (int, error) {
+// `belay lab up`) and returns its PID. disk is its second disk, attached (nil: none).
+func startMachine(p Paths, m MachineSpec, disk *DataDisk) (int, error) {
 	d := p.dirs(m.Name)
 	log, err := os.OpenFile(d.console, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -159,7 +163,7 @@ func startMachine(p Paths, m MachineSpec) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("machine %s: cgroup: %w", m.Name, err)
 	}
-	args := cgroupWrapper(cgroups, nspawnArgs(d, m))
+	args := cgroupWrapper(cgroups, nspawnArgs(d, m, disk))
 	c := exec.Command(args[0], args[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = nil, log, log
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -58,6 +58,9 @@ type MachineState struct {
 	// UserDataHash identifies the user data the machine was created with; a change recreates it.
 	UserDataHash string    `json:"userDataHash"`
 	Created      time.Time `json:"created"`
+	// DataDisk is the machine's second disk (stateful hosts only); it survives
+	// `lab replace` and a replacement by `lab up`, and goes with `lab down`.
+	DataDisk *DataDisk `json:"dataDisk,omitempty"`
 }
 
 func (p Paths) loadState() (*State, error) {

@@ -19,6 +19,8 @@ type MachineStatus struct {
 	CloudInit string `json:"cloudInit"`
 	// System is `systemctl is-system-running` inside (running, degraded, ...).
 	System string `json:"system,omitempty"`
+	// DataDisk is the second disk's file (stateful machines only).
+	DataDisk string `json:"dataDisk,omitempty"`
 }
 
 // Status is the whole lab as `lab status` shows it.
@@ -47,6 +49,9 @@ func GetStatus(ctx context.Context, p Paths, r Runner) (*Status, error) {
 	}
 	for name, m := range st.Machines {
 		ms := MachineStatus{Name: name, Site: m.Site, Address: m.Address, State: "stopped", CloudInit: "unknown"}
+		if m.DataDisk != nil {
+			ms.DataDisk = m.DataDisk.Image
+		}
 		if running(m.PID, name) {
 			ms.State, ms.PID = "running", m.PID
 			if init, err := initPID(ctx, m.PID, name, 2*time.Second); err == nil {

@@ -130,7 +130,8 @@ func Up(ctx context.Context, o UpOptions) (*UpSummary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", h.Name, err)
 		}
-		machines = append(machines, MachineSpec{Name: h.Name, Site: string(h.Site), Address: h.PrivateAddress, Segment: seg, UserData: ud})
+		machines = append(machines, MachineSpec{Name: h.Name, Site: string(h.Site), Address: h.PrivateAddress, Segment: seg, UserData: ud,
+			DataDisk: specs[h.Name].DataVolume != nil})
 	}
 
 	mirrors := o.Mirrors
@@ -181,6 +182,10 @@ func Up(ctx context.Context, o UpOptions) (*UpSummary, error) {
 		fmt.Fprintf(o.Progress, "[%s] not in the stack any more: removing\n", name)
 		stopMachine(ctx, st.Machines[name].PID, name, 20*time.Second)
 		if err := destroyMachine(ctx, o.Runner, o.Paths, name); err != nil {
+			return nil, err
+		}
+		// Its data goes too: a lab host removed from the stack is not coming back.
+		if err := removeDataDisk(ctx, o.Runner, o.Paths, name); err != nil {
 			return nil, err
 		}
 		delete(st.Machines, name)
@@ -352,11 +357,20 @@ func bringUp(ctx context.Context, o UpOptions, img *Image, m MachineSpec, hash s
 				return fail(err)
 			}
 		}
-		pid, err := startMachine(o.Paths, m)
+		// A replaced machine keeps its second disk, as a cloud server keeps its
+		// volume: the role mounts the existing filesystem and formats nothing.
+		var disk *DataDisk
+		if m.DataDisk {
+			var err error
+			if disk, err = attachDataDisk(ctx, o.Runner, o.Paths, m.Name); err != nil {
+				return fail(err)
+			}
+		}
+		pid, err := startMachine(o.Paths, m, disk)
 		if err != nil {
 			return fail(err)
 		}
-		ms := &MachineState{Name: m.Name, Site: m.Site, Address: m.Address.String(), Bridge: m.Segment.Bridge, PID: pid, UserDataHash: hash, Created: time.Now().UTC()}
+		ms := &MachineState{Name: m.Name, Site: m.Site, Address: m.Address.String(), Bridge: m.Segment.Bridge, PID: pid, UserDataHash: hash, Created: time.Now().UTC(), DataDisk: disk}
 		if prev != nil && res.Action == "started" {
 			ms.Created = prev.Created
 		}

@@ -29,7 +29,10 @@ type DataVolume struct {
 // targets. It never formats a device blkid finds any signature on: a
 // filesystem, a partition table or a RAID member all stop it, so an attached
 // volume with data is only ever mounted. fstab entries carry nofail so a
-// missing volume leaves the host reachable over SSH for repair.
+// missing volume leaves the host reachable over SSH for repair. A freshly
+// formatted volume takes over the owner and mode of the directory it covers:
+// where the packages are already installed (the lab's image) no postinst runs
+// after the mount to give /var/lib/postgresql back to postgres.
 const dataVolumeScript = `set -eu
 pattern=$1 mnt=$2 label=$3
 shift 3
@@ -47,15 +50,19 @@ done
 dev=$(readlink -f "$dev")
 rc=0
 blkid -p "$dev" >/dev/null 2>&1 || rc=$?
+fresh=no
 if [ "$rc" = 2 ]; then
   mkfs.ext4 -q -L "$label" "$dev"
+  fresh=yes
 elif [ "$rc" != 0 ]; then
   echo "belay: data volume: blkid -p $dev failed ($rc); not formatting" >&2; exit 1
 fi
 uuid=$(blkid -s UUID -o value "$dev")
 mkdir -p "$mnt"
+owner=$(stat -c %u:%g "$mnt") mode=$(stat -c %a "$mnt")
 grep -q " $mnt ext4 " /etc/fstab || echo "UUID=$uuid $mnt ext4 defaults,nofail,discard 0 2" >> /etc/fstab
 mountpoint -q "$mnt" || mount "$mnt"
+if [ "$fresh" = yes ]; then chown "$owner" "$mnt"; chmod "$mode" "$mnt"; fi
 for target in "$@"; do
   src="$mnt/$(printf '%s' "${target#/}" | tr / _)"
   mkdir -p "$src" "$target"

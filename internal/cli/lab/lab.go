@@ -26,6 +26,8 @@ type Deps struct {
 	Inject func(context.Context, thelab.Paths, thelab.Runner, thelab.Fault) error
 	Heal   func(context.Context, thelab.Paths, thelab.Runner, io.Writer) ([]thelab.Fault, error)
 	Image  func(context.Context, thelab.Paths, thelab.Mirrors, io.Writer) (*thelab.Image, error)
+	// Replace is `lab replace HOST` (new root, same user data, data disk kept).
+	Replace func(context.Context, thelab.ReplaceOptions) (*thelab.ReplaceSummary, error)
 	// Exec runs a program with the terminal's streams and returns its exit code (ssh).
 	Exec func(ctx context.Context, io cli.IO, argv []string) (int, error)
 	// Executable is the running belay binary (os.Executable).
@@ -34,7 +36,7 @@ type Deps struct {
 
 // DefaultDeps are the real operations.
 func DefaultDeps() Deps {
-	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Image: thelab.EnsureImage, Exec: execProgram, Executable: os.Executable}
+	return Deps{Up: thelab.Up, Down: thelab.Down, Status: thelab.GetStatus, Inject: thelab.Inject, Heal: thelab.Heal, Image: thelab.EnsureImage, Replace: thelab.Replace, Exec: execProgram, Executable: os.Executable}
 }
 
 // Options are shared by every lab subcommand.
@@ -62,7 +64,7 @@ writes the same inventory as a cloud stack to ` + cli.DefaultInventory + `,
 so deploys and drills run against it unchanged once it is named as their
 target (--inventory lab or BELAY_INVENTORY=lab). Needs root.`,
 	}
-	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o))
+	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdSSH(o), newCmdFault(o), newCmdHeal(o), newCmdImage(o), newCmdReplace(o))
 	return cmd
 }
 
@@ -278,7 +280,7 @@ func newCmdFault(o *Options) *cobra.Command {
   stop-service MACHINE UNIT     systemctl stop UNIT inside the machine
   cut-link MACHINE              take the machine's link down (host-side veth)
   netem MACHINE ARGS...         tc netem on the machine's link, e.g. delay 200ms loss 5%
-  fill-disk MACHINE             fill the machine's own disk to ~0 bytes free
+  fill-disk MACHINE             fill the machine's own root disk to ~0 bytes free (not its data disk)
   partition                     cut the router between the primary and standby sites`,
 	}
 	add := func(kind thelab.FaultKind, use, short string, args cobra.PositionalArgs, build func([]string) thelab.Fault) {
@@ -299,7 +301,7 @@ func newCmdFault(o *Options) *cobra.Command {
 	add(thelab.FaultStopService, "stop-service MACHINE UNIT", "systemctl stop UNIT inside the machine", cobra.ExactArgs(2), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0], Service: a[1]} })
 	add(thelab.FaultCutLink, "cut-link MACHINE", "Take the machine's link down", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
 	add(thelab.FaultNetem, "netem MACHINE ARGS...", "Add latency/loss with tc netem, e.g. `netem shop-1 delay 200ms loss 5%`", cobra.MinimumNArgs(2), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0], Netem: a[1:]} })
-	add(thelab.FaultFillDisk, "fill-disk MACHINE", "Fill the machine's disk to ~0 bytes free", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
+	add(thelab.FaultFillDisk, "fill-disk MACHINE", "Fill the machine's root disk to ~0 bytes free (not its data disk)", cobra.ExactArgs(1), func(a []string) thelab.Fault { return thelab.Fault{Machine: a[0]} })
 	add(thelab.FaultPartition, "partition", "Cut the router between the two sites", cobra.NoArgs, func([]string) thelab.Fault { return thelab.Fault{} })
 	return cmd
 }
