@@ -67,6 +67,11 @@ for target in "$@"; do
   src="$mnt/$(printf '%s' "${target#/}" | tr / _)"
   mkdir -p "$src" "$target"
   grep -q " $target none bind" /etc/fstab || echo "$src $target none bind,nofail,x-systemd.requires-mounts-for=$mnt 0 0" >> /etc/fstab
+  # A bind systemd made before the volume was mounted (a container ignores
+  # fstab's device lines) points at the root disk's empty directory: redo it.
+  if mountpoint -q "$target" && [ "$(stat -c %d:%i "$target")" != "$(stat -c %d:%i "$src")" ]; then
+    umount "$target"
+  fi
   mountpoint -q "$target" || mount "$target"
 done
 `
