@@ -97,7 +97,8 @@ func checkDocumented(root *cobra.Command, line string, flagRE *regexp.Regexp) st
 	}
 	for _, m := range flagRE.FindAllStringSubmatch(line, -1) {
 		name := strings.TrimPrefix(m[1], "--")
-		found := false
+		// cobra adds --help to every command when it runs, not before.
+		found := name == "help"
 		for _, c := range cands {
 			if c.Flags().Lookup(name) != nil || c.InheritedFlags().Lookup(name) != nil || c.PersistentFlags().Lookup(name) != nil {
 				found = true
