@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/shopkeys"
 )
 
 // State is a shop's routing state.
@@ -63,7 +63,7 @@ var (
 	appRe   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 	cellRe  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 	labelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// Shop keys become nginx variable suffixes, as in deploy/traffic.
+	// Shop keys become nginx variable suffixes, as in deploy/traffic (package shopkeys).
 	varNameRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 	headerRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 )
@@ -141,7 +141,7 @@ type Cells struct {
 	// RetryAfter is the Retry-After (seconds) of a frozen shop's 503.
 	RetryAfter int
 	// Keys name the shop parameter, header and cookie (the canary whitelist's).
-	Keys traffic.Keys
+	Keys shopkeys.Keys
 }
 
 // Has reports whether name is a cell of c.
