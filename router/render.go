@@ -180,6 +180,14 @@ Wants=nginx.service network-online.target
 ExecStart=` + binary + ` host router-sync --app %i
 Restart=always
 RestartSec=1
+# Root because it rewrites a file nginx (root) parses and reloads nginx; it
+# validates every row first. It writes only its app's directory (/var stays
+# writable for nginx -t's logs and temp paths).
+NoNewPrivileges=yes
+ProtectSystem=full
+ReadWritePaths=/etc/belay/router/%i
+ProtectHome=yes
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
