@@ -79,7 +79,7 @@ func ShopDBCommand(app string) []string {
 var (
 	routerCellRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
 	nginxArgRE   = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	httpHeaderRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	httpHeaderRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 )
 
 func init() {
@@ -140,7 +140,9 @@ func validateRouter(s *Spec) error {
 	case !r.Standby && r.VRRP == nil:
 		bad("Spec.Router.VRRP: nil, expected the router tier's VRRP group")
 	case r.VRRP != nil:
-		errs = append(errs, validateVRRP(s, r.VRRP))
+		if err := validateVRRP(s, r.VRRP); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) == 0 {
 		// The engine parses what the role renders: refuse here what

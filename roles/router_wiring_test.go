@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/internal/labapp"
+	"github.com/belay-sh/belay/internal/shq/shqtest"
 	"github.com/belay-sh/belay/router"
 	rt "github.com/belay-sh/belay/router/routertest"
 )
@@ -201,4 +202,48 @@ func TestRouterServesWithRoleFiles(t *testing.T) {
 	}
 	expect("acme.example.com", 200, "", "eu-2")
 	expect("nobody.example.com", 404, "unknown", "")
+}
+
+// TestHostileRouterValuesRefused: every router value that reaches a root
+// file (cells.conf, the server block, the sudoers line, the unit instance)
+// refuses each hostile value, naming the field, before anything is rendered.
+func TestHostileRouterValuesRefused(t *testing.T) {
+	fields := []struct {
+		field, prefix string
+		set           func(*Spec, string)
+	}{
+		{"Spec.Router.App", "shop", func(s *Spec, v string) { s.Router.App = v }},
+		{"Spec.Router.Cells[0].Name", "c1", func(s *Spec, v string) { s.Router.Cells[0].Name = v }},
+		{"Spec.Router.Cells[0].Address", "10.213.0.125", func(s *Spec, v string) { s.Router.Cells[0].Address = v }},
+		{"Spec.Router.DefaultCell", "c1", func(s *Spec, v string) { s.Router.UnknownShop, s.Router.DefaultCell = "default", v }},
+		{"Spec.Router.UnknownShop", "404", func(s *Spec, v string) { s.Router.UnknownShop = v }},
+		{"Spec.Router.ShopParam", "shop", func(s *Spec, v string) { s.Router.ShopParam = v }},
+		{"Spec.Router.ShopHeader", "X-Shop", func(s *Spec, v string) { s.Router.ShopHeader = v }},
+		{"Spec.Router.ShopCookie", "shop", func(s *Spec, v string) { s.Router.ShopCookie = v }},
+	}
+	// After a valid prefix these values stay valid (or empty) for some fields.
+	inert := map[string]bool{"empty": true, "leading dash": true}
+	n := 0
+	for _, f := range fields {
+		for _, v := range shqtest.Values {
+			for _, val := range []string{v.S, f.prefix + v.S} {
+				if val != v.S && inert[v.Name] {
+					continue
+				}
+				s := routerSpec(t)
+				f.set(s, val)
+				out, err := Render(s)
+				// ShopParam and ShopCookie share one message.
+				name := strings.TrimSuffix(strings.TrimSuffix(f.field, "Param"), "Cookie")
+				if err == nil || !strings.Contains(err.Error(), name) {
+					t.Errorf("%s = %q (%s): Render() = %v, want an error naming %s", f.field, val, v.Name, err, f.field)
+				}
+				if out != nil {
+					t.Errorf("%s = %q: Render returned output with its error", f.field, val)
+				}
+				n++
+			}
+		}
+	}
+	t.Logf("%d hostile router values refused", n)
 }
