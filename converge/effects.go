@@ -55,6 +55,11 @@ func EffectOf(p string) Effect {
 		return Effect{Validate: []Cmd{{"nginx", "-t", "-q"}}, Activate: []Cmd{{"systemctl", "reload", "nginx.service"}}}
 	case p == "/etc/logrotate.d/belay-nginx":
 		return Effect{} // read by logrotate at its next run
+	case strings.HasPrefix(p, "/etc/belay/router/") && (base == "cells.conf" || base == "db.conf"):
+		// Read by router-sync (cells.conf at every re-read, the DSN at each
+		// connect): a restart applies both now and re-renders map.conf;
+		// nginx keeps routing from the loaded map meanwhile.
+		return Effect{Activate: []Cmd{{"systemctl", "try-restart", "belay-router-sync@" + path.Base(dir) + ".service"}}}
 	case strings.HasPrefix(p, "/etc/belay/tls/"), strings.HasPrefix(p, "/etc/belay/router/"):
 		// A custom certificate, the ACME peers, a router's cells: nginx reads them.
 		return Effect{Validate: []Cmd{{"nginx", "-t", "-q"}}, Activate: []Cmd{{"systemctl", "reload", "nginx.service"}}}

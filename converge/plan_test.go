@@ -30,6 +30,17 @@ func hostsFor(t *testing.T, apps int, edit func(string) string) map[string]conve
 	if edit != nil {
 		text = edit(text)
 	}
+	return hostsForApps(t, text, apps)
+}
+
+// hostsForStack renders every host of a stack file's text (its own apps).
+func hostsForStack(t *testing.T, text string) map[string]converge.Host {
+	t.Helper()
+	return hostsForApps(t, text, 0)
+}
+
+func hostsForApps(t *testing.T, text string, apps int) map[string]converge.Host {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "Pulumi.lab.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -111,7 +111,6 @@ func (b *builder) router(h topology.Host, s *roles.Spec) error {
 	}
 	r := &roles.Router{
 		App:         ac.Name,
-		Domains:     append([]string(nil), ac.Domains...),
 		Standby:     standby,
 		DefaultCell: ac.Router.DefaultCell,
 		UnknownShop: ac.Router.UnknownShop,

@@ -471,6 +471,7 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 		HealthPath:     ac.HealthPath,
 		Domains:        append([]string(nil), ac.Domains...),
 		Standby:        standby,
+		Cell:           h.Cell,
 		DatabaseURL:    dbURL,
 		ResticRepo:     ResticRepo(ac.Name, repoAddr),
 		ResticPassword: resticPW,

@@ -12,6 +12,7 @@ import (
 	"github.com/belay-sh/belay/internal/safe"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/router"
 )
 
 // Host paths of the app role that callers (the deployer, the VIP commands) rely on.
@@ -83,6 +84,9 @@ func validateApp(s *Spec) error {
 	standbyRole := hasRole(s, inventory.RoleStandbyApp)
 	if !appNameRE.MatchString(a.Name) {
 		bad("Spec.App.Name: %q, expected at most 55 of a-z, 0-9, - (starting with a letter)", a.Name)
+	}
+	if a.Cell != "" && (!routerCellRE.MatchString(a.Cell) || router.CheckApp(a.Name) != nil) {
+		bad("Spec.App.Cell: %q of app %q, expected a cell name ([a-z][a-z0-9-]{0,15}) of an app named like the router's (at most 40 characters)", a.Cell, a.Name)
 	}
 	if a.Port < 1024 || a.Port > 65534 {
 		bad("Spec.App.Port: %d, expected 1024-65534 (the canary listens on Port+1)", a.Port)
@@ -266,7 +270,7 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		{Path: "/etc/systemd/system/belay-release@.service", Content: releaseUnit, Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/systemd/system/" + AppUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port), Owner: "root:root", Permissions: "0644"},
 		{Path: "/etc/systemd/system/" + CanaryUnit(name) + ".d/10-belay-port.conf", Content: portDropIn(a.Port + 1), Owner: "root:root", Permissions: "0644"},
-		{Path: "/etc/sudoers.d/belay-" + name, Content: sudoers(s.DeployUser, name), Owner: "root:root", Permissions: "0440"},
+		{Path: "/etc/sudoers.d/belay-" + name, Content: sudoers(s.DeployUser, name, a.Cell != ""), Owner: "root:root", Permissions: "0440"},
 		{Path: "/etc/nginx/conf.d/00-belay-logformat.conf", Content: nginxLogFormat, Owner: "root:root", Permissions: "0644"},
 		// Written (empty) before nginx is installed, so AppLogDir exists when the
 		// package first starts nginx with this app's config; runcmd closes the directory.
@@ -372,7 +376,7 @@ WantedBy=multi-user.target
 }
 
 // sudoers lets the deploy user run exactly the unit and nginx commands a rollout needs.
-func sudoers(user, app string) string {
+func sudoers(user, app string, cell bool) string {
 	var cmds []string
 	for _, unit := range []string{AppUnit(app), CanaryUnit(app)} {
 		// reset-failed: a crash-looped unit's start rate limit must not block
@@ -391,6 +395,10 @@ func sudoers(user, app string) string {
 	// hostexec). The command is the caller's by design; "--" is pinned so no
 	// argument can be taken for a helper flag.
 	cmds = append(cmds, BelayBinary+" host exec "+app+" -- *")
+	if cell {
+		// A cell server: belay shop move runs the release's move hooks here.
+		cmds = append(cmds, MoveHookCommands(app)...)
+	}
 	alias := "BELAY_" + strings.ToUpper(strings.ReplaceAll(app, "-", "_"))
 	return "# Rendered by belay: exact commands the deploy user may run as root for app " + app + ".\n" +
 		"Cmnd_Alias " + alias + " = " + strings.Join(cmds, ", \\\n    ") + "\n" +

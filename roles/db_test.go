@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/router"
 )
 
 // Test passwords: long enough for validation, recognisable when they leak.
@@ -756,6 +757,14 @@ func TestDBConfigWithPostgres(t *testing.T) {
 	owner, err := as(nil, local+` -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'"`)
 	if err != nil || strings.TrimSpace(owner) != "app" {
 		t.Errorf("owner of database shop: %q %v, want app", owner, err)
+	}
+	// The routers' DSN (roles.Router.DatabaseURL) is this role on this
+	// database: router-sync creates the mapping's schema at every start.
+	schema := writeTemp(t, dir, "router-schema.sql", router.Schema, 0o644)
+	for i := 0; i < 2; i++ {
+		if out, err := as([]string{"PGPASSWORD=" + tAppPW}, fmt.Sprintf("psql -X -q -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p %d -U app -d shop -f %s", port, schema)); err != nil {
+			t.Errorf("router.Schema as the app role (run %d): %v\n%s", i+1, err, out)
+		}
 	}
 	settings, err := as(nil, local+` -c "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('password_encryption','wal_sender_timeout','archive_timeout') ORDER BY name"`)
 	if want := "archive_timeout=30\npassword_encryption=scram-sha-256\nwal_sender_timeout=4000\n"; err != nil || settings != want {

@@ -8,17 +8,22 @@ import (
 	"strings"
 
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/shopkeys"
 )
 
 // Router configures a router of an app with cells: nginx maps each request's
 // shop to its cell and proxies to that cell's floating IP; keepalived holds
-// the router tier's floating IP (primary site). The shop → cell mapping is
-// not in the user data: `belay host router-sync` (belay-router-sync.service)
-// keeps RouterMapFile current from PostgreSQL and reloads nginx.
+// the router tier's floating IP (primary site). Every file the routing
+// engine (package router, docs/cells.md) reads is rendered by the engine's
+// own functions: cells.conf (router.RenderCells), db.conf (router.DSNConf),
+// the first map.conf (router.Render of an empty mapping, so nginx starts and
+// answers unknown shops before the first sync), the server block
+// (router.ServerConf) and the template unit (router.SyncUnit), enabled as
+// belay-router-sync@<app>, which owns map.conf from then on.
 type Router struct {
-	App     string
-	Domains []string
-	// Standby marks the standby-site router: no keepalived.
+	App string
+	// Standby marks the standby-site router: no keepalived, sync not started.
 	Standby bool
 	// Cells are the app's cells with the address the routers reach each at.
 	Cells []RouterCell
@@ -30,7 +35,8 @@ type Router struct {
 	// whitelist does (belay:deploy); the Host header is the last resort.
 	ShopParam, ShopHeader, ShopCookie string
 	// DatabaseURL is the libpq URL of the platform database holding the
-	// mapping, read by the sync service (secret).
+	// mapping, read by the sync service (secret). Its role owns the database,
+	// so router-sync may create the belay_router schema (router.Schema).
 	DatabaseURL string
 	// VRRP is nil on the standby router.
 	VRRP *VRRP
@@ -44,21 +50,36 @@ type RouterCell struct {
 	Port    int
 }
 
-// The router's files. The two paths under /etc/belay/router/<app>/ are the
-// contract with the router sync service: it rewrites map.conf (root-owned,
-// validated, then `nginx -t` and a graceful reload), never cells.conf.
-func RouterDir(app string) string       { return "/etc/belay/router/" + app }
-func RouterMapFile(app string) string   { return RouterDir(app) + "/map.conf" }
-func RouterCellsFile(app string) string { return RouterDir(app) + "/cells.conf" }
-func RouterEnvFile(app string) string   { return RouterDir(app) + "/router.env" }
+// The router's files, all under router.Dir(app).
+func RouterDir(app string) string       { return router.Dir(app) }
+func RouterMapFile(app string) string   { return router.Dir(app) + "/" + router.MapFile }
+func RouterCellsFile(app string) string { return router.Dir(app) + "/" + router.CellsFile }
+func RouterDSNFile(app string) string   { return router.Dir(app) + "/" + router.DSNFile }
 
-// RouterSyncUnit is the sync service's unit: a router serves one app.
-const RouterSyncUnit = "belay-router-sync.service"
+// RouterNginxFile is the router's server block (conf.d).
+func RouterNginxFile(app string) string { return "/etc/nginx/conf.d/belay-router-" + app + ".conf" }
+
+// RouterSudoersFile lets the deploy user run the shop commands' root helper.
+func RouterSudoersFile(app string) string { return "/etc/sudoers.d/belay-router-" + app }
+
+// RouterSyncUnitFile is the engine's template unit; RouterSyncUnit(app) is
+// the instance a router runs (one per app it routes).
+const RouterSyncUnitFile = "/etc/systemd/system/" + router.SyncUnitName
+
+// RouterSyncUnit is the sync service of app.
+func RouterSyncUnit(app string) string { return "belay-router-sync@" + app + ".service" }
+
+// ShopDBCommand is `belay host shop-db --app APP`, the root helper `belay
+// shop` and `belay cells` run on a router through sudo: exact arguments,
+// the request is JSON on stdin, checked by the helper against cells.conf.
+func ShopDBCommand(app string) []string {
+	return []string{BelayBinary, "host", "shop-db", "--app", app}
+}
 
 var (
 	routerCellRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
 	nginxArgRE   = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	httpHeaderRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	httpHeaderRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 )
 
 func init() {
@@ -73,13 +94,8 @@ func validateRouter(s *Spec) error {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("roles: "+format, args...)) }
-	if !appNameRE.MatchString(r.App) {
-		bad("Spec.Router.App: %q, expected at most 55 of a-z, 0-9, - (starting with a letter)", r.App)
-	}
-	for i, d := range r.Domains {
-		if !domainRE.MatchString(d) {
-			bad("Spec.Router.Domains[%d]: %q, expected a lowercase domain name", i, d)
-		}
+	if !appNameRE.MatchString(r.App) || router.CheckApp(r.App) != nil {
+		bad("Spec.Router.App: %q, expected at most 40 of a-z, 0-9, - (starting with a letter)", r.App)
 	}
 	if len(r.Cells) == 0 {
 		bad("Spec.Router.Cells: empty, expected the app's cells")
@@ -124,9 +140,38 @@ func validateRouter(s *Spec) error {
 	case !r.Standby && r.VRRP == nil:
 		bad("Spec.Router.VRRP: nil, expected the router tier's VRRP group")
 	case r.VRRP != nil:
-		errs = append(errs, validateVRRP(s, r.VRRP))
+		if err := validateVRRP(s, r.VRRP); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		// The engine parses what the role renders: refuse here what
+		// router-sync would refuse on the host.
+		if _, err := router.ParseCells(r.App, router.RenderCells(routerCells(r))); err != nil {
+			bad("Spec.Router: the rendered cells.conf is refused by the router: %v", err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// routerCells is the engine's view of the router's cells (cells.conf).
+func routerCells(r *Router) router.Cells {
+	c := router.Cells{App: r.App, RetryAfter: router.DefaultRetryAfter, Unknown: router.DefaultUnknown,
+		Keys: shopkeys.Keys{Param: r.ShopParam, Header: r.ShopHeader, Cookie: r.ShopCookie}.WithDefaults()}
+	for _, rc := range r.Cells {
+		cell := router.Cell{Name: rc.Name}
+		if a, err := netip.ParseAddr(rc.Address); err == nil && rc.Port > 0 && rc.Port < 65536 {
+			cell.Addrs = []netip.AddrPort{netip.AddrPortFrom(a, uint16(rc.Port))}
+		}
+		c.Cells = append(c.Cells, cell)
+	}
+	switch r.UnknownShop {
+	case "default":
+		c.Default = r.DefaultCell
+	case "404":
+		c.Unknown = 404
+	}
+	return c
 }
 
 func routerContributor(s *Spec, c *CloudConfig) error {
@@ -134,14 +179,22 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 		return err
 	}
 	r := s.Router
+	cells := routerCells(r)
+	sudo, err := routerSudoers(s.DeployUser, r.App)
+	if err != nil {
+		return err
+	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
-		File{Path: "/etc/nginx/conf.d/belay-router-" + r.App + ".conf", Content: RouterNginxConf(r), Owner: "root:root", Permissions: "0644"},
-		File{Path: RouterCellsFile(r.App), Content: RouterCellsConf(r), Owner: "root:root", Permissions: "0644"},
-		// Empty until the sync service's first run: every shop is unknown.
-		File{Path: RouterMapFile(r.App), Content: "# Written by belay-router-sync: one entry per line, a quoted shop and its cell.\n", Owner: "root:root", Permissions: "0644"},
-		File{Path: RouterEnvFile(r.App), Content: "BELAY_ROUTER_DATABASE_URL=" + r.DatabaseURL + "\n", Owner: "root:root", Permissions: "0600", Defer: true},
-		File{Path: "/etc/systemd/system/" + RouterSyncUnit, Content: routerSyncUnit(r.App), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterNginxFile(r.App), Content: RouterNginxConf(cells), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterCellsFile(r.App), Content: string(router.RenderCells(cells)), Owner: "root:root", Permissions: "0644"},
+		// Seeded only (converge skips it): the engine's own rendering of an
+		// empty mapping, so nginx starts with every cell's upstream and
+		// answers unknown shops as configured until router-sync's first load.
+		File{Path: RouterMapFile(r.App), Content: string(router.Render(cells, router.Mapping{App: r.App})), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterDSNFile(r.App), Content: string(router.DSNConf(r.DatabaseURL)), Owner: "root:root", Permissions: "0600"},
+		File{Path: RouterSyncUnitFile, Content: router.SyncUnit(BelayBinary), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterSudoersFile(r.App), Content: sudo, Owner: "root:root", Permissions: "0440"},
 	)
 	c.Runcmd = append(c.Runcmd,
 		[]string{"install", "-d", "-m", "0755", "-o", "root", "-g", "root", RouterDir(r.App)},
@@ -151,118 +204,49 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
 	)
 	if r.Standby {
-		// The standby router gets the mapping only after a site switch starts it.
-		c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", RouterSyncUnit})
+		// The standby site's database is a read-only replica until a site
+		// switch promotes it: the standby router keeps the seeded map and
+		// its sync starts with the next boot after the switch.
+		c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", RouterSyncUnit(r.App)})
 		return nil
 	}
-	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", RouterSyncUnit})
+	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", RouterSyncUnit(r.App)})
 	addKeepalivedWith(s, c, r.VRRP, routerKeepalivedConf(s))
 	return nil
 }
 
-// routerSyncUnit runs `belay host router-sync` for app. It runs as root
-// because it rewrites a file nginx (root) parses and reloads nginx; the
-// command validates every entry before it writes the map.
-func routerSyncUnit(app string) string {
-	return fmt.Sprintf(`# Rendered by belay: keeps %[2]s current from PostgreSQL.
-[Unit]
-Description=belay router map sync for app %[1]s
-After=network-online.target nginx.service
-Wants=network-online.target
-
-[Service]
-Type=simple
-EnvironmentFile=%[3]s
-ExecStart=%[4]s host router-sync --app %[1]s
-Restart=always
-RestartSec=1
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=%[5]s /run
-ProtectHome=yes
-PrivateTmp=yes
-
-[Install]
-WantedBy=multi-user.target
-`, app, RouterMapFile(app), RouterEnvFile(app), BelayBinary, RouterDir(app))
+// RouterNginxConf is the router's conf.d file: map.conf at http level, then
+// the engine's server block. It is the default server on port 80: shops
+// come under their own domains, which no server_name lists.
+func RouterNginxConf(c router.Cells) string {
+	return "# Rendered by belay: router of app " + c.App + " (shop -> cell, docs/cells.md).\n" +
+		"include " + RouterMapFile(c.App) + ";\n" + router.ServerConf(c, "80 default_server")
 }
 
-// RouterCellsConf renders one upstream per cell: belay_cell_<app>_<cell>.
-func RouterCellsConf(r *Router) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Rendered by belay: the cells of app %s, each at its floating IP.\n", r.App)
-	for _, c := range r.Cells {
-		fmt.Fprintf(&b, "upstream %s {\n    server %s:%d max_fails=0;\n    keepalive 16;\n}\n", routerUpstream(r.App, c.Name), c.Address, c.Port)
+// routerSudoers grants the deploy user the shop commands' root helper for
+// app, with its exact arguments.
+// MoveHookCommands are the sudoers commands of `belay host move-hook APP
+// export|import SHOP` on a cell's servers: the shop is the caller's, so it
+// is a wildcard; the helper refuses anything but one valid shop domain
+// (router.CheckDomain) before it runs the release's belay-move as the app
+// user, never as root (TestMoveHookRefusesHostileShops).
+func MoveHookCommands(app string) []string {
+	var out []string
+	for _, verb := range []string{"export", "import"} {
+		out = append(out, BelayBinary+" host move-hook "+app+" "+verb+" *")
 	}
-	return b.String()
+	return out
 }
 
-// routerUpstream is a cell's upstream: the cell name is kept as is because
-// proxy_pass appends the mapped cell name to the same prefix.
-func routerUpstream(app, cell string) string {
-	return "belay_cell_" + strings.ReplaceAll(app, "-", "_") + "_" + cell
-}
-
-// RouterNginxConf is the router's nginx config: the shop is the first of the
-// shop parameter, header and cookie that is set, else the Host; map.conf maps
-// it to a cell; the request goes to that cell's upstream. An unknown shop
-// gets the configured answer; a cell that does not answer gets a 503 page
-// naming only that cell, so other cells' shops never see it.
-func RouterNginxConf(r *Router) string {
-	v := strings.ReplaceAll(r.App, "-", "_")
-	names := "_"
-	listen := "listen 80 default_server;"
-	if len(r.Domains) > 0 {
-		names = strings.Join(r.Domains, " ")
-		listen = "listen 80;"
+func routerSudoers(user, app string) (string, error) {
+	line, err := sudoersCommand(ShopDBCommand(app))
+	if err != nil {
+		return "", err
 	}
-	header := strings.ToLower(strings.ReplaceAll(r.ShopHeader, "-", "_"))
-	unknown := "return " + r.UnknownShop + ";"
-	if r.UnknownShop == "default" {
-		unknown = "set $belay_" + v + "_cell_name " + r.DefaultCell + ";"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `# Rendered by belay: router of app %[1]s (shop -> cell).
-include %[2]s;
-map "$arg_%[3]s|$http_%[4]s|$cookie_%[5]s|$host" $belay_%[6]s_shop {
-    default $host;
-    "~^\|*([^|]+)" $1;
-}
-map $belay_%[6]s_shop $belay_%[6]s_cell {
-    hostnames;
-    default "";
-    include %[7]s;
-}
-server {
-    %[8]s
-    server_name %[9]s;
-    set $belay_%[6]s_cell_name $belay_%[6]s_cell;
-    if ($belay_%[6]s_cell_name = "") {
-        %[10]s
-    }
-    location / {
-        proxy_pass http://belay_cell_%[6]s_$belay_%[6]s_cell_name;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Belay-Cell $belay_%[6]s_cell_name;
-        add_header X-Belay-Cell $belay_%[6]s_cell_name always;
-        proxy_connect_timeout 1s;
-        proxy_read_timeout 60s;
-        proxy_intercept_errors off;
-        error_page 502 504 = @cell_down;
-    }
-    location @cell_down {
-        default_type text/plain;
-        add_header Retry-After 30 always;
-        return 503 "cell $belay_%[6]s_cell_name is unavailable, retry shortly\n";
-    }
-}
-`, r.App, RouterCellsFile(r.App), r.ShopParam, header, r.ShopCookie, v, RouterMapFile(r.App), listen, names, unknown)
-	return b.String()
+	alias := "BELAY_ROUTER_" + strings.ToUpper(strings.ReplaceAll(app, "-", "_"))
+	return "# Rendered by belay: the shop commands' root helper on this router of app " + app + ".\n" +
+		"Cmnd_Alias " + alias + " = " + line + "\n" +
+		user + " ALL=(root) NOPASSWD: " + alias + "\n", nil
 }
 
 // routerKeepalivedConf is the router tier's VRRP member: it gives up the VIP

@@ -76,6 +76,9 @@ type App struct {
 	Domains    []string
 	// Standby marks a standby-site app server: no keepalived, app not started until a site switch.
 	Standby bool
+	// Cell is the cell this server belongs to when the app has cells ("" otherwise):
+	// its deploy user may run the app's shop move hooks (MoveHookCommands).
+	Cell string
 	// VRRP is nil on standby servers.
 	VRRP *VRRP
 	// DatabaseURL is the app's libpq URL (multi-host, target_session_attrs=read-write); secret.

@@ -80,10 +80,51 @@ func Render(c Cells, m Mapping) []byte {
 	return b.Bytes()
 }
 
+// RenderCells returns cells.conf for c, in the format ParseCells reads: the
+// one renderer of the file (the router role calls it), so what a role writes
+// is what router-sync and shop-db parse. c must be valid: ParseCells of the
+// result returns c (TestRenderCellsRoundTrip).
+func RenderCells(c Cells) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Rendered by belay: the cells router-sync may route app %s to (docs/cells.md).\n", c.App)
+	for _, cell := range c.Cells {
+		b.WriteString("cell " + cell.Name)
+		for _, a := range cell.Addrs {
+			b.WriteString(" " + a.String())
+		}
+		b.WriteString("\n")
+	}
+	if c.Default != "" {
+		fmt.Fprintf(&b, "default %s\n", c.Default)
+	} else {
+		fmt.Fprintf(&b, "unknown %d\n", c.unknown())
+	}
+	ra := c.RetryAfter
+	if ra == 0 {
+		ra = DefaultRetryAfter
+	}
+	fmt.Fprintf(&b, "retry-after %d\n", ra)
+	k := c.Keys.WithDefaults()
+	fmt.Fprintf(&b, "shop-param %s\nshop-header %s\nshop-cookie %s\n", k.Param, k.Header, k.Cookie)
+	return b.Bytes()
+}
+
+// DSNConf returns db.conf: the router role's connection string (the router
+// role writes it root 0600; ReadDSN refuses anything readable by others).
+func DSNConf(dsn string) []byte { return []byte(strings.TrimSpace(dsn) + "\n") }
+
+// unknown is the status of an unknown shop without a default cell.
+func (c Cells) unknown() int {
+	if c.Unknown == 404 {
+		return 404
+	}
+	return DefaultUnknown
+}
+
 // ServerConf is the router's server block for app, which the router role
 // ships (conf.d) after `include <Dir>/map.conf;` at http level. It answers
 // a frozen shop with 503 + Retry-After, an unknown shop (no default cell)
-// with 421, and a cell nginx cannot reach with 503 for that cell's shops only
+// with cells.conf's unknown status (421 or 404), and a cell nginx cannot reach with 503 for that cell's shops only
 // (error_page on nginx's own 502/504, never on the app's: proxy_intercept_errors
 // stays off). listen is the listen directive's argument ("80", "127.0.0.1:8080").
 func ServerConf(c Cells, listen string) string {
@@ -102,7 +143,7 @@ func ServerConf(c Cells, listen string) string {
         }
         if ($%[2]s_cell = %[7]s) {
             add_header %[6]s unknown always;
-            return 421 "No shop is served under this name here.\n";
+            return %[8]d "No shop is served under this name here.\n";
         }
         proxy_pass http://belay_cell_%[3]s_$%[2]s_cell;
         proxy_http_version 1.1;
@@ -120,7 +161,7 @@ func ServerConf(c Cells, listen string) string {
         return 503 "This shop's cell ($%[2]s_cell) is unavailable. Please retry shortly.\n";
     }
 }
-`, listen, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown)
+`, listen, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown, c.unknown())
 }
 
 // SyncUnitName is the systemd template unit of router-sync (instance: the app).
@@ -139,6 +180,14 @@ Wants=nginx.service network-online.target
 ExecStart=` + binary + ` host router-sync --app %i
 Restart=always
 RestartSec=1
+# Root because it rewrites a file nginx (root) parses and reloads nginx; it
+# validates every row first. It writes only its app's directory (/var stays
+# writable for nginx -t's logs and temp paths).
+NoNewPrivileges=yes
+ProtectSystem=full
+ReadWritePaths=/etc/belay/router/%i
+ProtectHome=yes
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target

@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/shopkeys"
 )
 
 // State is a shop's routing state.
@@ -63,7 +63,7 @@ var (
 	appRe   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 	cellRe  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 	labelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// Shop keys become nginx variable suffixes, as in deploy/traffic.
+	// Shop keys become nginx variable suffixes, as in deploy/traffic (package shopkeys).
 	varNameRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 	headerRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 )
@@ -136,12 +136,15 @@ type Cell struct {
 type Cells struct {
 	App   string
 	Cells []Cell
-	// Default receives shops not in the mapping ("" answers 421).
+	// Default receives shops not in the mapping ("" answers Unknown).
 	Default string
+	// Unknown is the status of an unknown shop without a default cell: 421
+	// (the default: misdirected request) or 404.
+	Unknown int
 	// RetryAfter is the Retry-After (seconds) of a frozen shop's 503.
 	RetryAfter int
 	// Keys name the shop parameter, header and cookie (the canary whitelist's).
-	Keys traffic.Keys
+	Keys shopkeys.Keys
 }
 
 // Has reports whether name is a cell of c.
@@ -166,15 +169,19 @@ func (c Cells) Names() []string {
 // DefaultRetryAfter is the Retry-After of a frozen shop when cells.conf sets none.
 const DefaultRetryAfter = 30
 
+// DefaultUnknown is the status of an unknown shop when cells.conf sets none.
+const DefaultUnknown = 421
+
 // ParseCells reads cells.conf for app. Format, one directive a line, '#'
 // comments:
 //
 //	cell NAME ADDRESS:PORT [ADDRESS:PORT...]   (at least one cell)
 //	default NAME                               (optional: unknown shops go there)
+//	unknown 404|421                            (optional, default 421: the answer to an unknown shop without default)
 //	retry-after SECONDS                        (optional, 1-3600, default 30)
 //	shop-param NAME | shop-header NAME | shop-cookie NAME   (optional, the deploy keys)
 func ParseCells(app string, data []byte) (Cells, error) {
-	c := Cells{App: app, RetryAfter: DefaultRetryAfter}
+	c := Cells{App: app, RetryAfter: DefaultRetryAfter, Unknown: DefaultUnknown}
 	if err := CheckApp(app); err != nil {
 		return c, err
 	}
@@ -231,6 +238,15 @@ func ParseCells(app string, data []byte) (Cells, error) {
 			c.Cells = append(c.Cells, cell)
 		case "default":
 			c.Default = f[1]
+		case "unknown":
+			switch f[1] {
+			case "404":
+				c.Unknown = 404
+			case "421":
+				c.Unknown = 421
+			default:
+				bad("unknown %q: expected 404 or 421 (or a default line to send unknown shops to a cell)", f[1])
+			}
 		case "retry-after":
 			v, err := strconv.Atoi(f[1])
 			if err != nil || v < 1 || v > 3600 {
@@ -253,7 +269,7 @@ func ParseCells(app string, data []byte) (Cells, error) {
 			}
 			c.Keys.Cookie = f[1]
 		default:
-			bad("unknown directive %q (expected cell, default, retry-after, shop-param, shop-header, shop-cookie)", f[0])
+			bad("unknown directive %q (expected cell, default, unknown, retry-after, shop-param, shop-header, shop-cookie)", f[0])
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -267,6 +283,11 @@ func ParseCells(app string, data []byte) (Cells, error) {
 	}
 	if c.Default != "" && !c.Has(c.Default) {
 		errs = append(errs, fmt.Errorf("cells.conf: default %q is not a cell (cells: %s)", c.Default, strings.Join(c.Names(), ", ")))
+	}
+	if c.Default != "" && seenDirective["unknown"] {
+		// Either unknown shops go to a cell or they get an error page; both
+		// lines would leave the reader guessing which one wins.
+		errs = append(errs, errors.New("cells.conf: default and unknown both given, expected one of them"))
 	}
 	c.Keys = c.Keys.WithDefaults()
 	return c, errors.Join(errs...)

@@ -58,19 +58,23 @@ func TestParseCells(t *testing.T) {
 		t.Errorf("parsed %+v", c)
 	}
 	for name, bad := range map[string]string{
-		"no cells":          "default c1\n",
-		"bad cell name":     "cell C1 10.0.0.1:80\n",
-		"sentinel name":     "cell _frozen 10.0.0.1:80\n",
-		"hostname address":  "cell c1 cell1.internal:80\n",
-		"no port":           "cell c1 10.0.0.1\n",
-		"injected address":  "cell c1 10.0.0.1:80;\n",
-		"duplicate cell":    "cell c1 10.0.0.1:80\ncell c1 10.0.0.2:80\n",
-		"unknown default":   "cell c1 10.0.0.1:80\ndefault c9\n",
-		"retry-after range": "cell c1 10.0.0.1:80\nretry-after 0\n",
-		"bad param":         "cell c1 10.0.0.1:80\nshop-param a-b\n",
-		"bad header":        "cell c1 10.0.0.1:80\nshop-header X_Shop\n",
-		"unknown directive": "cell c1 10.0.0.1:80\ninclude /etc/passwd\n",
-		"twice":             "cell c1 10.0.0.1:80\ndefault c1\ndefault c1\n",
+		"no cells":            "default c1\n",
+		"bad cell name":       "cell C1 10.0.0.1:80\n",
+		"sentinel name":       "cell _frozen 10.0.0.1:80\n",
+		"hostname address":    "cell c1 cell1.internal:80\n",
+		"no port":             "cell c1 10.0.0.1\n",
+		"injected address":    "cell c1 10.0.0.1:80;\n",
+		"duplicate cell":      "cell c1 10.0.0.1:80\ncell c1 10.0.0.2:80\n",
+		"unknown default":     "cell c1 10.0.0.1:80\ndefault c9\n",
+		"retry-after range":   "cell c1 10.0.0.1:80\nretry-after 0\n",
+		"bad param":           "cell c1 10.0.0.1:80\nshop-param a-b\n",
+		"bad header":          "cell c1 10.0.0.1:80\nshop-header X_Shop\n",
+		"unknown directive":   "cell c1 10.0.0.1:80\ninclude /etc/passwd\n",
+		"twice":               "cell c1 10.0.0.1:80\ndefault c1\ndefault c1\n",
+		"unknown 500":         "cell c1 10.0.0.1:80\nunknown 500\n",
+		"unknown cellname":    "cell c1 10.0.0.1:80\nunknown default\n",
+		"unknown twice":       "cell c1 10.0.0.1:80\nunknown 404\nunknown 404\n",
+		"unknown and default": "cell c1 10.0.0.1:80\nunknown 404\ndefault c1\n",
 	} {
 		if _, err := ParseCells("shop", []byte(bad)); err == nil {
 			t.Errorf("%s: accepted %q", name, bad)

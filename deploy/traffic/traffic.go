@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/shopkeys"
 )
 
 // Kind is the stage of a rollout.
@@ -58,14 +59,9 @@ func StableUpstream(app string) string { return "belay_" + app + "_stable" }
 func CanaryUpstream(app string) string { return "belay_" + app + "_canary" }
 
 // Keys says where a request names its shop (config.Deploy, with defaults).
-type Keys struct {
-	// Param is the query parameter (default "shop"). Empty fields take the defaults.
-	Param string `json:"param,omitempty"`
-	// Header is the request header (default "X-Shop-Domain").
-	Header string `json:"header,omitempty"`
-	// Cookie is the cookie name (default "shop").
-	Cookie string `json:"cookie,omitempty"`
-}
+// It lives in package shopkeys, which the cell router shares without
+// importing the deploy pipeline.
+type Keys = shopkeys.Keys
 
 // Limits of one whitelist (tested with real nginx: a file with MaxShops shops
 // loads in well under a second).
@@ -77,25 +73,10 @@ const (
 
 // Default shop keys, as documented in config.Deploy.
 const (
-	DefaultShopParam  = "shop"
-	DefaultShopHeader = "X-Shop-Domain"
-	DefaultShopCookie = "shop"
+	DefaultShopParam  = shopkeys.DefaultParam
+	DefaultShopHeader = shopkeys.DefaultHeader
+	DefaultShopCookie = shopkeys.DefaultCookie
 )
-
-// WithDefaults fills the empty fields with the defaults documented in
-// config.Deploy; the deployer passes Keys{Param: d.ShopParam, Header: d.ShopHeader, Cookie: d.ShopCookie}.
-func (k Keys) WithDefaults() Keys {
-	if k.Param == "" {
-		k.Param = DefaultShopParam
-	}
-	if k.Header == "" {
-		k.Header = DefaultShopHeader
-	}
-	if k.Cookie == "" {
-		k.Cookie = DefaultShopCookie
-	}
-	return k
-}
 
 // Match is one extra header or cookie that sends a request to the canary when
 // its value equals Value (compared case-insensitively, as nginx maps do).

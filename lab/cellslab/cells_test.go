@@ -2,8 +2,11 @@
 
 // Package cellslab_test brings up lab/cells-stack.yaml (one app in two cells
 // behind a router pair) and checks that each cell answers at its own floating
-// address, that the routers run nginx and route a mapped shop to its cell,
-// and that each cell has its own database. Run as root, with no other lab up:
+// address, that the provisioned routers route with no manual step (the
+// router role's files and belay-router-sync@shop, docs/cells.md): an
+// unknown shop gets the router's 404 page on every router, a shop mapped in
+// the database reaches its cell through the router VIP; and that each cell
+// has its own database. Run as root, with no other lab up:
 //
 //	go test -tags lab -count=1 -timeout 40m ./lab/cellslab/
 package cellslab_test
@@ -11,6 +14,7 @@ package cellslab_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -135,8 +139,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-// get requests url with Host host and returns the status, the X-Belay-Cell
-// header and the Server header.
+// get requests url with Host host and returns the status, the router's
+// own-answer header (X-Belay-Router) and the body.
 func get(url, host string) (int, string, string, error) {
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Host = host
@@ -145,18 +149,20 @@ func get(url, host string) (int, string, string, error) {
 	if err != nil {
 		return 0, "", "", err
 	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Belay-Cell"), resp.Header.Get("Server"), nil
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Belay-Router"), string(b), nil
 }
 
-// deployStandIn starts a tiny HTTP app as the cell's release, as the deploy user.
-func deployStandIn(t *testing.T, host, app string) {
+// deployStandIn starts a tiny HTTP app as the cell's release, as the deploy
+// user: it serves /cell, the cell's name, so a request shows where it went.
+func deployStandIn(t *testing.T, host, app, cell string) {
 	t.Helper()
-	cmd := fmt.Sprintf(`set -e; d=/srv/%[1]s/releases/labtest; mkdir -p $d; cat >$d/start <<'EOF'
+	cmd := fmt.Sprintf(`set -e; d=/srv/%[1]s/releases/labtest; mkdir -p $d/www; printf %%s %[2]s > $d/www/cell; cat >$d/start <<'EOF'
 #!/bin/sh
-exec python3 -m http.server "$PORT" --directory /tmp
+exec python3 -m http.server "$PORT" --directory "$(dirname "$0")/www"
 EOF
-chmod 755 $d/start; ln -sfn $d /srv/%[1]s/current; sudo -n systemctl restart belay-app@%[1]s.service`, app)
+chmod 755 $d/start; ln -sfn $d /srv/%[1]s/current; sudo -n systemctl restart belay-app@%[1]s.service`, app, cell)
 	sshRun(t, host, cmd)
 }
 
@@ -167,18 +173,18 @@ func TestCellsServe(t *testing.T) {
 	}
 	for _, c := range a.Cells {
 		for _, h := range c.Hosts {
-			deployStandIn(t, h, a.Name)
+			deployStandIn(t, h, a.Name, c.Name)
 		}
 	}
 	for _, c := range a.Cells {
 		t.Run("cell "+c.Name+" answers at its VIP", func(t *testing.T) {
 			eventually(t, 60*time.Second, "cell "+c.Name, func() error {
-				code, _, server, err := get("http://"+c.VIP+"/", a.Domains[0])
+				code, _, body, err := get("http://"+c.VIP+"/cell", a.Domains[0])
 				if err != nil {
 					return err
 				}
-				if code != 200 || !strings.HasPrefix(server, "nginx") {
-					return fmt.Errorf("GET %s: %d, Server %q", c.VIP, code, server)
+				if code != 200 || body != c.Name {
+					return fmt.Errorf("GET %s/cell: %d %q, want 200 %q", c.VIP, code, body, c.Name)
 				}
 				return nil
 			})
@@ -186,40 +192,68 @@ func TestCellsServe(t *testing.T) {
 	}
 }
 
+// psqlPrimary runs sql as postgres on whichever data node accepts writes.
+func psqlPrimary(db, sql string) error {
+	var errs []string
+	for _, n := range inv.Database.Nodes {
+		out, err := lab.Console(context.Background(), paths, nil, n, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-d", db, "-v", "ON_ERROR_STOP=1", "-AtXc", sql)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v: %s", n, err, strings.TrimSpace(string(out))))
+	}
+	return fmt.Errorf("no data node ran it: %s", strings.Join(errs, "; "))
+}
+
 func TestRouters(t *testing.T) {
 	a := inv.App("shop")
-	t.Run("every router runs nginx and refuses an unknown shop", func(t *testing.T) {
-		for _, h := range append(append([]string{}, a.Router.Hosts...), a.Router.Standby) {
-			addr := inv.Host(h).PrivateAddress
-			eventually(t, 30*time.Second, "nginx on "+h, func() error {
-				code, _, server, err := get("http://"+addr+"/", "nobody.shops.lab.belay.test")
-				if err != nil {
-					return err
-				}
-				if code != 404 || !strings.HasPrefix(server, "nginx") {
-					return fmt.Errorf("GET %s: %d, Server %q, want nginx's 404", addr, code, server)
+	t.Run("router-sync runs on the primary routers", func(t *testing.T) {
+		for _, h := range a.Router.Hosts {
+			eventually(t, 60*time.Second, "belay-router-sync@shop on "+h, func() error {
+				out, _ := lab.Console(context.Background(), paths, nil, h, "systemctl", "is-active", "belay-router-sync@shop.service")
+				if s := strings.TrimSpace(string(out)); s != "active" {
+					return fmt.Errorf("belay-router-sync@shop.service is %q", s)
 				}
 				return nil
 			})
 		}
 	})
-	t.Run("a mapped shop reaches its cell through the router VIP", func(t *testing.T) {
-		// The sync service (belay host router-sync) owns map.conf; it is
-		// stopped so this test's entry stays put while it checks nginx's part.
-		entry := `"acme.shops.lab.belay.test" c2;`
-		for _, h := range a.Router.Hosts {
-			console(t, h, "sh", "-c", "systemctl stop belay-router-sync.service; printf '%s\\n' '"+entry+"' > /etc/belay/router/shop/map.conf && nginx -t && systemctl reload nginx")
+	t.Run("every router answers an unknown shop with its 404 page", func(t *testing.T) {
+		for _, h := range append(append([]string{}, a.Router.Hosts...), a.Router.Standby) {
+			addr := inv.Host(h).PrivateAddress
+			eventually(t, 30*time.Second, "router "+h, func() error {
+				code, rh, body, err := get("http://"+addr+"/", "nobody.shops.lab.belay.test")
+				if err != nil {
+					return err
+				}
+				if code != 404 || rh != "unknown" || !strings.Contains(body, "No shop is served") {
+					return fmt.Errorf("GET %s: %d, X-Belay-Router %q, body %q; want the router's 404 (unknownShop: 404)", addr, code, rh, body)
+				}
+				return nil
+			})
 		}
-		eventually(t, 60*time.Second, "acme via the router VIP", func() error {
-			code, cell, _, err := get("http://"+a.Router.VIP+"/", "acme.shops.lab.belay.test")
-			if err != nil {
-				return err
-			}
-			if code != 200 || cell != "c2" {
-				return fmt.Errorf("GET %s: %d, cell %q, want 200 from c2", a.Router.VIP, code, cell)
-			}
-			return nil
-		})
+		code, rh, _, err := get("http://"+a.Router.VIP+"/", "nobody.shops.lab.belay.test")
+		if err != nil || code != 404 || rh != "unknown" {
+			t.Errorf("unknown shop via the router VIP: %d %q %v, want 404 unknown", code, rh, err)
+		}
+	})
+	t.Run("a shop mapped in the database reaches its cell through the router VIP", func(t *testing.T) {
+		for shop, cell := range map[string]string{"acme.shops.lab.belay.test": "c2", "bolt.shops.lab.belay.test": "c1"} {
+			// router-sync creates the schema at its start: retry until it exists.
+			eventually(t, 60*time.Second, "map "+shop, func() error {
+				return psqlPrimary(inv.Database.Name, "INSERT INTO belay_router.shops (domain, app, cell) VALUES ('"+shop+"', 'shop', '"+cell+"') ON CONFLICT (domain) DO UPDATE SET cell = EXCLUDED.cell")
+			})
+			eventually(t, 30*time.Second, shop+" via the router VIP", func() error {
+				code, _, body, err := get("http://"+a.Router.VIP+"/cell", shop)
+				if err != nil {
+					return err
+				}
+				if code != 200 || body != cell {
+					return fmt.Errorf("GET %s/cell for %s: %d %q, want 200 from %s", a.Router.VIP, shop, code, body, cell)
+				}
+				return nil
+			})
+		}
 	})
 }
 

@@ -8,13 +8,14 @@
 //
 //	go test -tags lab -count=1 -v ./router/lab/
 //
-// Assumptions about the stack (docs/cells.md): inventory hosts with role
-// "router" (deploy user may `sudo belay host shop-db --app APP`), cells
-// registered as inventory apps APP-CELL whose first host runs `sudo belay
-// host move-hook APP-CELL`, the lab app deployed on every cell with a belay-move
-// symlink in its release and a writable LABAPP_DATA_DIR, and the routers'
-// cells.conf naming the cells c1 and c2. BELAY_LAB_CELLS_APP names the app
-// (default "shop").
+// Assumptions about the stack (docs/cells.md), all provisioned by the roles:
+// inventory hosts with role "router" (the deploy user may `sudo belay host
+// shop-db --app APP`), each cell's servers listed in apps[].cells[].hosts
+// (the deploy user may `sudo belay host move-hook APP export|import SHOP`
+// there), the lab app deployed on every cell with a belay-move symlink in
+// its release and a writable LABAPP_DATA_DIR, the routers' cells.conf naming
+// the cells c1 and c2, and unknownShop: 404. BELAY_LAB_CELLS_APP names the
+// app (default "shop").
 package lab_test
 
 import (
@@ -35,6 +36,7 @@ import (
 	"github.com/belay-sh/belay/internal/cli/cells"
 	"github.com/belay-sh/belay/internal/labapp"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/router"
 )
 
 func appName() string {
@@ -69,6 +71,18 @@ func get(addr, shop, path string) (int, string, string, error) {
 	return resp.StatusCode, resp.Header.Get(labapp.HeaderCell), string(b), nil
 }
 
+// routerAnswer asks addr for shop and returns the status and X-Belay-Router.
+func routerAnswer(addr, shop string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = shop
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(router.HeaderRouter), nil
+}
+
 func belay(t *testing.T, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -93,7 +107,17 @@ func TestLabCells(t *testing.T) {
 	for _, h := range inv.WithRole(cells.RoleRouter) {
 		routers = append(routers, h.PrivateAddress+":80")
 	}
+	a := inv.App(app)
+	if a == nil || a.Router == nil {
+		t.Fatalf("inventory app %s has no router tier", app)
+	}
+	vip := a.Router.VIP + ":80"
 	run := time.Now().Unix() % 100000
+	// Before any assignment: an unknown shop gets the router's own 404 page
+	// through the router VIP (the cells stack sets unknownShop: 404).
+	if code, rh, err := routerAnswer(vip, fmt.Sprintf("unknown%d.lab.test", run)); err != nil || code != 404 || rh != "unknown" {
+		t.Fatalf("unknown shop via the router VIP %s: %d %s %q %v, want 404 unknown", vip, code, router.HeaderRouter, rh, err)
+	}
 	var shops []string
 	for i := 0; i < 200; i++ {
 		d := fmt.Sprintf("s%d-%d.lab.test", run, i)
@@ -101,7 +125,7 @@ func TestLabCells(t *testing.T) {
 		belay(t, "assign", d, "--app", app, "--cell", []string{"c1", "c2"}[i%2])
 	}
 	for i, d := range shops {
-		for _, r := range routers {
+		for _, r := range append([]string{vip}, routers...) {
 			if code, cell, _, err := get(r, d, "/"); err != nil || code != 200 || cell != []string{"c1", "c2"}[i%2] {
 				t.Fatalf("router %s, %s: %d cell %q %v", r, d, code, cell, err)
 			}

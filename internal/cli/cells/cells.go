@@ -130,19 +130,16 @@ func (o *Options) client() *admin.Client {
 	}}
 }
 
-// CellApp is the inventory app a cell's HA pair is registered as: each cell
-// is its own app pair, named APP-CELL, with its releases in /srv/APP-CELL
-// and its environment in /etc/belay/APP-CELL.env like any app. (The one place
-// that ties the shop commands to the cells topology's naming.)
-func CellApp(app, cell string) string { return app + "-" + cell }
-
-// cellHost picks the host a cell's hook runs on (its first app server).
+// cellHost picks the host a cell's hook runs on: the first server of the
+// cell in the inventory (apps[].cells[].hosts). Every server of a cell runs
+// the app itself (/srv/APP, /etc/belay/APP.env with the cell's own database),
+// so the hook and the release are the app's, on that cell's host.
 func (o *Options) cellHost(cell string) (string, error) {
-	a := o.inv.App(CellApp(o.App, cell))
-	if a == nil || len(a.Hosts) == 0 {
-		return "", fmt.Errorf("cell %s: no app %s with hosts in the inventory", cell, CellApp(o.App, cell))
+	hosts := o.inv.CellHosts(o.App, cell)
+	if len(hosts) == 0 {
+		return "", fmt.Errorf("cell %s: no servers of app %s in that cell in the inventory (apps[].cells[].hosts)", cell, o.App)
 	}
-	return a.Hosts[0], nil
+	return hosts[0].Name, nil
 }
 
 // sshHooks run the move contract on the cells' hosts.
@@ -158,7 +155,7 @@ func (h sshHooks) run(ctx context.Context, cell, verb, shop string, in io.Reader
 		return fmt.Errorf("host %s of cell %s: %w", host, cell, err)
 	}
 	var errb bytes.Buffer
-	code, err := c.Stream(ctx, MoveHookCommand(CellApp(h.o.App, cell), verb, shop), in, out, &errb)
+	code, err := c.Stream(ctx, MoveHookCommand(h.o.App, verb, shop), in, out, &errb)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
 	}

@@ -1,26 +1,48 @@
 package cells
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/roles"
 )
 
 func TestRemoteCommands(t *testing.T) {
 	if got := ShopDBCommand("shop"); got != "sudo -n /usr/local/bin/belay host shop-db --app shop" {
 		t.Errorf("ShopDBCommand: %q", got)
 	}
-	if got := MoveHookCommand(CellApp("shop", "c2"), "import", "a.test"); got != "sudo -n /usr/local/bin/belay host move-hook shop-c2 import a.test" {
+	if got := MoveHookCommand("shop", "import", "a.test"); got != "sudo -n /usr/local/bin/belay host move-hook shop import a.test" {
 		t.Errorf("MoveHookCommand: %q", got)
 	}
 }
 
+// TestRemoteCommandsMatchSudoers: what the commands run over SSH is what
+// the roles grant (routers: shop-db; cell servers: the app's move hooks).
+func TestRemoteCommandsMatchSudoers(t *testing.T) {
+	if got, want := ShopDBCommand("shop"), "sudo -n "+strings.Join(roles.ShopDBCommand("shop"), " "); got != want {
+		t.Errorf("ShopDBCommand = %q, sudoers grants %q", got, want)
+	}
+	for i, verb := range []string{"export", "import"} {
+		grant := strings.TrimSuffix(roles.MoveHookCommands("shop")[i], " *")
+		if got := MoveHookCommand("shop", verb, "a.test"); got != "sudo -n "+grant+" a.test" {
+			t.Errorf("MoveHookCommand = %q, sudoers grants %q *", got, grant)
+		}
+	}
+}
+
 func TestCellHost(t *testing.T) {
-	o := &Options{App: "shop", inv: &inventory.Inventory{Apps: []inventory.App{{Name: "shop-c1", Hosts: []string{"c1-a", "c1-b"}}}}}
-	if h, err := o.cellHost("c1"); err != nil || h != "c1-a" {
+	inv := &inventory.Inventory{
+		Apps:  []inventory.App{{Name: "shop", Cells: []inventory.Cell{{Name: "c1", Hosts: []string{"shop-c1-1", "shop-c1-2"}}, {Name: "c2"}}}},
+		Hosts: []inventory.Host{{Name: "shop-c1-1"}, {Name: "shop-c1-2"}},
+	}
+	o := &Options{App: "shop", inv: inv}
+	if h, err := o.cellHost("c1"); err != nil || h != "shop-c1-1" {
 		t.Errorf("cellHost(c1) = %q %v", h, err)
 	}
-	if _, err := o.cellHost("c2"); err == nil {
-		t.Error("cellHost(c2) without an app shop-c2: no error")
+	for _, c := range []string{"c2", "c9"} {
+		if _, err := o.cellHost(c); err == nil {
+			t.Errorf("cellHost(%s) without servers: no error", c)
+		}
 	}
 }

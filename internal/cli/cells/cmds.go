@@ -94,7 +94,7 @@ func (o *Options) release(ctx context.Context, cell string) string {
 	if err != nil {
 		return "? (" + host + " unreachable)"
 	}
-	res, err := c.Run(ctx, shq.Join("readlink", "/srv/"+CellApp(o.App, cell)+"/current"), nil)
+	res, err := c.Run(ctx, shq.Join("readlink", "/srv/"+o.App+"/current"), nil)
 	if err != nil {
 		return "? (" + host + ": no release)"
 	}

@@ -36,7 +36,7 @@ shop-db runs the shop commands' requests; on cell hosts, move-hook runs an
 app's move hook (docs/cells.md).`,
 	}
 	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil), NewCmdConverge(f, nil),
-		NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f))
+		NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f, nil))
 	return cmd
 }
 

@@ -150,8 +150,11 @@ func MoveHookArgv(app, verb, shop string) ([]string, error) {
 		rel + "/belay-move", verb, shop}, nil
 }
 
-// NewCmdMoveHook returns `belay host move-hook APP export|import SHOP`.
-func NewCmdMoveHook(f *cli.Factory) *cobra.Command {
+// NewCmdMoveHook returns `belay host move-hook APP export|import SHOP`. The
+// deploy user may run it through sudo with any SHOP (sudoers wildcard,
+// roles.MoveHookCommands): every argument is validated before anything
+// runs. runF replaces running the hook's argv (tests).
+func NewCmdMoveHook(f *cli.Factory, runF func(ctx context.Context, argv []string) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   "move-hook APP export|import SHOP",
 		Short: "Run the app's move hook for one shop on this cell host (run by belay shop move through sudo)",
@@ -163,6 +166,9 @@ contract of docs/cells.md.`,
 			argv, err := MoveHookArgv(args[0], args[1], args[2])
 			if err != nil {
 				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), argv)
 			}
 			c := exec.CommandContext(cmd.Context(), argv[0], argv[1:]...)
 			c.Stdin, c.Stdout, c.Stderr = f.IO.In, f.IO.Out, f.IO.ErrOut
