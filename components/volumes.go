@@ -3,41 +3,16 @@ package components
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/belay-sh/belay/config"
-	"github.com/belay-sh/belay/roles"
+	"github.com/belay-sh/belay/hostspec"
 	"github.com/belay-sh/belay/topology"
 )
 
-// dataMount is where a stateful host's volume goes: mounted at MountPoint,
-// with Binds bind-mounted from directories on it (roles.DataVolume).
-type dataMount struct {
-	MountPoint string
-	Binds      []string
-	SizeGB     int
-}
+// dataMount is where a stateful host's volume goes (hostspec.DataMounts: the
+// user data that mounts it and this program that creates it read one table).
+type dataMount = hostspec.DataMount
 
-// Paths the stateful roles keep their data in. PostgreSQL's whole home goes on
-// the volume (the cluster, pg_auto_failover's state, the postgres user's keys);
-// the backup host keeps both repositories on one volume.
-const (
-	pgHome       = "/var/lib/postgresql"
-	backupMount  = "/srv/belay-data"
-	resticRepos  = "/srv/restic"
-	dataLabelKey = "belay-data"
-)
-
-// dataMounts are the hosts whose data lives on a volume: the PostgreSQL data
-// nodes, the standby database and the backup host. The monitor's state is
-// rebuilt by re-registering the nodes, and app servers hold releases only.
-func dataMounts(cfg *config.Config, t *topology.Topology) map[string]dataMount {
-	out := map[string]dataMount{}
-	for _, n := range t.DBNodes {
-		out[n] = dataMount{MountPoint: pgHome, SizeGB: cfg.Database.VolumeGB}
-	}
-	out[t.StandbyDB] = dataMount{MountPoint: pgHome, SizeGB: cfg.Database.VolumeGB}
-	out[t.BackupRepo] = dataMount{MountPoint: backupMount, Binds: []string{roles.PgBackRestRepo, resticRepos}, SizeGB: cfg.Backups.VolumeGB}
-	return out
-}
+// dataLabelKey marks a data volume at the provider.
+const dataLabelKey = "belay-data"
 
 // statefulHosts are the servers with provider delete/rebuild protection: the
 // hosts with data volumes, plus the monitor (losing it stops automatic failover).
@@ -49,22 +24,8 @@ func statefulHosts(t *topology.Topology) map[string]bool {
 	return out
 }
 
-// volumeName is a volume's provider-side name: stable (DigitalOcean replaces a
-// renamed volume) and stack-scoped like server names.
-func volumeName(stack, host string) string {
-	return serverName(stack, host) + "-data"
-}
-
-// dataVolumeSpec is what the host's user data mounts, derived from the plan
-// alone (the device is known before the volume exists), so user data never
-// waits for, or changes with, the volume resource.
-func dataVolumeSpec(p config.Provider, stack, host string, m dataMount) roles.DataVolume {
-	dev := hetznerVolumeDevice
-	if p == config.DigitalOcean {
-		dev = "/dev/disk/by-id/scsi-0DO_Volume_" + volumeName(stack, host)
-	}
-	return roles.DataVolume{Device: dev, MountPoint: m.MountPoint, Binds: m.Binds}
-}
+// volumeName is a volume's provider-side name (hostspec.VolumeName).
+func volumeName(stack, host string) string { return hostspec.VolumeName(stack, host) }
 
 // volumeOptions protect a data volume twice over: `protect` makes Pulumi
 // refuse to delete or replace it, and retainOnDelete keeps it at the provider

@@ -47,7 +47,9 @@ type Options struct {
 	Parallel  int
 
 	// Source loads the desired state (LoadSource).
-	Source func(*Options) (*Source, error)
+	Source func(context.Context, *Options) (*Source, error)
+	// Pulumi runs the pulumi CLI (a cloud stack's config and outputs).
+	Pulumi PulumiRunner
 	// Connect opens SSH to the inventory's hosts (the deploy user).
 	Connect func(inv *inventory.Inventory) (Runner, func(), error)
 	// Hold takes the leases converge holds while it changes hosts.
@@ -58,7 +60,7 @@ type Options struct {
 // NewCmdConverge returns `belay converge`.
 func NewCmdConverge(f *cli.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	o := &Options{IO: f.IO, Getenv: f.Getenv, Inventory: f.Inventory, LabPaths: lab.DefaultPaths,
-		Source: LoadSource, Connect: connect(f.Getenv), Hold: holdLeases(f.Getenv), Now: time.Now}
+		Source: LoadSource, Pulumi: runPulumi, Connect: connect(f.Getenv), Hold: holdLeases(f.Getenv), Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "converge",
 		Short: "Bring running servers' configuration up to the stack config (admin keys, CIDRs, apps, DB and backup settings)",
@@ -158,7 +160,7 @@ var helperCommand = remote.SudoCommand(roles.ConvergeCommand)
 // Run converges (or, with DryRun, diffs) every host.
 func Run(ctx context.Context, o *Options) error {
 	start := o.Now()
-	src, err := o.Source(o)
+	src, err := o.Source(ctx, o)
 	if err != nil {
 		return err
 	}
