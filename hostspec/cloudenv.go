@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -360,7 +361,18 @@ func (a Addresses) Check(stack string) error {
 	if a.Stack != stack {
 		return fmt.Errorf("addresses.stack: %q, expected %q", a.Stack, stack)
 	}
-	return nil
+	// "[secret]" is what pulumi prints for a secret output: an address must
+	// never reach a host's files as anything but an IPv4 address.
+	var errs []error
+	for field, m := range map[string]map[string]string{"private": a.Private, "public": a.Public, "static": a.Static, "vips": a.VIPs} {
+		for k, v := range m {
+			if ip, err := netip.ParseAddr(v); err != nil || !ip.Is4() {
+				errs = append(errs, fmt.Errorf("addresses.%s.%s: %q, expected an IPv4 address", field, k, v))
+			}
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
 }
 
 // ParseAddresses reads the `addresses` output from `pulumi stack output
