@@ -7,12 +7,17 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/hostspec"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/topology"
 )
 
 // InventoryOutput is the name of the stack output the deployer reads.
 const InventoryOutput = "inventory"
+
+// AddressesOutput is the name of the stack output `belay converge` renders
+// hosts' files from (hostspec.Addresses).
+const AddressesOutput = "addresses"
 
 // maxSpread is the most servers a Hetzner spread placement group takes.
 const maxSpread = 10
@@ -33,6 +38,8 @@ type Belay struct {
 	Inventory pulumi.MapOutput
 	// InventoryJSON is the same document as JSON text (what inventory.Parse reads).
 	InventoryJSON pulumi.StringOutput
+	// Addresses is the `addresses` stack output (hostspec.Addresses).
+	Addresses pulumi.MapOutput
 }
 
 // plan is everything checked before the first resource is registered.
@@ -186,6 +193,7 @@ func NewBelay(ctx *pulumi.Context, name string, cfg *config.Config, opts ...pulu
 		return nil, err
 	}
 	ctx.Export(InventoryOutput, b.Inventory)
+	ctx.Export(AddressesOutput, b.Addresses)
 	return b, nil
 }
 
@@ -197,7 +205,7 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 	labels := Labels{"belay-stack": slug(p.stack)}
 	parent := pulumi.Parent(b)
 	var primaryStatic, standbyStatic []string
-	for _, h := range staticHosts(t) {
+	for _, h := range hostspec.StaticHosts(t) {
 		if t.Host(h).Site == inventory.Primary {
 			primaryStatic = append(primaryStatic, h)
 		} else {
@@ -234,7 +242,7 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		b.Firewalls = append(b.Firewalls, fw)
 		before = append(before, fw.Resources...)
 	}
-	mounts, stateful := dataMounts(cfg, t), statefulHosts(t)
+	mounts, stateful := hostspec.DataMounts(cfg, t), statefulHosts(t)
 	host := func(site *Site) hostArgs {
 		return hostArgs{Stack: p.stack, Site: site, UserData: p.userData.userData, Labels: labels,
 			Created: func(s *Server) { book.servers[s.Host] = s },
@@ -314,5 +322,8 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 	}
 
 	b.InventoryJSON, b.Inventory = inventoryOutput(p, book)
-	return ctx.RegisterResourceOutputs(b, pulumi.Map{InventoryOutput: b.Inventory})
+	if b.Addresses, err = addressesOutput(p, book); err != nil {
+		return err
+	}
+	return ctx.RegisterResourceOutputs(b, pulumi.Map{InventoryOutput: b.Inventory, AddressesOutput: b.Addresses})
 }

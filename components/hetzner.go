@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/hostspec"
 )
 
 // HetznerImage is the server image belay boots (Debian 12, cloud-init 22.4).
@@ -203,7 +204,7 @@ func (hetzner) UserDataLimit() int { return hetznerUserDataLimit }
 
 // hetznerVolumeDevice matches the one Hetzner volume attached to a server: the
 // device is named by the volume's numeric ID, which user data cannot know.
-const hetznerVolumeDevice = "/dev/disk/by-id/scsi-0HC_Volume_*"
+const hetznerVolumeDevice = hostspec.HetznerVolumeDevice
 
 func (hetzner) Volume(ctx *pulumi.Context, name string, a VolumeArgs, opts ...pulumi.ResourceOption) (*Volume, error) {
 	// No Format: the volume stays blank and the host formats it once (roles.DataVolume).

@@ -61,5 +61,5 @@ func checkGroupName(name, key string) error {
 // serverName is a server's name at the provider: the host name scoped by stack,
 // so two stacks can share a Hetzner project (where names are unique).
 func serverName(stack, host string) string {
-	return slug(stack) + "-" + host
+	return hostspec.ServerName(stack, host)
 }

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -16,91 +17,11 @@ import (
 	"github.com/belay-sh/belay/topology"
 )
 
-// User data is rendered per group of hosts that depend on the same addresses,
-// so every address a host's user data names exists before the host is created
-// (no cycles, and a host never waits for itself):
-//
-//	first:        db-monitor, backup  — static IPs only (created before any server)
-//	db:           db-1, db-2          — the monitor's and backup's addresses
-//	standby-db:   db-standby          — the backup host's address
-//	apps:         primary app servers — the DB nodes' addresses and the app VIPs
-//	standby-apps: standby app servers — db-standby's and the backup host's addresses
-//
-// Cross-site references go to static IPs (Cloud.StaticIP): the backup host and
-// the DB nodes keep their public address when replaced, so replacing one never
-// changes (and so never replaces) a server on the other site.
-type udGroup int
-
-const (
-	udFirst udGroup = iota
-	udDB
-	udStandbyDB
-	udApps
-	udStandbyApps
-	udRouters
-	udStandbyRouters
-	numUDGroups
-)
-
-// udGroupOf is the group a host's user data is rendered in.
-func udGroupOf(h topology.Host) udGroup {
-	for _, r := range h.Roles {
-		switch r {
-		case inventory.RoleApp:
-			return udApps
-		case inventory.RoleStandbyApp:
-			return udStandbyApps
-		case inventory.RoleDB:
-			return udDB
-		case inventory.RoleStandbyDB:
-			return udStandbyDB
-		case inventory.RoleRouter:
-			return udRouters
-		case inventory.RoleStandbyRouter:
-			return udStandbyRouters
-		}
-	}
-	return udFirst
-}
-
-// udDeps are the hosts whose addresses group g's user data names.
-func udDeps(g udGroup, t *topology.Topology) []string {
-	switch g {
-	case udDB:
-		return []string{t.DBMonitor, t.BackupRepo}
-	case udStandbyDB:
-		return []string{t.BackupRepo}
-	case udApps:
-		return append([]string{}, t.DBNodes...)
-	case udStandbyApps:
-		return []string{t.StandbyDB, t.BackupRepo}
-	case udRouters:
-		// The sync service reads the mapping from the cluster.
-		return append([]string{}, t.DBNodes...)
-	case udStandbyRouters:
-		// Standby routers proxy to the standby cells' servers.
-		deps := []string{t.StandbyDB}
-		for _, app := range sortedKeys(t.Cells) {
-			for _, c := range t.Cells[app] {
-				deps = append(deps, c.Standby)
-			}
-		}
-		return deps
-	}
-	return nil
-}
-
-// staticHosts are the hosts other sites' user data names: they get static IPs.
-func staticHosts(t *topology.Topology) []string {
-	return append(append([]string{}, t.DBNodes...), t.BackupRepo)
-}
-
-// primaryEgress is what the standby site's host firewalls admit from the
-// primary site on SSH. The primary's outbound addresses are not known before
-// its servers exist (DigitalOcean cannot reserve them at all), so the host
-// firewall admits any source there and the backup host's cloud firewall —
-// created after the servers — admits exactly their /32s.
-var primaryEgress = []string{"0.0.0.0/0"}
+// User data is rendered per group of hosts that depend on the same addresses
+// (hostspec.UserDataGroup): every address a host's user data names exists
+// before the host is created. Which addresses a group needs, and how they
+// become Specs, is hostspec's (CloudEnv, GroupSpecs), shared with `belay
+// converge`, which reads the same addresses from the `addresses` output.
 
 // addressBook collects the addresses of what has been created so far.
 type addressBook struct {
@@ -120,98 +41,16 @@ type userDataPlan struct {
 	stack string
 	book  *addressBook
 	// groups holds each group's rendered user data by host, computed on first use.
-	groups [numUDGroups]*pulumi.StringMapOutput
+	groups [hostspec.NumUserDataGroups]*pulumi.StringMapOutput
 }
 
-// baseEnv is the Env of the stack's providers with tokens and everything known
-// before any resource exists.
-func (p *userDataPlan) baseEnv() (hostspec.Env, error) {
-	env, err := hostspec.DefaultEnv(p.cfg, p.topo, false)
-	if err != nil {
-		return hostspec.Env{}, err
-	}
-	for name, se := range env.Sites {
-		tok := p.cfg.HostAPITokens.Token(se.Provider)
-		se.ClaimToken = tok
-		if !se.PinnedAddresses {
-			se.DiscoveryToken = tok
-		}
-		if name == inventory.Primary {
-			se.EgressSources = primaryEgress
-		}
-		env.Sites[name] = se
-	}
-	env.DataVolumes = map[string]roles.DataVolume{}
-	for h, m := range dataMounts(p.cfg, p.topo) {
-		prov := p.cfg.Sites.Primary.Provider
-		if p.topo.Host(h).Site == inventory.Standby {
-			prov = p.cfg.Sites.Standby.Provider
-		}
-		env.DataVolumes[h] = dataVolumeSpec(prov, p.stack, h, m)
-	}
-	// Where the provider assigns private addresses, hosts a group does not
-	// depend on get their planned address: it only fills specs that group
-	// discards, and keeps hostspec.Build (which builds every host) satisfied.
-	for _, h := range p.topo.Hosts {
-		if _, ok := env.Addresses[h.Name]; !ok {
-			env.Addresses[h.Name] = h.PrivateAddress.String()
-		}
-	}
-	return env, nil
-}
-
-// resolved is one group's known addresses, keyed "priv/<host>", "pub/<host>",
-// "static/<host>" and "vip/<app>".
-type resolved map[string]string
-
-// env is base plus the resolved addresses.
-func (p *userDataPlan) env(r resolved) (hostspec.Env, error) {
-	env, err := p.baseEnv()
-	if err != nil {
-		return env, err
-	}
-	for k, v := range r {
-		kind, name, _ := strings.Cut(k, "/")
-		switch kind {
-		case "priv":
-			env.Addresses[name] = v
-		case "static":
-			env.CrossSiteAddresses[name] = v
-		case "pub":
-			if name == p.topo.BackupRepo {
-				se := env.Sites[inventory.Standby]
-				se.EgressSources = []string{v + "/32"}
-				env.Sites[inventory.Standby] = se
-			}
-		case "vip":
-			prov := p.cfg.Sites.Primary.Provider
-			vip := hostspec.VIP{ClaimCommand: hostspec.ClaimCommand(prov, v)}
-			if prov == config.Hetzner {
-				// Hetzner routes a floating IP to the server but the server must
-				// also hold it on its interface; DO's anchor IP needs no address.
-				_, pub, err := hostspec.Interfaces(prov)
-				if err != nil {
-					return env, err
-				}
-				vip.Address, vip.Interface = v, pub
-			}
-			vip.Public = v
-			env.VIPs[name] = vip
-		}
-	}
-	return env, nil
-}
-
-// render builds the specs with the resolved addresses and renders hosts.
-func (p *userDataPlan) render(r resolved, hosts []string) (map[string]string, error) {
-	env, err := p.env(r)
+// render builds group g's specs from the resolved addresses and renders its hosts.
+func (p *userDataPlan) render(g hostspec.UserDataGroup, r hostspec.Resolved) (map[string]string, error) {
+	specs, err := hostspec.GroupSpecs(p.cfg, p.topo, p.stack, g, r)
 	if err != nil {
 		return nil, err
 	}
-	specs, err := hostspec.Build(p.cfg, p.topo, p.stack, env)
-	if err != nil {
-		return nil, err
-	}
+	hosts := hostspec.GroupHosts(g, p.topo)
 	// Rendering is pure and dominates the program's run time (YAML), so the
 	// hosts are rendered in parallel; results and the reported error do not
 	// depend on the order they finish in.
@@ -254,22 +93,34 @@ func (p *userDataPlan) render(r resolved, hosts []string) (map[string]string, er
 }
 
 // preflight renders every host with placeholder addresses (documentation
-// ranges) for what only exists after creation, so configuration errors stop
-// the program before any resource is registered.
+// ranges; planned private addresses) for what only exists after creation, so
+// configuration errors stop the program before any resource is registered.
 func (p *userDataPlan) preflight() (map[string]string, error) {
-	r := resolved{}
-	for i, h := range staticHosts(p.topo) {
-		r["static/"+h] = fmt.Sprintf("192.0.2.%d", 10+i)
+	r := hostspec.Resolved{}
+	for i, h := range p.topo.Hosts {
+		r["priv/"+h.Name] = h.PrivateAddress.String()
+		r["pub/"+h.Name] = fmt.Sprintf("192.0.%d.%d", 2+i/250, 1+i%250)
 	}
-	r["pub/"+p.topo.BackupRepo] = "192.0.2.250"
-	for i, g := range allGroups(p.cfg, p.topo) {
+	for i, h := range hostspec.StaticHosts(p.topo) {
+		r["static/"+h] = fmt.Sprintf("198.18.0.%d", 10+i)
+	}
+	for i, g := range hostspec.VRRPGroups(p.cfg, p.topo) {
 		r["vip/"+g] = fmt.Sprintf("198.51.%d.%d", 100+i/250, 1+i%250)
 	}
-	var all []string
-	for _, h := range p.topo.Hosts {
-		all = append(all, h.Name)
+	out := map[string]string{}
+	for g := hostspec.UDFirst; g < hostspec.NumUserDataGroups; g++ {
+		if len(hostspec.GroupHosts(g, p.topo)) == 0 {
+			continue
+		}
+		texts, err := p.render(g, r)
+		if err != nil {
+			return nil, err
+		}
+		for h, t := range texts {
+			out[h] = t
+		}
 	}
-	return p.render(r, all)
+	return out, nil
 }
 
 // checkUserDataSizes refuses, at preview time, user data a provider would
@@ -293,7 +144,7 @@ func checkUserDataSizes(t *topology.Topology, texts map[string]string, cloudOf f
 // userData returns host h's user data as a secret: it carries the host's
 // private SSH key, derived passwords and API tokens.
 func (p *userDataPlan) userData(h topology.Host) (pulumi.StringOutput, error) {
-	g := udGroupOf(h)
+	g := hostspec.UserDataGroupOf(h)
 	if p.groups[g] == nil {
 		out, err := p.group(g)
 		if err != nil {
@@ -305,52 +156,105 @@ func (p *userDataPlan) userData(h topology.Host) (pulumi.StringOutput, error) {
 	return pulumi.ToSecret(ud).(pulumi.StringOutput), nil
 }
 
-// group renders every host of group g once, from the addresses of its
-// dependencies, which must have been created already.
-func (p *userDataPlan) group(g udGroup) (pulumi.StringMapOutput, error) {
-	var hosts []string
-	for _, h := range p.topo.Hosts {
-		if udGroupOf(h) == g {
-			hosts = append(hosts, h.Name)
+// output is the address a hostspec.Resolved key names, from what has been
+// created so far.
+func (b *addressBook) output(key string) (pulumi.StringOutput, error) {
+	kind, name, _ := strings.Cut(key, "/")
+	switch kind {
+	case "static":
+		if ip, ok := b.static[name]; ok {
+			return ip.Address, nil
 		}
-	}
-	keys := []string{}
-	vals := []interface{}{}
-	add := func(k string, v pulumi.StringOutput) { keys = append(keys, k); vals = append(vals, v) }
-	for _, h := range staticHosts(p.topo) {
-		ip, ok := p.book.static[h]
+		return pulumi.StringOutput{}, fmt.Errorf("no static IP for %s", name)
+	case "priv", "pub":
+		s, ok := b.servers[name]
 		if !ok {
-			return pulumi.StringMapOutput{}, fmt.Errorf("user data: no static IP for %s", h)
+			return pulumi.StringOutput{}, fmt.Errorf("needs %s created first", name)
 		}
-		add("static/"+h, ip.Address)
-	}
-	for _, n := range udDeps(g, p.topo) {
-		s, ok := p.book.servers[n]
-		if !ok {
-			return pulumi.StringMapOutput{}, fmt.Errorf("user data of %s needs %s created first", strings.Join(hosts, ", "), n)
+		if kind == "priv" {
+			return s.PrivateAddress, nil
 		}
-		add("priv/"+n, s.PrivateAddress)
-		add("pub/"+n, s.PublicAddress)
-	}
-	if g == udApps || g == udRouters {
-		for _, name := range allGroups(p.cfg, p.topo) {
-			ip, ok := p.book.vips[name]
-			if !ok {
-				return pulumi.StringMapOutput{}, fmt.Errorf("user data of %s's servers needs its floating IP created first", name)
-			}
-			add("vip/"+name, ip.Address)
+		return s.PublicAddress, nil
+	case "vip":
+		if ip, ok := b.vips[name]; ok {
+			return ip.Address, nil
 		}
+		return pulumi.StringOutput{}, fmt.Errorf("needs %s's floating IP created first", name)
 	}
-	out := pulumi.All(vals...).ApplyT(func(xs []interface{}) (map[string]string, error) {
-		r := resolved{}
+	return pulumi.StringOutput{}, fmt.Errorf("address key %q: expected static/, priv/, pub/ or vip/", key)
+}
+
+// resolve waits for the addresses keys name and returns them as hostspec.Resolved.
+func (b *addressBook) resolve(keys []string) (pulumi.StringMapOutput, error) {
+	vals := make([]interface{}, 0, len(keys))
+	for _, k := range keys {
+		v, err := b.output(k)
+		if err != nil {
+			return pulumi.StringMapOutput{}, err
+		}
+		vals = append(vals, v)
+	}
+	return pulumi.All(vals...).ApplyT(func(xs []interface{}) (map[string]string, error) {
+		r := map[string]string{}
 		for i, x := range xs {
 			s, _ := x.(string)
 			if s == "" {
-				return nil, fmt.Errorf("user data: %s is empty (the provider returned no address)", keys[i])
+				return nil, fmt.Errorf("%s is empty (the provider returned no address)", keys[i])
 			}
 			r[keys[i]] = s
 		}
-		return p.render(r, hosts)
-	}).(pulumi.StringMapOutput)
-	return out, nil
+		return r, nil
+	}).(pulumi.StringMapOutput), nil
+}
+
+// group renders every host of group g once, from the addresses of its
+// dependencies (hostspec.UserDataKeys), which must have been created already.
+func (p *userDataPlan) group(g hostspec.UserDataGroup) (pulumi.StringMapOutput, error) {
+	hosts := hostspec.GroupHosts(g, p.topo)
+	r, err := p.book.resolve(hostspec.UserDataKeys(g, p.cfg, p.topo))
+	if err != nil {
+		return pulumi.StringMapOutput{}, fmt.Errorf("user data of %s: %w", strings.Join(hosts, ", "), err)
+	}
+	return r.ApplyT(func(r map[string]string) (map[string]string, error) {
+		out, err := p.render(g, r)
+		if err != nil {
+			return nil, fmt.Errorf("user data: %w", err)
+		}
+		return out, nil
+	}).(pulumi.StringMapOutput), nil
+}
+
+// addressesOutput is the `addresses` stack output (hostspec.Addresses): every
+// server's private and public address, the static and floating IPs — what
+// `belay converge` renders the hosts' files from. Nothing in it is secret.
+func addressesOutput(p *plan, book *addressBook) (pulumi.MapOutput, error) {
+	var keys []string
+	for _, h := range p.topo.Hosts {
+		keys = append(keys, "priv/"+h.Name, "pub/"+h.Name)
+	}
+	for _, h := range hostspec.StaticHosts(p.topo) {
+		keys = append(keys, "static/"+h)
+	}
+	for _, g := range hostspec.VRRPGroups(p.cfg, p.topo) {
+		keys = append(keys, "vip/"+g)
+	}
+	r, err := book.resolve(keys)
+	if err != nil {
+		return pulumi.MapOutput{}, fmt.Errorf("addresses output: %w", err)
+	}
+	return r.ApplyT(func(r map[string]string) (map[string]interface{}, error) {
+		a, err := hostspec.AddressesFrom(p.stack, r)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]interface{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}).(pulumi.MapOutput), nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/hostspec"
 	"github.com/belay-sh/belay/topology"
 )
 
@@ -27,12 +28,12 @@ func TestPlaceholdersNeverReachUserData(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The "real" addresses a provider would have assigned, and static IPs and VIPs.
-			real := resolved{}
+			real := hostspec.Resolved{}
 			for i, h := range p.topo.Hosts {
 				real["priv/"+h.Name] = moved(h.PrivateAddress, 100)
 				real["pub/"+h.Name] = fmt.Sprintf("198.18.0.%d", 10+i)
 			}
-			for i, h := range staticHosts(p.topo) {
+			for i, h := range hostspec.StaticHosts(p.topo) {
 				real["static/"+h] = fmt.Sprintf("198.19.0.%d", 10+i)
 			}
 			for i, a := range cfg.Apps {
@@ -52,24 +53,14 @@ func TestPlaceholdersNeverReachUserData(t *testing.T) {
 				}
 				unpinned[h.Name] = site.Provider == config.DigitalOcean
 			}
-			for g := udFirst; g < numUDGroups; g++ {
-				var hosts []string
-				for _, h := range p.topo.Hosts {
-					if udGroupOf(h) == g {
-						hosts = append(hosts, h.Name)
-					}
+			for g := hostspec.UDFirst; g < hostspec.NumUserDataGroups; g++ {
+				hosts := hostspec.GroupHosts(g, p.topo)
+				if len(hosts) == 0 {
+					continue
 				}
-				// What the program passes for group g: statics, its dependencies, VIPs.
-				r := resolved{}
-				for k, v := range real {
-					if k[:7] == "static/" || (g == udApps && k[:4] == "vip/") {
-						r[k] = v
-					}
-				}
-				for _, n := range udDeps(g, p.topo) {
-					r["priv/"+n], r["pub/"+n] = real["priv/"+n], real["pub/"+n]
-				}
-				a, err := p.userData.render(r, hosts)
+				// render passes group g only its part of real (hostspec.UserDataKeys).
+				r := real
+				a, err := p.userData.render(g, r)
 				if err != nil {
 					t.Fatalf("group %d: %v", g, err)
 				}
@@ -81,13 +72,13 @@ func TestPlaceholdersNeverReachUserData(t *testing.T) {
 						shifted.Hosts[i].PrivateAddress = p.topo.Hosts[i].PrivateAddress
 					}
 				}
-				b, err := other.render(r, hosts)
+				b, err := other.render(g, r)
 				if err != nil {
 					t.Fatalf("group %d (moved stand-ins): %v", g, err)
 				}
 				for _, h := range hosts {
 					if a[h] != b[h] {
-						t.Errorf("%s: user data depends on a stand-in address (add the host it names to udDeps)", h)
+						t.Errorf("%s: user data depends on a stand-in address (add the host it names to hostspec.UserDataDeps)", h)
 					}
 				}
 			}

@@ -3,35 +3,16 @@ package components
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/belay-sh/belay/config"
 	"github.com/belay-sh/belay/hostspec"
-	"github.com/belay-sh/belay/roles"
 	"github.com/belay-sh/belay/topology"
 )
 
-// dataMount is where a stateful host's volume goes: mounted at MountPoint,
-// with Binds bind-mounted from directories on it (roles.DataVolume).
-type dataMount struct {
-	MountPoint string
-	Binds      []string
-	SizeGB     int
-}
+// dataMount is where a stateful host's volume goes (hostspec.DataMounts: the
+// user data that mounts it and this program that creates it read one table).
+type dataMount = hostspec.DataMount
 
-// dataLabelKey labels a provider volume as belay's data volume.
+// dataLabelKey marks a data volume at the provider.
 const dataLabelKey = "belay-data"
-
-// dataMounts are hostspec.DataMounts (shared with the lab) with each volume's size.
-func dataMounts(cfg *config.Config, t *topology.Topology) map[string]dataMount {
-	out := map[string]dataMount{}
-	for h, m := range hostspec.DataMounts(t) {
-		size := cfg.Database.VolumeGB
-		if h == t.BackupRepo {
-			size = cfg.Backups.VolumeGB
-		}
-		out[h] = dataMount{MountPoint: m.MountPoint, Binds: m.Binds, SizeGB: size}
-	}
-	return out
-}
 
 // statefulHosts are the servers with provider delete/rebuild protection: the
 // hosts with data volumes, plus the monitor (losing it stops automatic failover).
@@ -43,22 +24,8 @@ func statefulHosts(t *topology.Topology) map[string]bool {
 	return out
 }
 
-// volumeName is a volume's provider-side name: stable (DigitalOcean replaces a
-// renamed volume) and stack-scoped like server names.
-func volumeName(stack, host string) string {
-	return serverName(stack, host) + "-data"
-}
-
-// dataVolumeSpec is what the host's user data mounts, derived from the plan
-// alone (the device is known before the volume exists), so user data never
-// waits for, or changes with, the volume resource.
-func dataVolumeSpec(p config.Provider, stack, host string, m dataMount) roles.DataVolume {
-	dev := hetznerVolumeDevice
-	if p == config.DigitalOcean {
-		dev = "/dev/disk/by-id/scsi-0DO_Volume_" + volumeName(stack, host)
-	}
-	return roles.DataVolume{Device: dev, MountPoint: m.MountPoint, Binds: m.Binds}
-}
+// volumeName is a volume's provider-side name (hostspec.VolumeName).
+func volumeName(stack, host string) string { return hostspec.VolumeName(stack, host) }
 
 // volumeOptions protect a data volume twice over: `protect` makes Pulumi
 // refuse to delete or replace it, and retainOnDelete keeps it at the provider

@@ -26,7 +26,7 @@ type Effect struct {
 
 // Activation order: daemon-reload before any unit restart; the firewall
 // before the services behind it; PostgreSQL last.
-var activateOrder = []string{"daemon-reload", "nft", "ssh", "nginx", "keepalived", "journald", "timesyncd", "timer", "route-watch", "restic", "postgres"}
+var activateOrder = []string{"daemon-reload", "nft", "ssh", "nginx", "keepalived", "journald", "timesyncd", "timer", "route-watch", "restic", "postgres", roles.AgentInstallName}
 
 const pgPort = "5432"
 
@@ -84,6 +84,11 @@ func EffectOf(p string) Effect {
 		return Effect{Note: "belay-db-setup changed: its pg_autoctl create arguments (e.g. --replication-quorum from belay:database.synchronous) only apply when a node is created; " +
 			"on a running formation set them with `pg_autoctl set node replication-quorum`" +
 			" on each data node (see docs/ha-engine.md)"}
+	case p == roles.AgentFile:
+		// belay:agent changed: install the binary it names (download, SHA-256
+		// checked, renamed into place), as first boot does. Last, so a failed
+		// download restores the file after every other change was checked.
+		return Effect{Activate: []Cmd{roles.AgentInstallCmd()}}
 	case strings.HasPrefix(p, "/srv/restic/") && base == "authorized_keys":
 		// A new app's repository: belay-restic-maintain creates missing ones.
 		return Effect{Activate: []Cmd{{"systemctl", "start", "--no-block", "belay-restic-maintain.service"}}}

@@ -15,13 +15,13 @@ func TestLabStatefulHostsGetTheSecondDisk(t *testing.T) {
 	cfg := exampleConfig(t)
 	specs, topo := build(t, cfg, true, nil)
 	want := map[string]roles.DataVolume{
-		"db-1":       {Device: LabDataDevice, MountPoint: PGHome},
-		"db-2":       {Device: LabDataDevice, MountPoint: PGHome},
-		"db-standby": {Device: LabDataDevice, MountPoint: PGHome},
+		"db-1":       {Device: LabDataDevice, MountPoint: PgHome},
+		"db-2":       {Device: LabDataDevice, MountPoint: PgHome},
+		"db-standby": {Device: LabDataDevice, MountPoint: PgHome},
 		"backup":     {Device: LabDataDevice, MountPoint: BackupMount, Binds: []string{roles.PgBackRestRepo, ResticRepos}},
 	}
-	if len(DataMounts(topo)) != len(want) {
-		t.Errorf("DataMounts: %d hosts, want %d", len(DataMounts(topo)), len(want))
+	if len(DataMounts(cfg, topo)) != len(want) {
+		t.Errorf("DataMounts: %d hosts, want %d", len(DataMounts(cfg, topo)), len(want))
 	}
 	for _, h := range topo.Hosts {
 		s := specs[h.Name]

@@ -30,9 +30,9 @@ func console(t *testing.T, name string, argv ...string) string {
 // directory on db-1 is there too.
 func TestStateIsOnTheDataDisks(t *testing.T) {
 	dirs := map[string][]string{
-		"db-1":       {hostspec.PGHome},
-		"db-2":       {hostspec.PGHome},
-		"db-standby": {hostspec.PGHome},
+		"db-1":       {hostspec.PgHome},
+		"db-2":       {hostspec.PgHome},
+		"db-standby": {hostspec.PgHome},
 		"backup":     {hostspec.BackupMount, "/var/lib/pgbackrest", hostspec.ResticRepos},
 	}
 	var dataDir string

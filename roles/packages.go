@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -83,11 +82,9 @@ func addPackagesAndAgent(s *Spec, c *CloudConfig) {
 		c.WriteFiles = append(c.WriteFiles, File{Path: postgresClusterPolicy, Content: "create_main_cluster = false\n", Owner: "root:root", Permissions: "0644"})
 	}
 	if s.Agent != nil {
-		tmp := agentPath + ".download"
-		c.Runcmd = append(c.Runcmd, []string{"sh", "-ec",
-			"curl -fsSL --retry 5 --retry-all-errors --max-time 300 -o " + tmp + " " + shq.Quote(s.Agent.URL) +
-				"; echo " + shq.Quote(s.Agent.SHA256+"  "+tmp) + " | sha256sum -c --quiet -" +
-				"; chmod 0755 " + tmp + "; mv -f " + tmp + " " + agentPath})
+		// One script for first boot and converge (agent.go).
+		c.WriteFiles = append(c.WriteFiles, agentFile(s.Agent))
+		c.Runcmd = append(c.Runcmd, AgentInstallCmd())
 	}
 }
 

@@ -47,7 +47,9 @@ type Options struct {
 	Parallel  int
 
 	// Source loads the desired state (LoadSource).
-	Source func(*Options) (*Source, error)
+	Source func(context.Context, *Options) (*Source, error)
+	// Pulumi runs the pulumi CLI (a cloud stack's config and outputs).
+	Pulumi PulumiRunner
 	// Connect opens SSH to the inventory's hosts (the deploy user).
 	Connect func(inv *inventory.Inventory) (Runner, func(), error)
 	// Hold takes the leases converge holds while it changes hosts.
@@ -58,7 +60,7 @@ type Options struct {
 // NewCmdConverge returns `belay converge`.
 func NewCmdConverge(f *cli.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	o := &Options{IO: f.IO, Getenv: f.Getenv, Inventory: f.Inventory, LabPaths: lab.DefaultPaths,
-		Source: LoadSource, Connect: connect(f.Getenv), Hold: holdLeases(f.Getenv), Now: time.Now}
+		Source: LoadSource, Pulumi: runPulumi, Connect: connect(f.Getenv), Hold: holdLeases(f.Getenv), Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "converge",
 		Short: "Bring running servers' configuration up to the stack config (admin keys, CIDRs, apps, DB and backup settings)",
@@ -69,7 +71,7 @@ roles as first boot, compares them with the host and, without --dry-run,
 writes only the changed files and runs only the checks and reloads they need
 (sshd -t then reload, nginx -t then reload, nft -c then nft -f, visudo -c,
 keepalived reload, PostgreSQL pg_hba/config reload, systemd daemon-reload and
-timer restarts). PostgreSQL, keepalived and the apps are never restarted: a
+timer restarts, the belay binary's download). PostgreSQL, keepalived and the apps are never restarted: a
 unit change that needs a restart is reported and waits for the next switchover
 or deploy. Unchanged services are not touched.
 
@@ -82,11 +84,22 @@ keep the new files, hosts not started keep the old ones (the output says which).
 Hosts converge --parallel at a time, holding every app's lease (sorted) like a
 site switch, so no deploy, rollback or drill runs meanwhile. Hosts in the
 config but not in the inventory (a new app's servers) are skipped: create them
-with belay lab up / pulumi up. Today it serves the lab (its stack file and seed).`,
-		Example: `  # after adding a key to belay:admin.sshKeys in the lab's stack file:
-  belay converge --stack-file stacks/Pulumi.lab.yaml --dry-run
-  belay converge --stack-file stacks/Pulumi.lab.yaml
-  belay converge --stack-file stacks/Pulumi.lab.yaml --json --parallel 8`,
+with belay lab up / pulumi up.
+
+A cloud stack (--stack NAME, or a belay.yaml target pulumi:NAME) is rendered
+from its config as the Pulumi program sees it (pulumi config --show-secrets
+--json, run in the project directory: the edited Pulumi.NAME.yaml) and the
+addresses its last pulumi up exported (the "addresses" stack output), so an
+unchanged config renders exactly the first-boot files. A config that adds
+hosts needs pulumi up first. A belay:agent change installs the new binary on
+every host (download, SHA-256 check). The lab is converged from the stack
+file belay lab up took (--stack-file, --apps) and the lab's seed.`,
+		Example: `  # a cloud stack, after editing Pulumi.prod.yaml (and pulumi up if it adds servers):
+  belay converge --stack prod --dry-run
+  belay converge --stack prod
+  # the lab, after adding a key to belay:admin.sshKeys in its stack file:
+  belay converge --inventory lab --stack-file stacks/Pulumi.lab.yaml --dry-run
+  belay converge --inventory lab --stack-file stacks/Pulumi.lab.yaml --json --parallel 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Parallel < 1 {
@@ -103,8 +116,8 @@ with belay lab up / pulumi up. Today it serves the lab (its stack file and seed)
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
-	fl.StringVar(&o.StackFile, "stack-file", "", "stack file, as given to belay lab up --stack (default: the embedded lab stack)")
-	fl.IntVar(&o.Apps, "apps", 0, "number of apps, as given to belay lab up --apps (0 keeps the stack's)")
+	fl.StringVar(&o.StackFile, "stack-file", "", "the lab only: stack file, as given to belay lab up --stack (default: the embedded lab stack)")
+	fl.IntVar(&o.Apps, "apps", 0, "the lab only: number of apps, as given to belay lab up --apps (0 keeps the stack's)")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show the per-host, per-file diff (secrets masked) and change nothing")
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON (exit status 1 when \"ok\" is false)")
 	fl.IntVar(&o.Parallel, "parallel", 4, "hosts converged at a time")
@@ -158,7 +171,7 @@ var helperCommand = remote.SudoCommand(roles.ConvergeCommand)
 // Run converges (or, with DryRun, diffs) every host.
 func Run(ctx context.Context, o *Options) error {
 	start := o.Now()
-	src, err := o.Source(o)
+	src, err := o.Source(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -186,7 +186,7 @@ func runConverge(t *testing.T, src *Source, fl *fleet, args ...string) *run {
 	r := &run{}
 	f := &cli.Factory{IO: cli.IO{In: strings.NewReader(""), Out: &r.out, ErrOut: &r.errOut}, Getenv: func(string) string { return "" }}
 	cmd := NewCmdConverge(f, func(ctx context.Context, o *Options) error {
-		o.Source = func(*Options) (*Source, error) { return src, nil }
+		o.Source = func(context.Context, *Options) (*Source, error) { return src, nil }
 		o.Connect = func(*inventory.Inventory) (Runner, func(), error) { return fl, func() {}, nil }
 		o.Hold = func(ctx context.Context, _ remote.Runner, _ *inventory.Inventory, _ io.Writer) (context.Context, func(), error) {
 			r.held++

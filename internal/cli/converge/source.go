@@ -1,7 +1,9 @@
 package converge
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
@@ -23,22 +25,29 @@ type Source struct {
 	Inv *inventory.Inventory
 }
 
-// LoadSource picks what to converge from the flags. It is the one place that
-// decides the target, so a default target (a belay.yaml) hooks in here.
+// LoadSource picks what to converge from the target. It is the one place
+// that decides, so a default target (a belay.yaml) hooks in here.
 //
-// Today it serves the lab: the stack file `belay lab up --stack` took (edited
-// since), the lab's own seed, and the lab's inventory. A cloud stack's specs
-// need the addresses the providers assigned (components' user-data plan);
-// until that plan is shared outside the Pulumi program, a non-lab inventory is
-// refused here rather than converged with guessed addresses.
-func LoadSource(o *Options) (*Source, error) {
+//   - pulumi:<stack> (--stack): the stack's config (`pulumi config
+//     --show-secrets --json`) and the addresses its last `pulumi up` exported
+//     (loadCloudSource).
+//   - the lab: the stack file `belay lab up --stack` took (edited since), the
+//     lab's own seed, and the lab's inventory.
+//
+// Any other inventory (a file or stdin holding a cloud stack's inventory)
+// is refused: it carries neither the config nor the provider-assigned
+// addresses the hosts' files name.
+func LoadSource(ctx context.Context, o *Options) (*Source, error) {
+	if stack, ok := strings.CutPrefix(o.InventoryRef, "pulumi:"); ok {
+		return loadCloudSource(ctx, o, stack)
+	}
 	inv, err := o.Inventory(o.InventoryRef)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range inv.Sites {
 		if s.Provider != "lab" {
-			return nil, fmt.Errorf("--inventory %s: stack %s runs on %s: belay converge serves the lab for now (a cloud stack's specs need the provider-assigned addresses the Pulumi program resolves; see docs/provisioning.md)", refOrDefault(o.InventoryRef), inv.Stack, s.Provider)
+			return nil, fmt.Errorf("--inventory %s: stack %s runs on %s: converge a cloud stack with --stack %s (it reads the stack's config and its addresses output through pulumi)", refOrDefault(o.InventoryRef), inv.Stack, s.Provider, inv.Stack)
 		}
 	}
 	specs, err := lab.HostSpecs(o.LabPaths, lab.StackInput{File: o.StackFile, Apps: o.Apps})

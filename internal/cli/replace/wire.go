@@ -114,8 +114,8 @@ func labConverger(o *Options, inv *inventory.Inventory) replace.Converger {
 			IO: cli.IO{Out: o.IO.ErrOut, ErrOut: o.IO.ErrOut}, Getenv: o.Getenv,
 			Inventory:    func(string) (*inventory.Inventory, error) { return inv, nil },
 			InventoryRef: o.InventoryRef, StackFile: o.StackFile, Apps: o.Apps, LabPaths: lab.DefaultPaths, Parallel: 1, Now: time.Now,
-			Source: func(co *convergecli.Options) (*convergecli.Source, error) {
-				src, err := convergecli.LoadSource(co)
+			Source: func(ctx context.Context, co *convergecli.Options) (*convergecli.Source, error) {
+				src, err := convergecli.LoadSource(ctx, co)
 				if err != nil {
 					return nil, err
 				}
