@@ -9,9 +9,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/drill/labfaults"
+	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 	"github.com/belay-sh/belay/remote"
@@ -19,8 +23,9 @@ import (
 
 // Flags are the connection flags every operator command shares.
 type Flags struct {
-	// SSHKeys are private key files (cloud stacks; the agent is used too).
-	SSHKeys []string
+	// SSH are --ssh-key, --known-hosts, --bastion, --bastion-host-key and
+	// --connect-timeout, defined once for every host command (cli.AddSSHFlags).
+	SSH cli.SSHFlags
 	// SeedFile holds the stack's belay:hostKeySeed (cloud stacks; the lab has its own).
 	SeedFile string
 }
@@ -49,11 +54,36 @@ func IsLab(inv *inventory.Inventory) bool {
 	return len(inv.Sites) > 0
 }
 
+// DefaultConnectTimeout is the operator commands' --connect-timeout: short,
+// because drills and site switches redial hosts they just killed or fenced.
+const DefaultConnectTimeout = 5 * time.Second
+
+// AddFlags registers the shared SSH flags on an operator command.
+func AddFlags(cmd *cobra.Command, fl *Flags) {
+	cli.AddSSHFlags(cmd, &fl.SSH, DefaultConnectTimeout)
+}
+
+// AddSeedFlag registers --seed-file, for the commands that need the seed.
+func AddSeedFlag(cmd *cobra.Command, fl *Flags) {
+	cmd.Flags().StringVar(&fl.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
+}
+
 // Open prepares SSH (lab: the lab's admin key and root consoles; cloud: the
-// agent and --ssh-key files, root through `sudo -n`).
+// agent and --ssh-key files, root through `sudo -n`), with fl's
+// --connect-timeout per hop and --bastion as the jump host.
 func Open(inv *inventory.Inventory, fl Flags, getenv func(string) string) (*Target, error) {
 	t := &Target{Inv: inv, Lab: IsLab(inv), flags: fl, getenv: getenv}
-	h := &remote.Hosts{Inv: inv}
+	if fl.SSH.ConnectTimeout == 0 {
+		fl.SSH.ConnectTimeout = DefaultConnectTimeout // callers that build Flags{} themselves
+	}
+	if err := fl.SSH.CheckTimeout(); err != nil {
+		return nil, err
+	}
+	bastion, err := fl.SSH.BastionTarget(inv)
+	if err != nil {
+		return nil, err
+	}
+	h := &remote.Hosts{Inv: inv, DialTimeout: fl.SSH.ConnectTimeout, Bastion: bastion, KnownHostsFiles: fl.SSH.KnownHosts}
 	if t.Lab {
 		f := &labfaults.Faults{Paths: lab.DefaultPaths}
 		auth, err := f.Auth()
@@ -62,7 +92,7 @@ func Open(inv *inventory.Inventory, fl Flags, getenv func(string) string) (*Targ
 		}
 		h.Auth, h.Root, t.Faults = auth, f.Root, f
 	} else {
-		auth, closer, err := sshx.AuthFromEnv(getenv("SSH_AUTH_SOCK"), fl.SSHKeys)
+		auth, closer, err := sshx.AuthFromEnv(getenv("SSH_AUTH_SOCK"), fl.SSH.KeyFiles)
 		if err != nil {
 			return nil, err
 		}

@@ -113,8 +113,8 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 }
 
 func addConnFlags(cmd *cobra.Command, c *opsenv.Flags) {
-	cmd.Flags().StringSliceVar(&c.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too); the lab uses its own key")
-	cmd.Flags().StringVar(&c.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
+	opsenv.AddFlags(cmd, c)
+	opsenv.AddSeedFlag(cmd, c)
 }
 
 func addDNSFlags(cmd *cobra.Command, d *opsenv.DNSFlags) {

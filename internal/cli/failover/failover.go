@@ -94,7 +94,7 @@ Without --yes the plan is printed and nothing changes.`,
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and exit")
 	fl.BoolVar(&opts.JSON, "json", false, "print the plan / result as JSON")
 	fl.StringVar(&opts.StateFile, "state-file", "", "where completed steps are recorded (default /var/lib/belay/failover-<stack>.json as root, else ~/.local/state/belay/)")
-	fl.StringSliceVar(&opts.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	opsenv.AddFlags(cmd, &opts.Conn)
 	fl.StringVar(&opts.DNS.Provider, "dns-provider", "", "DNS provider of the zone: digitalocean or hetzner (the lab uses its DNS double)")
 	fl.StringVar(&opts.DNS.Zone, "dns-zone", "", "the stack's belay:dns.zone (the lab derives it from the app domains)")
 	fl.IntVar(&opts.DNS.TTL, "dns-ttl", 60, "TTL of the moved records (seconds, at least 30)")
