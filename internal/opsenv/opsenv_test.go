@@ -1,10 +1,13 @@
 package opsenv
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -13,8 +16,13 @@ import (
 // bad values before it touches the agent or a key.
 func TestOpenPassesSSHFlags(t *testing.T) {
 	inv := &inventory.Inventory{Stack: "s", Sites: map[inventory.SiteName]inventory.Site{"primary": {Provider: "hetzner"}}}
+	_, pemKey := sshdtest.NewKey(t)
+	keyFile := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(keyFile, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILMANJ4qj6uGe4pZV0TFAvSORJACth9tw13/F7yvVA8h"
-	tg, err := Open(inv, Flags{SSH: cli.SSHFlags{ConnectTimeout: 3 * time.Second, Bastion: "ops@jump.example:2222", BastionHostKey: key}}, func(string) string { return "" })
+	tg, err := Open(inv, Flags{SSH: cli.SSHFlags{KeyFiles: []string{keyFile}, ConnectTimeout: 3 * time.Second, Bastion: "ops@jump.example:2222", BastionHostKey: key}}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +33,7 @@ func TestOpenPassesSSHFlags(t *testing.T) {
 	if b := tg.Hosts.Bastion; b == nil || b.Addr != "jump.example:2222" || b.User != "ops" || len(b.HostKeys) != 1 {
 		t.Errorf("Bastion %+v, want ops@jump.example:2222 pinned", b)
 	}
-	tg2, err := Open(inv, Flags{}, func(string) string { return "" })
+	tg2, err := Open(inv, Flags{SSH: cli.SSHFlags{KeyFiles: []string{keyFile}}}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
