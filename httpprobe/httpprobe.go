@@ -46,7 +46,8 @@ func (t Target) Request(ctx context.Context) (*http.Request, error) {
 
 // Options say how to reach an app.
 type Options struct {
-	// Addr is the address to connect to (an IP; the VIP or a server).
+	// Addr is the address to connect to (an IP; the VIP or a server), or
+	// host:port, used as is for both schemes.
 	Addr string
 	// HTTPPort and HTTPSPort default to 80 and 443 (tests use others).
 	HTTPPort, HTTPSPort int
@@ -133,9 +134,13 @@ func LoadRoots(path string) (*x509.CertPool, error) {
 // CAFileUsage is the help of --ca-file.
 const CAFileUsage = "PEM CA certificates that verify the apps' HTTPS certificates in the probes (default: the system roots; the lab: pebble's root)"
 
-// join is addr with port when it is not the scheme's default (an IPv6
-// address gets its brackets either way).
+// join is addr with port when it is not the scheme's default; an addr that
+// already names a port (host:port) is kept, and a bare IPv6 address gets its
+// brackets.
 func join(addr string, port, def int) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
 	if port == 0 || port == def {
 		if strings.Contains(addr, ":") {
 			return "[" + addr + "]"

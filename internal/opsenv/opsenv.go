@@ -5,6 +5,7 @@
 package opsenv
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/drill/labfaults"
+	"github.com/belay-sh/belay/httpprobe"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
@@ -28,6 +30,8 @@ type Flags struct {
 	SSH cli.SSHFlags
 	// SeedFile holds the stack's belay:hostKeySeed (cloud stacks; the lab has its own).
 	SeedFile string
+	// CAFile verifies the apps' HTTPS certificates in probes (--ca-file; "" = system roots).
+	CAFile string
 }
 
 // Target is an opened inventory.
@@ -67,6 +71,15 @@ func AddFlags(cmd *cobra.Command, fl *Flags) {
 func AddSeedFlag(cmd *cobra.Command, fl *Flags) {
 	cmd.Flags().StringVar(&fl.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
 }
+
+// AddCAFlag registers --ca-file, for the commands that probe apps through
+// their VIP or servers (drill app-node and site, failover site).
+func AddCAFlag(cmd *cobra.Command, fl *Flags) {
+	cmd.Flags().StringVar(&fl.CAFile, "ca-file", "", httpprobe.CAFileUsage)
+}
+
+// Roots are --ca-file's certificates (nil: the system roots).
+func (t *Target) Roots() (*x509.CertPool, error) { return httpprobe.LoadRoots(t.flags.CAFile) }
 
 // Open prepares SSH (lab: the lab's admin key and root consoles; cloud: the
 // agent and --ssh-key files, root through `sudo -n`), with fl's

@@ -106,6 +106,9 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 	fl.StringVar(&opts.ReportDir, "report-dir", "drill-reports", "directory for the report files (<drill>-<stack>-<time>.md and .json)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON instead of markdown")
 	addConnFlags(cmd, &opts.Conn)
+	if k == drill.AppNode || k == drill.Site {
+		opsenv.AddCAFlag(cmd, &opts.Conn)
+	}
 	if k == drill.Site {
 		addDNSFlags(cmd, &opts.DNS)
 	}
@@ -160,6 +163,9 @@ func runDrill(ctx context.Context, o *Options) error {
 	}
 	defer t.Close()
 	env := &drill.Env{Inv: inv, Hosts: t.Hosts, Lab: t.Lab, Progress: o.IO.ErrOut, App: o.App}
+	if env.Roots, err = t.Roots(); err != nil {
+		return err
+	}
 	if t.Faults != nil {
 		env.Faults = t.Faults
 	} else {

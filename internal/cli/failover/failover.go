@@ -95,6 +95,7 @@ Without --yes the plan is printed and nothing changes.`,
 	fl.BoolVar(&opts.JSON, "json", false, "print the plan / result as JSON")
 	fl.StringVar(&opts.StateFile, "state-file", "", "where completed steps are recorded (default /var/lib/belay/failover-<stack>.json as root, else ~/.local/state/belay/)")
 	opsenv.AddFlags(cmd, &opts.Conn)
+	opsenv.AddCAFlag(cmd, &opts.Conn)
 	fl.StringVar(&opts.DNS.Provider, "dns-provider", "", "DNS provider of the zone: digitalocean or hetzner (the lab uses its DNS double)")
 	fl.StringVar(&opts.DNS.Zone, "dns-zone", "", "the stack's belay:dns.zone (the lab derives it from the app domains)")
 	fl.IntVar(&opts.DNS.TTL, "dns-ttl", 60, "TTL of the moved records (seconds, at least 30)")
