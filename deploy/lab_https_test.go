@@ -31,13 +31,12 @@ import (
 // The lab stack points the app at this pebble (lab/default-stack.yaml).
 // Afterwards each server is put back on its placeholder (plain HTTP, no
 // redirect), as the other lab tests expect.
+//
+// The killed holder is healed in the test body, the error checked, and the
+// test waits until it is back (sshd answers, nginx and the app healthy)
+// before anything is restored; the cleanup heals again and fails loudly, so a
+// machine left down is this test's failure, not the next tests'.
 func TestLabHTTPSACME(t *testing.T) {
-	// Quarantined from the CI lab stage: in one full-package run its cleanup
-	// did not bring back the machine it killed, and every later test of the
-	// shared lab failed. It passed when run on its own; opt in to run it.
-	if os.Getenv("BELAY_LAB_QUARANTINE") == "" {
-		t.Skip("quarantined (kill + heal can leave the victim down for the tests after it): set BELAY_LAB_QUARANTINE=1")
-	}
 	for _, bin := range []string{"pebble", "pebble-challtestsrv", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed on the lab host (apt-get install -y pebble curl): %v", bin, err)
@@ -58,10 +57,16 @@ func TestLabHTTPSACME(t *testing.T) {
 	}
 	script := roles.ACMEScript(app.Name)
 	t.Cleanup(func() {
-		// Back to the state before the test: the placeholder, no redirect, no
-		// account at a pebble that is gone.
-		_, _ = lab.Heal(ctx, lab.DefaultPaths, nil, nil)
+		// Back to the state before the test: every machine up, the
+		// placeholder, no redirect, no account at a pebble that is gone.
+		if healed, err := lab.Heal(ctx, lab.DefaultPaths, nil, nil); err != nil {
+			t.Errorf("cleanup: heal the lab (healed %v): %v: the machines after this test may be down", healed, err)
+		}
 		for _, h := range app.Hosts {
+			if err := waitBack(ctx, h); err != nil {
+				t.Errorf("cleanup: %s is not back: %v", h, err)
+				continue
+			}
 			out, err := lab.Console(ctx, lab.DefaultPaths, nil, h, "sh", "-c",
 				"rm -rf "+roles.TLSCertFile(app.Name)+" "+roles.ACMEStateDir(app.Name)+" && "+script+" --placeholder && systemctl reload nginx.service")
 			if err != nil {
@@ -148,6 +153,60 @@ func TestLabHTTPSACME(t *testing.T) {
 		}
 	}
 	curlVIP("after a forced renewal on " + survivor)
+
+	// Bring the killed holder back now, and check it: a heal that fails here
+	// is reported here.
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	healed, err := lab.Heal(hctx, lab.DefaultPaths, nil, nil)
+	if err != nil {
+		t.Fatalf("heal %s (healed %v): %v", holder, healed, err)
+	}
+	if err := waitBack(hctx, holder); err != nil {
+		t.Fatalf("%s after the heal: %v", holder, err)
+	}
+	serial(labInv.Host(holder).PrivateAddress) // it serves its pebble certificate again
+}
+
+// waitBack waits until a lab app server answers as before a kill: sshd
+// sends its banner on the inventory's SSH address, and inside the machine
+// ssh, nginx and the app's unit are active and the app's health path answers
+// 200 on its port.
+func waitBack(ctx context.Context, host string) error {
+	h := labInv.Host(host)
+	if h == nil {
+		return fmt.Errorf("%s: not in the lab inventory", host)
+	}
+	addr := net.JoinHostPort(h.SSHAddress, fmt.Sprint(h.SSHPort))
+	check := fmt.Sprintf("systemctl is-active --quiet ssh.service nginx.service && curl -fsS -m 3 -o /dev/null http://127.0.0.1:%d%s", app.Port, app.HealthPath)
+	var last error
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			last = fmt.Errorf("sshd %s: %w", addr, err)
+			continue
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		banner := make([]byte, 4)
+		_, err = io.ReadFull(c, banner)
+		c.Close()
+		if err != nil || string(banner) != "SSH-" {
+			last = fmt.Errorf("sshd %s: no SSH banner (%q, %v)", addr, banner, err)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err := lab.Console(cctx, lab.DefaultPaths, nil, host, "sh", "-c", check)
+		cancel()
+		if err != nil {
+			last = fmt.Errorf("services or app health: %v: %s", err, out)
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("not back within 3m: %w", last)
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/belay-sh/belay/httpprobe"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -90,14 +91,23 @@ func appNodeRun(ctx context.Context, env *Env, s *stepper, variant string) Run {
 	}); err != nil {
 		return failRun(r, err)
 	}
-	p := &Prober{URL: "http://" + a.VIP + "/", Host: appDomain(a), Interval: ProbeInterval, Timeout: ProbeTimeout}
+	// Probe as the app's users reach it: HTTPS with the domain as SNI and a
+	// verified chain once its servers redirect there (httpprobe.Resolve).
+	tg, err := httpprobe.Resolve(ctx, httpprobe.Options{Addr: a.VIP, Domain: appDomain(a), TLSMode: a.TLS, Roots: env.Roots, Timeout: ProbeTimeout})
+	if err != nil {
+		return failRun(r, fmt.Errorf("the VIP does not answer before the fault: %w", err))
+	}
+	p := &Prober{URL: tg.URL, Host: tg.Host, TLS: tg.TLS, Interval: ProbeInterval, Timeout: ProbeTimeout}
 	var pr *probeRun
 	defer func() {
 		if pr != nil {
 			pr.abandon()
 		}
 	}()
-	if err := s.do("probe", p.URL, func() error {
+	if err := s.do("probe", p.URL+" (Host "+p.Host+")", func() error {
+		if tg.Note != "" {
+			s.note("%s", tg.Note)
+		}
 		pr = startProbe(ctx, p)
 		return waitBaseline(ctx, p)
 	}); err != nil {

@@ -2,10 +2,13 @@ package drill
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +16,9 @@ import (
 // ProbeResult is one HTTP probe of the VIP.
 type ProbeResult struct {
 	Start, End time.Time
-	// OK is an HTTP answer below 500 (nginx and the app answered).
+	// OK is an HTTP answer below 500 (nginx and the app answered), except
+	// a plain-HTTP probe redirected to https://: that is nginx's upgrade
+	// redirect, which says nothing of the app (probe over HTTPS instead).
 	OK     bool
 	Status int
 	Err    string
@@ -33,21 +38,27 @@ const BrowserConns = 6
 // timeouts fire would count failures real clients never see, and keep nginx
 // from ever marking a dead peer down.
 type Prober struct {
-	URL, Host         string
+	URL, Host string
+	// TLS verifies an https:// URL (SNI Host, the chain against its roots:
+	// httpprobe.Resolve); nil for plain HTTP.
+	TLS               *tls.Config
 	Interval, Timeout time.Duration
 	mu                sync.Mutex
 	results           []ProbeResult
 	stopped           time.Time
 }
 
-// NewProbeClient is the browser-like HTTP client of a Prober.
-func NewProbeClient(timeout time.Duration) *http.Client {
+// NewProbeClient is the browser-like HTTP client of a Prober; tlsCfg
+// verifies HTTPS (nil: plain HTTP, or the system roots).
+func NewProbeClient(timeout time.Duration, tlsCfg *tls.Config) *http.Client {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         d.DialContext,
+			TLSClientConfig:     tlsCfg,
+			TLSHandshakeTimeout: timeout,
 			MaxConnsPerHost:     BrowserConns,
 			MaxIdleConnsPerHost: BrowserConns,
 			IdleConnTimeout:     90 * time.Second,
@@ -64,7 +75,7 @@ func NewProbeClient(timeout time.Duration) *http.Client {
 // started has its outcome, so the results describe every probe started before
 // Stopped. Ending ctx abandons the probes in flight (their results are dropped).
 func (p *Prober) Run(ctx context.Context, stop <-chan struct{}) {
-	client := NewProbeClient(p.Timeout)
+	client := NewProbeClient(p.Timeout, p.TLS)
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -104,6 +115,9 @@ func (p *Prober) probe(ctx context.Context, client *http.Client, start time.Time
 			_, err = drain(resp)
 			r.Status = resp.StatusCode
 			r.OK = err == nil && resp.StatusCode < 500
+			if upgradeRedirect(req, resp) {
+				r.OK, err = false, errors.New("redirected to HTTPS: nginx answered, not the app")
+			}
 		}
 	}
 	if err != nil {
@@ -116,6 +130,12 @@ func (p *Prober) probe(ctx context.Context, client *http.Client, start time.Time
 	p.mu.Lock()
 	p.results = append(p.results, r)
 	p.mu.Unlock()
+}
+
+// upgradeRedirect is a plain-HTTP request answered by a redirect to https://.
+func upgradeRedirect(req *http.Request, resp *http.Response) bool {
+	return req.URL.Scheme == "http" && resp.StatusCode >= 300 && resp.StatusCode < 400 &&
+		strings.HasPrefix(resp.Header.Get("Location"), "https://")
 }
 
 // Results returns the results so far, in the order the probes started.

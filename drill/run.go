@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,9 @@ type Env struct {
 	Seed string
 	// App is the app to drill ("" = the first).
 	App string
+	// Roots verify the apps' HTTPS certificates in the VIP probes
+	// (--ca-file; nil: the system roots).
+	Roots *x509.CertPool
 	// Switch performs the site switch (site drill).
 	Switch SiteSwitch
 	// Settle is how long to let a healed group settle before the next run (default 3 s).

@@ -113,8 +113,8 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 		hosts := strings.Join(a.Hosts, ", ")
 		return []Step{
 			{ID: "locate", Title: "find the VIP holder: the app server whose addresses include " + a.VIP, Where: hosts, Commands: []string{VIPProbeCmd}},
-			{ID: "probe", Title: fmt.Sprintf("start the HTTP probe, a browser-like client (up to %d kept-alive connections, timeout %s): GET http://%s/ (Host: %s) every %s; the VIP must answer 10 in a row, then >= %.0f %% for %s (the latency baseline) before the fault",
-				BrowserConns, ProbeTimeout, a.VIP, appDomain(a), ProbeInterval, SustainRatio*100, BaselineWindow), Where: "operator"},
+			{ID: "probe", Title: fmt.Sprintf("start the HTTP probe, a browser-like client (up to %d kept-alive connections, timeout %s): GET %s://%s/ (Host: %s%s) every %s; the VIP must answer 10 in a row, then >= %.0f %% for %s (the latency baseline) before the fault",
+				BrowserConns, ProbeTimeout, probeScheme(*a), a.VIP, appDomain(a), probeTLSNote(*a), ProbeInterval, SustainRatio*100, BaselineWindow), Where: "operator"},
 			{ID: "inject", Title: fault, Where: "VIP holder", Commands: []string{faultCommand(v)}},
 			{ID: "detect", Title: "poll the other app servers until one holds the VIP (keepalived MASTER): detection time", Where: hosts, Commands: []string{VIPProbeCmd}},
 			{ID: "recover", Title: fmt.Sprintf("wait until the VIP answers again (first answer: the recovery time), probe %s more, then read the timeline: sustainably back (>= %.0f %% of the probes of the next %s answered), latency added after the failover (p50/p99 against the baseline) and requests over %s", VIPWatch, SustainRatio*100, SustainWindow, SlowThreshold), Where: "operator"},
@@ -253,4 +253,21 @@ func StepTitles(steps []Step) []string {
 		out[i] = s.String()
 	}
 	return out
+}
+
+// probeScheme is how the runbook names the probe of app a: an app with TLS
+// is probed over HTTPS (SNI and Host its domain, chain verified) once its
+// servers redirect there, over HTTP while they serve the placeholder.
+func probeScheme(a inventory.App) string {
+	if a.TLS != "" {
+		return "https"
+	}
+	return "http"
+}
+
+func probeTLSNote(a inventory.App) string {
+	if a.TLS != "" {
+		return ", SNI the same, chain verified against --ca-file or the system roots; plain http while the servers serve the placeholder certificate"
+	}
+	return ""
 }

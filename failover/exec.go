@@ -2,15 +2,16 @@ package failover
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/belay-sh/belay/cloud/dns"
+	"github.com/belay-sh/belay/httpprobe"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 )
@@ -29,6 +30,9 @@ type Env struct {
 	// OldSiteReachable says whether the old site can be fenced; nil asks each
 	// host over SSH. The lab answers false while the sites are partitioned.
 	OldSiteReachable func(ctx context.Context) (bool, string)
+	// Roots verify the apps' HTTPS certificates in the verify steps
+	// (--ca-file; nil: the system roots).
+	Roots *x509.CertPool
 	// HealthTimeout bounds health and HTTP checks (default 90 s).
 	HealthTimeout time.Duration
 	Now           func() time.Time
@@ -265,14 +269,31 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 			return "", false, err
 		}
 		return fmt.Sprintf("%s A %s (%s)", s.Domain, s.Address, out), false, nil
+	case KindCert:
+		cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+		if _, err := env.Hosts.RunRoot(cctx, s.Host, s.Argv...); err != nil {
+			if ctx.Err() != nil {
+				return "", false, ctx.Err()
+			}
+			x.st.Facts["certificate/"+s.Host] = "not obtained: " + err.Error()
+			return "no certificate yet (" + err.Error() + "): HTTPS serves the placeholder until the unit's timer succeeds; see docs/runbook.md", true, nil
+		}
+		x.st.Facts["certificate/"+s.Host] = "obtained"
+		return "", false, nil
 	case KindHTTP:
 		var last error
 		deadline := env.Now().Add(env.HealthTimeout)
+		app := x.appOf(s.Domain)
 		for env.Now().Before(deadline) {
-			code, err := httpGet(ctx, "http://"+s.Address+"/", s.Domain)
+			code, note, err := probeApp(ctx, s.Address, s.Domain, app.TLS, env.Roots)
 			if err == nil && code < 500 {
 				if _, ok := x.st.Facts["downtimeFrom"]; ok {
 					x.st.Facts["downtimeTo"] = env.Now().UTC().Format(time.RFC3339Nano)
+				}
+				if note != "" {
+					x.st.Facts["tls/"+app.Name] = note
+					return fmt.Sprintf("HTTP %d; %s", code, note), false, nil
 				}
 				return fmt.Sprintf("HTTP %d", code), false, nil
 			}
@@ -342,20 +363,37 @@ func (x *executor) siteReachable(ctx context.Context, host string) (bool, string
 	return true, ""
 }
 
-func httpGet(ctx context.Context, url, host string) (int, error) {
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// probeApp GETs the app's front page through addr as its users would
+// (httpprobe.Resolve: HTTPS with SNI domain and a chain verified against
+// roots once the servers redirect to HTTPS). note is set when an app with
+// TLS was reached over plain HTTP (its servers serve the placeholder).
+func probeApp(ctx context.Context, addr, domain, tlsMode string, roots *x509.CertPool) (code int, note string, err error) {
+	tg, err := httpprobe.Resolve(ctx, httpprobe.Options{Addr: addr, Domain: domain, TLSMode: tlsMode, Roots: roots, Timeout: 3 * time.Second})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	req.Host = host
-	resp, err := client.Do(req)
+	req, err := tg.Request(ctx)
 	if err != nil {
-		return 0, err
+		return 0, "", err
+	}
+	resp, err := httpprobe.NewClient(3*time.Second, tg.TLS, false).Do(req)
+	if err != nil {
+		return 0, "", err
 	}
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, tg.Note, nil
+}
+
+// appOf is the app a domain belongs to (zero App: plain HTTP).
+func (x *executor) appOf(domain string) inventory.App {
+	for _, a := range x.env.Inv.Apps {
+		for _, d := range a.Domains {
+			if d == domain {
+				return a
+			}
+		}
+	}
+	return inventory.App{}
 }
 
 // Preflight runs the plan's read-only checks (releases on the standby app

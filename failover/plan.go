@@ -47,8 +47,14 @@ const (
 	KindHealth StepKind = "health"
 	// KindDNS points Domain at Address through the DNS provider.
 	KindDNS StepKind = "dns"
-	// KindHTTP GETs http://Address/ with Host: Domain until it answers below 500.
+	// KindHTTP GETs the app's front page through Address as its users do
+	// (httpprobe: HTTPS with SNI Domain and a verified chain once the
+	// servers redirect there, else HTTP) until it answers below 500.
 	KindHTTP StepKind = "http"
+	// KindCert runs Argv as root to obtain the app's ACME certificate on the
+	// servers that now serve it. A failure is a warning, not a stop: the app
+	// answers (HTTPS on the placeholder until the unit's timer succeeds).
+	KindCert StepKind = "certificate"
 	// KindManual is a step belay does not perform; the plan is refused.
 	KindManual StepKind = "manual"
 )
@@ -156,8 +162,11 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 		}
 	}
 	for _, a := range inv.Apps {
+		addCertSteps(add, a, []string{a.Standby})
+	}
+	for _, a := range inv.Apps {
 		addr := publicAddress(inv.Host(a.Standby))
-		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the standby site: GET http://%s/ (Host: %s)", a.Name, addr, firstDomain(a)), Domain: firstDomain(a), Address: addr})
+		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the standby site: GET %s://%s/ (Host: %s)", a.Name, scheme(a), addr, firstDomain(a)), Domain: firstDomain(a), Address: addr})
 	}
 	return p, nil
 }
@@ -251,13 +260,39 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		}
 	}
 	for _, a := range inv.Apps {
-		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET http://%s/ (Host: %s) (downtime ends)", a.Name, a.VIP, firstDomain(a)), Domain: firstDomain(a), Address: a.VIP})
+		addCertSteps(add, a, a.Hosts)
+	}
+	for _, a := range inv.Apps {
+		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET %s://%s/ (Host: %s) (downtime ends)", a.Name, scheme(a), a.VIP, firstDomain(a)), Domain: firstDomain(a), Address: a.VIP})
 	}
 	// The standby site becomes a standby again, from a backup of the new primary.
 	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: hostcmd.StartUnit(hostcmd.FullBackupUnit)})
 	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: hostcmd.Resync()})
 	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "t"})
 	return p, nil
+}
+
+// addCertSteps obtains app a's ACME certificate on hosts once DNS points at
+// them (HTTP-01 validates through DNS, so not before): on the standby server
+// after a switch, a first issuance; on the primary servers on the way back, a
+// renewal if one fell due while DNS pointed away. A custom certificate is on
+// every server already (written at first boot).
+func addCertSteps(add func(Step), a inventory.App, hosts []string) {
+	if a.TLS != inventory.TLSACME {
+		return
+	}
+	for _, h := range hosts {
+		add(Step{ID: "certificate/" + h, Kind: KindCert, Host: h, Timeout: 4 * time.Minute, Argv: hostcmd.IssueCertificate(a.Name),
+			Title: fmt.Sprintf("obtain or renew %s's certificate on %s (ACME HTTP-01, now that DNS points there; a failure is a warning)", a.Name, h)})
+	}
+}
+
+// scheme is how the verify step is expected to reach app a.
+func scheme(a inventory.App) string {
+	if a.TLS != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // HealthCommand checks app a on this host: its health URL, quoted as one word

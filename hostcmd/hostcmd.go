@@ -164,6 +164,14 @@ func Reseed(mode string) []string { return []string{DBReseedScript, mode} }
 // StartUnit starts (and, for a oneshot, waits for) a unit.
 func StartUnit(unit string) []string { return []string{"systemctl", "start", unit} }
 
+// ACMEUnit is the oneshot unit that obtains or renews app's certificate
+// (roles' belay-acme-<app>.service; `systemctl start` waits for it).
+func ACMEUnit(app string) string { return "belay-acme-" + app + ".service" }
+
+// IssueCertificate obtains (or renews when due) app's ACME certificate now:
+// the site switch runs it once DNS points at the servers that take over.
+func IssueCertificate(app string) []string { return StartUnit(ACMEUnit(app)) }
+
 // StopUnit stops a unit.
 func StopUnit(unit string) []string { return []string{"systemctl", "stop", unit} }
 
@@ -187,12 +195,12 @@ func ForHost(h Host) [][]string {
 		switch r {
 		case inventory.RoleApp:
 			for _, a := range h.Apps {
-				out = append(out, FenceApp(a), StartApp(a))
+				out = append(out, FenceApp(a), StartApp(a), IssueCertificate(a))
 			}
 			out = append(out, StopUnit(NginxUnit), StartUnit(NginxUnit))
 		case inventory.RoleStandbyApp:
 			for _, a := range h.Apps {
-				out = append(out, StartStandbyApp(a), StopStandbyApp(a))
+				out = append(out, StartStandbyApp(a), StopStandbyApp(a), IssueCertificate(a))
 			}
 		case inventory.RoleDB:
 			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),

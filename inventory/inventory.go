@@ -109,6 +109,10 @@ type App struct {
 	Domains    []string `json:"domains"`
 	Hosts      []string `json:"hosts"`
 	Standby    string   `json:"standbyHost"`
+	// TLS is how the app's nginx serves HTTPS: "acme" or "custom"; empty
+	// serves plain HTTP only (belay:apps[i].tls.mode off). Probes through the
+	// VIP (drills, the site switch's checks) use HTTPS when it is set.
+	TLS string `json:"tls,omitempty"`
 	// Cells are the app's cells (empty for an app without cells, whose
 	// servers are Hosts); an app with cells has no Hosts and its VIP is the
 	// router tier's.
@@ -238,6 +242,9 @@ func (inv *Inventory) Validate() error {
 		}
 	}
 	for i, a := range inv.Apps {
+		if a.TLS != "" && a.TLS != TLSACME && a.TLS != TLSCustom {
+			bad("apps[%d] (%s).tls: %q, expected acme, custom or absent (plain HTTP)", i, a.Name, a.TLS)
+		}
 		for _, hn := range a.Hosts {
 			h := inv.Host(hn)
 			if h == nil {
@@ -288,6 +295,12 @@ func (inv *Inventory) App(name string) *App {
 	}
 	return nil
 }
+
+// TLS modes of App.TLS.
+const (
+	TLSACME   = "acme"
+	TLSCustom = "custom"
+)
 
 // WithRole lists the hosts that have role r, sorted by name.
 func (inv *Inventory) WithRole(r Role) []Host {

@@ -45,11 +45,18 @@ type Hosts struct {
 	// Root runs commands as root; nil means `sudo -n` over SSH (the host's
 	// sudoers must allow the exact command, see docs/runbook.md).
 	Root RootFunc
-	// DialTimeout bounds TCP connect plus handshake (default 5 s).
+	// DialTimeout bounds TCP connect plus handshake (default 5 s), per hop.
 	DialTimeout time.Duration
+	// Bastion, if set, is the jump host every other host is reached through
+	// (an SSH direct-tcpip channel, as ProxyJump); its own key is verified
+	// like any host's. A host of the inventory named like it is dialled directly.
+	Bastion *sshx.Target
+	// KnownHostsFiles verify a bastion with no pinned key (see sshx.HostKeyCallback).
+	KnownHostsFiles []string
 
-	mu    sync.Mutex
-	conns map[string]*ssh.Client
+	mu      sync.Mutex
+	conns   map[string]*ssh.Client
+	bastion *ssh.Client
 }
 
 var _ Runner = (*Hosts)(nil)
@@ -71,30 +78,21 @@ func (h *Hosts) client(ctx context.Context, name string) (*ssh.Client, error) {
 	}
 	addr := net.JoinHostPort(host.SSHAddress, strconv.Itoa(host.SSHPort))
 	t := sshx.Target{Name: name, Addr: addr, User: host.DeployUser, HostKeys: []ssh.PublicKey{key}}
-	cb, err := sshx.HostKeyCallback(t, nil)
+	var via *ssh.Client
+	if h.Bastion != nil && h.Bastion.Name != name {
+		if via, err = h.bastionClient(ctx); err != nil {
+			return nil, fmt.Errorf("host %s: via %s: %w", name, h.Bastion.Name, err)
+		}
+	}
+	c, err := h.dial(ctx, t, via)
 	if err != nil {
+		if via != nil && !alive(via) {
+			// A dead bastion fails every host: redial it next time. A live one
+			// stays: other hosts' connections run through it.
+			h.forgetBastion(via)
+		}
 		return nil, err
 	}
-	timeout := h.DialTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	cfg := &ssh.ClientConfig{User: host.DeployUser, Auth: h.Auth, HostKeyCallback: cb, HostKeyAlgorithms: sshx.HostKeyAlgorithms(key), Timeout: timeout}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("host %s: dial %s: %w", name, addr, err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("host %s: ssh %s@%s: %w", name, host.DeployUser, addr, err)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	c := ssh.NewClient(cc, chans, reqs)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.conns == nil {
@@ -106,6 +104,114 @@ func (h *Hosts) client(ctx context.Context, name string) (*ssh.Client, error) {
 	}
 	h.conns[name] = c
 	return c, nil
+}
+
+// dial connects to t directly, or through via (a bastion connection).
+func (h *Hosts) dial(ctx context.Context, t sshx.Target, via *ssh.Client) (*ssh.Client, error) {
+	cb, err := sshx.HostKeyCallback(t, h.KnownHostsFiles)
+	if err != nil {
+		return nil, err
+	}
+	timeout := h.DialTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	cfg := &ssh.ClientConfig{User: t.User, Auth: h.Auth, HostKeyCallback: cb, Timeout: timeout}
+	for _, k := range t.HostKeys {
+		cfg.HostKeyAlgorithms = append(cfg.HostKeyAlgorithms, sshx.HostKeyAlgorithms(k)...)
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := dialVia(dctx, via, t.Addr)
+	if err != nil {
+		if via != nil {
+			return nil, fmt.Errorf("host %s: dial %s through the bastion: %w", t.Name, t.Addr, err)
+		}
+		return nil, fmt.Errorf("host %s: dial %s: %w", t.Name, t.Addr, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	cc, chans, reqs, err := ssh.NewClientConn(conn, t.Addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("host %s: ssh %s@%s: %w", t.Name, t.User, t.Addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// dialVia opens a TCP connection to addr, through via when it is set,
+// bounded by ctx either way.
+func dialVia(ctx context.Context, via *ssh.Client, addr string) (net.Conn, error) {
+	if via == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := via.Dial("tcp", addr)
+		ch <- res{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// bastionClient returns the shared bastion connection, dialling it once.
+func (h *Hosts) bastionClient(ctx context.Context) (*ssh.Client, error) {
+	h.mu.Lock()
+	if b := h.bastion; b != nil {
+		h.mu.Unlock()
+		return b, nil
+	}
+	h.mu.Unlock()
+	b, err := h.dial(ctx, *h.Bastion, nil)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bastion != nil {
+		b.Close()
+		return h.bastion, nil
+	}
+	h.bastion = b
+	return b, nil
+}
+
+// alive asks c for a keepalive reply, waiting at most 3 s.
+func alive(c *ssh.Client) bool {
+	ch := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		ch <- err
+	}()
+	select {
+	case err := <-ch:
+		return err == nil
+	case <-time.After(3 * time.Second):
+		return false
+	}
+}
+
+func (h *Hosts) forgetBastion(b *ssh.Client) {
+	h.mu.Lock()
+	if h.bastion == b {
+		h.bastion = nil
+	}
+	h.mu.Unlock()
+	go b.Close()
 }
 
 // Run runs cmd as the deploy user. A dead connection is dropped so the next call redials.
@@ -179,9 +285,14 @@ func (h *Hosts) Close() {
 	h.mu.Lock()
 	conns := h.conns
 	h.conns = nil
+	b := h.bastion
+	h.bastion = nil
 	h.mu.Unlock()
 	for _, c := range conns {
 		go c.Close()
+	}
+	if b != nil {
+		go b.Close()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -62,8 +63,9 @@ func ACMEStateDir(app string) string { return "/var/lib/belay/acme/" + app }
 // ACMEScript obtains, renews and installs an app's certificate.
 func ACMEScript(app string) string { return "/usr/local/bin/belay-acme-" + app }
 
-// ACMEUnit and ACMETimer name the systemd units running ACMEScript.
-func ACMEUnit(app string) string  { return "belay-acme-" + app + ".service" }
+// ACMEUnit and ACMETimer name the systemd units running ACMEScript. The
+// unit's name is hostcmd's: the site switch starts it through sudo.
+func ACMEUnit(app string) string  { return hostcmd.ACMEUnit(app) }
 func ACMETimer(app string) string { return "belay-acme-" + app + ".timer" }
 
 // ACMECAFile is the CA the ACME client trusts for the ACME server (LEGO_CA_CERTIFICATES).
@@ -367,7 +369,7 @@ StartLimitIntervalSec=0
 	restart := "Restart=on-failure\nRestartSec=15min\n"
 	if standby {
 		// DNS points at the primary site until a switch: no retries against the CA.
-		retry = "# Standby site: tried by the timer, or started after a site switch.\n"
+		retry = "# Standby site: tried by the timer, and started by belay failover site once DNS points here.\n"
 		restart = ""
 	}
 	return `# Rendered by belay: obtain or renew app ` + app + `'s certificate (ACME HTTP-01).

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/belay-sh/belay/httpprobe"
 )
 
 // TestACMEIssuanceOnLoopback runs the real thing on loopback: Debian's pebble
@@ -192,6 +195,32 @@ func TestACMEIssuanceOnLoopback(t *testing.T) {
 	if code, _ := get(httpURL(ns[1], "/")...); code != "200 " {
 		t.Errorf("web-2 without a certificate must not redirect: %q", code)
 	}
+	// The drills' and the site switch's probe (httpprobe) against the real
+	// rendered nginx and a real chain: HTTPS, verified, on the member with a
+	// certificate; plain HTTP with a note on the one still on its placeholder.
+	roots, err := httpprobe.LoadRoots(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := func(n node, wantHTTPS bool) {
+		t.Helper()
+		tg, err := httpprobe.Resolve(context.Background(), httpprobe.Options{Addr: n.addr, HTTPPort: httpPort, HTTPSPort: httpsPort,
+			Domain: domain, TLSMode: TLSModeACME, Roots: roots, Timeout: 5 * time.Second})
+		if err != nil || tg.HTTPS() != wantHTTPS || (tg.Note == "") != wantHTTPS {
+			t.Fatalf("%s: probe target %+v %v, want https=%v", n.addr, tg, err, wantHTTPS)
+		}
+		req, _ := tg.Request(context.Background())
+		resp, err := httpprobe.NewClient(5*time.Second, tg.TLS, false).Do(req)
+		if err != nil {
+			t.Fatalf("%s: probe %s: %v", n.addr, tg.URL, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: probe %s: %d", n.addr, tg.URL, resp.StatusCode)
+		}
+	}
+	probe(ns[0], true)
+	probe(ns[1], false)
 
 	// web-2 asks while DNS points at web-1 (the failover case: the VIP moved).
 	setDefaultIPv4(t, dnsMgmt, ns[0].addr)
@@ -199,6 +228,7 @@ func TestACMEIssuanceOnLoopback(t *testing.T) {
 		t.Fatalf("web-2's first run did not install a certificate:\n%s", out)
 	}
 	waitVerified(ns[1])
+	probe(ns[1], true) // as the site switch's verify step finds a standby after its issuance
 	for _, n := range ns {
 		if code, body := get(append([]string{"--cacert", caFile}, httpsURL(n)...)...); code != "200 " || !strings.HasPrefix(body, "app on 127.0.0.2") {
 			t.Errorf("%s https: %q %q, want 200 from a member, verified", n.addr, code, body)

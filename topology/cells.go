@@ -169,6 +169,9 @@ func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inv
 		Hosts:      append([]string{}, t.AppHosts[a.Name]...),
 		Standby:    t.StandbyApp[a.Name],
 	}
+	if a.TLS.Mode != config.TLSOff {
+		out.TLS = a.TLS.Mode
+	}
 	rt := t.Routers[a.Name]
 	if !a.HasCells() || rt == nil || a.Router == nil {
 		return out

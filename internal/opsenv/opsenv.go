@@ -5,13 +5,19 @@
 package opsenv
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/drill/labfaults"
+	"github.com/belay-sh/belay/httpprobe"
+	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 	"github.com/belay-sh/belay/remote"
@@ -19,10 +25,13 @@ import (
 
 // Flags are the connection flags every operator command shares.
 type Flags struct {
-	// SSHKeys are private key files (cloud stacks; the agent is used too).
-	SSHKeys []string
+	// SSH are --ssh-key, --known-hosts, --bastion, --bastion-host-key and
+	// --connect-timeout, defined once for every host command (cli.AddSSHFlags).
+	SSH cli.SSHFlags
 	// SeedFile holds the stack's belay:hostKeySeed (cloud stacks; the lab has its own).
 	SeedFile string
+	// CAFile verifies the apps' HTTPS certificates in probes (--ca-file; "" = system roots).
+	CAFile string
 }
 
 // Target is an opened inventory.
@@ -49,11 +58,45 @@ func IsLab(inv *inventory.Inventory) bool {
 	return len(inv.Sites) > 0
 }
 
+// DefaultConnectTimeout is the operator commands' --connect-timeout: short,
+// because drills and site switches redial hosts they just killed or fenced.
+const DefaultConnectTimeout = 5 * time.Second
+
+// AddFlags registers the shared SSH flags on an operator command.
+func AddFlags(cmd *cobra.Command, fl *Flags) {
+	cli.AddSSHFlags(cmd, &fl.SSH, DefaultConnectTimeout)
+}
+
+// AddSeedFlag registers --seed-file, for the commands that need the seed.
+func AddSeedFlag(cmd *cobra.Command, fl *Flags) {
+	cmd.Flags().StringVar(&fl.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
+}
+
+// AddCAFlag registers --ca-file, for the commands that probe apps through
+// their VIP or servers (drill app-node and site, failover site).
+func AddCAFlag(cmd *cobra.Command, fl *Flags) {
+	cmd.Flags().StringVar(&fl.CAFile, "ca-file", "", httpprobe.CAFileUsage)
+}
+
+// Roots are --ca-file's certificates (nil: the system roots).
+func (t *Target) Roots() (*x509.CertPool, error) { return httpprobe.LoadRoots(t.flags.CAFile) }
+
 // Open prepares SSH (lab: the lab's admin key and root consoles; cloud: the
-// agent and --ssh-key files, root through `sudo -n`).
+// agent and --ssh-key files, root through `sudo -n`), with fl's
+// --connect-timeout per hop and --bastion as the jump host.
 func Open(inv *inventory.Inventory, fl Flags, getenv func(string) string) (*Target, error) {
 	t := &Target{Inv: inv, Lab: IsLab(inv), flags: fl, getenv: getenv}
-	h := &remote.Hosts{Inv: inv}
+	if fl.SSH.ConnectTimeout == 0 {
+		fl.SSH.ConnectTimeout = DefaultConnectTimeout // callers that build Flags{} themselves
+	}
+	if err := fl.SSH.CheckTimeout(); err != nil {
+		return nil, err
+	}
+	bastion, err := fl.SSH.BastionTarget(inv)
+	if err != nil {
+		return nil, err
+	}
+	h := &remote.Hosts{Inv: inv, DialTimeout: fl.SSH.ConnectTimeout, Bastion: bastion, KnownHostsFiles: fl.SSH.KnownHosts}
 	if t.Lab {
 		f := &labfaults.Faults{Paths: lab.DefaultPaths}
 		auth, err := f.Auth()
@@ -62,7 +105,7 @@ func Open(inv *inventory.Inventory, fl Flags, getenv func(string) string) (*Targ
 		}
 		h.Auth, h.Root, t.Faults = auth, f.Root, f
 	} else {
-		auth, closer, err := sshx.AuthFromEnv(getenv("SSH_AUTH_SOCK"), fl.SSHKeys)
+		auth, closer, err := sshx.AuthFromEnv(getenv("SSH_AUTH_SOCK"), fl.SSH.KeyFiles)
 		if err != nil {
 			return nil, err
 		}

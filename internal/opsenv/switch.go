@@ -29,6 +29,11 @@ func (t *Target) SwitchEnv(fl DNSFlags, out io.Writer, statePath string) (*failo
 	if env.TTL == 0 {
 		env.TTL = 60
 	}
+	roots, err := t.Roots()
+	if err != nil {
+		return nil, err
+	}
+	env.Roots = roots
 	if env.Zone == "" && t.Lab {
 		env.Zone = zoneOf(t.Inv.Apps)
 	}

@@ -87,7 +87,7 @@ usable, so monitoring (or a script waiting for a new stack's standby) can run it
 	fl.DurationVar(&opts.MaxVerifyAge, "max-verify-age", 26*time.Hour, "alert when the last verified restore is older than this")
 	fl.DurationVar(&opts.MaxFullAge, "max-full-age", 8*24*time.Hour, "alert when the last full backup is older than this")
 	fl.DurationVar(&opts.MaxStandbyLag, "max-standby-lag", 5*time.Minute, "alert when the standby's replay is further behind the archive's newest WAL")
-	fl.StringSliceVar(&opts.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	opsenv.AddFlags(cmd, &opts.Conn)
 	return cmd
 }
 

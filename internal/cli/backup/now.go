@@ -77,7 +77,7 @@ next one resumes or discards what it left.`,
 	fl.BoolVar(&opts.Full, "full", false, "take a full backup")
 	fl.BoolVar(&opts.Diff, "diff", false, "take a differential backup (the default)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the result as JSON (progress goes to standard error)")
-	fl.StringSliceVar(&opts.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	opsenv.AddFlags(cmd, &opts.Conn)
 	cmd.MarkFlagsMutuallyExclusive("full", "diff")
 	return cmd
 }

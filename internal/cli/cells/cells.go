@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,18 +54,14 @@ type Options struct {
 
 func (o *Options) flags(cmd *cobra.Command, appFlag bool) {
 	fl := cmd.Flags()
-	fl.StringVar(&o.InventoryRef, "inventory", "", cli.InventoryUsage)
+	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	if appFlag {
 		fl.StringVar(&o.App, "app", "", "the app (required)")
 		_ = cmd.MarkFlagRequired("app")
 	}
 	fl.BoolVar(&o.JSON, "json", false, "print JSON instead of text")
 	fl.StringVar(&o.Router, "router", "", "router host to go through (default: the first host with role router)")
-	fl.StringSliceVar(&o.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory)")
-	fl.StringSliceVar(&o.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (keys pinned in the inventory are checked first)")
-	fl.StringVar(&o.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
-	fl.StringVar(&o.SSH.BastionHostKey, "bastion-host-key", "", "pinned host key of a bastion outside the inventory")
-	fl.DurationVar(&o.SSH.ConnectTimeout, "connect-timeout", 15e9, "TCP connect + SSH handshake timeout per host")
+	cli.AddSSHFlags(cmd, &o.SSH, 15*time.Second)
 }
 
 func newOptions(f *cli.Factory) *Options {

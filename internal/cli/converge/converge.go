@@ -45,6 +45,8 @@ type Options struct {
 	DryRun    bool
 	JSON      bool
 	Parallel  int
+	// Conn are the shared SSH flags (--ssh-key, --bastion, --connect-timeout...).
+	Conn opsenv.Flags
 
 	// Source loads the desired state (LoadSource).
 	Source func(context.Context, *Options) (*Source, error)
@@ -60,7 +62,8 @@ type Options struct {
 // NewCmdConverge returns `belay converge`.
 func NewCmdConverge(f *cli.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	o := &Options{IO: f.IO, Getenv: f.Getenv, Inventory: f.Inventory, LabPaths: lab.DefaultPaths,
-		Source: LoadSource, Pulumi: runPulumi, Connect: connect(f.Getenv), Hold: holdLeases(f.Getenv), Now: time.Now}
+		Source: LoadSource, Pulumi: runPulumi, Hold: holdLeases(f.Getenv), Now: time.Now}
+	o.Connect = connect(f.Getenv, &o.Conn)
 	cmd := &cobra.Command{
 		Use:   "converge",
 		Short: "Bring running servers' configuration up to the stack config (admin keys, CIDRs, apps, DB and backup settings)",
@@ -121,6 +124,7 @@ file belay lab up took (--stack-file, --apps) and the lab's seed.`,
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show the per-host, per-file diff (secrets masked) and change nothing")
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON (exit status 1 when \"ok\" is false)")
 	fl.IntVar(&o.Parallel, "parallel", 4, "hosts converged at a time")
+	opsenv.AddFlags(cmd, &o.Conn)
 	return cmd
 }
 
@@ -298,9 +302,9 @@ func lastLine(b []byte) []byte {
 
 // connect opens the inventory's hosts as the deploy user (lab: the lab's
 // admin key; cloud: the agent / key files), as the operator commands do.
-func connect(getenv func(string) string) func(inv *inventory.Inventory) (Runner, func(), error) {
+func connect(getenv func(string) string, fl *opsenv.Flags) func(inv *inventory.Inventory) (Runner, func(), error) {
 	return func(inv *inventory.Inventory) (Runner, func(), error) {
-		t, err := opsenv.Open(inv, opsenv.Flags{}, getenv)
+		t, err := opsenv.Open(inv, *fl, getenv)
 		if err != nil {
 			return nil, nil, err
 		}

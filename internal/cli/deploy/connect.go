@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,13 +44,8 @@ func (c *ConnFlags) AddFlags(cmd *cobra.Command) { c.addFlags(cmd, "i") }
 func (c *ConnFlags) AddFlagsExec(cmd *cobra.Command) { c.addFlags(cmd, "") }
 
 func (c *ConnFlags) addFlags(cmd *cobra.Command, invShort string) {
-	fl := cmd.Flags()
-	fl.StringVarP(&c.InventoryRef, "inventory", invShort, "", cli.InventoryUsage)
-	fl.StringSliceVar(&c.SSH.KeyFiles, "ssh-key", nil, "private key file for the deploy user (default: ssh-agent, else id_ed25519 beside the inventory, else ~/.ssh/id_ed25519)")
-	fl.StringSliceVar(&c.SSH.KnownHosts, "known-hosts", nil, "extra known_hosts file (hosts' keys pinned in the inventory are always checked first)")
-	fl.StringVar(&c.SSH.Bastion, "bastion", "", "jump host: an inventory host name, or user@host[:port] with --bastion-host-key")
-	fl.StringVar(&c.SSH.BastionHostKey, "bastion-host-key", "", `pinned host key of a bastion outside the inventory ("ssh-ed25519 AAAA...")`)
-	fl.DurationVar(&c.SSH.ConnectTimeout, "connect-timeout", 15*time.Second, "TCP connect + SSH handshake timeout per host")
+	cmd.Flags().StringVarP(&c.InventoryRef, "inventory", invShort, "", cli.InventoryUsage)
+	cli.AddSSHFlags(cmd, &c.SSH, 15*time.Second)
 }
 
 // AddAppFlag registers --app for the commands that take the app as a flag.
@@ -90,18 +83,8 @@ func (c *Common) checkDrain() error {
 	return nil
 }
 
-// SSHOptions say how to reach the hosts.
-type SSHOptions struct {
-	// KeyFiles are private keys (the agent at SSH_AUTH_SOCK is used first).
-	KeyFiles []string
-	// KnownHosts are extra known_hosts files (the inventory's pinned keys always win).
-	KnownHosts []string
-	// Bastion is an inventory host name or user@host[:port] to jump through.
-	Bastion string
-	// BastionHostKey pins a bastion that is not in the inventory (authorized_keys format).
-	BastionHostKey string
-	ConnectTimeout time.Duration
-}
+// SSHOptions say how to reach the hosts: the flags every host command shares.
+type SSHOptions = cli.SSHFlags
 
 func (c *Common) flags(cmd *cobra.Command) {
 	c.ConnFlags.AddFlags(cmd)
@@ -157,6 +140,14 @@ type Connector func(ctx context.Context, inv *inventory.Inventory, invRef string
 // Connect is the production Connector: agent or key files, pinned host keys
 // from the inventory, optional bastion.
 func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSHOptions, getenv func(string) string) (*sshx.Pool, func(), error) {
+	// Bad flags are refused before any key or agent is touched.
+	if err := o.CheckTimeout(); err != nil {
+		return nil, nil, err
+	}
+	bastion, err := o.BastionTarget(inv)
+	if err != nil {
+		return nil, nil, err
+	}
 	keys := o.KeyFiles
 	sock := getenv("SSH_AUTH_SOCK")
 	if len(keys) == 0 {
@@ -167,20 +158,12 @@ func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSH
 		return nil, nil, err
 	}
 	cfg := sshx.Config{Auth: auth, KnownHostsFiles: o.KnownHosts, DialTimeout: o.ConnectTimeout}
-	var bastion *sshx.Target
-	if o.Bastion != "" {
-		bastion, err = bastionTarget(inv, o)
-		if err != nil {
-			closer.Close()
-			return nil, nil, err
-		}
-	}
 	pool := sshx.NewPool(func(ctx context.Context, name string) (*sshx.Client, error) {
 		h := inv.Host(name)
 		if h == nil {
 			return nil, fmt.Errorf("host %s: not in the inventory", name)
 		}
-		t, err := target(*h)
+		t, err := cli.HostTarget(*h)
 		if err != nil {
 			return nil, err
 		}
@@ -190,39 +173,6 @@ func Connect(ctx context.Context, inv *inventory.Inventory, invRef string, o SSH
 		return sshx.Dial(ctx, cfg, t)
 	})
 	return pool, func() { pool.Close(); closer.Close() }, nil
-}
-
-func target(h inventory.Host) (sshx.Target, error) {
-	k, err := h.HostPublicKey()
-	if err != nil {
-		return sshx.Target{}, err
-	}
-	return sshx.Target{Name: h.Name, Addr: net.JoinHostPort(h.SSHAddress, strconv.Itoa(h.SSHPort)), User: h.DeployUser, HostKeys: []ssh.PublicKey{k}}, nil
-}
-
-func bastionTarget(inv *inventory.Inventory, o SSHOptions) (*sshx.Target, error) {
-	if h := inv.Host(o.Bastion); h != nil {
-		t, err := target(*h)
-		return &t, err
-	}
-	u, hostport, ok := strings.Cut(o.Bastion, "@")
-	if !ok {
-		return nil, fmt.Errorf("--bastion %q: not an inventory host; expected user@host[:port]", o.Bastion)
-	}
-	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		hostport = net.JoinHostPort(hostport, "22")
-	}
-	t := &sshx.Target{Name: "bastion " + hostport, Addr: hostport, User: u}
-	if o.BastionHostKey != "" {
-		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(o.BastionHostKey))
-		if err != nil {
-			return nil, fmt.Errorf("--bastion-host-key: not an SSH public key: %w", err)
-		}
-		t.HostKeys = []ssh.PublicKey{k}
-	} else if len(o.KnownHosts) == 0 {
-		return nil, errors.New("--bastion outside the inventory needs --bastion-host-key or --known-hosts: its key must be pinned too")
-	}
-	return t, nil
 }
 
 // defaultKeys lists existing key files to try: the lab keeps its deploy key

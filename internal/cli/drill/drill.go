@@ -110,6 +110,9 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 	fl.StringVar(&opts.ReportDir, "report-dir", "drill-reports", "directory for the report files (<drill>-<stack>-<time>.md and .json)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON instead of markdown")
 	addConnFlags(cmd, &opts.Conn)
+	if k == drill.AppNode || k == drill.Site {
+		opsenv.AddCAFlag(cmd, &opts.Conn)
+	}
 	if k == drill.Site {
 		addDNSFlags(cmd, &opts.DNS)
 	}
@@ -117,8 +120,8 @@ func newCmdKind(f *cli.Factory, k drill.Kind, runF func(*Options) error) *cobra.
 }
 
 func addConnFlags(cmd *cobra.Command, c *opsenv.Flags) {
-	cmd.Flags().StringSliceVar(&c.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too); the lab uses its own key")
-	cmd.Flags().StringVar(&c.SeedFile, "seed-file", "", "file holding the stack's belay:hostKeySeed (cloud; or $BELAY_HOST_KEY_SEED); the lab uses its own")
+	opsenv.AddFlags(cmd, c)
+	opsenv.AddSeedFlag(cmd, c)
 }
 
 func addDNSFlags(cmd *cobra.Command, d *opsenv.DNSFlags) {
@@ -164,6 +167,9 @@ func runDrill(ctx context.Context, o *Options) error {
 	}
 	defer t.Close()
 	env := &drill.Env{Inv: inv, Hosts: t.Hosts, Lab: t.Lab, Progress: o.IO.ErrOut, App: o.App}
+	if env.Roots, err = t.Roots(); err != nil {
+		return err
+	}
 	if t.Faults != nil {
 		env.Faults = t.Faults
 	} else {

@@ -87,7 +87,7 @@ written to the audit log (belay audit).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
-	fl.StringSliceVar(&o.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	opsenv.AddFlags(cmd, &o.Conn)
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	if on {
 		fl.StringVar(&o.Message, "message", "", "the page's text (plain text, one line; default: a generic notice)")

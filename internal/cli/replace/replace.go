@@ -76,7 +76,7 @@ func commonFlags(cmd *cobra.Command, o *Options, lab bool) {
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the plan and exit (the hosts are only read, to find the primary and the healthy peers)")
 	fl.BoolVar(&o.JSON, "json", false, "print the plan / result as JSON")
 	fl.StringVar(&o.From, "from", "", "start at this step ID (resume after a failure, e.g. --from boot/db-2: the server is not replaced again)")
-	fl.StringSliceVar(&o.Conn.SSHKeys, "ssh-key", nil, "private key file for cloud hosts (the SSH agent is used too)")
+	opsenv.AddFlags(cmd, &o.Conn)
 	fl.StringVar(&o.PulumiStack, "pulumi-stack", "", "Pulumi stack of a cloud target (default: the inventory's stack)")
 	fl.StringVar(&o.PulumiDir, "pulumi-dir", "", "Pulumi project directory (default: the working directory)")
 	if lab {
