@@ -22,13 +22,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/nginxctl"
 )
 
 // Request is what the deployer sends on stdin.
@@ -78,7 +77,7 @@ type Options struct {
 	// PIDFile is nginx's master PID file (default /run/nginx.pid).
 	PIDFile string
 	// Procs lists processes (default: /proc).
-	Procs func() ([]Proc, error)
+	Procs func() ([]nginxctl.Proc, error)
 	// ReloadTimeout bounds waiting for nginx to take the new config (default 10 s).
 	ReloadTimeout time.Duration
 	// Poll is the pause between checks (default 20 ms).
@@ -102,7 +101,7 @@ func (o Options) withDefaults() Options {
 		o.PIDFile = "/run/nginx.pid"
 	}
 	if o.Procs == nil {
-		o.Procs = ProcFS
+		o.Procs = nginxctl.ProcFS
 	}
 	if o.ReloadTimeout == 0 {
 		o.ReloadTimeout = 10 * time.Second
@@ -257,7 +256,7 @@ func Apply(ctx context.Context, app string, req Request, o Options) (Result, err
 	want := map[string][]byte{httpFile: files.HTTP, routingFile: files.Routing}
 	if same(dir, want) {
 		res.Unchanged = true
-		if err := writeFile(filepath.Join(dir, StageFile), append(stageJSON, '\n')); err != nil {
+		if err := nginxctl.WriteFile(filepath.Join(dir, StageFile), append(stageJSON, '\n')); err != nil {
 			return res, err
 		}
 		return drain(ctx, o, req, res)
@@ -272,31 +271,31 @@ func Apply(ctx context.Context, app string, req Request, o Options) (Result, err
 	}
 	restore := func() {
 		for name, b := range old {
-			_ = writeFile(filepath.Join(dir, name), b)
+			_ = nginxctl.WriteFile(filepath.Join(dir, name), b)
 		}
 	}
 	for name, b := range want {
-		if err := writeFile(filepath.Join(dir, name), b); err != nil {
+		if err := nginxctl.WriteFile(filepath.Join(dir, name), b); err != nil {
 			restore()
 			return res, fmt.Errorf("route %s: %w", app, err)
 		}
 	}
-	if out, err := run(ctx, o.NginxTest); err != nil {
+	if out, err := nginxctl.Run(ctx, o.NginxTest); err != nil {
 		restore()
 		return res, fmt.Errorf("route %s: nginx -t rejected the new routing (old files restored): %w: %s", app, err, out)
 	}
-	before, _ := workers(o)
+	before, _ := nginxctl.Generation(o.PIDFile, o.Procs)
 	start := time.Now()
-	if out, err := run(ctx, o.NginxReload); err != nil {
+	if out, err := nginxctl.Run(ctx, o.NginxReload); err != nil {
 		restore()
-		_, _ = run(ctx, o.NginxReload)
+		_, _ = nginxctl.Run(ctx, o.NginxReload)
 		return res, fmt.Errorf("route %s: reload failed (old files restored): %w: %s", app, err, out)
 	}
 	if err := waitRetired(ctx, o, before); err != nil {
 		return res, fmt.Errorf("route %s: %w", app, err)
 	}
 	res.ReloadMillis = time.Since(start).Milliseconds()
-	if err := writeFile(filepath.Join(dir, StageFile), append(stageJSON, '\n')); err != nil {
+	if err := nginxctl.WriteFile(filepath.Join(dir, StageFile), append(stageJSON, '\n')); err != nil {
 		return res, err
 	}
 	return drain(ctx, o, req, res)
@@ -339,25 +338,6 @@ func same(dir string, want map[string][]byte) bool {
 		}
 	}
 	return true
-}
-
-// writeFile replaces path atomically with a root-owned 0644 file.
-func writeFile(path string, b []byte) error {
-	tmp := path + ".belay-new"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func run(ctx context.Context, argv []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }
 
 // lock serializes every change of one app's routing on this host (the

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/nginxctl"
 )
 
 // realNginx runs a real nginx in a temp prefix whose http block includes the
@@ -110,7 +112,11 @@ func (n *realNginx) boot(t *testing.T, spec traffic.Spec) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
-	waitFor(t, func() bool { w, _ := workers(n.opts.withDefaults()); return len(w) > 0 })
+	waitFor(t, func() bool {
+		o := n.opts.withDefaults()
+		w, _ := nginxctl.Generation(o.PIDFile, o.Procs)
+		return len(w) > 0
+	})
 }
 
 func mustWrite(t *testing.T, path string, b []byte) {
@@ -328,4 +334,14 @@ func TestApplyDrainsRequestsInFlight(t *testing.T) {
 			}
 		})
 	}
+}
+
+// masterPID is the PID in nginx's PID file (0 when there is none).
+func masterPID(o Options) int {
+	b, err := os.ReadFile(o.PIDFile)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

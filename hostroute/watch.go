@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/internal/nginxctl"
 )
 
 // Watcher probes every upstream member of every app on this host and marks the
@@ -257,7 +258,7 @@ func writeDown(runDir, app string, down []string) error {
 	if body != "" {
 		body += "\n"
 	}
-	return writeFile(downPath(runDir, app), []byte(body))
+	return nginxctl.WriteFile(downPath(runDir, app), []byte(body))
 }
 
 // downFor keeps the down entries that are members of spec.

@@ -1,11 +1,12 @@
 package roles
 
 import (
-	"github.com/belay-sh/belay/internal/shq"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/belay-sh/belay/internal/shq"
 
 	"github.com/belay-sh/belay/hostcmd"
 )

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/belay-sh/belay/internal/clock"
 )
 
 // Verdict is how a failed call should be treated.
@@ -99,7 +101,7 @@ func Do(ctx context.Context, p Policy, what string, classify Classifier, fn func
 				what, attempt+1, wait.Round(time.Millisecond), err)
 		}
 		p.logf("%s: %s, retry %d in %s", what, v.Reason, attempt+1, wait.Round(time.Millisecond))
-		if serr := sleep(ctx, wait); serr != nil {
+		if serr := clock.Sleep(ctx, nil, wait); serr != nil {
 			return fmt.Errorf("%s: gave up after %d attempt(s): %w", what, attempt+1, errors.Join(serr, err))
 		}
 	}
@@ -120,19 +122,8 @@ func Poll(ctx context.Context, interval time.Duration, check func(context.Contex
 		if done {
 			return n, nil
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := clock.Sleep(ctx, nil, interval); err != nil {
 			return n, fmt.Errorf("still not finished after %d check(s): %w", n, err)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/clock"
 )
 
 // Exec runs cmd as the deploy user on host. code is the exit status (-1 when
@@ -67,25 +68,10 @@ func (h *Holder) ttl() time.Duration {
 	return DefaultTTL
 }
 
-func (h *Holder) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
+func (h *Holder) now() time.Time { return clock.Now(h.Now) }
 
 func (h *Holder) sleep(ctx context.Context, d time.Duration) error {
-	if h.Sleep != nil {
-		return h.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, h.Sleep, d)
 }
 
 func (h *Holder) note(format string, a ...any) {

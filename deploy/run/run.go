@@ -26,6 +26,7 @@ import (
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/internal/clock"
 )
 
 // Runner executes plans.
@@ -82,25 +83,10 @@ func (e *StepError) Unwrap() []error {
 	return out
 }
 
-func (r *Runner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *Runner) now() time.Time { return clock.Now(r.Now) }
 
 func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
-	if r.Sleep != nil {
-		return r.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, r.Sleep, d)
 }
 
 func (r *Runner) progress(host, title, result string, took time.Duration) {

@@ -21,12 +21,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/hostroute"
+	"github.com/belay-sh/belay/internal/nginxctl"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/store"
 )
@@ -46,7 +45,7 @@ type Options struct {
 	// lists processes (default /proc): after a reload the daemon waits until
 	// the old workers are retired and drained, at most DrainTimeout (default 10 s).
 	PIDFile      string
-	Procs        func() ([]hostroute.Proc, error)
+	Procs        func() ([]nginxctl.Proc, error)
 	DrainTimeout time.Duration
 	// Resync is the full re-read period, the safety net and heartbeat (default 5 s).
 	Resync time.Duration
@@ -90,7 +89,7 @@ func (o *Options) defaults() error {
 		o.PIDFile = "/run/nginx.pid"
 	}
 	if o.Procs == nil {
-		o.Procs = hostroute.ProcFS
+		o.Procs = nginxctl.ProcFS
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
@@ -270,24 +269,24 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 		d.version = m.Version
 		return SaveCache(d.o.Dir, m)
 	}
-	if err := writeFile(mapPath, want); err != nil {
+	if err := nginxctl.WriteFile(mapPath, want); err != nil {
 		return err
 	}
 	restore := func() {
 		if old == nil {
 			_ = os.Remove(mapPath)
 		} else {
-			_ = writeFile(mapPath, old)
+			_ = nginxctl.WriteFile(mapPath, old)
 		}
 	}
-	if out, err := run(ctx, d.o.NginxTest); err != nil {
+	if out, err := nginxctl.Run(ctx, d.o.NginxTest); err != nil {
 		restore()
 		return fmt.Errorf("nginx -t rejected the map (old map restored): %w: %s", err, out)
 	}
-	before, _ := d.generation()
-	if out, err := run(ctx, d.o.NginxReload); err != nil {
+	before, _ := nginxctl.Generation(d.o.PIDFile, d.o.Procs)
+	if out, err := nginxctl.Run(ctx, d.o.NginxReload); err != nil {
 		restore()
-		_, _ = run(ctx, d.o.NginxReload)
+		_, _ = nginxctl.Run(ctx, d.o.NginxReload)
 		return fmt.Errorf("nginx reload failed (old map restored): %w: %s", err, out)
 	}
 	if err := d.settle(ctx, before); err != nil {
@@ -330,24 +329,5 @@ func SaveCache(dir string, m router.Mapping) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, router.CacheFile), append(b, '\n'))
-}
-
-// writeFile replaces path atomically (nginx never reads half a file).
-func writeFile(path string, b []byte) error {
-	tmp := path + ".belay-new"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func run(ctx context.Context, argv []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return nginxctl.WriteFile(filepath.Join(dir, router.CacheFile), append(b, '\n'))
 }

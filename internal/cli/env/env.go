@@ -128,24 +128,13 @@ func RunSet(o *Options) error {
 	if err != nil {
 		return err
 	}
-	stack, err := o.target()
+	e, p, changed, err := o.edit(func(e *appenv.Env) (bool, error) { return e.Set(as, o.Secret), nil })
 	if err != nil {
 		return err
 	}
-	e, p, err := o.Source.Load(stack, o.App, o.Getenv)
-	if err != nil {
-		return err
-	}
-	seed, err := o.Source.Seed(stack, o.Getenv)
-	if err != nil {
-		return err
-	}
-	if !e.Set(as, o.Secret) {
+	if !changed {
 		fmt.Fprintf(o.IO.ErrOut, "env of %s unchanged (serial %d)\n", o.App, e.Serial)
 		return nil
-	}
-	if err := appenv.Save(p, e, seed); err != nil {
-		return err
 	}
 	var keys []string
 	for _, a := range as {
@@ -163,26 +152,39 @@ func RunUnset(o *Options) error {
 			return err
 		}
 	}
-	stack, err := o.target()
+	e, p, _, err := o.edit(func(e *appenv.Env) (bool, error) { return true, e.Unset(o.Args) })
 	if err != nil {
-		return err
-	}
-	e, p, err := o.Source.Load(stack, o.App, o.Getenv)
-	if err != nil {
-		return err
-	}
-	if err := e.Unset(o.Args); err != nil {
-		return err
-	}
-	seed, err := o.Source.Seed(stack, o.Getenv)
-	if err != nil {
-		return err
-	}
-	if err := appenv.Save(p, e, seed); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.IO.ErrOut, "unset %s in %s (serial %d); no host changed: run `belay deploy --app %s --env-only` to roll it out\n", strings.Join(o.Args, ", "), p, e.Serial, o.App)
 	return nil
+}
+
+// edit loads the app's env, applies change and, when it changed something,
+// seals and writes the file once; a failing change writes nothing. The seed is
+// asked for only then: a missing env file loads without one, and a change
+// refused on it (unset of a key that is not set) says so rather than asking
+// for the seed.
+func (o *Options) edit(change func(*appenv.Env) (bool, error)) (e *appenv.Env, path string, changed bool, err error) {
+	stack, err := o.target()
+	if err != nil {
+		return nil, "", false, err
+	}
+	e, path, err = o.Source.Load(stack, o.App, o.Getenv)
+	if err != nil {
+		return nil, path, false, err
+	}
+	if changed, err = change(e); err != nil || !changed {
+		return e, path, false, err
+	}
+	seed, err := o.Source.Seed(stack, o.Getenv)
+	if err != nil {
+		return e, path, false, err
+	}
+	if err := appenv.Save(path, e, seed); err != nil {
+		return e, path, false, err
+	}
+	return e, path, true, nil
 }
 
 type listed struct {

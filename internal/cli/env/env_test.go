@@ -110,3 +110,46 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("no seed: %v", err)
 	}
 }
+
+// Without a seed and without an env file, set and unset write nothing, and
+// each says what is wrong: set needs the seed to seal, unset of a key that is
+// not set fails on the key (no seed is needed to find that out).
+func TestNoSeedNoFile(t *testing.T) {
+	h := newHarness(t)
+	delete(h.env, "BELAY_HOST_KEY_SEED")
+	for _, tc := range []struct {
+		run  func(*Options) error
+		args []string
+		want string
+	}{
+		{RunSet, []string{"A=1"}, "--seed-file or set BELAY_HOST_KEY_SEED"},
+		{RunUnset, []string{"A"}, "key A: not set"},
+	} {
+		err := tc.run(h.opts("shop", tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want %q", tc.args, err, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(h.dir, "test", "shop.json")); !os.IsNotExist(err) {
+			t.Fatalf("%v wrote the env file (%v)", tc.args, err)
+		}
+	}
+}
+
+// Setting what is already set leaves the file (and its serial) alone.
+func TestSetUnchanged(t *testing.T) {
+	h := newHarness(t)
+	if err := RunSet(h.opts("shop", "A=1")); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(h.dir, "test", "shop.json")
+	before, _ := os.ReadFile(p)
+	if err := RunSet(h.opts("shop", "A=1")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.errOut.String(), "unchanged (serial 1)") {
+		t.Fatalf("output: %s", h.errOut.String())
+	}
+	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
+		t.Fatal("an unchanged set rewrote the file")
+	}
+}
