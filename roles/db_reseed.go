@@ -113,6 +113,10 @@ if [ ! -f "$marker" ]; then
         done
         log "recovered to $point: $(as_pg psql -X -A -t -h {{.Socket}} -p {{.Port}} -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()' | sed 's/^/timeline /')"
         as_pg pg_ctl stop -w -m fast -D "$pgdata"
+        # The recovery target stays in postgresql.auto.conf after promotion;
+        # pg_basebackup copies it to the replica, which would then refuse to
+        # follow this node's new timeline.
+        sed -i -E '/^[[:space:]]*recovery_target[a-z_]*[[:space:]]*=/d' "$pgdata/postgresql.auto.conf"
         ;;
     esac
     forget_formation
