@@ -106,12 +106,15 @@ func TestSSHFlagsReachTheDialer(t *testing.T) {
 		"belay shop audit":       {"--app", "shop", "--router", "shop-1"},
 		"belay shop move":        {"a.example", "--app", "shop", "--to", "c2", "--router", "shop-1"},
 		"belay status":           {},
+		"belay replace":          {"shop-2", "--yes"},
+		"belay db resize":        {"--size", "cpx31", "--yes"},
 	}
 	// Commands that refuse a cloud inventory before connecting; their
 	// flags reach opsenv.Open like the others' (same Flags field).
 	labOnly := map[string]string{
-		"belay converge":   "serves the lab only for now",
+		"belay converge":   "reads a cloud stack through pulumi (--stack), never an inventory file",
 		"belay drill site": "fault injection is lab-only",
+		"belay drill cell": "needs an app with cells (this inventory has none)",
 	}
 	root, _ := testRoot(t, nil)
 	for _, c := range hostCommands(t, root) {
