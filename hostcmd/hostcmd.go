@@ -168,9 +168,16 @@ func StartUnit(unit string) []string { return []string{"systemctl", "start", uni
 // (roles' belay-acme-<app>.service; `systemctl start` waits for it).
 func ACMEUnit(app string) string { return "belay-acme-" + app + ".service" }
 
+// ACMEScript is what ACMEUnit runs (roles.ACMEScript; the path is the contract).
+func ACMEScript(app string) string { return "/usr/local/bin/belay-acme-" + app }
+
 // IssueCertificate obtains (or renews when due) app's ACME certificate now:
-// the site switch runs it once DNS points at the servers that take over.
-func IssueCertificate(app string) []string { return StartUnit(ACMEUnit(app)) }
+// the site switch runs it once DNS points at the servers that take over. It
+// runs the unit's script, not `systemctl start` of the unit: the unit retries
+// a failure every 15 minutes (Restart=on-failure), and a start job waits
+// through those retries, so a failing issuance would hold the switch for the
+// step's whole timeout instead of failing in seconds.
+func IssueCertificate(app string) []string { return []string{ACMEScript(app)} }
 
 // StopUnit stops a unit.
 func StopUnit(unit string) []string { return []string{"systemctl", "stop", unit} }

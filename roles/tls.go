@@ -61,7 +61,7 @@ func ACMEPeersFile(app string) string { return TLSDir(app) + "/acme-peers.conf" 
 func ACMEStateDir(app string) string { return "/var/lib/belay/acme/" + app }
 
 // ACMEScript obtains, renews and installs an app's certificate.
-func ACMEScript(app string) string { return "/usr/local/bin/belay-acme-" + app }
+func ACMEScript(app string) string { return hostcmd.ACMEScript(app) }
 
 // ACMEUnit and ACMETimer name the systemd units running ACMEScript. The
 // unit's name is hostcmd's: the site switch starts it through sudo.
@@ -318,6 +318,10 @@ case $mode in
 ""|--force|--placeholder) ;;
 *) echo "belay-acme: $mode: expected --placeholder, --force or nothing" >&2; exit 2 ;;
 esac
+# One run at a time: the timer's unit and the site switch (which runs this
+# script directly) may start it together, and lego's files are not shared safely.
+exec 9>"/run/lock/belay-acme-` + name + `.lock"
+flock 9
 # Not umask 077 throughout: lego writes the challenge tokens nginx's workers read.
 mkdir -p -m 0700 "$live" "$state"
 if [ "$mode" = --placeholder ]; then
