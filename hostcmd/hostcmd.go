@@ -47,7 +47,7 @@ const (
 	StandbyRestoreScript = "/usr/local/sbin/belay-standby-restore"
 	// StandbyFinalArchiveScript closes the standby site's writes before the way back (roles/standby_final.go).
 	StandbyFinalArchiveScript = "/usr/local/sbin/belay-standby-final-archive"
-	FullBackupUnit       = "belay-backup-full.service"
+	FullBackupUnit            = "belay-backup-full.service"
 	// FirstBackupUnit takes a new stack's first full backup as soon as the primary accepts writes.
 	FirstBackupUnit = "belay-backup-first.service"
 	// BackupScript is the repository host's backup job (belay-backup full|diff, as user pgbackrest).
