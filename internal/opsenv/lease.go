@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,7 +26,10 @@ const OpsTTL = time.Hour
 type LeaseOptions struct {
 	// Apps are the apps whose leases are taken (sorted, so two commands never
 	// wait on each other crosswise).
-	Apps   []string
+	Apps []string
+	// Cells limits the leases of an app with cells to these cells (a command
+	// acting on some cells only); empty: every cell's lease.
+	Cells  []string
 	Action string // "drill app-node/kill-vm", "failover site --to standby"
 	Actor  deploy.Actor
 	// LockDir keeps this machine's proof-of-life locks (see lease.LocalLock).
@@ -89,6 +93,9 @@ func HoldFenced(ctx context.Context, r remote.Runner, inv *inventory.Inventory, 
 			return nil, nil, nil, err
 		}
 		for _, tg := range targets {
+			if tg.Cell != "" && len(o.Cells) > 0 && !slices.Contains(o.Cells, tg.Cell) {
+				continue
+			}
 			what := "app " + name
 			if tg.Cell != "" {
 				what += " cell " + tg.Cell

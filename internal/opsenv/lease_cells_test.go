@@ -139,3 +139,22 @@ func TestHoldLeasesCells(t *testing.T) {
 		t.Errorf("cell c1's lease kept after the refusal: %s", b)
 	}
 }
+
+// TestHoldLeasesSomeCells: a command on some cells (LeaseOptions.Cells)
+// holds only their leases and fences only their servers.
+func TestHoldLeasesSomeCells(t *testing.T) {
+	inv := cellsInventory(t)
+	r, _, leaseHosts := cellsRunner(t)
+	o := LeaseOptions{Apps: []string{"shop"}, Cells: []string{"c2"}, Action: "maintenance on", Base: "$BELAY_ROOT", TTL: time.Minute}
+	_, f, release_, err := HoldFenced(context.Background(), r, inv, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release_()
+	if got := strings.Join(*leaseHosts, " "); got != "shop-c2-1" {
+		t.Errorf("leases taken on %q, want shop-c2-1 only", got)
+	}
+	if len(f.Fences["shop-c1-1"]) != 0 || len(f.Fences["shop-c2-2"]) != 1 {
+		t.Errorf("fences %v: want cell c2's servers only", f.Fences)
+	}
+}
