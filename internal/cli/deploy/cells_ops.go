@@ -145,19 +145,25 @@ func runRollbackCells(ctx context.Context, o *RollbackOptions, names []string, d
 	} else if err := checkCellsRollback(ctx, names, ds, o.To); err != nil {
 		return err
 	}
-	res := CellsRollback{App: ds[names[0]].App, Action: action, Result: "ok", Cells: make([]CellRollback, len(names))}
+	roll := func(ctx context.Context, c string) (*deploy.Outcome, error) {
+		if o.Abandon {
+			return ds[c].Abandon(ctx)
+		}
+		return ds[c].Rollback(ctx, o.To)
+	}
+	return rollCells(ctx, o, ds[names[0]].App, action, names, roll)
+}
+
+// rollCells runs roll on every cell at once and reports each cell's outcome;
+// exit 1 (after the report) unless every cell's succeeded.
+func rollCells(ctx context.Context, o *RollbackOptions, app, action string, names []string, roll func(context.Context, string) (*deploy.Outcome, error)) error {
+	res := CellsRollback{App: app, Action: action, Result: "ok", Cells: make([]CellRollback, len(names))}
 	var wg sync.WaitGroup
 	for i, c := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out *deploy.Outcome
-			var err error
-			if o.Abandon {
-				out, err = ds[c].Abandon(ctx)
-			} else {
-				out, err = ds[c].Rollback(ctx, o.To)
-			}
+			out, err := roll(ctx, c)
 			res.Cells[i] = CellRollback{Cell: c, Outcome: out}
 			if err != nil {
 				res.Cells[i].Error = err.Error()
@@ -188,7 +194,11 @@ func runRollbackCells(ctx context.Context, o *RollbackOptions, names []string, d
 			case out == nil:
 				fmt.Fprintf(o.IO.Out, "%s failed: %s\n", action, cr.Error)
 			default:
-				fmt.Fprintf(o.IO.Out, "%s %s: %s", out.Action, dash(out.Release), out.Result)
+				fmt.Fprint(o.IO.Out, out.Action)
+				if out.Release != "" {
+					fmt.Fprint(o.IO.Out, " "+out.Release)
+				}
+				fmt.Fprintf(o.IO.Out, ": %s", out.Result)
 				if out.Duration != "" {
 					fmt.Fprintf(o.IO.Out, " in %s", out.Duration)
 				}

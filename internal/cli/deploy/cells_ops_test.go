@@ -15,6 +15,7 @@ import (
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
+	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -214,5 +215,59 @@ func TestCellFlagBadInput(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRollCells: every chosen cell rolls back at once, each to its own
+// release; one failing cell fails the command (exit 1, after the report)
+// without stopping the others; --json has a row per cell.
+func TestRollCells(t *testing.T) {
+	h := &harness{}
+	o := &RollbackOptions{deps: h.deps()}
+	started := make(chan string, 3)
+	gate := make(chan struct{})
+	roll := func(ctx context.Context, c string) (*deploy.Outcome, error) {
+		started <- c
+		<-gate // every cell is under way before any finishes: they run at once
+		switch c {
+		case "c2":
+			return &deploy.Outcome{App: "shop", Action: "rollback", Result: "failed", Error: "shop-c2-1: unreachable"}, errors.New("shop-c2-1: unreachable")
+		case "c3":
+			return nil, errors.New("cell c3: lease held by bob")
+		}
+		return &deploy.Outcome{App: "shop", Action: "rollback", Release: "v41", Previous: "v42", Result: "ok", Duration: "3s"}, nil
+	}
+	go func() {
+		for i := 0; i < 3; i++ {
+			<-started
+		}
+		close(gate)
+	}()
+	err := rollCells(context.Background(), o, "shop", "rollback", []string{"c1", "c2", "c3"}, roll)
+	var exit cli.ExitError
+	if !errors.As(err, &exit) || exit.Code != 1 {
+		t.Fatalf("a failed cell: %v, want exit 1", err)
+	}
+	text := h.out.String()
+	for _, want := range []string{"cell c1: rollback v41: ok in 3s", "cell c2: rollback: failed: shop-c2-1: unreachable", "cell c3: rollback failed: cell c3: lease held by bob"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(h.errOut.String(), "rollback failed on cell(s) c2, c3") {
+		t.Errorf("stderr: %s", h.errOut.String())
+	}
+
+	h.out.Reset()
+	o.JSON = true
+	ok := func(ctx context.Context, c string) (*deploy.Outcome, error) {
+		return &deploy.Outcome{App: "shop", Action: "rollback", Release: "v-" + c, Result: "ok"}, nil
+	}
+	if err := rollCells(context.Background(), o, "shop", "rollback", []string{"c1", "c2"}, ok); err != nil {
+		t.Fatal(err)
+	}
+	var doc CellsRollback
+	if err := json.Unmarshal(h.out.Bytes(), &doc); err != nil || doc.Result != "ok" || len(doc.Cells) != 2 || doc.Cells[1].Cell != "c2" || doc.Cells[1].Outcome.Release != "v-c2" {
+		t.Fatalf("--json: %v %+v\n%s", err, doc, h.out.String())
 	}
 }
