@@ -69,9 +69,13 @@ type CellsRollback struct {
 // the same release (a partly rolled-out cells deploy leaves c1 on v42 and c2
 // on v41: rolling both back would take c2 to v40). Also refused: a cell whose
 // servers disagree or cannot be read, a cell where another run's rollout is
-// under way, and --to a release some server lacks.
+// under way, and --to a release some server lacks. A cell with a paused or
+// died rollout is rolled back by undoing that rollout (as an app is), so
+// without --to such cells may not be mixed with cells that have none (those
+// would go back a whole release); its servers may disagree (the per-app
+// code converges them).
 func checkCellsRollback(ctx context.Context, names []string, ds map[string]*deploy.Deployer, to string) error {
-	var problems []string
+	var problems, unfinished, steady []string
 	byRel := map[string][]string{}
 	for _, c := range names {
 		states, err := ds[c].States(ctx)
@@ -79,7 +83,11 @@ func checkCellsRollback(ctx context.Context, names []string, ds map[string]*depl
 			return fmt.Errorf("cell %s: %w; no cell was touched", c, err)
 		}
 		cur := map[string][]string{}
+		open := ""
 		for _, st := range states {
+			if st.Rollout == "paused" || st.Rollout == "died" {
+				open = st.Rollout
+			}
 			switch {
 			case st.Error != "":
 				problems = append(problems, fmt.Sprintf("cell %s: %s unreachable: %s", c, st.Host, st.Error))
@@ -91,6 +99,11 @@ func checkCellsRollback(ctx context.Context, names []string, ds map[string]*depl
 			}
 			cur[st.Current] = append(cur[st.Current], st.Host)
 		}
+		if open != "" {
+			unfinished = append(unfinished, c+" ("+open+")")
+			continue
+		}
+		steady = append(steady, c)
 		if len(cur) > 1 && to == "" {
 			problems = append(problems, fmt.Sprintf("cell %s: its servers run different releases (%s); converge it with --cell %s --to RELEASE", c, relList(cur), c))
 		}
@@ -98,7 +111,11 @@ func checkCellsRollback(ctx context.Context, names []string, ds map[string]*depl
 			byRel[r] = append(byRel[r], c)
 		}
 	}
-	if to == "" && len(byRel) > 1 {
+	if to == "" && len(unfinished) > 0 && len(steady) > 0 {
+		problems = append(problems, fmt.Sprintf("cells %s have an unfinished rollout, which rollback undoes, while cells %s have none and would go back a whole release; "+
+			"choose the cells with --cell, or name one release with --to", strings.Join(unfinished, ", "), strings.Join(steady, ", ")))
+	}
+	if to == "" && len(unfinished) == 0 && len(byRel) > 1 {
 		problems = append(problems, fmt.Sprintf("the cells run different releases (%s): each would go back to its own previous release; "+
 			"choose the cells to roll back with --cell, or name one release with --to", relList(byRel)))
 	}

@@ -24,6 +24,7 @@ import (
 type cellHost struct {
 	releases []string
 	audit    []string
+	journal  string // the journal's JSON, if any
 }
 
 // cellsSession serves the cells inventory's servers with real sshd (inetd
@@ -44,6 +45,12 @@ func cellsSession(t *testing.T, hosts map[string]cellHost) *session {
 		}
 		if err := os.Symlink("releases/"+ch.releases[0], filepath.Join(root, "shop", "current")); err != nil {
 			t.Fatal(err)
+		}
+		if ch.journal != "" {
+			os.MkdirAll(filepath.Join(root, "shop", ".belay"), 0o755)
+			if err := os.WriteFile(filepath.Join(root, "shop", ".belay", "journal.json"), []byte(ch.journal), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if len(ch.audit) > 0 {
 			os.MkdirAll(filepath.Join(root, "shop", ".belay"), 0o755)
@@ -71,10 +78,12 @@ func cellsSession(t *testing.T, hosts map[string]cellHost) *session {
 // refused, naming the cells and what to do; the check reads real sshd hosts
 // and writes nothing.
 func TestCellsRollbackRefusesMixedStates(t *testing.T) {
+	// c3 died mid-deploy of v42 (one server switched): undone by its rollback.
+	died := `{"deployId":"d9","app":"shop","kind":"deploy","target":"v42","previous":"v41","status":"running","by":"bob","startedAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}`
 	s := cellsSession(t, map[string]cellHost{
 		"shop-c1-1": {releases: []string{"v42", "v41"}}, "shop-c1-2": {releases: []string{"v42", "v41"}},
 		"shop-c2-1": {releases: []string{"v41", "v40"}}, "shop-c2-2": {releases: []string{"v41", "v40"}},
-		"shop-c3-1": {releases: []string{"v42", "v41"}}, "shop-c3-2": {releases: []string{"v41", "v42"}},
+		"shop-c3-1": {releases: []string{"v42", "v41"}, journal: died}, "shop-c3-2": {releases: []string{"v41", "v42"}, journal: died},
 	})
 	tests := []struct {
 		name  string
@@ -83,7 +92,8 @@ func TestCellsRollbackRefusesMixedStates(t *testing.T) {
 		want  []string // "" entries: must pass
 	}{
 		{"cells on different releases", []string{"c1", "c2"}, "", []string{"the cells run different releases (v41 on c2; v42 on c1)", "--cell", "--to"}},
-		{"a cell's servers disagree", []string{"c3"}, "", []string{"cell c3: its servers run different releases (v41 on shop-c3-2; v42 on shop-c3-1); converge it with --cell c3 --to RELEASE"}},
+		{"a died rollout mixed with a steady cell", []string{"c1", "c3"}, "", []string{"cells c3 (died) have an unfinished rollout, which rollback undoes, while cells c1 have none"}},
+		{"a died rollout alone: its servers may disagree", []string{"c3"}, "", nil},
 		{"--to missing on a cell", []string{"c1", "c2"}, "v40", []string{"cell c1: release v40 is not on shop-c1-1", "cell c1: release v40 is not on shop-c1-2"}},
 		{"same release everywhere", []string{"c1"}, "", nil},
 		{"--to present everywhere", []string{"c1", "c2", "c3"}, "v41", nil},
@@ -111,6 +121,23 @@ func TestCellsRollbackRefusesMixedStates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCellsRollbackRefusesSplitCell: a cell with no unfinished rollout whose
+// servers run different releases is refused (it needs --to).
+func TestCellsRollbackRefusesSplitCell(t *testing.T) {
+	s := cellsSession(t, map[string]cellHost{"shop-c1-1": {releases: []string{"v42", "v41"}}, "shop-c1-2": {releases: []string{"v41", "v42"}}})
+	names, ds, err := cellDeployers(s, &Common{Cells: []string{"c1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkCellsRollback(context.Background(), names, ds, "")
+	if want := "cell c1: its servers run different releases (v41 on shop-c1-2; v42 on shop-c1-1); converge it with --cell c1 --to RELEASE"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want %q", err, want)
+	}
+	if err := checkCellsRollback(context.Background(), names, ds, "v41"); err != nil {
+		t.Fatalf("--to v41: %v", err)
 	}
 }
 

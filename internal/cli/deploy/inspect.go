@@ -45,8 +45,9 @@ An app with cells: every chosen cell (--cell, default all) goes back to its
 own previous release, all at once, each under its own lease. Refused before
 any cell is touched when the chosen cells run different releases (name them
 with --cell, or one release with --to), when a cell's servers disagree or
-cannot be read, when another run's rollout is under way in a cell, or when
---to is missing on a server. --json: {"app", "action", "result", "cells":
+cannot be read, when another run's rollout is under way in a cell, when
+--to is missing on a server, or when some cells have a paused or died rollout
+(undone by their rollback) and others none. --json: {"app", "action", "result", "cells":
 [{"cell", "outcome", "error"}]}.`,
 		Example: `  belay rollback --app shop
   belay rollback --app shop --to v40 --json
