@@ -54,9 +54,10 @@ func SiteApps(inv *inventory.Inventory) []string {
 }
 
 // HoldLeases takes the apps' leases (fencing each app's servers, like a
-// deploy; an app with cells: every cell's lease, see deploy.LeaseTargets) and keeps renewing them. The returned context ends when any lease is
-// lost; release frees them all. A lease held by a deploy refuses the command,
-// naming the holder.
+// deploy; for an app with cells, every cell's lease: see deploy.LeaseTargets)
+// and keeps renewing them. The returned context ends when any lease is lost;
+// release frees them all. A lease held by a deploy refuses the command,
+// naming the holder (and the cell).
 func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, o LeaseOptions) (context.Context, func(), error) {
 	ctx, _, release, err := HoldFenced(ctx, r, inv, o)
 	return ctx, release, err
