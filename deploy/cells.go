@@ -64,7 +64,7 @@ func (d *Deployer) ForCell(cell string) (*Deployer, error) {
 		return nil, err
 	}
 	cd := *d
-	cd.Inv, cd.held = inv, nil
+	cd.Inv, cd.held, cd.Cell = inv, nil, cell
 	if d.Runner != nil {
 		r := d.Runner
 		cd.Runner = &run.Runner{Pool: r.Pool, Layout: r.Layout, Artifact: r.Artifact, Env: r.Env, OnVerdict: r.OnVerdict,

@@ -58,8 +58,10 @@ type Actor struct {
 
 // Deployer drives one app.
 type Deployer struct {
-	Inv    *inventory.Inventory
-	App    string
+	Inv *inventory.Inventory
+	App string
+	// Cell is set on a cell's Deployer (ForCell): its events carry it.
+	Cell   string
 	Pool   *sshx.Pool
 	Runner *run.Runner
 	Actor  Actor

@@ -57,7 +57,7 @@ func (d *Deployer) send(ev notify.Event) {
 	if d.Notify == nil {
 		return
 	}
-	ev.App, ev.Stack, ev.By, ev.CI, ev.Time = d.App, d.Stack, d.Actor.Who, d.Actor.CI, time.Now().UTC()
+	ev.App, ev.Cell, ev.Stack, ev.By, ev.CI, ev.Time = d.App, d.Cell, d.Stack, d.Actor.Who, d.Actor.CI, time.Now().UTC()
 	d.Notify.Send(ev)
 }
 

@@ -150,3 +150,26 @@ func eventSink(t *testing.T) (*notify.Notifier, func() []notify.Event) {
 		return append([]notify.Event(nil), got...)
 	}
 }
+
+// TestCellEvents: a cell's Deployer (ForCell) sends its events with the
+// cell; an app's events have none (omitted from the JSON).
+func TestCellEvents(t *testing.T) {
+	n, events := eventSink(t)
+	d := &Deployer{Inv: cellsInventory(t, 2), App: "shop", Runner: &run.Runner{}, Notify: n, Stack: "prod"}
+	c2, err := d.ForCell("c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.notifyRollback(&Outcome{Result: "ok", Release: "v1", Previous: "v2"})
+	c2.notifyOutcome(&Outcome{Result: "ok", Release: "v3", Previous: "v1"})
+	d.notifyOutcome(&Outcome{Result: "ok", Release: "v3"})
+	n.Close(5 * time.Second)
+	got := events()
+	if len(got) != 3 || got[0].Cell != "c2" || got[0].Event != "rolled-back" || got[1].Cell != "c2" || got[1].Event != "promoted" || got[2].Cell != "" {
+		t.Errorf("events: %+v", got)
+	}
+	b, _ := json.Marshal(notify.Event{App: "shop"})
+	if strings.Contains(string(b), "cell") {
+		t.Errorf("an app's event carries a cell: %s", b)
+	}
+}

@@ -22,8 +22,11 @@ import (
 
 // Event is one notification's body.
 type Event struct {
-	Event    string    `json:"event"` // started, verdict, promoted, paused, rolled-back, failed
-	App      string    `json:"app"`
+	Event string `json:"event"` // started, verdict, promoted, paused, rolled-back, failed
+	App   string `json:"app"`
+	// Cell is the cell the event is about, for an app with cells (each cell
+	// deploys and rolls back through its own pipeline); omitted otherwise.
+	Cell     string    `json:"cell,omitempty"`
 	Stack    string    `json:"stack,omitempty"`
 	Release  string    `json:"release"`
 	Previous string    `json:"previous,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,7 +26,10 @@ const OpsTTL = time.Hour
 type LeaseOptions struct {
 	// Apps are the apps whose leases are taken (sorted, so two commands never
 	// wait on each other crosswise).
-	Apps   []string
+	Apps []string
+	// Cells limits the leases of an app with cells to these cells (a command
+	// acting on some cells only); empty: every cell's lease.
+	Cells  []string
 	Action string // "drill app-node/kill-vm", "failover site --to standby"
 	Actor  deploy.Actor
 	// LockDir keeps this machine's proof-of-life locks (see lease.LocalLock).
@@ -50,9 +54,10 @@ func SiteApps(inv *inventory.Inventory) []string {
 }
 
 // HoldLeases takes the apps' leases (fencing each app's servers, like a
-// deploy) and keeps renewing them. The returned context ends when any lease is
-// lost; release frees them all. A lease held by a deploy refuses the command,
-// naming the holder.
+// deploy; for an app with cells, every cell's lease: see deploy.LeaseTargets)
+// and keeps renewing them. The returned context ends when any lease is lost;
+// release frees them all. A lease held by a deploy refuses the command,
+// naming the holder (and the cell).
 func HoldLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, o LeaseOptions) (context.Context, func(), error) {
 	ctx, _, release, err := HoldFenced(ctx, r, inv, o)
 	return ctx, release, err
@@ -81,37 +86,52 @@ func HoldFenced(ctx context.Context, r remote.Runner, inv *inventory.Inventory, 
 		}
 	}
 	for _, name := range apps {
-		app := inv.App(name)
-		if app == nil || len(app.Hosts) == 0 {
-			releaseAll()
-			return nil, nil, nil, fmt.Errorf("app %q: not in the inventory, or without hosts", name)
-		}
-		servers := append([]string(nil), app.Hosts...)
-		if app.Standby != "" {
-			servers = append(servers, app.Standby)
-		}
-		h := &lease.Holder{
-			Exec: RunnerExec(r), Layout: release.Layout{App: name, Base: o.Base}, LeaseHost: app.Hosts[0], Servers: servers,
-			Owner: lease.Owner{Who: o.Actor.Who, PID: o.Actor.PID, Host: o.Actor.From, CI: o.Actor.CI, Action: o.Action},
-			TTL:   ttl, Note: note,
-		}
-		if o.LockDir != "" {
-			h.Local = &lease.LocalLock{Dir: o.LockDir}
-		}
-		if err := h.Take(ctx); err != nil {
-			var held *lease.HeldError
-			if o.SkipUnreachable && !errors.As(err, &held) {
-				note("WARNING: no lease for app %s (%v): going on without it, its lease host is out of reach", name, err)
-				continue
-			}
+		// An app with cells has one lease per cell, on that cell's first
+		// server, taken in cell-name order like a cells deploy's.
+		targets, err := deploy.LeaseTargets(inv, name)
+		if err != nil {
 			releaseAll()
 			return nil, nil, nil, err
 		}
-		var done func()
-		ctx, done = h.Hold(ctx)
-		dones = append(dones, done)
-		fenced.add(servers, h.Fence())
-		note("holding the lease of app %s for %s", name, o.Action)
+		for _, tg := range targets {
+			if tg.Cell != "" && len(o.Cells) > 0 && !slices.Contains(o.Cells, tg.Cell) {
+				continue
+			}
+			what := "app " + name
+			if tg.Cell != "" {
+				what += " cell " + tg.Cell
+			}
+			app := tg.App
+			servers := append([]string(nil), app.Hosts...)
+			if app.Standby != "" {
+				servers = append(servers, app.Standby)
+			}
+			h := &lease.Holder{
+				Exec: RunnerExec(r), Layout: release.Layout{App: name, Base: o.Base}, LeaseHost: app.Hosts[0], Servers: servers,
+				Owner: lease.Owner{Who: o.Actor.Who, PID: o.Actor.PID, Host: o.Actor.From, CI: o.Actor.CI, Action: o.Action},
+				TTL:   ttl, Note: note,
+			}
+			if o.LockDir != "" {
+				h.Local = &lease.LocalLock{Dir: o.LockDir}
+			}
+			if err := h.Take(ctx); err != nil {
+				var held *lease.HeldError
+				if o.SkipUnreachable && !errors.As(err, &held) {
+					note("WARNING: no lease for %s (%v): going on without it, its lease host is out of reach", what, err)
+					continue
+				}
+				releaseAll()
+				if tg.Cell != "" {
+					return nil, nil, nil, fmt.Errorf("cell %s: %w", tg.Cell, err)
+				}
+				return nil, nil, nil, err
+			}
+			var done func()
+			ctx, done = h.Hold(ctx)
+			dones = append(dones, done)
+			fenced.add(servers, h.Fence())
+			note("holding the lease of %s for %s", what, o.Action)
+		}
 	}
 	return ctx, fenced, releaseAll, nil
 }

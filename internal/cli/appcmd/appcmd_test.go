@@ -131,9 +131,15 @@ func TestReadAllRealSSH(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var got []Line
-	errs := readAll(context.Background(), pool, []string{"app-1", "app-2"}, src, Filter{}, func(l Line) { mu.Lock(); got = append(got, l); mu.Unlock() })
+	sv := &servers{All: []string{"app-1", "app-2"}, Cell: map[string]string{"app-2": "c2"}}
+	errs := readAll(context.Background(), pool, sv, src, Filter{}, func(l Line) { mu.Lock(); got = append(got, l); mu.Unlock() })
 	if len(got) != 4 {
 		t.Fatalf("lines %+v", got)
+	}
+	for _, l := range got {
+		if want := sv.Cell[l.Host]; l.Cell != want {
+			t.Errorf("line from %s tagged cell %q, want %q", l.Host, l.Cell, want)
+		}
 	}
 	got = Merge(got, 0)
 	if got[0].Time.Second() != 1 || got[3].Time.Second() != 3 || (got[0].Host != "app-1" && got[0].Host != "app-2") {
@@ -148,7 +154,7 @@ func TestReadAllRealSSH(t *testing.T) {
 	first := make(chan struct{}, 2)
 	done := make(chan []error)
 	go func() {
-		done <- readAll(ctx, pool, []string{"app-1", "app-2"}, follow, Filter{}, func(Line) { first <- struct{}{} })
+		done <- readAll(ctx, pool, &servers{All: []string{"app-1", "app-2"}}, follow, Filter{}, func(Line) { first <- struct{}{} })
 	}()
 	<-first
 	<-first

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 	"github.com/belay-sh/belay/internal/cli"
 	clideploy "github.com/belay-sh/belay/internal/cli/deploy"
 	"github.com/belay-sh/belay/internal/shq"
+	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/roles"
 )
 
@@ -23,6 +25,7 @@ type ExecOptions struct {
 	deps
 	clideploy.ConnFlags
 	Host        string
+	Cell        string
 	Interactive bool
 	Argv        []string
 }
@@ -43,10 +46,14 @@ It goes over the pinned SSH connection as the deploy user, who runs
 ` + "`sudo -n belay host exec APP -- CMD`" + ` (one sudoers line per app): that root helper
 reads the environment, sets no_new_privs, drops every group and becomes
 belay-app before it runs CMD, so sudo and setuid programs cannot raise it
-again. Every argument is shell-quoted; CMD runs without a shell unless it is one.`,
+again. Every argument is shell-quoted; CMD runs without a shell unless it is one.
+
+An app with cells: --cell C (each cell has its own database and release) or
+--host is required; --cell picks the first reachable server of that cell.`,
 		Example: `  belay exec shop -- bin/rails db:migrate:status
   belay exec shop --host app-2 -it -- bin/rails console
-  belay exec shop -- sh -c 'echo $BELAY_RELEASE'`,
+  belay exec shop -- sh -c 'echo $BELAY_RELEASE'
+  belay exec shops --cell c2 -- bin/rails db:migrate:status`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
 			if dash < 0 {
@@ -64,6 +71,7 @@ again. Every argument is shell-quoted; CMD runs without a shell unless it is one
 	}
 	o.ConnFlags.AddFlagsExec(cmd)
 	cmd.Flags().StringVar(&o.Host, "host", "", "app server to run on (default: the first reachable of the app's primary group)")
+	cmd.Flags().StringVar(&o.Cell, "cell", "", "app with cells: run on the first reachable server of this cell (required unless --host)")
 	// -i and -t both mean it, so the familiar -it works.
 	cmd.Flags().BoolVarP(&o.Interactive, "interactive", "i", false, "give CMD a terminal and this terminal's input: a console (-it, -i and -t are the same)")
 	cmd.Flags().BoolVarP(&o.Interactive, "tty", "t", false, "same as --interactive")
@@ -87,12 +95,25 @@ func runExec(ctx context.Context, o *ExecOptions) error {
 	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
-	hosts, err := appHosts(inv, o.App, o.Host)
+	var cells []string
+	if o.Cell != "" {
+		cells = []string{o.Cell}
+	}
+	if strings.Contains(o.Cell, ",") {
+		return fmt.Errorf("--cell %q: exec runs on one server, name one cell", o.Cell)
+	}
+	sv, err := appHosts(inv, o.App, o.Host, cells)
 	if err != nil {
 		return err
 	}
-	if o.Host == "" {
-		hosts = inv.App(o.App).Hosts // the standby serves nothing until a site switch
+	// An app with cells has no "first server": each cell runs its own
+	// database and release, so the operator names the cell (or the host).
+	if a := inv.App(o.App); len(a.Cells) > 0 && o.Cell == "" && o.Host == "" {
+		return fmt.Errorf("--cell: required, app %s has cells (%s): name the cell to run in, or --host", o.App, strings.Join(cellNames(a), ", "))
+	}
+	hosts := sv.Primary // the standby serves nothing until a site switch
+	if o.Host != "" {
+		hosts = sv.All
 	}
 	pool, closeFn, err := o.Connect(ctx, inv, o.InventoryRef, o.SSH, o.Getenv)
 	if err != nil {
@@ -110,7 +131,11 @@ func runExec(ctx context.Context, o *ExecOptions) error {
 	if c == nil {
 		return fmt.Errorf("no app server of %s reachable: %w", o.App, errors.Join(errs...))
 	}
-	fmt.Fprintf(o.IO.ErrOut, "belay: running on %s as %s in %s's current release\n", c.Name, roles.AppUser, o.App)
+	where := ""
+	if cell := sv.Cell[c.Name]; cell != "" {
+		where = " (cell " + cell + ")"
+	}
+	fmt.Fprintf(o.IO.ErrOut, "belay: running on %s%s as %s in %s's current release\n", c.Name, where, roles.AppUser, o.App)
 	line := ExecCommand(o.App, o.Argv)
 	var code int
 	if o.Interactive {
@@ -166,4 +191,12 @@ func interactive(ctx context.Context, c *sshx.Client, line string, o *ExecOption
 		t = "xterm-256color"
 	}
 	return c.Interactive(ctx, line, sshx.PTY{Term: t, Width: w, Height: h, Resize: resize}, in, o.IO.Out)
+}
+
+func cellNames(a *inventory.App) []string {
+	var out []string
+	for _, c := range a.Cells {
+		out = append(out, c.Name)
+	}
+	return out
 }

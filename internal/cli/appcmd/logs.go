@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/internal/cli"
 	clideploy "github.com/belay-sh/belay/internal/cli/deploy"
@@ -36,6 +37,7 @@ type LogsOptions struct {
 	deps
 	clideploy.ConnFlags
 	Host   string
+	Cells  []string
 	Follow bool
 	Since  time.Duration
 	Lines  int
@@ -65,10 +67,14 @@ Without --since, the last --lines lines of each source are read and the last
 --lines of the merge shown; --grep filters those. -f follows every host at once
 until Ctrl-C, holding each line ` + "0.3 s" + ` to merge hosts by time.
 An unreachable host is reported on stderr and the others are shown; the exit
-status is then 1.`,
+status is then 1.
+
+An app with cells: the servers of every cell (or --cell c1,c2), merged by
+time, each line tagged with its host and cell ("cell" in --json).`,
 		Example: `  belay logs shop -f
   belay logs shop --since 1h --grep ' 5[0-9][0-9]\t'
-  belay logs shop --host app-2 -n 500 --json | jq -r .message`,
+  belay logs shop --host app-2 -n 500 --json | jq -r .message
+  belay logs shops --cell c2 -f`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -80,6 +86,7 @@ status is then 1.`,
 	o.ConnFlags.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Host, "host", "", "only this app server (default: every app server of the app, standby included)")
+	fl.StringSliceVar(&o.Cells, "cell", nil, "app with cells: only these cells' servers (c1,c2; default: every cell)")
 	fl.BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines from every host until Ctrl-C")
 	fl.DurationVar(&o.Since, "since", 0, "show lines from this long ago on (e.g. 10m, 2h; default: the last --lines)")
 	fl.IntVarP(&o.Lines, "lines", "n", 100, "without --since: lines read from each source, and shown after the merge")
@@ -88,22 +95,57 @@ status is then 1.`,
 	return cmd
 }
 
-// hosts are the app servers logs and exec may use: the primary group, then the standby.
-func appHosts(inv *inventory.Inventory, app, only string) ([]string, error) {
+// servers are the app servers logs and exec may use.
+type servers struct {
+	// All is the primary group, then the standby (of each chosen cell, in
+	// cell order, for an app with cells); Primary leaves the standbys out.
+	All, Primary []string
+	// Cell is each server's cell (app with cells only).
+	Cell map[string]string
+}
+
+// appHosts lists the servers of app (of the chosen cells, for an app with
+// cells: none chosen is every cell), or only --host, which must be one of
+// them. --cell on an app without cells, or naming a cell it lacks, is refused.
+func appHosts(inv *inventory.Inventory, app, only string, cells []string) (*servers, error) {
 	a := inv.App(app)
-	hosts := append([]string(nil), a.Hosts...)
-	if a.Standby != "" {
-		hosts = append(hosts, a.Standby)
+	chosen, err := deploy.SelectCells(a, "--cell", cells)
+	if err != nil {
+		return nil, err
 	}
-	if only == "" {
-		return hosts, nil
-	}
-	for _, h := range hosts {
-		if h == only {
-			return []string{h}, nil
+	sv := &servers{Cell: map[string]string{}}
+	add := func(cell string, hosts []string, standby string) {
+		sv.Primary = append(sv.Primary, hosts...)
+		sv.All = append(sv.All, hosts...)
+		if standby != "" {
+			sv.All = append(sv.All, standby)
+		}
+		for _, h := range append(append([]string(nil), hosts...), standby) {
+			if h != "" && cell != "" {
+				sv.Cell[h] = cell
+			}
 		}
 	}
-	return nil, fmt.Errorf("--host %q: not an app server of %s (its servers: %s)", only, app, strings.Join(hosts, ", "))
+	if len(a.Cells) == 0 {
+		add("", a.Hosts, a.Standby)
+	}
+	for _, c := range chosen {
+		x := a.Cell(c)
+		add(c, x.Hosts, x.Standby)
+	}
+	if only == "" {
+		return sv, nil
+	}
+	for _, h := range sv.All {
+		if h == only {
+			return &servers{All: []string{h}, Primary: []string{h}, Cell: sv.Cell}, nil
+		}
+	}
+	what := app
+	if len(cells) > 0 {
+		what += " cell " + strings.Join(chosen, ",")
+	}
+	return nil, fmt.Errorf("--host %q: not an app server of %s (its servers: %s)", only, what, strings.Join(sv.All, ", "))
 }
 
 func (o *LogsOptions) check() (Filter, error) {
@@ -139,7 +181,7 @@ func runLogs(ctx context.Context, o *LogsOptions) error {
 	if err := o.ResolveApp(inv); err != nil {
 		return err
 	}
-	hosts, err := appHosts(inv, o.App, o.Host)
+	sv, err := appHosts(inv, o.App, o.Host, o.Cells)
 	if err != nil {
 		return err
 	}
@@ -190,7 +232,7 @@ func runLogs(ctx context.Context, o *LogsOptions) error {
 		}()
 		stopFlush = func() { close(stop); <-flushed; ro.Flush(true) }
 	}
-	errs := readAll(ctx, pool, hosts, Sources(q), filter, add)
+	errs := readAll(ctx, pool, sv, Sources(q), filter, add)
 	stopFlush()
 	if !o.Follow {
 		n := o.Lines
@@ -218,7 +260,7 @@ func runLogs(ctx context.Context, o *LogsOptions) error {
 // readAll runs every source on every host at once, handing parsed, filtered
 // lines to add; it returns when all commands ended (with -f: when ctx is
 // cancelled, which closes every session).
-func readAll(ctx context.Context, pool *sshx.Pool, hosts []string, srcs []Source, filter Filter, add func(Line)) []error {
+func readAll(ctx context.Context, pool *sshx.Pool, sv *servers, srcs []Source, filter Filter, add func(Line)) []error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -229,7 +271,7 @@ func readAll(ctx context.Context, pool *sshx.Pool, hosts []string, srcs []Source
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	for _, h := range hosts {
+	for _, h := range sv.All {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -248,7 +290,7 @@ func readAll(ctx context.Context, pool *sshx.Pool, hosts []string, srcs []Source
 						if !ok {
 							return
 						}
-						l.Host = h
+						l.Host, l.Cell = h, sv.Cell[h]
 						if filter.Keep(l) {
 							add(l)
 						}

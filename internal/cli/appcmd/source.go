@@ -20,6 +20,8 @@ import (
 type Line struct {
 	Time time.Time `json:"time"`
 	Host string    `json:"host"`
+	// Cell is the host's cell, for an app with cells.
+	Cell string `json:"cell,omitempty"`
 	// Source is "stable" or "canary" (the app's units in journald) or "nginx"
 	// (the app's access log).
 	Source  string `json:"source"`
@@ -142,5 +144,8 @@ func parseAccess(raw string) (Line, bool) {
 
 // Format is one line of `belay logs` text output.
 func Format(l Line) string {
+	if l.Cell != "" {
+		return fmt.Sprintf("%s %s %s %s | %s", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Host, l.Cell, l.Source, l.Message)
+	}
 	return fmt.Sprintf("%s %s %s | %s", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Host, l.Source, l.Message)
 }

@@ -65,6 +65,9 @@ type Common struct {
 	SkipStandby bool
 	// DrainTimeout bounds each drain (deploy and rollback only: drainFlag).
 	DrainTimeout time.Duration
+	// Cells is --cell (cellFlag): an app with cells' cells to act on (none:
+	// every cell); checked by open before any host is dialled.
+	Cells []string
 }
 
 // drainFlag adds --drain-timeout to the commands that move traffic.
@@ -215,6 +218,11 @@ func open(ctx context.Context, f deps, c *Common, progress io.Writer) (*session,
 	}
 	if err := c.ResolveApp(inv); err != nil {
 		return nil, err
+	}
+	if a := inv.App(c.App); a != nil {
+		if _, err := deploy.SelectCells(a, "--cell", c.Cells); err != nil {
+			return nil, err
+		}
 	}
 	pool, closeFn, err := f.Connect(ctx, inv, c.InventoryRef, c.SSH, f.Getenv)
 	if err != nil {

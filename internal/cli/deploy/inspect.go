@@ -39,10 +39,20 @@ uploaded and there is no analysis: the old release starts as the canary, takes
 all traffic, "current" switches back, the stable unit restarts, the canary stops.
 
 If a deploy died mid-rollout, rollback first converges every host (see
-docs/deploy.md) — often that alone is the rollback.`,
+docs/deploy.md) — often that alone is the rollback.
+
+An app with cells: every chosen cell (--cell, default all) goes back to its
+own previous release, all at once, each under its own lease. Refused before
+any cell is touched when the chosen cells run different releases (name them
+with --cell, or one release with --to), when a cell's servers disagree or
+cannot be read, when another run's rollout is under way in a cell, when
+--to is missing on a server, or when some cells have a paused or died rollout
+(undone by their rollback) and others none. --json: {"app", "action", "result", "cells":
+[{"cell", "outcome", "error"}]}.`,
 		Example: `  belay rollback --app shop
   belay rollback --app shop --to v40 --json
-  belay rollback --app shop --abandon   # CI: drop a paused canary, else no-op`,
+  belay rollback --app shop --abandon   # CI: drop a paused canary, else no-op
+  belay rollback --app shops --cell c2  # app with cells: only cell c2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return early(o.deps, "rollback", o.App, o.To, runRollback(cmd.Context(), o))
@@ -51,6 +61,7 @@ docs/deploy.md) — often that alone is the rollback.`,
 	o.Common.flags(cmd)
 	o.Common.skipStandbyFlag(cmd)
 	o.Common.drainFlag(cmd)
+	o.Common.cellFlag(cmd, "roll back")
 	cmd.Flags().StringVar(&o.To, "to", "", "release to go to (default: the last known-good before the running one)")
 	cmd.Flags().BoolVar(&o.Abandon, "abandon", false, "only undo a paused (--stop-after) or unfinished rollout; do nothing if there is none")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for another deploy's lease instead of failing")
@@ -81,6 +92,13 @@ func runRollback(ctx context.Context, o *RollbackOptions) error {
 	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
 	s.d.Notify, s.d.Stack = nt, s.d.Inv.Stack
 	defer nt.Close(10 * time.Second)
+	names, ds, err := cellDeployers(s, &o.Common)
+	if err != nil {
+		return err
+	}
+	if names != nil {
+		return runRollbackCells(ctx, o, names, ds)
+	}
 	var out *deploy.Outcome
 	if o.Abandon {
 		out, err = s.d.Abandon(ctx)
@@ -214,20 +232,27 @@ func dash(s string) string {
 func NewCmdReleases(f *cli.Factory) *cobra.Command {
 	o := &ListOptions{deps: depsOf(f)}
 	cmd := &cobra.Command{
-		Use:     "releases",
-		Short:   "List the releases on each app host (current, previous, known-good)",
-		Example: `  belay releases --app shop`,
-		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runReleases(cmd.Context(), o) },
+		Use:   "releases",
+		Short: "List the releases on each app host (current, previous, known-good)",
+		Long: `List the releases on disk on each app server, marked current, canary,
+previous and known-good. An app with cells: each chosen cell's servers
+(--cell, default every cell), each row with its cell ("cell" in --json).`,
+		Example: `  belay releases --app shop
+  belay releases --app shops --cell c1,c2 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runReleases(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
 	o.Common.skipStandbyFlag(cmd)
+	o.Common.cellFlag(cmd, "list")
 	return cmd
 }
 
 // HostReleases is one host's releases for --json.
 type HostReleases struct {
-	Host     string         `json:"host"`
+	Host string `json:"host"`
+	// Cell is the host's cell, for an app with cells.
+	Cell     string         `json:"cell,omitempty"`
 	Releases []ReleaseEntry `json:"releases"`
 	Error    string         `json:"error,omitempty"`
 }
@@ -275,6 +300,13 @@ func runReleases(ctx context.Context, o *ListOptions) error {
 		return err
 	}
 	defer s.close()
+	names, ds, err := cellDeployers(s, &o.Common)
+	if err != nil {
+		return err
+	}
+	if names != nil {
+		return runReleasesCells(ctx, o, names, ds)
+	}
 	states, err := s.d.States(ctx)
 	if err != nil {
 		return err
@@ -283,6 +315,10 @@ func runReleases(ctx context.Context, o *ListOptions) error {
 	for _, st := range states {
 		out = append(out, releasesOf(st))
 	}
+	return printReleases(o, out)
+}
+
+func printReleases(o *ListOptions, out []HostReleases) error {
 	if o.JSON {
 		if err := cli.PrintJSON(o.IO.Out, out); err != nil {
 			return err
@@ -296,7 +332,11 @@ func runReleases(ctx context.Context, o *ListOptions) error {
 	}
 	failed := false
 	for _, hr := range out {
-		fmt.Fprintf(o.IO.Out, "%s:\n", hr.Host)
+		if hr.Cell != "" {
+			fmt.Fprintf(o.IO.Out, "%s (cell %s):\n", hr.Host, hr.Cell)
+		} else {
+			fmt.Fprintf(o.IO.Out, "%s:\n", hr.Host)
+		}
 		if hr.Error != "" {
 			failed = true
 			fmt.Fprintf(o.IO.Out, "  unreachable: %s\n", hr.Error)
@@ -326,14 +366,20 @@ func NewCmdAudit(f *cli.Factory) *cobra.Command {
 		Use:   "audit",
 		Short: "Show who deployed or rolled back what, when, from where, and how it ended",
 		Long: `Print the app's audit log, kept on every app host in /srv/<app>/.belay/audit.log
-(JSON lines, appended by every deploy, rollback and recovery).`,
+(JSON lines, appended by every deploy, rollback and recovery).
+
+An app with cells: each chosen cell's log (--cell, default every cell; each
+cell keeps its own), merged by time with a CELL column; --json entries carry
+"cell". -n is the last N entries of the merged log.`,
 		Example: `  belay audit --app shop -n 20
-  belay audit --app shop --json`,
+  belay audit --app shop --json
+  belay audit --app shops --cell c2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd.Context(), o) },
 	}
 	o.Common.flags(cmd)
 	cmd.Flags().IntVarP(&o.Lines, "lines", "n", 50, "show the last N entries")
+	o.Common.cellFlag(cmd, "show")
 	return cmd
 }
 
@@ -346,6 +392,13 @@ func runAudit(ctx context.Context, o *ListOptions) error {
 		return err
 	}
 	defer s.close()
+	names, ds, err := cellDeployers(s, &o.Common)
+	if err != nil {
+		return err
+	}
+	if names != nil {
+		return runAuditCells(ctx, o, names, ds)
+	}
 	es, host, err := s.d.Audit(ctx, o.Lines)
 	if err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/inventory"
-	"github.com/belay-sh/belay/remote"
 )
 
 // CellOptions are one `belay drill cell` invocation.
@@ -125,7 +124,9 @@ func runCell(ctx context.Context, o *CellOptions) error {
 	}
 	// The drill holds the lease of every cell like a deploy would: a deploy
 	// or another drill on any cell would make the other cells' errors its own.
-	ctx, fenced, release, err := holdCellLeases(ctx, t.Hosts, inv, o.App, opsenv.LeaseOptions{
+	// opsenv.HoldFenced takes every cell's lease (cell-name order, each on
+	// its cell's first server) and fences every cell's servers.
+	ctx, fenced, release, err := opsenv.HoldFenced(ctx, t.Hosts, inv, opsenv.LeaseOptions{Apps: []string{o.App},
 		Action: "drill cell/" + kill + " " + o.Cell, Actor: deploy.CurrentActor(o.Getenv), LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut})
 	if err != nil {
 		return fmt.Errorf("drill cell refused, nothing was injected: %w", err)
@@ -140,56 +141,6 @@ func runCell(ctx context.Context, o *CellOptions) error {
 		return runErr
 	}
 	return finishReport(o.IO, rep, runErr, o.ReportDir, o.JSON, o.Now())
-}
-
-// holdCellLeases takes the lease of every cell of app: each cell's lease is
-// app's lease on the cell's own servers (its first server holds it), as if
-// the cell were the app; the runners nest, so a command to any cell's server
-// runs under that cell's fence.
-func holdCellLeases(ctx context.Context, r remote.Runner, inv *inventory.Inventory, app string, lo opsenv.LeaseOptions) (context.Context, remote.Runner, func(), error) {
-	a := inv.App(app)
-	if a == nil || len(a.Cells) == 0 {
-		return nil, nil, nil, fmt.Errorf("app %q: not an app with cells", app)
-	}
-	var dones []func()
-	release := func() {
-		for i := len(dones) - 1; i >= 0; i-- {
-			dones[i]()
-		}
-	}
-	for _, c := range a.Cells {
-		view := CellLeaseInventory(inv, app, c)
-		o := lo
-		o.Apps = []string{app}
-		o.Action = lo.Action + " (lease of cell " + c.Name + ")"
-		var f *opsenv.Fenced
-		var done func()
-		var err error
-		ctx, f, done, err = opsenv.HoldFenced(ctx, r, view, o)
-		if err != nil {
-			release()
-			return nil, nil, nil, fmt.Errorf("cell %s: %w", c.Name, err)
-		}
-		dones = append(dones, done)
-		r = f
-	}
-	return ctx, r, release, nil
-}
-
-// CellLeaseInventory is inv seen by the lease of one cell: app's servers are
-// the cell's (the lease lives on its first server, the fence on each).
-func CellLeaseInventory(inv *inventory.Inventory, app string, c inventory.Cell) *inventory.Inventory {
-	view := *inv
-	view.Apps = nil
-	for _, a := range inv.Apps {
-		if a.Name == app {
-			a.Hosts = append([]string(nil), c.Hosts...)
-			a.Standby = c.Standby
-			a.Cells, a.Router = nil, nil
-		}
-		view.Apps = append(view.Apps, a)
-	}
-	return &view
 }
 
 // finishReport writes the report files and the report, and turns the outcome into the exit status.

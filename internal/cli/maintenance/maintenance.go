@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type Options struct {
 
 	On           bool
 	App          string
+	Cells        []string
 	InventoryRef string
 	Message      string
 	RetryAfter   time.Duration
@@ -73,9 +75,13 @@ until belay maintenance off. belay status shows it.
 Both take the app's lease (refused while a deploy, rollback, drill or switch
 holds it), run under its fence, go through the root-side route helper (the
 deploy user hands it data; root validates and renders nginx's files), and are
-written to the audit log (belay audit).`,
+written to the audit log (belay audit).
+
+An app with cells: every cell's servers by default, or --cell c1,c2; it takes
+the chosen cells' leases and writes each cell's own audit log.`,
 		Example: `  belay maintenance on shop --message "Back at 14:00 UTC" --retry-after 30m --allow 203.0.113.7 --allow-cookie staff=7f3a9c
-  belay maintenance off shop`,
+  belay maintenance off shop
+  belay maintenance on shops --cell c2   # app with cells: cell c2 only`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.App = args[0]
@@ -89,6 +95,7 @@ written to the audit log (belay audit).`,
 	fl.StringVarP(&o.InventoryRef, "inventory", "i", "", cli.InventoryUsage)
 	opsenv.AddFlags(cmd, &o.Conn)
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fl.StringSliceVar(&o.Cells, "cell", nil, "app with cells: only these cells' servers (c1,c2; default: every cell)")
 	if on {
 		fl.StringVar(&o.Message, "message", "", "the page's text (plain text, one line; default: a generic notice)")
 		fl.DurationVar(&o.RetryAfter, "retry-after", 5*time.Minute, "Retry-After sent with the 503 (1s to 168h, whole seconds)")
@@ -132,9 +139,44 @@ func safeBy(who string) string {
 	return b
 }
 
+// Server is one server maintenance switches, with its cell (app with cells).
+type Server struct {
+	Host string
+	Cell string
+}
+
+// Servers lists the app's servers (standby included) that maintenance
+// switches: for an app with cells, those of the chosen cells (none: every
+// cell). --cell naming an unknown cell, or given for an app without cells,
+// is refused naming the flag.
+func Servers(app *inventory.App, cells []string) ([]Server, error) {
+	chosen, err := deploy.SelectCells(app, "--cell", cells)
+	if err != nil {
+		return nil, err
+	}
+	var out []Server
+	add := func(cell string, hosts []string, standby string) {
+		for _, h := range hosts {
+			out = append(out, Server{Host: h, Cell: cell})
+		}
+		if standby != "" {
+			out = append(out, Server{Host: standby, Cell: cell})
+		}
+	}
+	if len(app.Cells) == 0 {
+		add("", app.Hosts, app.Standby)
+	}
+	for _, c := range chosen {
+		x := app.Cell(c)
+		add(c, x.Hosts, x.Standby)
+	}
+	return out, nil
+}
+
 // HostResult is one server's answer.
 type HostResult struct {
 	Host   string            `json:"host"`
+	Cell   string            `json:"cell,omitempty"`
 	Result *hostroute.Result `json:"result,omitempty"`
 	Error  string            `json:"error,omitempty"`
 }
@@ -159,9 +201,9 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 	}
-	servers := append([]string(nil), app.Hosts...)
-	if app.Standby != "" {
-		servers = append(servers, app.Standby)
+	servers, err := Servers(app, o.Cells)
+	if err != nil {
+		return err
 	}
 	cmd, err := hostroute.MaintenanceCommand(plan.RouteHelper, app.Name, ch)
 	if err != nil {
@@ -173,7 +215,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	defer t.Close()
 	action := "maintenance " + map[bool]string{true: "on", false: "off"}[o.On]
-	ctx, releaseLease, err := t.HoldLeases(ctx, opsenv.LeaseOptions{Apps: []string{app.Name}, Action: action,
+	ctx, releaseLease, err := t.HoldLeases(ctx, opsenv.LeaseOptions{Apps: []string{app.Name}, Cells: o.Cells, Action: action,
 		Actor: actor, LockDir: lease.DefaultLockDir(o.Getenv), Progress: o.IO.ErrOut})
 	if err != nil {
 		return fmt.Errorf("%s %s refused, nothing changed: %w", action, app.Name, err)
@@ -182,12 +224,12 @@ func Run(ctx context.Context, o *Options) error {
 	r := t.Runner()
 	var results []HostResult
 	var failed []string
-	for _, h := range servers {
-		hr := HostResult{Host: h}
-		out, err := r.Run(ctx, h, cmd)
+	for _, sv := range servers {
+		hr := HostResult{Host: sv.Host, Cell: sv.Cell}
+		out, err := r.Run(ctx, sv.Host, cmd)
 		if err != nil {
 			hr.Error = err.Error()
-			failed = append(failed, h)
+			failed = append(failed, sv.Host)
 		} else {
 			var res hostroute.Result
 			if jerr := json.Unmarshal(out, &res); jerr == nil {
@@ -196,18 +238,32 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		results = append(results, hr)
 	}
-	detail := "on " + strings.Join(servers, ", ")
-	if ch.Settings != nil {
-		detail += fmt.Sprintf("; retry after %ds; %d allowed clients, %d allowed cookies", ch.Settings.RetryAfter, len(ch.Settings.AllowClients), len(ch.Settings.AllowCookies))
-	}
-	result := "ok"
-	if len(failed) > 0 {
-		result, detail = "failed", detail+"; failed on "+strings.Join(failed, ", ")
-	}
-	e := journal.Entry{Time: o.Now().UTC(), Who: actor.Who, From: actor.From, CI: actor.CI, Action: action, App: app.Name, Result: result, Detail: detail}
-	for _, h := range app.Hosts {
-		if _, err := r.Run(ctx, h, journal.AppendAuditCommand(release.Layout{App: app.Name}, e)); err != nil {
-			fmt.Fprintf(o.IO.ErrOut, "WARNING: audit log on %s: %v\n", h, err)
+	// The audit log lives on the app's servers; an app with cells keeps one
+	// per cell, each told about its own cell's servers.
+	for _, group := range auditGroups(app, servers) {
+		var names, bad []string
+		for _, sv := range group.servers {
+			names = append(names, sv.Host)
+			if slices.Contains(failed, sv.Host) {
+				bad = append(bad, sv.Host)
+			}
+		}
+		detail := "on " + strings.Join(names, ", ")
+		if group.cell != "" {
+			detail = "cell " + group.cell + " " + detail
+		}
+		if ch.Settings != nil {
+			detail += fmt.Sprintf("; retry after %ds; %d allowed clients, %d allowed cookies", ch.Settings.RetryAfter, len(ch.Settings.AllowClients), len(ch.Settings.AllowCookies))
+		}
+		result := "ok"
+		if len(bad) > 0 {
+			result, detail = "failed", detail+"; failed on "+strings.Join(bad, ", ")
+		}
+		e := journal.Entry{Time: o.Now().UTC(), Who: actor.Who, From: actor.From, CI: actor.CI, Action: action, App: app.Name, Result: result, Detail: detail}
+		for _, h := range group.logHosts {
+			if _, err := r.Run(ctx, h, journal.AppendAuditCommand(release.Layout{App: app.Name}, e)); err != nil {
+				fmt.Fprintf(o.IO.ErrOut, "WARNING: audit log on %s: %v\n", h, err)
+			}
 		}
 	}
 	if o.JSON {
@@ -216,10 +272,14 @@ func Run(ctx context.Context, o *Options) error {
 		}
 	} else {
 		for _, hr := range results {
+			host := hr.Host
+			if hr.Cell != "" {
+				host += " (cell " + hr.Cell + ")"
+			}
 			if hr.Error != "" {
-				fmt.Fprintf(o.IO.Out, "%s: FAILED: %s\n", hr.Host, hr.Error)
+				fmt.Fprintf(o.IO.Out, "%s: FAILED: %s\n", host, hr.Error)
 			} else {
-				fmt.Fprintf(o.IO.Out, "%s: %s\n", hr.Host, action)
+				fmt.Fprintf(o.IO.Out, "%s: %s\n", host, action)
 			}
 		}
 	}
@@ -227,4 +287,32 @@ func Run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("%s %s failed on %s (the other servers changed; run the command again)", action, app.Name, strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// auditGroup is one audit log's share of a maintenance switch: the servers
+// it reports on and the primary servers that keep that log.
+type auditGroup struct {
+	cell     string
+	servers  []Server
+	logHosts []string
+}
+
+// auditGroups splits servers by audit log: one for an app without cells
+// (kept on its primary servers), one per chosen cell (on the cell's).
+func auditGroups(app *inventory.App, servers []Server) []auditGroup {
+	if len(app.Cells) == 0 {
+		return []auditGroup{{servers: servers, logHosts: app.Hosts}}
+	}
+	var out []auditGroup
+	idx := map[string]int{}
+	for _, sv := range servers {
+		i, ok := idx[sv.Cell]
+		if !ok {
+			i = len(out)
+			idx[sv.Cell] = i
+			out = append(out, auditGroup{cell: sv.Cell, logHosts: app.Cell(sv.Cell).Hosts})
+		}
+		out[i].servers = append(out[i].servers, sv)
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -323,11 +324,15 @@ func execute(ctx context.Context, o *Options, c Conn, inv *inventory.Inventory, 
 	return res2, err
 }
 
-// isLeaseHost reports whether host is the lease host (first server) of one of apps.
+// isLeaseHost reports whether host is the lease host (first server) of one
+// of apps, or of one of their cells.
 func isLeaseHost(inv *inventory.Inventory, apps []string, host string) bool {
 	for _, name := range apps {
-		if a := inv.App(name); a != nil && len(a.Hosts) > 0 && a.Hosts[0] == host {
-			return true
+		ts, _ := deploy.LeaseTargets(inv, name)
+		for _, t := range ts {
+			if len(t.App.Hosts) > 0 && t.App.Hosts[0] == host {
+				return true
+			}
 		}
 	}
 	return false
