@@ -64,7 +64,8 @@ func resticAppsList(apps []string) string {
 // resticMaintainScript creates the users and chroots ResticAppsFile names,
 // takes users no longer listed out of the restic group (sshd then trusts no
 // certificate for them; their repositories stay), creates missing
-// repositories and applies retention. It runs as root and drops to each app's
+// repositories, removes what releases before the CA left (per-app
+// authorized_keys and password files) and applies retention. It runs as root and drops to each app's
 // user, so the files stay theirs; the password reaches restic in its
 // environment (readable by root and that user only), never in a file the
 // users could read.
@@ -97,6 +98,8 @@ while read -r app user; do
     usermod -a -G ` + ResticGroup + ` "$user" || { rc=1; continue; }
     # The chroot must be root-owned (sshd refuses otherwise); the repository is the user's.
     install -d -m 0755 -o root -g root "$home" && install -d -m 0700 -o "$user" -g "$user" "$repo" || { rc=1; continue; }
+    # Left by releases before the restic CA: per-app keys and password files.
+    rm -rf -- "$home/.ssh" && rm -f -- "/etc/belay/restic-$app.pass" || rc=1
     r() { runuser -u "$user" -- restic --no-cache -r "$repo" "$@" </dev/null; }
     if ! r cat config >/dev/null 2>&1; then
         r init || { echo "belay-restic-maintain: init of $repo failed" >&2; rc=1; continue; }

@@ -311,19 +311,28 @@ func TestResticMaintain(t *testing.T) {
 	stub("install", `for a; do last=$a; done; mkdir -p "$last"`)
 	// runuser -u <user> -- restic ...: the password must arrive in the environment.
 	stub("runuser", `[ -n "${RESTIC_PASSWORD:-}" ] || exit 9; shift 3; exec "$@"`)
-	apps := writeTemp(t, dir, "restic-apps", fileAt(t, c, ResticAppsFile).Content, 0o644)
-	pass := writeTemp(t, dir, "restic.pass", fileAt(t, c, ResticPassFile).Content, 0o600)
+	writeTemp(t, dir, "etc/restic-apps", fileAt(t, c, ResticAppsFile).Content, 0o644)
+	pass := writeTemp(t, dir, "etc/restic.pass", fileAt(t, c, ResticPassFile).Content, 0o600)
+	// What an older release left: per-app keys and password file.
+	legacy := []string{writeTemp(t, dir, "srv/web/.ssh/authorized_keys", "restrict ssh-ed25519 AAAA\n", 0o644), writeTemp(t, dir, "etc/restic-web.pass", "x\n", 0o640)}
 	script := strings.NewReplacer(
 		resticRoot+"/", dir+"/srv/",
-		ResticAppsFile, apps,
-		ResticPassFile, pass,
+		"/etc/belay/", dir+"/etc/",
 	).Replace(fileAt(t, c, ResticMaintainScript).Content)
+	if strings.Contains(script, "/etc/belay") || strings.Contains(script, resticRoot) {
+		t.Fatalf("the test would touch the machine's files:\n%s", script)
+	}
 	p := writeTemp(t, dir, "maintain", script, 0o755)
 	for run := 1; run <= 2; run++ {
 		cmd := exec.Command(p)
 		cmd.Env = []string{"PATH=" + dir + "/bin:/usr/bin:/bin", "HOME=" + dir}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+	}
+	for _, f := range legacy {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("legacy %s not removed: %v", f, err)
 		}
 	}
 	calls, _ := os.ReadFile(log)
