@@ -89,8 +89,9 @@ func EffectOf(p string) Effect {
 		// checked, renamed into place), as first boot does. Last, so a failed
 		// download restores the file after every other change was checked.
 		return Effect{Activate: []Cmd{roles.AgentInstallCmd()}}
-	case strings.HasPrefix(p, "/srv/restic/") && base == "authorized_keys":
-		// A new app's repository: belay-restic-maintain creates missing ones.
+	case p == roles.ResticAppsFile:
+		// An app added or removed: belay-restic-maintain creates its user and
+		// repository (or takes the user out of the restic group).
 		return Effect{Activate: []Cmd{{"systemctl", "start", "--no-block", "belay-restic-maintain.service"}}}
 	case strings.HasPrefix(p, "/etc/belay/") && strings.HasSuffix(p, ".env"):
 		return Effect{Note: "the app reads its environment when it starts: the next deploy (or restart) applies it"}

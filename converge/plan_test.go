@@ -197,7 +197,8 @@ func TestPlanOfConfigEdits(t *testing.T) {
 				case "db-standby":
 					return []string{"/etc/belay/postgresql/pg_hba.conf", "/etc/nftables.conf"}
 				case "backup":
-					return []string{"/etc/belay/restic-app2.pass", "/etc/ssh/sshd_config.d/20-belay-restic.conf", "/srv/restic/app2/.ssh/authorized_keys", "/usr/local/bin/belay-restic-maintain"}
+					// One line of the apps list: the new servers' certificates need nothing else here.
+					return []string{"/etc/belay/restic-apps"}
 				}
 				return nil
 			},
@@ -205,21 +206,16 @@ func TestPlanOfConfigEdits(t *testing.T) {
 				want := map[string]string{
 					"db-1":       "nft -f /etc/nftables.conf; runuser -u postgres -- /usr/local/sbin/belay-db-setup config; runuser -u postgres -- psql -X -q -p 5432 -d postgres -c SELECT pg_reload_conf()",
 					"db-standby": "nft -f /etc/nftables.conf; runuser -u postgres -- psql -X -q -p 5432 -d postgres -c SELECT pg_reload_conf()",
-					"backup":     "systemctl reload ssh.service; systemctl start --no-block belay-restic-maintain.service",
+					"backup":     "systemctl start --no-block belay-restic-maintain.service",
 				}
 				for h, w := range want {
 					if got := cmds(plans[h].Activate); got != w {
 						t.Errorf("%s: activate\n %q, expected\n %q", h, got, w)
 					}
 				}
-				if got := cmds(plans["backup"].Validate); got != "sshd -t" {
-					t.Errorf("backup: validate %q", got)
-				}
-				if !slices.ContainsFunc(after["backup"].Users, func(u converge.User) bool { return u.Name == "restic-app2" }) ||
-					!slices.ContainsFunc(after["backup"].Dirs, func(d converge.Dir) bool {
-						return d.Path == "/srv/restic/app2/repo" && d.Owner == "restic-app2:restic-app2"
-					}) {
-					t.Errorf("backup: the new app's restic user and repository directory are missing: %+v %+v", after["backup"].Users, after["backup"].Dirs)
+				i := slices.IndexFunc(after["backup"].Files, func(f converge.File) bool { return f.Path == "/etc/belay/restic-apps" })
+				if i < 0 || !strings.Contains(after["backup"].Files[i].Content, "app2 restic-app2\n") {
+					t.Errorf("backup: the restic apps list lacks app2")
 				}
 			}},
 	}

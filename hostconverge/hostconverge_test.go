@@ -351,7 +351,7 @@ func TestNewAppCreatesUserDirsAndFiles(t *testing.T) {
 	b := converge.Bundle{Stack: "test", Host: host, Serial: 1, Apply: true,
 		Users: []converge.User{{Name: "restic-shop", Home: "/srv/restic/shop", Shell: "/usr/sbin/nologin"}},
 		Dirs:  []converge.Dir{{Path: "/srv/restic/shop/repo", Owner: "root:root", Mode: 0o700}},
-		Files: []converge.File{{Path: "/srv/restic/shop/.ssh/authorized_keys", Content: "restrict ssh-ed25519 AAAA\n", Owner: "root:root", Mode: 0o644}}}
+		Files: []converge.File{{Path: "/etc/belay/restic-apps", Content: "shop restic-shop\n", Owner: "root:root", Mode: 0o644}}}
 	res, err := Apply(context.Background(), e.sign(t, b), e.opts)
 	if err != nil {
 		t.Fatal(err)

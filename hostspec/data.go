@@ -194,25 +194,15 @@ func (b *builder) backup(h topology.Host, s *roles.Spec) error {
 		}
 		bk.ClientKeys = append(bk.ClientKeys, k.Public)
 	}
+	// Every app server (pair, standby, cells) holds a certificate of this CA
+	// for its app's user (app()); the backup host needs only the CA and the names.
+	ca, err := b.key(resticCAKeyName)
+	if err != nil {
+		return err
+	}
+	bk.ResticCA = ca.Public
 	for _, app := range b.cfg.Apps {
-		rc := roles.ResticClient{App: app.Name}
-		members := append([]string(nil), b.topo.AppHosts[app.Name]...)
-		if n, ok := b.topo.StandbyApp[app.Name]; ok {
-			members = append(members, n)
-		}
-		// A cell's servers back up into the app's repository (same layout).
-		for _, c := range b.topo.Cells[app.Name] {
-			members = append(members, c.Hosts...)
-			members = append(members, c.Standby)
-		}
-		for _, n := range members {
-			k, err := b.key(resticKeyName(n))
-			if err != nil {
-				return err
-			}
-			rc.Keys = append(rc.Keys, k.Public)
-		}
-		bk.ResticClients = append(bk.ResticClients, rc)
+		bk.ResticApps = append(bk.ResticApps, app.Name)
 	}
 	s.Backup = bk
 	return nil

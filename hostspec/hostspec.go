@@ -321,6 +321,10 @@ func resticKeyName(host string) string   { return "restic-client:" + host }
 
 const pgRepoKeyName = "pgbackrest-repo"
 
+// resticCAKeyName is the restic user CA: it certifies each app server's
+// restic key for its app's chrooted user on the backup host.
+const resticCAKeyName = "restic:user-ca"
+
 // HostKey returns the pinned host key of a server (what the inventory lists).
 func HostKey(cfg *config.Config, stack, host string) (seedkeys.Key, error) {
 	return seedkeys.Derive(cfg.HostKeySeed, stack, host, 0)
@@ -460,6 +464,14 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 	if err != nil {
 		return err
 	}
+	ca, err := b.key(resticCAKeyName)
+	if err != nil {
+		return err
+	}
+	cert, err := seedkeys.UserCert(ca, clientKey.Public, roles.ResticUser(ac.Name))
+	if err != nil {
+		return fmt.Errorf("%s: restic certificate: %w", h.Name, err)
+	}
 	resticPW, err := b.password("restic")
 	if err != nil {
 		return err
@@ -475,6 +487,7 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 		ResticRepo:     ResticRepo(ac.Name, repoAddr),
 		ResticPassword: resticPW,
 		BackupKey:      clientKey,
+		BackupCert:     cert,
 		RepoHostKey:    repoKey.Public,
 		TLS:            b.tls(ac),
 	}

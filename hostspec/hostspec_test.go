@@ -277,21 +277,31 @@ func TestBuildKeysAndBackup(t *testing.T) {
 	if specs["db-1"].DB.Backup.RepoKey != bk.RepoKey.Public {
 		t.Error("data node trusts a different repo key than the repo host holds")
 	}
-	// Each app server's restic key is in its app's restic client list.
-	for _, app := range cfg.Apps {
-		var keys []string
-		for _, rc := range bk.ResticClients {
-			if rc.App == app.Name {
-				keys = rc.Keys
-			}
+	// Each app server's restic key is certified by the CA the backup host
+	// trusts, for its own app's user only; the backup host lists every app.
+	caPub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(bk.ResticCA))
+	if err != nil {
+		t.Fatalf("ResticCA: %v", err)
+	}
+	checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool { return string(k.Marshal()) == string(caPub.Marshal()) }}
+	for i, app := range cfg.Apps {
+		if i >= len(bk.ResticApps) || bk.ResticApps[i] != app.Name {
+			t.Errorf("ResticApps = %v, missing %s", bk.ResticApps, app.Name)
 		}
 		for _, h := range append(append([]string(nil), topo.AppHosts[app.Name]...), topo.StandbyApp[app.Name]) {
-			found := false
-			for _, k := range keys {
-				found = found || k == specs[h].App.BackupKey.Public
+			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(specs[h].App.BackupCert))
+			cert, ok := k.(*ssh.Certificate)
+			if err != nil || !ok {
+				t.Fatalf("%s: BackupCert %q: %v", h, specs[h].App.BackupCert, err)
 			}
-			if !found {
-				t.Errorf("%s's restic key is not authorized for %s", h, app.Name)
+			if string(cert.Key.Marshal()) != string(mustKey(t, specs[h].App.BackupKey.Public).Marshal()) {
+				t.Errorf("%s: the certificate is for another key", h)
+			}
+			if err := checker.CheckCert(roles.ResticUser(app.Name), cert); err != nil {
+				t.Errorf("%s: certificate refused for %s: %v", h, roles.ResticUser(app.Name), err)
+			}
+			if err := checker.CheckCert(roles.ResticUser(app.Name+"x"), cert); err == nil {
+				t.Errorf("%s: certificate accepted for another app's user", h)
 			}
 		}
 	}
@@ -451,4 +461,13 @@ func TestBuildTLS(t *testing.T) {
 	if got := specs[topo.AppHosts["web"][0]].App.TLS; got != nil {
 		t.Errorf("mode off: TLS = %+v, want nil", got)
 	}
+}
+
+func mustKey(t *testing.T, pub string) ssh.PublicKey {
+	t.Helper()
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -16,8 +16,11 @@ func resticClientFiles(s *Spec) []File {
 	_, host, _ := strings.Cut(userHost, "@")
 	knownHosts := "/etc/belay/restic-known_hosts"
 	keyFile := "/etc/belay/restic-backup.key"
+	// The repository host accepts this certificate (principal: the app's
+	// restic user), never the bare key.
+	certFile := keyFile + "-cert.pub"
 	passFile := "/etc/belay/restic-" + a.Name + ".pass"
-	sshCmd := "ssh -i " + keyFile + " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" + knownHosts +
+	sshCmd := "ssh -i " + keyFile + " -o CertificateFile=" + certFile + " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" + knownHosts +
 		" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ServerAliveInterval=15 " + userHost + " -s sftp"
 	script := `#!/bin/sh
 # Rendered by belay: snapshot /srv/` + a.Name + `/shared into the app's restic repository.
@@ -29,6 +32,7 @@ exec restic -o sftp.command=` + shq.Quote(sshCmd) + ` backup --host ` + shq.Join
 `
 	return []File{
 		{Path: keyFile, Content: a.BackupKey.PrivatePEM, Owner: "root:root", Permissions: "0600"},
+		{Path: certFile, Content: strings.TrimSpace(a.BackupCert) + "\n", Owner: "root:root", Permissions: "0644"},
 		{Path: knownHosts, Content: host + " " + strings.TrimSpace(a.RepoHostKey) + "\n", Owner: "root:root", Permissions: "0644"},
 		{Path: passFile, Content: a.ResticPassword + "\n", Owner: "root:root", Permissions: "0600"},
 		{Path: "/usr/local/bin/belay-restic-backup", Content: script, Owner: "root:root", Permissions: "0755"},

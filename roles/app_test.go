@@ -387,7 +387,7 @@ func TestResticClientBackup(t *testing.T) {
 		t.Fatalf("belay-restic-backup: %v\n%s", err, out)
 	}
 	args, _ := os.ReadFile(dir + "/ssh-args")
-	for _, want := range []string{"-i /etc/belay/restic-backup.key", "StrictHostKeyChecking=yes", "UserKnownHostsFile=/etc/belay/restic-known_hosts", "restic-web@10.213.0.138 -s sftp"} {
+	for _, want := range []string{"-i /etc/belay/restic-backup.key", "CertificateFile=/etc/belay/restic-backup.key-cert.pub", "StrictHostKeyChecking=yes", "UserKnownHostsFile=/etc/belay/restic-known_hosts", "restic-web@10.213.0.138 -s sftp"} {
 		if !strings.Contains(string(args), want) {
 			t.Errorf("ssh was called with %q, missing %q", args, want)
 		}

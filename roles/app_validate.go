@@ -12,6 +12,7 @@ import (
 	"github.com/belay-sh/belay/internal/safe"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/router"
+	"golang.org/x/crypto/ssh"
 )
 
 var (
@@ -72,6 +73,9 @@ func validateApp(s *Spec) error {
 	}
 	if err := checkPublicKey(a.RepoHostKey); err != nil {
 		bad("Spec.App.RepoHostKey: %v", err)
+	}
+	if err := checkBackupCert(a); err != nil {
+		bad("Spec.App.BackupCert: %v", err)
 	}
 	switch {
 	case a.Standby && a.VRRP != nil:
@@ -187,4 +191,30 @@ func resticTarget(repo string) (userHost, path string, err error) {
 		}
 	}
 	return userHost, path, nil
+}
+
+// checkBackupCert: the restic certificate must certify BackupKey, as a user
+// certificate whose one principal is the repository's user, so a mis-wired
+// spec fails at render time and not at the first hourly snapshot.
+func checkBackupCert(a *App) error {
+	k, _, opts, rest, err := ssh.ParseAuthorizedKey([]byte(a.BackupCert))
+	if err != nil || len(opts) > 0 || len(rest) > 0 || strings.ContainsAny(a.BackupCert, "\n\r") {
+		return fmt.Errorf("expected one OpenSSH certificate line")
+	}
+	cert, ok := k.(*ssh.Certificate)
+	if !ok || cert.CertType != ssh.UserCert {
+		return fmt.Errorf("expected an OpenSSH user certificate, got a %s key", k.Type())
+	}
+	if strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert.Key))) != strings.TrimSpace(a.BackupKey.Public) {
+		return fmt.Errorf("certifies another key than Spec.App.BackupKey")
+	}
+	userHost, _, err := resticTarget(a.ResticRepo)
+	if err != nil {
+		return nil // reported for ResticRepo
+	}
+	user, _, _ := strings.Cut(userHost, "@")
+	if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != user {
+		return fmt.Errorf("principals %v, expected exactly [%s] (the repository's user)", cert.ValidPrincipals, user)
+	}
+	return nil
 }

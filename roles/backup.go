@@ -65,15 +65,6 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		Name: PgBackRestUser, Gecos: "pgBackRest repository", Shell: "/bin/sh",
 		System: true, LockPasswd: true, HomeDir: pgBackRestHome,
 	})
-	var resticUsers []string
-	for _, rc := range bk.ResticClients {
-		u := ResticUser(rc.App)
-		resticUsers = append(resticUsers, u)
-		c.Users = append(c.Users, User{
-			Name: u, Gecos: "restic repository of " + rc.App, Shell: "/usr/sbin/nologin",
-			System: true, LockPasswd: true, HomeDir: resticRoot + "/" + rc.App, NoCreateHome: true,
-		})
-	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestRepoConf(bk), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/pgbackrest/verify.conf", Content: pgBackRestVerifyConf(bk), Owner: "root:root", Permissions: "0644"},
@@ -105,20 +96,15 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		File{Path: "/etc/systemd/system/belay-verify-restore.timer", Content: timerUnit("belay: daily restore verification", "*-*-* 05:00:00", "30min"), Owner: "root:root", Permissions: "0644"},
 	)
 
-	// restic: one chrooted sftp user per app.
-	if len(resticUsers) > 0 {
-		c.WriteFiles = append(c.WriteFiles, File{Path: "/etc/ssh/sshd_config.d/20-belay-restic.conf", Content: resticSSHDConf(resticUsers), Owner: "root:root", Permissions: "0644"})
-	}
-	for _, rc := range bk.ResticClients {
-		home := resticRoot + "/" + rc.App
-		c.WriteFiles = append(c.WriteFiles,
-			File{Path: home + "/.ssh/authorized_keys", Content: resticAuthorizedKeys(rc), Owner: "root:root", Permissions: "0644"},
-			File{Path: "/etc/belay/restic-" + rc.App + ".pass", Content: bk.ResticPassword + "\n", Owner: "root:" + ResticUser(rc.App), Permissions: "0640", Defer: true},
-		)
-	}
+	// restic: one chrooted sftp user per app, created by the maintain job from
+	// a one-line-per-app list; the app servers log in with CA certificates.
 	c.WriteFiles = append(c.WriteFiles,
-		File{Path: "/usr/local/bin/belay-restic-maintain", Content: resticMaintainScript(bk), Owner: "root:root", Permissions: "0755"},
-		File{Path: "/etc/systemd/system/belay-restic-maintain.service", Content: oneshotUnit("belay: initialise and prune the restic repositories", "root", "/usr/local/bin/belay-restic-maintain", ""), Owner: "root:root", Permissions: "0644"},
+		File{Path: "/etc/ssh/sshd_config.d/20-belay-restic.conf", Content: resticSSHDConf(), Owner: "root:root", Permissions: "0644"},
+		File{Path: ResticCAFile, Content: strings.TrimSpace(bk.ResticCA) + "\n", Owner: "root:root", Permissions: "0644"},
+		File{Path: ResticAppsFile, Content: resticAppsList(bk.ResticApps), Owner: "root:root", Permissions: "0644"},
+		File{Path: ResticPassFile, Content: bk.ResticPassword + "\n", Owner: "root:root", Permissions: "0600"},
+		File{Path: ResticMaintainScript, Content: resticMaintainScript(bk), Owner: "root:root", Permissions: "0755"},
+		File{Path: "/etc/systemd/system/belay-restic-maintain.service", Content: oneshotUnit("belay: create, initialise and prune the restic repositories", "root", ResticMaintainScript, ""), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/systemd/system/belay-restic-maintain.timer", Content: timerUnit("belay: daily restic retention", "*-*-* 03:00:00", "30min"), Owner: "root:root", Permissions: "0644"},
 	)
 
@@ -133,14 +119,6 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		// The chroot and the path to it must be root-owned (sshd refuses otherwise).
 		dir(resticRoot, "root", "0755"),
 	)
-	for _, rc := range bk.ResticClients {
-		home := resticRoot + "/" + rc.App
-		c.Runcmd = append(c.Runcmd,
-			dir(home, "root", "0755"),
-			dir(home+"/.ssh", "root", "0755"),
-			dir(home+"/repo", ResticUser(rc.App), "0700"),
-		)
-	}
 	if !hasRole(s, inventory.RoleDB) && !hasRole(s, inventory.RoleDBMonitor) && !hasRole(s, inventory.RoleStandbyDB) {
 		// The image's default cluster has no job here; the scratch instance of the
 		// verification runs on its own port.
@@ -150,7 +128,7 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", "belay-pgbackrest-stanza.service", hostcmd.FirstBackupUnit, "belay-backup-full.timer", "belay-backup-diff.timer", "belay-verify-restore.timer", "belay-restic-maintain.timer"},
 		[]string{"systemctl", "start", "belay-backup-full.timer", "belay-backup-diff.timer", "belay-verify-restore.timer", "belay-restic-maintain.timer"},
-		// Creates the restic repositories now, so the first hourly snapshot finds them.
+		// Creates the restic users and repositories now, so the first hourly snapshot finds them.
 		[]string{"systemctl", "start", "belay-restic-maintain.service"},
 		// Retries until the primary is up: WAL archiving fails until the stanza exists.
 		[]string{"systemctl", "start", "--no-block", "belay-pgbackrest-stanza.service"},

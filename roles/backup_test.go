@@ -18,19 +18,29 @@ func TestBackupRole(t *testing.T) {
 			if u := userEntry(c, PgBackRestUser); u == nil || u["shell"] != "/bin/sh" || u["lock_passwd"] != true || u["homedir"] != pgBackRestHome {
 				t.Errorf("pgbackrest user = %v", u)
 			}
+			// restic: nothing per app in user data but one line of the apps
+			// list (Hetzner's 32 KiB); no authorized_keys, the CA certifies.
 			for _, app := range []string{"web", "api"} {
-				u := userEntry(c, ResticUser(app))
-				if u == nil || u["shell"] != "/usr/sbin/nologin" || u["homedir"] != "/srv/restic/"+app {
-					t.Errorf("%s = %v", ResticUser(app), u)
+				if u := userEntry(c, ResticUser(app)); u != nil {
+					t.Errorf("%s is a cloud-init user, expected belay-restic-maintain to create it", ResticUser(app))
 				}
-				if !hasCmd(c, "install", "-d", "-m", "0755", "-o", "root", "-g", "root", "/srv/restic/"+app) ||
-					!hasCmd(c, "install", "-d", "-m", "0700", "-o", ResticUser(app), "-g", ResticUser(app), "/srv/restic/"+app+"/repo") {
-					t.Errorf("%s: chroot must be root-owned with a repo dir owned by %s", app, ResticUser(app))
+				for _, f := range c.WriteFiles {
+					if strings.Contains(f.Path, app) {
+						t.Errorf("per-app file %s in the backup host's user data", f.Path)
+					}
 				}
-				ak := fileAt(t, c, "/srv/restic/"+app+"/.ssh/authorized_keys")
-				if ak.Owner != "root:root" || strings.Count(ak.Content, "restrict ssh-ed25519 ") != map[string]int{"web": 2, "api": 1}[app] {
-					t.Errorf("%s authorized_keys = %+v", app, ak)
-				}
+			}
+			if l := fileAt(t, c, ResticAppsFile); l.Content != "web restic-web\napi restic-api\n" || l.Owner != "root:root" {
+				t.Errorf("%s = %+v", ResticAppsFile, l)
+			}
+			if ca := fileAt(t, c, ResticCAFile); ca.Content != s.Backup.ResticCA+"\n" || ca.Permissions != "0644" {
+				t.Errorf("%s = %+v", ResticCAFile, ca)
+			}
+			if pw := fileAt(t, c, ResticPassFile); pw.Content != s.Backup.ResticPassword+"\n" || pw.Owner != "root:root" || pw.Permissions != "0600" {
+				t.Errorf("%s = %s %s, expected root-only", ResticPassFile, pw.Owner, pw.Permissions)
+			}
+			if !hasCmd(c, "install", "-d", "-m", "0755", "-o", "root", "-g", "root", resticRoot) {
+				t.Error("the chroots' parent must be root-owned")
 			}
 			conf := fileAt(t, c, "/etc/pgbackrest/pgbackrest.conf").Content
 			for _, want := range []string{"[global]\nrepo1-path=/var/lib/pgbackrest\n", "repo1-retention-full-type=time\nrepo1-retention-full=14\n", "[belay]\n",
@@ -277,31 +287,72 @@ esac
 	}
 }
 
-// TestResticMaintain runs the retention script with the real restic against
-// local repositories: it must create them, and be idempotent.
+// TestResticMaintain runs the maintenance script with the real restic against
+// local repositories, the account tools replaced by stubs that log their
+// arguments: it creates the missing user (api), adds the legacy one (web, a
+// cloud-init user of older releases) to the group, takes a user no longer
+// listed out of it, creates both repositories with the one password, and is
+// idempotent.
 func TestResticMaintain(t *testing.T) {
 	restic := tool(t, "restic")
 	s := abBackupSpec(t)
 	c, _ := renderParsed(t, s)
 	dir := t.TempDir()
-	for _, app := range []string{"web", "api"} {
-		writeTemp(t, dir, "pass/restic-"+app+".pass", s.Backup.ResticPassword+"\n", 0o600)
+	log := filepath.Join(dir, "calls")
+	stub := func(name, body string) {
+		writeTemp(t, dir, "bin/"+name, "#!/bin/sh\necho \""+name+" $*\" >> "+log+"\n"+body+"\n", 0o755)
 	}
+	stub("getent", `echo "belay-restic:x:999:restic-web,restic-old"`)
+	stub("groupadd", "")
+	stub("gpasswd", "")
+	stub("useradd", "")
+	stub("usermod", "")
+	stub("id", `[ "$2" = restic-web ]`)
+	stub("install", `for a; do last=$a; done; mkdir -p "$last"`)
+	// runuser -u <user> -- restic ...: the password must arrive in the environment.
+	stub("runuser", `[ -n "${RESTIC_PASSWORD:-}" ] || exit 9; shift 3; exec "$@"`)
+	writeTemp(t, dir, "etc/restic-apps", fileAt(t, c, ResticAppsFile).Content, 0o644)
+	pass := writeTemp(t, dir, "etc/restic.pass", fileAt(t, c, ResticPassFile).Content, 0o600)
+	// What an older release left: per-app keys and password file.
+	legacy := []string{writeTemp(t, dir, "srv/web/.ssh/authorized_keys", "restrict ssh-ed25519 AAAA\n", 0o644), writeTemp(t, dir, "etc/restic-web.pass", "x\n", 0o640)}
 	script := strings.NewReplacer(
-		`runuser -u "$user" -- restic`, restic,
 		resticRoot+"/", dir+"/srv/",
-		"/etc/belay/restic-", dir+"/pass/restic-",
-	).Replace(fileAt(t, c, "/usr/local/bin/belay-restic-maintain").Content)
+		"/etc/belay/", dir+"/etc/",
+	).Replace(fileAt(t, c, ResticMaintainScript).Content)
+	if strings.Contains(script, "/etc/belay") || strings.Contains(script, resticRoot) {
+		t.Fatalf("the test would touch the machine's files:\n%s", script)
+	}
 	p := writeTemp(t, dir, "maintain", script, 0o755)
 	for run := 1; run <= 2; run++ {
 		cmd := exec.Command(p)
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+		cmd.Env = []string{"PATH=" + dir + "/bin:/usr/bin:/bin", "HOME=" + dir}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, out)
 		}
 	}
+	for _, f := range legacy {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("legacy %s not removed: %v", f, err)
+		}
+	}
+	calls, _ := os.ReadFile(log)
+	for _, want := range []string{
+		"useradd --system --user-group --no-create-home --home-dir " + dir + "/srv/api --shell /usr/sbin/nologin --comment restic repository of api restic-api\n",
+		"usermod -a -G belay-restic restic-web\n", "usermod -a -G belay-restic restic-api\n",
+		"gpasswd -d restic-old belay-restic\n",
+		"install -d -m 0700 -o restic-api -g restic-api " + dir + "/srv/api/repo\n",
+	} {
+		if !strings.Contains(string(calls), want) {
+			t.Errorf("calls lack %q:\n%s", want, calls)
+		}
+	}
+	for _, bad := range []string{"restic-web\n" + "useradd", "useradd --system --user-group --no-create-home --home-dir " + dir + "/srv/web", "gpasswd -d restic-web", "gpasswd -d restic-api", s.Backup.ResticPassword} {
+		if strings.Contains(string(calls), bad) {
+			t.Errorf("calls contain %q:\n%s", bad, calls)
+		}
+	}
 	for _, app := range []string{"web", "api"} {
-		cmd := exec.Command(restic, "--no-cache", "-r", dir+"/srv/"+app+"/repo", "--password-file", dir+"/pass/restic-"+app+".pass", "snapshots")
+		cmd := exec.Command(restic, "--no-cache", "-r", dir+"/srv/"+app+"/repo", "--password-file", pass, "snapshots")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s repository not usable: %v\n%s", app, err, out)
 		}

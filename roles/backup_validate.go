@@ -44,19 +44,14 @@ func validateBackup(s *Spec) error {
 		}
 	}
 	apps := map[string]bool{}
-	for i, rc := range bk.ResticClients {
-		if !appNameRE.MatchString(rc.App) || apps[rc.App] {
-			bad("Spec.Backup.ResticClients[%d].App: %q, expected a unique app name", i, rc.App)
+	for i, app := range bk.ResticApps {
+		if !appNameRE.MatchString(app) || apps[app] {
+			bad("Spec.Backup.ResticApps[%d]: %q, expected a unique app name", i, app)
 		}
-		apps[rc.App] = true
-		if len(rc.Keys) == 0 {
-			bad("Spec.Backup.ResticClients[%d].Keys: empty, expected the app servers' restic keys", i)
-		}
-		for j, k := range rc.Keys {
-			if err := checkPublicKey(k); err != nil {
-				bad("Spec.Backup.ResticClients[%d].Keys[%d]: %v", i, j, err)
-			}
-		}
+		apps[app] = true
+	}
+	if err := checkPublicKey(bk.ResticCA); err != nil {
+		bad("Spec.Backup.ResticCA: %v", err)
 	}
 	if err := checkPrivateKey(bk.RepoKey.PrivatePEM, bk.RepoKey.Public); err != nil {
 		bad("Spec.Backup.RepoKey: %v", err)

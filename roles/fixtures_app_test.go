@@ -46,6 +46,16 @@ func abBase(t testing.TB, host string, site inventory.SiteName, addr string, rol
 	}
 }
 
+// abCert is pub's certificate from the fixtures' restic CA for principal.
+func abCert(t testing.TB, pub, principal string) string {
+	t.Helper()
+	c, err := seedkeys.UserCert(abKey(t, "restic-ca"), pub, principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // abAppSpec is web-1, the first member of a two-node Hetzner-style VRRP group.
 func abAppSpec(t testing.TB) *Spec {
 	t.Helper()
@@ -59,6 +69,7 @@ func abAppSpec(t testing.TB) *Spec {
 		ResticRepo:     "sftp:restic-web@10.213.0.138:/repo",
 		ResticPassword: "restic-secret",
 		BackupKey:      abKey(t, "restic-web"),
+		BackupCert:     abCert(t, abKey(t, "restic-web").Public, "restic-web"),
 		RepoHostKey:    abKey(t, "host-backup").Public,
 		VRRP: &VRRP{
 			RouterID:       51,
@@ -135,11 +146,9 @@ func abBackupSpec(t testing.TB) *Spec {
 			{Name: "db-1", Address: "10.213.0.10", HostKey: abKey(t, "host-db-1").Public},
 			{Name: "db-2", Address: "10.213.0.11", HostKey: abKey(t, "host-db-2").Public},
 		},
-		ClientKeys: []string{abKey(t, "pg-client-db-1").Public, abKey(t, "pg-client-db-2").Public, abKey(t, "pg-client-db-standby").Public},
-		ResticClients: []ResticClient{
-			{App: "web", Keys: []string{abKey(t, "restic-web-1").Public, abKey(t, "restic-web-2").Public}},
-			{App: "api", Keys: []string{abKey(t, "restic-api-1").Public}},
-		},
+		ClientKeys:      []string{abKey(t, "pg-client-db-1").Public, abKey(t, "pg-client-db-2").Public, abKey(t, "pg-client-db-standby").Public},
+		ResticApps:      []string{"web", "api"},
+		ResticCA:        abKey(t, "restic-ca").Public,
 		RepoKey:         abKey(t, "pg-repo"),
 		FullEvery:       "weekly",
 		RetentionDays:   14,

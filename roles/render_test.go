@@ -260,7 +260,13 @@ func TestRenderValidation(t *testing.T) {
 		{"db hosts", abBackupSpec, func(s *Spec) { s.Backup.DBHosts = nil }, "Spec.Backup.DBHosts: empty"},
 		{"db host key", abBackupSpec, func(s *Spec) { s.Backup.DBHosts[0].HostKey = "nope" }, "Spec.Backup.DBHosts[0].HostKey"},
 		{"client keys", abBackupSpec, func(s *Spec) { s.Backup.ClientKeys = nil }, "Spec.Backup.ClientKeys: empty"},
-		{"restic keys", abBackupSpec, func(s *Spec) { s.Backup.ResticClients[0].Keys = nil }, "Spec.Backup.ResticClients[0].Keys: empty"},
+		{"restic CA", abBackupSpec, func(s *Spec) { s.Backup.ResticCA = "" }, "Spec.Backup.ResticCA: not an SSH public key"},
+		{"restic app name", abBackupSpec, func(s *Spec) { s.Backup.ResticApps = append(s.Backup.ResticApps, "web") }, "Spec.Backup.ResticApps[2]: \"web\", expected a unique app name"},
+		{"restic app injection", abBackupSpec, func(s *Spec) { s.Backup.ResticApps = []string{"a b\nroot"} }, "Spec.Backup.ResticApps[0]"},
+		{"restic cert missing", abAppSpec, func(s *Spec) { s.App.BackupCert = "" }, "Spec.App.BackupCert: expected one OpenSSH certificate line"},
+		{"restic cert not a cert", abAppSpec, func(s *Spec) { s.App.BackupCert = s.App.BackupKey.Public }, "Spec.App.BackupCert: expected an OpenSSH user certificate"},
+		{"restic cert other key", abAppSpec, func(s *Spec) { s.App.BackupCert = abCert(t, abKey(t, "x").Public, "restic-web") }, "Spec.App.BackupCert: certifies another key"},
+		{"restic cert other app", abAppSpec, func(s *Spec) { s.App.BackupCert = abCert(t, s.App.BackupKey.Public, "restic-api") }, "Spec.App.BackupCert: principals [restic-api], expected exactly [restic-web]"},
 		{"repo key", abBackupSpec, func(s *Spec) { s.Backup.RepoKey.PrivatePEM = "garbage" }, "Spec.Backup.RepoKey"},
 		{"postgres version", abBackupSpec, func(s *Spec) { s.Backup.PostgresVersion = 0 }, "Spec.Backup.PostgresVersion: 0"},
 	}
@@ -302,7 +308,9 @@ func TestSSHDConfig(t *testing.T) {
 	hostKey := writeTemp(t, dir, "ssh_host_ed25519_key", abKey(t, "sshd-test").PrivatePEM, 0o600)
 	for _, f := range c.WriteFiles {
 		if strings.HasPrefix(f.Path, "/etc/ssh/sshd_config.d/") {
-			content := strings.ReplaceAll(f.Content, "/etc/ssh/ssh_host_ed25519_key", hostKey)
+			// The restic block matches the group belay-restic-maintain creates;
+			// the system group daemon stands in for it (no account is created here).
+			content := strings.NewReplacer("/etc/ssh/ssh_host_ed25519_key", hostKey, "Match Group "+ResticGroup, "Match Group daemon").Replace(f.Content)
 			writeTemp(t, dir, "sshd_config.d/"+filepath.Base(f.Path), content, 0o644)
 		}
 	}
@@ -325,11 +333,15 @@ func TestSSHDConfig(t *testing.T) {
 			t.Errorf("deploy: effective sshd config lacks %q", want)
 		}
 	}
-	restic := effective(ResticUser("web"))
-	for _, want := range []string{"chrootdirectory %h", "forcecommand internal-sftp -d /repo", "allowtcpforwarding no", "permittty no"} {
+	restic := effective("daemon")
+	for _, want := range []string{"chrootdirectory %h", "forcecommand internal-sftp -d /repo", "allowtcpforwarding no", "permittty no",
+		"trustedusercakeys " + ResticCAFile, "authorizedkeysfile none"} {
 		if !strings.Contains(restic, want+"\n") {
-			t.Errorf("%s: effective sshd config lacks %q", ResticUser("web"), want)
+			t.Errorf("restic user (group daemon): effective sshd config lacks %q", want)
 		}
+	}
+	if strings.Contains(deploy, "trustedusercakeys /") {
+		t.Error("deploy: the restic CA is trusted outside the restic block")
 	}
 }
 

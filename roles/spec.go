@@ -88,6 +88,9 @@ type App struct {
 	ResticPassword string
 	// BackupKey is the SSH client key used to reach the repository host (secret).
 	BackupKey seedkeys.Key
+	// BackupCert is BackupKey's user certificate from the restic CA, valid for
+	// the app's restic user only (ResticUser); the repository host trusts the CA.
+	BackupCert string
 	// RepoHostKey pins the repository host's key for that connection.
 	RepoHostKey string
 	// TLS serves HTTPS for Domains (nil: plain HTTP on port 80 only). See tls.go.
@@ -174,8 +177,13 @@ type Backup struct {
 	// ClientKeys are the pgBackRest clients' public keys (data nodes, standby DB):
 	// allowed to run the pgBackRest remote only.
 	ClientKeys []string
-	// ResticClients are the app servers' restic keys, each confined (chrooted sftp) to its app's repository.
-	ResticClients []ResticClient
+	// ResticApps are the apps with a restic repository here: one chrooted sftp
+	// user each, created by belay-restic-maintain from a one-line-per-app list,
+	// so the user data grows by one short line per app.
+	ResticApps []string
+	// ResticCA is the public key of the stack's restic user CA: an app server
+	// logs in with a certificate whose only principal is its app's user.
+	ResticCA string
 	// RepoKey is the repository's SSH key to reach the DB nodes (secret).
 	RepoKey       seedkeys.Key
 	FullEvery     string // daily | weekly
@@ -183,12 +191,6 @@ type Backup struct {
 	// ResticPassword encrypts the restic repositories (secret).
 	ResticPassword  string
 	PostgresVersion int
-}
-
-// ResticClient is one app's restic access to the repository host.
-type ResticClient struct {
-	App  string
-	Keys []string
 }
 
 // KnownHost is a host address with its pinned SSH host key.

@@ -1,6 +1,7 @@
 package seedkeys
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,7 +89,6 @@ func TestPasswordStableAndPerPurpose(t *testing.T) {
 }
 
 func TestConvergeKey(t *testing.T) {
-	seed := strings.Repeat("s", 64)
 	a, err := ConvergeKey(seed, "prod")
 	if err != nil {
 		t.Fatal(err)
@@ -113,5 +113,57 @@ func TestConvergeKey(t *testing.T) {
 	}
 	if _, err := ConvergeKey("short", "prod"); err == nil {
 		t.Error("short seed accepted")
+	}
+}
+
+// TestUserCert: the certificate is stable across runs, names one principal,
+// verifies against the CA, and a different principal gives a different one.
+func TestUserCert(t *testing.T) {
+	ca, err := Derive(seed, "prod", "restic:user-ca", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := Derive(seed, "prod", "restic-client:web-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := UserCert(ca, client.Public, "restic-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := UserCert(ca, client.Public, "restic-web")
+	if a != again {
+		t.Errorf("certificate not stable across runs:\n%s\n%s", a, again)
+	}
+	other, _ := UserCert(ca, client.Public, "restic-api")
+	if other == a {
+		t.Error("different principals gave the same certificate")
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, ok := k.(*ssh.Certificate)
+	if !ok {
+		t.Fatalf("%T, expected a certificate", k)
+	}
+	caPub, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(ca.Public))
+	checker := ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool { return bytes.Equal(auth.Marshal(), caPub.Marshal()) }}
+	if err := checker.CheckCert("restic-web", cert); err != nil {
+		t.Errorf("CheckCert(restic-web): %v", err)
+	}
+	if err := checker.CheckCert("restic-api", cert); err == nil {
+		t.Error("a restic-web certificate passed for restic-api")
+	}
+	if len(cert.Extensions) != 0 || len(cert.CriticalOptions) != 0 || cert.CertType != ssh.UserCert {
+		t.Errorf("certificate grants %v %v type %d, expected a bare user certificate", cert.Extensions, cert.CriticalOptions, cert.CertType)
+	}
+	for _, bad := range []string{"", "a,b", "a b"} {
+		if _, err := UserCert(ca, client.Public, bad); err == nil {
+			t.Errorf("principal %q accepted", bad)
+		}
+	}
+	if _, err := UserCert(ca, a, "restic-web"); err == nil {
+		t.Error("signing a certificate accepted")
 	}
 }

@@ -153,6 +153,10 @@ func rolesAppSpec(t *testing.T) *roles.Spec {
 		}
 		return k
 	}
+	cert, err := seedkeys.UserCert(key("restic-ca"), key("restic-web").Public, "restic-web")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &roles.Spec{
 		Stack: "test", Hostname: "web-1", Site: inventory.Primary, Roles: []inventory.Role{inventory.RoleApp},
 		DeployUser: "deploy", AdminKeys: []string{key("admin").Public}, HostKey: key("host-web-1"),
@@ -163,7 +167,7 @@ func rolesAppSpec(t *testing.T) *roles.Spec {
 			Name: "web", Port: 3000, HealthPath: "/healthz", Domains: []string{"shop.example.com"},
 			DatabaseURL:    "postgresql://app:pw@10.213.0.10:5432,10.213.0.11:5432/app?target_session_attrs=read-write",
 			ResticRepo:     "sftp:restic-web@10.213.0.138:/repo",
-			ResticPassword: "restic-secret", BackupKey: key("restic-web"), RepoHostKey: key("host-backup").Public,
+			ResticPassword: "restic-secret", BackupKey: key("restic-web"), BackupCert: cert, RepoHostKey: key("host-backup").Public,
 			VRRP: &roles.VRRP{RouterID: 51, Priority: 150, Peers: []string{"10.213.0.21"}, VIP: "10.213.0.100",
 				VIPInterface: "eth0", AuthPass: "unused", AdvertInterval: 0.1},
 		},
