@@ -54,7 +54,8 @@ func TestResticCertificateLogin(t *testing.T) {
 		{"certificate used for another app's user", `ssh -i /etc/belay/restic-backup.key -o CertificateFile=/etc/belay/restic-backup.key-cert.pub ` + sshOpts + ` ` + roles.ResticUser("app2") + `@` + repoAddr + ` -s sftp </dev/null`},
 	} {
 		out, err := lab.Console(context.Background(), paths, nil, host, "sh", "-c", tc.script)
-		if err == nil || !strings.Contains(string(out), "Permission denied") {
+		// ssh's refusal is on its stderr, which Console puts in the error.
+		if err == nil || !strings.Contains(string(out)+err.Error(), "Permission denied") {
 			t.Errorf("%s: %v, expected Permission denied\n%s", tc.name, err, out)
 		}
 	}
