@@ -31,7 +31,7 @@ const (
 	// SwitchoverSQL is `pg_autoctl perform switchover` as the monitor's own
 	// function: the primary is demoted once the secondary caught up, which is
 	// then promoted (no acknowledged write lost).
-	SwitchoverSQL = "SELECT pgautofailover.perform_switchover('default', 0)"
+	SwitchoverSQL = "SELECT pgautofailover.perform_failover('default', 0)"
 	// StandbyReplaySQL prints "<in recovery t|f> <last replayed LSN|none> <last replayed
 	// commit, epoch seconds|none> <WAL segment size in bytes>" in one line: what
 	// `belay backup status` needs to judge the standby against the archive.

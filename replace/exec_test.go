@@ -213,7 +213,7 @@ func TestExecuteDBPrimarySwitchesOverFirst(t *testing.T) {
 	if f.primary != "db-2" || f.states["db-1"] != "secondary" {
 		t.Errorf("primary %s, db-1 %s", f.primary, f.states["db-1"])
 	}
-	sw, repl := f.index("db-monitor: sudo runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -d pg_auto_failover -c 'SELECT pgautofailover.perform_switchover"), f.index("REPLACE db-1")
+	sw, repl := f.index("db-monitor: sudo runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -d pg_auto_failover -c 'SELECT pgautofailover.perform_failover"), f.index("REPLACE db-1")
 	if sw < 0 || repl < sw {
 		t.Errorf("switchover at %d, replace at %d", sw, repl)
 	}
