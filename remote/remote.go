@@ -122,7 +122,7 @@ func (h *Hosts) dial(ctx context.Context, t sshx.Target, via *ssh.Client) (*ssh.
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := dialVia(dctx, via, t.Addr)
+	conn, err := sshx.DialVia(dctx, via, t.Addr)
 	if err != nil {
 		if via != nil {
 			return nil, fmt.Errorf("host %s: dial %s through the bastion: %w", t.Name, t.Addr, err)
@@ -137,35 +137,6 @@ func (h *Hosts) dial(ctx context.Context, t sshx.Target, via *ssh.Client) (*ssh.
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
-}
-
-// dialVia opens a TCP connection to addr, through via when it is set,
-// bounded by ctx either way.
-func dialVia(ctx context.Context, via *ssh.Client, addr string) (net.Conn, error) {
-	if via == nil {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := via.Dial("tcp", addr)
-		ch <- res{c, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.c, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
 }
 
 // bastionClient returns the shared bastion connection, dialling it once.

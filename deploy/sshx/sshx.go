@@ -104,14 +104,21 @@ func DialThrough(ctx context.Context, cfg Config, bastion *Client, t Target) (*C
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	conn, err := dialVia(ctx, bastion.client, t.Addr)
+	conn, err := DialVia(ctx, bastion.client, t.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: dial %s through bastion %s: %w", t.Name, t.Addr, bastion.Name, err)
 	}
 	return NewClientConn(ctx, cfg, t, conn)
 }
 
-func dialVia(ctx context.Context, via *ssh.Client, addr string) (net.Conn, error) {
+// DialVia opens a TCP connection to addr through via (a bastion), bounded by
+// ctx: ssh.Client.Dial takes no context, so a dial that outlives ctx is left
+// to finish in the background and its connection closed.
+func DialVia(ctx context.Context, via *ssh.Client, addr string) (net.Conn, error) {
+	if via == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
 	type res struct {
 		c   net.Conn
 		err error
