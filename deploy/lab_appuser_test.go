@@ -135,7 +135,11 @@ func TestLabAppUserCannotReadSecrets(t *testing.T) {
 // machine's resolver may take seconds to give up on) and only then listens;
 // the fetch loop gave up before. The double is now a plain TCPServer (no
 // lookup), and the test waits until it listens, by its recorded PID, before
-// any fetch, so every fetch below judges the firewall alone.
+// any fetch, so every fetch below judges the firewall alone. The real service
+// is on port 80, but an app server's nginx listens on 0.0.0.0:80, so no other
+// socket can bind 169.254.169.254:80 (EADDRINUSE: the lab showed the double
+// never listening); the double uses port 8169, which tests the same rule (it
+// matches the address, any port).
 func TestLabMetadataDoubleOnlyRoot(t *testing.T) {
 	host := app.Hosts[0]
 	const marker = "BELAY-METADATA-DOUBLE-user-data"
@@ -143,7 +147,7 @@ func TestLabMetadataDoubleOnlyRoot(t *testing.T) {
 class S(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     daemon_threads = True
-S(("169.254.169.254", 80), functools.partial(http.server.SimpleHTTPRequestHandler, directory="/run/belay-metadata-double")).serve_forever()`
+S(("169.254.169.254", 8169), functools.partial(http.server.SimpleHTTPRequestHandler, directory="/run/belay-metadata-double")).serve_forever()`
 	setup := `set -eu
 d=/run/belay-metadata-double
 mkdir -p "$d"
@@ -155,7 +159,7 @@ setsid -f sh -c 'echo $$ > /run/belay-metadata-double.pid; exec python3 -c "$0"'
 i=0
 while :; do
     p=$(cat /run/belay-metadata-double.pid 2>/dev/null || true)
-    if [ -n "$p" ] && ss -Hltnp 'sport = :80' | grep '169.254.169.254:80' | grep -q "pid=$p,"; then
+    if [ -n "$p" ] && ss -Hltnp 'sport = :8169' | grep '169.254.169.254:8169' | grep -q "pid=$p,"; then
         echo listening; exit 0
     fi
     i=$((i + 1))
@@ -174,12 +178,12 @@ done`
 		t.Fatalf("metadata double: %v: %s", err, out)
 	}
 	// The double listens: root's fetch must succeed on the first try.
-	fetch := "curl -sS -m 10 http://169.254.169.254/user-data"
+	fetch := "curl -sS -m 10 http://169.254.169.254:8169/user-data"
 	if out, err := asRoot(t, host, "sh", "-c", fetch); err != nil || !strings.Contains(out, marker) {
 		t.Fatalf("root cannot fetch the listening double (%v): %s", err, out)
 	}
 	// Dropped packets: curl times out (-m 3 is enough to tell: root's answer came at once).
-	fetch = "curl -sS -m 3 http://169.254.169.254/user-data"
+	fetch = "curl -sS -m 3 http://169.254.169.254:8169/user-data"
 	if out, err := asAppUser(t, host, fetch); err == nil || strings.Contains(out, marker) {
 		t.Errorf("belay-app fetched the metadata double: %v\n%s", err, out)
 	}
