@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Cmd is one host command as data: built by pure functions (so a plan can be
@@ -32,6 +34,7 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 		return nil, fmt.Errorf("lab: empty command")
 	}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	killGroupOnCancel(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -41,6 +44,20 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, error) {
 		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", c, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// killGroupOnCancel makes a cancelled context end cmd and everything it
+// started, and makes Wait return. Why: most lab commands are `nsenter ...`,
+// which forks the command inside the machine; the context kills only nsenter,
+// the forked child keeps the stdout pipe open, and Run would wait on the pipe
+// for ever (CI hit the 30-minute package timeout on a `cloud-init status
+// --wait` whose 6-minute bound had fired). The child stays in nsenter's
+// process group across setns, so killing the group reaches it; WaitDelay
+// bounds the wait for pipes a daemonised grandchild might still hold.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 }
 
 // runAll runs cmds in order and stops at the first failure.

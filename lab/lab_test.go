@@ -328,8 +328,12 @@ func TestAppServing(t *testing.T) {
 
 // psql runs SQL as postgres on a DB machine through the lab console: the deploy
 // user has no database superuser rights by design, so this part is not over SSH.
+// psql runs sql on name's local PostgreSQL, bounded: a write on a primary
+// whose synchronous standby is gone waits for ever otherwise.
 func psql(name, sql string) (string, error) {
-	out, err := lab.Console(context.Background(), paths, nil, name, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-p", "5432", "-d", "postgres", "-AtXc", sql)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := lab.Console(ctx, paths, nil, name, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-p", "5432", "-d", "postgres", "-AtXc", sql)
 	return strings.TrimSpace(string(out)), err
 }
 

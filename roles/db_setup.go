@@ -147,15 +147,23 @@ fi
 as_pg {{.Self}} config
 
 # Passwords and the app's database: over the unix socket while no TCP listener is
-# up, on a node that is not a standby (the monitor; the first data node).
-if [ ! -f "$pgdata/standby.signal" ]; then
+# up, on a node that is not a standby (the monitor; the first data node), once
+# per data directory. The marker sits next to the data (on the volume): a
+# replaced server that re-attaches a former primary's volume must not write
+# there, the formation has moved on without it, and with synchronous_standby_names
+# set the write would wait for a standby that cannot connect (listen_addresses
+# is empty) for ever. synchronous_commit=local for the same reason on a node
+# whose marker predates this rule.
+bootstrapped={{.Home}}/.belay-bootstrapped
+if [ ! -f "$pgdata/standby.signal" ] && [ ! -f "$bootstrapped" ]; then
     started=no
     if ! as_pg pg_ctl status -D "$pgdata" >/dev/null 2>&1; then
         as_pg pg_ctl start -w -t 300 -D "$pgdata" -l {{.Home}}/belay-bootstrap.log -o "-c listen_addresses='' -c port=$port"
         started=yes
     fi
     if [ "$(as_pg psql -X -A -t -h {{.Socket}} -p "$port" -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; then
-        as_pg psql -X -q -h {{.Socket}} -p "$port" -d postgres -f {{.SQL}}
+        as_pg env PGOPTIONS='-c synchronous_commit=local' psql -X -q -h {{.Socket}} -p "$port" -d postgres -f {{.SQL}}
+        as_pg touch "$bootstrapped"
         log "roles and database in place"
     fi
     if [ $started = yes ]; then
