@@ -37,6 +37,7 @@ import (
 	"github.com/belay-sh/belay/internal/labapp"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/router"
+	"github.com/spf13/cobra"
 )
 
 func appName() string {
@@ -93,6 +94,8 @@ func belay(t *testing.T, args ...string) string {
 		cmd = cells.NewCmdCells(f)
 		args = args[1:]
 	}
+	// The root command's target resolution (BELAY_INVENTORY, belay.yaml), as cmd/belay wires it.
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return f.Prepare(cmd, c) }
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		t.Fatalf("belay %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
