@@ -166,7 +166,7 @@ func (env *Env) copyRelease(ctx context.Context, s Step) (string, bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	l := release.Layout{App: s.App}
+	l := release.Layout{App: s.App, Base: env.Base}
 	out, err := env.Hosts.Run(ctx, s.From, l.ManifestCommand(""))
 	if err != nil {
 		return "", false, fmt.Errorf("reading the active release on %s: %w", s.From, err)

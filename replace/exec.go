@@ -60,6 +60,10 @@ type Env struct {
 	Pipe Piper
 	// ProgressEvery is how often a copy prints the bytes streamed (default 10 s).
 	ProgressEvery time.Duration
+	// Base is the parent of the app directories for copy steps ("" is /srv;
+	// tests stand several hosts in temp dirs with "$BELAY_ROOT", see
+	// release.Layout).
+	Base string
 }
 
 // StepResult is one step's outcome.
