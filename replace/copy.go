@@ -217,10 +217,11 @@ func (env *Env) pipe(ctx context.Context, from, send, to, receive string) (int64
 		pw.CloseWithError(err)
 		sent <- err
 	}()
-	done := make(chan struct{})
-	go env.progress(done, cw)
+	done, quiet := make(chan struct{}), make(chan struct{})
+	go func() { env.progress(done, cw); close(quiet) }()
 	out, rerr := env.Pipe.RunInput(ctx, to, receive, pr)
 	close(done)
+	<-quiet // no progress line after the step's own output
 	pr.CloseWithError(errors.New("the receiver ended"))
 	stop()
 	sendErr := <-sent

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/internal/shq"
@@ -154,4 +155,64 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCopyProgress: a slow stream prints the bytes streamed as it goes.
+func TestCopyProgress(t *testing.T) {
+	var out bytes.Buffer
+	slow := &slowPipe{}
+	env := &Env{Pipe: slow, Out: &out, ProgressEvery: 5 * time.Millisecond}
+	env.defaults()
+	n, err := env.pipe(context.Background(), "a", "send", "b", "receive")
+	if err != nil || n != 4<<10 {
+		t.Fatalf("pipe: %d bytes, %v", n, err)
+	}
+	if !strings.Contains(out.String(), " streamed\n") || !strings.HasSuffix(out.String(), "  received\n") {
+		t.Errorf("output %q: want progress lines, then the receiver's last line", out.String())
+	}
+}
+
+type slowPipe struct{}
+
+func (slowPipe) Stream(_ context.Context, _, _ string, stdout, _ io.Writer) error {
+	for i := 0; i < 4; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := stdout.Write(make([]byte, 1024)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (slowPipe) RunInput(_ context.Context, _, _ string, stdin io.Reader) ([]byte, error) {
+	_, err := io.Copy(io.Discard, stdin)
+	return []byte("received\n"), err
+}
+
+// TestCopyReceiverQuitsEarly: a receiver that refuses without reading does
+// not leave the sender blocked; the receiver's error is the step's.
+func TestCopyReceiverQuitsEarly(t *testing.T) {
+	env := &Env{Pipe: quitPipe{}}
+	env.defaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := env.pipe(ctx, "a", "send", "b", "receive")
+	if err == nil || !strings.Contains(err.Error(), "receiving on b: exit status 66: refused") || ctx.Err() != nil {
+		t.Fatalf("err = %v (ctx %v)", err, ctx.Err())
+	}
+}
+
+type quitPipe struct{}
+
+func (quitPipe) Stream(ctx context.Context, _, _ string, stdout, _ io.Writer) error {
+	for ctx.Err() == nil {
+		if _, err := stdout.Write(make([]byte, 64<<10)); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (quitPipe) RunInput(context.Context, string, string, io.Reader) ([]byte, error) {
+	return nil, errors.New("exit status 66: refused")
 }
