@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,61 @@ func (quitPipe) Stream(ctx context.Context, _, _ string, stdout, _ io.Writer) er
 
 func (quitPipe) RunInput(context.Context, string, string, io.Reader) ([]byte, error) {
 	return nil, errors.New("exit status 66: refused")
+}
+
+func TestExecuteCopyRelease(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(f *fakeHosts)
+		// want is the copy step's status, or a part of the run's error.
+		status, want string
+		streamed     bool
+	}{
+		{"the new server has the release already: nothing copied", func(f *fakeHosts) {}, "skipped", "has release v7 already", false},
+		{"another digest of v7 there: copied again (the receiver refuses or replaces)", func(f *fakeHosts) { f.digest["shop-2"] = strings.Repeat("e", 64) }, "done", "copied from shop-1", true},
+		{"a tampered stream: the step fails, resumable", func(f *fakeHosts) {
+			f.current["shop-2"] = ""
+			f.receiveFails = true
+		}, "failed", "receiving on shop-2: exit status 69: release v7 arrived with manifest eeee, the source has dddd", true},
+		{"the peer moved on since the plan", func(f *fakeHosts) { f.current["shop-1"] = "v8" }, "failed", `shop-1's current is "v8" now`, false},
+		{"no way to stream", func(f *fakeHosts) { f.current["shop-2"] = "" }, "failed", "no way to stream between hosts", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			inv := testInventory(t)
+			p, err := PlanReplace(inv, "shop-2", Observe(context.Background(), f, inv, "shop-2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(f)
+			env := f.env()
+			if strings.HasPrefix(tc.name, "no way") {
+				env.Pipe = nil
+			}
+			res, err := Execute(context.Background(), env, p, "copy-release/shop-2")
+			i := slices.IndexFunc(res.Steps, func(r StepResult) bool { return r.ID == "copy-release/shop-2" })
+			if i < 0 || res.Steps[i].Status != tc.status {
+				t.Fatalf("copy step %+v, want %s (err %v)", res.Steps, tc.status, err)
+			}
+			msg := res.Steps[i].Note
+			if tc.status == "failed" {
+				if err == nil || !strings.Contains(err.Error(), "--from copy-release/shop-2") {
+					t.Errorf("err = %v, want a resume hint", err)
+				}
+				if f.index("shop-2: sudo systemctl start") >= 0 {
+					t.Errorf("started the app after a failed copy")
+				}
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("note %q, want %q", msg, tc.want)
+			}
+			if got := f.index("shop-1: STREAM") >= 0; got != tc.streamed {
+				t.Errorf("streamed %v, want %v\n%s", got, tc.streamed, strings.Join(f.log, "\n"))
+			}
+			if f.index("REPLACE") >= 0 {
+				t.Errorf("--from copy-release replaced the server again")
+			}
+		})
+	}
 }
