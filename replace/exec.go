@@ -55,6 +55,15 @@ type Env struct {
 	// reaches it again: a replaced cloud server may have a new public
 	// address, so the CLI reloads the inventory there (nil: nothing).
 	Changed func(ctx context.Context, host string) error
+	// Pipe streams a release from one host to another (copy-release steps);
+	// the CLI gives the plain SSH hosts.
+	Pipe Piper
+	// ProgressEvery is how often a copy prints the bytes streamed (default 10 s).
+	ProgressEvery time.Duration
+	// Base is the parent of the app directories for copy steps ("" is /srv;
+	// tests stand several hosts in temp dirs with "$BELAY_ROOT", see
+	// release.Layout).
+	Base string
 }
 
 // StepResult is one step's outcome.
@@ -226,6 +235,8 @@ func (env *Env) run(ctx context.Context, s Step, facts map[string]string) (note 
 			}
 			return nil
 		})
+	case KindCopyRelease:
+		return env.copyRelease(ctx, s)
 	case KindConverge:
 		if env.Converger == nil {
 			return "", false, errors.New("no converger for this target")

@@ -1,17 +1,22 @@
 package replace
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/shq"
+	"github.com/belay-sh/belay/remote"
 )
 
 // fakeHosts simulates a stack: a VRRP pair, a pg_auto_failover formation and
@@ -32,10 +37,27 @@ type fakeHosts struct {
 	switchoverFails bool
 	// noRelease: hosts without a release of the app.
 	noRelease map[string]bool
+	// current: the release each app server's current points to ("" none);
+	// digest its manifest digest; canary a paused rollout's canary.
+	current map[string]string
+	digest  map[string]string
+	canary  map[string]string
+	// receiveFails makes the receiving end of a copy fail (a tampered stream).
+	receiveFails bool
+	// streamed counts the bytes each receiver read.
+	streamed map[string]int
 }
+
+var (
+	sumV7    = strings.Repeat("a", 64)
+	digestV7 = strings.Repeat("d", 64)
+)
 
 func newFake() *fakeHosts {
 	return &fakeHosts{vip: "shop-2", fenced: map[string]bool{}, down: map[string]bool{}, primary: "db-1",
+		current: map[string]string{"shop-1": "v7", "shop-2": "v7", "shop-standby": "v7"},
+		digest:  map[string]string{"shop-1": digestV7, "shop-2": digestV7, "shop-standby": digestV7},
+		canary:  map[string]string{}, streamed: map[string]int{},
 		states: map[string]string{"db-1": "primary", "db-2": "secondary"},
 		uuid:   map[string]string{"db-1": "uuid-1", "db-2": "uuid-2"}}
 }
@@ -68,6 +90,15 @@ func (f *fakeHosts) Run(_ context.Context, host, cmd string) ([]byte, error) {
 			return nil, errors.New("exit status 3")
 		}
 		return nil, nil
+	case cmd == ActiveCmd("shop"):
+		return []byte(fmt.Sprintf("current=%s\ncanary=%s\njournal=\n", f.current[host], f.canary[host])), nil
+	case cmd == shopLayout.ManifestCommand("") || cmd == shopLayout.ManifestCommand("v7"):
+		cur := f.current[host]
+		if cur == "" {
+			return []byte("currentPath=\ncurrent=\npresent=no\n"), nil
+		}
+		return []byte(fmt.Sprintf("currentPath=/srv/shop/releases/%[1]s\ncurrent=%[1]s\npresent=yes\nid=%[1]s\nsum=%[2]s\nentries=12\nbytes=4096\ndigest=%[3]s\n",
+			cur, sumV7, f.digest[host])), nil
 	case strings.HasPrefix(cmd, "test -x"):
 		if f.noRelease[host] {
 			return nil, errors.New("exit status 1")
@@ -75,6 +106,44 @@ func (f *fakeHosts) Run(_ context.Context, host, cmd string) ([]byte, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("fake: unexpected command %q on %s", cmd, host)
+}
+
+var shopLayout = release.Layout{App: "shop"}
+
+// Stream is the sending end of a copy: a stream of the release's bytes.
+func (f *fakeHosts) Stream(ctx context.Context, host, cmd string, stdout, _ io.Writer) error {
+	f.record(host + ": STREAM " + strings.SplitN(remote.Summarize(cmd), "\n", 2)[0])
+	if cmd != shopLayout.SendCommand(f.current[host]) {
+		return fmt.Errorf("fake: unexpected stream command %q on %s", cmd, host)
+	}
+	for i := 0; i < 64; i++ {
+		if _, err := stdout.Write(bytes.Repeat([]byte{'t'}, 1024)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunInput is the receiving end: it reads the whole stream, then "checks" it.
+func (f *fakeHosts) RunInput(_ context.Context, host, cmd string, stdin io.Reader) ([]byte, error) {
+	f.record(host + ": RECEIVE")
+	want := shopLayout.ReceiveCopyCommand(release.Copy{ID: "v7", Sum: sumV7, Digest: digestV7, Entries: 12, Bytes: 4096})
+	if cmd != want {
+		return nil, fmt.Errorf("fake: unexpected receive command on %s:\n%s", host, cmd)
+	}
+	n, err := io.Copy(io.Discard, stdin)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.streamed[host] = int(n)
+	if err != nil {
+		return nil, err
+	}
+	if f.receiveFails {
+		return nil, errors.New("exit status 69: release v7 arrived with manifest eeee, the source has dddd: refused, nothing kept")
+	}
+	f.current[host], f.digest[host] = "v7", digestV7
+	delete(f.noRelease, host)
+	return []byte("release v7 copied (manifest dddd): current -> v7\n"), nil
 }
 
 func (f *fakeHosts) RunRoot(_ context.Context, host string, argv ...string) ([]byte, error) {
@@ -159,7 +228,7 @@ func (f *fakeHosts) Resize(_ context.Context, host string) error {
 }
 
 func (f *fakeHosts) env() *Env {
-	return &Env{Hosts: f, Replacer: f, Resizer: f,
+	return &Env{Hosts: f, Pipe: f, Replacer: f, Resizer: f,
 		Converger: ConvergeFunc(func(_ context.Context, host string) error { f.record("CONVERGE " + host); return nil }),
 		HTTPGet:   func(context.Context, string, string) (int, error) { return 200, nil },
 		Sleep:     func(context.Context, time.Duration) {}, Interval: time.Millisecond,
@@ -277,20 +346,33 @@ func TestExecuteDeadAppServerIsSkippedNotFenced(t *testing.T) {
 	}
 }
 
-func TestExecuteNewAppServerWithoutRelease(t *testing.T) {
+func TestExecuteNewAppServerGetsThePeersRelease(t *testing.T) {
 	f := newFake()
 	f.noRelease = map[string]bool{"shop-2": true}
+	f.current["shop-2"] = "" // the replacement brings an empty server
 	inv := testInventory(t)
 	p, err := PlanReplace(inv, "shop-2", Observe(context.Background(), f, inv, "shop-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Execute(context.Background(), f.env(), p, "")
-	if err == nil || !strings.Contains(err.Error(), "deploy the running one (belay deploy --app shop ...; shop-1 keeps serving), then resume with --from release/shop-2") {
-		t.Fatalf("err = %v", err)
+	var out bytes.Buffer
+	env := f.env()
+	env.Out = &out
+	f.current["shop-2"] = ""
+	res, err := Execute(context.Background(), env, p, "")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(f.log, "\n"))
 	}
-	if f.vip != "shop-1" {
-		t.Errorf("the VIP left the serving peer")
+	conv, stream, recv, start := f.index("CONVERGE shop-2"), f.index("shop-1: STREAM"), f.index("shop-2: RECEIVE"), f.index("shop-2: sudo systemctl start")
+	if !(conv >= 0 && conv < stream && stream < start && recv < start) {
+		t.Errorf("converge %d, stream from shop-1 %d, receive on shop-2 %d, start %d: want the copy after converge, before the start\n%s",
+			conv, stream, recv, start, strings.Join(f.log, "\n"))
+	}
+	if f.streamed["shop-2"] != 64<<10 || f.current["shop-2"] != "v7" {
+		t.Errorf("shop-2 read %d bytes, runs %q; want all 65536 bytes and v7", f.streamed["shop-2"], f.current["shop-2"])
+	}
+	if !strings.Contains(out.String(), "copying v7 from shop-1 to shop-2: 12 entries, 4.0 KiB in files") || !strings.Contains(res.Steps[slices.IndexFunc(res.Steps, func(r StepResult) bool { return r.ID == "copy-release/shop-2" })].Note, "manifest "+digestV7+" equal on both") {
+		t.Errorf("output:\n%s\nsteps %+v", out.String(), res.Steps)
 	}
 }
 
@@ -346,5 +428,24 @@ func TestExecuteWaitTimesOut(t *testing.T) {
 	_, err := Execute(context.Background(), env, p, "")
 	if err == nil || !strings.Contains(err.Error(), "db-2 is secondary, waiting for primary") || !strings.Contains(err.Error(), "not done after 5m0s") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExecuteStandbyAppServerGetsThePrimarySitesRelease(t *testing.T) {
+	f := newFake()
+	f.current["shop-standby"] = ""
+	inv := testInventory(t)
+	p, err := PlanReplace(inv, "shop-standby", Observe(context.Background(), f, inv, "shop-standby"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Execute(context.Background(), f.env(), p, ""); err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(f.log, "\n"))
+	}
+	if f.current["shop-standby"] != "v7" || f.index("shop-1: STREAM") < f.index("CONVERGE shop-standby") {
+		t.Errorf("standby runs %q\n%s", f.current["shop-standby"], strings.Join(f.log, "\n"))
+	}
+	if f.index("shop-standby: sudo systemctl start") >= 0 {
+		t.Errorf("started the app on the standby site")
 	}
 }

@@ -38,6 +38,9 @@ type Facts struct {
 	AppWhy map[string]string `json:"appWhy,omitempty"`
 	// StandbyServing: standby app servers whose app runs (the standby site serves).
 	StandbyServing map[string]bool `json:"standbyServing,omitempty"`
+	// Active: what app servers run (their current, canary and journal), read
+	// on the servers a new app server's release would be copied from.
+	Active map[string]Active `json:"active,omitempty"`
 	// DB are the data nodes' states from the monitor; DBError why they are unknown.
 	DB      map[string]NodeState `json:"db,omitempty"`
 	DBError string               `json:"dbError,omitempty"`
@@ -123,6 +126,7 @@ func Observe(ctx context.Context, r remote.Runner, inv *inventory.Inventory, hos
 			}()
 		}
 		wg.Wait()
+		observeActive(ctx, r, g.App.Name, others(g.Hosts, host), &f)
 	case h.Has(inventory.RoleStandbyApp):
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -130,8 +134,38 @@ func Observe(ctx context.Context, r remote.Runner, inv *inventory.Inventory, hos
 		if _, err := r.Run(cctx, host, "systemctl is-active --quiet "+"belay-app@"+h.App+".service"); err == nil {
 			f.StandbyServing[host] = true
 		}
+		if a := inv.App(h.App); a != nil {
+			srcs := standbySources(a, host)
+			for _, x := range srcs {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := r.Run(cctx, x, AppHealthCmd(a))
+				cancel()
+				f.AppHealthy[x] = err == nil
+				if err != nil {
+					f.AppWhy[x] = err.Error()
+				}
+			}
+			observeActive(ctx, r, a.Name, srcs, &f)
+		}
 	}
 	return f
+}
+
+// observeActive reads what app's servers hosts run (ActiveCmd).
+func observeActive(ctx context.Context, r remote.Runner, app string, hosts []string, f *Facts) {
+	if f.Active == nil {
+		f.Active = map[string]Active{}
+	}
+	for _, x := range hosts {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err := r.Run(cctx, x, ActiveCmd(app))
+		cancel()
+		if err != nil {
+			f.Active[x] = Active{Err: err.Error()}
+			continue
+		}
+		f.Active[x] = ParseActive(string(out))
+	}
 }
 
 func observeDB(ctx context.Context, r remote.Runner, inv *inventory.Inventory) (map[string]NodeState, string) {

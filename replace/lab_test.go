@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
@@ -77,17 +78,31 @@ func runReplace(t *testing.T, inv *inventory.Inventory, host string) {
 }
 
 // TestLabReplaceAppServerUnderLoad replaces shop-2 while a browser-like probe
-// sends GET / through the VIP every 20 ms: no probe may fail.
+// sends GET / through the VIP every 20 ms: no probe may fail, and afterwards
+// shop-2 runs the release shop-1 runs, byte for byte (the copy-release step).
 func TestLabReplaceAppServerUnderLoad(t *testing.T) {
-	// A new app server comes up with no release: belay replace stops at
-	// release/HOST until the operator deploys (docs/replace.md). Pushing the
-	// running release to the new server is not built yet; until it is, this
-	// test cannot pass on a lab and says so instead of failing on it.
-	t.Skip("belay replace of an app server needs the running release pushed to the new server (not built: docs/replace.md)")
-	inv, _ := labTarget(t)
+	inv, tg := labTarget(t)
 	a := inv.App("shop")
 	if a == nil || len(a.Domains) == 0 {
 		t.Fatal("the lab has no app shop with a domain")
+	}
+	manifest := func(host string) *release.Manifest {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := tg.Hosts.Run(ctx, host, release.Layout{App: "shop"}.ManifestCommand(""))
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		m, err := release.ParseManifest(string(out))
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		return m
+	}
+	src := manifest("shop-1")
+	if !src.Present {
+		t.Fatalf("shop-1 has no active release to copy (current %q): deploy shop on the lab first", src.CurrentPath)
 	}
 	p := &drill.Prober{URL: "http://" + a.VIP + "/", Host: a.Domains[0], Interval: drill.ProbeInterval, Timeout: drill.ProbeTimeout}
 	stop := make(chan struct{})
@@ -106,7 +121,25 @@ func TestLabReplaceAppServerUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d probes through the VIP, %d failed", len(res), failed)
 	if len(res) < 100 || failed != 0 {
-		t.Fatalf("%d of %d probes failed (want 0, and at least 100 probes)", failed, len(res))
+		t.Errorf("%d of %d probes failed (want 0, and at least 100 probes)", failed, len(res))
+	}
+	// What `belay status` reads: both servers on the same release, the same bytes.
+	got := manifest("shop-2")
+	t.Logf("shop-1 runs %s (manifest %s, %d entries, %d bytes); shop-2 runs %s (manifest %s)", src.Current, src.Digest, src.Entries, src.Bytes, got.Current, got.Digest)
+	if got.Current != src.Current || got.Digest != src.Digest || got.Sum != src.Sum {
+		t.Fatalf("shop-2 runs %q (manifest %s, sum %s) after the replacement, want shop-1's %q (manifest %s, sum %s)",
+			got.Current, got.Digest, got.Sum, src.Current, src.Digest, src.Sum)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, h := range []string{"shop-1", "shop-2"} {
+		out, err := tg.Hosts.Run(ctx, h, replace.ActiveCmd("shop")+"\nsystemctl is-active belay-app@shop.service")
+		if err != nil {
+			t.Fatalf("%s: %v", h, err)
+		}
+		if act := replace.ParseActive(string(out)); act.Release != src.Current || !strings.HasSuffix(strings.TrimSpace(string(out)), "\nactive") {
+			t.Errorf("%s: %s, want current %s and belay-app@shop active\n%s", h, act, src.Current, out)
+		}
 	}
 }
 

@@ -55,6 +55,9 @@ const (
 	KindRecord Kind = "record"
 	// KindSame runs Command and compares its output with the recorded Fact.
 	KindSame Kind = "same"
+	// KindCopyRelease copies release Release of App from From (where it is
+	// active) to Host and activates it there, not started (copy.go).
+	KindCopyRelease Kind = "copy-release"
 )
 
 // Want is a predicate a wait step's output must satisfy, named so a plan
@@ -86,7 +89,11 @@ type Step struct {
 	// Size is a KindResize/KindSetSize step's new size.
 	Size string `json:"size,omitempty"`
 	// Fact names what a KindRecord step records and a KindSame step compares.
-	Fact    string        `json:"fact,omitempty"`
+	Fact string `json:"fact,omitempty"`
+	// From, App and Release are a KindCopyRelease step's source host, app and release.
+	From    string        `json:"from,omitempty"`
+	App     string        `json:"app,omitempty"`
+	Release string        `json:"release,omitempty"`
 	Timeout time.Duration `json:"timeoutNs,omitempty"`
 	// Hint says what to do when the step fails.
 	Hint string `json:"hint,omitempty"`
@@ -95,6 +102,8 @@ type Step struct {
 // Line is the step's command as a person would type it ("" when the step is an API call).
 func (s Step) Line() string {
 	switch {
+	case s.Kind == KindCopyRelease:
+		return copyLine(s)
 	case len(s.Argv) > 0:
 		return shq.Join(s.Argv...)
 	case s.Command != "":
@@ -285,7 +294,8 @@ func PlanReplace(inv *inventory.Inventory, host string, f Facts) (*Plan, error) 
 
 // planApp: fence the server (keepalived gives the VIP up), wait until a peer
 // holds the VIP and the app answers through it, replace, boot, converge, and
-// check the new server is healthy and could take the VIP back.
+// bring it the release its healthy peer runs, start it and check it is
+// healthy and could take the VIP back.
 func planApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error {
 	g, err := groupOf(inv, h)
 	if err != nil {
@@ -306,6 +316,11 @@ func planApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) erro
 		return refuse("no other server of %s is healthy (%s: %s): replacing %s would take the last serving node",
 			g.Name, strings.Join(peers, ", "), f.why(peers), h.Name)
 	}
+	// Before anything stops: the release the new server will get.
+	from, rel, err := copySource(g.Name, "healthy server", healthy, f)
+	if err != nil {
+		return err
+	}
 	add := func(s Step) { p.Steps = append(p.Steps, s) }
 	for _, x := range healthy {
 		add(Step{ID: "check-peer/" + x, Kind: KindCheck, Host: x, Title: fmt.Sprintf("%s serves %s (keepalived, nginx, app health)", x, g.Name), Command: AppHealthCmd(g.App)})
@@ -321,9 +336,9 @@ func planApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) erro
 	add(Step{ID: "replace/" + h.Name, Kind: KindReplace, Host: h.Name, Timeout: ReplaceTimeout, Title: "replace the server " + h.Name + " (only it)"})
 	add(bootStep(h.Name))
 	add(Step{ID: "converge/" + h.Name, Kind: KindConverge, Host: h.Name, Title: "bring " + h.Name + "'s files up to the stack config (belay converge)"})
+	add(copyStep(g.App.Name, h.Name, from, rel))
 	add(Step{ID: "release/" + h.Name, Kind: KindCheck, Host: h.Name, Command: ReleaseCmd(g.App.Name),
-		Title: fmt.Sprintf("%s carries a release of %s (else: belay deploy it, the peer serves meanwhile)", h.Name, g.App.Name),
-		Hint:  fmt.Sprintf("a new server has no release: deploy the running one (belay deploy --app %s ...; %s keeps serving), then resume with --from release/%s", g.App.Name, strings.Join(peers, ", "), h.Name)})
+		Title: fmt.Sprintf("%s carries release %s of %s (current/start is executable)", h.Name, rel, g.App.Name)})
 	add(Step{ID: "start/" + h.Name, Kind: KindRoot, Host: h.Name, Argv: hostcmd.StartApp(g.App.Name),
 		Title: fmt.Sprintf("start keepalived, nginx and %s on %s", g.App.Name, h.Name)})
 	add(Step{ID: "health/" + h.Name, Kind: KindWait, Host: h.Name, Command: AppHealthCmd(g.App), Timeout: ServeTimeout,
@@ -336,20 +351,47 @@ func planApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) erro
 }
 
 // planStandbyApp: a standby-site app server serves nothing while the primary
-// site does, so it is replaced, booted and converged.
+// site does, so it is replaced, booted, converged and given the release the
+// primary site runs (not started). A stack never deployed has no release to
+// give: the plan says so and goes without the copy.
 func planStandbyApp(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error {
-	if inv.App(h.App) == nil {
+	a := inv.App(h.App)
+	if a == nil {
 		return fmt.Errorf("inventory host %s: app %q is not in the inventory's apps", h.Name, h.App)
 	}
 	p.Apps = []string{h.App}
 	if f.StandbyServing[h.Name] {
 		return refuse("%s serves %s right now (the standby site took over): switch back first (belay failover site --to primary)", h.Name, h.App)
 	}
+	// Healthy servers first: any primary-site server's active release is the
+	// site's (copySource refuses when they differ or a rollout is unsettled).
+	srcs := standbySources(a, h.Name)
+	rank := func(x string) int {
+		if f.AppHealthy[x] {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(srcs, func(x, y string) int { return rank(x) - rank(y) })
+	from, rel, err := copySource(h.App, "primary-site server", srcs, f)
+	never := len(srcs) > 0 && !slices.ContainsFunc(srcs, func(x string) bool {
+		a, ok := f.Active[x]
+		return !ok || a.Release != "" || a.Err != "" || a.Canary != ""
+	})
+	if err != nil && !never {
+		return err
+	}
 	p.Steps = append(p.Steps,
 		Step{ID: "replace/" + h.Name, Kind: KindReplace, Host: h.Name, Timeout: ReplaceTimeout, Title: "replace the standby app server " + h.Name + " (it serves nothing while the primary site does)"},
 		bootStep(h.Name),
 		Step{ID: "converge/" + h.Name, Kind: KindConverge, Host: h.Name, Title: "bring " + h.Name + "'s files up to the stack config (belay converge)"})
-	p.Notes = append(p.Notes, "the new standby app server has no release until the next deploy (belay failover site --to standby checks for one)")
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("no server of %s has a release yet (%s): the new standby app server gets one with the first deploy", h.App, strings.Join(srcs, ", ")))
+		return nil
+	}
+	p.Steps = append(p.Steps, copyStep(h.App, h.Name, from, rel),
+		Step{ID: "release/" + h.Name, Kind: KindCheck, Host: h.Name, Command: ReleaseCmd(h.App),
+			Title: fmt.Sprintf("%s carries release %s of %s (current/start is executable; not started: the primary site serves)", h.Name, rel, h.App)})
 	return nil
 }
 

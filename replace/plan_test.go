@@ -3,6 +3,7 @@ package replace
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,7 +31,8 @@ func cloudInventory(t *testing.T) *inventory.Inventory {
 }
 
 func whole(primary string) Facts {
-	f := Facts{AppHealthy: map[string]bool{"shop-1": true, "shop-2": true}, DB: map[string]NodeState{}}
+	f := Facts{AppHealthy: map[string]bool{"shop-1": true, "shop-2": true}, DB: map[string]NodeState{},
+		Active: map[string]Active{"shop-1": {Release: "v7", Journal: "done"}, "shop-2": {Release: "v7", Journal: "done"}}}
 	for _, n := range []string{"db-1", "db-2"} {
 		st := "secondary"
 		if n == primary {
@@ -58,7 +60,7 @@ func TestPlanReplaceOrder(t *testing.T) {
 	}{
 		{"app server: VIP to the peer first, then the server alone", "shop-2", whole("db-1"), []string{
 			"check-peer/shop-1", "fence/shop-2", "vip/shop", "serve/shop", "replace/shop-2", "boot/shop-2", "converge/shop-2",
-			"release/shop-2", "start/shop-2", "health/shop-2", "serve-after/shop"}},
+			"copy-release/shop-2", "release/shop-2", "start/shop-2", "health/shop-2", "serve-after/shop"}},
 		{"the secondary: no switchover", "db-2", whole("db-1"), []string{
 			"record-volume/db-2", "stop-keeper/db-2", "replace/db-2", "boot/db-2", "volume-kept/db-2", "converge/db-2", "rejoin/db-2", "streaming/db-1"}},
 		{"the primary: switchover first, then the same as a secondary", "db-1", whole("db-1"), []string{
@@ -71,7 +73,10 @@ func TestPlanReplaceOrder(t *testing.T) {
 			"record-volume/db-standby", "replace/db-standby", "boot/db-standby", "volume-kept/db-standby", "converge/db-standby", "recovering/db-standby"}},
 		{"the backup host: volume kept, repository answers", "backup", Facts{}, []string{
 			"record-volume/backup", "replace/backup", "boot/backup", "volume-kept/backup", "converge/backup", "repository/backup"}},
-		{"a standby app server that does not serve", "shop-standby", Facts{}, []string{"replace/shop-standby", "boot/shop-standby", "converge/shop-standby"}},
+		{"a standby app server that does not serve: the primary site's release, not started", "shop-standby", whole("db-1"), []string{
+			"replace/shop-standby", "boot/shop-standby", "converge/shop-standby", "copy-release/shop-standby", "release/shop-standby"}},
+		{"a standby app server of a stack never deployed: nothing to copy", "shop-standby", Facts{Active: map[string]Active{"shop-1": {}, "shop-2": {}}}, []string{
+			"replace/shop-standby", "boot/shop-standby", "converge/shop-standby"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +103,13 @@ func TestPlanReplaceRefusals(t *testing.T) {
 	appDown.AppHealthy["shop-1"] = false
 	appDown.AppWhy = map[string]string{"shop-1": "exit status 3"}
 	serving := Facts{StandbyServing: map[string]bool{"shop-standby": true}}
+	with := func(active map[string]Active) Facts {
+		f := whole("db-1")
+		for h, a := range active {
+			f.Active[h] = a
+		}
+		return f
+	}
 	tests := []struct {
 		name  string
 		host  string
@@ -112,6 +124,15 @@ func TestPlanReplaceRefusals(t *testing.T) {
 		{"the monitor does not answer", "db-2", noMonitor, "cannot read the formation from the monitor db-monitor"},
 		{"the monitor", "db-monitor", Facts{}, "its formation state is not on a volume"},
 		{"a standby app server while the standby site serves", "shop-standby", serving, "serves shop right now"},
+		{"the peer has no release", "shop-2", with(map[string]Active{"shop-1": {}}), "no healthy server of shop has an active release to copy (shop-1: no current release)"},
+		{"the peer could not be read", "shop-2", with(map[string]Active{"shop-1": {Err: "exit status 255"}}), "(shop-1: unreadable (exit status 255))"},
+		{"a paused rollout on the peer", "shop-2", with(map[string]Active{"shop-1": {Release: "v7", Canary: "v8", Journal: "paused"}}),
+			"a rollout of shop is paused or was left unfinished on shop-1 (current v7, canary v8, journal paused): finish it (belay deploy) or roll it back"},
+		{"a died rollout on the peer", "shop-2", with(map[string]Active{"shop-1": {Release: "v7", Journal: "running"}}), "left unfinished on shop-1"},
+		{"the primary site's servers differ", "shop-standby", with(map[string]Active{"shop-2": {Release: "v8", Journal: "done"}}),
+			"the servers of shop run different releases (shop-1: current v7, journal done; shop-2: current v8, journal done)"},
+		{"no primary-site server could be read", "shop-standby", with(map[string]Active{"shop-1": {Err: "timeout"}, "shop-2": {Err: "timeout"}}),
+			"no primary-site server of shop has an active release to copy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,6 +141,48 @@ func TestPlanReplaceRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want a refusal containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPlanCopyStep(t *testing.T) {
+	p, err := PlanReplace(testInventory(t), "shop-2", whole("db-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(p.Steps, func(s Step) bool { return s.Kind == KindCopyRelease })
+	if i < 0 {
+		t.Fatalf("no copy step in %v", ids(p))
+	}
+	s := p.Steps[i]
+	if s.Host != "shop-2" || s.From != "shop-1" || s.App != "shop" || s.Release != "v7" || s.Timeout != CopyTimeout {
+		t.Errorf("copy step %+v", s)
+	}
+	var b strings.Builder
+	if err := p.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[copy-release/shop-2] copy release v7 of shop from shop-1", "$ ssh shop-1 tar -C /srv/shop/releases/v7 -c . | ssh shop-2"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the printed plan lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestParseActive(t *testing.T) {
+	tests := []struct {
+		out  string
+		want Active
+	}{
+		{"current=v7\ncanary=\njournal=\n", Active{Release: "v7"}},
+		{"current=v7\ncanary=v8\njournal={\"deployId\":\"d\",\"app\":\"shop\",\"kind\":\"deploy\",\"target\":\"v8\",\"status\":\"paused\",\"by\":\"x\",\"startedAt\":\"2026-01-01T00:00:00Z\",\"updatedAt\":\"2026-01-01T00:00:00Z\"}\n",
+			Active{Release: "v7", Canary: "v8", Journal: "paused"}},
+		{"current=\ncanary=\njournal=\n", Active{}},
+		{"current=../etc\n", Active{Release: "../etc", Err: `current link: release "../etc": expected 1-64 characters of letters, digits, '.', '_', '-', starting with a letter or digit, without '..'`}},
+	}
+	for _, tc := range tests {
+		if got := ParseActive(tc.out); got != tc.want {
+			t.Errorf("ParseActive(%q) = %+v, want %+v", tc.out, got, tc.want)
+		}
 	}
 }
 

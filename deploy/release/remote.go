@@ -123,25 +123,7 @@ func (l Layout) UnpackCommand(id string, a *Artifact) string {
 	if a.Kind == Binary {
 		lines = append(lines, `install -m 0755 -- "$inc" "$tmp/start"`)
 	} else {
-		// GNU tar refuses members with '..' and strips leading '/' by default; the
-		// flags below add: never replace what exists, never restore
-		// owners/ACLs/xattrs. Symlinks are checked again after extraction.
-		lines = append(lines,
-			"tar --extract"+z+` --file "$inc" --directory "$tmp"`+
-				" --no-same-owner --no-same-permissions --keep-old-files"+
-				" --no-acls --no-xattrs --no-selinux --delay-directory-restore"+
-				` || { rm -rf -- "$tmp"; echo 'tar refused the archive' >&2; exit 67; }`,
-			// A directory packed as 0644 or 0555 would unpack unwritable or
-			// untraversable for the deploy user and make the cleanup of old
-			// releases fail later; directories are normalised to u+rwx (find
-			// visits a directory before reading it, so nested ones are reached).
-			`find "$tmp" -type d ! -perm -u=rwx -exec chmod u+rwx {} \; || { rm -rf -- "$tmp"; echo 'could not make the release directories writable' >&2; exit 67; }`,
-			`find "$tmp" -type l | while IFS= read -r l; do`,
-			`  t=$(readlink -m -- "$l")`,
-			`  case "$t" in "$tmp"|"$tmp"/*) ;; *) echo "symlink ${l#"$tmp"/} resolves outside the release ($t)" >&2; exit 67;; esac`,
-			`done || { rm -rf -- "$tmp"; exit 67; }`,
-			`test -f "$tmp/start" && test -x "$tmp/start" || { rm -rf -- "$tmp"; echo 'no executable start at the release root' >&2; exit 68; }`,
-		)
+		lines = append(lines, extractLines(z)...)
 	}
 	lines = append(lines,
 		`printf '%s\n' "$sha" > "$sum.tmp"`,
@@ -150,4 +132,29 @@ func (l Layout) UnpackCommand(id string, a *Artifact) string {
 		`rm -f -- "$inc"`,
 	)
 	return strings.Join(lines, "\n")
+}
+
+// extractLines extract the checked archive "$inc" into the staging directory
+// "$tmp" (both set by the caller): GNU tar refuses members with '..' and
+// strips leading '/' by default; the flags add: never replace what exists,
+// never restore owners/ACLs/xattrs. Symlinks are checked again after
+// extraction. UnpackCommand and ReceiveCopyCommand share them, so a copied
+// release passes exactly the rules a deployed one does.
+func extractLines(z string) []string {
+	return []string{
+		"tar --extract" + z + ` --file "$inc" --directory "$tmp"` +
+			" --no-same-owner --no-same-permissions --keep-old-files" +
+			" --no-acls --no-xattrs --no-selinux --delay-directory-restore" +
+			` || { rm -rf -- "$tmp"; echo 'tar refused the archive' >&2; exit 67; }`,
+		// A directory packed as 0644 or 0555 would unpack unwritable or
+		// untraversable for the deploy user and make the cleanup of old
+		// releases fail later; directories are normalised to u+rwx (find
+		// visits a directory before reading it, so nested ones are reached).
+		`find "$tmp" -type d ! -perm -u=rwx -exec chmod u+rwx {} \; || { rm -rf -- "$tmp"; echo 'could not make the release directories writable' >&2; exit 67; }`,
+		`find "$tmp" -type l | while IFS= read -r l; do`,
+		`  t=$(readlink -m -- "$l")`,
+		`  case "$t" in "$tmp"|"$tmp"/*) ;; *) echo "symlink ${l#"$tmp"/} resolves outside the release ($t)" >&2; exit 67;; esac`,
+		`done || { rm -rf -- "$tmp"; exit 67; }`,
+		`test -f "$tmp/start" && test -x "$tmp/start" || { rm -rf -- "$tmp"; echo 'no executable start at the release root' >&2; exit 68; }`,
+	}
 }

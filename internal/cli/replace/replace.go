@@ -286,7 +286,10 @@ func execute(ctx context.Context, o *Options, c Conn, inv *inventory.Inventory, 
 	if err != nil {
 		return nil, err
 	}
-	env := &replace.Env{Hosts: hostRunner(c, host), Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut, HTTPGet: o.HTTPGet,
+	// A release copy streams with the plain connections: the source only
+	// reads, the receiving host is the replaced one (run unfenced anyway).
+	pipe, _ := c.Plain().(replace.Piper)
+	env := &replace.Env{Hosts: hostRunner(c, host), Pipe: pipe, Replacer: rp, Resizer: rs, Converger: cv, Out: o.IO.ErrOut, HTTPGet: o.HTTPGet,
 		Changed: func(context.Context, string) error {
 			// pulumi:<stack> reads the stack output again: a new server's new public address.
 			fresh, err := o.Inventory(o.InventoryRef)

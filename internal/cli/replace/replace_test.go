@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -39,8 +41,32 @@ func (c *fakeConn) Run(_ context.Context, host, cmd string) ([]byte, error) {
 		return []byte("inet 10.213.0.21/25\n"), nil
 	case cmd == replace.BootDoneCmd:
 		return []byte("active\n"), nil
+	case cmd == replace.ActiveCmd("shop"):
+		return []byte("current=v7\ncanary=\njournal=\n"), nil
+	case cmd == shop.ManifestCommand(""):
+		return []byte("current=v7\npresent=yes\nsum=" + strings.Repeat("a", 64) + "\nentries=3\nbytes=10\ndigest=" + strings.Repeat("d", 64) + "\n"), nil
+	case cmd == shop.ManifestCommand("v7"):
+		return []byte("current=\npresent=no\n"), nil // the new server
 	}
 	return nil, nil // health, release, true
+}
+
+var shop = release.Layout{App: "shop"}
+
+// Stream and RunInput make fakeConn a replace.Piper: the release copy.
+func (c *fakeConn) Stream(_ context.Context, host, cmd string, stdout, _ io.Writer) error {
+	if cmd != shop.SendCommand("v7") {
+		return errors.New("fake: unexpected stream command")
+	}
+	c.add("SEND " + host)
+	_, err := io.WriteString(stdout, "tar bytes")
+	return err
+}
+
+func (c *fakeConn) RunInput(_ context.Context, host, _ string, stdin io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(stdin)
+	c.add(fmt.Sprintf("RECEIVE %s %d bytes", host, len(b)))
+	return nil, err
 }
 
 func (c *fakeConn) RunRoot(_ context.Context, host string, argv ...string) ([]byte, error) {
@@ -175,6 +201,9 @@ func TestReplaceHoldsTheAppLease(t *testing.T) {
 	if i := c.index("INVENTORY lab"); i < repl {
 		t.Errorf("the inventory was not reloaded after the replacement (at %d)", i)
 	}
+	if recv, start := c.index("RECEIVE shop-2 9 bytes"), c.index("shop-2: sudo systemctl start"); !(c.index("SEND shop-1") >= 0 && recv > c.index("CONVERGE shop-2") && recv < start) {
+		t.Errorf("the release copy (receive at %d) must come after converge and before the start (%d)\n%s", recv, start, strings.Join(c.log, "\n"))
+	}
 	if c.index("GET http://10.213.0.100/ shop.lab.belay.test") < 0 {
 		t.Errorf("the app was not checked through its VIP")
 	}
@@ -195,6 +224,9 @@ func TestReplaceLeaseHostReleasesBeforeTheReplacement(t *testing.T) {
 	}
 	if c.index("CONVERGE shop-1") < repl {
 		t.Errorf("converge before the replacement")
+	}
+	if c.index("SEND shop-2") < rel || c.index("RECEIVE shop-1 9 bytes") < rel {
+		t.Errorf("the release was not copied from shop-2 to the new shop-1\n%s", strings.Join(c.log, "\n"))
 	}
 }
 

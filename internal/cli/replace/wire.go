@@ -71,7 +71,8 @@ func Wire(o *Options, inv *inventory.Inventory, c Conn, _ []string) (replace.Rep
 	p := &replace.Pulumi{Stack: stack, Dir: o.PulumiDir, Run: ExecCommand(nil), Progress: o.IO.ErrOut}
 	// A replaced cloud server boots from user data the program rendered from
 	// the current config (ignoreChanges only spares running servers), so it
-	// is converged already; belay converge serves the lab only today.
+	// is converged already (belay converge --stack is for the servers that
+	// keep running).
 	conv := replace.ConvergeFunc(func(_ context.Context, host string) error {
 		fmt.Fprintf(o.IO.ErrOut, "  %s booted from user data rendered from the current stack config: nothing to converge\n", host)
 		return nil
