@@ -137,14 +137,21 @@ var BackupKinds = []string{"full", "diff"}
 // matches the patterns against loaded units, so one line fits data nodes and the monitor.
 func FenceDB() []string { return []string{"systemctl", "stop", "pgautofailover*", "postgresql*"} }
 
-// FenceApp stops everything that serves app on an app server (keepalived gives up the VIP).
+// RouteWatchUnit is the app server's route watcher (roles renders it under this name).
+const RouteWatchUnit = "belay-route-watch.service"
+
+// FenceApp stops everything that serves app on an app server (keepalived gives
+// up the VIP). The route watcher goes too: it reloads nginx when it sees the
+// app stop, and a reload queued while nginx stops cancels the stop job
+// ("Job for nginx.service canceled", seen in the lab). Its unit is ordered
+// After=nginx, so in one transaction systemd stops it before nginx.
 func FenceApp(app string) []string {
-	return []string{"systemctl", "stop", "keepalived.service", "nginx.service", "belay-canary@" + app + ".service", "belay-app@" + app + ".service"}
+	return []string{"systemctl", "stop", RouteWatchUnit, "keepalived.service", "nginx.service", "belay-canary@" + app + ".service", "belay-app@" + app + ".service"}
 }
 
-// StartApp starts keepalived, nginx and app on a primary-site app server.
+// StartApp starts keepalived, nginx, the route watcher and app on a primary-site app server.
 func StartApp(app string) []string {
-	return []string{"systemctl", "start", "keepalived.service", "nginx.service", "belay-app@" + app + ".service"}
+	return []string{"systemctl", "start", "keepalived.service", "nginx.service", RouteWatchUnit, "belay-app@" + app + ".service"}
 }
 
 // StartStandbyApp enables and starts app on a standby app server (the site

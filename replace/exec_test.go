@@ -259,7 +259,7 @@ func TestExecuteAppReplaceMovesVIPFirst(t *testing.T) {
 	if !res.OK || f.vip != "shop-1" || f.fenced["shop-2"] {
 		t.Errorf("ok %v, vip on %s, shop-2 fenced %v", res.OK, f.vip, f.fenced["shop-2"])
 	}
-	fence, repl := f.index("shop-2: sudo systemctl stop keepalived"), f.index("REPLACE shop-2")
+	fence, repl := f.index("shop-2: sudo "+shq.Join(hostcmd.FenceApp("shop")...)), f.index("REPLACE shop-2")
 	if fence < 0 || repl < fence {
 		t.Errorf("fence at %d, replace at %d: the VIP must move before the replacement\n%s", fence, repl, strings.Join(f.log, "\n"))
 	}

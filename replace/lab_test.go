@@ -77,6 +77,25 @@ func runReplace(t *testing.T, inv *inventory.Inventory, host string) {
 	t.Logf("belay replace %s: %s\n%s", host, time.Since(t0).Round(time.Second), progress.String())
 }
 
+// deployLabApp deploys the lab app (deploy/testdata/labapp) to shop with this
+// checkout's belay, straight to every server (no canary: the test is about
+// the replacement, not the deploy).
+func deployLabApp(t *testing.T) {
+	t.Helper()
+	id := fmt.Sprintf("replace-%d", time.Now().Unix())
+	art := filepath.Join(t.TempDir(), "labapp")
+	build := exec.Command("go", "build", "-o", art, "-ldflags", "-X main.buildID="+id, "github.com/belay-sh/belay/deploy/testdata/labapp")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the lab app: %v\n%s", err, out)
+	}
+	cmd := exec.Command(belayBinary(t), "deploy", "--inventory", "lab", "--app", "shop", "--artifact", art, "--release", id,
+		"--steps", "none", "--pause", "0", "--health-timeout", "20s")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("belay deploy: %v\n%s", err, out)
+	}
+}
+
 // TestLabReplaceAppServerUnderLoad replaces shop-2 while a browser-like probe
 // sends GET / through the VIP every 20 ms: no probe may fail, and afterwards
 // shop-2 runs the release shop-1 runs, byte for byte (the copy-release step).
@@ -100,9 +119,13 @@ func TestLabReplaceAppServerUnderLoad(t *testing.T) {
 		}
 		return m
 	}
+	if !manifest("shop-1").Present {
+		// A fresh lab has no release yet: deploy the lab app, as a user would.
+		deployLabApp(t)
+	}
 	src := manifest("shop-1")
 	if !src.Present {
-		t.Fatalf("shop-1 has no active release to copy (current %q): deploy shop on the lab first", src.CurrentPath)
+		t.Fatalf("shop-1 has no active release to copy (current %q) after a deploy", src.CurrentPath)
 	}
 	p := &drill.Prober{URL: "http://" + a.VIP + "/", Host: a.Domains[0], Interval: drill.ProbeInterval, Timeout: drill.ProbeTimeout}
 	stop := make(chan struct{})

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/belay-sh/belay/hostcmd"
 )
 
 // nginxLogFormat defines format `belay` (tab-separated). Its file sorts first in
@@ -179,7 +181,7 @@ func InitialStage(app string, port int, members []string) string {
 }
 
 // RouteWatchUnit marks unreachable upstream members down in nginx.
-const RouteWatchUnit = "belay-route-watch.service"
+const RouteWatchUnit = hostcmd.RouteWatchUnit
 
 const routeWatchUnit = `# Rendered by belay: marks dead upstream members down so no request waits on them.
 [Unit]

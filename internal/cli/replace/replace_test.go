@@ -218,7 +218,7 @@ func TestReplaceLeaseHostReleasesBeforeTheReplacement(t *testing.T) {
 	if err := run(); err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(c.log, "\n"))
 	}
-	fence, rel, repl := c.index("shop-1: sudo systemctl stop keepalived"), c.index("RELEASE"), c.index("REPLACE shop-1")
+	fence, rel, repl := c.index("shop-1: sudo "+shq.Join(hostcmd.FenceApp("shop")...)), c.index("RELEASE"), c.index("REPLACE shop-1")
 	if !(fence >= 0 && fence < rel && rel < repl) {
 		t.Errorf("fence %d, release %d, replace %d: the lease must cover the move and end before the lease host goes\n%s", fence, rel, repl, strings.Join(c.log, "\n"))
 	}
