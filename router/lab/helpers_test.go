@@ -47,12 +47,13 @@ func labInventory(t *testing.T) *inventory.Inventory {
 	return inv
 }
 
-// primaryRouters are the primary site's router hosts (the standby site's
-// router maps from the standby database and routes to the standby servers).
-func primaryRouters(inv *inventory.Inventory) []inventory.Host {
+// appRouters are app's router hosts on the primary site (the standby
+// site's router has its own role, maps from the standby database and routes
+// to the standby servers).
+func appRouters(inv *inventory.Inventory, app string) []inventory.Host {
 	var out []inventory.Host
 	for _, h := range inv.WithRole(cells.RoleRouter) {
-		if h.Site == inventory.Primary {
+		if h.Site == inventory.Primary && (h.App == app || h.App == "") {
 			out = append(out, h)
 		}
 	}

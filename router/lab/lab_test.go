@@ -52,7 +52,7 @@ func TestLabCells(t *testing.T) {
 	}
 	app := appName()
 	var routers, routerHosts []string
-	for _, h := range primaryRouters(inv) {
+	for _, h := range appRouters(inv, app) {
 		routers = append(routers, h.PrivateAddress+":80")
 		routerHosts = append(routerHosts, h.Name)
 	}
