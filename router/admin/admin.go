@@ -94,6 +94,9 @@ func Check(req Request, cells router.Cells) error {
 			return fmt.Errorf("domain: %w", err)
 		}
 	case OpAssignMany:
+		if req.Domain != "" {
+			return fmt.Errorf("domain: not for op %s (its shops are in domains)", OpAssignMany)
+		}
 		if err := checkBatch(req.Domains); err != nil {
 			return err
 		}

@@ -51,6 +51,7 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		"batch duplicate":    {Op: OpAssignMany, Domains: []string{"a.test", "b.test", "a.test"}, Cell: "c1"},
 		"batch unknown cell": {Op: OpAssignMany, Domains: []string{"a.test"}, Cell: "c9"},
 		"batch no cell":      {Op: OpAssignMany, Domains: []string{"a.test"}},
+		"domain on batch":    {Op: OpAssignMany, Domain: "x.test", Domains: []string{"a.test"}, Cell: "c1"},
 		"domains on assign":  {Op: OpAssign, Domain: "a.test", Domains: []string{"b.test"}, Cell: "c1"},
 	} {
 		if err := Check(r, cells); err == nil {
