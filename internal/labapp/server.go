@@ -22,8 +22,8 @@ const MaxSleep = time.Minute
 // App serves one process's requests under a Config.
 type App struct {
 	cfg Config
-	// dataDir holds the per-shop data (/data, belay-move); "" disables /data.
-	dataDir string
+	// data holds the per-shop data (/data); nil disables /data.
+	data ShopStore
 	// crash ends the process (os.Exit in Run); injected so tests observe it.
 	crash func(reason string)
 	n     atomic.Int64
@@ -38,7 +38,10 @@ func New(cfg Config, crash func(reason string)) *App {
 }
 
 // WithData serves the per-shop data in dir on /data (shopdata.go).
-func (a *App) WithData(dir string) *App { a.dataDir = dir; return a }
+func (a *App) WithData(dir string) *App { return a.WithStore(DirStore(dir)) }
+
+// WithStore serves the per-shop data of st on /data.
+func (a *App) WithStore(st ShopStore) *App { a.data = st; return a }
 
 // Handler serves:
 //
@@ -62,8 +65,8 @@ func (a *App) Handler() http.Handler {
 		}
 		a.serve(w, r, d)
 	})
-	if a.dataDir != "" {
-		dh := dataHandler(a.dataDir)
+	if a.data != nil {
+		dh := dataHandler(a.data)
 		mux.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) { a.headers(w, r); dh(w, r) })
 	}
 	mux.HandleFunc("/env", a.envHandler)
@@ -143,10 +146,17 @@ func Run(cfg Config, addr string, logf func(format string, args ...any)) error {
 		return errors.New("crashLoop=yes: exiting at start on purpose")
 	}
 	time.Sleep(cfg.StartDelay)
+	// The store connects on first use: the app starts (and answers / and
+	// /up) while the database is unreachable.
+	st, closeStore, err := OpenStore(os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	app := New(cfg, func(reason string) {
 		logf("labapp: crashing on purpose (%s)", reason)
 		os.Exit(2)
-	}).WithData(DataDir(os.Getenv))
+	}).WithStore(st)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

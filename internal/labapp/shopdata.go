@@ -1,7 +1,8 @@
 package labapp
 
 // Per-shop data and the move contract (docs/cells.md): the lab app keeps each
-// shop's data in one file under its data directory, serves it on /data, and
+// shop's data in its cell's database (DATABASE_URL, shopdb.go) or, without
+// one, in a file under its data directory; it serves it on /data, and
 // implements the export/import hooks `belay shop move` runs on the source and
 // the target cell:
 //
@@ -12,6 +13,8 @@ package labapp
 // failed; import leaves the previous data untouched when it fails.
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // DataDirEnv names the data directory (default DefaultDataDir); the app user
@@ -42,9 +46,16 @@ func DataDir(getenv func(string) string) string {
 	return DefaultDataDir
 }
 
-func shopFile(dir, shop string) (string, error) {
+func checkShop(shop string) error {
 	if len(shop) > 253 || !shopRe.MatchString(shop) {
-		return "", fmt.Errorf("shop %q: expected a lowercase domain name", shop)
+		return fmt.Errorf("shop %q: expected a lowercase domain name", shop)
+	}
+	return nil
+}
+
+func shopFile(dir, shop string) (string, error) {
+	if err := checkShop(shop); err != nil {
+		return "", err
 	}
 	return filepath.Join(dir, shop+".data"), nil
 }
@@ -100,6 +111,69 @@ func Import(dir, shop string, r io.Reader) error {
 	return nil
 }
 
+// ShopStore keeps the shops' data: a directory (DirStore, the default) or
+// the cell's database (PGStore, when DATABASE_URL is set).
+type ShopStore interface {
+	// Export writes the shop's data to w (nothing for a shop without data).
+	Export(ctx context.Context, shop string, w io.Writer) error
+	// Import replaces the shop's data with r's bytes, atomically.
+	Import(ctx context.Context, shop string, r io.Reader) error
+	// Append adds r's bytes (at most MaxAppend) to the shop's data.
+	Append(ctx context.Context, shop string, r io.Reader) error
+}
+
+// MaxAppend bounds one POST to /data.
+const MaxAppend = 1 << 20
+
+// DirStore keeps each shop's data in a file of the directory: for unit tests
+// and the bench, or an app with one server per cell. A cell of two servers
+// must not use it: a PUT through the cell's VIP lands on either server.
+type DirStore string
+
+// Export implements ShopStore.
+func (d DirStore) Export(_ context.Context, shop string, w io.Writer) error {
+	return Export(string(d), shop, w)
+}
+
+// Import implements ShopStore.
+func (d DirStore) Import(_ context.Context, shop string, r io.Reader) error {
+	return Import(string(d), shop, r)
+}
+
+// Append implements ShopStore.
+func (d DirStore) Append(_ context.Context, shop string, r io.Reader) error {
+	p, err := shopFile(string(d), shop)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = io.Copy(f, io.LimitReader(r, MaxAppend))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("append %s: %w", shop, err)
+	}
+	return nil
+}
+
+// OpenStore is the store the environment names: the database of
+// DATABASE_URL when it is set (every server of a cell shares it, and it is
+// where `belay shop move`'s hook, run on one of them, finds the data), else
+// the directory of LABAPP_DATA_DIR. close releases it.
+func OpenStore(getenv func(string) string) (s ShopStore, closeFn func(), err error) {
+	if dsn := getenv("DATABASE_URL"); dsn != "" {
+		pg, err := NewPGStore(dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pg, pg.Close, nil
+	}
+	return DirStore(DataDir(getenv)), func() {}, nil
+}
+
 // MoveMain is the belay-move command (the lab app's binary run under that
 // name): export or import one shop; returns the exit code.
 func MoveMain(args []string, getenv func(string) string, in io.Reader, out, errOut io.Writer) int {
@@ -107,12 +181,18 @@ func MoveMain(args []string, getenv func(string) string, in io.Reader, out, errO
 		fmt.Fprintln(errOut, "usage: belay-move export SHOP > file | belay-move import SHOP < file")
 		return 2
 	}
-	dir := DataDir(getenv)
-	var err error
+	st, closeFn, err := OpenStore(getenv)
+	if err != nil {
+		fmt.Fprintf(errOut, "belay-move: %v\n", err)
+		return 1
+	}
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	if args[0] == "export" {
-		err = Export(dir, args[1], out)
+		err = st.Export(ctx, args[1], out)
 	} else {
-		err = Import(dir, args[1], in)
+		err = st.Import(ctx, args[1], in)
 	}
 	if err != nil {
 		fmt.Fprintf(errOut, "belay-move: %v\n", err)
@@ -123,36 +203,32 @@ func MoveMain(args []string, getenv func(string) string, in io.Reader, out, errO
 
 // dataHandler serves /data?shop=S: GET returns the shop's data, PUT replaces
 // it, POST appends to it (the lab's "orders").
-func dataHandler(dir string) http.HandlerFunc {
+func dataHandler(st ShopStore) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		shop := strings.ToLower(r.URL.Query().Get("shop"))
-		p, err := shopFile(dir, shop)
-		if err != nil {
+		if err := checkShop(shop); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		var err error
 		switch r.Method {
 		case http.MethodGet:
-			if err := Export(dir, shop, w); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
+			// Buffered: a failure must be an error status, not a
+			// truncated 200.
+			var b bytes.Buffer
+			if err = st.Export(r.Context(), shop, &b); err == nil {
+				_, _ = w.Write(b.Bytes())
 			}
 		case http.MethodPut:
-			if err := Import(dir, shop, r.Body); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-			}
+			err = st.Import(r.Context(), shop, r.Body)
 		case http.MethodPost:
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-			if err == nil {
-				_, err = io.Copy(f, io.LimitReader(r.Body, 1<<20))
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-			}
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-			}
+			err = st.Append(r.Context(), shop, r.Body)
 		default:
 			http.Error(w, "GET, PUT or POST", http.StatusMethodNotAllowed)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	}
 }

@@ -25,13 +25,15 @@ import (
 const (
 	OpGet    = "get"
 	OpAssign = "assign"
-	OpBegin  = "move-begin"
-	OpStep   = "move-step"
-	OpFinish = "move-finish"
-	OpAbort  = "move-abort"
-	OpWait   = "wait"
-	OpCells  = "cells"
-	OpAudit  = "audit"
+	// OpAssignMany maps Domains to Cell in one transaction (bulk.go).
+	OpAssignMany = "assign-many"
+	OpBegin      = "move-begin"
+	OpStep       = "move-step"
+	OpFinish     = "move-finish"
+	OpAbort      = "move-abort"
+	OpWait       = "wait"
+	OpCells      = "cells"
+	OpAudit      = "audit"
 )
 
 // MaxAudit bounds the audit rows one request returns.
@@ -41,9 +43,11 @@ const MaxAudit = 1000
 type Request struct {
 	Op     string `json:"op"`
 	Domain string `json:"domain,omitempty"`
-	Cell   string `json:"cell,omitempty"`
-	Step   string `json:"step,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	// Domains are the shops of OpAssignMany (1-MaxBatch, distinct).
+	Domains []string `json:"domains,omitempty"`
+	Cell    string   `json:"cell,omitempty"`
+	Step    string   `json:"step,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
 	// Actor is who asks ("user@laptop"), recorded in the audit; the helper
 	// appends the SSH login it runs for.
 	Actor   string `json:"actor,omitempty"`
@@ -75,6 +79,8 @@ type Response struct {
 	// Unplaced counts shops on cells this router does not know.
 	Unplaced int              `json:"unplaced,omitempty"`
 	Audit    []store.AuditRow `json:"audit,omitempty"`
+	// Assigned is OpAssignMany's answer, one per domain, in request order.
+	Assigned []store.Assigned `json:"assigned,omitempty"`
 	Error    string           `json:"error,omitempty"`
 }
 
@@ -87,6 +93,13 @@ func Check(req Request, cells router.Cells) error {
 		if err := router.CheckDomain(req.Domain); err != nil {
 			return fmt.Errorf("domain: %w", err)
 		}
+	case OpAssignMany:
+		if req.Domain != "" {
+			return fmt.Errorf("domain: not for op %s (its shops are in domains)", OpAssignMany)
+		}
+		if err := checkBatch(req.Domains); err != nil {
+			return err
+		}
 	case OpWait, OpCells:
 	case OpAudit:
 		if req.Domain != "" {
@@ -98,10 +111,13 @@ func Check(req Request, cells router.Cells) error {
 			return fmt.Errorf("limit %d: expected 1-%d", req.Limit, MaxAudit)
 		}
 	default:
-		return fmt.Errorf("op %q: expected one of get, assign, move-begin, move-step, move-finish, move-abort, wait, cells, audit", req.Op)
+		return fmt.Errorf("op %q: expected one of get, assign, assign-many, move-begin, move-step, move-finish, move-abort, wait, cells, audit", req.Op)
+	}
+	if req.Op != OpAssignMany && len(req.Domains) > 0 {
+		return fmt.Errorf("domains: only for op %s", OpAssignMany)
 	}
 	switch req.Op {
-	case OpAssign, OpBegin, OpStep, OpFinish:
+	case OpAssign, OpAssignMany, OpBegin, OpStep, OpFinish:
 		if !cells.Has(req.Cell) {
 			return fmt.Errorf("cell %q: not a cell of %s (cells: %s)", req.Cell, cells.App, strings.Join(cells.Names(), ", "))
 		}
@@ -130,6 +146,8 @@ func Serve(ctx context.Context, st *store.Store, cells router.Cells, req Request
 		res.Shop, err = st.Get(ctx, app, req.Domain)
 	case OpAssign:
 		res.Version, err = st.Assign(ctx, app, req.Domain, req.Cell, req.Actor)
+	case OpAssignMany:
+		res.Assigned, res.Version, err = st.AssignMany(ctx, app, req.Domains, req.Cell, req.Actor, fmt.Sprintf("batch of %d", len(req.Domains)))
 	case OpBegin:
 		res.Version, err = st.BeginMove(ctx, app, req.Domain, req.Cell, req.Actor)
 	case OpStep:

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -19,6 +20,8 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		{Op: OpCells},
 		{Op: OpAudit, Limit: 10},
 		{Op: OpAudit, Domain: "a.test", Limit: 10},
+		{Op: OpAssignMany, Domains: []string{"a.test", "b.test"}, Cell: "c2"},
+		{Op: OpAssignMany, Domains: batch(MaxBatch), Cell: "c1"},
 	}
 	for _, r := range good {
 		if err := Check(r, cells); err != nil {
@@ -26,19 +29,30 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		}
 	}
 	for name, r := range map[string]Request{
-		"unknown op":        {Op: "drop", Domain: "a.test"},
-		"unknown cell":      {Op: OpAssign, Domain: "a.test", Cell: "c9"},
-		"sentinel cell":     {Op: OpAssign, Domain: "a.test", Cell: "_frozen"},
-		"wildcard":          {Op: OpAssign, Domain: "*.test", Cell: "c1"},
-		"uppercase":         {Op: OpGet, Domain: "A.test"},
-		"injection":         {Op: OpAssign, Domain: "a.test'; DROP TABLE x; --", Cell: "c1"},
-		"bad step":          {Op: OpStep, Domain: "a.test", Cell: "c1", Step: "freezing"},
-		"timeout":           {Op: OpWait, TimeoutMillis: -1},
-		"multi-line actor":  {Op: OpGet, Domain: "a.test", Actor: "me\nforged line"},
-		"multi-line reason": {Op: OpAbort, Domain: "a.test", Reason: strings.Repeat("x", 501)},
-		"audit no limit":    {Op: OpAudit},
-		"audit huge limit":  {Op: OpAudit, Limit: MaxAudit + 1},
-		"audit bad domain":  {Op: OpAudit, Domain: "*.test", Limit: 5},
+		"unknown op":         {Op: "drop", Domain: "a.test"},
+		"unknown cell":       {Op: OpAssign, Domain: "a.test", Cell: "c9"},
+		"sentinel cell":      {Op: OpAssign, Domain: "a.test", Cell: "_frozen"},
+		"wildcard":           {Op: OpAssign, Domain: "*.test", Cell: "c1"},
+		"uppercase":          {Op: OpGet, Domain: "A.test"},
+		"injection":          {Op: OpAssign, Domain: "a.test'; DROP TABLE x; --", Cell: "c1"},
+		"bad step":           {Op: OpStep, Domain: "a.test", Cell: "c1", Step: "freezing"},
+		"timeout":            {Op: OpWait, TimeoutMillis: -1},
+		"multi-line actor":   {Op: OpGet, Domain: "a.test", Actor: "me\nforged line"},
+		"multi-line reason":  {Op: OpAbort, Domain: "a.test", Reason: strings.Repeat("x", 501)},
+		"audit no limit":     {Op: OpAudit},
+		"audit huge limit":   {Op: OpAudit, Limit: MaxAudit + 1},
+		"audit bad domain":   {Op: OpAudit, Domain: "*.test", Limit: 5},
+		"batch empty":        {Op: OpAssignMany, Cell: "c1"},
+		"batch too big":      {Op: OpAssignMany, Domains: batch(MaxBatch + 1), Cell: "c1"},
+		"batch wildcard":     {Op: OpAssignMany, Domains: []string{"a.test", "*.test"}, Cell: "c1"},
+		"batch uppercase":    {Op: OpAssignMany, Domains: []string{"a.test", "B.test"}, Cell: "c1"},
+		"batch injection":    {Op: OpAssignMany, Domains: []string{"a.test'; DROP TABLE x; --"}, Cell: "c1"},
+		"batch newline":      {Op: OpAssignMany, Domains: []string{"a.test\nb.test"}, Cell: "c1"},
+		"batch duplicate":    {Op: OpAssignMany, Domains: []string{"a.test", "b.test", "a.test"}, Cell: "c1"},
+		"batch unknown cell": {Op: OpAssignMany, Domains: []string{"a.test"}, Cell: "c9"},
+		"batch no cell":      {Op: OpAssignMany, Domains: []string{"a.test"}},
+		"domain on batch":    {Op: OpAssignMany, Domain: "x.test", Domains: []string{"a.test"}, Cell: "c1"},
+		"domains on assign":  {Op: OpAssign, Domain: "a.test", Domains: []string{"b.test"}, Cell: "c1"},
 	} {
 		if err := Check(r, cells); err == nil {
 			t.Errorf("%s: %+v accepted", name, r)
@@ -46,5 +60,20 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 	}
 	if _, err := Decode([]byte(`{"op":"get","domain":"a.test","sql":"x"}`)); err == nil {
 		t.Error("unknown field accepted")
+	}
+}
+
+func batch(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("shop-%d.test", i)
+	}
+	return out
+}
+
+func TestCheckBatchNamesTheBadDomain(t *testing.T) {
+	err := checkBatch([]string{"a.test", "b.test", "bad_one.test"})
+	if err == nil || !strings.Contains(err.Error(), "domains[2]") || !strings.Contains(err.Error(), "bad_one.test") {
+		t.Errorf("error %v: expected it to name domains[2] and bad_one.test", err)
 	}
 }

@@ -24,6 +24,12 @@
 // DATABASE_URL reached it, and exits with $LAB_RELEASE_EXIT (default 0).
 // LAB_HEALTH=fail in the env fails /up (a bad config that must roll back).
 //
+// /data?shop=S keeps per-shop data (GET; PUT replaces; POST appends): in the
+// table labapp_shop_data of $DATABASE_URL when it is set (created if missing;
+// every server of a cell shares it), else in $LABAPP_DATA_DIR. Run under the
+// name belay-move (a symlink in the release tarball) it is the move hook:
+// belay-move export|import SHOP on the same store.
+//
 // Deliberate failures carry the header X-Deliberate-Failure; every answer
 // carries X-Belay-Release, X-Belay-Slot and the X-Belay-Pool nginx sent.
 // A bad switch value stops the process at start with an error naming it.

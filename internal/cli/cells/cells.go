@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -79,16 +78,25 @@ func (o *Options) open(ctx context.Context) error {
 	}
 	o.inv = inv
 	if o.Router == "" {
-		rs := inv.WithRole(RoleRouter)
-		if len(rs) == 0 {
-			return errors.New("the inventory has no host with role router: a cells stack has a router pair (or pass --router HOST)")
+		if o.Router, err = defaultRouter(inv, o.App); err != nil {
+			return err
 		}
-		o.Router = rs[0].Name
 	} else if inv.Host(o.Router) == nil {
 		return fmt.Errorf("--router %s: not a host in the inventory", o.Router)
 	}
 	o.pool, o.done, err = o.Connect(ctx, inv, o.InventoryRef, o.SSH, o.Getenv)
 	return err
+}
+
+// defaultRouter is the first router host of app: with several apps with
+// cells, another app's router has no cells.conf for this one.
+func defaultRouter(inv *inventory.Inventory, app string) (string, error) {
+	for _, h := range inv.WithRole(RoleRouter) {
+		if h.App == app || h.App == "" {
+			return h.Name, nil
+		}
+	}
+	return "", fmt.Errorf("the inventory has no host with role router for app %s: an app with cells has a router pair (or pass --router HOST)", app)
 }
 
 func (o *Options) close() {

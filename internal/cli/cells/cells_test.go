@@ -46,3 +46,18 @@ func TestCellHost(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultRouterIsTheApps(t *testing.T) {
+	inv := &inventory.Inventory{Hosts: []inventory.Host{
+		{Name: "blog-router-1", App: "blog", Roles: []inventory.Role{RoleRouter}},
+		{Name: "shop-c1-1", App: "shop", Roles: []inventory.Role{inventory.RoleApp}},
+		{Name: "shop-router-1", App: "shop", Roles: []inventory.Role{RoleRouter}},
+		{Name: "shop-router-2", App: "shop", Roles: []inventory.Role{RoleRouter}},
+	}}
+	if r, err := defaultRouter(inv, "shop"); err != nil || r != "shop-router-1" {
+		t.Errorf("defaultRouter(shop) = %q %v", r, err)
+	}
+	if r, err := defaultRouter(inv, "wiki"); err == nil {
+		t.Errorf("defaultRouter(wiki) = %q, want an error", r)
+	}
+}

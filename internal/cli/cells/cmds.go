@@ -112,52 +112,6 @@ func NewCmdShop(f *cli.Factory) *cobra.Command {
 	return cmd
 }
 
-func newCmdAssign(f *cli.Factory) *cobra.Command {
-	o := newOptions(f)
-	var cell string
-	cmd := &cobra.Command{
-		Use:   "assign DOMAIN --app APP --cell CELL",
-		Short: "Map a new shop to a cell (every router routes it within about a second)",
-		Long: `Maps DOMAIN (lowercased; hostname syntax, no wildcard) to CELL and waits until
-every live router loaded the change. A shop already mapped to another cell is
-refused: its data lives there, use belay shop move.`,
-		Example: "  belay shop assign acme.example.com --app shop --cell c2",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := router.NormalizeDomain(args[0])
-			if err != nil {
-				return err
-			}
-			if err := router.CheckCell(cell); err != nil {
-				return fmt.Errorf("--cell: %w", err)
-			}
-			ctx := cmd.Context()
-			if err := o.open(ctx); err != nil {
-				return err
-			}
-			defer o.close()
-			c := o.client()
-			v, err := c.Assign(ctx, o.App, d, cell, actor())
-			if err != nil {
-				return err
-			}
-			routers, err := c.WaitApplied(ctx, o.App, v, 10*time.Second)
-			if err != nil {
-				return fmt.Errorf("%s is assigned to %s in the database, but: %w", d, cell, err)
-			}
-			if o.JSON {
-				return cli.PrintJSON(o.IO.Out, map[string]any{"domain": d, "cell": cell, "version": v, "routers": len(routers)})
-			}
-			fmt.Fprintf(o.IO.Out, "%s → %s (mapping version %d, loaded by %d routers)\n", d, cell, v, len(routers))
-			return nil
-		},
-	}
-	o.flags(cmd, true)
-	cmd.Flags().StringVar(&cell, "cell", "", "the cell (required)")
-	_ = cmd.MarkFlagRequired("cell")
-	return cmd
-}
-
 func newCmdMove(f *cli.Factory) *cobra.Command {
 	o := newOptions(f)
 	mo := move.Options{}

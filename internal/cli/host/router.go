@@ -59,8 +59,9 @@ changes nothing: nginx keeps routing from the last good map. See docs/cells.md.`
 	return cmd
 }
 
-// MaxShopDBRequest bounds the request read from stdin.
-const MaxShopDBRequest = 64 << 10
+// MaxShopDBRequest bounds the request read from stdin: a bulk assignment of
+// admin.MaxBatch domains of 253 characters is about 2.6 MB.
+const MaxShopDBRequest = 4 << 20
 
 // NewCmdShopDB returns `belay host shop-db --app APP`: the root helper the
 // shop commands call over SSH on a router host.
