@@ -35,3 +35,10 @@ go test -count=1 -tags lab -timeout 30m ./lab/
 # backup, the standby usable, then a site drill with no manual step).
 go test -count=1 -tags lab -timeout 15m -run TestLabDay0Protection ./drill/
 go test -count=1 -p 1 -tags lab -timeout 40m ./deploy/ ./drill/ ./converge/
+
+# 3. The cells stack (docs/cells.md) on its own lab: 14 machines boot with no
+#    manual step, each cell answers at its VIP, the routers route mapped shops
+#    and answer unknown ones with their 404. The full cells acceptance (deploy
+#    waves, the router under load, the cell drill) is scripts/test-cells.sh.
+lab_down
+go test -count=1 -tags lab -timeout 20m ./lab/cellslab/

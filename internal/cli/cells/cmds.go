@@ -145,6 +145,9 @@ the shop on its old cell.`,
 			if !o.JSON {
 				mo.Log = o.IO.ErrOut
 			}
+			if mo.To != "" {
+				o.warmCells(ctx, mo.DB, d, mo.To)
+			}
 			res, err := move.Run(ctx, mo)
 			if err != nil {
 				return err
