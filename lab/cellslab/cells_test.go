@@ -155,10 +155,11 @@ func get(url, host string) (int, string, string, error) {
 }
 
 // deployStandIn starts a tiny HTTP app as the cell's release, as the deploy
-// user: it serves /cell, the cell's name, so a request shows where it went.
+// user: it serves /cell, the cell's name, so a request shows where it went,
+// and /up, the health path keepalived's check and nginx's routing ask for.
 func deployStandIn(t *testing.T, host, app, cell string) {
 	t.Helper()
-	cmd := fmt.Sprintf(`set -e; d=/srv/%[1]s/releases/labtest; mkdir -p $d/www; printf %%s %[2]s > $d/www/cell; cat >$d/start <<'EOF'
+	cmd := fmt.Sprintf(`set -e; d=/srv/%[1]s/releases/labtest; mkdir -p $d/www; printf %%s %[2]s > $d/www/cell; printf ok > $d/www/up; cat >$d/start <<'EOF'
 #!/bin/sh
 exec python3 -m http.server "$PORT" --directory "$(dirname "$0")/www"
 EOF
