@@ -20,6 +20,7 @@ import (
 
 	"github.com/belay-sh/belay/converge"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 	"github.com/belay-sh/belay/roles"
@@ -103,10 +104,7 @@ func TestLabConverge(t *testing.T) {
 		t.Skipf("needs `belay lab up`: %v", err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "belay")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/belay-sh/belay/cmd/belay").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := labtest.BuildBelay(t)
 	// The stack the lab was built from (default: the embedded one).
 	stack := os.Getenv("BELAY_LAB_STACK")
 	base := []byte(lab.DefaultStack())

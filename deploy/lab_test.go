@@ -8,8 +8,6 @@ package deploy_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +29,7 @@ import (
 	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/inventory"
 
 	"golang.org/x/crypto/ssh"
@@ -62,9 +61,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	belayBin = filepath.Join(dir, "belay")
-	if out, err := exec.Command("go", "build", "-o", belayBin, "github.com/belay-sh/belay/cmd/belay").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build belay: %v\n%s", err, out)
+	if belayBin, err = labtest.Build(dir, "belay", labtest.BelayPackage, ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -125,14 +123,8 @@ type result struct {
 
 func belay(t *testing.T, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, belayBin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	t.Logf("belay %s\n%s%s", strings.Join(args, " "), e.String(), o.String())
-	return result{o.String(), e.String(), err}
+	r := labtest.Belay(t, belayBin, 5*time.Minute, args...)
+	return result{r.Stdout, r.Stderr, r.Err}
 }
 
 // deployDirect is the fast path to a known state: straight to 100 %, no analysis.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/cli"
 	clireplace "github.com/belay-sh/belay/internal/cli/replace"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/replace"
@@ -46,12 +46,7 @@ func labTarget(t *testing.T) (*inventory.Inventory, *opsenv.Target) {
 // belayBinary builds this checkout's belay (`belay lab replace` runs as a subcommand).
 func belayBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "belay")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/belay-sh/belay/cmd/belay")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return labtest.BuildBelay(t)
 }
 
 // runReplace runs `belay replace HOST --yes` in process with the production
@@ -83,11 +78,9 @@ func runReplace(t *testing.T, inv *inventory.Inventory, host string) {
 func deployLabApp(t *testing.T) {
 	t.Helper()
 	id := fmt.Sprintf("replace-%d", time.Now().Unix())
-	art := filepath.Join(t.TempDir(), "labapp")
-	build := exec.Command("go", "build", "-o", art, "-ldflags", "-X main.buildID="+id, "github.com/belay-sh/belay/deploy/testdata/labapp")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the lab app: %v\n%s", err, out)
+	art, err := labtest.Build(t.TempDir(), "labapp", "github.com/belay-sh/belay/deploy/testdata/labapp", "-X main.buildID="+id, "CGO_ENABLED=0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	cmd := exec.Command(belayBinary(t), "deploy", "--inventory", "lab", "--app", "shop", "--artifact", art, "--release", id,
 		"--steps", "none", "--pause", "0", "--health-timeout", "20s")

@@ -10,7 +10,6 @@
 package cellslab_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
@@ -57,9 +57,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	belayBin = filepath.Join(dir, "belay")
-	if out, err := exec.Command("go", "build", "-o", belayBin, "github.com/belay-sh/belay/cmd/belay").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build belay: %v\n%s", err, out)
+	if belayBin, err = labtest.Build(dir, "belay", labtest.BelayPackage, ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -87,14 +86,8 @@ type result struct {
 
 func belay(t *testing.T, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, belayBin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	t.Logf("belay %s\n%s%s", strings.Join(args, " "), e.String(), o.String())
-	return result{o.String(), e.String(), err}
+	r := labtest.Belay(t, belayBin, 10*time.Minute, args...)
+	return result{r.Stdout, r.Stderr, r.Err}
 }
 
 // watch sends requests to a cell's VIP (half naming the whitelisted shop)
@@ -259,15 +252,5 @@ func TestLabBadCanaryCellNeverReachesOtherCells(t *testing.T) {
 
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(time.Second)
-	}
+	labtest.Eventually(t, timeout, time.Second, what, f)
 }

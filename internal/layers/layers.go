@@ -55,6 +55,7 @@ var Rules = map[string]Layer{
 	"internal/nginxctl":    Leaf,
 	"internal/pgtest":      Leaf,
 	"internal/labapp":      Leaf,
+	"internal/labtest":     Leaf,
 	"seedkeys":             Leaf,
 	"inventory":            Leaf,
 	"hostcmd":              Leaf,

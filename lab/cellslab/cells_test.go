@@ -17,13 +17,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 )
@@ -58,11 +58,9 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "belay")
-	build := exec.Command("go", "build", "-o", bin, "github.com/belay-sh/belay/cmd/belay")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build belay:", err)
+	bin, err := labtest.Build(dir, "belay", labtest.BelayPackage, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	_, here, _, _ := runtime.Caller(0)
@@ -126,17 +124,7 @@ func console(t *testing.T, name string, argv ...string) string {
 
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	labtest.Eventually(t, timeout, 500*time.Millisecond, what, f)
 }
 
 // get requests url with Host host and returns the status, the router's

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/cli/cells"
 	"github.com/belay-sh/belay/internal/labapp"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/lab"
 	"github.com/belay-sh/belay/router"
@@ -137,11 +137,9 @@ func belay(t *testing.T, args ...string) string {
 // goBuild builds pkg into dir/name (static).
 func goBuild(t *testing.T, dir, name, pkg string, ldflags ...string) string {
 	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", strings.Join(ldflags, " "), pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	out, err := labtest.Build(dir, name, pkg, strings.Join(ldflags, " "), "CGO_ENABLED=0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -180,33 +178,17 @@ func labAppTarball(t *testing.T, id string) string {
 // belayBinary runs the real belay binary (built once per test).
 func belayBinary(t *testing.T) func(args ...string) (string, error) {
 	t.Helper()
-	bin := goBuild(t, t.TempDir(), "belay", "github.com/belay-sh/belay/cmd/belay")
+	bin := labtest.BuildBelay(t)
 	return func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		t.Logf("belay %s\n%s%s", strings.Join(args, " "), e.String(), o.String())
-		return o.String(), err
+		r := labtest.Belay(t, bin, 15*time.Minute, args...)
+		return r.Stdout, r.Err
 	}
 }
 
 // eventually retries f every 500 ms until it succeeds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	return labtest.Eventually(t, timeout, 500*time.Millisecond, what, f)
 }
 
 // dbBlock is the nft table that cuts a router off PostgreSQL (its own table,
