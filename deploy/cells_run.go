@@ -114,13 +114,44 @@ func PlanCells(in plan.Input, o CellsOptions) (*CellsPlan, error) {
 // each to its own previous release; the cells of later waves never get a
 // command. Every chosen cell's lease is taken first, in name order.
 func (d *Deployer) DeployCells(ctx context.Context, in plan.Input, o CellsOptions) (*CellsOutcome, error) {
+	return d.deployCells(ctx, in, in, o, in.Release, func(ctx context.Context, cd *Deployer) (*Outcome, error) { return cd.Deploy(ctx, in) })
+}
+
+// DeployCellsEnvOnly is DeployCells of the app's env (serial envSerial) with
+// the release each cell runs: every chosen cell gets <its current>.env<N>
+// through its own pipeline, in the same waves, and a failure rolls back every
+// cell touched, each to the release it ran. Cells may run different releases.
+func (d *Deployer) DeployCellsEnvOnly(ctx context.Context, in plan.Input, o CellsOptions, envSerial int) (*CellsOutcome, error) {
+	if envSerial < 1 {
+		return nil, errors.New("env-only deploy: the app has no env set (belay env set APP KEY=VALUE)")
+	}
+	in.Artifact, in.Env, in.Release, in.CopyFrom = nil, true, "", ""
+	check := EnvOnlyCheck(in, envSerial)
+	return d.deployCells(ctx, in, check, o, fmt.Sprintf("env %d", envSerial), func(ctx context.Context, cd *Deployer) (*Outcome, error) {
+		return cd.deploy(ctx, in, envSerial)
+	})
+}
+
+// EnvOnlyCheck is the input an env-only deploy is checked (and printed)
+// with before the hosts are read: the release id stands for the one each
+// host runs (current).
+func EnvOnlyCheck(in plan.Input, envSerial int) plan.Input {
+	in.Artifact, in.Env = nil, true
+	in.CopyFrom, in.Release = "current", plan.EnvRelease("current", envSerial)
+	return in
+}
+
+// deployCells runs one rollout per chosen cell in waves: check is what
+// PlanCells validates before any host is touched, label names the rollout
+// (lease and outcome), run deploys one cell.
+func (d *Deployer) deployCells(ctx context.Context, in, check plan.Input, o CellsOptions, label string, run func(context.Context, *Deployer) (*Outcome, error)) (*CellsOutcome, error) {
 	start := time.Now()
 	app := d.Inv.App(d.App)
 	if app == nil {
 		return nil, fmt.Errorf("app %q: not in the inventory", d.App)
 	}
-	in.Inventory, in.App, in.Base, in.SkipStandby = d.Inv, d.App, d.Base, d.SkipStandby
-	cp, err := PlanCells(in, o)
+	check.Inventory, check.App, check.Base, check.SkipStandby = d.Inv, d.App, d.Base, d.SkipStandby
+	cp, err := PlanCells(check, o)
 	if err != nil {
 		return nil, err
 	}
@@ -141,14 +172,14 @@ func (d *Deployer) DeployCells(ctx context.Context, in plan.Input, o CellsOption
 	if err := d.connectAll(ctx, servers); err != nil {
 		return nil, err
 	}
-	hctx, release, err := holdCells(ctx, names, cells, "deploy "+in.Release+" (cells "+strings.Join(names, ",")+")")
+	hctx, release, err := holdCells(ctx, names, cells, "deploy "+label+" (cells "+strings.Join(names, ",")+")")
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	out := newCellsOutcome(app, in.Release, waves)
+	out := newCellsOutcome(app, label, waves)
 	ops := cellOps{
-		deploy: func(ctx context.Context, c string) (*Outcome, error) { return cells[c].Deploy(ctx, in) },
+		deploy: func(ctx context.Context, c string) (*Outcome, error) { return run(ctx, cells[c]) },
 		rollback: func(ctx context.Context, c, to string) (*Outcome, error) {
 			return cells[c].Rollback(ctx, to)
 		},

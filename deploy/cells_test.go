@@ -337,6 +337,18 @@ func TestDeployCellsBadInputTouchesNothing(t *testing.T) {
 				t.Fatalf("got %v %v, want %q", out, err, tc.err)
 			}
 		})
+		if tc.in.Strategy.StopAfter != "" {
+			continue // an env-only deploy is checked with the same plans
+		}
+		t.Run("env-only "+tc.name, func(t *testing.T) {
+			out, err := d.DeployCellsEnvOnly(context.Background(), tc.in, tc.o, 3)
+			if err == nil || out != nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("got %v %v, want %q", out, err, tc.err)
+			}
+		})
+	}
+	if out, err := d.DeployCellsEnvOnly(context.Background(), in, CellsOptions{}, 0); err == nil || out != nil || !strings.Contains(err.Error(), "no env set") {
+		t.Fatalf("env-only without an env: %v %v", out, err)
 	}
 	if len(dialled) != 0 {
 		t.Fatalf("bad input dialled %v", dialled)
@@ -345,6 +357,11 @@ func TestDeployCellsBadInputTouchesNothing(t *testing.T) {
 	_, err := d.DeployCells(context.Background(), in, CellsOptions{Cells: []string{"c2"}})
 	if err == nil || !strings.Contains(err.Error(), "nothing was run anywhere") || len(dialled) != 2 || !strings.HasPrefix(dialled[0], "shop-c2-") {
 		t.Fatalf("connect: %v, dialled %v", err, dialled)
+	}
+	dialled = nil
+	_, err = d.DeployCellsEnvOnly(context.Background(), plan.Input{Strategy: canaryStrategy()}, CellsOptions{Cells: []string{"c3"}}, 2)
+	if err == nil || !strings.Contains(err.Error(), "nothing was run anywhere") || len(dialled) != 2 || !strings.HasPrefix(dialled[0], "shop-c3-") {
+		t.Fatalf("env-only connect: %v, dialled %v", err, dialled)
 	}
 }
 

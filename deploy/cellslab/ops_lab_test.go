@@ -4,11 +4,15 @@ package cellslab_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/belay-sh/belay/deploy"
+	"github.com/belay-sh/belay/inventory"
 )
 
 // TestLabEverydayCommandsPerCell: on the cells stack, a deploy to one cell
@@ -147,4 +151,91 @@ func statusAt(t *testing.T, vip string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestLabEnvOnlyPerCell: with the cells on different releases, `belay deploy
+// --env-only` gives each cell its own release with the new env (c1 v2.env1,
+// c2 v1.env1), answering with it through each cell's VIP; a config that fails
+// the health check on the canary cell rolls back and no other cell gets it.
+func TestLabEnvOnlyPerCell(t *testing.T) {
+	c1, c2 := app.Cells[0], app.Cells[1]
+	v1, v2 := runID+"-envc1", runID+"-envc2"
+	dir := t.TempDir()
+	deployRel := func(rel string, cells ...string) {
+		t.Helper()
+		args := []string{"deploy", "--app", "shop", "--artifact", artifact(t, rel), "--release", rel, "--env-dir", dir,
+			"--steps", "none", "--pause", "0", "--health-timeout", "20s"}
+		if len(cells) > 0 {
+			args = append(args, "--cells", strings.Join(cells, ","))
+		}
+		if r := belay(t, args...); r.err != nil {
+			t.Fatalf("deploy %s: %v", rel, r.err)
+		}
+	}
+	envSet := func(kv ...string) {
+		t.Helper()
+		if r := belay(t, append([]string{"env", "set", "shop", "--env-dir", dir}, kv...)...); r.err != nil {
+			t.Fatalf("env set: %v", r.err)
+		}
+	}
+	envOnly := func() result {
+		t.Helper()
+		return belay(t, "deploy", "--app", "shop", "--env-only", "--env-dir", dir, "--steps", "none", "--pause", "0", "--health-timeout", "20s", "--json")
+	}
+	colour := func(vip string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+vip+"/env?key=LAB_COLOR", nil)
+		req.Host = app.Domains[0]
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", vip, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	deployRel(v1)
+	deployRel(v2, c1.Name)
+
+	envSet("LAB_COLOR=blue")
+	if r := envOnly(); r.err != nil {
+		t.Fatalf("env-only on cells: %v", r.err)
+	}
+	want := map[string]string{c1.Name: v2 + ".env1", c2.Name: v1 + ".env1"}
+	eventually(t, time.Minute, "each cell on its own release with the env", func() error {
+		for _, c := range cellStatus(t) {
+			if c.Release != want[c.Cell] || !c.Healthy {
+				return fmt.Errorf("cell %s: release %q (want %s), problems %v", c.Cell, c.Release, want[c.Cell], c.Problems)
+			}
+		}
+		return nil
+	})
+	for _, c := range []inventory.Cell{c1, c2} {
+		if got := colour(c.VIP); got != "LAB_COLOR=blue" {
+			t.Errorf("cell %s answers %q, want LAB_COLOR=blue", c.Name, got)
+		}
+	}
+
+	envSet("LAB_COLOR=green", "LAB_HEALTH=fail")
+	r := envOnly()
+	if r.err == nil {
+		t.Fatal("a config failing the health check was deployed to the cells")
+	}
+	var out deploy.CellsOutcome
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("deploy --json: %v", err)
+	}
+	if out.Result != "rolled-back" || strings.Join(out.Touched, ",") != c1.Name || len(out.Untouched) != 1 {
+		t.Fatalf("bad env: outcome %s, touched %v, untouched %v", out.Result, out.Touched, out.Untouched)
+	}
+	for _, c := range cellStatus(t) {
+		if c.Release != want[c.Cell] || !c.Healthy {
+			t.Errorf("after the rollback, cell %s: release %q (want %s), problems %v", c.Cell, c.Release, want[c.Cell], c.Problems)
+		}
+	}
+	for _, c := range []inventory.Cell{c1, c2} {
+		if got := colour(c.VIP); got != "LAB_COLOR=blue" {
+			t.Errorf("after the rollback, cell %s answers %q, want the previous env", c.Name, got)
+		}
+	}
 }

@@ -79,6 +79,41 @@ func runDeployCells(ctx context.Context, o *DeployOptions, in plan.Input, a *rel
 	return reportCells(o.deps, o.JSON, out, err)
 }
 
+// runEnvOnlyCells is `belay deploy --env-only` on an app with cells: each
+// chosen cell re-deploys the release it runs with the app's env, in the
+// waves of a release deploy, and a failure rolls back every cell touched.
+func runEnvOnlyCells(ctx context.Context, o *DeployOptions, in plan.Input, e *appenv.Env, nt *notify.Notifier) error {
+	co, err := o.cellsOptions()
+	if err != nil {
+		return err
+	}
+	check := deploy.EnvOnlyCheck(in, e.Serial)
+	if o.DryRun {
+		check.CopyFrom, check.Release = "CURRENT", plan.EnvRelease("CURRENT", e.Serial)
+	}
+	cp, err := deploy.PlanCells(check, co)
+	if err != nil {
+		return err
+	}
+	if o.DryRun {
+		fmt.Fprintf(o.IO.ErrOut, "env-only: CURRENT is the release each cell's hosts run (read from the hosts at deploy time)\n")
+		return printCellsPlan(o, cp)
+	}
+	s, err := open(ctx, o.deps, &o.Common, o.IO.ErrOut)
+	if err != nil {
+		return ghFail(o.deps, "deploy", err)
+	}
+	defer s.close()
+	s.d.Wait, s.d.WaitTimeout = o.Wait, o.WaitTimeout
+	s.d.Runner.Judge = deploy.Judge(o.Thresholds)
+	s.d.Runner.Env, s.d.Notify, s.d.Stack = e.Render(), nt, in.Inventory.Stack
+	defer nt.Close(10 * time.Second)
+	fmt.Fprintf(o.IO.ErrOut, "deploying the env of %s (serial %d) with each cell's running release to cells %s: %s%s\n", o.App, e.Serial,
+		waveText(cp.Waves), cp.Plans[cp.Waves[0][0]].Strategy, webhooks(nt))
+	out, err := s.d.DeployCellsEnvOnly(ctx, in, co, e.Serial)
+	return reportCells(o.deps, o.JSON, out, err)
+}
+
 // waveText is "c1 (canary cell), then c2, then c3 c4".
 func waveText(waves [][]string) string {
 	parts := []string{waves[0][0] + " (canary cell)"}

@@ -114,7 +114,6 @@ func TestCellsBadInput(t *testing.T) {
 		{"unknown canary cell", cellsInv, func(o *DeployOptions) { o.CanaryCell = "c0" }, `--canary-cell: app shop has no cell "c0"`},
 		{"wave size 0", cellsInv, func(o *DeployOptions) { o.WaveSize, o.changed = 0, func(f string) bool { return f == "wave-size" } }, "--wave-size 0"},
 		{"stop-after over cells", cellsInv, func(o *DeployOptions) { o.StopAfter = "whitelist" }, "--stop-after: a cells deploy pauses one cell at a time"},
-		{"env-only on cells", cellsInv, func(o *DeployOptions) { o.Extras.EnvOnly, o.Artifact, o.Release = true, "", "" }, "--env-only: not built for an app with cells"},
 		{"--cells without cells", testInventory, func(o *DeployOptions) { o.CellFlags.Cells = []string{"c1"} }, "--cells: app shop has no cells"},
 		{"--canary-cell without cells", testInventory, func(o *DeployOptions) { o.CanaryCell = "c1" }, "--canary-cell: app shop has no cells"},
 	}

@@ -109,9 +109,6 @@ func runEnvOnly(ctx context.Context, o *DeployOptions, hook []string) error {
 		return err
 	}
 	o.stackDefaults(inv, &st)
-	if o.cellsMode(inv) {
-		return fmt.Errorf("--env-only: not built for an app with cells (%s); deploy a release, which carries the env, with --cells", o.App)
-	}
 	e, err := o.Extras.loadEnv(o.deps, inv, o.App)
 	if err != nil {
 		return err
@@ -120,6 +117,9 @@ func runEnvOnly(ctx context.Context, o *DeployOptions, hook []string) error {
 		return fmt.Errorf("--env-only: app %s has no env set in %s (belay env set %s KEY=VALUE)", o.App, o.Extras.Env.Dir, o.App)
 	}
 	in := plan.Input{Inventory: inv, App: o.App, Strategy: st, SkipStandby: o.SkipStandby, ReleaseCommand: hook, ReleaseTimeout: o.Extras.ReleaseTimeout}
+	if o.cellsMode(inv) {
+		return runEnvOnlyCells(ctx, o, in, e, nt)
+	}
 	if o.DryRun {
 		in.CopyFrom, in.Release, in.Env = "CURRENT", plan.EnvRelease("CURRENT", e.Serial), true
 		p, err := plan.Deploy(in)

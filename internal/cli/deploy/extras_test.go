@@ -80,3 +80,41 @@ func TestDryRunCarriesEnvAndHook(t *testing.T) {
 		t.Fatalf("env-only dry run:\n%s", out)
 	}
 }
+
+// TestEnvOnlyOnCellsDryRun: --env-only on an app with cells plans every
+// chosen cell's running release with the env, in waves, the values hidden;
+// a bad --cells is still refused before any host.
+func TestEnvOnlyOnCellsDryRun(t *testing.T) {
+	cellsInv := writeCellsInventory(t)
+	h := &harness{env: map[string]string{"BELAY_HOST_KEY_SEED": strings.Repeat("ab", 32)}}
+	dir := t.TempDir()
+	eo := &env.Options{IO: h.deps().IO, Inventory: h.deps().Inventory, Getenv: h.deps().Getenv, InventoryRef: cellsInv,
+		Source: env.Source{Dir: dir}, App: "shop", Args: []string{"API_TOKEN=s3cret-value"}, Secret: true}
+	if err := env.RunSet(eo); err != nil {
+		t.Fatal(err)
+	}
+	h.out.Reset()
+	o := deployOpts(h, "")
+	o.InventoryRef, o.Release, o.DryRun, o.Extras.EnvOnly, o.Extras.Env.Dir = cellsInv, "", true, true, dir
+	o.CellFlags.Cells = []string{"c2", "c1"}
+	if err := runDeploy(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	out := h.out.String()
+	i2, i1 := strings.Index(out, "== cell c2 (canary cell)"), strings.Index(out, "== cell c1 (wave 1)")
+	if i2 < 0 || i1 < i2 || strings.Count(out, "copy CURRENT as CURRENT.env1") != 2 || strings.Contains(out, "upload") || strings.Contains(out, "c3") {
+		t.Fatalf("env-only dry run on cells c2 then c1:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Fatal("the plan shows an env value")
+	}
+	o = deployOpts(h, "")
+	o.InventoryRef, o.Release, o.Extras.EnvOnly, o.Extras.Env.Dir = cellsInv, "", true, dir
+	o.CellFlags.Cells = []string{"c9"}
+	if err := runDeploy(context.Background(), o); err == nil || !strings.Contains(err.Error(), `--cells: app shop has no cell "c9"`) {
+		t.Fatalf("env-only with an unknown cell: %v", err)
+	}
+	if h.connected != 0 {
+		t.Fatal("connected to hosts")
+	}
+}
