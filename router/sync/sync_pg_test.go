@@ -91,10 +91,22 @@ func TestSyncRoutesFreezesAndRefuses(t *testing.T) {
 		return a.Status == 503 && a.Router == "frozen" && a.RetryAfter == "7"
 	})
 	e.expect(t, "b.test", "b.test still on c2", onCell("c2"))
-	if _, err := st.AbortMove(ctx, app, "a.test", "test", "test"); err != nil {
+	unfrozen, err := st.AbortMove(ctx, app, "a.test", "test", "test")
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.expect(t, "a.test", "a.test unfrozen on c1", onCell("c1"))
+	// The router reports the unfreeze as loaded before the bad row below: an
+	// answer alone does not prove it (right after a reload, an old worker can
+	// still accept a connection and answer from the previous map), and a
+	// refused mapping keeps the last good one, which must not be the frozen one.
+	if _, ok := rt.WaitFor(testWait, func() bool {
+		rs, err := st.Routers(ctx, app)
+		return err == nil && len(rs) == 1 && rs[0].Version >= unfrozen
+	}); !ok {
+		rs, _ := st.Routers(ctx, app)
+		t.Fatalf("router did not load the unfreeze (version %d): %+v", unfrozen, rs)
+	}
 
 	// A row naming a cell this router does not know (written around the
 	// commands, by hand) is refused whole: nginx keeps the last good map,
