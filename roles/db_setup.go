@@ -148,13 +148,14 @@ as_pg {{.Self}} config
 
 # Passwords and the app's database: over the unix socket while no TCP listener is
 # up, on a node that is not a standby (the monitor; the first data node), once
-# per data directory. The marker sits next to the data (on the volume): a
-# replaced server that re-attaches a former primary's volume must not write
-# there, the formation has moved on without it, and with synchronous_standby_names
-# set the write would wait for a standby that cannot connect (listen_addresses
-# is empty) for ever. synchronous_commit=local for the same reason on a node
-# whose marker predates this rule.
-bootstrapped={{.Home}}/.belay-bootstrapped
+# per data directory. The marker is in the data directory itself: a replaced
+# server that re-attaches a former primary's volume must not write there (the
+# formation has moved on without it, and with synchronous_standby_names set
+# the write would wait for a standby that cannot connect, listen_addresses is
+# empty, for ever), while a data directory made anew (belay-db-reseed empties
+# the monitor's) must get its passwords again. synchronous_commit=local for
+# the same reason on a data directory from before the marker.
+bootstrapped="$pgdata/belay-bootstrapped"
 if [ ! -f "$pgdata/standby.signal" ] && [ ! -f "$bootstrapped" ]; then
     started=no
     if ! as_pg pg_ctl status -D "$pgdata" >/dev/null 2>&1; then
