@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // cgroupRoots are the cgroup hierarchies a machine's systemd manages: the
@@ -56,11 +57,42 @@ func clearCgroup(dir string) {
 	}
 }
 
-// removeMachineCgroups clears a stopped machine's cgroups, and the lab's parent when empty.
+// removeMachineCgroups clears a stopped machine's cgroups, and the lab's
+// parent when empty. Why the retry: a cgroup stays busy for a moment after its
+// last process exited (until the exited systemd-nspawn is reaped, by init when
+// `lab up` has already exited), and rmdir then fails with EBUSY. CI saw
+// exactly that: the parent left behind after an otherwise clean `lab down`.
 func removeMachineCgroups(name string) {
-	for _, r := range cgroupRoots() {
-		clearCgroup(filepath.Join(r, "belay-lab", name))
-		_ = os.Remove(filepath.Join(r, "belay-lab"))
+	removeCgroupsWithin(cgroupRoots(), cgroupRemoveWait, func(r string) string { return filepath.Join(r, "belay-lab", name) })
+}
+
+// removeLabCgroups clears the whole lab tree: machines the state no longer
+// names (a killed run) leave empty cgroups only this sweep finds.
+func removeLabCgroups() {
+	removeCgroupsWithin(cgroupRoots(), cgroupRemoveWait, func(r string) string { return filepath.Join(r, "belay-lab") })
+}
+
+const cgroupRemoveWait = 10 * time.Second
+
+// removeCgroupsWithin clears dir(root) in every hierarchy, and the lab's
+// parent when empty, retrying until dir is gone or wait has passed. A cgroup
+// with a live process in it is never forced: Leftovers reports it.
+func removeCgroupsWithin(roots []string, wait time.Duration, dir func(root string) string) {
+	deadline := time.Now().Add(wait)
+	for {
+		left := false
+		for _, r := range roots {
+			d := dir(r)
+			clearCgroup(d)
+			_ = os.Remove(filepath.Join(r, "belay-lab"))
+			if _, err := os.Stat(d); err == nil {
+				left = true
+			}
+		}
+		if !left || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

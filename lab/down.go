@@ -110,6 +110,7 @@ func Down(ctx context.Context, p Paths, r Runner, progress io.Writer) (*DownSumm
 		}
 	}
 	_ = os.Remove(filepath.Join(p.State, "machines"))
+	removeLabCgroups()
 	if left := Leftovers(p); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("lab down: still present: %s", strings.Join(left, "; ")))
 	}
