@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/drill"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/router"
@@ -21,12 +22,14 @@ import (
 //	belay lab up --stack lab/cells-stack.yaml
 //	go test -tags lab -count=1 -timeout 30m -run TestLabCellDrill ./drill/
 //
-// It deploys a stand-in release on every cell server, maps 100 shops to each
-// cell through the router helper (belay host shop-db, as `belay shop assign`),
-// then kills cell c2's app servers under load: c1's shops must see 0 errors,
-// c2's the router's clean 503, and c2 must serve again after the heal. Then
-// the same with c2's database (the stand-in does not read it: the drill
-// must still block and unblock it, confirm only c2's refuses, and keep c1 whole).
+// It deploys the lab app to every cell with the real belay binary (as a user
+// would: `belay deploy`), maps 100 shops to each cell through the router
+// helper (belay host shop-db, as `belay shop assign`), then kills cell c2's
+// app servers under load: c1's shops must see 0 errors, c2's the router's
+// clean 503, and c2 must serve again after the heal. Then c2's database, with
+// the load on /data: the lab app reads each shop's data (the Host) from its
+// cell's database there, so c2's shops must feel the kill, c1's must not,
+// and c2 must answer again after the heal.
 func TestLabCellDrill(t *testing.T) {
 	env := labEnv(t)
 	a := env.Inv.App("shop")
@@ -35,11 +38,7 @@ func TestLabCellDrill(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	for _, c := range a.Cells {
-		for _, h := range c.Hosts {
-			deployCellStandIn(t, ctx, env, h, a)
-		}
-	}
+	deployLabApp(t, a)
 	mapShops(t, ctx, env, a, 100)
 
 	t.Run("kill app", func(t *testing.T) {
@@ -54,11 +53,17 @@ func TestLabCellDrill(t *testing.T) {
 		}
 	})
 	t.Run("kill db", func(t *testing.T) {
-		rep, err := drill.ExecuteCell(ctx, env, drill.CellOptions{App: "shop", Cell: "c2", Kill: drill.CellKillDB, Duration: 10 * time.Second})
+		rep, err := drill.ExecuteCell(ctx, env, drill.CellOptions{App: "shop", Cell: "c2", Kill: drill.CellKillDB, Duration: 10 * time.Second, Path: "/data"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkCellReport(t, rep)
+		f := checkCellReport(t, rep)
+		if c2 := f.Cells[1]; !f.FaultSeen || c2.Requests == c2.OK {
+			t.Errorf("c2: %d of %d requests answered, fault seen %v: the load on /data must feel c2's database going away", c2.OK, c2.Requests, f.FaultSeen)
+		}
+		if !f.Recovered {
+			t.Errorf("c2's shops did not answer again after the database came back")
+		}
 	})
 }
 
@@ -85,18 +90,16 @@ func checkCellReport(t *testing.T, rep *drill.Report) *drill.CellFigures {
 	return f
 }
 
-// deployCellStandIn starts a tiny HTTP app as the cell's release (as the
-// deploy user, like lab/cellslab): "/" lists a directory, /up answers 200.
-func deployCellStandIn(t *testing.T, ctx context.Context, env *drill.Env, host string, a *inventory.App) {
+// deployLabApp deploys the lab app to every cell of a with the real belay
+// binary: no canary steps (the test is about the drill, not the verdict).
+func deployLabApp(t *testing.T, a *inventory.App) {
 	t.Helper()
-	srv := "/srv/" + a.Name
-	cmd := fmt.Sprintf(`set -e; d=%[1]s/releases/celldrill; mkdir -p "$d/www"; echo ok > "$d/www/up"; cat >"$d/start" <<'EOF'
-#!/bin/sh
-exec python3 -m http.server "$PORT" --directory "$(dirname "$0")/www"
-EOF
-chmod 755 "$d/start"; ln -sfn "$d" %[1]s/current; sudo -n systemctl restart %[2]s`, shq.Quote(srv), shq.Quote("belay-app@"+a.Name+".service"))
-	if out, err := env.Hosts.Run(ctx, host, cmd); err != nil {
-		t.Fatalf("stand-in on %s: %v\n%s", host, err, out)
+	release := fmt.Sprintf("celldrill%d", time.Now().Unix()%100000)
+	r := labtest.Belay(t, labtest.BuildBelay(t), 15*time.Minute, "deploy", "--app", a.Name,
+		"--artifact", labtest.LabAppTarball(t, release), "--release", release,
+		"--steps", "none", "--pause", "0", "--health-timeout", "30s", "--wave-size", "2")
+	if r.Err != nil {
+		t.Fatalf("deploying the lab app to every cell: %v", r.Err)
 	}
 }
 

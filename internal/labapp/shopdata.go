@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -202,10 +203,16 @@ func MoveMain(args []string, getenv func(string) string, in io.Reader, out, errO
 }
 
 // dataHandler serves /data?shop=S: GET returns the shop's data, PUT replaces
-// it, POST appends to it (the lab's "orders").
+// it, POST appends to it (the lab's "orders"). Without the parameter the shop
+// is the request's Host, as the router resolves it: then one path, /data,
+// reads each shop's own data from the database, which is what a cell drill's
+// load needs to feel a database kill (`belay drill cell --path /data`).
 func dataHandler(st ShopStore) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		shop := strings.ToLower(r.URL.Query().Get("shop"))
+		if shop == "" {
+			shop = strings.ToLower(hostOnly(r.Host))
+		}
 		if err := checkShop(shop); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -231,4 +238,12 @@ func dataHandler(st ShopStore) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	}
+}
+
+// hostOnly is the Host without its port.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,5 +61,33 @@ func TestMoveContract(t *testing.T) {
 	out.Reset()
 	if code := MoveMain([]string{"export", "new.test"}, env(src), nil, &out, io.Discard); code != 0 || out.Len() != 0 {
 		t.Errorf("export of a shop without data: %d %q", code, out.String())
+	}
+}
+
+// Without ?shop= the shop is the Host (lowercase, without port), as the
+// router resolves it: one path reads each shop's own data.
+func TestDataHandlerShopFromHost(t *testing.T) {
+	h := dataHandler(DirStore(t.TempDir()))
+	do := func(method, host, target, body string) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := do("PUT", "Shop-A.test:8080", "/data", "a-data"); code != 200 {
+		t.Fatalf("PUT by Host: %d %s", code, body)
+	}
+	if code, body := do("GET", "x.test", "/data?shop=shop-a.test", ""); code != 200 || body != "a-data" {
+		t.Errorf("GET by ?shop=: %d %q, want the data the Host PUT wrote", code, body)
+	}
+	if code, body := do("GET", "other.test", "/data", ""); code != 200 || body != "" {
+		t.Errorf("GET of another Host: %d %q, want 200 and no data", code, body)
+	}
+	for _, host := range []string{"bad_host", "localhost", "-x.test"} {
+		if code, _ := do("GET", host, "/data", ""); code != 400 {
+			t.Errorf("Host %q: %d, want 400 (not a shop domain)", host, code)
+		}
 	}
 }

@@ -97,7 +97,7 @@ func TestPGStoreSharedByTheCellsServers(t *testing.T) {
 	if code, body := serveOne(t, apps[1], "GET", "/data?shop=none.test", ""); code != 200 || body != "" {
 		t.Errorf("GET of a shop without data: %d %q", code, body)
 	}
-	for _, shop := range []string{"../etc/passwd", "x';DROP TABLE labapp_shop_data;--", "", "a_b.test", strings.Repeat("a", 250) + ".test"} {
+	for _, shop := range []string{"../etc/passwd", "x';DROP TABLE labapp_shop_data;--", "a_b.test", strings.Repeat("a", 250) + ".test"} {
 		if code, _ := serveOne(t, apps[0], "PUT", "/data?shop="+url.QueryEscape(shop), "x"); code != http.StatusBadRequest {
 			t.Errorf("PUT shop %q: %d, want 400", shop, code)
 		}

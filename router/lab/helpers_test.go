@@ -3,14 +3,12 @@
 package lab_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -142,37 +140,6 @@ func goBuild(t *testing.T, dir, name, pkg string, ldflags ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// labAppTarball is a release of the lab app: start (the binary) and
-// belay-move, a symlink to it (the move hook; deploy/release allows a
-// symlink that resolves inside the release).
-func labAppTarball(t *testing.T, id string) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin, err := os.ReadFile(goBuild(t, dir, "labapp", "github.com/belay-sh/belay/deploy/testdata/labapp", "-X main.buildID="+id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "labapp-"+id+".tar")
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "start", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(bin); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "belay-move", Linkname: "start", Mode: 0o777, ModTime: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // belayBinary runs the real belay binary (built once per test).

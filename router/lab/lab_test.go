@@ -38,6 +38,7 @@ import (
 
 	"github.com/belay-sh/belay/bench/load/loadgen"
 	"github.com/belay-sh/belay/internal/labapp"
+	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/router"
 )
 
@@ -77,7 +78,7 @@ func TestLabCells(t *testing.T) {
 	// whose start is the app and whose belay-move is the move hook.
 	release := fmt.Sprintf("cells%d", run)
 	belayBin := belayBinary(t)
-	if _, err := belayBin("deploy", "--app", app, "--artifact", labAppTarball(t, release), "--release", release,
+	if _, err := belayBin("deploy", "--app", app, "--artifact", labtest.LabAppTarball(t, release), "--release", release,
 		"--steps", "none", "--pause", "0", "--health-timeout", "30s", "--wave-size", "2"); err != nil {
 		t.Fatalf("deploying the lab app to every cell: %v", err)
 	}
