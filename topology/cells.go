@@ -220,3 +220,23 @@ func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inv
 	}
 	return out
 }
+
+// CellDBNodes lists every dedicated cell's data nodes, in app and cell order.
+func (t *Topology) CellDBNodes() []string {
+	var out []string
+	for _, h := range t.Hosts {
+		if h.Cell != "" && h.Has(inventory.RoleDB) {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
+// DedicatedCellOf returns the cell whose own data node host is, or nil.
+func (t *Topology) DedicatedCellOf(host string) *Cell {
+	h := t.Host(host)
+	if h == nil || h.Cell == "" || !h.Has(inventory.RoleDB) {
+		return nil
+	}
+	return t.Cell(h.App, h.Cell)
+}
