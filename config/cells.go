@@ -250,19 +250,22 @@ func (v *validator) cells(p string, a App) {
 	}
 }
 
-// cellDatabases refuses two cells (of any apps) sharing a database name, or
-// one taking the stack's own database.
+// cellDatabases refuses two cells (of any apps) sharing a database name
+// (a dedicated cell's is also its formation and stanza), or a shared one
+// taking the stack's own database.
 func (v *validator) cellDatabases() {
 	seen := map[string]string{}
 	for i, a := range v.c.Apps {
 		for j, c := range a.Cells {
-			// A dedicated cell's database lives on its own pair: no clash.
-			if c.Database != DatabaseShared || c.Name == "" {
+			if c.Name == "" {
 				continue
 			}
+			// A dedicated cell's database lives on its own pair, but the name
+			// is also its formation on the shared monitor and its pgBackRest
+			// stanza: unique among all cells all the same.
 			path := fmt.Sprintf("%s[%d].cells[%d].name", KeyApps, i, j)
 			db := CellDatabase(a.Name, c.Name)
-			if db == v.c.Database.Name {
+			if db == v.c.Database.Name && !c.Dedicated() {
 				v.add(path, "gives the database name %q, which is belay:database.name, expected another cell or app name", db)
 				continue
 			}

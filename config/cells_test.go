@@ -173,11 +173,19 @@ func TestDedicatedCells(t *testing.T) {
 	}{
 		{"bad databaseSize", "belay:apps[0].cells[0].databaseSize", "huge", cell("name", "c1", "database", "dedicated", "databaseSize", "huge")},
 		{"three replicas", "belay:apps[0].cells[0].replicas", "at most 2", cell("name", "c1", "database", "dedicated", "replicas", 3)},
+		{"formation clash across apps", "belay:apps[1].cells[0].name", "as belay:apps[0].cells[0].name does", nil},
 		{"databaseSize not a string", "belay:apps[0].cells[0].databaseSize", "expected", cell("name", "c1", "database", "dedicated", "databaseSize", 4)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, withCells([]any{tt.cell}, nil), config.WithDedicatedCells())
+			d := withCells([]any{tt.cell}, nil)
+			if tt.cell == nil {
+				// web + cell "x-y" and web-x + cell "y" both give web_x_y.
+				d = withCells([]any{cell("name", "x-y", "database", "dedicated")}, nil)
+				app(d, 1)["name"] = "web-x"
+				app(d, 1)["cells"] = []any{cell("name", "y", "database", "dedicated")}
+			}
+			_, err := parse(t, d, config.WithDedicatedCells())
 			if err == nil {
 				t.Fatal("Parse accepted it")
 			}
