@@ -105,7 +105,7 @@ func TestFormationWithPgAutoctl(t *testing.T) {
 	// A node registers in it (and would not in an unknown formation).
 	// (Each attempt its own data directory: pg_autoctl keeps a node's
 	// config, formation included, under $HOME/.config by data directory.)
-	node := "pg_autoctl create postgres --pgdata " + dir + "/%[1]s --pgport %[2]d --hostname 127.0.0.1 --auth trust --ssl-self-signed --monitor '" + uri + "' --formation %[3]s --name %[1]s --dbname postgres"
+	node := "pg_autoctl create postgres --pgdata " + dir + "/%[1]s --pgport %[2]d --hostname 127.0.0.1 --auth trust --ssl-self-signed --monitor '" + uri + "' --formation %[3]s --name %[1]s" // no --dbname, as belay-db-setup
 	if out, err := as(fmt.Sprintf(node, "n0", port+1, "nosuch")); err == nil || !strings.Contains(out, `formation "nosuch" does not exist`) {
 		t.Errorf("registering in an unknown formation: %v\n%s", err, out)
 	}
