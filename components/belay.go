@@ -31,9 +31,11 @@ type Belay struct {
 	StandbySite *Site
 	Apps        []*AppPair
 	Database    *Database
-	Standby     *Standby
-	Firewalls   []*Firewalls
-	DNS         []*AppDNS
+	// CellDatabases are the dedicated cells' own pairs (celldb.go).
+	CellDatabases []*CellDatabase
+	Standby       *Standby
+	Firewalls     []*Firewalls
+	DNS           []*AppDNS
 	// Inventory is the `inventory` stack output: the inventory document as an object.
 	Inventory pulumi.MapOutput
 	// InventoryJSON is the same document as JSON text (what inventory.Parse reads).
@@ -66,6 +68,11 @@ func (p *plan) cloudOf(s inventory.SiteName) Cloud {
 // set it, to measure the program at app counts the backup host's user data
 // does not fit yet (see checkUserDataSizes).
 var skipUserDataLimits = false
+
+// configOptions are passed to the config's validation; only the tests of
+// dedicated cells set it (config.WithDedicatedCells: the program refuses
+// them until the standby site can serve them, as config does).
+var configOptions []config.Option
 
 // newCloud returns the adapter of a site's provider.
 func newCloud(key string, p config.Provider, root pulumi.Resource) (Cloud, error) {
@@ -100,7 +107,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if stack == "" {
 		return nil, errors.New("belay: empty stack name")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(configOptions...); err != nil {
 		return nil, err
 	}
 	p := &plan{cfg: cfg, stack: stack}
@@ -266,6 +273,20 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 		Monitor: *t.Host(t.DBMonitor), Nodes: hosts(t.DBNodes), Host: host(b.PrimarySite),
 	}, parent); err != nil {
 		return err
+	}
+	// Dedicated cells' pairs: after the monitor, before the cells' servers
+	// (whose DATABASE_URL names them).
+	for _, a := range cfg.Apps {
+		for _, c := range t.Cells[a.Name] {
+			if len(c.DBNodes) == 0 {
+				continue
+			}
+			cd, err := NewCellDatabase(ctx, c.Group+"-db", CellDatabaseArgs{Cell: c, Nodes: hosts(c.DBNodes), Host: host(b.PrimarySite)}, parent)
+			if err != nil {
+				return err
+			}
+			b.CellDatabases = append(b.CellDatabases, cd)
+		}
 	}
 	for _, a := range cfg.Apps {
 		for _, g := range vrrpGroups(a, t) {

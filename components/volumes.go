@@ -15,10 +15,10 @@ type dataMount = hostspec.DataMount
 const dataLabelKey = "belay-data"
 
 // statefulHosts are the servers with provider delete/rebuild protection: the
-// hosts with data volumes, plus the monitor (losing it stops automatic failover).
+// hosts with data volumes (dedicated cells' data nodes too), plus the monitor (losing it stops automatic failover).
 func statefulHosts(t *topology.Topology) map[string]bool {
 	out := map[string]bool{t.DBMonitor: true, t.StandbyDB: true, t.BackupRepo: true}
-	for _, n := range t.DBNodes {
+	for _, n := range append(append([]string{}, t.DBNodes...), t.CellDBNodes()...) {
 		out[n] = true
 	}
 	return out

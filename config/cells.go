@@ -14,9 +14,16 @@ type Cell struct {
 	StandbySize string `json:"standbySize"`
 	Replicas    int    `json:"replicas"`
 	// Database is where the cell's data lives: DatabaseShared (its own role and
-	// database on the stack's PostgreSQL cluster) or DatabaseDedicated.
+	// database on the stack's PostgreSQL cluster) or DatabaseDedicated (its own
+	// pg_auto_failover pair, see topology.Cell.DBNodes).
 	Database string `json:"database"`
+	// DatabaseSize is the server size of a dedicated cell's two data nodes
+	// (default belay:database.size); unused by a shared cell.
+	DatabaseSize string `json:"databaseSize,omitempty"`
 }
+
+// Dedicated reports whether the cell has its own PostgreSQL pair.
+func (c Cell) Dedicated() bool { return c.Database == DatabaseDedicated }
 
 // Router is the router tier of an app with cells: an HA group with its own
 // floating IP running nginx, which maps each shop to its cell.
@@ -52,6 +59,10 @@ const (
 	MaxRouters      = 10
 	// CellNameMax is the longest cell name.
 	CellNameMax = 16
+	// DedicatedCellReplicas is the most app servers a dedicated cell may have:
+	// its two data nodes take the top of the cell's fixed address block
+	// (topology), so the block has room for this many app servers.
+	DedicatedCellReplicas = MaxCellReplicas - 2
 )
 
 var cellName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
@@ -95,7 +106,7 @@ func decodeCells(e *errs, o *obj, a *App) {
 	}
 	list, isList := v.([]any)
 	if !isList {
-		e.add(path, "got %s, expected a number of cells or a list of cells {name, replicas, size, standbySize, database}", e.describe(v))
+		e.add(path, "got %s, expected a number of cells or a list of cells {name, replicas, size, standbySize, database, databaseSize}", e.describe(v))
 		return
 	}
 	if len(list) == 0 {
@@ -111,7 +122,8 @@ func decodeCells(e *errs, o *obj, a *App) {
 			co.str("standbySize", &c.StandbySize)
 			co.integer("replicas", &c.Replicas)
 			co.str("database", &c.Database)
-			co.done("name", "replicas", "size", "standbySize", "database")
+			co.str("databaseSize", &c.DatabaseSize)
+			co.done("name", "replicas", "size", "standbySize", "database", "databaseSize")
 		}
 		a.Cells = append(a.Cells, c)
 	}
@@ -199,13 +211,19 @@ func (v *validator) cells(p string, a App) {
 		}
 		switch c.Database {
 		case DatabaseShared:
+			// Changing a cell from dedicated back to shared is refused by the
+			// preview guard (its data nodes would be deleted), not here.
 			if db := CellDatabase(a.Name, c.Name); len(db) > 63 {
 				v.add(cp+".name", "gives the database name %q, longer than PostgreSQL's 63 characters, expected a shorter app or cell name", db)
 			}
 		case DatabaseDedicated:
-			v.add(cp+".database", "%q is not available yet, expected %q (the cell's own role and database on the stack's cluster)", c.Database, DatabaseShared)
+			// Its data nodes <app>-<cell>-db-N are shorter than <app>-<cell>-standby.
+			v.dedicatedCell(cp, a, c)
 		default:
-			v.add(cp+".database", "got %q, expected %q", c.Database, DatabaseShared)
+			v.add(cp+".database", "got %q, expected %q or %q", c.Database, DatabaseShared, DatabaseDedicated)
+		}
+		if c.DatabaseSize != "" && !c.Dedicated() {
+			v.add(cp+".databaseSize", "set on a cell with database %q, expected it only with database %q (a shared cell uses the stack's cluster)", c.Database, DatabaseDedicated)
 		}
 	}
 	if longest > 63 {
@@ -232,18 +250,22 @@ func (v *validator) cells(p string, a App) {
 	}
 }
 
-// cellDatabases refuses two cells (of any apps) sharing a database name, or
-// one taking the stack's own database.
+// cellDatabases refuses two cells (of any apps) sharing a database name
+// (a dedicated cell's is also its formation and stanza), or a shared one
+// taking the stack's own database.
 func (v *validator) cellDatabases() {
 	seen := map[string]string{}
 	for i, a := range v.c.Apps {
 		for j, c := range a.Cells {
-			if c.Database != DatabaseShared || c.Name == "" {
+			if c.Name == "" {
 				continue
 			}
+			// A dedicated cell's database lives on its own pair, but the name
+			// is also its formation on the shared monitor and its pgBackRest
+			// stanza: unique among all cells all the same.
 			path := fmt.Sprintf("%s[%d].cells[%d].name", KeyApps, i, j)
 			db := CellDatabase(a.Name, c.Name)
-			if db == v.c.Database.Name {
+			if db == v.c.Database.Name && !c.Dedicated() {
 				v.add(path, "gives the database name %q, which is belay:database.name, expected another cell or app name", db)
 				continue
 			}
@@ -254,4 +276,24 @@ func (v *validator) cellDatabases() {
 			seen[db] = path
 		}
 	}
+}
+
+// dedicatedCell checks a cell with its own PostgreSQL pair.
+func (v *validator) dedicatedCell(cp string, a App, c Cell) {
+	v.size(cp+".databaseSize", c.DatabaseSize, "primary", false)
+	if c.Replicas > DedicatedCellReplicas {
+		v.add(cp+".replicas", "%d with database %q, expected at most %d (the cell's data nodes take the rest of its fixed address block of %d)", c.Replicas, DatabaseDedicated, DedicatedCellReplicas, MaxCellReplicas)
+	}
+	if db := CellDatabase(a.Name, c.Name); len(db) > 63 {
+		v.add(cp+".name", "gives the database name %q, longer than PostgreSQL's 63 characters, expected a shorter app or cell name", db)
+	}
+	// The standby site restores every database from the backup repository
+	// into db-standby; a dedicated pair's data would need its own pgBackRest
+	// stanza and its own standby server, which belay does not build yet. A
+	// cell whose data the standby site cannot serve would break `belay
+	// failover site` for its shops without a word: refused.
+	if v.o.dedicated {
+		return
+	}
+	v.add(cp+".database", "%q needs a pgBackRest stanza and a standby-site copy of the cell's pair, which belay does not provision yet (docs/cells.md, \"Dedicated database\"), expected %q for now", c.Database, DatabaseShared)
 }

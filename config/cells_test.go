@@ -91,8 +91,9 @@ func TestCellsErrors(t *testing.T) {
 		{"one replica", withCells([]any{cell("name", "c1", "replicas", 1)}, nil), "belay:apps[0].cells[0].replicas", "expected 2..4"},
 		{"five replicas", withCells([]any{cell("name", "c1", "replicas", 5)}, nil), "belay:apps[0].cells[0].replicas", "expected 2..4"},
 		{"bad size", withCells([]any{cell("name", "c1", "size", "huge")}, nil), "belay:apps[0].cells[0].size", "huge"},
-		{"bad database", withCells([]any{cell("name", "c1", "database", "mine")}, nil), "belay:apps[0].cells[0].database", "expected \"shared\""},
-		{"dedicated refused", withCells([]any{cell("name", "c1", "database", "dedicated")}, nil), "belay:apps[0].cells[0].database", "not available yet"},
+		{"bad database", withCells([]any{cell("name", "c1", "database", "mine")}, nil), "belay:apps[0].cells[0].database", "expected \"shared\" or \"dedicated\""},
+		{"databaseSize on a shared cell", withCells([]any{cell("name", "c1", "databaseSize", "cx43")}, nil), "belay:apps[0].cells[0].databaseSize", "only with database \"dedicated\""},
+		{"dedicated refused until the standby site serves it", withCells([]any{cell("name", "c1", "database", "dedicated")}, nil), "belay:apps[0].cells[0].database", "standby-site copy"},
 		{"defaultCell unknown", withCells(2, map[string]any{"defaultCell": "c9"}), "belay:apps[0].router.defaultCell", "one of the app's cells"},
 		{"default without defaultCell", withCells(2, map[string]any{"unknownShop": "default"}), "belay:apps[0].router.unknownShop", "needs defaultCell"},
 		{"bad unknownShop", withCells(2, map[string]any{"unknownShop": 500}), "belay:apps[0].router.unknownShop", "expected 404, 421 or default"},
@@ -123,6 +124,68 @@ func TestCellsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parse(t, tt.doc)
+			if err == nil {
+				t.Fatal("Parse accepted it")
+			}
+			found := false
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if strings.HasPrefix(line, tt.field+":") && strings.Contains(line, tt.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("error = %v\nwant a line %q ... %q", err, tt.field, tt.want)
+			}
+		})
+	}
+}
+
+// TestDedicatedCells: with WithDedicatedCells (the tests of the parts built so
+// far), a dedicated cell parses with its databaseSize defaulting to the
+// stack's data nodes' size, and its own mistakes are named.
+func TestDedicatedCells(t *testing.T) {
+	cell := func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	t.Run("accepted with the stack's database size by default", func(t *testing.T) {
+		cfg, err := parse(t, withCells([]any{cell("name", "c1"), cell("name", "c2", "database", "dedicated"), cell("name", "c3", "database", "dedicated", "databaseSize", "cx43")}, nil), config.WithDedicatedCells())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg.Apps[0].Cells
+		if c[0].Dedicated() || c[0].DatabaseSize != "" {
+			t.Errorf("shared cell = %+v", c[0])
+		}
+		if !c[1].Dedicated() || c[1].DatabaseSize != cfg.Database.Size {
+			t.Errorf("dedicated cell = %+v, want databaseSize %q", c[1], cfg.Database.Size)
+		}
+		if c[2].DatabaseSize != "cx43" {
+			t.Errorf("databaseSize = %q", c[2].DatabaseSize)
+		}
+	})
+	tests := []struct {
+		name, field, want string
+		cell              map[string]any
+	}{
+		{"bad databaseSize", "belay:apps[0].cells[0].databaseSize", "huge", cell("name", "c1", "database", "dedicated", "databaseSize", "huge")},
+		{"three replicas", "belay:apps[0].cells[0].replicas", "at most 2", cell("name", "c1", "database", "dedicated", "replicas", 3)},
+		{"formation clash across apps", "belay:apps[1].cells[0].name", "as belay:apps[0].cells[0].name does", nil},
+		{"databaseSize not a string", "belay:apps[0].cells[0].databaseSize", "expected", cell("name", "c1", "database", "dedicated", "databaseSize", 4)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := withCells([]any{tt.cell}, nil)
+			if tt.cell == nil {
+				// web + cell "x-y" and web-x + cell "y" both give web_x_y.
+				d = withCells([]any{cell("name", "x-y", "database", "dedicated")}, nil)
+				app(d, 1)["name"] = "web-x"
+				app(d, 1)["cells"] = []any{cell("name", "y", "database", "dedicated")}
+			}
+			_, err := parse(t, d, config.WithDedicatedCells())
 			if err == nil {
 				t.Fatal("Parse accepted it")
 			}

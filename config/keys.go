@@ -228,6 +228,15 @@ func applyDefaults(cfg *Config, d *decoded) {
 	if !d.monitorSize {
 		cfg.Database.MonitorSize = SmallestSize(cfg.Sites.Primary.Provider, cfg.Sites.Primary.Region)
 	}
+	// A dedicated cell's data nodes default to the stack's data nodes' size
+	// (belay:database is decoded independently of belay:apps).
+	for i := range cfg.Apps {
+		for j := range cfg.Apps[i].Cells {
+			if c := &cfg.Apps[i].Cells[j]; c.Dedicated() && c.DatabaseSize == "" {
+				c.DatabaseSize = cfg.Database.Size
+			}
+		}
+	}
 }
 
 // normalize rewrites equivalent spellings to the canonical one: host names are

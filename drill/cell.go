@@ -281,7 +281,7 @@ func CellSteps(inv *inventory.Inventory, app, cell, kill string, lab bool) ([]St
 		return nil, err
 	}
 	hosts := strings.Join(c.Hosts, ", ")
-	nodes := strings.Join(inv.Database.Nodes, ", ")
+	nodes := strings.Join(cellDBNodes(inv, c), ", ")
 	var all []string
 	for _, x := range a.Cells {
 		all = append(all, x.Hosts...)

@@ -280,7 +280,7 @@ func injectCellDB(ctx context.Context, env *Env, s *stepper, a *inventory.App, c
 		return nil
 	}
 	err = s.do("inject", c.Database, func() error {
-		p, err := findPrimary(ctx, env)
+		p, err := findPrimary(ctx, env, cellDBNodes(env.Inv, c))
 		if err != nil {
 			return err
 		}
@@ -325,11 +325,20 @@ func cellsWhole(ctx context.Context, env *Env, a *inventory.App, cells []invento
 	return nil
 }
 
-// findPrimary asks every data node, as root, whether it is in recovery.
-func findPrimary(ctx context.Context, env *Env) (string, error) {
+// cellDBNodes are the data nodes holding cell c's database: its own pair
+// when it has one (a dedicated cell), else the stack's.
+func cellDBNodes(inv *inventory.Inventory, c *inventory.Cell) []string {
+	if c.Dedicated() {
+		return c.DBNodes
+	}
+	return inv.Database.Nodes
+}
+
+// findPrimary asks every data node of nodes, as root, whether it is in recovery.
+func findPrimary(ctx context.Context, env *Env, nodes []string) (string, error) {
 	var found []string
 	var errs []string
-	for _, n := range env.Inv.Database.Nodes {
+	for _, n := range nodes {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		out, err := env.Hosts.RunRoot(cctx, n, hostcmd.Psql(hostcmd.InRecoverySQL)...)
 		cancel()
@@ -342,15 +351,19 @@ func findPrimary(ctx context.Context, env *Env) (string, error) {
 		}
 	}
 	if len(found) != 1 {
-		return "", fmt.Errorf("expected exactly one primary among the data nodes %v, found %v (errors: %s)", env.Inv.Database.Nodes, found, strings.Join(errs, "; "))
+		return "", fmt.Errorf("expected exactly one primary among the data nodes %v, found %v (errors: %s)", nodes, found, strings.Join(errs, "; "))
 	}
 	return found[0], nil
 }
 
 // confirmDBBlocked checks the database kill took: the killed cell's database
-// refuses a connection on the primary, every other cell's accepts one.
+// refuses a connection on the primary, every other cell's on the same data
+// nodes accepts one (a dedicated cell's pair holds its database alone).
 func confirmDBBlocked(ctx context.Context, env *Env, primary string, a *inventory.App, killed *inventory.Cell) error {
 	for _, x := range a.Cells {
+		if x.Name != killed.Name && (x.Dedicated() || killed.Dedicated()) {
+			continue
+		}
 		_, err := env.Hosts.RunRoot(ctx, primary, CellDBConnect(x.Database)...)
 		switch {
 		case x.Name == killed.Name && err == nil:

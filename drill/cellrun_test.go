@@ -101,7 +101,8 @@ func cellEnv(t *testing.T, lab bool, leak bool) (*Env, *fakeRouter, *cellFaults,
 			}
 			return m, nil
 		case strings.Contains(c.Cmd, "pg_is_in_recovery"):
-			return []byte(map[bool]string{true: "f\n", false: "t\n"}[c.Host == "db-2"]), nil
+			// db-2 is the stack's primary; shop-c2-db-1 a dedicated c2's (TestCellDrillDedicatedDB).
+			return []byte(map[bool]string{true: "f\n", false: "t\n"}[c.Host == "db-2" || c.Host == "shop-c2-db-1"]), nil
 		case strings.Contains(c.Cmd, "ALLOW_CONNECTIONS false"):
 			blocked.Store("shop_c2", true)
 			fr.set("c2", true)

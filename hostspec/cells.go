@@ -49,7 +49,12 @@ func (b *builder) cellDatabaseURL(from inventory.SiteName, app, cell string) (st
 	if err != nil {
 		return "", err
 	}
-	hosts, err := b.dbHosts(from)
+	var hosts string
+	if len(tc.DBNodes) > 0 && from == inventory.Primary {
+		hosts, err = b.hostList(tc.DBNodes) // its own pair
+	} else {
+		hosts, err = b.dbHosts(from)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -159,6 +164,9 @@ func (b *builder) tenants(h topology.Host) ([]roles.DBTenant, error) {
 	var out []roles.DBTenant
 	for _, a := range b.cfg.Apps {
 		for _, c := range b.topo.Cells[a.Name] {
+			if len(c.DBNodes) > 0 && h.Site == inventory.Primary {
+				continue // its database lives on its own pair (dedicated.go)
+			}
 			pw, err := b.password(cellPassword(a.Name, c.Name))
 			if err != nil {
 				return nil, err
@@ -200,6 +208,9 @@ func (b *builder) cellAndRouterHosts(site inventory.SiteName) []string {
 		}
 		for _, c := range b.topo.Cells[a.Name] {
 			if site == inventory.Primary {
+				if len(c.DBNodes) > 0 {
+					continue // they reach their own pair only
+				}
 				out = append(out, c.Hosts...)
 			} else {
 				out = append(out, c.Standby)

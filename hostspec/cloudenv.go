@@ -78,7 +78,8 @@ func UserDataDeps(g UserDataGroup, t *topology.Topology) []string {
 	case UDStandbyDB:
 		return []string{t.BackupRepo}
 	case UDApps:
-		return append([]string{}, t.DBNodes...)
+		// Dedicated cells' servers name their own pair.
+		return append(append([]string{}, t.DBNodes...), t.CellDBNodes()...)
 	case UDStandbyApps:
 		return []string{t.StandbyDB, t.BackupRepo}
 	case UDRouters:
@@ -104,7 +105,9 @@ func UserDataDeps(g UserDataGroup, t *topology.Topology) []string {
 
 // StaticHosts are the hosts other sites' user data names: they get static IPs.
 func StaticHosts(t *topology.Topology) []string {
-	return append(append([]string{}, t.DBNodes...), t.BackupRepo)
+	// Dedicated cells' data nodes are appended after the backup host: the
+	// order of the existing ones never changes when a cell is added.
+	return append(append(append([]string{}, t.DBNodes...), t.BackupRepo), t.CellDBNodes()...)
 }
 
 // VRRPGroups lists every HA group with its own floating IP, in registration

@@ -19,7 +19,10 @@ func (b *builder) dbAllowFrom(h topology.Host) ([]string, error) {
 	var names []string
 	names = append(names, b.topo.DBNodes...)
 	names = append(names, b.topo.DBMonitor)
-	if h.Name != b.topo.DBMonitor {
+	if h.Name == b.topo.DBMonitor {
+		// Dedicated cells' pairs register and report here too.
+		names = append(names, b.topo.CellDBNodes()...)
+	} else {
 		for _, app := range b.cfg.Apps {
 			names = append(names, b.topo.AppHosts[app.Name]...)
 		}
@@ -75,6 +78,12 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 	if s.DB.Tenants, err = b.tenants(h); err != nil {
 		return err
 	}
+	return b.dbBackupClient(h, s, Stanza)
+}
+
+// dbBackupClient sets a data node's side of pgBackRest: WAL archived to
+// stanza on the repository host over SSH, which connects back for backups.
+func (b *builder) dbBackupClient(h topology.Host, s *roles.Spec, stanza string) error {
 	// The repository host connects back over SSH for backups.
 	s.SSHFrom = append(s.SSHFrom, b.egress(other(h.Site))...)
 	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
@@ -96,7 +105,7 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 	s.DB.Backup = &roles.BackupClient{
 		RepoHost:    repoAddr,
 		RepoHostKey: repoHostKey.Public,
-		Stanza:      Stanza,
+		Stanza:      stanza,
 		ClientKey:   client,
 		RepoKey:     repoKey.Public,
 	}

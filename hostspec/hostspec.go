@@ -377,7 +377,11 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 		case inventory.RoleApp, inventory.RoleStandbyApp:
 			err = b.app(h, s)
 		case inventory.RoleDB, inventory.RoleDBMonitor:
-			err = b.db(h, s)
+			if h.Cell != "" {
+				err = b.cellDB(h, s) // a dedicated cell's own pair (dedicated.go)
+			} else {
+				err = b.db(h, s)
+			}
 		case inventory.RoleStandbyDB:
 			err = b.standbyDB(h, s)
 		case inventory.RoleBackupRepo:
@@ -423,12 +427,17 @@ func (b *builder) databaseURL(from inventory.SiteName) (string, error) {
 
 // dbHosts is the host list of a libpq URL used from site from.
 func (b *builder) dbHosts(from inventory.SiteName) (string, error) {
-	var hosts []string
 	nodes := b.topo.DBNodes
 	if from == inventory.Standby {
 		// The standby site's apps only ever talk to the standby DB (no cross-site 5432).
 		nodes = []string{b.topo.StandbyDB}
 	}
+	return b.hostList(nodes)
+}
+
+// hostList is nodes as a libpq multi-host list (ADDRESS:PORT,...).
+func (b *builder) hostList(nodes []string) (string, error) {
+	var hosts []string
 	for _, n := range nodes {
 		a, err := b.addr(n)
 		if err != nil {

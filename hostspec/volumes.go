@@ -33,11 +33,12 @@ const (
 const HetznerVolumeDevice = "/dev/disk/by-id/scsi-0HC_Volume_*"
 
 // DataMounts are the hosts whose data lives on a volume: the PostgreSQL data
-// nodes, the standby database and the backup host. The monitor's state is
+// nodes (dedicated cells' too), the standby database and the backup host. The monitor's state is
 // rebuilt by re-registering the nodes, and app servers hold releases only.
 func DataMounts(cfg *config.Config, t *topology.Topology) map[string]DataMount {
 	out := map[string]DataMount{}
-	for _, n := range t.DBNodes {
+	// Dedicated cells' pairs keep their data like the stack's pair.
+	for _, n := range append(append([]string{}, t.DBNodes...), t.CellDBNodes()...) {
 		out[n] = DataMount{MountPoint: PgHome, SizeGB: cfg.Database.VolumeGB}
 	}
 	out[t.StandbyDB] = DataMount{MountPoint: PgHome, SizeGB: cfg.Database.VolumeGB}

@@ -14,9 +14,18 @@ type Cell struct {
 	VIP     string   `json:"vip"`
 	Hosts   []string `json:"hosts"`
 	Standby string   `json:"standbyHost"`
-	// Database is the cell's database (and role) on the stack's cluster.
+	// Database is the cell's database (and role): on the stack's cluster, or
+	// on DBNodes when the cell has its own PostgreSQL pair.
 	Database string `json:"database"`
+	// DBNodes are a dedicated cell's own data nodes (hosts with role db and
+	// this cell), in the pg_auto_failover formation Formation on the stack's
+	// monitor; empty for a cell on the shared cluster (Database.Nodes).
+	DBNodes   []string `json:"dbNodes,omitempty"`
+	Formation string   `json:"formation,omitempty"`
 }
+
+// Dedicated reports whether the cell has its own PostgreSQL pair.
+func (c Cell) Dedicated() bool { return len(c.DBNodes) > 0 }
 
 // Router is the router tier of an app with cells.
 type Router struct {
@@ -122,6 +131,14 @@ func (inv *Inventory) checkCells() []error {
 			}
 			if c.Standby != "" {
 				member(cp+".standbyHost", c.Standby, a.Name, c.Name, RoleStandbyApp)
+			}
+			for _, hn := range c.DBNodes {
+				member(cp+".dbNodes", hn, a.Name, c.Name, RoleDB)
+			}
+			if c.Dedicated() != (c.Formation != "") {
+				badf("%s.formation: %q with %d dbNodes, expected a formation exactly when the cell has its own data nodes", cp, c.Formation, len(c.DBNodes))
+			} else if c.Formation != "" && !pgIdentRE.MatchString(c.Formation) {
+				badf("%s.formation: %q, expected a lowercase identifier", cp, c.Formation)
 			}
 		}
 		if r := a.Router; r != nil {

@@ -39,6 +39,8 @@ const (
 	pgafNodeUser       = "autoctl_node"
 	pgafReplicatorUser = "pgautofailover_replicator"
 	pgafMonitorDB      = "pg_auto_failover"
+	// pgafDefaultFormation is the formation of nodes created without --formation.
+	pgafDefaultFormation = "default"
 )
 
 func init() {

@@ -132,9 +132,12 @@ cd {{.Home}}
 # initialised (the monitor may still be booting; a second data node waits for
 # the primary before its pg_basebackup).
 created={{.Created}}
+{{- if .Formation}}
+{{.EnsureFormation}}
+{{- end}}
 if [ ! -f $created ]; then
     i=0
-    until as_pg pg_autoctl create {{.CreateArgs}}; do
+    until {{if .Formation}}ensure_formation && {{end}}as_pg pg_autoctl create {{.CreateArgs}}; do
         i=$((i + 1))
         [ $i -lt 90 ] || die "pg_autoctl create failed 90 times, giving up"
         log "pg_autoctl create failed (attempt $i), retrying in 10 s"
@@ -207,24 +210,26 @@ func dbSetupScript(s *Spec) (string, error) {
 	}
 	var b strings.Builder
 	err := dbSetupTmpl.Execute(&b, map[string]any{
-		"Kind":        kind,
-		"Unit":        PGAutoFailoverUnit,
-		"Version":     d.PostgresVersion,
-		"PGData":      PGDataPath(d.PostgresVersion),
-		"Port":        d.Port,
-		"Conf":        belayPGConf,
-		"HBABlock":    hbaBlock,
-		"Monitor":     d.Monitor,
-		"NodeUser":    pgafNodeUser,
-		"Home":        pgHome,
-		"Spool":       pgSpoolPath,
-		"Socket":      pgSocketDir,
-		"SQL":         bootstrapSQL,
-		"Self":        DBSetupScript,
-		"Created":     belayStateDir + "/pgautofailover-created",
-		"AddrSnippet": addrSnippet(s.Net),
-		"CreateArgs":  strings.Join(quoted, " "),
-		"ConfigSet":   configSet,
+		"Kind":            kind,
+		"Unit":            PGAutoFailoverUnit,
+		"Version":         d.PostgresVersion,
+		"PGData":          PGDataPath(d.PostgresVersion),
+		"Port":            d.Port,
+		"Conf":            belayPGConf,
+		"HBABlock":        hbaBlock,
+		"Monitor":         d.Monitor,
+		"NodeUser":        pgafNodeUser,
+		"Home":            pgHome,
+		"Spool":           pgSpoolPath,
+		"Socket":          pgSocketDir,
+		"SQL":             bootstrapSQL,
+		"Self":            DBSetupScript,
+		"Created":         belayStateDir + "/pgautofailover-created",
+		"AddrSnippet":     addrSnippet(s.Net),
+		"CreateArgs":      strings.Join(quoted, " "),
+		"ConfigSet":       configSet,
+		"Formation":       d.Formation,
+		"EnsureFormation": ensureFormationFunc(d),
 	})
 	if err != nil {
 		return "", fmt.Errorf("roles: render %s: %w", DBSetupScript, err)
@@ -258,7 +263,10 @@ func pgAutoctlCreateArgs(s *Spec) []string {
 		// = 'ANY 1 (...)' while it is healthy: no acknowledged commit is lost on failover.
 		quorum = "true"
 	}
-	monitorURI := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=require", pgafNodeUser, d.MonitorAddress, d.Port, pgafMonitorDB)
+	monitorURI := pgafMonitorURI(d)
+	if d.Formation != "" {
+		common = append(common, "--formation", d.Formation)
+	}
 	return append([]string{"postgres"}, append(common,
 		"--listen", "$addr,127.0.0.1",
 		"--name", s.Hostname,
@@ -266,4 +274,33 @@ func pgAutoctlCreateArgs(s *Spec) []string {
 		"--replication-quorum", quorum,
 		"--candidate-priority", "50",
 	)...)
+}
+
+// pgafMonitorURI is the monitor's URI for a data node (password in ~/.pgpass).
+func pgafMonitorURI(d *DB) string {
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=require", pgafNodeUser, d.MonitorAddress, d.Port, pgafMonitorDB)
+}
+
+// ensureFormationFunc is the shell function a dedicated cell's data node runs
+// before `pg_autoctl create postgres --formation`: the monitor refuses a node
+// of a formation it does not have ("Use pg_autoctl create formation ...
+// first"), and `create formation` fails when it exists (a duplicate key). Both
+// nodes of the pair run it at once on first boot: whichever loses the race
+// sees the formation on the re-check. Secondary enabled, as in the default
+// formation: the pair's second node is its failover target.
+func ensureFormationFunc(d *DB) string {
+	if d.Formation == "" {
+		return ""
+	}
+	uri := shq.Quote(pgafMonitorURI(d))
+	query := shq.Quote("SELECT count(*) FROM pgautofailover.formation WHERE formationid = '" + d.Formation + "'")
+	return `# This node's pg_auto_failover formation (a dedicated cell's pair) on the stack's monitor.
+formation_exists() {
+    [ "$(as_pg psql -X -A -t -d ` + uri + ` -c ` + query + `)" = 1 ]
+}
+ensure_formation() {
+    formation_exists && return 0
+    as_pg pg_autoctl create formation --monitor ` + uri + ` --formation ` + shq.Quote(d.Formation) + ` --kind pgsql --dbname postgres --enable-secondary ||
+        formation_exists
+}`
 }

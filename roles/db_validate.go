@@ -46,6 +46,9 @@ func validateDB(s *Spec) error {
 	if d.ArchiveTimeout != 0 && (d.ArchiveTimeout < 10 || d.ArchiveTimeout > 3600) {
 		bad("Spec.DB.ArchiveTimeout: %d, expected 10-3600 seconds (0 = %d)", d.ArchiveTimeout, DefaultArchiveTimeout)
 	}
+	if d.Formation != "" && (d.Monitor || !pgIdentRE.MatchString(d.Formation) || d.Formation == pgafDefaultFormation) {
+		bad("Spec.DB.Formation: %q, expected a data node's formation name (a-z, 0-9, _; not %q, which is the stack's pair)", d.Formation, pgafDefaultFormation)
+	}
 	if d.Monitor {
 		if d.Backup != nil {
 			bad("Spec.DB.Backup: set on the monitor, expected nil (the monitor holds no application data)")

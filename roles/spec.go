@@ -155,6 +155,10 @@ type DB struct {
 	Backup *BackupClient
 	// Tenants are the cells' own databases and roles (dbtenants.go).
 	Tenants []DBTenant
+	// Formation is the pg_auto_failover formation of a dedicated cell's data
+	// node ("" for the stack's pair, in formation "default"): the setup
+	// creates it on the monitor before registering the node.
+	Formation string
 }
 
 // BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.

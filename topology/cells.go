@@ -36,8 +36,14 @@ type Cell struct {
 	Hosts []string
 	// Standby is the cell's standby-site server.
 	Standby string
-	// Database is the cell's own database and role on the stack's cluster.
+	// Database is the cell's own database and role: on the stack's cluster,
+	// or on its own data nodes when DBNodes is set.
 	Database string
+	// DBNodes are a dedicated cell's own PostgreSQL data nodes
+	// ("<app>-<cell>-db-1", "-db-2"), nil for a cell on the shared cluster.
+	// They form the pg_auto_failover formation Formation on the stack's monitor.
+	DBNodes   []string
+	Formation string
 	// Slot is the cell's block number among all cells (area*MaxCells + index):
 	// it fixes its addresses and its VRRP router ID.
 	Slot int
@@ -108,11 +114,37 @@ func planCells(t *Topology, add addFunc, cfg *config.Config, i, area int, primar
 			}
 			tc.Hosts = append(tc.Hosts, name)
 		}
+		if cell.Dedicated() {
+			if err := planCellDB(&tc, add, cell, base, fmt.Sprintf("%s.cells[%d]", key, c), pk, primary); err != nil {
+				return err
+			}
+		}
 		tc.Standby = tc.Group + "-standby"
 		if err := add(Host{Name: tc.Standby, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyApp}, App: app.Name, Cell: cell.Name, Size: cell.StandbySize}, standby, stop-slot, sk); err != nil {
 			return err
 		}
 		t.Cells[app.Name] = append(t.Cells[app.Name], tc)
+	}
+	return nil
+}
+
+// planCellDB adds a dedicated cell's two data nodes at the top of the cell's
+// block (db-1 at its last address, db-2 below it), the app servers counting
+// up from its first: both are fixed by the cell's slot, so making a cell
+// dedicated, or adding one, moves no server. The block has room for
+// config.DedicatedCellReplicas app servers besides them.
+func planCellDB(tc *Cell, add addFunc, cell config.Cell, base int, key, pk string, primary netip.Prefix) error {
+	if cell.Replicas > config.DedicatedCellReplicas {
+		return fmt.Errorf("%s.replicas: %d, expected at most %d in a dedicated cell (its data nodes take the rest of its block)", key, cell.Replicas, config.DedicatedCellReplicas)
+	}
+	tc.Formation = tc.Database
+	for j := 0; j < 2; j++ {
+		name := fmt.Sprintf("%s-db-%d", tc.Group, j+1)
+		h := Host{Name: name, Site: inventory.Primary, Roles: []inventory.Role{inventory.RoleDB}, App: tc.App, Cell: tc.Name, Size: cell.DatabaseSize, Index: j}
+		if err := add(h, primary, base+CellBlock-1-j, pk); err != nil {
+			return err
+		}
+		tc.DBNodes = append(tc.DBNodes, name)
 	}
 	return nil
 }
@@ -183,7 +215,28 @@ func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inv
 	for _, c := range t.Cells[a.Name] {
 		out.Cells = append(out.Cells, inventory.Cell{
 			Name: c.Name, VIP: vip(c.Group), Hosts: append([]string{}, c.Hosts...), Standby: c.Standby, Database: c.Database,
+			DBNodes: append([]string(nil), c.DBNodes...), Formation: c.Formation,
 		})
 	}
 	return out
+}
+
+// CellDBNodes lists every dedicated cell's data nodes, in app and cell order.
+func (t *Topology) CellDBNodes() []string {
+	var out []string
+	for _, h := range t.Hosts {
+		if h.Cell != "" && h.Has(inventory.RoleDB) {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
+// DedicatedCellOf returns the cell whose own data node host is, or nil.
+func (t *Topology) DedicatedCellOf(host string) *Cell {
+	h := t.Host(host)
+	if h == nil || h.Cell == "" || !h.Has(inventory.RoleDB) {
+		return nil
+	}
+	return t.Cell(h.App, h.Cell)
 }

@@ -174,3 +174,13 @@ func nth(p netip.Prefix, offset int) (netip.Addr, error) {
 
 // Nth is the exported form of the address plan: the address offset hosts into p.
 func Nth(p netip.Prefix, offset int) (netip.Addr, error) { return nth(p, offset) }
+
+// Has reports whether the host has role r.
+func (h Host) Has(r inventory.Role) bool {
+	for _, x := range h.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,190 @@
+package components
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/roles"
+)
+
+// userDataFile is the text of file path in a server's rendered user data.
+func userDataFile(t *testing.T, ud, path string) string {
+	t.Helper()
+	var c roles.CloudConfig
+	if err := yaml.Unmarshal([]byte(ud), &c); err != nil {
+		t.Fatalf("user data: %v", err)
+	}
+	for _, f := range c.WriteFiles {
+		if f.Path == path {
+			text, err := f.Text()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return text
+		}
+	}
+	t.Fatalf("user data has no %s", path)
+	return ""
+}
+
+// withDedicatedCells lets the program accept dedicated cells for one test
+// (config.WithDedicatedCells; refused otherwise until the standby site
+// serves them).
+func withDedicatedCells(t *testing.T) {
+	t.Helper()
+	configOptions = []config.Option{config.WithDedicatedCells()}
+	t.Cleanup(func() { configOptions = nil })
+}
+
+// dedicatedDoc is cellsDoc with app 0's cells listed: c1 shared, and the
+// names in dedicated with their own pair.
+func dedicatedDoc(p, s config.Provider, names []string, dedicated ...string) map[string]any {
+	d := cellsDoc(p, s, 2, 2)
+	var cells []any
+	for _, n := range names {
+		c := map[string]any{"name": n}
+		for _, x := range dedicated {
+			if x == n {
+				c["database"] = "dedicated"
+			}
+		}
+		cells = append(cells, c)
+	}
+	d["apps"].([]any)[0].(map[string]any)["cells"] = cells
+	return d
+}
+
+// TestDedicatedCellProgram: a dedicated cell's pair is made like db-1/db-2
+// (protected, retained data volumes; delete protection on Hetzner; user data
+// ignored after creation; the db firewall group), registers in its own
+// formation, is listed in the inventory with role db and its cell, and the
+// cell's servers reach it. Without the test option the program refuses it.
+func TestDedicatedCellProgram(t *testing.T) {
+	doc := dedicatedDoc(config.Hetzner, config.DigitalOcean, []string{"c1", "c2"}, "c2")
+	if res := runProgram(t, values(doc)); res.err == nil || !strings.Contains(res.err.Error(), "belay:apps[0].cells[1].database") {
+		t.Fatalf("program without the option: %v, want cells[1].database refused", res.err)
+	}
+	withDedicatedCells(t)
+	for _, dir := range directions {
+		t.Run(dir.name, func(t *testing.T) {
+			res := runProgram(t, values(dedicatedDoc(dir.primary, dir.standby, []string{"c1", "c2"}, "c2")))
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			inv, err := inventory.Parse([]byte(res.inventory))
+			if err != nil {
+				t.Fatalf("inventory.Parse: %v\n%s", err, res.inventory)
+			}
+			srv := servers(t, res.m)
+			vols := map[string]registration{}
+			for _, r := range res.m.byType(volumeTypes[dir.primary]) {
+				vols[r.Name] = r
+			}
+			var pairAddrs []string
+			for _, n := range []string{"shop0-c2-db-1", "shop0-c2-db-2"} {
+				s, ok := srv[n]
+				if !ok {
+					t.Errorf("%s: no server", n)
+					continue
+				}
+				setup := userDataFile(t, str(s.Inputs, "userData"), roles.DBSetupScript)
+				if !strings.Contains(setup, "--formation shop0_c2 ") || !strings.Contains(setup, "ensure_formation") {
+					t.Errorf("%s: user data does not register in formation shop0_c2", n)
+				}
+				if !has(s.IgnoreChanges, "userData") {
+					t.Errorf("%s: ignoreChanges %v", n, s.IgnoreChanges)
+				}
+				if v, ok := vols[n+"-data"]; !ok || !v.Protect || !v.Retain {
+					t.Errorf("%s: data volume %+v, want protected and retained", n, v)
+				}
+				if dir.primary == config.Hetzner {
+					if dp := s.Inputs["deleteProtection"]; !dp.IsBool() || !dp.BoolValue() {
+						t.Errorf("%s: no delete protection", n)
+					}
+				}
+				if p := parentComponent(s); !strings.Contains(p, "CellDatabase") {
+					t.Errorf("%s: parent %s, want the cell's CellDatabase", n, p)
+				}
+				h := inv.Host(n)
+				if h == nil || !h.Has(inventory.RoleDB) || h.App != "shop0" || h.Cell != "c2" {
+					t.Errorf("inventory host %s = %+v", n, h)
+					continue
+				}
+				pairAddrs = append(pairAddrs, h.PrivateAddress)
+			}
+			c2 := inv.App("shop0").Cell("c2")
+			if c2 == nil || strings.Join(c2.DBNodes, ",") != "shop0-c2-db-1,shop0-c2-db-2" || c2.Formation != "shop0_c2" {
+				t.Errorf("inventory cell c2 = %+v", c2)
+			}
+			if strings.Join(inv.Database.Nodes, ",") != "db-1,db-2" {
+				t.Errorf("database.nodes = %v, want the stack's pair only", inv.Database.Nodes)
+			}
+			if len(pairAddrs) == 2 {
+				want := "@" + pairAddrs[0] + ":5432," + pairAddrs[1] + ":5432/shop0_c2?"
+				if ud := str(srv["shop0-c2-1"].Inputs, "userData"); !strings.Contains(ud, want) {
+					t.Errorf("shop0-c2-1's DATABASE_URL does not name its pair (%s)", want)
+				}
+			}
+		})
+	}
+}
+
+// TestDedicatedCellEditsReplaceNothing: adding a dedicated cell, or making a
+// shared cell dedicated, registers new resources only (the pair, its volumes,
+// attachments and static IPs): nothing is replaced or deleted, judged by the
+// providers' ForceNew fields. Making a cell dedicated moves no data (see
+// docs/cells.md, "Dedicated database").
+func TestDedicatedCellEditsReplaceNothing(t *testing.T) {
+	withDedicatedCells(t)
+	edits := []struct {
+		name string
+		doc  func(p, s config.Provider) map[string]any
+	}{
+		{"add a dedicated cell", func(p, s config.Provider) map[string]any {
+			return dedicatedDoc(p, s, []string{"c1", "c2", "c3"}, "c3")
+		}},
+		{"switch a cell shared to dedicated", func(p, s config.Provider) map[string]any {
+			return dedicatedDoc(p, s, []string{"c1", "c2"}, "c2")
+		}},
+	}
+	for _, dir := range directions {
+		base := runProgram(t, values(dedicatedDoc(dir.primary, dir.standby, []string{"c1", "c2"})))
+		if base.err != nil {
+			t.Fatal(base.err)
+		}
+		before := map[string]bool{}
+		for _, r := range base.m.all() {
+			before[r.Type+"::"+r.Name] = true
+		}
+		for _, e := range edits {
+			t.Run(dir.name+"/"+e.name, func(t *testing.T) {
+				res := runProgram(t, values(e.doc(dir.primary, dir.standby)))
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				for _, r := range replacements(base.m.all(), res.m.all()) {
+					t.Errorf("%s would be replaced: %s", r.Key, r.Why)
+				}
+				var added []string
+				for _, r := range res.m.all() {
+					if !before[r.Type+"::"+r.Name] {
+						added = append(added, r.Name)
+					}
+				}
+				pair := 0
+				for _, n := range added {
+					if strings.Contains(n, "-db-1") || strings.Contains(n, "-db-2") {
+						pair++
+					}
+				}
+				if pair < 4 { // two servers, two volumes at least
+					t.Errorf("new registrations %v: the pair is missing", added)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package hostspec
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/belay-sh/belay/roles"
+	"github.com/belay-sh/belay/topology"
+)
+
+// A dedicated cell's own PostgreSQL pair (config cells[].database:
+// dedicated): the same data node role as db-1/db-2, in the cell's own
+// pg_auto_failover formation on the stack's monitor. Its one application
+// database is the cell's (role and database config.CellDatabase, owned by
+// that role, with the cell's password), reachable by the cell's app servers,
+// the peer node and the monitor only.
+
+// cellDB builds the Spec of a dedicated cell's data node.
+func (b *builder) cellDB(h topology.Host, s *roles.Spec) error {
+	tc := b.topo.DedicatedCellOf(h.Name)
+	if tc == nil {
+		return fmt.Errorf("%s: data node of cell %s/%s, which has no data nodes in the topology", h.Name, h.App, h.Cell)
+	}
+	monAddr, err := b.addr(b.topo.DBMonitor)
+	if err != nil {
+		return err
+	}
+	allow, err := b.cellDBAllowFrom(h, tc)
+	if err != nil {
+		return err
+	}
+	cellPW, err := b.password(cellPassword(tc.App, tc.Name))
+	if err != nil {
+		return err
+	}
+	pw := map[string]string{}
+	for _, p := range []string{"postgres/replication", "postgres/monitor"} {
+		if pw[p], err = b.password(p); err != nil {
+			return err
+		}
+	}
+	s.DB = &roles.DB{
+		PostgresVersion:     b.cfg.Database.PostgresVersion,
+		Name:                tc.Database,
+		AppUser:             tc.Database,
+		AppPassword:         cellPW,
+		Port:                DBPort,
+		MonitorAddress:      monAddr,
+		AllowFrom:           allow,
+		Synchronous:         b.cfg.Database.Synchronous,
+		ReplicationPassword: pw["postgres/replication"],
+		MonitorPassword:     pw["postgres/monitor"],
+		ArchiveTimeout:      b.cfg.Backups.ArchiveTimeoutSeconds,
+		Formation:           tc.Formation,
+	}
+	return b.dbBackupClient(h, s, CellStanza(tc))
+}
+
+// CellStanza is the pgBackRest stanza of a dedicated cell's pair: its
+// formation's name (one stanza per PostgreSQL cluster).
+func CellStanza(tc *topology.Cell) string { return tc.Formation }
+
+// cellDBAllowFrom is who may reach a dedicated cell's data node: its peer, the
+// monitor and the cell's own app servers; never another cell's or app's
+// servers, nor the routers (the mapping lives in the stack's database).
+func (b *builder) cellDBAllowFrom(h topology.Host, tc *topology.Cell) ([]string, error) {
+	if !b.site(h).PinnedAddresses {
+		return []string{b.cidr(h.Site)}, nil
+	}
+	names := append(append(append([]string{}, tc.DBNodes...), b.topo.DBMonitor), tc.Hosts...)
+	var out []string
+	for _, n := range names {
+		if n == h.Name {
+			continue
+		}
+		a, err := b.addr(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out, nil
+}
