@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
