@@ -65,39 +65,23 @@ func (a Active) String() string {
 }
 
 // ActiveCmd prints where an app's `current` and `canary` links point and its
-// deploy journal (the lines `belay status` reads). Read-only.
+// deploy journal (journal.ActiveLines: the lines `belay status` reads). Read-only.
 func ActiveCmd(app string) string {
-	l := hostrelease.Layout{App: app}
-	return strings.Join([]string{
-		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",
-		"echo \"current=$(rel " + shq.Quote(l.Current()) + ")\"",
-		"echo \"canary=$(rel " + shq.Quote(l.Canary()) + ")\"",
-		"echo \"journal=$(cat " + shq.Quote(journal.Path(l)) + " 2>/dev/null | tr -d '\\n')\"",
-	}, "\n")
+	return strings.Join(journal.ActiveLines(hostrelease.Layout{App: app}), "\n")
 }
 
-// ParseActive reads ActiveCmd's output.
+// ParseActive reads ActiveCmd's output (journal.ParseActive) as the plan
+// needs it: the journal's status, and an error for a journal that does not
+// parse or a current link that is no release id (the id reaches the copy
+// commands).
 func ParseActive(out string) Active {
-	var a Active
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "current":
-			a.Release = v
-		case "canary":
-			a.Canary = v
-		case "journal":
-			if v == "" {
-				continue
-			}
-			j, err := journal.Parse([]byte(v))
-			if err != nil {
-				a.Err = "journal: " + err.Error()
-				continue
-			}
-			a.Journal = string(j.Status)
-		}
+	h, err := journal.ParseActive(out)
+	a := Active{Release: h.Current, Canary: h.Canary}
+	if err != nil {
+		a.Err = err.Error() // "journal: ..."
+	}
+	if h.Journal != nil {
+		a.Journal = string(h.Journal.Status)
 	}
 	if a.Release != "" {
 		if err := hostrelease.ValidateID(a.Release); err != nil {
