@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -123,8 +123,8 @@ func TestCellInventory(t *testing.T) {
 	}
 }
 
-func testArtifact() *release.Artifact {
-	return &release.Artifact{Kind: release.Binary, Size: 1, SHA256: strings.Repeat("a", 64)}
+func testArtifact() *hostrelease.Artifact {
+	return &hostrelease.Artifact{Kind: hostrelease.Binary, Size: 1, SHA256: strings.Repeat("a", 64)}
 }
 
 func canaryStrategy() plan.Strategy {

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 // converge finds an unfinished rollout (a deployer that died) and brings every

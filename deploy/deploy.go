@@ -1,13 +1,14 @@
 // Package deploy orchestrates a release rollout over SSH. The pieces, one job each:
 //
 //   - deploy/release checks the artifact locally (sha256, no entry escaping the
-//     release directory) and builds the receive/unpack commands;
+//     release directory); hostrelease (below deploy, shared with belay
+//     replace) is the host layout and builds the receive/unpack commands;
 //   - deploy/plan turns (inventory, app, release, strategy) into steps as data;
 //   - deploy/traffic renders the nginx routing of each stage, deploy/analysis
 //     judges the canary from the access logs;
 //   - deploy/sshx holds one strictly verified connection per host;
 //   - deploy/run executes the steps with per-host progress and journal writes;
-//   - deploy/lease and deploy/journal are the lock and the memory on the hosts.
+//   - deploy/lease and hostrelease/journal are the lock and the memory on the hosts.
 //
 // This package ties them: take the lease, converge any unfinished rollout, run
 // the plan, and on the first failure roll EVERY host back as one unit.
@@ -38,13 +39,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -130,7 +131,7 @@ type Outcome struct {
 }
 
 // Layout is the app's directory layout on the hosts.
-func (d *Deployer) Layout() release.Layout { return release.Layout{App: d.App, Base: d.Base} }
+func (d *Deployer) Layout() hostrelease.Layout { return hostrelease.Layout{App: d.App, Base: d.Base} }
 
 func (d *Deployer) app() (*inventory.App, error) {
 	a := d.Inv.App(d.App)

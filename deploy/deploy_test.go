@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -112,7 +112,7 @@ func TestParseState(t *testing.T) {
 func TestMayHaveSwitched(t *testing.T) {
 	d := testDeployer(t)
 	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: "shop", Release: "v2",
-		Artifact: &release.Artifact{Kind: release.Binary, Size: 1, SHA256: strings.Repeat("a", 64)},
+		Artifact: &hostrelease.Artifact{Kind: hostrelease.Binary, Size: 1, SHA256: strings.Repeat("a", 64)},
 		Strategy: plan.Strategy{Rules: traffic.Rules{Shops: []string{"a.example.com"}}, Pause: time.Minute}})
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 // envOnly names an env-only release after the running one and the env serial.

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 // TestFailureBeforeCanaryNeedsNoRollback: a deploy that failed at the release
@@ -22,7 +22,7 @@ import (
 // one that reached canary-start on any host does need one.
 func TestFailureBeforeCanaryNeedsNoRollback(t *testing.T) {
 	d := testDeployer(t)
-	a := &release.Artifact{Path: "x", Kind: release.Binary, Size: 1, SHA256: strings.Repeat("a", 64)}
+	a := &hostrelease.Artifact{Path: "x", Kind: hostrelease.Binary, Size: 1, SHA256: strings.Repeat("a", 64)}
 	p, err := plan.Deploy(plan.Input{Inventory: d.Inv, App: "shop", Release: "v2", Artifact: a, Env: true,
 		ReleaseCommand: []string{"bin/migrate"}, Strategy: plan.Strategy{Steps: []int{10}, Pause: time.Minute}})
 	if err != nil {

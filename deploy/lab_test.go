@@ -26,8 +26,8 @@ import (
 	"compress/gzip"
 
 	"github.com/belay-sh/belay/deploy"
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/inventory"

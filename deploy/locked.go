@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/inventory"
 )
 

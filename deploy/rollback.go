@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 // Rollback moves every host to `to` (default: the last known-good release other
@@ -31,7 +31,7 @@ func (d *Deployer) rollback(ctx context.Context, to string, abandonOnly bool) (*
 		return nil, err
 	}
 	if to != "" {
-		if err := release.ValidateID(to); err != nil {
+		if err := hostrelease.ValidateID(to); err != nil {
 			return nil, err
 		}
 	}

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -85,10 +85,8 @@ func (d *Deployer) probeCommand() (string, error) {
 	h := func(port int) string {
 		return "$(curl -s -o /dev/null -m 3 -w '%{http_code}' " + shq.Quote("http://127.0.0.1:"+strconv.Itoa(port)+app.HealthPath) + " 2>/dev/null || true)"
 	}
-	return strings.Join([]string{
-		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",
-		"echo \"current=$(rel " + shq.Quote(l.Current()) + ")\"",
-		"echo \"canary=$(rel " + shq.Quote(l.Canary()) + ")\"",
+	// The links and the journal as belay replace reads them, then the rest.
+	probe := []string{
 		"echo \"stable=$(systemctl is-active " + shq.Quote("belay-app@"+d.App+".service") + " 2>/dev/null || true)\"",
 		"cu=$(systemctl is-active " + shq.Quote("belay-canary@"+d.App+".service") + " 2>/dev/null || true)",
 		"echo \"canaryUnit=$cu\"",
@@ -97,10 +95,10 @@ func (d *Deployer) probeCommand() (string, error) {
 		"echo \"health=" + h(app.Port) + "\"",
 		"if [ \"$cu\" = active ]; then echo \"canaryHealth=" + h(app.Port+1) + "\"; fi",
 		"echo \"releases=$(ls -1t " + shq.Quote(l.Releases()) + " 2>/dev/null | tr '\\n' ' ')\"",
-		"echo \"journal=$(cat " + shq.Quote(journal.Path(l)) + " 2>/dev/null | tr -d '\\n')\"",
 		"echo \"lease=$(tr '\\n' ' ' < " + shq.Quote(lease.Path(l)) + " 2>/dev/null)\"",
 		"echo \"hostNow=$(date +%s)\"",
-	}, "\n"), nil
+	}
+	return strings.Join(append(journal.ActiveLines(l), probe...), "\n"), nil
 }
 
 // probe reads every app host's state; an unreachable host is an error (a
@@ -190,6 +188,12 @@ func classify(states []*HostState) {
 }
 
 func parseState(b []byte, s *HostState) error {
+	// The links and the journal: read as belay replace reads them.
+	a, err := journal.ParseActive(string(b))
+	if err != nil {
+		return err
+	}
+	s.Current, s.Canary, s.Journal = a.Current, a.Canary, a.Journal
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -199,10 +203,6 @@ func parseState(b []byte, s *HostState) error {
 		}
 		v = strings.TrimSpace(v)
 		switch k {
-		case "current":
-			s.Current = v
-		case "canary":
-			s.Canary = v
 		case "stable":
 			s.Stable = v
 		case "canaryUnit":
@@ -230,12 +230,6 @@ func parseState(b []byte, s *HostState) error {
 			}
 		case "hostNow":
 			s.hostNow, _ = strconv.ParseInt(v, 10, 64)
-		case "journal":
-			j, err := journal.Parse([]byte(v))
-			if err != nil {
-				return err
-			}
-			s.Journal = j
 		}
 	}
 	s.CanaryShare = share(s.Stage)

@@ -7,7 +7,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -45,7 +45,7 @@ func trim(s string) string {
 
 // OpenArtifact returns the Runner.Artifact opener for a verified artifact,
 // refusing a file that changed since it was inspected.
-func OpenArtifact(a *release.Artifact) func() (io.ReadCloser, error) {
+func OpenArtifact(a *hostrelease.Artifact) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
 		f, err := os.Open(a.Path)
 		if err != nil {

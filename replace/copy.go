@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
@@ -23,7 +23,7 @@ import (
 // primary-site server), byte for byte, activated as a deploy leaves a host
 // (release directory, sums file, `current`) but not started: the plan's
 // start step does that. The bytes flow source → belay → new server over the
-// two pinned SSH connections as the deploy user; deploy/release builds the
+// two pinned SSH connections as the deploy user; hostrelease builds the
 // commands (SendCommand, ReceiveCopyCommand: the deploy's own archive rules,
 // then a manifest digest compared with the source's).
 
@@ -65,42 +65,26 @@ func (a Active) String() string {
 }
 
 // ActiveCmd prints where an app's `current` and `canary` links point and its
-// deploy journal (the lines `belay status` reads). Read-only.
+// deploy journal (journal.ActiveLines: the lines `belay status` reads). Read-only.
 func ActiveCmd(app string) string {
-	l := release.Layout{App: app}
-	return strings.Join([]string{
-		"rel() { t=$(readlink \"$1\" 2>/dev/null) && basename \"$t\" || true; }",
-		"echo \"current=$(rel " + shq.Quote(l.Current()) + ")\"",
-		"echo \"canary=$(rel " + shq.Quote(l.Canary()) + ")\"",
-		"echo \"journal=$(cat " + shq.Quote(journal.Path(l)) + " 2>/dev/null | tr -d '\\n')\"",
-	}, "\n")
+	return strings.Join(journal.ActiveLines(hostrelease.Layout{App: app}), "\n")
 }
 
-// ParseActive reads ActiveCmd's output.
+// ParseActive reads ActiveCmd's output (journal.ParseActive) as the plan
+// needs it: the journal's status, and an error for a journal that does not
+// parse or a current link that is no release id (the id reaches the copy
+// commands).
 func ParseActive(out string) Active {
-	var a Active
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "current":
-			a.Release = v
-		case "canary":
-			a.Canary = v
-		case "journal":
-			if v == "" {
-				continue
-			}
-			j, err := journal.Parse([]byte(v))
-			if err != nil {
-				a.Err = "journal: " + err.Error()
-				continue
-			}
-			a.Journal = string(j.Status)
-		}
+	h, err := journal.ParseActive(out)
+	a := Active{Release: h.Current, Canary: h.Canary}
+	if err != nil {
+		a.Err = err.Error() // "journal: ..."
+	}
+	if h.Journal != nil {
+		a.Journal = string(h.Journal.Status)
 	}
 	if a.Release != "" {
-		if err := release.ValidateID(a.Release); err != nil {
+		if err := hostrelease.ValidateID(a.Release); err != nil {
 			a.Err = "current link: " + err.Error()
 		}
 	}
@@ -150,7 +134,7 @@ func copyStep(app, host, from, rel string) Step {
 
 // copyLine is the copy step as a person would run it.
 func copyLine(s Step) string {
-	l := release.Layout{App: s.App}
+	l := hostrelease.Layout{App: s.App}
 	return fmt.Sprintf("ssh %s tar -C %s -c . | ssh %s <check, unpack, compare manifest, link %s>", s.From, shq.Quote(l.Release(s.Release)), s.Host, l.Current())
 }
 
@@ -166,12 +150,12 @@ func (env *Env) copyRelease(ctx context.Context, s Step) (string, bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	l := release.Layout{App: s.App, Base: env.Base}
+	l := hostrelease.Layout{App: s.App, Base: env.Base}
 	out, err := env.Hosts.Run(ctx, s.From, l.ManifestCommand(""))
 	if err != nil {
 		return "", false, fmt.Errorf("reading the active release on %s: %w", s.From, err)
 	}
-	src, err := release.ParseManifest(string(out))
+	src, err := hostrelease.ParseManifest(string(out))
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", s.From, err)
 	}
@@ -179,12 +163,12 @@ func (env *Env) copyRelease(ctx context.Context, s Step) (string, bool, error) {
 		return "", false, fmt.Errorf("%s's current is %q now (%s), the plan copies %s: plan again (rerun the same belay replace with --from %s)",
 			s.From, src.Current, orNone(src.CurrentPath), s.Release, s.ID)
 	}
-	c := release.Copy{ID: src.Current, Sum: src.Sum, Digest: src.Digest, Entries: src.Entries, Bytes: src.Bytes}
+	c := hostrelease.Copy{ID: src.Current, Sum: src.Sum, Digest: src.Digest, Entries: src.Entries, Bytes: src.Bytes}
 	if err := c.Validate(); err != nil {
 		return "", false, fmt.Errorf("%s: %w", s.From, err)
 	}
 	if out, err := env.Hosts.Run(ctx, s.Host, l.ManifestCommand(c.ID)); err == nil {
-		if dst, err := release.ParseManifest(string(out)); err == nil && dst.Present && dst.Digest == c.Digest && dst.Sum == c.Sum && dst.Current == c.ID {
+		if dst, err := hostrelease.ParseManifest(string(out)); err == nil && dst.Present && dst.Digest == c.Digest && dst.Sum == c.Sum && dst.Current == c.ID {
 			return fmt.Sprintf("%s has release %s already (manifest %s), current -> %s: nothing copied", s.Host, c.ID, c.Digest, c.ID), true, nil
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -110,10 +110,10 @@ func TestCopyReleaseStepReal(t *testing.T) {
 		res, err := Execute(context.Background(), env, p, "")
 		return res, out.String(), err
 	}
-	manifest := func(host string) *release.Manifest {
-		out, err := hosts.Run(context.Background(), host, release.Layout{App: "shop", Base: shq.RootVar}.ManifestCommand(""))
+	manifest := func(host string) *hostrelease.Manifest {
+		out, err := hosts.Run(context.Background(), host, hostrelease.Layout{App: "shop", Base: shq.RootVar}.ManifestCommand(""))
 		must(t, err)
-		m, err := release.ParseManifest(string(out))
+		m, err := hostrelease.ParseManifest(string(out))
 		must(t, err)
 		return m
 	}

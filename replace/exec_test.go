@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/remote"
 )
@@ -108,7 +108,7 @@ func (f *fakeHosts) Run(_ context.Context, host, cmd string) ([]byte, error) {
 	return nil, fmt.Errorf("fake: unexpected command %q on %s", cmd, host)
 }
 
-var shopLayout = release.Layout{App: "shop"}
+var shopLayout = hostrelease.Layout{App: "shop"}
 
 // Stream is the sending end of a copy: a stream of the release's bytes.
 func (f *fakeHosts) Stream(ctx context.Context, host, cmd string, stdout, _ io.Writer) error {
@@ -127,7 +127,7 @@ func (f *fakeHosts) Stream(ctx context.Context, host, cmd string, stdout, _ io.W
 // RunInput is the receiving end: it reads the whole stream, then "checks" it.
 func (f *fakeHosts) RunInput(_ context.Context, host, cmd string, stdin io.Reader) ([]byte, error) {
 	f.record(host + ": RECEIVE")
-	want := shopLayout.ReceiveCopyCommand(release.Copy{ID: "v7", Sum: sumV7, Digest: digestV7, Entries: 12, Bytes: 4096})
+	want := shopLayout.ReceiveCopyCommand(hostrelease.Copy{ID: "v7", Sum: sumV7, Digest: digestV7, Entries: 12, Bytes: 4096})
 	if cmd != want {
 		return nil, fmt.Errorf("fake: unexpected receive command on %s:\n%s", host, cmd)
 	}

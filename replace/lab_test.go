@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/cli"
 	clireplace "github.com/belay-sh/belay/internal/cli/replace"
 	"github.com/belay-sh/belay/internal/labtest"
@@ -98,15 +98,15 @@ func TestLabReplaceAppServerUnderLoad(t *testing.T) {
 	if a == nil || len(a.Domains) == 0 {
 		t.Fatal("the lab has no app shop with a domain")
 	}
-	manifest := func(host string) *release.Manifest {
+	manifest := func(host string) *hostrelease.Manifest {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := tg.Hosts.Run(ctx, host, release.Layout{App: "shop"}.ManifestCommand(""))
+		out, err := tg.Hosts.Run(ctx, host, hostrelease.Layout{App: "shop"}.ManifestCommand(""))
 		if err != nil {
 			t.Fatalf("%s: %v", host, err)
 		}
-		m, err := release.ParseManifest(string(out))
+		m, err := hostrelease.ParseManifest(string(out))
 		if err != nil {
 			t.Fatalf("%s: %v", host, err)
 		}

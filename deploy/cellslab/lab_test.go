@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy"
-	"github.com/belay-sh/belay/deploy/journal"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/internal/shq"
@@ -231,7 +231,7 @@ func TestLabBadCanaryCellNeverReachesOtherCells(t *testing.T) {
 		}
 		for _, h := range servers {
 			// No trace of the bad release: no files, no audit line, no journal.
-			l := release.Layout{App: "shop"}
+			l := hostrelease.Layout{App: "shop"}
 			q := shq.Quote(bad)
 			cmd := "test -e " + shq.Quote(l.Release(bad)) + " && echo files; grep -qF " + q + " " + shq.Quote(journal.AuditPath(l)) + " && echo audit; grep -qF " + q + " " + shq.Quote(journal.Path(l)) + " && echo journal; true"
 			got, err := sshRun(t, h, cmd)

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -23,9 +23,9 @@ import (
 // run that holds the lease there (or breaks it, audited).
 
 // FencePath is the fence file beside the lease.
-func FencePath(l release.Layout) string { return l.State() + "/fence" }
+func FencePath(l hostrelease.Layout) string { return l.State() + "/fence" }
 
-func fenceLock(l release.Layout) string { return l.State() + "/fence.lock" }
+func fenceLock(l hostrelease.Layout) string { return l.State() + "/fence.lock" }
 
 // exitFenced is the exit code of a step refused by the fence.
 const exitFenced = 76
@@ -38,7 +38,7 @@ func IsFenced(code int) bool { return code == exitFenced }
 const FenceWait = 15 * 60
 
 // WriteFenceCommand sets the host's fence to token once no step holds the lock.
-func WriteFenceCommand(l release.Layout, token string) string {
+func WriteFenceCommand(l hostrelease.Layout, token string) string {
 	return strings.Join([]string{
 		"st=" + shq.Quote(l.State()) + "; lk=" + shq.Quote(fenceLock(l)) + "; fp=" + shq.Quote(FencePath(l)),
 		`[ -d "$st" ] || mkdir -p -- "$st"`,
@@ -49,13 +49,13 @@ func WriteFenceCommand(l release.Layout, token string) string {
 }
 
 // ReadFenceCommand prints the host's fence token (nothing if none).
-func ReadFenceCommand(l release.Layout) string {
+func ReadFenceCommand(l hostrelease.Layout) string {
 	return "cat " + shq.Quote(FencePath(l)) + " 2>/dev/null || true"
 }
 
 // Fence is what a run's host steps check: its token, and which host holds the lease.
 type Fence struct {
-	Layout    release.Layout
+	Layout    hostrelease.Layout
 	Token     string
 	LeaseHost string
 }

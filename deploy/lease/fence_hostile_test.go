@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq/shqtest"
 )
 
@@ -14,7 +14,7 @@ import (
 // layout says, lets its own run's step through and refuses another token.
 func TestFenceHostileAppNames(t *testing.T) {
 	for _, v := range shqtest.Values {
-		l := release.Layout{App: "shop" + v.S, Base: t.TempDir()}
+		l := hostrelease.Layout{App: "shop" + v.S, Base: t.TempDir()}
 		if _, stderr, err := shqtest.RunInput(t, lease.WriteFenceCommand(l, "tok-a"), nil); err != nil {
 			t.Errorf("%s: write fence: %v: %s", v.Name, err, stderr)
 			continue

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
 // TestFenceRefusesOtherTokens: a step runs only under the host's fence token,
 // and on the lease host only while the lease file carries it unexpired.
 func TestFenceRefusesOtherTokens(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	a := lease.Owner{Token: "aaaaaaaaaaaaaaaa", Who: "alice@laptop", Action: "deploy v1"}
 	b := lease.Owner{Token: "bbbbbbbbbbbbbbbb", Who: "bob@ci", Action: "deploy v2"}
 	trace := filepath.Join(l.Base, "trace")
@@ -75,7 +75,7 @@ func TestFenceRefusesOtherTokens(t *testing.T) {
 // TestFenceWriteWaitsForSteps: a new fence is only written once the steps
 // under way on the host have ended, and a step started after it is refused.
 func TestFenceWriteWaitsForSteps(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	if _, code := sh(t, lease.WriteFenceCommand(l, "aaaaaaaaaaaaaaaa")); code != 0 {
 		t.Fatal("setup")
 	}

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/clock"
 )
 
@@ -33,7 +33,7 @@ var errGone = errors.New("lease gone")
 // operator commands' remote.Runner).
 type Holder struct {
 	Exec      Exec
-	Layout    release.Layout
+	Layout    hostrelease.Layout
 	LeaseHost string
 	// Servers get the fence; the lease host is always one of them.
 	Servers []string
@@ -181,7 +181,7 @@ func (h *Holder) servers() []string {
 
 // WriteFences sets token as the fence on every host, in parallel; each write
 // waits for the steps under way on its host.
-func WriteFences(ctx context.Context, exec Exec, l release.Layout, hosts []string, token string) error {
+func WriteFences(ctx context.Context, exec Exec, l hostrelease.Layout, hosts []string, token string) error {
 	var mu sync.Mutex
 	var errs []string
 	var wg sync.WaitGroup
@@ -322,7 +322,7 @@ func (h *Holder) dropLocal() {
 // fresh token no run holds: the holder (if alive) can neither renew nor start
 // another step anywhere. It waits for steps under way. It returns the lease it
 // broke; a free lease is an error (nothing to break).
-func Break(ctx context.Context, exec Exec, l release.Layout, leaseHost string, servers []string) (Held, error) {
+func Break(ctx context.Context, exec Exec, l hostrelease.Layout, leaseHost string, servers []string) (Held, error) {
 	out, _, err := exec(ctx, leaseHost, ReadCommand(l))
 	if err != nil {
 		return Held{}, fmt.Errorf("reading the lease on %s: %w", leaseHost, err)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 // localHosts runs commands with sh on this machine, one root per host name
@@ -48,7 +48,7 @@ func (lh *localHosts) exec(ctx context.Context, host, cmd string) ([]byte, int, 
 	return out, 0, nil
 }
 
-var hostLayout = release.Layout{App: "shop", Base: "$BELAY_ROOT"}
+var hostLayout = hostrelease.Layout{App: "shop", Base: "$BELAY_ROOT"}
 
 func newHolder(lh *localHosts, who string, ttl time.Duration) *lease.Holder {
 	return &lease.Holder{Exec: lh.exec, Layout: hostLayout, LeaseHost: "shop-1", Servers: []string{"shop-1", "shop-2"},

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -63,7 +63,7 @@ func (e *HeldError) Error() string {
 }
 
 // Path is the lease file; the lock file beside it serializes check-and-take.
-func Path(l release.Layout) string { return l.State() + "/lease" }
+func Path(l hostrelease.Layout) string { return l.State() + "/lease" }
 
 // The exit code the scripts use when someone else holds the lease.
 const exitHeld = 75
@@ -72,7 +72,7 @@ const exitHeld = 75
 // holds it. With renew, it only extends a lease o already holds (and fails if
 // it was lost). Expiry uses the host's clock, the one clock all deployers share.
 // The lease file is three lines: expiry (unix seconds), token, owner JSON.
-func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) string {
+func AcquireCommand(l hostrelease.Layout, o Owner, ttl time.Duration, renew bool) string {
 	b, _ := json.Marshal(o)
 	p := shq.Quote(Path(l))
 	mine := "[ \"$tok\" = " + shq.Quote(o.Token) + " ]"
@@ -97,7 +97,7 @@ func AcquireCommand(l release.Layout, o Owner, ttl time.Duration, renew bool) st
 // StealCommand takes the lease from a holder proven dead (its local lock is
 // free on this machine, see LocalLock), only if that holder still has it: a
 // lease renewed or taken by anyone else in between is left alone.
-func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duration) string {
+func StealCommand(l hostrelease.Layout, o Owner, staleToken string, ttl time.Duration) string {
 	b, _ := json.Marshal(o)
 	p := shq.Quote(Path(l))
 	script := strings.Join([]string{
@@ -111,21 +111,21 @@ func StealCommand(l release.Layout, o Owner, staleToken string, ttl time.Duratio
 }
 
 // ReleaseCommand drops the lease if o still holds it.
-func ReleaseCommand(l release.Layout, o Owner) string {
+func ReleaseCommand(l hostrelease.Layout, o Owner) string {
 	p := shq.Quote(Path(l))
 	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" = " + shq.Quote(o.Token) + " ]; then rm -f " + p + "; fi"
 	return "flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // BreakCommand removes the lease if token still holds it (`belay lease break`).
-func BreakCommand(l release.Layout, token string) string {
+func BreakCommand(l hostrelease.Layout, token string) string {
 	p := shq.Quote(Path(l))
 	script := "if [ \"$(sed -n 2p " + p + " 2>/dev/null)\" != " + shq.Quote(token) + " ]; then cat " + p + " 2>/dev/null || true; exit " + strconv.Itoa(exitHeld) + "; fi; rm -f " + p
 	return "mkdir -p " + shq.Quote(l.State()) + " && flock -w 30 " + p + ".lock sh -c " + shq.Quote(script)
 }
 
 // ReadCommand prints the lease file (nothing if free).
-func ReadCommand(l release.Layout) string {
+func ReadCommand(l hostrelease.Layout) string {
 	return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true"
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 func sh(t *testing.T, script string) (string, int) {
@@ -25,7 +25,7 @@ func sh(t *testing.T, script string) (string, int) {
 }
 
 func TestLeaseLifecycle(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	a := lease.Owner{Token: "tok-a", Who: "alice@laptop", PID: 11, Action: "deploy v42"}
 	b := lease.Owner{Token: "tok-b", Who: "ci@runner", PID: 22, CI: "https://github.com/x/y/actions/runs/1", Action: "deploy v43"}
 	steps := []struct {
@@ -66,7 +66,7 @@ func TestLeaseLifecycle(t *testing.T) {
 
 // TestLeaseExclusive races many acquirers: flock lets exactly one win.
 func TestLeaseExclusive(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	const n = 8
 	codes := make(chan int, n)
 	for i := 0; i < n; i++ {
@@ -94,7 +94,7 @@ func TestLeaseExclusive(t *testing.T) {
 }
 
 func TestStealOnlyFromTheDeadHolder(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	dead := lease.Owner{Token: "tok-dead", Who: "ci@runner", PID: 99999, Action: "deploy v1"}
 	me := lease.Owner{Token: "tok-me", Who: "ci@runner", PID: 100, Action: "deploy v2"}
 	other := lease.Owner{Token: "tok-other", Who: "bob@laptop", PID: 7, Action: "rollback"}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -19,7 +19,7 @@ type builder struct {
 	in    Input
 	st    Strategy
 	app   *inventory.App
-	l     release.Layout
+	l     hostrelease.Layout
 	hosts []string
 	// standby is the standby site's app server ("" if none or skipped).
 	standby string

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -32,7 +32,7 @@ const (
 func ReleaseUnit(app string) string { return "belay-release@" + app + ".service" }
 
 // HookLink is the link the release unit runs from (Layout.Root()/hook).
-func HookLink(l release.Layout) string { return l.Root() + "/hook" }
+func HookLink(l hostrelease.Layout) string { return l.Root() + "/hook" }
 
 var (
 	cmdPathRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$`)
@@ -180,7 +180,7 @@ func checkPrepare(in Input, st Strategy) error {
 		if in.Artifact != nil {
 			return errors.New("copy from: set with an artifact, expected one or the other")
 		}
-		if err := release.ValidateID(in.CopyFrom); err != nil {
+		if err := hostrelease.ValidateID(in.CopyFrom); err != nil {
 			return fmt.Errorf("copy from: %w", err)
 		}
 		if in.CopyFrom == in.Release {

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -148,7 +148,7 @@ type Input struct {
 	Release   string
 	// Artifact is the verified artifact to ship; nil means the release must
 	// already be on every host (rollback, recovery).
-	Artifact *release.Artifact
+	Artifact *hostrelease.Artifact
 	Strategy Strategy
 	// SkipStandby leaves the standby site's app server out (it is unreachable,
 	// say); it then keeps its old release until the next deploy reaches it.
@@ -189,7 +189,7 @@ func Deploy(in Input) (*Plan, error) {
 	if len(app.Hosts) == 0 {
 		return nil, fmt.Errorf("app %s: the inventory lists no hosts", in.App)
 	}
-	if err := release.ValidateID(in.Release); err != nil {
+	if err := hostrelease.ValidateID(in.Release); err != nil {
 		return nil, err
 	}
 	st, err := normalize(in.Strategy)
@@ -199,7 +199,7 @@ func Deploy(in Input) (*Plan, error) {
 	if err := checkPrepare(in, st); err != nil {
 		return nil, err
 	}
-	b := &builder{in: in, st: st, app: app, l: release.Layout{App: in.App, Base: in.Base}, hosts: append([]string(nil), app.Hosts...)}
+	b := &builder{in: in, st: st, app: app, l: hostrelease.Layout{App: in.App, Base: in.Base}, hosts: append([]string(nil), app.Hosts...)}
 	if app.Standby != "" && !in.SkipStandby {
 		b.standby = app.Standby
 	}
@@ -231,7 +231,7 @@ func AbortDrain(inv *inventory.Inventory, appName, base string, drain time.Durat
 	if app == nil {
 		return nil, fmt.Errorf("app %q: not in the inventory", appName)
 	}
-	b := &builder{in: Input{Inventory: inv, App: appName, Base: base}, app: app, l: release.Layout{App: appName, Base: base}, hosts: append([]string(nil), app.Hosts...)}
+	b := &builder{in: Input{Inventory: inv, App: appName, Base: base}, app: app, l: hostrelease.Layout{App: appName, Base: base}, hosts: append([]string(nil), app.Hosts...)}
 	p := &Plan{App: appName, Kind: "abort", Hosts: b.hosts, Strategy: "all traffic to stable, stop canary"}
 	b.st.DrainTimeout = drain
 	if err := b.route(p, "stable", traffic.Stage{Kind: traffic.Stable}, "0%", true); err != nil {

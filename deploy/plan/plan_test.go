@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -27,7 +27,7 @@ func inv(t *testing.T) *inventory.Inventory {
 	return i
 }
 
-var artifact = &release.Artifact{Path: "shop.tar.gz", Kind: release.Tarball, Gzip: true, Size: 3 << 20,
+var artifact = &hostrelease.Artifact{Path: "shop.tar.gz", Kind: hostrelease.Tarball, Gzip: true, Size: 3 << 20,
 	SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 
 func TestGolden(t *testing.T) {

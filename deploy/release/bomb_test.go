@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 type zeros struct{}
@@ -96,7 +97,7 @@ func TestDefaultLimitsRefuseBombs(t *testing.T) {
 				t.Fatal(err)
 			}
 			t0 = time.Now()
-			ok, out, _ := hostUnpack(t, data, true, release.DefaultLimits())
+			ok, out, _ := hostUnpack(t, data, true, hostrelease.DefaultLimits())
 			if ok || !strings.Contains(out, tc.flag) {
 				t.Fatalf("host: accepted=%v, want a refusal naming %s: %s", ok, tc.flag, out)
 			}

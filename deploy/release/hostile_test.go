@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq/shqtest"
 )
 
@@ -15,7 +16,7 @@ import (
 // every path) and the release id of the receive, unpack and skip commands and
 // runs them with a real sh and GNU tar: no value runs as code, and the
 // release lands at exactly the path the layout names. The entrances refuse
-// such names (inventory.Validate, release.ValidateID); this proves the
+// such names (inventory.Validate, hostrelease.ValidateID); this proves the
 // commands do not depend on it.
 func TestHostileValuesInert(t *testing.T) {
 	p := writeTar(t, true, start, ent{name: "public/index.html", typ: tar.TypeReg, body: "<h1>"})
@@ -29,7 +30,7 @@ func TestHostileValuesInert(t *testing.T) {
 		// A '/' in an id is a different path (refused at the entrance), not
 		// an injection: the id keeps the value without its slashes.
 		id := "v" + strings.ReplaceAll(v.S, "/", "")
-		l := release.Layout{App: "shop" + v.S, Base: t.TempDir()}
+		l := hostrelease.Layout{App: "shop" + v.S, Base: t.TempDir()}
 		for _, c := range []struct {
 			name, cmd string
 			stdin     []byte

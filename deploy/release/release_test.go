@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 type ent struct {
@@ -102,13 +103,13 @@ func TestInspectLayout(t *testing.T) {
 	tests := []struct {
 		name    string
 		path    string
-		kind    release.Kind
+		kind    hostrelease.Kind
 		wantErr string
 	}{
-		{"tarball", writeTar(t, true, ent{name: "./", typ: tar.TypeDir, mode: 0o755}, start, ent{name: "lib/x", typ: tar.TypeReg, body: "x"}, ent{name: "lib/y", link: "x", typ: tar.TypeSymlink}, ent{name: "z", link: "lib/x", typ: tar.TypeLink}), release.Tarball, ""},
-		{"plain tar", writeTar(t, false, ent{name: "./start", typ: tar.TypeReg, mode: 0o700, body: "#!/bin/sh"}), release.Tarball, ""},
-		{"start symlink", writeTar(t, false, ent{name: "bin/app", typ: tar.TypeReg, mode: 0o755}, ent{name: "start", link: "bin/app", typ: tar.TypeSymlink}), release.Tarball, ""},
-		{"binary", elf, release.Binary, ""},
+		{"tarball", writeTar(t, true, ent{name: "./", typ: tar.TypeDir, mode: 0o755}, start, ent{name: "lib/x", typ: tar.TypeReg, body: "x"}, ent{name: "lib/y", link: "x", typ: tar.TypeSymlink}, ent{name: "z", link: "lib/x", typ: tar.TypeLink}), hostrelease.Tarball, ""},
+		{"plain tar", writeTar(t, false, ent{name: "./start", typ: tar.TypeReg, mode: 0o700, body: "#!/bin/sh"}), hostrelease.Tarball, ""},
+		{"start symlink", writeTar(t, false, ent{name: "bin/app", typ: tar.TypeReg, mode: 0o755}, ent{name: "start", link: "bin/app", typ: tar.TypeSymlink}), hostrelease.Tarball, ""},
+		{"binary", elf, hostrelease.Binary, ""},
 		{"no start", writeTar(t, false, ent{name: "app", typ: tar.TypeReg, mode: 0o755}), "", "no `start`"},
 		{"start not executable", writeTar(t, false, ent{name: "start", typ: tar.TypeReg, mode: 0o644}), "", "not executable"},
 		{"junk", junk, "", "neither a tar archive"},
@@ -139,7 +140,7 @@ func TestInspectLayout(t *testing.T) {
 
 func TestValidateID(t *testing.T) {
 	for id, ok := range map[string]bool{"v42": true, "2026-11-22.1": true, "abc_DEF": true, "": false, "../x": false, "a b": false, "a..b": false, "-x": false, "a/b": false, "x;rm": false} {
-		if err := release.ValidateID(id); (err == nil) != ok {
+		if err := hostrelease.ValidateID(id); (err == nil) != ok {
 			t.Errorf("ValidateID(%q) = %v", id, err)
 		}
 	}
@@ -176,7 +177,7 @@ func TestReceiveHashes(t *testing.T) {
 	}
 	for name, path := range paths {
 		t.Run(name, func(t *testing.T) {
-			l := release.Layout{App: "shop", Base: t.TempDir()}
+			l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 			run := func(sha string) (string, error) {
 				cmd := exec.Command(filepath.Join(noOpenSSL, "sh"), "-c", l.ReceiveCommand("v1", sha))
 				cmd.Env = []string{"PATH=" + path}
@@ -201,7 +202,7 @@ func TestReceiveHashes(t *testing.T) {
 }
 
 func TestReceiveAndUnpackWithRealTar(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	p := writeTar(t, true, start, ent{name: "public/index.html", typ: tar.TypeReg, body: "<h1>"}, ent{name: "public/link", link: "index.html", typ: tar.TypeSymlink})
 	a, err := release.Inspect(p)
 	if err != nil {
@@ -249,10 +250,10 @@ func TestRemoteTarRefusesEscapes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
-			l := release.Layout{App: "shop", Base: filepath.Join(base, "srv")}
+			l := hostrelease.Layout{App: "shop", Base: filepath.Join(base, "srv")}
 			p := writeTar(t, false, tc.ents...)
 			data, _ := os.ReadFile(p)
-			a := &release.Artifact{Kind: release.Tarball, SHA256: sha(t, p)}
+			a := &hostrelease.Artifact{Kind: hostrelease.Tarball, SHA256: sha(t, p)}
 			if out, err := runRemote(t, l.ReceiveCommand("v1", a.SHA256), data); err != nil {
 				t.Fatalf("%v %s", err, out)
 			}
@@ -292,14 +293,14 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestLimitsValidate(t *testing.T) {
-	d := release.DefaultLimits()
+	d := hostrelease.DefaultLimits()
 	for _, tc := range []struct {
-		mod  func(*release.Limits)
+		mod  func(*hostrelease.Limits)
 		want string
 	}{
-		{func(l *release.Limits) { l.MaxEntries = 0 }, "--max-entries"},
-		{func(l *release.Limits) { l.MaxUnpacked = -1 }, "--max-unpacked-size"},
-		{func(l *release.Limits) { l.MaxRatio = 0 }, "--max-ratio"},
+		{func(l *hostrelease.Limits) { l.MaxEntries = 0 }, "--max-entries"},
+		{func(l *hostrelease.Limits) { l.MaxUnpacked = -1 }, "--max-unpacked-size"},
+		{func(l *hostrelease.Limits) { l.MaxRatio = 0 }, "--max-ratio"},
 	} {
 		l := d
 		tc.mod(&l)

@@ -7,10 +7,12 @@ import (
 	"io"
 	"path"
 	"strings"
+
+	"github.com/belay-sh/belay/hostrelease"
 )
 
 // The archive rules below are enforced twice: here, on the deployer's machine
-// before anything is sent, and on the host by the awk program in hostcheck.go
+// before anything is sent, and on the host by the awk program in hostrelease/hostcheck.go
 // reading GNU tar's listing before anything is extracted. The two must give the
 // same verdict for every archive (TestLocalAndHostAgree runs the same cases
 // through both), so every rule is one both sides can state from the archive
@@ -30,41 +32,6 @@ import (
 //     archive) with the owner's execute bit;
 //   - at most MaxEntries entries and MaxUnpacked bytes of regular files, and
 //     no more than MaxRatio times the artifact's size once past RatioFloor.
-
-// Limits cap what an artifact may unpack to.
-type Limits struct {
-	// MaxEntries is the most archive members (files, directories, links).
-	MaxEntries int `json:"maxEntries"`
-	// MaxUnpacked is the most bytes of regular-file content.
-	MaxUnpacked int64 `json:"maxUnpacked"`
-	// MaxRatio is the most unpacked bytes per artifact byte, checked once the
-	// unpacked total passes RatioFloor (a small archive of text may compress
-	// 100:1 and harms nobody; a bomb is large by definition).
-	MaxRatio int64 `json:"maxRatio"`
-}
-
-// RatioFloor is the unpacked size below which MaxRatio is not applied.
-const RatioFloor = 64 << 20
-
-// DefaultLimits are belay deploy's defaults: 200 000 entries (a small VM's
-// root filesystem has ~1.3 M inodes for everything), 4 GiB unpacked, 100:1
-// (source and assets compress 3-20:1; a file of zeros compresses ~1000:1).
-func DefaultLimits() Limits {
-	return Limits{MaxEntries: 200_000, MaxUnpacked: 4 << 30, MaxRatio: 100}
-}
-
-// Validate refuses limits that cannot be meant, naming the flag.
-func (l Limits) Validate() error {
-	switch {
-	case l.MaxEntries < 1:
-		return fmt.Errorf("--max-entries %d: expected at least 1", l.MaxEntries)
-	case l.MaxUnpacked < 1:
-		return fmt.Errorf("--max-unpacked-size %d: expected at least 1 byte", l.MaxUnpacked)
-	case l.MaxRatio < 1:
-		return fmt.Errorf("--max-ratio %d: expected at least 1", l.MaxRatio)
-	}
-	return nil
-}
 
 // LimitError says which limit an artifact exceeds and at which entry.
 type LimitError struct {
@@ -86,7 +53,7 @@ type node struct {
 // artifact of size bytes; it returns the entry count and unpacked bytes.
 // Limits are checked at each header, before its content is read, so a bomb is
 // refused without decompressing it.
-func checkTar(name string, r io.Reader, lim Limits, size int64) (int, int64, error) {
+func checkTar(name string, r io.Reader, lim hostrelease.Limits, size int64) (int, int64, error) {
 	tr := tar.NewReader(r)
 	seen := map[string]node{}
 	var order, symlinks []string
@@ -119,7 +86,7 @@ func checkTar(name string, r io.Reader, lim Limits, size int64) (int, int64, err
 		case tar.TypeReg, '\x00', tar.TypeCont: // GNU tar extracts all three as regular files
 			typ = tar.TypeReg
 			total += hdr.Size
-			if err := lim.check(name, hdr.Name, total, size); err != nil {
+			if err := checkLimits(lim, name, hdr.Name, total, size); err != nil {
 				return 0, 0, err
 			}
 		case tar.TypeDir:
@@ -178,12 +145,12 @@ func checkTar(name string, r io.Reader, lim Limits, size int64) (int, int64, err
 	return n, total, checkStart(name, seen)
 }
 
-// check applies the byte limits to a running total.
-func (l Limits) check(artifact, entry string, total, size int64) error {
+// checkLimits applies the byte limits to a running total.
+func checkLimits(l hostrelease.Limits, artifact, entry string, total, size int64) error {
 	if total > l.MaxUnpacked {
 		return &LimitError{Artifact: artifact, Entry: entry, Flag: "--max-unpacked-size", Reason: fmt.Sprintf("unpacks to more than %d bytes", l.MaxUnpacked)}
 	}
-	if total > RatioFloor && float64(total) > float64(l.MaxRatio)*float64(size) {
+	if total > hostrelease.RatioFloor && float64(total) > float64(l.MaxRatio)*float64(size) {
 		return &LimitError{Artifact: artifact, Entry: entry, Flag: "--max-ratio", Reason: fmt.Sprintf("unpacks to %d bytes, more than %d times its size of %d bytes", total, l.MaxRatio, size)}
 	}
 	return nil

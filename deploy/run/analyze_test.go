@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 )
 
@@ -66,7 +66,7 @@ func probeSpec(t *testing.T, pause, maxWait time.Duration) *plan.AnalyzeSpec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Deploy(plan.Input{Inventory: inv, App: "shop", Release: "v2", Artifact: &release.Artifact{Kind: release.Tarball, SHA256: strings.Repeat("a", 64)},
+	p, err := plan.Deploy(plan.Input{Inventory: inv, App: "shop", Release: "v2", Artifact: &hostrelease.Artifact{Kind: hostrelease.Tarball, SHA256: strings.Repeat("a", 64)},
 		Strategy: plan.Strategy{Steps: []int{10}, Pause: pause, MaxWait: maxWait}})
 	if err != nil {
 		t.Fatal(err)

@@ -29,11 +29,11 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
@@ -88,7 +88,7 @@ func labRunner(b *testing.B) *labTarget {
 	})
 	base := scratchBase()
 	lt := &labTarget{hosts: app.Hosts, pool: pool,
-		runner: &run.Runner{Pool: pool, Layout: release.Layout{App: app.Name, Base: base}}}
+		runner: &run.Runner{Pool: pool, Layout: hostrelease.Layout{App: app.Name, Base: base}}}
 	// Connect once up front, as a deploy does: the benchmarks time the work, not the handshakes.
 	errs := sshx.Parallel(context.Background(), app.Hosts, 0, func(ctx context.Context, h string) error {
 		c, err := pool.Get(ctx, h)

@@ -21,18 +21,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/clock"
 )
 
 // Runner executes plans.
 type Runner struct {
 	Pool   *sshx.Pool
-	Layout release.Layout
+	Layout hostrelease.Layout
 	// Artifact opens the artifact for one host's upload (once per host).
 	Artifact func() (io.ReadCloser, error)
 	// Env is the app's env file a plan's "env" stdin streams (secret: never logged).

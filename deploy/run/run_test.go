@@ -18,12 +18,13 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/run"
 	"github.com/belay-sh/belay/deploy/sshx"
 	"github.com/belay-sh/belay/deploy/sshx/sshdtest"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 // hosts starts one real sshd per host name; each gets its own root directory
@@ -58,7 +59,7 @@ func newHosts(t *testing.T, names ...string) *testHosts {
 	return th
 }
 
-var layout = release.Layout{App: "shop", Base: "$BELAY_ROOT"}
+var layout = hostrelease.Layout{App: "shop", Base: "$BELAY_ROOT"}
 
 func readJournal(t *testing.T, root string) *journal.Record {
 	t.Helper()

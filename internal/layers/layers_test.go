@@ -92,6 +92,8 @@ func TestOf(t *testing.T) {
 		{"deploy/sshx/sshdtest", Leaf, true},
 		{"internal/cli/env", Front, true},
 		{"internal/shq/shqtest", Leaf, true},
+		{"hostrelease", Leaf, true},         // the host layout deploy and replace share
+		{"hostrelease/journal", Leaf, true}, // and the journal on it
 		{"", Main, true},
 		{"cmd/belay", Main, true},
 		{"newthing", 0, false},

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote/remotetest"
 )
@@ -79,7 +79,7 @@ func TestFencedStepsRefusedAfterBreak(t *testing.T) {
 		t.Fatalf("root command not sent as `sudo -n` inside the fence: %s", last)
 	}
 	servers := []string{"shop-1", "shop-2", "shop-standby"}
-	if _, err := lease.Break(context.Background(), RunnerExec(r), release.Layout{App: "shop", Base: "$BELAY_ROOT"}, "shop-1", servers); err != nil {
+	if _, err := lease.Break(context.Background(), RunnerExec(r), hostrelease.Layout{App: "shop", Base: "$BELAY_ROOT"}, "shop-1", servers); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range servers {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 )
@@ -107,7 +107,7 @@ func HoldFenced(ctx context.Context, r remote.Runner, inv *inventory.Inventory, 
 				servers = append(servers, app.Standby)
 			}
 			h := &lease.Holder{
-				Exec: RunnerExec(r), Layout: release.Layout{App: name, Base: o.Base}, LeaseHost: app.Hosts[0], Servers: servers,
+				Exec: RunnerExec(r), Layout: hostrelease.Layout{App: name, Base: o.Base}, LeaseHost: app.Hosts[0], Servers: servers,
 				Owner: lease.Owner{Who: o.Actor.Who, PID: o.Actor.PID, Host: o.Actor.From, CI: o.Actor.CI, Action: o.Action},
 				TTL:   ttl, Note: note,
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote/remotetest"
 )
@@ -125,7 +125,7 @@ func TestHoldLeasesCells(t *testing.T) {
 	}
 
 	// A deploy holds cell c2's lease: refused naming the cell; c1's is released.
-	dep := &lease.Holder{Exec: RunnerExec(r), Layout: release.Layout{App: "shop", Base: "$BELAY_ROOT"}, LeaseHost: "shop-c2-1",
+	dep := &lease.Holder{Exec: RunnerExec(r), Layout: hostrelease.Layout{App: "shop", Base: "$BELAY_ROOT"}, LeaseHost: "shop-c2-1",
 		Servers: []string{"shop-c2-1", "shop-c2-2"}, Owner: lease.Owner{Who: "alice@laptop", Action: "deploy v42"}, TTL: time.Minute}
 	if err := dep.Take(context.Background()); err != nil {
 		t.Fatal(err)

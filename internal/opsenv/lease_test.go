@@ -13,7 +13,7 @@ import (
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote/remotetest"
 )
@@ -43,7 +43,7 @@ func TestDrillRefusedWhileDeployHoldsLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, roots := localRunner(t, nil)
-	deployer := &lease.Holder{Exec: RunnerExec(r), Layout: release.Layout{App: "shop", Base: "$BELAY_ROOT"}, LeaseHost: "shop-1",
+	deployer := &lease.Holder{Exec: RunnerExec(r), Layout: hostrelease.Layout{App: "shop", Base: "$BELAY_ROOT"}, LeaseHost: "shop-1",
 		Servers: []string{"shop-1", "shop-2", "shop-standby"}, Owner: lease.Owner{Who: "alice@laptop", Action: "deploy v42"}, TTL: time.Minute}
 	if err := deployer.Take(context.Background()); err != nil {
 		t.Fatal(err)

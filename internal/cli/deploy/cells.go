@@ -16,7 +16,7 @@ import (
 	"github.com/belay-sh/belay/deploy/appenv"
 	"github.com/belay-sh/belay/deploy/notify"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -51,7 +51,7 @@ func (o *DeployOptions) cellsOptions() (deploy.CellsOptions, error) {
 
 // runDeployCells is `belay deploy` on an app with cells: the same checks,
 // then each cell through the app's pipeline, wave after wave.
-func runDeployCells(ctx context.Context, o *DeployOptions, in plan.Input, a *release.Artifact, e *appenv.Env, nt *notify.Notifier) error {
+func runDeployCells(ctx context.Context, o *DeployOptions, in plan.Input, a *hostrelease.Artifact, e *appenv.Env, nt *notify.Notifier) error {
 	co, err := o.cellsOptions()
 	if err != nil {
 		return err

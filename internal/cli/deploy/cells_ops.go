@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/deploy"
-	"github.com/belay-sh/belay/deploy/journal"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 )
 

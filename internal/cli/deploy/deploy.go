@@ -18,6 +18,7 @@ import (
 	"github.com/belay-sh/belay/deploy/plan"
 	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 )
@@ -47,7 +48,7 @@ type DeployOptions struct {
 	Keep             int
 	HealthTimeout    time.Duration
 
-	// Artifact limits (release.Limits); MaxUnpackedSize is parsed by release.ParseSize.
+	// Artifact limits (hostrelease.Limits); MaxUnpackedSize is parsed by release.ParseSize.
 	MaxEntries      int
 	MaxUnpackedSize string
 	MaxRatio        int64
@@ -131,7 +132,7 @@ touched. The lease of every chosen cell is taken first, in name order.`,
 	fl.DurationVar(&o.Thresholds.SlowAbsolute, "slow", 0, "a request slower than this is slow (default: 2 x stable p95, at least 50ms)")
 	fl.IntVar(&o.Keep, "keep", 5, "releases kept on each host (at least 2; the running and the last known-good are never deleted; default: the stack's belay:deploy.keepReleases)")
 	fl.DurationVar(&o.HealthTimeout, "health-timeout", 30*time.Second, "how long a new instance may take to pass its health check (polled 50 ms apart, backing off to 1 s)")
-	def := release.DefaultLimits()
+	def := hostrelease.DefaultLimits()
 	fl.IntVar(&o.MaxEntries, "max-entries", def.MaxEntries, "refuse an artifact with more archive entries than this (checked locally and again on each host)")
 	fl.StringVar(&o.MaxUnpackedSize, "max-unpacked-size", "4GiB", "refuse an artifact whose files add up to more than this (bytes, or K/M/G/T, powers of 1024)")
 	fl.Int64Var(&o.MaxRatio, "max-ratio", def.MaxRatio, "refuse an artifact that unpacks to more than this many times its size (applied above 64 MiB unpacked)")
@@ -247,7 +248,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if o.Release == "" {
 		return errors.New("--release: required (e.g. v42 or a git sha)")
 	}
-	if err := release.ValidateID(o.Release); err != nil {
+	if err := hostrelease.ValidateID(o.Release); err != nil {
 		return fmt.Errorf("--release: %w", err)
 	}
 	st, err := o.strategy()
@@ -258,7 +259,7 @@ func runDeploy(ctx context.Context, o *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	lim := release.Limits{MaxEntries: o.MaxEntries, MaxRatio: o.MaxRatio}
+	lim := hostrelease.Limits{MaxEntries: o.MaxEntries, MaxRatio: o.MaxRatio}
 	if lim.MaxUnpacked, err = release.ParseSize(o.MaxUnpackedSize); err != nil {
 		return fmt.Errorf("--max-unpacked-size: %w", err)
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/analysis"
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/sshx"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/inventory"
 )

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/deploy"
-	"github.com/belay-sh/belay/deploy/journal"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/cli"
 )
 
@@ -76,7 +76,7 @@ func runRollback(ctx context.Context, o *RollbackOptions) error {
 		return err
 	}
 	if o.To != "" {
-		if err := release.ValidateID(o.To); err != nil {
+		if err := hostrelease.ValidateID(o.To); err != nil {
 			return fmt.Errorf("--to: %w", err)
 		}
 	}

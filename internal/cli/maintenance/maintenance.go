@@ -14,11 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/belay-sh/belay/deploy"
-	"github.com/belay-sh/belay/deploy/journal"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/deploy/plan"
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/deploy/traffic"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/hostroute"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
@@ -261,7 +261,7 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		e := journal.Entry{Time: o.Now().UTC(), Who: actor.Who, From: actor.From, CI: actor.CI, Action: action, App: app.Name, Result: result, Detail: detail}
 		for _, h := range group.logHosts {
-			if _, err := r.Run(ctx, h, journal.AppendAuditCommand(release.Layout{App: app.Name}, e)); err != nil {
+			if _, err := r.Run(ctx, h, journal.AppendAuditCommand(hostrelease.Layout{App: app.Name}, e)); err != nil {
 				fmt.Fprintf(o.IO.ErrOut, "WARNING: audit log on %s: %v\n", h, err)
 			}
 		}

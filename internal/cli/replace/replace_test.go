@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/belay-sh/belay/deploy/release"
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/cli"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/internal/shq"
@@ -51,7 +51,7 @@ func (c *fakeConn) Run(_ context.Context, host, cmd string) ([]byte, error) {
 	return nil, nil // health, release, true
 }
 
-var shop = release.Layout{App: "shop"}
+var shop = hostrelease.Layout{App: "shop"}
 
 // Stream and RunInput make fakeConn a replace.Piper: the release copy.
 func (c *fakeConn) Stream(_ context.Context, host, cmd string, stdout, _ io.Writer) error {

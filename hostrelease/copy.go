@@ -1,4 +1,4 @@
-package release
+package hostrelease
 
 import (
 	"bufio"
@@ -189,7 +189,7 @@ func (c Copy) Validate() error {
 //     the sums file and `current` are set (a rerun is a no-op); with another
 //     manifest: refused, nothing changed;
 //   - else the stream is stored under .belay/incoming, listed and checked by
-//     the deploy's rules (hostcheck.go) with the default limits (raised to the
+//     the deploy's rules (hostcheck.go, deploy/release/rules.go) with the default limits (raised to the
 //     source's own counts: it passed them when it was deployed), extracted
 //     into a staging directory exactly as UnpackCommand does;
 //   - the env file is re-created through the setgid shared directory (mode

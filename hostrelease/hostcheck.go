@@ -1,4 +1,4 @@
-package release
+package hostrelease
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 
 // Why a listing check on the host and not belay's agent: the agent's version is
 // whatever the host was provisioned with, while this program travels with every
-// deploy, so the host always applies the deployer's rules (rules.go). GNU tar
+// deploy, so the host always applies the deployer's rules (deploy/release/rules.go). GNU tar
 // cannot cap entries or bytes itself, so the host lists the archive first
 // (`tar -tv`, names C-quoted so a name cannot forge a line) and awk applies the
 // same rules and limits, stopping at the first violation (tar then dies of

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/journal"
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
+	"github.com/belay-sh/belay/hostrelease/journal"
 )
 
 func sh(t *testing.T, script string) (string, error) {
@@ -18,7 +18,7 @@ func sh(t *testing.T, script string) (string, error) {
 }
 
 func TestWrapWritesJournalAroundStep(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	base := journal.Record{DeployID: "d1", App: "shop", Kind: "deploy", Target: "v2", Previous: "v1", Status: journal.Running, By: "me", StartedAt: now, UpdatedAt: now}
 	before, after := base, base
@@ -55,7 +55,7 @@ func TestWrapWritesJournalAroundStep(t *testing.T) {
 }
 
 func TestAuditAppendAndRead(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	for i, r := range []string{"v1", "v2", "v3"} {
 		e := journal.Entry{Time: time.Unix(int64(i), 0).UTC(), Who: "a@b", From: "laptop", Action: "deploy", App: "shop", Release: r, Result: "ok", Detail: "quote ' and <<EOF"}
 		if out, err := sh(t, journal.AppendAuditCommand(l, e)); err != nil {
@@ -93,7 +93,7 @@ func TestKnownGood(t *testing.T) {
 // TestWriteCommandKeepsAnyText: a record's free text (an error from a host,
 // say) reaches the journal byte for byte, whatever shell syntax it holds.
 func TestWriteCommandKeepsAnyText(t *testing.T) {
-	l := release.Layout{App: "shop", Base: t.TempDir()}
+	l := hostrelease.Layout{App: "shop", Base: t.TempDir()}
 	rec := journal.Record{DeployID: "d1", App: "shop", Status: journal.RolledBack,
 		Error: "it's 100% \"bad\" \\n $HOME `id` $(id)\nsecond line\t%s %d '' \\"}
 	if out, err := sh(t, journal.WriteCommand(l, rec)); err != nil {

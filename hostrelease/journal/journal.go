@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/belay-sh/belay/deploy/release"
+	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/internal/shq"
 )
 
@@ -98,10 +98,10 @@ func RemoveKnownGood(list []string, id string) []string {
 const eof = "BELAY_JOURNAL_EOF"
 
 // Path is the journal file.
-func Path(l release.Layout) string { return l.State() + "/journal.json" }
+func Path(l hostrelease.Layout) string { return l.State() + "/journal.json" }
 
 // WriteCommand replaces the journal atomically (temp file + rename).
-func WriteCommand(l release.Layout, r Record) string {
+func WriteCommand(l hostrelease.Layout, r Record) string {
 	b, _ := json.Marshal(r)
 	// Path words are quoted, then suffixed (".tmp" stays part of the word).
 	p, st := shq.Quote(Path(l)), shq.Quote(l.State())
@@ -113,12 +113,12 @@ func WriteCommand(l release.Layout, r Record) string {
 
 // Wrap runs cmd in a subshell between two journal writes: before (InProgress
 // set) and, only if cmd succeeded, after (Step set). The exit status is cmd's.
-func Wrap(l release.Layout, before, after Record, cmd string) string {
+func Wrap(l hostrelease.Layout, before, after Record, cmd string) string {
 	return WriteCommand(l, before) + " || exit 70\n(\n" + cmd + "\n)\nrc=$?\nif [ $rc -eq 0 ]; then\n" + WriteCommand(l, after) + " || exit 70\nfi\nexit $rc"
 }
 
 // ReadCommand prints the journal, or nothing when there is none.
-func ReadCommand(l release.Layout) string {
+func ReadCommand(l hostrelease.Layout) string {
 	return "cat " + shq.Quote(Path(l)) + " 2>/dev/null || true"
 }
 
@@ -151,10 +151,10 @@ type Entry struct {
 }
 
 // AuditPath is the audit log file.
-func AuditPath(l release.Layout) string { return l.State() + "/audit.log" }
+func AuditPath(l hostrelease.Layout) string { return l.State() + "/audit.log" }
 
 // AppendAuditCommand appends one JSON line under flock, so concurrent writers never interleave.
-func AppendAuditCommand(l release.Layout, e Entry) string {
+func AppendAuditCommand(l hostrelease.Layout, e Entry) string {
 	b, _ := json.Marshal(e)
 	// The body is one JSON line (newlines escaped), so it cannot end the
 	// quoted heredoc early.
@@ -163,7 +163,7 @@ func AppendAuditCommand(l release.Layout, e Entry) string {
 }
 
 // ReadAuditCommand prints the last n audit lines.
-func ReadAuditCommand(l release.Layout, n int) string {
+func ReadAuditCommand(l hostrelease.Layout, n int) string {
 	return fmt.Sprintf("tail -n %d %s 2>/dev/null || true", n, shq.Quote(AuditPath(l)))
 }
 

@@ -1,4 +1,4 @@
-package release
+package hostrelease
 
 import (
 	"archive/tar"

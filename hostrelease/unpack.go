@@ -1,46 +1,10 @@
-package release
+package hostrelease
 
 import (
 	"strings"
 
 	"github.com/belay-sh/belay/internal/shq"
 )
-
-// Layout is one app's directories on a host (the host layout contract).
-type Layout struct {
-	App string
-	// Base is the parent of the app directory: "" means /srv (tests use a temp dir).
-	Base string
-}
-
-// Root is /srv/<app>.
-func (l Layout) Root() string {
-	if l.Base == "" {
-		return "/srv/" + l.App
-	}
-	return l.Base + "/" + l.App
-}
-
-// Releases is /srv/<app>/releases.
-func (l Layout) Releases() string { return l.Root() + "/releases" }
-
-// Release is /srv/<app>/releases/<id>.
-func (l Layout) Release(id string) string { return l.Releases() + "/" + id }
-
-// Current is the link systemd's belay-app@<app> runs from.
-func (l Layout) Current() string { return l.Root() + "/current" }
-
-// Canary is the link belay-canary@<app> runs from.
-func (l Layout) Canary() string { return l.Root() + "/canary" }
-
-// State is /srv/<app>/.belay: journal, lease, audit log, release checksums.
-func (l Layout) State() string { return l.Root() + "/.belay" }
-
-// Incoming is where an uploaded artifact waits for unpacking.
-func (l Layout) Incoming(id string) string { return l.State() + "/incoming/" + id + ".artifact" }
-
-// Sum is the file recording which artifact a release directory came from.
-func (l Layout) Sum(id string) string { return l.State() + "/releases/" + id + ".sha256" }
 
 // Every path, id and checksum below reaches the host's shell through
 // shq.Quote, once: the commands assign them to shell variables at the top and
