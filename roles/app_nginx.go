@@ -108,7 +108,7 @@ func nginxAppConf(s *Spec) string {
 	b.WriteString(appProxy(a, redirect))
 	b.WriteString("}\n")
 	if a.TLS != nil {
-		fmt.Fprintf(&b, "server {\n    listen 443 ssl http2%s;\n    server_name %s;\n%s    access_log %s belay;\n", def, names, tlsServerLines(a), AppAccessLog(a.Name))
+		fmt.Fprintf(&b, "server {\n    listen 443 ssl http2%s;\n    server_name %s;\n%s    access_log %s belay;\n", def, names, tlsServerLines(a.Name, a.TLS), AppAccessLog(a.Name))
 		b.WriteString(appProxy(a, ""))
 		b.WriteString("}\n")
 	}
