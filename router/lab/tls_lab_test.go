@@ -280,4 +280,3 @@ func tlsPebbleRoot(t *testing.T, leg string) string {
 	}
 	return string(b)
 }
-
