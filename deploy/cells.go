@@ -43,6 +43,8 @@ func CellInventory(inv *inventory.Inventory, app, cell string) (*inventory.Inven
 		x.Hosts = append([]string(nil), c.Hosts...)
 		x.Standby, x.VIP = c.Standby, c.VIP
 		x.Cells, x.Router = nil, nil
+		// The router tier terminates HTTPS; a cell serves plain HTTP.
+		x.TLS = ""
 	}
 	return &out, nil
 }

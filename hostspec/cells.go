@@ -123,6 +123,9 @@ func (b *builder) router(h topology.Host, s *roles.Spec) error {
 		ShopHeader:  b.cfg.Deploy.ShopHeader,
 		ShopCookie:  b.cfg.Deploy.ShopCookie,
 		DatabaseURL: dbURL,
+		// The app's domains point at the router tier: it terminates HTTPS.
+		Domains: append([]string(nil), ac.Domains...),
+		TLS:     b.tls(ac),
 	}
 	for _, c := range b.topo.Cells[ac.Name] {
 		var addr string

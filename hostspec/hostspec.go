@@ -500,6 +500,13 @@ func (b *builder) app(h topology.Host, s *roles.Spec) error {
 		RepoHostKey:    repoKey.Public,
 		TLS:            b.tls(ac),
 	}
+	if h.Cell != "" {
+		// A cell is reached through the router tier, which terminates HTTPS
+		// for the app's domains: the cell's own pair serves plain HTTP to the
+		// routers (an HTTP-01 validation of a domain pointing at the routers
+		// never reaches it, and a redirect would loop through the router).
+		s.App.TLS = nil
+	}
 	if standby {
 		return nil
 	}

@@ -113,14 +113,14 @@ func appContributor(s *Spec, c *CloudConfig) error {
 		// Debian's default site would answer for unknown hosts and claims default_server.
 		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
 	)
-	addTLS(s, c)
+	addTLS(appTLSSite(s), c)
 	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", "nginx.service"},
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
 		[]string{"systemctl", "enable", "--now", RouteWatchUnit},
 	)
-	startACME(s, c)
+	startACME(appTLSSite(s), c)
 	if !a.Standby {
 		// Enabled but idle until the first deploy (ConditionPathExists).
 		c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", AppUnit(name)})

@@ -97,6 +97,11 @@ func nginxAppConf(s *Spec) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Rendered by belay: app %s behind nginx on %s.\ninclude %s;\n", a.Name, s.Hostname, AppHTTPFile(a.Name))
+	if a.Cell != "" {
+		// The router tier terminates HTTPS and sets X-Forwarded-Proto (it
+		// never passes a client's own); keep "https" so the app knows.
+		fmt.Fprintf(&b, "# Behind the router tier (it terminates HTTPS): its X-Forwarded-Proto reaches the app.\nmap $http_x_forwarded_proto %s {\n    default $scheme;\n    https https;\n}\n", forwardedProtoVar(a))
+	}
 	fmt.Fprintf(&b, "server {\n    listen 80%s;\n    server_name %s;\n    access_log %s belay;\n", def, names, AppAccessLog(a.Name))
 	if a.TLS != nil && a.TLS.Mode == TLSModeACME {
 		b.WriteString(acmeChallengeLocations(a.Name))
@@ -108,7 +113,7 @@ func nginxAppConf(s *Spec) string {
 	b.WriteString(appProxy(a, redirect))
 	b.WriteString("}\n")
 	if a.TLS != nil {
-		fmt.Fprintf(&b, "server {\n    listen 443 ssl http2%s;\n    server_name %s;\n%s    access_log %s belay;\n", def, names, tlsServerLines(a), AppAccessLog(a.Name))
+		fmt.Fprintf(&b, "server {\n    listen 443 ssl http2%s;\n    server_name %s;\n%s    access_log %s belay;\n", def, names, tlsServerLines(a.Name, a.TLS), AppAccessLog(a.Name))
 		b.WriteString(appProxy(a, ""))
 		b.WriteString("}\n")
 	}
@@ -147,7 +152,7 @@ func appProxy(a *App, redirect string) string {
         proxy_set_header Host $host;
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Proto %[4]s;
         proxy_set_header X-Belay-Pool $belay_pool;
         # Members are on the private network (sub-millisecond connects): a dead
         # peer is given up on after 300 ms and the request retried on the next
@@ -162,7 +167,16 @@ func appProxy(a *App, redirect string) string {
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 2;
     }
-`, a.Name, AppRoutingFile(a.Name), redirect)
+`, a.Name, AppRoutingFile(a.Name), redirect, forwardedProtoVar(a))
+}
+
+// forwardedProtoVar is the scheme an app server tells its app: its own, or
+// on a cell's server the router's X-Forwarded-Proto (the map above).
+func forwardedProtoVar(a *App) string {
+	if a.Cell == "" {
+		return "$scheme"
+	}
+	return "$belay_" + strings.ReplaceAll(a.Name, "-", "_") + "_forwarded_proto"
 }
 
 // AppStageFile is the last traffic stage root accepted for an app (JSON, the

@@ -53,7 +53,7 @@ func validateApp(s *Spec) error {
 		}
 		seen[d] = true
 	}
-	if err := validateTLS(a); err != nil {
+	if err := validateTLS(appTLSSite(s)); err != nil {
 		errs = append(errs, err)
 	}
 	if a.Standby != standbyRole {

@@ -153,6 +153,9 @@ func firewallRules(s *Spec) []fwRule {
 	}
 	if r := s.Router; r != nil {
 		rules = append(rules, fwRule{comment: "http router " + r.App, proto: "tcp", ports: []int{80}})
+		if r.TLS != nil {
+			rules = append(rules, fwRule{comment: "https router " + r.App, proto: "tcp", ports: []int{443}})
+		}
 		if v := r.VRRP; v != nil {
 			src := v.Peers
 			if len(src) == 0 {

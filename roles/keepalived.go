@@ -32,7 +32,7 @@ func addKeepalivedWith(s *Spec, c *CloudConfig, v *VRRP, conf string) {
 	if d := v.PeerDiscovery; d != nil {
 		c.WriteFiles = append(c.WriteFiles,
 			File{Path: DiscoveryTokenFile, Content: d.Token + "\n", Owner: "root:root", Permissions: "0600"},
-			File{Path: "/usr/local/bin/belay-vrrp-peers", Content: peersScript(s.App, d), Owner: "root:root", Permissions: "0755"},
+			File{Path: "/usr/local/bin/belay-vrrp-peers", Content: peersScript(acmeApp(s), d), Owner: "root:root", Permissions: "0755"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers.service", Content: peersService, Owner: "root:root", Permissions: "0644"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.service", Content: peersRefreshService, Owner: "root:root", Permissions: "0644"},
 			File{Path: "/etc/systemd/system/belay-vrrp-peers-refresh.timer", Content: peersRefreshTimer, Owner: "root:root", Permissions: "0644"},
@@ -150,11 +150,11 @@ func sortedAddrs(in []string) []string {
 
 // peersScript asks the provider API for the group and installs the result
 // atomically; keepalived is reloaded only when the member list changed.
-func peersScript(a *App, d *PeerDiscovery) string {
+func peersScript(acmeApp string, d *PeerDiscovery) string {
 	acme := ""
-	// a is nil on a router (keepalived without an app): no ACME peers there.
-	if a != nil && a.TLS != nil && a.TLS.Mode == TLSModeACME {
-		acme = acmePeersRefresh(a.Name)
+	// The app (or router) with ACME: the same peers answer its challenges.
+	if acmeApp != "" {
+		acme = acmePeersRefresh(acmeApp)
 	}
 	return `#!/bin/sh
 # Rendered by belay: refresh keepalived's unicast peers from the ` + d.Provider + ` API.

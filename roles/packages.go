@@ -50,6 +50,12 @@ func Packages(rs []inventory.Role, postgresVersion int) []string {
 			add("pgbackrest", "restic", pg)
 		}
 	}
+	for _, r := range rs {
+		if r == inventory.RoleRouter || r == inventory.RoleStandbyRouter {
+			// A router terminates its app's HTTPS like an app server (router_tls.go).
+			add("lego", "openssl")
+		}
+	}
 	out := make([]string, 0, len(set))
 	for p := range set {
 		out = append(out, p)

@@ -40,6 +40,10 @@ type Router struct {
 	DatabaseURL string
 	// VRRP is nil on the standby router.
 	VRRP *VRRP
+	// Domains are the app's configured domains and TLS its HTTPS (nil: port
+	// 80 only): the router terminates TLS for them (router_tls.go).
+	Domains []string
+	TLS     *TLS
 }
 
 // RouterCell is one upstream of the router.
@@ -144,6 +148,9 @@ func validateRouter(s *Spec) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := validateRouterTLS(s); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) == 0 {
 		// The engine parses what the role renders: refuse here what
 		// router-sync would refuse on the host.
@@ -186,7 +193,7 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 	}
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
-		File{Path: RouterNginxFile(r.App), Content: RouterNginxConf(cells), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterNginxFile(r.App), Content: RouterNginxConf(cells, r.TLS, r.Domains), Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterCellsFile(r.App), Content: string(router.RenderCells(cells)), Owner: "root:root", Permissions: "0644"},
 		// Seeded only (converge skips it): the engine's own rendering of an
 		// empty mapping, so nginx starts with every cell's upstream and
@@ -199,10 +206,15 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 	c.Runcmd = append(c.Runcmd,
 		[]string{"install", "-d", "-m", "0755", "-o", "root", "-g", "root", RouterDir(r.App)},
 		[]string{"rm", "-f", "/etc/nginx/sites-enabled/default"},
+	)
+	// Before nginx starts: the certificate it loads must exist (placeholder).
+	addTLS(routerTLSSite(s), c)
+	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
 		[]string{"systemctl", "enable", "nginx.service"},
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
 	)
+	startACME(routerTLSSite(s), c)
 	if r.Standby {
 		// The standby site's database is a read-only replica until a site
 		// switch promotes it: the standby router keeps the seeded map and
@@ -213,14 +225,6 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", RouterSyncUnit(r.App)})
 	addKeepalivedWith(s, c, r.VRRP, routerKeepalivedConf(s))
 	return nil
-}
-
-// RouterNginxConf is the router's conf.d file: map.conf at http level, then
-// the engine's server block. It is the default server on port 80: shops
-// come under their own domains, which no server_name lists.
-func RouterNginxConf(c router.Cells) string {
-	return "# Rendered by belay: router of app " + c.App + " (shop -> cell, docs/cells.md).\n" +
-		"include " + RouterMapFile(c.App) + ";\n" + router.ServerConf(c, "80 default_server")
 }
 
 // routerSudoers grants the deploy user the shop commands' root helper for

@@ -77,62 +77,103 @@ const acmeForwardHeader = "X-Belay-Acme-Forwarded"
 
 var emailRE = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$`)
 
-func validateTLS(a *App) error {
-	t := a.TLS
+// tlsSite is what serving an app's domains over HTTPS on one host needs: an
+// app server (appTLSSite) and a router of an app with cells (routerTLSSite)
+// both build one, and every function of this file works on it, so the two
+// roles run the same certificate machinery. The names (TLS dir, units) are
+// per app: the router of app X and the servers of app X are never one host
+// (validateTLSHost).
+type tlsSite struct {
+	App     string
+	Domains []string
+	TLS     *TLS
+	// Standby: the standby site's server (the ACME unit does not retry).
+	Standby bool
+	// Peers are the group's other members, the challenge fallback (nil
+	// with peer discovery: belay-vrrp-peers writes them at boot).
+	Peers []string
+	// Field names the Spec section in errors: "Spec.App" or "Spec.Router".
+	Field string
+}
+
+// appTLSSite is an app server's HTTPS.
+func appTLSSite(s *Spec) tlsSite {
+	a := s.App
+	t := tlsSite{App: a.Name, Domains: a.Domains, TLS: a.TLS, Standby: a.Standby, Field: "Spec.App"}
+	if a.VRRP != nil {
+		t.Peers = a.VRRP.Peers
+	}
+	return t
+}
+
+// acmeApp is the app whose ACME peers file this host's peer discovery
+// refreshes: its app or its router with TLS mode acme, else "".
+func acmeApp(s *Spec) string {
+	switch {
+	case s.App != nil && s.App.TLS != nil && s.App.TLS.Mode == TLSModeACME:
+		return s.App.Name
+	case s.Router != nil && s.Router.TLS != nil && s.Router.TLS.Mode == TLSModeACME:
+		return s.Router.App
+	}
+	return ""
+}
+
+func validateTLS(s tlsSite) error {
+	t := s.TLS
 	if t == nil {
 		return nil
 	}
 	var errs []error
+	f := s.Field
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("roles: "+format, args...)) }
-	if len(a.Domains) == 0 {
-		bad("Spec.App.TLS: set, but Spec.App.Domains is empty (a certificate names domains)")
+	if len(s.Domains) == 0 {
+		bad("%s.TLS: set, but %s.Domains is empty (a certificate names domains)", f, f)
 	}
 	if t.HSTSMaxAge < 0 {
-		bad("Spec.App.TLS.HSTSMaxAge: %d, expected 0 (off) or seconds", t.HSTSMaxAge)
+		bad("%s.TLS.HSTSMaxAge: %d, expected 0 (off) or seconds", f, t.HSTSMaxAge)
 	}
 	switch t.Mode {
 	case TLSModeACME:
 		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
-			bad("Spec.App.TLS.ACMEDirectory: %q, expected an https URL", t.ACMEDirectory)
+			bad("%s.TLS.ACMEDirectory: %q, expected an https URL", f, t.ACMEDirectory)
 		}
 		if !emailRE.MatchString(t.Email) {
-			bad("Spec.App.TLS.Email: %q, expected the ACME account's email address", t.Email)
+			bad("%s.TLS.Email: %q, expected the ACME account's email address", f, t.Email)
 		}
 		if t.ACMECACertificate != "" && !strings.Contains(t.ACMECACertificate, "-----BEGIN CERTIFICATE-----") {
-			bad("Spec.App.TLS.ACMECACertificate: expected PEM certificates or \"\"")
+			bad("%s.TLS.ACMECACertificate: expected PEM certificates or \"\"", f)
 		}
-		for i, d := range a.Domains {
+		for i, d := range s.Domains {
 			if strings.HasPrefix(d, "*.") {
-				bad("Spec.App.Domains[%d]: %q, a wildcard cannot be issued over HTTP-01", i, d)
+				bad("%s.Domains[%d]: %q, a wildcard cannot be issued over HTTP-01", f, i, d)
 			}
 		}
 		if t.Certificate != "" || t.Key != "" {
-			bad("Spec.App.TLS.Certificate/Key: set with mode acme, expected them only with mode custom")
+			bad("%s.TLS.Certificate/Key: set with mode acme, expected them only with mode custom", f)
 		}
 	case TLSModeCustom:
 		if !strings.Contains(t.Certificate, "-----BEGIN CERTIFICATE-----") {
-			bad("Spec.App.TLS.Certificate: expected a PEM certificate chain")
+			bad("%s.TLS.Certificate: expected a PEM certificate chain", f)
 		}
 		if !strings.Contains(t.Key, "PRIVATE KEY-----") {
-			bad("Spec.App.TLS.Key: expected a PEM private key")
+			bad("%s.TLS.Key: expected a PEM private key", f)
 		}
 	default:
-		bad("Spec.App.TLS.Mode: %q, expected %s or %s (nil TLS for plain HTTP)", t.Mode, TLSModeACME, TLSModeCustom)
+		bad("%s.TLS.Mode: %q, expected %s or %s (nil TLS for plain HTTP)", f, t.Mode, TLSModeACME, TLSModeCustom)
 	}
 	return errors.Join(errs...)
 }
 
 // addTLS renders an app server's TLS files and the first-boot commands that
 // must run before nginx starts (the certificate nginx loads must exist).
-func addTLS(s *Spec, c *CloudConfig) {
-	a := s.App
+func addTLS(a tlsSite, c *CloudConfig) {
 	t := a.TLS
 	if t == nil {
 		return
 	}
-	name := a.Name
+	name := a.App
 	c.WriteFiles = append(c.WriteFiles,
-		File{Path: ACMEPeersFile(name), Content: acmePeers(s), Owner: "root:root", Permissions: "0600"},
+		File{Path: ACMEPeersFile(name), Content: acmePeers(a.Peers), Owner: "root:root", Permissions: "0600"},
 	)
 	c.Runcmd = append(c.Runcmd, []string{"install", "-d", "-m", "0700", "-o", "root", "-g", "root", TLSDir(name)})
 	if t.Mode == TLSModeCustom {
@@ -164,13 +205,13 @@ func addTLS(s *Spec, c *CloudConfig) {
 // site, the first issuance in the background (DNS may not point here yet; the
 // unit retries). A standby server's validations fail until a site switch
 // points DNS at it, so it only tries on the timer (or when started by hand).
-func startACME(s *Spec, c *CloudConfig) {
-	if t := s.App.TLS; t == nil || t.Mode != TLSModeACME {
+func startACME(a tlsSite, c *CloudConfig) {
+	if t := a.TLS; t == nil || t.Mode != TLSModeACME {
 		return
 	}
-	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", ACMETimer(s.App.Name)})
-	if !s.App.Standby {
-		c.Runcmd = append(c.Runcmd, []string{"systemctl", "start", "--no-block", ACMEUnit(s.App.Name)})
+	c.Runcmd = append(c.Runcmd, []string{"systemctl", "enable", "--now", ACMETimer(a.App)})
+	if !a.Standby {
+		c.Runcmd = append(c.Runcmd, []string{"systemctl", "start", "--no-block", ACMEUnit(a.App)})
 	}
 }
 
@@ -191,14 +232,12 @@ const redirectOff = "# Rendered by belay: no CA-issued certificate yet (a placeh
 // acmePeers lists the group's other members' nginx: the CA reaches whichever
 // member holds the VIP, which may not be the one that asked. A down server
 // keeps the upstream valid when there is no peer (yet).
-func acmePeers(s *Spec) string {
+func acmePeers(peers []string) string {
 	var b strings.Builder
 	b.WriteString("# Rendered by belay: the group's other members, asked for an ACME challenge token this server lacks.\n")
 	b.WriteString("server 127.0.0.1:9 down;\n")
-	if v := s.App.VRRP; v != nil {
-		for _, p := range sortedAddrs(v.Peers) {
-			fmt.Fprintf(&b, "server %s:80 max_fails=0;\n", p)
-		}
+	for _, p := range sortedAddrs(peers) {
+		fmt.Fprintf(&b, "server %s:80 max_fails=0;\n", p)
 	}
 	return b.String()
 }
@@ -246,13 +285,13 @@ const nginxTLSPolicy = `    ssl_protocols TLSv1.2 TLSv1.3;
 `
 
 // tlsServerLines are the 443 server's TLS directives.
-func tlsServerLines(a *App) string {
+func tlsServerLines(app string, t *TLS) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n", TLSCertFile(a.Name), TLSCertFile(a.Name))
+	fmt.Fprintf(&b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n", TLSCertFile(app), TLSCertFile(app))
 	b.WriteString(nginxTLSPolicy)
-	if a.TLS.HSTSMaxAge > 0 {
-		v := "max-age=" + strconv.Itoa(a.TLS.HSTSMaxAge)
-		if a.TLS.HSTSIncludeSubdomains {
+	if t.HSTSMaxAge > 0 {
+		v := "max-age=" + strconv.Itoa(t.HSTSMaxAge)
+		if t.HSTSIncludeSubdomains {
 			v += "; includeSubDomains"
 		}
 		fmt.Fprintf(&b, "    add_header Strict-Transport-Security %q always;\n", v)
@@ -293,8 +332,8 @@ func acmeChallengeLocations(app string) string {
 // reloads nginx only when it changed. --placeholder installs a self-signed
 // certificate when none exists, so nginx starts before the first issuance;
 // --force renews whatever the expiry.
-func acmeScript(a *App) string {
-	name := a.Name
+func acmeScript(a tlsSite) string {
+	name := a.App
 	t := a.TLS
 	args := []string{"lego", "--accept-tos", "--path", ACMEStateDir(name), "--server", t.ACMEDirectory, "--email", t.Email}
 	args = append(args, "--key-type", "ec256", "--http", "--http.webroot", ACMEWebroot)

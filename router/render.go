@@ -128,15 +128,21 @@ func (c Cells) unknown() int {
 // (error_page on nginx's own 502/504, never on the app's: proxy_intercept_errors
 // stays off). listen is the listen directive's argument ("80", "127.0.0.1:8080").
 func ServerConf(c Cells, listen string) string {
+	return Server(c, "    listen "+listen+";\n    server_name _;\n", "")
+}
+
+// Server is ServerConf with the caller's server-level lines (head: listen,
+// server_name, TLS, extra locations) and lines run first in `location /`
+// (first: the router role's HTTPS redirect, which must come before the
+// routing). Every server block a router has routes the same way.
+func Server(c Cells, head, first string) string {
 	app, v := c.App, Var(c.App)
 	return fmt.Sprintf(`server {
-    listen %[1]s;
-    server_name _;
-    default_type text/plain;
+%[1]s    default_type text/plain;
     # The cell's own nginx enforces the app's body limit; the router adds none.
     client_max_body_size 0;
     location / {
-        if ($%[2]s_cell = %[4]s) {
+%[9]s        if ($%[2]s_cell = %[4]s) {
             add_header %[6]s frozen always;
             add_header Retry-After %[5]d always;
             return 503 "This shop is being moved. Please retry in %[5]d seconds.\n";
@@ -161,7 +167,7 @@ func ServerConf(c Cells, listen string) string {
         return 503 "This shop's cell ($%[2]s_cell) is unavailable. Please retry shortly.\n";
     }
 }
-`, listen, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown, c.unknown())
+`, head, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown, c.unknown(), first)
 }
 
 // SyncUnitName is the systemd template unit of router-sync (instance: the app).
