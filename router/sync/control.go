@@ -12,13 +12,14 @@ import (
 	"time"
 )
 
-// control talks to nginx's control server of the app on its unix socket
+// Control talks to nginx's control server of an app on its unix socket
 // (router.Render): the loaded snapshot's id, a push, the in-flight counters.
-type control struct {
+type Control struct {
 	client *http.Client
 }
 
-func newControl(socket string) *control {
+// NewControl returns the client of the control socket at socket.
+func NewControl(socket string) *Control {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -26,10 +27,10 @@ func newControl(socket string) *control {
 		},
 		DisableKeepAlives: true,
 	}
-	return &control{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Control{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-func (c *control) do(ctx context.Context, method, path string, body []byte) (string, error) {
+func (c *Control) do(ctx context.Context, method, path string, body []byte) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://nginx"+path, bytes.NewReader(body))
 	if err != nil {
 		return "", err
@@ -51,18 +52,18 @@ func (c *control) do(ctx context.Context, method, path string, body []byte) (str
 }
 
 // Loaded is the id of the snapshot nginx routes by ("none" before any).
-func (c *control) Loaded(ctx context.Context) (string, error) {
+func (c *Control) Loaded(ctx context.Context) (string, error) {
 	return c.do(ctx, http.MethodGet, "/routes", nil)
 }
 
 // Load makes nginx route by a snapshot (router.RenderRoutes).
-func (c *control) Load(ctx context.Context, routes []byte) error {
+func (c *Control) Load(ctx context.Context, routes []byte) error {
 	_, err := c.do(ctx, http.MethodPut, "/routes", routes)
 	return err
 }
 
 // InFlight returns the shops among shops with requests in flight, and how many.
-func (c *control) InFlight(ctx context.Context, shops []string) (map[string]int, error) {
+func (c *Control) InFlight(ctx context.Context, shops []string) (map[string]int, error) {
 	out, err := c.do(ctx, http.MethodPost, "/inflight", []byte(strings.Join(shops, "\n")+"\n"))
 	if err != nil {
 		return nil, err

@@ -145,7 +145,7 @@ func ReadDSN(path string) (string, error) {
 type Daemon struct {
 	o       Options
 	version int64 // version nginx routes by, -1 before the first load
-	nginx   *control
+	nginx   *Control
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -153,7 +153,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
-	d := &Daemon{o: o, version: -1, nginx: newControl(o.Socket)}
+	d := &Daemon{o: o, version: -1, nginx: NewControl(o.Socket)}
 	if m, err := LoadCache(o.Dir); err == nil && m != nil {
 		d.version = m.Version
 		d.logf("cached mapping: version %d, %d shops (nginx routes from it until the database answers)", m.Version, len(m.Shops))

@@ -1,0 +1,265 @@
+package sync_test
+
+// The routes in nginx's Lua shared dict, through real nginx with Debian's
+// libnginx-mod-http-lua on loopback: the routing table, pushes without a
+// reload, the freeze guarantee held by the in-flight counters, and a
+// restart that routes from routes.txt with the database down.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/belay-sh/belay/router"
+	rt "github.com/belay-sh/belay/router/routertest"
+	rsync "github.com/belay-sh/belay/router/sync"
+)
+
+// deadAddr is a loopback address nothing listens on (a cell that is down).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}
+
+func shops(pairs ...string) router.Mapping {
+	m := router.Mapping{App: app, Version: 1}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		s := router.Shop{Domain: pairs[i], App: app, Cell: pairs[i+1], State: router.Active}
+		if strings.HasSuffix(s.Cell, "!") {
+			s.Cell, s.State = strings.TrimSuffix(s.Cell, "!"), router.Frozen
+		}
+		m.Shops = append(m.Shops, s)
+	}
+	return m
+}
+
+func push(t *testing.T, r *rt.Router, m router.Mapping) {
+	t.Helper()
+	if err := router.Validate(m, r.Cells); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := router.RenderRoutes(m)
+	if err := rsync.NewControl(r.Paths.Socket).Load(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRoutingTable: every answer of the router, by the shop's key, for each
+// way of answering unknown shops; afterwards no request is counted in flight
+// (the log phase ran for proxied, refused, cell-down and aborted requests).
+func TestRoutingTable(t *testing.T) {
+	c1, c2 := rt.StartHoldCell(t, "c1"), rt.StartCell(t, "c2")
+	base := "# test\n" + c1.Conf() + fmt.Sprintf("cell c2 %s\ncell c3 %s\nretry-after 7\n", c2.Addr, deadAddr(t))
+	m := shops("a.test", "c1", "b.test", "c2", "f.test", "c1!", "d.test", "c3")
+	req := func(host, path string, hdr map[string]string) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, path, nil)
+		r.Host = host
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		return r
+	}
+	rows := []struct {
+		name string
+		req  *http.Request
+		want rt.Answer // Status, Cell, Router, RetryAfter
+	}{
+		{"assigned by Host", req("a.test", "/", nil), rt.Answer{Status: 200, Cell: "c1"}},
+		{"Host in capitals", req("A.Test", "/", nil), rt.Answer{Status: 200, Cell: "c1"}},
+		{"parameter in capitals wins over Host", req("a.test", "/?shop=B.TEST", nil), rt.Answer{Status: 200, Cell: "c2"}},
+		{"header", req("x.test", "/", map[string]string{"X-Shop-Domain": "b.test"}), rt.Answer{Status: 200, Cell: "c2"}},
+		{"cookie", req("x.test", "/", map[string]string{"Cookie": "shop=B.test"}), rt.Answer{Status: 200, Cell: "c2"}},
+		{"frozen", req("f.test", "/", nil), rt.Answer{Status: 503, Router: "frozen", RetryAfter: "7"}},
+		{"cell down", req("d.test", "/", nil), rt.Answer{Status: 503, Router: "cell-down", RetryAfter: "10"}},
+	}
+	for _, unknown := range []struct {
+		conf string
+		want rt.Answer
+	}{
+		{"", rt.Answer{Status: 421, Router: "unknown"}},
+		{"unknown 404\n", rt.Answer{Status: 404, Router: "unknown"}},
+		{"default c2\n", rt.Answer{Status: 200, Cell: "c2"}},
+	} {
+		t.Run("unknown "+strings.TrimSpace(unknown.conf), func(t *testing.T) {
+			r := rt.StartRouter(t, "r1", app, base+unknown.conf)
+			push(t, r, m)
+			for _, row := range append(rows, struct {
+				name string
+				req  *http.Request
+				want rt.Answer
+			}{"unknown", req("nobody.test", "/", nil), unknown.want}) {
+				a, err := r.Do(row.req.Clone(context.Background()))
+				if err != nil {
+					t.Fatalf("%s: %v", row.name, err)
+				}
+				if a.Status != row.want.Status || a.Cell != row.want.Cell || a.Router != row.want.Router || a.RetryAfter != row.want.RetryAfter {
+					t.Errorf("%s: %d cell %q router %q retry-after %q, want %+v", row.name, a.Status, a.Cell, a.Router, a.RetryAfter, row.want)
+				}
+			}
+			// A client that gives up on a long request is uncounted too.
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				hr, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Listen+"/hold", nil)
+				hr.Host = "a.test"
+				if resp, err := http.DefaultClient.Do(hr); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			waitInFlight(t, r, "a.test", 1)
+			cancel()
+			<-done
+			waitInFlight(t, r, "a.test", 0)
+			busy, err := rsync.NewControl(r.Paths.Socket).InFlight(context.Background(), []string{"a.test", "b.test", "f.test", "d.test", "nobody.test"})
+			if err != nil || len(busy) != 0 {
+				t.Errorf("in flight after every request ended: %v %v, want none", busy, err)
+			}
+		})
+	}
+}
+
+// waitInFlight waits until nginx counts n requests of shop in flight.
+func waitInFlight(t *testing.T, r *rt.Router, shop string, n int) {
+	t.Helper()
+	var busy map[string]int
+	var err error
+	if _, ok := rt.WaitFor(testWait, func() bool {
+		busy, err = rsync.NewControl(r.Paths.Socket).InFlight(context.Background(), []string{shop})
+		return err == nil && busy[shop] == n
+	}); !ok {
+		t.Fatalf("%s in flight: %v %v, want %d", shop, busy, err, n)
+	}
+}
+
+// TestPushWithoutReload: mapping changes reach nginx with no reload (the
+// master's workers are the same processes before and after 20 changes);
+// the time from the commit to the first routed request is logged.
+func TestPushWithoutReload(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	before := e.r.Workers()
+	if len(before) == 0 {
+		t.Fatal("no nginx workers found")
+	}
+	var ds []time.Duration
+	for i := 0; i < 20; i++ {
+		d := fmt.Sprintf("n%d.test", i)
+		start := time.Now()
+		if _, err := e.lab.Store.Assign(ctx, app, d, []string{"c1", "c2"}[i%2], "test"); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"c1", "c2"}[i%2]
+		if _, ok := rt.WaitFor(testWait, func() bool { a, err := e.r.Get(d, "/"); return err == nil && a.Cell == want }); !ok {
+			t.Fatalf("%s not routed to %s within %s", d, want, testWait)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	t.Logf("commit → routed over %d changes, no reload: p50 %s, max %s", len(ds), rt.Percentile(ds, 50).Round(time.Millisecond), rt.Percentile(ds, 100).Round(time.Millisecond))
+	if after := e.r.Workers(); !slices.Equal(before, after) {
+		t.Errorf("nginx workers %v before, %v after: a mapping change reloaded nginx", before, after)
+	}
+}
+
+// TestFreezeWaitsForRequestsInFlight: a long request of a shop to its cell
+// delays the report of the version that freezes the shop until it ends;
+// meanwhile the shop's new requests already get the freeze page and the
+// other shops are served.
+func TestFreezeWaitsForRequestsInFlight(t *testing.T) {
+	lab := rt.StartDB(t)
+	c1, c2 := rt.StartHoldCell(t, "c1"), rt.StartCell(t, "c2")
+	r := rt.StartRouter(t, "router-1", app, "# test\n"+c1.Conf()+fmt.Sprintf("cell c2 %s\nretry-after 7\n", c2.Addr))
+	rt.RunSync(t, r, app, lab.DSN)
+	ctx := context.Background()
+	st := lab.Store
+	var v int64
+	for _, d := range []string{"a.test", "b.test"} {
+		var err error
+		if v, err = st.Assign(ctx, app, d, "c1", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.WaitApplied(ctx, app, v, testWait); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan rt.Answer, 1)
+	go func() { a, _ := r.Get("a.test", "/hold"); held <- a }()
+	waitInFlight(t, r, "a.test", 1)
+
+	frozen, err := st.BeginMove(ctx, app, "a.test", "c2", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rt.WaitFor(testWait, func() bool { a, err := r.Get("a.test", "/"); return err == nil && a.Status == 503 && a.Router == "frozen" }); !ok {
+		t.Fatal("a.test: the freeze was not pushed")
+	}
+	if a, err := r.Get("b.test", "/"); err != nil || a.Status != 200 || a.Cell != "c1" {
+		t.Errorf("b.test while a.test is frozen: %+v %v, want c1", a, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // several re-reads: still not reported
+	if rs, err := st.Routers(ctx, app); err != nil || len(rs) != 1 || rs[0].Version >= frozen {
+		t.Fatalf("router reported %+v %v while a request of the frozen shop is in flight to c1, want a version below %d", rs, err, frozen)
+	}
+	released := time.Now()
+	c1.Release()
+	if a := <-held; a.Status != 200 || a.Cell != "c1" {
+		t.Errorf("the long request: %+v, want answered by c1", a)
+	}
+	if _, ok := rt.WaitFor(testWait, func() bool {
+		rs, err := st.Routers(ctx, app)
+		return err == nil && len(rs) == 1 && rs[0].Version >= frozen
+	}); !ok {
+		t.Fatal("router never reported the freeze")
+	}
+	t.Logf("freeze reported %s after the long request ended", time.Since(released).Round(time.Millisecond))
+}
+
+// TestRestartRoutesFromCacheWithDBDown: nginx restarted (fresh shared
+// memory) while the database is down routes every shop, frozen ones
+// included, from routes.txt.
+func TestRestartRoutesFromCacheWithDBDown(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	st := e.lab.Store
+	var v int64
+	for d, c := range map[string]string{"a.test": "c1", "b.test": "c2", "f.test": "c1"} {
+		var err error
+		if v, err = st.Assign(ctx, app, d, c, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ = st.BeginMove(ctx, app, "f.test", "c2", "test"); v == 0 {
+		t.Fatal("BeginMove failed")
+	}
+	if _, err := st.WaitApplied(ctx, app, v, testWait); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	if err := e.lab.PG.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.r.Stop()
+	e.r.Start()
+	for host, ok := range map[string]func(rt.Answer) bool{
+		"a.test":      onCell("c1"),
+		"b.test":      onCell("c2"),
+		"f.test":      func(a rt.Answer) bool { return a.Status == 503 && a.Router == "frozen" },
+		"nobody.test": func(a rt.Answer) bool { return a.Status == 421 && a.Router == "unknown" },
+	} {
+		// At once: the routes are loaded before nginx accepts a request.
+		if a, err := e.r.Get(host, "/"); err != nil || !ok(a) {
+			t.Errorf("after a restart with the database down, %s: %+v %v", host, a, err)
+		}
+	}
+}
