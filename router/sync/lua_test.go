@@ -263,3 +263,43 @@ func TestRestartRoutesFromCacheWithDBDown(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesDictHoldsMaxShops pushes router.MaxShops shops of the longest
+// domains (253 characters): each routes dict (router.DictSize) holds them,
+// and every in-flight counter fits the control dict.
+func TestRoutesDictHoldsMaxShops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pushes 26 MB of routes")
+	}
+	c1 := rt.StartCell(t, "c1")
+	r := rt.StartRouter(t, "r1", app, rt.CellsConf([]*rt.Cell{c1}, ""))
+	m := router.Mapping{App: app, Version: 1}
+	tail := "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	for i := 0; i < router.MaxShops; i++ {
+		d := fmt.Sprintf("s%06d", i) + strings.Repeat("a", 56) + tail
+		m.Shops = append(m.Shops, router.Shop{Domain: d, App: app, Cell: "c1", State: router.Active})
+	}
+	if len(m.Shops[0].Domain) != 253 {
+		t.Fatalf("domain of %d characters, want 253", len(m.Shops[0].Domain))
+	}
+	start := time.Now()
+	if err := router.Validate(m, r.Cells); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := router.RenderRoutes(m)
+	rendered := time.Now()
+	if err := rsync.NewControl(r.Paths.Socket).Load(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d shops of 253 characters: validated and rendered in %s, loaded by nginx in %s", len(m.Shops),
+		rendered.Sub(start).Round(time.Millisecond), time.Since(rendered).Round(time.Millisecond))
+	// Twice: the idle slot is emptied and refilled, the live one stays whole.
+	m.Version = 2
+	push(t, r, m)
+	for _, i := range []int{0, router.MaxShops / 2, router.MaxShops - 1} {
+		d := m.Shops[i].Domain
+		if a, err := r.Get(d, "/"); err != nil || a.Cell != "c1" {
+			t.Errorf("shop %d: %+v %v, want c1", i, a, err)
+		}
+	}
+}
