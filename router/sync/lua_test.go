@@ -201,7 +201,10 @@ func TestFreezeWaitsForRequestsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := rt.WaitFor(testWait, func() bool { a, err := r.Get("a.test", "/"); return err == nil && a.Status == 503 && a.Router == "frozen" }); !ok {
+	if _, ok := rt.WaitFor(testWait, func() bool {
+		a, err := r.Get("a.test", "/")
+		return err == nil && a.Status == 503 && a.Router == "frozen"
+	}); !ok {
 		t.Fatal("a.test: the freeze was not pushed")
 	}
 	if a, err := r.Get("b.test", "/"); err != nil || a.Status != 200 || a.Cell != "c1" {
