@@ -180,7 +180,7 @@ const SyncUnitName = "belay-router-sync@.service"
 func SyncUnit(binary string) string {
 	return `# Rendered by belay: keeps nginx's shop -> cell map of app %i equal to the database.
 [Unit]
-Description=belay: router sync for app %i (mapping -> nginx map)
+Description=belay: router sync for app %i (mapping -> nginx routes)
 After=nginx.service network-online.target
 Wants=nginx.service network-online.target
 
@@ -188,9 +188,10 @@ Wants=nginx.service network-online.target
 ExecStart=` + binary + ` host router-sync --app %i
 Restart=always
 RestartSec=1
-# Root because it rewrites a file nginx (root) parses and reloads nginx; it
-# validates every row first. It writes only its app's directory (/var stays
-# writable for nginx -t's logs and temp paths).
+# Root because it pushes routes through nginx's root-only control socket
+# (/run/belay-router) and rewrites files nginx (root) parses; it validates
+# every row first. It writes only its app's directory (/var stays writable
+# for nginx -t's logs and temp paths; /run is not protected).
 NoNewPrivileges=yes
 ProtectSystem=full
 ReadWritePaths=/etc/belay/router/%i
