@@ -8,13 +8,16 @@ import (
 // Debian's libnginx-mod-http-lua), not in nginx config: router-sync pushes a
 // new snapshot through the control socket and no reload is needed.
 //
-// Three dicts per app: two route slots and a control dict. A push fills the
+// Four dicts per app: two route slots, a small control dict and the
+// in-flight counters (apart, so that no counter can evict the control
+// keys: incr with an init value evicts the least recently used entries of a
+// full dict). A push fills the
 // idle slot and then bumps the generation ("gen" in the control dict), whose
 // parity names the live slot. A lookup reads gen, the slot, and gen again
 // (a seqlock): if a push flipped the slot in between it looks again, so a
 // request sees the whole old snapshot or the whole new one, never a shop
 // missing half-way through a load. The control dict also holds the loaded
-// snapshot's id and one in-flight counter per mapped shop ("f:DOMAIN"):
+// snapshot's id; the counters dict one counter per mapped shop ("f:DOMAIN"):
 // incremented before the request is proxied, decremented in the log phase,
 // which nginx runs for every finalized request (answered, aborted by the
 // client, or ended by an upstream error through error_page).
@@ -24,6 +27,8 @@ import (
 // 64 MiB dict holds MaxShops shops of any length (TestRoutesDictHoldsMaxShops).
 const (
 	DictSize = "64m"
+	// CtlDictSize holds the control keys (generation, id, load lock).
+	CtlDictSize = "1m"
 	// MaxRoutesBody bounds a pushed snapshot (MaxShops lines of at most
 	// 253 + 1 + 31 + 1 bytes, plus headers).
 	MaxRoutesBody = "32m"
@@ -60,7 +65,7 @@ func DefaultPaths(app string) Paths {
 const luaModule = `
 local M = {}
 @V@ = M
-local ctl = ngx.shared.@V@_ctl
+local ctl, inflight = ngx.shared.@V@_ctl, ngx.shared.@V@_inflight
 local slots = { [0] = ngx.shared.@V@_routes0, [1] = ngx.shared.@V@_routes1 }
 local default_cell, frozen = "@DEFAULT@", "@FROZEN@"
 
@@ -90,7 +95,7 @@ function M.route()
         local c = lookup(shop)
         if c == nil then return default_cell end
         if c == frozen then return c end
-        local n, err = ctl:incr(key, 1, 0)
+        local n, err = inflight:incr(key, 1, 0)
         if not n then
             ngx.log(ngx.ERR, "belay router: in-flight counter of ", shop, ": ", err)
             return frozen
@@ -99,7 +104,7 @@ function M.route()
             ngx.var.@V@_counted = shop
             return c
         end
-        ctl:incr(key, -1)
+        inflight:incr(key, -1)
     end
     return frozen
 end
@@ -108,7 +113,7 @@ end
 function M.done()
     local shop = ngx.var.@V@_counted
     if shop ~= nil and shop ~= "" then
-        ctl:incr("f:" .. shop, -1)
+        inflight:incr("f:" .. shop, -1)
     end
 end
 
@@ -186,7 +191,7 @@ end
 -- serve_inflight: POST one shop a line; prints "SHOP N" for each with requests in flight.
 function M.serve_inflight()
     for shop in body():gmatch("[^\n]+") do
-        local n = ctl:get("f:" .. shop)
+        local n = inflight:get("f:" .. shop)
         if n and n > 0 then ngx.say(shop, " ", n) end
     end
 end

@@ -65,9 +65,10 @@ func Render(c Cells, p Paths) []byte {
 	// lowercase and without port (the Lua lowercases the others).
 	fmt.Fprintf(&b, "map \"$arg_%s|$http_%s|$cookie_%s|$host\" $%s_shop {\n    default \"\";\n    \"~^\\|*([^|]+)\" $1;\n}\n",
 		k.Param, strings.ToLower(strings.ReplaceAll(k.Header, "-", "_")), k.Cookie, v)
-	for _, d := range []string{"routes0", "routes1", "ctl"} {
+	for _, d := range []string{"routes0", "routes1", "inflight"} {
 		fmt.Fprintf(&b, "lua_shared_dict %s_%s %s;\n", v, d, DictSize)
 	}
+	fmt.Fprintf(&b, "lua_shared_dict %s_ctl %s;\n", v, CtlDictSize)
 	fmt.Fprintf(&b, "init_by_lua_block {%s}\n", renderLua(c, p))
 	fmt.Fprintf(&b, `# The control server: only root can reach the socket (its directory is 0700 root).
 server {

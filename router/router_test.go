@@ -119,7 +119,7 @@ func TestRender(t *testing.T) {
 	for _, want := range []string{
 		"upstream belay_cell_shop-x_c2 {\n    server 10.0.2.10:80 max_fails=0;\n    server 10.0.2.11:80 max_fails=0;",
 		`map "$arg_shop|$http_x_shop|$cookie_shop|$host" $belay_shop_x_shop {`,
-		"lua_shared_dict belay_shop_x_routes0 64m;\nlua_shared_dict belay_shop_x_routes1 64m;\nlua_shared_dict belay_shop_x_ctl 64m;\n",
+		"lua_shared_dict belay_shop_x_routes0 64m;\nlua_shared_dict belay_shop_x_routes1 64m;\nlua_shared_dict belay_shop_x_inflight 64m;\nlua_shared_dict belay_shop_x_ctl 1m;\n",
 		`local default_cell, frozen = "c1", "_frozen"`,
 		`io.open("/r/routes.txt", "rb")`,
 		"listen unix:/run/x/shop-x.sock;",

@@ -268,8 +268,10 @@ func TestRestartRoutesFromCacheWithDBDown(t *testing.T) {
 }
 
 // TestRoutesDictHoldsMaxShops pushes router.MaxShops shops of the longest
-// domains (253 characters): each routes dict (router.DictSize) holds them,
-// and every in-flight counter fits the control dict.
+// domains (253 characters): each routes dict (router.DictSize) holds them
+// (a second push refills the idle slot). A counter ("f:" + domain, a number)
+// takes the same 512-byte slab as a route, so the counters dict of the same
+// size holds one per shop.
 func TestRoutesDictHoldsMaxShops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes 26 MB of routes")
