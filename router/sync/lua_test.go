@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -307,4 +309,62 @@ func TestRoutesDictHoldsMaxShops(t *testing.T) {
 			t.Errorf("shop %d: %+v %v, want c1", i, a, err)
 		}
 	}
+}
+
+// TestCellsChangeReloadKeepsRoutes: a new cell in cells.conf re-renders
+// map.conf and reloads nginx (its upstream is config); the routes survive
+// the reload in shared memory, so mapped shops are served throughout, and a
+// shop on the new cell is routed once the reload is done.
+func TestCellsChangeReloadKeepsRoutes(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	v, err := e.lab.Store.Assign(ctx, app, "a.test", "c1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.lab.Store.WaitApplied(ctx, app, v, testWait); err != nil {
+		t.Fatal(err)
+	}
+	before := e.r.Workers()
+	stop := make(chan struct{})
+	bad := make(chan string, 1000)
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if a, err := e.r.Get("a.test", "/"); err != nil || a.Status != 200 || a.Cell != "c1" {
+				select {
+				case bad <- fmt.Sprintf("%+v %v", a, err):
+				default:
+				}
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	c3 := rt.StartCell(t, "c3")
+	conf := rt.CellsConf([]*rt.Cell{e.c1, e.c2, c3}, "")
+	if err := os.WriteFile(filepath.Join(e.r.Dir, router.CellsFile), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.lab.Store.Assign(ctx, app, "x.test", "c3", "test"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, "x.test", "the shop on the new cell", onCell("c3"))
+	close(stop)
+	n := <-done
+	close(bad)
+	for b := range bad {
+		t.Errorf("a.test during the cells.conf reload: %s", b)
+	}
+	if after := e.r.Workers(); slices.Equal(before, after) {
+		t.Errorf("nginx workers %v unchanged: the new cell's upstream needs a reload", after)
+	}
+	t.Logf("a.test served %d requests during the change", n)
 }
