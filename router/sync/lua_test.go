@@ -151,9 +151,9 @@ func waitInFlight(t *testing.T, r *rt.Router, shop string, n int) {
 func TestPushWithoutReload(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	before := e.r.Workers()
-	if len(before) == 0 {
-		t.Fatal("no nginx workers found")
+	var before []int
+	if _, ok := rt.WaitFor(testWait, func() bool { before = e.r.Workers(); return len(before) == 2 }); !ok {
+		t.Fatalf("nginx workers %v, want the 2 of worker_processes", before)
 	}
 	var ds []time.Duration
 	for i := 0; i < 20; i++ {
@@ -325,7 +325,10 @@ func TestCellsChangeReloadKeepsRoutes(t *testing.T) {
 	if _, err := e.lab.Store.WaitApplied(ctx, app, v, testWait); err != nil {
 		t.Fatal(err)
 	}
-	before := e.r.Workers()
+	var before []int
+	if _, ok := rt.WaitFor(testWait, func() bool { before = e.r.Workers(); return len(before) == 2 }); !ok {
+		t.Fatalf("nginx workers %v, want the 2 of worker_processes", before)
+	}
 	stop := make(chan struct{})
 	bad := make(chan string, 1000)
 	done := make(chan int)

@@ -146,6 +146,11 @@ type Daemon struct {
 	o       Options
 	version int64 // version nginx routes by, -1 before the first load
 	nginx   *Control
+	// frozen are the frozen shops of the last snapshot this daemon pushed
+	// (empty at start: the first push waits for every frozen shop). Only
+	// newly frozen shops are waited for: an old freeze has nothing in flight,
+	// and a counter left behind by a crashed worker must not delay every push.
+	frozen map[string]bool
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -290,11 +295,22 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 			return err
 		}
 		d.logf("pushed mapping version %d (%d shops) in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
-		if err := d.waitInFlight(ctx, router.FrozenShops(m)); err != nil {
+		frozen := router.FrozenShops(m)
+		var fresh []string
+		for _, s := range frozen {
+			if !d.frozen[s] {
+				fresh = append(fresh, s)
+			}
+		}
+		d.frozen = map[string]bool{}
+		for _, s := range frozen {
+			d.frozen[s] = true
+		}
+		if err := d.waitInFlight(ctx, fresh); err != nil {
 			// nginx routes by the new snapshot, but the version is not
 			// reported: a move must not rely on it yet. The next re-read
 			// finds it loaded and reports it.
-			return err
+			return fmt.Errorf("routes of version %d loaded, not reported yet: %w", m.Version, err)
 		}
 	}
 	d.version = m.Version
