@@ -117,44 +117,83 @@ function M.done()
     end
 end
 
--- load fills the idle slot with a routes snapshot (router.RenderRoutes) and
--- makes it live; on any error the live slot is untouched.
-function M.load(body)
-    local lines = body:gmatch("([^\n]*)\n")
-    if lines() ~= "belay-routes 1" then return nil, "not a belay routes snapshot (first line)" end
-    local id = (lines() or ""):match("^id (%d+ %x+)$")
-    if not id then return nil, "line 2: expected id VERSION DIGEST" end
-    if not ctl:add("loading", true, 60) then return nil, "another load is running" end
+-- load_full fills the idle slot with a snapshot and makes it live; on any
+-- error the live slot is untouched.
+local function load_full(lines, id)
     local g = ctl:get("gen") or 0
     local slot = slots[(g + 1) % 2]
     slot:flush_all()
     slot:flush_expired(0)
-    local n, want = 0, nil
+    local n = 0
     for line in lines do
         local d, c = line:match("^(%S+) (%S+)$")
         if d == "end" then
-            want = tonumber(c)
-            break
+            if tonumber(c) ~= n then break end
+            ctl:set("gen", g + 1)
+            ctl:set("id", id)
+            return n
         end
-        if not d then
-            ctl:delete("loading")
-            return nil, "line " .. (n + 3) .. ": expected DOMAIN CELL"
-        end
+        if not d then return nil, "line " .. (n + 3) .. ": expected DOMAIN CELL" end
         local ok, err = slot:safe_set(d, c)
         if not ok then
-            ctl:delete("loading")
             return nil, "shop " .. (n + 1) .. " (" .. d .. "): " .. err .. " (each routes dict holds @SIZE@)"
         end
         n = n + 1
     end
-    if want ~= n then
-        ctl:delete("loading")
-        return nil, "truncated snapshot: " .. n .. " shops before the end line (" .. tostring(want) .. ")"
+    return nil, "truncated snapshot: no end line after " .. n .. " shops"
+end
+
+-- load_diff changes the live slot shop by shop (each key is replaced at
+-- once: a request sees a shop's old route or its new one). It applies only
+-- on top of the snapshot it was computed from (base); the lines are checked
+-- before anything changes.
+local function load_diff(lines, base, id)
+    if ctl:get("id") ~= base then return nil, "base mismatch: nginx routes by " .. tostring(ctl:get("id")) end
+    local domains, cells, n = {}, {}, 0
+    for line in lines do
+        local d, c = line:match("^(%S+) (%S+)$")
+        if d == "end" then
+            if tonumber(c) ~= n then break end
+            local slot = slots[(ctl:get("gen") or 0) % 2]
+            for i = 1, n do
+                if cells[i] == "-" then
+                    slot:delete(domains[i])
+                else
+                    local ok, err = slot:safe_set(domains[i], cells[i])
+                    if not ok then return nil, "shop " .. domains[i] .. ": " .. err .. " (each routes dict holds @SIZE@)" end
+                end
+            end
+            ctl:set("id", id)
+            return n
+        end
+        if not d then return nil, "line " .. (n + 4) .. ": expected DOMAIN CELL or DOMAIN -" end
+        n = n + 1
+        domains[n], cells[n] = d, c
     end
-    ctl:set("gen", g + 1)
-    ctl:set("id", id)
+    return nil, "truncated diff: no end line after " .. n .. " changes"
+end
+
+-- load applies a routes snapshot or diff (router.RenderRoutes, RenderDiff).
+function M.load(body)
+    local lines = body:gmatch("([^\n]*)\n")
+    local kind, base = lines(), nil
+    if kind == "belay-routes-diff 1" then
+        base = (lines() or ""):match("^base (%d+ %x+)$")
+        if not base then return nil, "line 2: expected base VERSION DIGEST" end
+    elseif kind ~= "belay-routes 1" then
+        return nil, "not a belay routes snapshot or diff (first line)"
+    end
+    local id = (lines() or ""):match("^id (%d+ %x+)$")
+    if not id then return nil, "expected id VERSION DIGEST" end
+    if not ctl:add("loading", true, 60) then return nil, "another load is running" end
+    local n, err
+    if base then
+        n, err = load_diff(lines, base, id)
+    else
+        n, err = load_full(lines, id)
+    end
     ctl:delete("loading")
-    return n
+    return n, err
 end
 
 local function body()

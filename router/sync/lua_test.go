@@ -132,6 +132,56 @@ func TestRoutingTable(t *testing.T) {
 	}
 }
 
+// TestDiffPush: a diff changes, adds and removes routes in place and
+// carries the new id; a diff on a base nginx does not hold, or cut short, is
+// refused and changes nothing.
+func TestDiffPush(t *testing.T) {
+	c1, c2 := rt.StartCell(t, "c1"), rt.StartCell(t, "c2")
+	r := rt.StartRouter(t, "r1", app, rt.CellsConf([]*rt.Cell{c1, c2}, ""))
+	ctl := rsync.NewControl(r.Paths.Socket)
+	ctx := context.Background()
+	m1 := shops("a.test", "c1", "b.test", "c2", "f.test", "c1")
+	push(t, r, m1)
+	_, id1 := router.RenderRoutes(m1)
+	m2 := shops("b.test", "c1", "f.test", "c1!", "n.test", "c2")
+	m2.Version = 2
+	diff, id2 := router.RenderDiff(router.RoutesOf(m1), id1, m2)
+	if want := "b.test c1\nf.test _frozen\nn.test c2\na.test -\nend 4\n"; !strings.HasSuffix(string(diff), want) {
+		t.Fatalf("diff:\n%s\nwant the suffix:\n%s", diff, want)
+	}
+	check := func(when string, want map[string]string) {
+		t.Helper()
+		for host, w := range want {
+			a, err := r.Get(host, "/")
+			got := a.Cell
+			if a.Router != "" {
+				got = a.Router
+			}
+			if err != nil || got != w {
+				t.Errorf("%s: %s answered %+v %v, want %s", when, host, a, err, w)
+			}
+		}
+	}
+	before := map[string]string{"a.test": "c1", "b.test": "c2", "f.test": "c1", "n.test": "unknown"}
+	cut := diff[:len(diff)-len("end 4\n")]
+	if err := ctl.Load(ctx, cut); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("diff without its end line: %v, want refused", err)
+	}
+	check("after a cut diff", before)
+	stale, _ := router.RenderDiff(router.RoutesOf(m1), "7 0123456789abcdef", m2)
+	if err := ctl.Load(ctx, stale); err == nil || !strings.Contains(err.Error(), "base mismatch") {
+		t.Errorf("diff on a base nginx does not hold: %v, want refused", err)
+	}
+	check("after a stale diff", before)
+	if err := ctl.Load(ctx, diff); err != nil {
+		t.Fatal(err)
+	}
+	check("after the diff", map[string]string{"a.test": "unknown", "b.test": "c1", "f.test": "frozen", "n.test": "c2"})
+	if got, err := ctl.Loaded(ctx); err != nil || got != id2 {
+		t.Errorf("loaded %q %v, want %q", got, err, id2)
+	}
+}
+
 // waitInFlight waits until nginx counts n requests of shop in flight.
 func waitInFlight(t *testing.T, r *rt.Router, shop string, n int) {
 	t.Helper()
@@ -301,9 +351,23 @@ func TestRoutesDictHoldsMaxShops(t *testing.T) {
 	t.Logf("%d shops of 253 characters: validated and rendered in %s, loaded by nginx in %s", len(m.Shops),
 		rendered.Sub(start).Round(time.Millisecond), time.Since(rendered).Round(time.Millisecond))
 	// Twice: the idle slot is emptied and refilled, the live one stays whole.
-	m.Version = 2
-	push(t, r, m)
-	for _, i := range []int{0, router.MaxShops / 2, router.MaxShops - 1} {
+	m1 := m
+	m1.Version = 2
+	push(t, r, m1)
+	// One change as a diff: its cost follows the change, not the mapping.
+	_, id1 := router.RenderRoutes(m1)
+	m.Shops = append([]router.Shop(nil), m1.Shops...)
+	m.Version, m.Shops[0].State = 3, router.Frozen
+	start = time.Now()
+	diff, _ := router.RenderDiff(router.RoutesOf(m1), id1, m)
+	if err := rsync.NewControl(r.Paths.Socket).Load(context.Background(), diff); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one change as a diff on top of %d shops: rendered and loaded in %s", len(m.Shops), time.Since(start).Round(time.Millisecond))
+	if a, err := r.Get(m.Shops[0].Domain, "/"); err != nil || a.Router != "frozen" {
+		t.Errorf("shop 0 after the diff: %+v %v, want frozen", a, err)
+	}
+	for _, i := range []int{1, router.MaxShops / 2, router.MaxShops - 1} {
 		d := m.Shops[i].Domain
 		if a, err := r.Get(d, "/"); err != nil || a.Cell != "c1" {
 			t.Errorf("shop %d: %+v %v, want c1", i, a, err)

@@ -146,11 +146,12 @@ type Daemon struct {
 	o       Options
 	version int64 // version nginx routes by, -1 before the first load
 	nginx   *Control
-	// frozen are the frozen shops of the last snapshot this daemon pushed
-	// (empty at start: the first push waits for every frozen shop). Only
-	// newly frozen shops are waited for: an old freeze has nothing in flight,
-	// and a counter left behind by a crashed worker must not delay every push.
-	frozen map[string]bool
+	// pushed are the routes nginx holds as pushedID, as far as this daemon
+	// knows (nil at start): the base of the next diff, and the frozen shops
+	// not to wait for again (an old freeze has nothing in flight, and a
+	// counter left behind by a crashed worker must not delay every push).
+	pushed   router.Routes
+	pushedID string
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -290,22 +291,16 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 		if err := nginxctl.WriteFile(filepath.Join(d.o.Dir, router.RoutesFile), routes); err != nil {
 			return err
 		}
-		start := time.Now()
-		if err := d.nginx.Load(ctx, routes); err != nil {
-			return err
-		}
-		d.logf("pushed mapping version %d (%d shops) in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
-		frozen := router.FrozenShops(m)
 		var fresh []string
-		for _, s := range frozen {
-			if !d.frozen[s] {
+		for _, s := range router.FrozenShops(m) {
+			if d.pushed[s] != router.CellFrozen {
 				fresh = append(fresh, s)
 			}
 		}
-		d.frozen = map[string]bool{}
-		for _, s := range frozen {
-			d.frozen[s] = true
+		if err := d.push(ctx, m, loaded, routes); err != nil {
+			return err
 		}
+		d.pushed, d.pushedID = router.RoutesOf(m), id
 		if err := d.waitInFlight(ctx, fresh); err != nil {
 			// nginx routes by the new snapshot, but the version is not
 			// reported: a move must not rely on it yet. The next re-read
@@ -313,8 +308,32 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 			return fmt.Errorf("routes of version %d loaded, not reported yet: %w", m.Version, err)
 		}
 	}
+	if d.pushedID != id {
+		d.pushed, d.pushedID = router.RoutesOf(m), id // nginx loaded it from routes.txt
+	}
 	d.version = m.Version
 	return SaveCache(d.o.Dir, m)
+}
+
+// push sends nginx the changes since the routes it holds when the daemon
+// knows them (a diff: the cost follows the change, not the mapping's size),
+// else, or when nginx refuses the diff, the whole snapshot.
+func (d *Daemon) push(ctx context.Context, m router.Mapping, loaded string, routes []byte) error {
+	start := time.Now()
+	if d.pushed != nil && loaded == d.pushedID {
+		diff, _ := router.RenderDiff(d.pushed, d.pushedID, m)
+		err := d.nginx.Load(ctx, diff)
+		if err == nil {
+			d.logf("pushed mapping version %d (%d shops) as a diff in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		d.logf("diff to version %d refused (%v); pushing the whole snapshot", m.Version, err)
+	}
+	if err := d.nginx.Load(ctx, routes); err != nil {
+		return err
+	}
+	d.logf("pushed mapping version %d (%d shops) in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // loaded asks nginx which snapshot it routes by. Right after a reload that
