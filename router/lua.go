@@ -5,22 +5,23 @@ import (
 )
 
 // The shop → cell routes live in nginx shared memory (lua_shared_dict, from
-// Debian's libnginx-mod-http-lua), not in nginx config: router-sync pushes a
-// new snapshot through the control socket and no reload is needed.
+// Debian's libnginx-mod-http-lua), not in nginx config: router-sync pushes
+// them through the control socket and no reload is needed.
 //
 // Four dicts per app: two route slots, a small control dict and the
-// in-flight counters (apart, so that no counter can evict the control
-// keys: incr with an init value evicts the least recently used entries of a
-// full dict). A push fills the
-// idle slot and then bumps the generation ("gen" in the control dict), whose
-// parity names the live slot. A lookup reads gen, the slot, and gen again
-// (a seqlock): if a push flipped the slot in between it looks again, so a
-// request sees the whole old snapshot or the whole new one, never a shop
-// missing half-way through a load. The control dict also holds the loaded
-// snapshot's id; the counters dict one counter per mapped shop ("f:DOMAIN"):
-// incremented before the request is proxied, decremented in the log phase,
-// which nginx runs for every finalized request (answered, aborted by the
-// client, or ended by an upstream error through error_page).
+// in-flight counters (apart, so that no counter can evict the control keys:
+// incr with an init value evicts the least recently used entries of a full
+// dict). A whole snapshot fills the idle slot and then bumps the generation
+// ("gen" in the control dict), whose parity names the live slot. A lookup
+// reads gen, the slot, and gen again (a seqlock): if a push flipped the slot
+// in between it looks again, so a request sees the whole old snapshot or the
+// whole new one, never a shop missing half-way through a load. A diff
+// replaces the changed keys of the live slot one by one (each at once). The
+// control dict also holds the loaded id; the counters dict one counter per
+// mapped shop ("f:DOMAIN"): incremented before the request's route is read
+// the second time, decremented in the log phase, which nginx runs for every
+// finalized request (answered, aborted by the client, or ended by an
+// upstream error through error_page).
 
 // Sizes of the shared dicts. A route entry takes one 512-byte slab for the
 // longest domains (253 characters) and 128 bytes for usual ones, so each
