@@ -209,6 +209,29 @@ func (r *Router) Stop() {
 	}
 }
 
+// Reload reloads nginx (nginx -s reload) and waits until its workers are new ones.
+func (r *Router) Reload() {
+	t := r.t
+	t.Helper()
+	before := r.Workers()
+	if out, err := exec.Command(nginxBin, r.args("-s", "reload")...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -s reload: %v\n%s", err, out)
+	}
+	if _, ok := WaitFor(10*time.Second, func() bool {
+		now := r.Workers()
+		for _, p := range now {
+			for _, b := range before {
+				if p == b {
+					return false
+				}
+			}
+		}
+		return len(now) > 0
+	}); !ok {
+		t.Fatalf("nginx workers %v still there after a reload", before)
+	}
+}
+
 // Workers returns the PIDs of nginx's current worker processes (children of the master).
 func (r *Router) Workers() []int {
 	cur, _ := nginxctl.Generation(filepath.Join(r.root, "nginx.pid"), nginxctl.ProcFS)

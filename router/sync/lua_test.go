@@ -59,7 +59,8 @@ func push(t *testing.T, r *rt.Router, m router.Mapping) {
 
 // TestRoutingTable: every answer of the router, by the shop's key, for each
 // way of answering unknown shops; afterwards no request is counted in flight
-// (the log phase ran for proxied, refused, cell-down and aborted requests).
+// (the log phase ran for proxied, refused, cell-down and aborted requests,
+// the last one finished by a worker retired by a reload).
 func TestRoutingTable(t *testing.T) {
 	c1, c2 := rt.StartHoldCell(t, "c1"), rt.StartCell(t, "c2")
 	base := "# test\n" + c1.Conf() + fmt.Sprintf("cell c2 %s\ncell c3 %s\nretry-after 7\n", c2.Addr, deadAddr(t))
@@ -120,6 +121,10 @@ func TestRoutingTable(t *testing.T) {
 					resp.Body.Close()
 				}
 			}()
+			waitInFlight(t, r, "a.test", 1)
+			// A reload keeps the shared dicts: the old worker's request is
+			// still counted, and uncounted when it ends.
+			r.Reload()
 			waitInFlight(t, r, "a.test", 1)
 			cancel()
 			<-done
