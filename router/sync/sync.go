@@ -53,7 +53,8 @@ type Options struct {
 	PIDFile string
 	Procs   func() ([]nginxctl.Proc, error)
 	// DrainTimeout bounds the wait, after a push that froze shops, for their
-	// requests in flight to the old cell (default 10 s).
+	// requests in flight to the old cell, and the wait for the control
+	// socket after a reload (default 10 s).
 	DrainTimeout time.Duration
 	// Resync is the full re-read period, the safety net and heartbeat (default 5 s).
 	Resync time.Duration
