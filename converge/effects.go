@@ -119,6 +119,8 @@ func unitEffect(rel string) Effect {
 		e.Note = unit + " changed: it applies at the next restart of PostgreSQL (switchover), converge never restarts the database"
 	case unit == "keepalived.service":
 		e.Note = unit + " changed: it applies at keepalived's next restart (restarting it would move the VIP)"
+	case unit == "nginx.service":
+		e.Note = unit + " changed: it applies at nginx's next restart (converge only reloads nginx)"
 	case strings.HasPrefix(unit, "belay-app@") || strings.HasPrefix(unit, "belay-canary@"):
 		e.Note = unit + " changed: the next deploy (or restart) of the app applies it"
 	}
@@ -136,6 +138,7 @@ var allowedExact = map[string]bool{
 	roles.ConvergePubFile:                        true,
 	"/etc/belay/postgresql/bootstrap.sql":        true,
 	"/etc/logrotate.d/belay-nginx":               true,
+	roles.RouterNginxDropIn:                      true,
 }
 
 var allowedPrefixes = []string{

@@ -21,7 +21,7 @@ var buildScript string
 // ImagePackages are installed into the lab image on top of debootstrap's minbase:
 // everything a belay role runs, because lab machines have no route to a mirror.
 var ImagePackages = []string{
-	"openssh-server", "openssh-client", "sudo", "nftables", "keepalived", "nginx-light",
+	"openssh-server", "openssh-client", "sudo", "nftables", "keepalived", "nginx-light", "libnginx-mod-http-lua",
 	"postgresql-15", "postgresql-15-auto-failover", "pg-auto-failover-cli", "pgbackrest", "restic",
 	"cloud-init", "curl", "ca-certificates", "procps", "lego", "openssl", "iputils-ping", "netbase", "locales",
 }

@@ -36,9 +36,10 @@ func Packages(rs []inventory.Role, postgresVersion int) []string {
 		case inventory.RoleStandbyApp:
 			add("nginx-light", "restic", "lego", "openssl")
 		case inventory.RoleRouter:
-			add("nginx-light", "keepalived")
+			// The shop routes live in a Lua shared dict (docs/cells.md).
+			add("nginx-light", "libnginx-mod-http-lua", "keepalived")
 		case inventory.RoleStandbyRouter:
-			add("nginx-light")
+			add("nginx-light", "libnginx-mod-http-lua")
 		case inventory.RoleDB:
 			add(pg, pg+"-auto-failover", "pg-auto-failover-cli", "pgbackrest")
 		case inventory.RoleDBMonitor:

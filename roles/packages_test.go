@@ -20,6 +20,8 @@ func TestPackagesPerRole(t *testing.T) {
 		{[]inventory.Role{inventory.RoleDB}, []string{"postgresql-15", "postgresql-15-auto-failover", "pg-auto-failover-cli", "pgbackrest"}, []string{"nginx-light", "keepalived"}},
 		{[]inventory.Role{inventory.RoleDBMonitor}, []string{"postgresql-15-auto-failover"}, []string{"pgbackrest", "nginx-light"}},
 		{[]inventory.Role{inventory.RoleStandbyDB}, []string{"postgresql-15", "pgbackrest"}, []string{"pg-auto-failover-cli"}},
+		{[]inventory.Role{inventory.RoleRouter}, []string{"nginx-light", "libnginx-mod-http-lua", "keepalived"}, []string{"postgresql-15"}},
+		{[]inventory.Role{inventory.RoleStandbyRouter}, []string{"nginx-light", "libnginx-mod-http-lua"}, []string{"keepalived"}},
 		{[]inventory.Role{inventory.RoleBackupRepo}, []string{"pgbackrest", "restic", "postgresql-15"}, []string{"keepalived"}},
 	}
 	for _, tt := range tests {

@@ -17,10 +17,12 @@ import (
 // the router tier's floating IP (primary site). Every file the routing
 // engine (package router, docs/cells.md) reads is rendered by the engine's
 // own functions: cells.conf (router.RenderCells), db.conf (router.DSNConf),
-// the first map.conf (router.Render of an empty mapping, so nginx starts and
-// answers unknown shops before the first sync), the server block
+// the first map.conf (router.Render: upstreams and the Lua routes, so nginx
+// starts and answers unknown shops before the first sync), the server block
 // (router.ServerConf) and the template unit (router.SyncUnit), enabled as
-// belay-router-sync@<app>, which owns map.conf from then on.
+// belay-router-sync@<app>, which owns map.conf from then on and pushes the
+// routes through the control socket in nginx's RuntimeDirectory (the
+// drop-in RouterNginxDropIn).
 type Router struct {
 	App string
 	// Standby marks the standby-site router: no keepalived, sync not started.
@@ -59,6 +61,17 @@ func RouterDir(app string) string       { return router.Dir(app) }
 func RouterMapFile(app string) string   { return router.Dir(app) + "/" + router.MapFile }
 func RouterCellsFile(app string) string { return router.Dir(app) + "/" + router.CellsFile }
 func RouterDSNFile(app string) string   { return router.Dir(app) + "/" + router.DSNFile }
+
+// RouterNginxDropIn gives nginx.service the directory of the routers'
+// control sockets (router.RuntimeDir), 0700 root: created at each start,
+// removed at each stop (a crashed nginx leaves no stale socket behind).
+const RouterNginxDropIn = "/etc/systemd/system/nginx.service.d/10-belay-router.conf"
+
+var routerNginxDropInConf = `# Rendered by belay: the routers' control sockets (root only, docs/cells.md).
+[Service]
+RuntimeDirectory=` + strings.TrimPrefix(router.RuntimeDir, "/run/") + `
+RuntimeDirectoryMode=0700
+`
 
 // RouterNginxFile is the router's server block (conf.d).
 func RouterNginxFile(app string) string { return "/etc/nginx/conf.d/belay-router-" + app + ".conf" }
@@ -195,10 +208,12 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 		File{Path: "/etc/nginx/conf.d/belay-health.conf", Content: nginxHealthConf, Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterNginxFile(r.App), Content: RouterNginxConf(cells, r.TLS, r.Domains), Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterCellsFile(r.App), Content: string(router.RenderCells(cells)), Owner: "root:root", Permissions: "0644"},
-		// Seeded only (converge skips it): the engine's own rendering of an
-		// empty mapping, so nginx starts with every cell's upstream and
-		// answers unknown shops as configured until router-sync's first load.
-		File{Path: RouterMapFile(r.App), Content: string(router.Render(cells, router.Mapping{App: r.App})), Owner: "root:root", Permissions: "0644"},
+		// Seeded only (converge skips it; router-sync re-renders it when
+		// cells.conf changes): the engine's own rendering, so nginx starts
+		// with every cell's upstream and answers unknown shops as configured
+		// until router-sync's first push.
+		File{Path: RouterMapFile(r.App), Content: string(router.Render(cells, router.DefaultPaths(r.App))), Owner: "root:root", Permissions: "0644"},
+		File{Path: RouterNginxDropIn, Content: routerNginxDropInConf, Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterDSNFile(r.App), Content: string(router.DSNConf(r.DatabaseURL)), Owner: "root:root", Permissions: "0600"},
 		File{Path: RouterSyncUnitFile, Content: router.SyncUnit(BelayBinary), Owner: "root:root", Permissions: "0644"},
 		File{Path: RouterSudoersFile(r.App), Content: sudo, Owner: "root:root", Permissions: "0440"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/routertest"
 )
 
 // TestRouterACMEIssuanceOnLoopback is TestACMEIssuanceOnLoopback for a
@@ -100,8 +101,14 @@ func TestRouterACMEIssuanceOnLoopback(t *testing.T) {
 			{Domain: domain, App: "shop", Cell: "c1", State: router.Active},
 			{Domain: "other.example.net", App: "shop", Cell: "eu-2", State: router.Active},
 		}}
-		writeTemp(t, dir, "belay-router/shop/map.conf", string(router.Render(cells, m)), 0o644)
-		for d, mode := range map[string]os.FileMode{dir: 0o755, dir + "/webroot": 0o755, dir + "/tls": 0o700, dir + "/acme": 0o700} {
+		// The routes as router-sync leaves them: routes.txt, which nginx
+		// loads at start (its Lua dicts are empty then).
+		routes, _ := router.RenderRoutes(m)
+		writeTemp(t, dir, "belay-router/shop/"+router.RoutesFile, string(routes), 0o644)
+		writeTemp(t, dir, "belay-router/shop/map.conf", string(router.Render(cells, router.Paths{
+			Routes: filepath.Join(dir, "belay-router/shop", router.RoutesFile), Socket: filepath.Join(dir, "run", "shop.sock"),
+		})), 0o644)
+		for d, mode := range map[string]os.FileMode{dir: 0o755, dir + "/run": 0o700, dir + "/webroot": 0o755, dir + "/tls": 0o700, dir + "/acme": 0o700} {
 			if err := os.MkdirAll(d, mode); err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +117,7 @@ func TestRouterACMEIssuanceOnLoopback(t *testing.T) {
 			}
 		}
 		runScript(t, script, "--placeholder")
-		writeTemp(t, dir, "nginx.conf", "user nobody nogroup;\npid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
+		writeTemp(t, dir, "nginx.conf", "user nobody nogroup;\n"+routertest.LoadModules+"pid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
 		startDaemon(t, dir, "nginx", []string{nginx, "-p", dir, "-c", dir + "/nginx.conf", "-g", "daemon off;"}, nil, fmt.Sprintf("%s:%d", addr, httpPort))
 		scripts = append(scripts, script)
 	}

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/routertest"
+	rsync "github.com/belay-sh/belay/router/sync"
 )
 
 func acmeRouterSpec(t testing.TB) *Spec {
@@ -146,19 +149,12 @@ func TestRouterTLSServesWithRoleFiles(t *testing.T) {
 	c, _ := renderParsed(t, s)
 	dir := t.TempDir()
 	httpPort, httpsPort := freeTCP(t), freeTCP(t)
-	args := startRouterNginx(t, nginx, c, dir, httpPort, httpsPort)
-	cells, err := router.ParseCells("shop", []byte(fileAt(t, c, RouterCellsFile("shop")).Content))
-	if err != nil {
-		t.Fatal(err)
-	}
+	startRouterNginx(t, nginx, c, dir, httpPort, httpsPort)
 	var shops []router.Shop
 	for _, d := range []string{"shop.example.com", "a.myshops.example.com", "a.b.myshops.example.com", "other-shop.example.net"} {
 		shops = append(shops, router.Shop{Domain: d, App: "shop", Cell: "c1", State: router.Active})
 	}
-	writeTemp(t, dir, "belay-router/shop/map.conf", string(router.Render(cells, router.Mapping{App: "shop", Version: 1, Shops: shops})), 0o644)
-	if out, err := exec.Command(nginx, append(args, "-s", "reload")...).CombinedOutput(); err != nil {
-		t.Fatalf("reload: %v\n%s", err, out)
-	}
+	routeBy(t, dir, router.Mapping{App: "shop", Version: 1, Shops: shops})
 	plain := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for host, want := range map[string]string{
 		"shop.example.com":        "301 https://shop.example.com/x?q=1",
@@ -231,12 +227,30 @@ func echoCell(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// routeBy makes the test router route by m as router-sync would: the
+// snapshot pushed through the control socket (nginx's Lua routes).
+func routeBy(t *testing.T, dir string, m router.Mapping) {
+	t.Helper()
+	body, _ := router.RenderRoutes(m)
+	ctl := rsync.NewControl(filepath.Join(dir, "run", "shop.sock"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ctl.Load(ctx, body); err != nil {
+		t.Fatalf("pushing the routes: %v", err)
+	}
+}
+
 // writeRouterFiles writes the role's nginx, router and TLS files under dir
 // (paths and ports moved to loopback).
 func writeRouterFiles(t *testing.T, c *CloudConfig, dir string, httpPort, httpsPort int) {
 	t.Helper()
 	h, hs := strconv.Itoa(httpPort), strconv.Itoa(httpsPort)
+	// The control socket's directory (nginx.service's RuntimeDirectory on a host).
+	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	rewrite := strings.NewReplacer("/etc/belay/router/", dir+"/belay-router/", "/etc/belay/tls/", dir+"/tls/", ACMEWebroot, dir+"/webroot",
+		router.RuntimeDir+"/", dir+"/run/",
 		"listen 80 default_server;", "listen 127.0.0.1:"+h+" default_server;", "listen 80;", "listen 127.0.0.1:"+h+";",
 		"listen 443 ssl http2 default_server;", "listen 127.0.0.1:"+hs+" ssl default_server;", "listen 127.0.0.2:80;", "listen 127.0.0.2:"+h+";")
 	for _, f := range c.WriteFiles {
@@ -244,7 +258,7 @@ func writeRouterFiles(t *testing.T, c *CloudConfig, dir string, httpPort, httpsP
 		case strings.HasPrefix(f.Path, "/etc/nginx/conf.d/"):
 			writeTemp(t, dir, "conf.d/"+filepath.Base(f.Path), rewrite.Replace(f.Content), 0o644)
 		case strings.HasPrefix(f.Path, "/etc/belay/router/"):
-			writeTemp(t, dir, "belay-router/"+strings.TrimPrefix(f.Path, "/etc/belay/router/"), f.Content, 0o600)
+			writeTemp(t, dir, "belay-router/"+strings.TrimPrefix(f.Path, "/etc/belay/router/"), rewrite.Replace(f.Content), 0o600)
 		case strings.HasPrefix(f.Path, "/etc/belay/tls/"):
 			writeTemp(t, dir, "tls/"+strings.TrimPrefix(f.Path, "/etc/belay/tls/"), f.Content, 0o600)
 		}
@@ -260,7 +274,7 @@ func routerNginxMain(t *testing.T, dir string) string {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return writeTemp(t, dir, "nginx.conf", user+"pid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n"+
+	return writeTemp(t, dir, "nginx.conf", user+routertest.LoadModules+"pid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n"+
 		"    client_body_temp_path "+dir+"/tmp/body;\n    proxy_temp_path "+dir+"/tmp/proxy;\n    fastcgi_temp_path "+dir+"/tmp/fcgi;\n    uwsgi_temp_path "+dir+"/tmp/uwsgi;\n    scgi_temp_path "+dir+"/tmp/scgi;\n"+
 		"    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
 }

@@ -1,6 +1,8 @@
 package roles
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"os"
@@ -39,8 +41,8 @@ func TestRouterEngineFiles(t *testing.T) {
 			if got := strings.Join(cells.Names(), ","); got != "c1,eu-2" || !strings.Contains(raw, tc.unknown) || cells.Keys.Header != "X-Shop-Domain" {
 				t.Errorf("cells.conf: cells %s, want c1,eu-2 and %q:\n%s", got, tc.unknown, raw)
 			}
-			if got, want := fileAt(t, c, RouterMapFile("shop")).Content, string(router.Render(cells, router.Mapping{App: "shop"})); got != want {
-				t.Errorf("map.conf is not the engine's rendering of an empty mapping:\n%s", got)
+			if got, want := fileAt(t, c, RouterMapFile("shop")).Content, string(router.Render(cells, router.DefaultPaths("shop"))); got != want {
+				t.Errorf("map.conf is not the engine's rendering:\n%s", got)
 			}
 			if got, want := fileAt(t, c, RouterNginxFile("shop")).Content, "include /etc/belay/router/shop/map.conf;\n"+router.ServerConf(cells, "80 default_server"); !strings.HasSuffix(got, want) {
 				t.Errorf("server block:\n%s\nwant suffix:\n%s", got, want)
@@ -121,7 +123,8 @@ func visudoCheck(t *testing.T, content string) {
 // TestRouterServesWithRoleFiles runs real nginx on loopback with the files
 // the role ships (paths moved into a temp dir, port 80 moved to a free
 // loopback port): before any sync an unknown shop gets the configured 404
-// page; with a map.conf as router-sync renders it, a shop reaches its cell.
+// page; with routes pushed through the role's control socket (as
+// router-sync does, no reload), a shop reaches its cell.
 func TestRouterServesWithRoleFiles(t *testing.T) {
 	nginx := tool(t, "nginx")
 	c1, c2 := rt.StartCell(t, "c1"), rt.StartCell(t, "eu-2")
@@ -137,23 +140,25 @@ func TestRouterServesWithRoleFiles(t *testing.T) {
 	listen := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	rewrite := strings.NewReplacer("/etc/belay/router/", dir+"/belay-router/", "listen 80 default_server;", "listen "+listen+";", "listen 127.0.0.2:80;", "listen 127.0.0.2:"+strings.Split(listen, ":")[1]+";")
+	rewrite := strings.NewReplacer("/etc/belay/router/", dir+"/belay-router/", router.RuntimeDir+"/", dir+"/run/", "listen 80 default_server;", "listen "+listen+";", "listen 127.0.0.2:80;", "listen 127.0.0.2:"+strings.Split(listen, ":")[1]+";")
 	for _, f := range c.WriteFiles {
 		switch {
 		case strings.HasPrefix(f.Path, "/etc/nginx/conf.d/"):
 			writeTemp(t, dir, "conf.d/"+filepath.Base(f.Path), rewrite.Replace(f.Content), 0o644)
 		case strings.HasPrefix(f.Path, "/etc/belay/router/"):
-			writeTemp(t, dir, "belay-router/"+strings.TrimPrefix(f.Path, "/etc/belay/router/"), f.Content, 0o600)
+			writeTemp(t, dir, "belay-router/"+strings.TrimPrefix(f.Path, "/etc/belay/router/"), rewrite.Replace(f.Content), 0o600)
 		}
 	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;\n" // workers must read the temp dir; never as root outside a test
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"tmp", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
-	main := writeTemp(t, dir, "nginx.conf", user+"pid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n"+
+	main := writeTemp(t, dir, "nginx.conf", rt.LoadModules+user+"pid "+dir+"/nginx.pid;\nerror_log "+dir+"/error.log;\nevents {}\nhttp {\n    access_log off;\n"+
 		"    client_body_temp_path "+dir+"/tmp/body;\n    proxy_temp_path "+dir+"/tmp/proxy;\n    fastcgi_temp_path "+dir+"/tmp/fcgi;\n    uwsgi_temp_path "+dir+"/tmp/uwsgi;\n    scgi_temp_path "+dir+"/tmp/scgi;\n"+
 		"    include "+dir+"/conf.d/*.conf;\n}\n", 0o644)
 	args := []string{"-p", dir, "-c", main}
@@ -196,9 +201,21 @@ func TestRouterServesWithRoleFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := router.Mapping{App: "shop", Version: 1, Shops: []router.Shop{{Domain: "acme.example.com", App: "shop", Cell: "eu-2", State: router.Active}}}
-	writeTemp(t, dir, "belay-router/shop/map.conf", string(router.Render(cells, m)), 0o644)
-	if out, err := exec.Command(nginx, append(args, "-s", "reload")...).CombinedOutput(); err != nil {
-		t.Fatalf("reload: %v\n%s", err, out)
+	if err := router.Validate(m, cells); err != nil {
+		t.Fatal(err)
+	}
+	routes, _ := router.RenderRoutes(m)
+	push := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", dir+"/run/shop.sock")
+	}}}
+	req, _ := http.NewRequest(http.MethodPut, "http://nginx/routes", bytes.NewReader(routes))
+	resp, err := push.Do(req)
+	if err != nil {
+		t.Fatalf("push through the role's control socket: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("push: %s", resp.Status)
 	}
 	expect("acme.example.com", 200, "", "eu-2")
 	expect("nobody.example.com", 404, "unknown", "")

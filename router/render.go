@@ -13,7 +13,8 @@ func Dir(app string) string { return "/etc/belay/router/" + app }
 const (
 	// CellsFile is written by the router's role (root): the cells, the default.
 	CellsFile = "cells.conf"
-	// MapFile is rendered by `belay host router-sync`, included at http level.
+	// MapFile is rendered by `belay host router-sync` from cells.conf
+	// (upstreams, shop extraction, the Lua routes), included at http level.
 	MapFile = "map.conf"
 	// CacheFile is the last good mapping (JSON), the local cache.
 	CacheFile = "mapping.json"
@@ -37,18 +38,18 @@ func Upstream(app, cell string) string { return "belay_cell_" + app + "_" + cell
 // cell down) with the reason, so clients and tests tell them from the app's.
 const HeaderRouter = "X-Belay-Router"
 
-// Render returns map.conf (http level) for a validated mapping: one upstream
-// per cell, the shop of each request ($<var>_shop: the shop query parameter,
+// Render returns map.conf (http level) for the cells of c: one upstream per
+// cell, the shop of each request ($<var>_shop: the shop query parameter,
 // else the shop header, else the shop cookie, else Host — the canary
-// whitelist's keys, plus the Host), and the shop → cell map ($<var>_cell),
-// where frozen shops map to CellFrozen and unknown ones to the default cell
-// or CellUnknown. Call Validate first: Render trusts its input.
-func Render(c Cells, m Mapping) []byte {
+// whitelist's keys, plus the Host), the shared dicts that hold the shop →
+// cell routes with the Lua that looks them up (lua.go), and the control
+// server on p.Socket through which router-sync pushes a new snapshot
+// without a reload. It depends on cells.conf only: a mapping change never
+// changes it, a cells.conf change is a reload. Call ParseCells first.
+func Render(c Cells, p Paths) []byte {
 	var b bytes.Buffer
 	app, v := c.App, Var(c.App)
-	fmt.Fprintf(&b, "# Managed by belay host router-sync; rewritten at every mapping change. App %s, version %d, %d shops.\n", app, m.Version, len(m.Shops))
-	// Domains up to 253 characters need a bucket larger than nginx's default.
-	b.WriteString("map_hash_bucket_size 512;\nmap_hash_max_size 262144;\n")
+	fmt.Fprintf(&b, "# Rendered by belay host router-sync from cells.conf (app %s). The shop routes are in\n# the shared dicts below, pushed through %s (docs/cells.md).\n", app, p.Socket)
 	for _, cell := range c.Cells {
 		fmt.Fprintf(&b, "upstream %s {\n", Upstream(app, cell.Name))
 		for _, a := range cell.Addrs {
@@ -61,22 +62,25 @@ func Render(c Cells, m Mapping) []byte {
 	}
 	k := c.Keys.WithDefaults()
 	// The first non-empty of parameter, header, cookie, Host; $host is
-	// lowercase and without port. Map string keys match case-insensitively.
+	// lowercase and without port (the Lua lowercases the others).
 	fmt.Fprintf(&b, "map \"$arg_%s|$http_%s|$cookie_%s|$host\" $%s_shop {\n    default \"\";\n    \"~^\\|*([^|]+)\" $1;\n}\n",
 		k.Param, strings.ToLower(strings.ReplaceAll(k.Header, "-", "_")), k.Cookie, v)
-	def := CellUnknown
-	if c.Default != "" {
-		def = c.Default
+	for _, d := range []string{"routes0", "routes1", "inflight"} {
+		fmt.Fprintf(&b, "lua_shared_dict %s_%s %s;\n", v, d, DictSize)
 	}
-	fmt.Fprintf(&b, "map $%s_shop $%s_cell {\n    default %s;\n", v, v, def)
-	for _, s := range sortedShops(m.Shops) {
-		to := s.Cell
-		if s.State == Frozen {
-			to = CellFrozen
-		}
-		fmt.Fprintf(&b, "    \"%s\" %s;\n", s.Domain, to)
-	}
-	b.WriteString("}\n")
+	fmt.Fprintf(&b, "lua_shared_dict %s_ctl %s;\n", v, CtlDictSize)
+	fmt.Fprintf(&b, "init_by_lua_block {%s}\n", renderLua(c, p))
+	fmt.Fprintf(&b, `# The control server: only root can reach the socket (its directory is 0700 root).
+server {
+    listen unix:%s;
+    access_log off;
+    client_max_body_size %s;
+    client_body_buffer_size %s;
+    location = /routes { content_by_lua_block { %s.serve_routes() } }
+    location = /inflight { content_by_lua_block { %s.serve_inflight() } }
+    location / { return 404; }
+}
+`, p.Socket, MaxRoutesBody, MaxRoutesBody, v, v)
 	return b.Bytes()
 }
 
@@ -122,7 +126,8 @@ func (c Cells) unknown() int {
 }
 
 // ServerConf is the router's server block for app, which the router role
-// ships (conf.d) after `include <Dir>/map.conf;` at http level. It answers
+// ships (conf.d) after `include <Dir>/map.conf;` at http level. The cell of
+// a request is the Lua lookup in the routes dict (Render, lua.go). It answers
 // a frozen shop with 503 + Retry-After, an unknown shop (no default cell)
 // with cells.conf's unknown status (421 or 404), and a cell nginx cannot reach with 503 for that cell's shops only
 // (error_page on nginx's own 502/504, never on the app's: proxy_intercept_errors
@@ -141,8 +146,12 @@ func Server(c Cells, head, first string) string {
 %[1]s    default_type text/plain;
     # The cell's own nginx enforces the app's body limit; the router adds none.
     client_max_body_size 0;
+    # The request's shop counted in flight (route), uncounted when it ends.
+    set $%[2]s_counted "";
+    log_by_lua_block { %[2]s.done() }
     location / {
-%[9]s        if ($%[2]s_cell = %[4]s) {
+%[9]s        set_by_lua_block $%[2]s_cell { return %[2]s.route() }
+        if ($%[2]s_cell = %[4]s) {
             add_header %[6]s frozen always;
             add_header Retry-After %[5]d always;
             return 503 "This shop is being moved. Please retry in %[5]d seconds.\n";
@@ -178,7 +187,7 @@ const SyncUnitName = "belay-router-sync@.service"
 func SyncUnit(binary string) string {
 	return `# Rendered by belay: keeps nginx's shop -> cell map of app %i equal to the database.
 [Unit]
-Description=belay: router sync for app %i (mapping -> nginx map)
+Description=belay: router sync for app %i (mapping -> nginx routes)
 After=nginx.service network-online.target
 Wants=nginx.service network-online.target
 
@@ -186,9 +195,10 @@ Wants=nginx.service network-online.target
 ExecStart=` + binary + ` host router-sync --app %i
 Restart=always
 RestartSec=1
-# Root because it rewrites a file nginx (root) parses and reloads nginx; it
-# validates every row first. It writes only its app's directory (/var stays
-# writable for nginx -t's logs and temp paths).
+# Root because it pushes routes through nginx's root-only control socket
+# (/run/belay-router) and rewrites files nginx (root) parses; it validates
+# every row first. It writes only its app's directory (/var stays writable
+# for nginx -t's logs and temp paths; /run is not protected).
 NoNewPrivileges=yes
 ProtectSystem=full
 ReadWritePaths=/etc/belay/router/%i

@@ -1,6 +1,7 @@
 // Package router is the pure part of belay's cell router: it checks a shop →
-// cell mapping against the cells a router knows, and renders the nginx file
-// that routes each request to its shop's cell. It does no I/O; router/store
+// cell mapping against the cells a router knows, and renders the nginx
+// configuration (upstreams, the Lua that routes each request by a shared
+// dict) and the routes snapshot that fills the dict. It does no I/O; router/store
 // reads and writes the mapping in PostgreSQL, router/sync is the daemon that
 // turns it into a loaded nginx configuration on every router (docs/cells.md).
 package router
@@ -52,9 +53,9 @@ type Mapping struct {
 
 // Limits.
 const (
-	// MaxShops bounds one app's mapping (a map of this size loads in nginx in
-	// well under a second; map_hash_max_size is set for it).
-	MaxShops = 200000
+	// MaxShops bounds one app's mapping: each router's shared dicts (DictSize)
+	// are sized to hold this many shops of the longest domains.
+	MaxShops = 100000
 	// MaxCells bounds the cells of one app.
 	MaxCells = 64
 )
@@ -303,7 +304,7 @@ func Validate(m Mapping, c Cells) error {
 		errs = append(errs, fmt.Errorf("mapping of app %q checked against the cells of %q", m.App, c.App))
 	}
 	if len(m.Shops) > MaxShops {
-		errs = append(errs, fmt.Errorf("mapping: %d shops, at most %d", len(m.Shops), MaxShops))
+		errs = append(errs, fmt.Errorf("mapping: %d shops, at most %d (the routers' shared dicts are sized for that, docs/cells.md)", len(m.Shops), MaxShops))
 	}
 	seen := make(map[string]bool, len(m.Shops))
 	for i, s := range m.Shops {

@@ -109,29 +109,59 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// luaModules loads Debian's Lua module (libnginx-mod-http-lua) in a test
+// nginx.conf (a router host loads it from /etc/nginx/modules-enabled).
+const luaModules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+
 func TestRender(t *testing.T) {
 	c, _ := ParseCells("shop-x", []byte(goodCells))
-	m := Mapping{App: "shop-x", Version: 9, Shops: []Shop{
-		{Domain: "b.test", App: "shop-x", Cell: "c2", State: Active},
-		{Domain: "a.test", App: "shop-x", Cell: "c1", State: Frozen, MoveTo: "c2", MoveStep: "freezing"},
-	}}
-	got := string(Render(c, m))
+	got := string(Render(c, Paths{Routes: "/r/routes.txt", Socket: "/run/x/shop-x.sock"}))
 	for _, want := range []string{
-		"version 9, 2 shops",
 		"upstream belay_cell_shop-x_c2 {\n    server 10.0.2.10:80 max_fails=0;\n    server 10.0.2.11:80 max_fails=0;",
 		`map "$arg_shop|$http_x_shop|$cookie_shop|$host" $belay_shop_x_shop {`,
-		"map $belay_shop_x_shop $belay_shop_x_cell {\n    default c1;\n    \"a.test\" _frozen;\n    \"b.test\" c2;\n}",
+		"lua_shared_dict belay_shop_x_routes0 64m;\nlua_shared_dict belay_shop_x_routes1 64m;\nlua_shared_dict belay_shop_x_inflight 64m;\nlua_shared_dict belay_shop_x_ctl 1m;\n",
+		`local default_cell, frozen = "c1", "_frozen"`,
+		`io.open("/r/routes.txt", "rb")`,
+		"listen unix:/run/x/shop-x.sock;",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("map.conf lacks %q:\n%s", want, got)
 		}
 	}
+	if strings.Contains(got, "a.test") || strings.Contains(got, "map_hash") {
+		t.Errorf("map.conf carries routes (they live in the shared dict):\n%s", got)
+	}
 }
 
-// TestRenderNginxAccepts runs map.conf and the server block through nginx -t.
+func TestRenderRoutes(t *testing.T) {
+	m := Mapping{App: "shop-x", Version: 9, Shops: []Shop{
+		{Domain: "b.test", App: "shop-x", Cell: "c2", State: Active},
+		{Domain: "a.test", App: "shop-x", Cell: "c1", State: Frozen, MoveTo: "c2", MoveStep: "freezing"},
+	}}
+	body, id := RenderRoutes(m)
+	if !strings.HasPrefix(id, "9 ") || len(id) != 2+16 {
+		t.Errorf("id %q, want the version and 16 hex digits", id)
+	}
+	if want := "belay-routes 1\nid " + id + "\na.test _frozen\nb.test c2\nend 2\n"; string(body) != want {
+		t.Errorf("routes:\n%s\nwant:\n%s", body, want)
+	}
+	// The id changes with the routes, not only with the version.
+	m.Shops[1].State = Active
+	if _, id2 := RenderRoutes(m); id2 == id {
+		t.Errorf("id %q unchanged after an unfreeze", id2)
+	}
+	if got := FrozenShops(m); len(got) != 0 {
+		t.Errorf("FrozenShops = %v, want none", got)
+	}
+}
+
+// TestRenderNginxAccepts runs map.conf and the server block through nginx -t
+// (init_by_lua loads a routes file of 5000 shops).
 func TestRenderNginxAccepts(t *testing.T) {
-	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
-		t.Skip("no nginx")
+	for _, p := range []string{"/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_http_lua_module.so"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("no %s: apt-get install nginx libnginx-mod-http-lua", p)
+		}
 	}
 	c, _ := ParseCells("shop", []byte(goodCells))
 	var shops []Shop
@@ -139,10 +169,14 @@ func TestRenderNginxAccepts(t *testing.T) {
 		shops = append(shops, Shop{Domain: "shop" + strings.Repeat("x", i%200) + "-" + itoa(i) + ".example.com", App: "shop", Cell: []string{"c1", "c2"}[i%2], State: Active})
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "map.conf"), Render(c, Mapping{App: "shop", Shops: shops}), 0o644); err != nil {
+	routes, _ := RenderRoutes(Mapping{App: "shop", Shops: shops})
+	if err := os.WriteFile(filepath.Join(dir, RoutesFile), routes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := "error_log " + dir + "/error.log;\npid " + dir + "/nginx.pid;\nevents {}\nhttp {\n    include " + dir + "/map.conf;\n" + ServerConf(c, "127.0.0.1:1") + "}\n"
+	if err := os.WriteFile(filepath.Join(dir, "map.conf"), Render(c, Paths{Routes: filepath.Join(dir, RoutesFile), Socket: filepath.Join(dir, "s.sock")}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := luaModules + "error_log " + dir + "/error.log;\npid " + dir + "/nginx.pid;\nevents {}\nhttp {\n    include " + dir + "/map.conf;\n" + ServerConf(c, "127.0.0.1:1") + "}\n"
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -183,6 +183,21 @@ func console(host string, argv ...string) error {
 	return nil
 }
 
+// nginxWorkers lists the PIDs of host's nginx workers (children of the
+// master): unchanged across mapping changes, since routes are pushed into
+// nginx's shared dict without a reload.
+func nginxWorkers(host string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := lab.Console(ctx, lab.DefaultPaths, nil, host, "sh", "-c",
+		// /proc, not pgrep: the image need not carry procps. comm is "(nginx)", no spaces.
+		`m=$(cat /run/nginx.pid) && for d in /proc/[0-9]*; do read -r _ _ _ pp _ < "$d/stat" 2>/dev/null && [ "$pp" = "$m" ] && echo "${d#/proc/}"; done | sort -n | tr '\n' ' '`)
+	if err != nil {
+		return "", fmt.Errorf("%s: nginx workers: %w: %s", host, err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // pct returns the p-th percentile (0-100) of ds (sorted in place).
 func pct(ds []time.Duration, p int) time.Duration {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })

@@ -134,7 +134,16 @@ func TestLabCells(t *testing.T) {
 	}
 	checkRouting("after the bulk assignment", shops, cellOf)
 
-	// 3. Propagation: assign, then poll both routers until both route it.
+	// 3. Propagation: assign, then poll both routers until both route it;
+	// no change reloads nginx (the same workers before and after).
+	workersBefore := map[string]string{}
+	for _, h := range routerHosts {
+		w, err := nginxWorkers(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		workersBefore[h] = w
+	}
 	var ds []time.Duration
 	var late []string
 	for i := 0; i < 20; i++ {
@@ -156,6 +165,11 @@ func TestLabCells(t *testing.T) {
 		ds = append(ds, time.Since(start))
 	}
 	t.Logf("propagation to both routers (command start to routed, includes the SSH round trip): p50 %s, max %s", pct(ds, 50), pct(ds, 100))
+	for _, h := range routerHosts {
+		if w, err := nginxWorkers(h); err != nil || w != workersBefore[h] {
+			t.Errorf("router %s: nginx workers %q before 20 mapping changes, %q %v after: a change reloaded nginx", h, workersBefore[h], w, err)
+		}
+	}
 
 	// 4. Router overhead: the same shop through the router VIP and straight
 	// to its cell's VIP, interleaved, each over its own kept-alive

@@ -70,7 +70,7 @@ type Result struct {
 	Bytes     int64  `json:"bytes"`
 	// FreezeMillis runs from every router serving the freeze to every
 	// router serving the new cell: the shop's 503 window as its clients see it
-	// (plus at most one router's reload at each end).
+	// (plus at most one router's push at each end).
 	FreezeMillis int64 `json:"freezeMillis"`
 	// Routers is how many live routers confirmed each change.
 	Routers int `json:"routers"`

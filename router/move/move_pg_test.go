@@ -78,8 +78,7 @@ func (e *env) assign(t *testing.T, shops map[string]string) {
 			t.Fatal(err)
 		}
 	}
-	// Loaded and settled at every router: during a reload both nginx
-	// generations accept for a moment, so one good answer is not enough.
+	// Reported by every router (the version), then routed at each.
 	if _, err := e.lab.Store.WaitApplied(context.Background(), app, v, testWait); err != nil {
 		t.Fatal(err)
 	}

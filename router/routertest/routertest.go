@@ -15,13 +15,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/belay-sh/belay/internal/labapp"
+	"github.com/belay-sh/belay/internal/nginxctl"
 	"github.com/belay-sh/belay/internal/pgtest"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/store"
@@ -29,6 +32,13 @@ import (
 )
 
 const nginxBin = "/usr/sbin/nginx"
+
+// LoadModules loads Debian's Lua module (libnginx-mod-http-lua, with the
+// NDK it needs) in a test's nginx.conf; a router host loads them from
+// /etc/nginx/modules-enabled, which a -p prefix would misplace.
+const LoadModules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+
+const luaModule = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
 
 // Cell is one cell: a lab app on loopback with its own data directory.
 type Cell struct {
@@ -67,7 +77,10 @@ type Router struct {
 	root   string
 	Listen string
 	Cells  router.Cells
-	cmd    *exec.Cmd
+	// Paths are the routes file and the control socket (router.Render).
+	Paths router.Paths
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // CellsConf renders a cells.conf for cells (default cell def, "" for none).
@@ -87,8 +100,10 @@ func CellsConf(cells []*Cell, def string) string {
 // StartRouter starts nginx routing app over cells, with an empty mapping.
 func StartRouter(t testing.TB, name, app, cellsConf string) *Router {
 	t.Helper()
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Skipf("no nginx (%v); apt-get install nginx", err)
+	for _, p := range []string{nginxBin, luaModule} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("no %s (%v); apt-get install nginx libnginx-mod-http-lua", p, err)
+		}
 	}
 	cells, err := router.ParseCells(app, []byte(cellsConf))
 	if err != nil {
@@ -107,7 +122,14 @@ func StartRouter(t testing.TB, name, app, cellsConf string) *Router {
 		}
 	}
 	write(filepath.Join(r.Dir, router.CellsFile), cellsConf)
-	write(filepath.Join(r.Dir, router.MapFile), string(router.Render(cells, router.Mapping{App: app})))
+	// A unix socket path has at most 107 bytes: not under a test's long TempDir.
+	sockDir, err := os.MkdirTemp("", "rt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	r.Paths = router.Paths{Routes: filepath.Join(r.Dir, router.RoutesFile), Socket: filepath.Join(sockDir, app+".sock")}
+	write(filepath.Join(r.Dir, router.MapFile), string(router.Render(cells, r.Paths)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +141,7 @@ func StartRouter(t testing.TB, name, app, cellsConf string) *Router {
 		user = "user root;" // workers must read the temp dir; never as root outside a test
 	}
 	write(filepath.Join(r.root, "nginx.conf"), fmt.Sprintf(`%[1]s
+%[5]s
 worker_processes 2;
 error_log %[2]s/error.log warn;
 pid %[2]s/nginx.pid;
@@ -132,38 +155,92 @@ http {
     scgi_temp_path %[2]s/tmp/scgi;
     include %[3]s/map.conf;
 %[4]s}
-`, user, r.root, r.Dir, router.ServerConf(cells, r.Listen)))
+`, user, r.root, r.Dir, router.ServerConf(cells, r.Listen), LoadModules))
 	if out, err := exec.Command(nginxBin, r.args("-t", "-q")...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start starts nginx (fresh shared memory: it loads routes.txt) and waits
+// until it listens.
+func (r *Router) Start() {
+	t := r.t
+	t.Helper()
 	r.cmd = exec.Command(nginxBin, r.args("-g", "daemon off;")...)
 	r.cmd.Stderr = os.Stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = exec.Command(nginxBin, r.args("-s", "quit")...).Run()
-		done := make(chan struct{})
-		go func() { _ = r.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = r.cmd.Process.Kill()
-			<-done
-		}
-	})
+	r.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.Dial("tcp", r.Listen)
 		if err == nil {
 			c.Close()
-			return r
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx does not listen on %s: %v", r.Listen, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Stop stops nginx (graceful quit, killed after 5 s); the shared dicts go with it.
+func (r *Router) Stop() {
+	if r.done == nil {
+		return
+	}
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}
+
+// Reload reloads nginx (nginx -s reload) and waits until its workers are new ones.
+func (r *Router) Reload() {
+	t := r.t
+	t.Helper()
+	before := r.Workers()
+	if out, err := exec.Command(nginxBin, r.args("-s", "reload")...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -s reload: %v\n%s", err, out)
+	}
+	if _, ok := WaitFor(10*time.Second, func() bool {
+		now := r.Workers()
+		for _, p := range now {
+			for _, b := range before {
+				if p == b {
+					return false
+				}
+			}
+		}
+		return len(now) > 0
+	}); !ok {
+		t.Fatalf("nginx workers %v still there after a reload", before)
+	}
+}
+
+// Workers returns the PIDs of nginx's current worker processes (children of the master).
+func (r *Router) Workers() []int {
+	cur, _ := nginxctl.Generation(filepath.Join(r.root, "nginx.pid"), nginxctl.ProcFS)
+	var out []int
+	for p := range cur {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
 }
 
 func (r *Router) args(more ...string) []string {
@@ -181,6 +258,7 @@ func (r *Router) SyncOptions(app, dsn string) rsync.Options {
 		NginxTest:   append([]string{nginxBin}, r.args("-t", "-q")...),
 		NginxReload: append([]string{nginxBin}, r.args("-s", "reload")...),
 		PIDFile:     filepath.Join(r.root, "nginx.pid"),
+		Socket:      r.Paths.Socket,
 		Resync:      time.Second,
 		MinBackoff:  50 * time.Millisecond,
 		MaxBackoff:  500 * time.Millisecond,

@@ -87,6 +87,9 @@ func (s *Store) AssignMany(ctx context.Context, app string, domains []string, ce
 				nconf, len(domains), strings.Join(conflicts, ", "), more, app, cell)
 		}
 		if len(fresh) > 0 {
+			if err := checkRoom(ctx, tx, app, len(fresh)); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, "INSERT INTO belay_router.shops (domain, app, cell) SELECT unnest($1::text[]), $2, $3", fresh, app, cell); err != nil {
 				return fmt.Errorf("inserting %d shops: %w", len(fresh), err)
 			}

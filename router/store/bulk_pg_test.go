@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/belay-sh/belay/router"
 	rt "github.com/belay-sh/belay/router/routertest"
 )
 
@@ -84,5 +85,40 @@ func TestAssignMany(t *testing.T) {
 	// A shop of another app is a conflict too.
 	if _, _, err := st.AssignMany(ctx, "other", []string{"old.test"}, "c1", "me", ""); err == nil || !strings.Contains(err.Error(), "app shop") {
 		t.Errorf("another app's shop: %v", err)
+	}
+}
+
+// TestAssignRefusedBeyondMaxShops: an assignment that would take an app past
+// router.MaxShops (what each router's shared dict holds) is refused naming
+// the limit, single or bulk, and nothing is assigned.
+func TestAssignRefusedBeyondMaxShops(t *testing.T) {
+	lab := rt.StartDB(t)
+	st := lab.Store
+	ctx := context.Background()
+	// Filled without the per-row trigger (a version bump and a notification
+	// each): replica mode skips triggers, not the CHECK constraints.
+	for _, q := range []string{"SET session_replication_role = replica",
+		fmt.Sprintf("INSERT INTO belay_router.shops (domain, app, cell) SELECT 's' || g || '.test', 'shop', 'c1' FROM generate_series(1, %d) g", router.MaxShops-1),
+		"SET session_replication_role = DEFAULT"} {
+		if _, err := st.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.AssignMany(ctx, "shop", []string{"a.test", "b.test"}, "c1", "me", "batch"); err == nil || !strings.Contains(err.Error(), fmt.Sprint(router.MaxShops)) {
+		t.Errorf("bulk past the limit: %v, want a refusal naming %d", err, router.MaxShops)
+	}
+	if _, err := st.Assign(ctx, "shop", "a.test", "c1", "me"); err != nil {
+		t.Fatalf("the last shop that fits: %v", err)
+	}
+	if _, err := st.Assign(ctx, "shop", "b.test", "c1", "me"); err == nil || !strings.Contains(err.Error(), "would exceed") {
+		t.Errorf("one past the limit: %v, want a refusal", err)
+	}
+	// Another app has its own room.
+	if _, err := st.Assign(ctx, "other", "b.test", "c1", "me"); err != nil {
+		t.Errorf("another app: %v", err)
+	}
+	var n int
+	if err := st.Conn.QueryRow(ctx, "SELECT count(*) FROM belay_router.shops WHERE app = 'shop'").Scan(&n); err != nil || n != router.MaxShops {
+		t.Errorf("shops of app shop: %d %v, want %d", n, err, router.MaxShops)
 	}
 }

@@ -146,6 +146,21 @@ func (s *Store) change(ctx context.Context, app, domain string, fn func(tx pgx.T
 	return v, err
 }
 
+// checkRoom refuses adding shops beyond router.MaxShops, what each router's
+// shared dicts hold: past it every router would refuse the whole mapping
+// (router.Validate) and no change would reach nginx any more. Two
+// concurrent assignments may still pass it together; Validate is the bound.
+func checkRoom(ctx context.Context, tx pgx.Tx, app string, adding int) error {
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM belay_router.shops WHERE app = $1", app).Scan(&n); err != nil {
+		return fmt.Errorf("counting the shops of app %s: %w", app, err)
+	}
+	if n+adding > router.MaxShops {
+		return fmt.Errorf("app %s has %d shops; %d more would exceed %d, what each router holds (docs/cells.md); nothing assigned", app, n, adding, router.MaxShops)
+	}
+	return nil
+}
+
 func audit(ctx context.Context, tx pgx.Tx, app, domain, action, from, to, actor, detail string) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO belay_router.audit (app, domain, action, from_cell, to_cell, actor, detail)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, app, domain, action, from, to, actor, detail); err != nil {
@@ -164,6 +179,9 @@ func (s *Store) Assign(ctx context.Context, app, domain, cell, actor string) (in
 				return "", "", "", "", nil
 			}
 			return "", "", "", "", fmt.Errorf("shop %s is already on cell %s; its data lives there: use belay shop move %s --app %s --to %s", domain, cur.Cell, domain, app, cell)
+		}
+		if err := checkRoom(ctx, tx, app, 1); err != nil {
+			return "", "", "", "", err
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO belay_router.shops (domain, app, cell) VALUES ($1, $2, $3)", domain, app, cell); err != nil {
 			return "", "", "", "", fmt.Errorf("inserting shop %s: %w", domain, err)

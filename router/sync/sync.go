@@ -3,14 +3,16 @@
 //
 // It LISTENs on router.Channel and, on a notification for its app (and every
 // Resync as a safety net against a lost notification), reads the whole
-// mapping in one snapshot, validates it against cells.conf, renders map.conf,
-// runs nginx -t, reloads, waits until the old workers finished their requests
-// (so a frozen shop gets no request routed by the old map any more), and
-// reports the version it loaded to the database, which a shop move waits
-// for. A mapping that fails validation or nginx -t is refused whole: nginx
-// keeps the last good map. When the database is unreachable nothing changes
-// on disk: nginx keeps routing from the loaded map (mapping.json is its
-// readable copy), and the daemon reconnects with backoff.
+// mapping in one snapshot, validates it against cells.conf, and pushes the
+// routes to nginx's shared dict through the root-only control socket (no
+// reload); it waits until no request of a newly frozen shop is in flight to
+// its old cell, and reports the version it loaded to the database, which a
+// shop move waits for. Only a cells.conf change re-renders map.conf (the
+// upstreams), with nginx -t and a reload. A mapping that fails validation is
+// refused whole: nginx keeps the last good routes. When the database is
+// unreachable nothing changes: nginx keeps routing from the loaded routes
+// (routes.txt at a restart; mapping.json is the readable copy), and the
+// daemon reconnects with backoff.
 package sync
 
 import (
@@ -22,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -35,17 +38,23 @@ type Options struct {
 	App string
 	// Name is this router's name in the routers table (default: the hostname).
 	Name string
-	// Dir holds cells.conf, map.conf, mapping.json (default router.Dir(App)).
+	// Dir holds cells.conf, map.conf, routes.txt, mapping.json (default router.Dir(App)).
 	Dir string
+	// Socket is nginx's control socket of the app (default router.Socket(App)).
+	Socket string
 	// Connect opens the database (the DSN comes from Dir/db.conf by default).
 	Connect func(ctx context.Context) (*store.Store, error)
-	// NginxTest and NginxReload (default nginx -t -q; systemctl reload nginx.service).
+	// NginxTest and NginxReload (default nginx -t -q; systemctl reload
+	// nginx.service) run when cells.conf changed map.conf.
 	NginxTest, NginxReload []string
 	// PIDFile is nginx's master PID file (default /run/nginx.pid) and Procs
 	// lists processes (default /proc): after a reload the daemon waits until
-	// the old workers are retired and drained, at most DrainTimeout (default 10 s).
-	PIDFile      string
-	Procs        func() ([]nginxctl.Proc, error)
+	// the old workers are retired (the new upstreams serve).
+	PIDFile string
+	Procs   func() ([]nginxctl.Proc, error)
+	// DrainTimeout bounds the wait, after a push that froze shops, for their
+	// requests in flight to the old cell, and the wait for the control
+	// socket after a reload (default 10 s).
 	DrainTimeout time.Duration
 	// Resync is the full re-read period, the safety net and heartbeat (default 5 s).
 	Resync time.Duration
@@ -78,6 +87,9 @@ func (o *Options) defaults() error {
 			}
 			return store.Open(ctx, dsn)
 		}
+	}
+	if o.Socket == "" {
+		o.Socket = router.Socket(o.App)
 	}
 	if o.NginxTest == nil {
 		o.NginxTest = []string{"/usr/sbin/nginx", "-t", "-q"}
@@ -133,7 +145,14 @@ func ReadDSN(path string) (string, error) {
 // Daemon is one running router-sync.
 type Daemon struct {
 	o       Options
-	version int64 // version in map.conf, -1 before the first load
+	version int64 // version nginx routes by, -1 before the first load
+	nginx   *Control
+	// pushed are the routes nginx holds as pushedID, as far as this daemon
+	// knows (nil at start): the base of the next diff, and the frozen shops
+	// not to wait for again (an old freeze has nothing in flight, and a
+	// counter left behind by a crashed worker must not delay every push).
+	pushed   router.Routes
+	pushedID string
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -141,7 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
-	d := &Daemon{o: o, version: -1}
+	d := &Daemon{o: o, version: -1, nginx: NewControl(o.Socket)}
 	if m, err := LoadCache(o.Dir); err == nil && m != nil {
 		d.version = m.Version
 		d.logf("cached mapping: version %d, %d shops (nginx routes from it until the database answers)", m.Version, len(m.Shops))
@@ -257,20 +276,130 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 	if err := router.Validate(m, cells); err != nil {
 		return err
 	}
-	want := router.Render(cells, m)
+	// Upstreams first: a route may name a cell new in cells.conf.
+	reloaded, err := d.renderConf(ctx, cells)
+	if err != nil {
+		return err
+	}
+	routes, id := router.RenderRoutes(m)
+	loaded, err := d.loaded(ctx, reloaded)
+	if err != nil {
+		return err
+	}
+	if loaded != id {
+		// routes.txt first: an nginx (re)started from now on loads this
+		// snapshot even if the push below fails.
+		if err := nginxctl.WriteFile(filepath.Join(d.o.Dir, router.RoutesFile), routes); err != nil {
+			return err
+		}
+		var fresh []string
+		for _, s := range router.FrozenShops(m) {
+			if d.pushed[s] != router.CellFrozen {
+				fresh = append(fresh, s)
+			}
+		}
+		if err := d.push(ctx, m, loaded, routes); err != nil {
+			return err
+		}
+		d.pushed, d.pushedID = router.RoutesOf(m), id
+		if err := d.waitInFlight(ctx, fresh); err != nil {
+			// nginx routes by the new snapshot, but the version is not
+			// reported: a move must not rely on it yet. The next re-read
+			// finds it loaded and reports it.
+			return fmt.Errorf("routes of version %d loaded, not reported yet: %w", m.Version, err)
+		}
+	}
+	if d.pushedID != id {
+		d.pushed, d.pushedID = router.RoutesOf(m), id // nginx loaded it from routes.txt
+	}
+	d.version = m.Version
+	return SaveCache(d.o.Dir, m)
+}
+
+// push sends nginx the changes since the routes it holds when the daemon
+// knows them (a diff: the cost follows the change, not the mapping's size),
+// else, or when nginx refuses the diff, the whole snapshot.
+func (d *Daemon) push(ctx context.Context, m router.Mapping, loaded string, routes []byte) error {
+	start := time.Now()
+	if d.pushed != nil && loaded == d.pushedID {
+		diff, _ := router.RenderDiff(d.pushed, d.pushedID, m)
+		err := d.nginx.Load(ctx, diff)
+		if err == nil {
+			d.logf("pushed mapping version %d (%d shops) as a diff in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		d.logf("diff to version %d refused (%v); pushing the whole snapshot", m.Version, err)
+	}
+	if err := d.nginx.Load(ctx, routes); err != nil {
+		return err
+	}
+	d.logf("pushed mapping version %d (%d shops) in %s", m.Version, len(m.Shops), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// loaded asks nginx which snapshot it routes by. Right after a reload that
+// created the control server, the socket may not be there yet.
+func (d *Daemon) loaded(ctx context.Context, reloaded bool) (string, error) {
+	deadline := time.Now().Add(d.o.DrainTimeout)
+	for {
+		id, err := d.nginx.Loaded(ctx)
+		if err == nil || !reloaded || time.Now().After(deadline) {
+			return id, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitInFlight waits until no request of the frozen shops is in flight
+// (counted by nginx from before its route was read to its log phase), at
+// most DrainTimeout.
+func (d *Daemon) waitInFlight(ctx context.Context, frozen []string) error {
+	if len(frozen) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(d.o.DrainTimeout)
+	for {
+		busy, err := d.nginx.InFlight(ctx, frozen)
+		if err != nil {
+			return err
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for s, n := range busy {
+				names = append(names, fmt.Sprintf("%s (%d)", s, n))
+			}
+			sort.Strings(names)
+			return fmt.Errorf("frozen shops still have requests in flight to their old cell after %s: %s", d.o.DrainTimeout, strings.Join(names, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// renderConf writes map.conf for cells and reloads nginx when it changed
+// (cells.conf changed: upstreams, default cell); it reports whether it did.
+func (d *Daemon) renderConf(ctx context.Context, cells router.Cells) (bool, error) {
+	want := router.Render(cells, router.Paths{Routes: filepath.Join(d.o.Dir, router.RoutesFile), Socket: d.o.Socket})
 	mapPath := filepath.Join(d.o.Dir, router.MapFile)
 	old, err := os.ReadFile(mapPath)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return false, err
 	}
-	if bytes.Equal(stripHeader(old), stripHeader(want)) && old != nil {
-		// Same routing (a version bump that changed nothing nginx sees,
-		// such as a move step): no reload.
-		d.version = m.Version
-		return SaveCache(d.o.Dir, m)
+	if bytes.Equal(old, want) {
+		return false, nil
 	}
 	if err := nginxctl.WriteFile(mapPath, want); err != nil {
-		return err
+		return false, err
 	}
 	restore := func() {
 		if old == nil {
@@ -281,30 +410,19 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 	}
 	if out, err := nginxctl.Run(ctx, d.o.NginxTest); err != nil {
 		restore()
-		return fmt.Errorf("nginx -t rejected the map (old map restored): %w: %s", err, out)
+		return false, fmt.Errorf("nginx -t rejected map.conf (old one restored): %w: %s", err, out)
 	}
 	before, _ := nginxctl.Generation(d.o.PIDFile, d.o.Procs)
 	if out, err := nginxctl.Run(ctx, d.o.NginxReload); err != nil {
 		restore()
 		_, _ = nginxctl.Run(ctx, d.o.NginxReload)
-		return fmt.Errorf("nginx reload failed (old map restored): %w: %s", err, out)
+		return false, fmt.Errorf("nginx reload failed (old map.conf restored): %w: %s", err, out)
 	}
 	if err := d.settle(ctx, before); err != nil {
-		// The new map is loaded (new connections use it), but the version
-		// is not reported: a move must not rely on it yet.
-		return fmt.Errorf("after the reload: %w", err)
+		return true, fmt.Errorf("after the reload for cells.conf: %w", err)
 	}
-	d.logf("loaded mapping version %d (%d shops)", m.Version, len(m.Shops))
-	d.version = m.Version
-	return SaveCache(d.o.Dir, m)
-}
-
-// stripHeader drops the first line (it carries the version).
-func stripHeader(b []byte) []byte {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[i+1:]
-	}
-	return b
+	d.logf("map.conf re-rendered for cells.conf, nginx reloaded")
+	return true, nil
 }
 
 // LoadCache reads the last good mapping (nil if there is none).

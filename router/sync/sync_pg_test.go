@@ -97,9 +97,9 @@ func TestSyncRoutesFreezesAndRefuses(t *testing.T) {
 	}
 	e.expect(t, "a.test", "a.test unfrozen on c1", onCell("c1"))
 	// The router reports the unfreeze as loaded before the bad row below: an
-	// answer alone does not prove it (right after a reload, an old worker can
-	// still accept a connection and answer from the previous map), and a
-	// refused mapping keeps the last good one, which must not be the frozen one.
+	// answer alone does not prove it (nginx answers from a push before the
+	// daemon reports it), and a refused mapping keeps the last good one,
+	// which must not be the frozen one.
 	if _, ok := rt.WaitFor(testWait, func() bool {
 		rs, err := st.Routers(ctx, app)
 		return err == nil && len(rs) == 1 && rs[0].Version >= unfrozen

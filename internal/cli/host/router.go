@@ -29,13 +29,18 @@ func NewCmdRouterSync(f *cli.Factory, runF func(context.Context, *rsync.Options)
 	o := &rsync.Options{}
 	cmd := &cobra.Command{
 		Use:   "router-sync --app APP",
-		Short: "Keep this router's nginx shop → cell map equal to the mapping in PostgreSQL (a service on router hosts)",
+		Short: "Keep this router's nginx shop → cell routes equal to the mapping in PostgreSQL (a service on router hosts)",
 		Long: `LISTENs for mapping changes of APP in the platform database (DSN in
 /etc/belay/router/APP/db.conf, root-only), and on every change and every
 --resync reads the whole mapping, validates it against
-/etc/belay/router/APP/cells.conf, renders /etc/belay/router/APP/map.conf,
-runs nginx -t and reloads. A refused mapping or an unreachable database
-changes nothing: nginx keeps routing from the last good map. See docs/cells.md.`,
+/etc/belay/router/APP/cells.conf, and pushes the routes into nginx's shared
+memory through the root-only socket /run/belay-router/APP.sock (no reload;
+/etc/belay/router/APP/routes.txt keeps the snapshot nginx loads at start).
+After a push that freezes shops it waits until none of their requests is in
+flight, then reports the version. A changed cells.conf re-renders
+/etc/belay/router/APP/map.conf (nginx -t, reload). A refused mapping or an
+unreachable database changes nothing: nginx keeps routing from the last good
+routes. See docs/cells.md.`,
 		Example: `  belay host router-sync --app shop   # as belay-router-sync@shop.service runs it`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

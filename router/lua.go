@@ -1,0 +1,262 @@
+package router
+
+import (
+	"strings"
+)
+
+// The shop → cell routes live in nginx shared memory (lua_shared_dict, from
+// Debian's libnginx-mod-http-lua), not in nginx config: router-sync pushes
+// them through the control socket and no reload is needed.
+//
+// Four dicts per app: two route slots, a small control dict and the
+// in-flight counters (apart, so that no counter can evict the control keys:
+// incr with an init value evicts the least recently used entries of a full
+// dict). A whole snapshot fills the idle slot and then bumps the generation
+// ("gen" in the control dict), whose parity names the live slot. A lookup
+// reads gen, the slot, and gen again (a seqlock): if a push flipped the slot
+// in between it looks again, so a request sees the whole old snapshot or the
+// whole new one, never a shop missing half-way through a load. A diff
+// replaces the changed keys of the live slot one by one (each at once). The
+// control dict also holds the loaded id; the counters dict one counter per
+// mapped shop ("f:DOMAIN"): incremented before the request's route is read
+// the second time, decremented in the log phase, which nginx runs for every
+// finalized request (answered, aborted by the client, or ended by an
+// upstream error through error_page).
+
+// Sizes of the shared dicts. A route entry takes one 512-byte slab for the
+// longest domains (253 characters) and 128 bytes for usual ones, so each
+// 64 MiB dict holds MaxShops shops of any length (TestRoutesDictHoldsMaxShops).
+const (
+	DictSize = "64m"
+	// CtlDictSize holds the control keys (generation, id, load lock).
+	CtlDictSize = "1m"
+	// MaxRoutesBody bounds a pushed snapshot (MaxShops lines of at most
+	// 253 + 1 + 31 + 1 bytes, plus headers).
+	MaxRoutesBody = "32m"
+)
+
+// Socket is the control socket of app's router: nginx's master creates it
+// as root in a directory only root may enter (RuntimeDir, 0700), so only
+// root (router-sync) can push routes. There is no TCP port.
+func Socket(app string) string { return RuntimeDir + "/" + app + ".sock" }
+
+// RuntimeDir is the directory of the control sockets (nginx.service's
+// RuntimeDirectory on a router host, mode 0700).
+const RuntimeDir = "/run/belay-router"
+
+// Paths are where nginx finds an app's routes file and control socket
+// (tests move them into a temporary directory).
+type Paths struct {
+	// Routes is routes.txt, loaded when nginx starts with empty dicts.
+	Routes string
+	// Socket is the control socket (a path; nginx listens on unix:Socket).
+	Socket string
+}
+
+// DefaultPaths are the paths on a router host.
+func DefaultPaths(app string) Paths {
+	return Paths{Routes: Dir(app) + "/" + RoutesFile, Socket: Socket(app)}
+}
+
+// luaModule is the Lua run by init_by_lua: the module every router request
+// calls (route, done) and the control endpoints (load, inflight). @V@ is
+// Var(app), @DEFAULT@ the cell of unknown shops (or CellUnknown), @ROUTES@
+// the routes file, @FROZEN@ CellFrozen. Every value is a checked name or a
+// path rendered by belay: nothing here comes from the mapping.
+const luaModule = `
+local M = {}
+@V@ = M
+local ctl, inflight = ngx.shared.@V@_ctl, ngx.shared.@V@_inflight
+local slots = { [0] = ngx.shared.@V@_routes0, [1] = ngx.shared.@V@_routes1 }
+local default_cell, frozen = "@DEFAULT@", "@FROZEN@"
+
+-- lookup returns the shop's cell in one generation of the routes (nil when
+-- unknown): gen is read before and after the slot, and a flip in between
+-- looks again.
+local function lookup(shop)
+    for _ = 1, 8 do
+        local g = ctl:get("gen")
+        if g == nil then return nil end
+        local c = slots[g % 2]:get(shop)
+        if ctl:get("gen") == g then return c end
+    end
+    return nil
+end
+
+-- route is the cell variable of a request. A mapped active shop's request
+-- is counted in flight BEFORE its route is read again: once router-sync
+-- has flipped a shop to frozen and then reads the counter as 0, every
+-- later request sees the freeze (the freeze guarantee, docs/cells.md).
+function M.route()
+    local shop = ngx.var.@V@_shop
+    if shop == nil or shop == "" then return default_cell end
+    shop = string.lower(shop)
+    local key = "f:" .. shop
+    for _ = 1, 8 do
+        local c = lookup(shop)
+        if c == nil then return default_cell end
+        if c == frozen then return c end
+        local n, err = inflight:incr(key, 1, 0)
+        if not n then
+            ngx.log(ngx.ERR, "belay router: in-flight counter of ", shop, ": ", err)
+            return frozen
+        end
+        if lookup(shop) == c then
+            ngx.var.@V@_counted = shop
+            return c
+        end
+        inflight:incr(key, -1)
+    end
+    return frozen
+end
+
+-- done runs in the log phase of every request: the request is no longer in flight.
+function M.done()
+    local shop = ngx.var.@V@_counted
+    if shop ~= nil and shop ~= "" then
+        inflight:incr("f:" .. shop, -1)
+    end
+end
+
+-- load_full fills the idle slot with a snapshot and makes it live; on any
+-- error the live slot is untouched.
+local function load_full(lines, id)
+    local g = ctl:get("gen") or 0
+    local slot = slots[(g + 1) % 2]
+    slot:flush_all()
+    slot:flush_expired(0)
+    local n = 0
+    for line in lines do
+        local d, c = line:match("^(%S+) (%S+)$")
+        if d == "end" then
+            if tonumber(c) ~= n then break end
+            ctl:set("gen", g + 1)
+            ctl:set("id", id)
+            return n
+        end
+        if not d then return nil, "line " .. (n + 3) .. ": expected DOMAIN CELL" end
+        local ok, err = slot:safe_set(d, c)
+        if not ok then
+            return nil, "shop " .. (n + 1) .. " (" .. d .. "): " .. err .. " (each routes dict holds @SIZE@)"
+        end
+        n = n + 1
+    end
+    return nil, "truncated snapshot: no end line after " .. n .. " shops"
+end
+
+-- load_diff changes the live slot shop by shop (each key is replaced at
+-- once: a request sees a shop's old route or its new one). It applies only
+-- on top of the snapshot it was computed from (base); the lines are checked
+-- before anything changes.
+local function load_diff(lines, base, id)
+    if ctl:get("id") ~= base then return nil, "base mismatch: nginx routes by " .. tostring(ctl:get("id")) end
+    local domains, cells, n = {}, {}, 0
+    for line in lines do
+        local d, c = line:match("^(%S+) (%S+)$")
+        if d == "end" then
+            if tonumber(c) ~= n then break end
+            local slot = slots[(ctl:get("gen") or 0) % 2]
+            for i = 1, n do
+                if cells[i] == "-" then
+                    slot:delete(domains[i])
+                else
+                    local ok, err = slot:safe_set(domains[i], cells[i])
+                    if not ok then return nil, "shop " .. domains[i] .. ": " .. err .. " (each routes dict holds @SIZE@)" end
+                end
+            end
+            ctl:set("id", id)
+            return n
+        end
+        if not d then return nil, "line " .. (n + 4) .. ": expected DOMAIN CELL or DOMAIN -" end
+        n = n + 1
+        domains[n], cells[n] = d, c
+    end
+    return nil, "truncated diff: no end line after " .. n .. " changes"
+end
+
+-- load applies a routes snapshot or diff (router.RenderRoutes, RenderDiff).
+function M.load(body)
+    local lines = body:gmatch("([^\n]*)\n")
+    local kind, base = lines(), nil
+    if kind == "belay-routes-diff 1" then
+        base = (lines() or ""):match("^base (%d+ %x+)$")
+        if not base then return nil, "line 2: expected base VERSION DIGEST" end
+    elseif kind ~= "belay-routes 1" then
+        return nil, "not a belay routes snapshot or diff (first line)"
+    end
+    local id = (lines() or ""):match("^id (%d+ %x+)$")
+    if not id then return nil, "expected id VERSION DIGEST" end
+    if not ctl:add("loading", true, 60) then return nil, "another load is running" end
+    local n, err
+    if base then
+        n, err = load_diff(lines, base, id)
+    else
+        n, err = load_full(lines, id)
+    end
+    ctl:delete("loading")
+    return n, err
+end
+
+local function body()
+    ngx.req.read_body()
+    local b = ngx.req.get_body_data()
+    if b then return b end
+    local fn = ngx.req.get_body_file()
+    if not fn then return "" end
+    local f = io.open(fn, "rb")
+    if not f then return "" end
+    b = f:read("*a")
+    f:close()
+    return b
+end
+
+-- serve_routes: GET prints the loaded snapshot's id ("none" before any);
+-- PUT loads a snapshot.
+function M.serve_routes()
+    local method = ngx.req.get_method()
+    if method == "GET" then
+        ngx.say(ctl:get("id") or "none")
+        return
+    end
+    if method ~= "PUT" then return ngx.exit(405) end
+    local n, err = M.load(body())
+    if not n then
+        ngx.status = 422
+        ngx.say(err)
+        return
+    end
+    ngx.say("loaded ", ctl:get("id"), ", ", n, " shops")
+end
+
+-- serve_inflight: POST one shop a line; prints "SHOP N" for each with requests in flight.
+function M.serve_inflight()
+    for shop in body():gmatch("[^\n]+") do
+        local n = inflight:get("f:" .. shop)
+        if n and n > 0 then ngx.say(shop, " ", n) end
+    end
+end
+
+-- At a fresh start the dicts are empty: load the last pushed snapshot, so a
+-- restarted router routes every shop with the database down. A reload keeps
+-- the dicts (and the live routes): "init" is already there.
+if ctl:add("init", true) then
+    local f = io.open("@ROUTES@", "rb")
+    if f then
+        local n, err = M.load(f:read("*a"))
+        f:close()
+        if not n then
+            ngx.log(ngx.ERR, "belay router: @ROUTES@: ", err, "; shops are unknown until router-sync pushes")
+        end
+    end
+end
+`
+
+// renderLua returns the init_by_lua module for c and p.
+func renderLua(c Cells, p Paths) string {
+	def := CellUnknown
+	if c.Default != "" {
+		def = c.Default
+	}
+	return strings.NewReplacer("@V@", Var(c.App), "@DEFAULT@", def, "@FROZEN@", CellFrozen,
+		"@ROUTES@", p.Routes, "@SIZE@", DictSize).Replace(luaModule)
+}

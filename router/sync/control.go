@@ -1,0 +1,84 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Control talks to nginx's control server of an app on its unix socket
+// (router.Render): the loaded snapshot's id, a push, the in-flight counters.
+type Control struct {
+	client *http.Client
+}
+
+// NewControl returns the client of the control socket at socket.
+func NewControl(socket string) *Control {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Control{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+func (c *Control) do(ctx context.Context, method, path string, body []byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://nginx"+path, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("nginx control socket: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("nginx control socket: %s %s: %w", method, path, err)
+	}
+	out := strings.TrimSpace(string(b))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("nginx refused %s %s: %d %s", method, path, resp.StatusCode, out)
+	}
+	return out, nil
+}
+
+// Loaded is the id of the snapshot nginx routes by ("none" before any).
+func (c *Control) Loaded(ctx context.Context) (string, error) {
+	return c.do(ctx, http.MethodGet, "/routes", nil)
+}
+
+// Load makes nginx route by a snapshot (router.RenderRoutes).
+func (c *Control) Load(ctx context.Context, routes []byte) error {
+	_, err := c.do(ctx, http.MethodPut, "/routes", routes)
+	return err
+}
+
+// InFlight returns the shops among shops with requests in flight, and how many.
+func (c *Control) InFlight(ctx context.Context, shops []string) (map[string]int, error) {
+	out, err := c.do(ctx, http.MethodPost, "/inflight", []byte(strings.Join(shops, "\n")+"\n"))
+	if err != nil {
+		return nil, err
+	}
+	busy := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("nginx in-flight answer %q: %w", line, err)
+		}
+		busy[f[0]] = n
+	}
+	return busy, nil
+}
