@@ -101,6 +101,9 @@ func Down(ctx context.Context, p Paths, r Runner, progress io.Writer) (*DownSumm
 		}
 	}
 	sum.Network = networkState() != "down"
+	if err := removeMachineLinks(ctx, r, machineLinkWait); err != nil {
+		errs = append(errs, err)
+	}
 	if err := runAll(ctx, r, networkDownCmds()); err != nil {
 		errs = append(errs, err)
 	}
@@ -179,6 +182,50 @@ func ourNspawns(p Paths) map[string]int {
 		}
 		if dir != "" && name != "" {
 			out[name] = pid
+		}
+	}
+	return out
+}
+
+// machineLinkWait bounds how long `lab down` waits for the machines' veth
+// links to go. Why wait: the kernel deletes a machine's host-side veth when
+// its network namespace is destroyed, asynchronously and after the machine's
+// processes are gone; with 14 machines stopping at once on a busy box that
+// took seconds, and a `lab up` right after failed with "Failed to add new
+// veth interfaces (vb-db-1:host0): File exists" (the CI sequence).
+const machineLinkWait = 15 * time.Second
+
+// removeMachineLinks waits until no machine veth (vb-*) is left, deleting
+// those still there after a short grace (their machine is stopped: the link
+// leads nowhere), for at most wait.
+func removeMachineLinks(ctx context.Context, r Runner, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	grace := time.Now().Add(2 * time.Second)
+	for {
+		links := machineLinks()
+		if len(links) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("lab down: machine links still present after %s: %s", wait, strings.Join(links, ", "))
+		}
+		if time.Now().After(grace) {
+			for _, l := range links {
+				// An error is expected when the kernel removed it meanwhile.
+				_, _ = r.Run(ctx, cmd("ip", "link", "delete", l))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// machineLinks lists the host-side veth links systemd-nspawn created (vb-*).
+func machineLinks() []string {
+	var out []string
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		if strings.HasPrefix(ifc.Name, "vb-") {
+			out = append(out, ifc.Name)
 		}
 	}
 	return out
