@@ -6,16 +6,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,26 +91,14 @@ func TestLabRouterHTTPSACME(t *testing.T) {
 		t.Fatalf("belay shop assign %s --cell c1: %v\n%s", domain, err, out)
 	}
 
-	dir := t.TempDir()
-	tlsWrite(t, dir, "api.pem", lab.PebbleAPICert)
-	tlsWrite(t, dir, "api.key", lab.PebbleAPIKey)
-	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress": leg + ":14000", "managementListenAddress": leg + ":15000",
-		"certificate": dir + "/api.pem", "privateKey": dir + "/api.key",
-		"httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false,
-	}})
-	tlsWrite(t, dir, "pebble.json", string(conf))
-	tlsDaemon(t, dir, "challtestsrv", nil, leg+":8055", "pebble-challtestsrv", "-defaultIPv4", vip, "-defaultIPv6", "",
-		"-dns01", leg+":8053", "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", leg+":8055")
-	tlsDaemon(t, dir, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, leg+":14000",
-		"pebble", "-config", dir+"/pebble.json", "-dnsserver", leg+":8053")
+	pebble := labtest.StartPebble(t, leg, vip)
 
 	for _, h := range routers {
 		start := time.Now()
 		t.Logf("%s: %s", h, root(h, script))
 		t.Logf("%s: issued in %s", h, time.Since(start).Round(time.Millisecond))
 	}
-	caFile := tlsWrite(t, dir, "pebble-root.pem", tlsPebbleRoot(t, leg))
+	caFile := pebble.RootFile(t)
 	for _, h := range routers {
 		tlsVerify(t, inv.Host(h).PrivateAddress, domain, caFile)
 	}
@@ -217,67 +201,4 @@ func tlsPlain(t *testing.T, vip, host string) (int, string) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Location")
-}
-
-func tlsWrite(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// tlsDaemon starts a pebble process in its own process group (killed at
-// cleanup, its log shown on failure) and waits until it listens on addr.
-func tlsDaemon(t *testing.T, dir, name string, env []string, addr string, argv ...string) {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("%s log:\n%s", name, b)
-		}
-		logf.Close()
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s: %v", name, addr, err)
-		}
-	}
-}
-
-// tlsPebbleRoot fetches the root pebble signs with (new at every start).
-func tlsPebbleRoot(t *testing.T, leg string) string {
-	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(lab.PebbleAPICert))
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get("https://" + leg + ":15000/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("pebble root: %d %v", resp.StatusCode, err)
-	}
-	return string(b)
 }
