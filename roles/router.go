@@ -226,6 +226,11 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 	addTLS(routerTLSSite(s), c)
 	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
+		// nginx -t binds the control socket too, and runs outside the unit:
+		// the RuntimeDirectory the drop-in gives nginx.service exists only
+		// while nginx runs (the standby router's nginx had failed at boot,
+		// so its first nginx -t failed and it never started).
+		[]string{"install", "-d", "-m", "0700", "-o", "root", "-g", "root", router.RuntimeDir},
 		[]string{"systemctl", "enable", "nginx.service"},
 		[]string{"sh", "-c", "nginx -t && systemctl restart nginx.service"},
 	)
