@@ -6,7 +6,7 @@
 belay_host_packages=(
   debootstrap systemd-container iproute2 nftables iptables
   openssh-client openssh-server sudo curl ca-certificates
-  nginx keepalived
+  nginx libnginx-mod-http-lua keepalived
   postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli pgbackrest restic
   pebble lego openssl
 )
