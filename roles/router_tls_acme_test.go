@@ -1,7 +1,6 @@
 package roles
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,23 +36,8 @@ func TestRouterACMEIssuanceOnLoopback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	apiCert, apiKey := loopbackCert(t)
-	writeTemp(t, root, "pebble/cert.pem", apiCert, 0o600)
-	writeTemp(t, root, "pebble/key.pem", apiKey, 0o600)
-	acmePort, mgmtPort, dnsPort, dnsMgmt := freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t)
-	httpPort, httpsPort := freeTCP(t), freeTCP(t)
-	startDaemon(t, root, "challtestsrv", []string{"pebble-challtestsrv",
-		"-defaultIPv4", nodes[1], "-defaultIPv6", "",
-		"-dns01", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-http01", "", "-https01", "", "-tlsalpn01", "",
-		"-management", fmt.Sprintf("127.0.0.1:%d", dnsMgmt)}, nil, fmt.Sprintf("127.0.0.1:%d", dnsMgmt))
-	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress": fmt.Sprintf("127.0.0.1:%d", acmePort), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmtPort),
-		"certificate": root + "/pebble/cert.pem", "privateKey": root + "/pebble/key.pem",
-		"httpPort": httpPort, "tlsPort": freeTCP(t), "ocspResponderURL": "", "externalAccountBindingRequired": false,
-	}})
-	writeTemp(t, root, "pebble/config.json", string(conf), 0o644)
-	startDaemon(t, root, "pebble", []string{"pebble", "-config", root + "/pebble/config.json", "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort)},
-		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, fmt.Sprintf("127.0.0.1:%d", acmePort))
+	pb := startLoopbackPebble(t, root, nodes[1])
+	apiCert, acmePort, mgmtPort, httpPort, httpsPort := pb.apiCert, pb.acmePort, pb.mgmtPort, pb.httpPort, freeTCP(t)
 	cell := echoCell(t)
 
 	var scripts []string

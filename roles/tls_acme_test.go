@@ -51,27 +51,9 @@ func TestACMEIssuanceOnLoopback(t *testing.T) {
 		}
 	}
 
-	// pebble's own HTTPS listener: a self-signed certificate lego trusts
-	// through Spec.App.TLS.ACMECACertificate (LEGO_CA_CERTIFICATES).
-	apiCert, apiKey := loopbackCert(t)
-	writeTemp(t, root, "pebble/cert.pem", apiCert, 0o600)
-	writeTemp(t, root, "pebble/key.pem", apiKey, 0o600)
-	acmePort, mgmtPort, dnsPort, dnsMgmt := freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t)
-	httpPort, httpsPort, appPort := freeTCP(t), freeTCP(t), freeTCP(t)
-	startDaemon(t, root, "challtestsrv", []string{"pebble-challtestsrv",
-		"-defaultIPv4", nodes[1], "-defaultIPv6", "",
-		"-dns01", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-http01", "", "-https01", "", "-tlsalpn01", "",
-		"-management", fmt.Sprintf("127.0.0.1:%d", dnsMgmt)}, nil, fmt.Sprintf("127.0.0.1:%d", dnsMgmt))
-	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress": fmt.Sprintf("127.0.0.1:%d", acmePort), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmtPort),
-		"certificate": root + "/pebble/cert.pem", "privateKey": root + "/pebble/key.pem",
-		"httpPort": httpPort, "tlsPort": freeTCP(t), "ocspResponderURL": "", "externalAccountBindingRequired": false,
-	}})
-	writeTemp(t, root, "pebble/config.json", string(conf), 0o644)
-	startDaemon(t, root, "pebble", []string{"pebble", "-config", root + "/pebble/config.json", "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort)},
-		// No random sleeps; every order validates afresh (no reused authorizations),
-		// so a renewal proves the challenge path again.
-		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, fmt.Sprintf("127.0.0.1:%d", acmePort))
+	pb := startLoopbackPebble(t, root, nodes[1])
+	apiCert, acmePort, mgmtPort, dnsMgmt, httpPort := pb.apiCert, pb.acmePort, pb.mgmtPort, pb.dnsMgmt, pb.httpPort
+	httpsPort, appPort := freeTCP(t), freeTCP(t)
 
 	type node struct{ addr, dir, script, conf string }
 	var ns []node
@@ -338,16 +320,61 @@ func startApp(t *testing.T, addr, body string) {
 	t.Cleanup(func() { _ = srv.Close() })
 }
 
+// loopbackPebble is Debian's pebble (an ACME CA) and pebble-challtestsrv
+// (its DNS) on 127.0.0.1, as the ACME tests on loopback run them.
+type loopbackPebble struct {
+	// apiCert is pebble's own HTTPS certificate, which lego must trust
+	// (Spec.*.TLS.ACMECACertificate, LEGO_CA_CERTIFICATES).
+	apiCert string
+	// acmePort serves the directory (/dir), mgmtPort the roots, dnsMgmt is
+	// challtestsrv's management (setDefaultIPv4), httpPort the port the CA
+	// validates HTTP-01 on: the nginx under test must listen there.
+	acmePort, mgmtPort, dnsMgmt, httpPort int
+}
+
+// startLoopbackPebble starts both under root (killed at cleanup); every name
+// resolves to defaultIPv4 until setDefaultIPv4 changes it.
+func startLoopbackPebble(t *testing.T, root, defaultIPv4 string) loopbackPebble {
+	t.Helper()
+	apiCert, apiKey := loopbackCert(t)
+	writeTemp(t, root, "pebble/cert.pem", apiCert, 0o600)
+	writeTemp(t, root, "pebble/key.pem", apiKey, 0o600)
+	p := loopbackPebble{apiCert: apiCert, acmePort: freeTCP(t), mgmtPort: freeTCP(t), dnsMgmt: freeTCP(t), httpPort: freeTCP(t)}
+	dnsPort := freeTCP(t)
+	startDaemon(t, root, "challtestsrv", []string{"pebble-challtestsrv",
+		"-defaultIPv4", defaultIPv4, "-defaultIPv6", "",
+		"-dns01", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", fmt.Sprintf("127.0.0.1:%d", p.dnsMgmt)}, nil, fmt.Sprintf("127.0.0.1:%d", p.dnsMgmt))
+	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress": fmt.Sprintf("127.0.0.1:%d", p.acmePort), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", p.mgmtPort),
+		"certificate": root + "/pebble/cert.pem", "privateKey": root + "/pebble/key.pem",
+		"httpPort": p.httpPort, "tlsPort": freeTCP(t), "ocspResponderURL": "", "externalAccountBindingRequired": false,
+	}})
+	writeTemp(t, root, "pebble/config.json", string(conf), 0o644)
+	startDaemon(t, root, "pebble", []string{"pebble", "-config", root + "/pebble/config.json", "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort)},
+		// No random sleeps; every order validates afresh (no reused authorizations),
+		// so a renewal proves the challenge path again.
+		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, fmt.Sprintf("127.0.0.1:%d", p.acmePort))
+	return p
+}
+
 // loopbackCert is a self-signed certificate for 127.0.0.1 (pebble's API).
 func loopbackCert(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	return selfSignedCA(t, "pebble test API", []string{"localhost"}, net.ParseIP("127.0.0.1"))
+}
+
+// selfSignedCA is a self-signed server certificate (its own CA) for names
+// and ips, valid for a day, and its key, both PEM.
+func selfSignedCA(t *testing.T, cn string, names []string, ips ...net.IP) (certPEM, keyPEM string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "pebble test API"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		IPAddresses: ips, DNSNames: names,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true, IsCA: true,
