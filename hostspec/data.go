@@ -28,6 +28,11 @@ func (b *builder) dbAllowFrom(h topology.Host) ([]string, error) {
 		}
 		names = append(names, b.cellAndRouterHosts(h.Site)...)
 	}
+	return b.peerAddrs(h, names)
+}
+
+// peerAddrs is the sorted addresses of names, h itself left out.
+func (b *builder) peerAddrs(h topology.Host, names []string) ([]string, error) {
 	var out []string
 	for _, n := range names {
 		if n == h.Name {

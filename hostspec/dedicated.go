@@ -2,7 +2,6 @@ package hostspec
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/belay-sh/belay/roles"
 	"github.com/belay-sh/belay/topology"
@@ -68,17 +67,5 @@ func (b *builder) cellDBAllowFrom(h topology.Host, tc *topology.Cell) ([]string,
 		return []string{b.cidr(h.Site)}, nil
 	}
 	names := append(append(append([]string{}, tc.DBNodes...), b.topo.DBMonitor), tc.Hosts...)
-	var out []string
-	for _, n := range names {
-		if n == h.Name {
-			continue
-		}
-		a, err := b.addr(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out, nil
+	return b.peerAddrs(h, names)
 }
