@@ -73,7 +73,7 @@ func TestLabHTTPSACME(t *testing.T) {
 		}
 	})
 
-	pebble := labtest.StartPebble(t, leg, app.VIP)
+	pebble := labtest.StartPebble(t, leg, app.VIP, lab.PebbleAPICert, lab.PebbleAPIKey)
 
 	// Each server asks; the CA reaches the VIP holder, which answers its own
 	// token and forwards the other's to its peer.

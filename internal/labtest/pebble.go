@@ -14,23 +14,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/belay-sh/belay/lab"
 )
 
 // Pebble is Debian's pebble ACME test server (with its challenge test server
 // as DNS) running on the lab host's leg of the lab bridge.
 type Pebble struct {
-	dir, leg string
+	dir, leg, apiCert string
 }
 
 // StartPebble starts pebble-challtestsrv (every name resolves to
 // defaultIPv4, the address the CA validates against: a VIP) and pebble on
-// leg, both stopped at the test's cleanup.
-func StartPebble(t testing.TB, leg, defaultIPv4 string) *Pebble {
+// leg, both stopped at the test's cleanup. apiCert/apiKey are the PEM pair
+// pebble's API serves (the lab's, lab.PebbleAPICert/Key: passed in because
+// this leaf package may not import lab).
+func StartPebble(t testing.TB, leg, defaultIPv4, apiCert, apiKey string) *Pebble {
 	t.Helper()
-	p := &Pebble{dir: t.TempDir(), leg: leg}
-	p.write(t, "api.pem", lab.PebbleAPICert)
-	p.write(t, "api.key", lab.PebbleAPIKey)
+	p := &Pebble{dir: t.TempDir(), leg: leg, apiCert: apiCert}
+	p.write(t, "api.pem", apiCert)
+	p.write(t, "api.key", apiKey)
 	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress": leg + ":14000", "managementListenAddress": leg + ":15000",
 		"certificate": p.dir + "/api.pem", "privateKey": p.dir + "/api.key",
@@ -49,7 +50,7 @@ func StartPebble(t testing.TB, leg, defaultIPv4 string) *Pebble {
 func (p *Pebble) RootFile(t testing.TB) string {
 	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(lab.PebbleAPICert))
+	pool.AppendCertsFromPEM([]byte(p.apiCert))
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := c.Get("https://" + p.leg + ":15000/roots/0")
 	if err != nil {

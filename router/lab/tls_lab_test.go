@@ -91,7 +91,7 @@ func TestLabRouterHTTPSACME(t *testing.T) {
 		t.Fatalf("belay shop assign %s --cell c1: %v\n%s", domain, err, out)
 	}
 
-	pebble := labtest.StartPebble(t, leg, vip)
+	pebble := labtest.StartPebble(t, leg, vip, lab.PebbleAPICert, lab.PebbleAPIKey)
 
 	for _, h := range routers {
 		start := time.Now()
