@@ -111,7 +111,11 @@ func FromUserData(host string, userData []byte) (Host, error) {
 		}
 	}
 	for _, argv := range c.Runcmd {
-		if d, ok := installDir(argv); ok {
+		// A directory under /run is runtime state, not configuration: the
+		// router role makes /run/belay-router once at first boot only so its
+		// first nginx -t can bind; from then on nginx.service's
+		// RuntimeDirectory= creates and removes it at each start and stop.
+		if d, ok := installDir(argv); ok && !strings.HasPrefix(d.Path, "/run/") {
 			h.Dirs = append(h.Dirs, d)
 		}
 	}
