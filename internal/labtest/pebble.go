@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // Pebble is Debian's pebble ACME test server (with its challenge test server
