@@ -565,9 +565,15 @@ func TestLabCrashLoopThenGoodDeploy(t *testing.T) {
 	if !strings.Contains(r.stderr, "health check") || !strings.Contains(r.stderr, "on purpose") || !strings.Contains(r.stderr, "rolling back every host") {
 		t.Errorf("want a crash-aware health failure with the unit's log, then a rollback:\n%s", r.stderr)
 	}
-	if took > 20*time.Second {
-		t.Errorf("deploy of a crash-looping release took %s: the health check should stop at the crash, not after its 30s", took)
+	// The check must stop at the crash (its last line, "health check
+	// failed: UNIT exited ..."), not poll out its 30 s budget ("failed for
+	// 30s"). Asserted on what the check said, not on the wall time, which
+	// includes uploads on a busy box (26 s in one CI run, with the deploy
+	// itself reporting 16.8 s).
+	if !strings.Contains(r.stderr, "health check failed: ") || strings.Contains(r.stderr, "failed for 30s") {
+		t.Errorf("want the health check stopped at the crash, not at its 30s budget:\n%s", r.stderr)
 	}
+	t.Logf("deploy of the crash-looping release ended after %s", took.Round(time.Millisecond))
 	assertConverged(t, prev)
 	// Right away: the canary unit may be rate-limited by systemd now.
 	good := newID("after-crash")

@@ -131,9 +131,12 @@ func TestHealthCommandStopsOnCrash(t *testing.T) {
 			if err == nil {
 				t.Fatalf("health check passed against a crashed unit:\n%s", out)
 			}
-			if took > 2*time.Second {
-				t.Errorf("took %s to see the crash, want < 2s (not the 30s budget)", took)
+			// Stopped at the crash, not at the budget's end: what the check
+			// said proves it (a wall-time bound flakes on a loaded box).
+			if strings.Contains(string(out), "failed for 30s") {
+				t.Errorf("the check polled out its budget instead of stopping at the crash:\n%s", out)
 			}
+			t.Logf("saw the crash after %s", took.Round(time.Millisecond))
 			for _, want := range []string{tc.want, "last answer: curl: (7)", "panic: database URL not set", "journalctl -u belay-canary@shop.service -n 30"} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
