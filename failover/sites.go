@@ -124,6 +124,6 @@ func RouterStatusCommand(app string) string {
 // from the database's current mapping.
 func routerCheck(a inventory.App, host, site string) Step {
 	return Step{ID: "router-check/" + host, Kind: KindRouter, Host: host, Timeout: 2 * time.Minute,
-		Title: fmt.Sprintf("the %s router %s routes %s: its router-sync loaded the mapping from the database and reports again (no error), and it reaches every cell", site, host, a.Name),
+		Title:    fmt.Sprintf("the %s router %s routes %s: its router-sync loaded the mapping from the database and reports again (no error), and it reaches every cell", site, host, a.Name),
 		Commands: []string{RouterStatusCommand(a.Name)}}
 }
