@@ -91,7 +91,7 @@ func judgeRouter(host string, out []byte, first **time.Time) (string, error) {
 		}
 	}
 	if me == nil {
-		return "", fmt.Errorf("router %s has not reported to the database yet (router-sync starting?): %w", host, errNotYet)
+		return "", fmt.Errorf("router %s has not reported to the database yet (router-sync starting? it reports under the host's hostname, which the roles set to %s): %w", host, host, errNotYet)
 	}
 	if me.Error != "" {
 		return "", fmt.Errorf("router %s: router-sync refused the mapping or could not load it: %s", host, me.Error)
