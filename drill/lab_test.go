@@ -236,6 +236,14 @@ func TestLabSudoersAllowOpsCommands(t *testing.T) {
 			if slices.Contains(a.Hosts, h.Name) || a.Standby == h.Name {
 				hc.Apps = append(hc.Apps, a.Name)
 			}
+			for _, c := range a.Cells {
+				if slices.Contains(c.Hosts, h.Name) || c.Standby == h.Name {
+					hc.Apps = append(hc.Apps, a.Name)
+				}
+			}
+			if r := a.Router; r != nil && (slices.Contains(r.Hosts, h.Name) || r.Standby == h.Name) {
+				hc.Routers = append(hc.Routers, a.Name)
+			}
 		}
 		for _, argv := range hostcmd.ForHost(hc) {
 			// sudo -l CMD exits 0 and prints the command's path when it is allowed.

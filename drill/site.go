@@ -21,8 +21,13 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 	if env.Switch == nil {
 		return failRun(r, fmt.Errorf("no site switch wired (a bug in the command)"))
 	}
+	var cells []siteCells
 	if err := s.do("ready", "", func() error {
-		_, err := env.Switch(ctx, env.Progress, failover.ToStandby, true)
+		if _, err := env.Switch(ctx, env.Progress, failover.ToStandby, true); err != nil {
+			return err
+		}
+		var err error
+		cells, err = siteCellShops(ctx, env, SiteShopsPerCell)
 		return err
 	}); err != nil {
 		return failRun(r, err)
@@ -185,6 +190,20 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		r.RPO = rpo
 		r.Notes = append(r.Notes, fmt.Sprintf("cross-site RPO %s (newest write on the standby committed %s before the partition); %d writes acknowledged before the partition are not on the standby", round(rpo), round(rpo), lost))
 		s.note("RPO %s, switch %s", round(rpo), round(r.Recovery))
+		// Apps with cells: shops mapped before the fault answer through the
+		// standby router, each from its own cell (its standby server).
+		for _, sc := range cells {
+			addr, err := hostHTTP(inv, sc.app.Router.Standby)
+			if err != nil {
+				return err
+			}
+			note, err := askCellShops(ctx, addr, sc.shops, time.Minute)
+			if err != nil {
+				return fmt.Errorf("app %s on the standby site: %w", sc.app.Name, err)
+			}
+			r.Notes = append(r.Notes, fmt.Sprintf("app %s on the standby site: %s (the standby router)", sc.app.Name, note))
+			s.note("app %s: %s", sc.app.Name, note)
+		}
 		return nil
 	}); err != nil {
 		return failRun(r, err)
@@ -222,6 +241,13 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		}
 		if _, err := c.Exec(ctx, InsertWriteSQL, held[len(held)-1]+1); err != nil {
 			return fmt.Errorf("write on the new primary: %w", err)
+		}
+		for _, sc := range cells {
+			note, err := askCellShops(ctx, net.JoinHostPort(sc.app.Router.VIP, "80"), sc.shops, time.Minute)
+			if err != nil {
+				return fmt.Errorf("app %s after the way back: %w", sc.app.Name, err)
+			}
+			r.Notes = append(r.Notes, fmt.Sprintf("app %s back on the primary site: %s (the router VIP)", sc.app.Name, note))
 		}
 		r.Notes = append(r.Notes, fmt.Sprintf("way back (failover site --to primary) %s, apps down %s; all %d writes the standby site held are on the primary site again", round(back), facts["downtime"], len(held)))
 		s.note("way back %s (downtime %s), %d/%d standby writes kept", round(back), facts["downtime"], len(held), len(held))

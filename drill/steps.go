@@ -151,15 +151,15 @@ func Steps(inv *inventory.Inventory, k Kind, v string, app string) ([]Step, erro
 		return append(steps, Step{ID: "verify", Title: "run the restore verification (restore the latest backup into a scratch instance, check the canary) and read its result: it must pass", Where: repo, Commands: []string{"systemctl start " + hostcmd.VerifyUnit, "cat " + VerifyResultFile}}), nil
 	case Site:
 		return []Step{
-			{ID: "ready", Title: "the standby site is ready: the site switch's checks pass (a release on every standby app server, the standby database in recovery)", Where: "standby site"},
+			{ID: "ready", Title: "the standby site is ready: the site switch's checks pass (a release on every standby app server, the standby database in recovery); apps with cells: pick up to " + fmt.Sprint(SiteShopsPerCell) + " mapped shops per cell from a primary router's mapping", Where: "standby site"},
 			{ID: "load", Title: "write load on the primary site (a row every 100 ms, commit time recorded) for archive_timeout + 5 s before the fault", Where: "operator (tunnel via an app server)", Commands: []string{"SELECT setting FROM pg_settings WHERE name = 'archive_timeout'", "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 			{ID: "archive", Title: "read the WAL archive lag on the primary (pg_stat_archiver.last_archived_time)", Where: "primary", Commands: []string{"SELECT now() - last_archived_time FROM pg_stat_archiver"}},
 			{ID: "inject", Title: "partition the primary site away from the standby site", Where: "lab router", Commands: []string{faultCommand("partition")}},
 			{ID: "switch", Title: "run the site switch to the standby site (`belay failover site --to standby`, steps below)", Where: "operator"},
-			{ID: "verify", Title: "the apps answer from the standby site; the newest write present on the promoted standby gives the cross-site RPO; one more write there", Where: "standby site", Commands: []string{"SELECT max(at) FROM " + WritesTable, "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "verify", Title: "the apps answer from the standby site; the newest write present on the promoted standby gives the cross-site RPO; one more write there; apps with cells: every picked shop answers from its own cell through the standby router", Where: "standby site", Commands: []string{"SELECT max(at) FROM " + WritesTable, "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 			{ID: "heal", Title: "end the partition", Where: "lab router", Commands: []string{"belay lab heal"}},
 			{ID: "back", Title: "run the way back to the primary site (`belay failover site --to primary`, steps below)", Where: "operator"},
-			{ID: "verify-back", Title: "every write the standby site held (one taken while it served included) is on the primary site again, and it takes writes", Where: "primary site", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2", "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
+			{ID: "verify-back", Title: "every write the standby site held (one taken while it served included) is on the primary site again, and it takes writes; apps with cells: every picked shop answers from its own cell through the router VIP", Where: "primary site", Commands: []string{"SELECT id FROM " + WritesTable + " WHERE id >= $1 AND id < $2", "BEGIN; " + InsertWriteSQL + "; COMMIT"}},
 		}, nil
 	}
 	return nil, fmt.Errorf("drill %q: unknown", k)

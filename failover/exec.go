@@ -177,7 +177,7 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 			cancel()
 			if err != nil {
 				if s.Kind == KindCheck && strings.HasPrefix(s.ID, "check-release/") {
-					app := strings.TrimPrefix(s.ID, "check-release/")
+					app, _, _ := strings.Cut(strings.TrimPrefix(s.ID, "check-release/"), "/")
 					return "", false, fmt.Errorf("%s has no release of %s (/srv/%s/current/start missing): deploy %s to the standby site first (belay deploy --app %s ...): %w", s.Host, app, app, app, app, err)
 				}
 				return "", false, err
@@ -307,6 +307,8 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 			time.Sleep(500 * time.Millisecond)
 		}
 		return "", false, fmt.Errorf("no answer below 500 after %s: %w", env.HealthTimeout, last)
+	case KindRouter:
+		return x.routerCheck(ctx, s)
 	case KindManual:
 		return "", false, fmt.Errorf("manual step: %s", s.Title)
 	}

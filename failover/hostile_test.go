@@ -11,7 +11,7 @@ import (
 
 // hostStubs turn the commands a site switch runs into shell functions that
 // print their arguments, so each step's command line runs here for real.
-const hostStubs = `sudo() { printf '%s\n' "$*"; }
+const hostStubs = `sudo() { printf '%s\n' "$*"; cat >/dev/null; }
 curl() { printf '%s\n' "$*"; }
 test() { printf '%s\n' "$*"; }
 `
@@ -25,8 +25,11 @@ const argvStub = "sudo() { printf '%s\\000' \"$@\"; }\n"
 func TestHostileValuesInert(t *testing.T) {
 	n := 0
 	for _, v := range shqtest.Values {
-		for _, field := range []string{"name", "healthPath"} {
+		for _, field := range []string{"name", "healthPath", "cells name", "cells healthPath"} {
 			inv := testInventory(t)
+			if c, ok := strings.CutPrefix(field, "cells "); ok {
+				inv, field = cellsInventory(t, false), c
+			}
 			a := &inv.Apps[0]
 			if field == "name" {
 				a.Name += v.S
@@ -70,5 +73,19 @@ func TestHealthCommandHostilePath(t *testing.T) {
 	out := shqtest.Run(t, hostStubs+HealthCommand(a))
 	if want := "-fsS -m 2 -o /dev/null http://127.0.0.1:" + strconv.Itoa(a.Port) + "/up?a=1&b=2\n"; out != want {
 		t.Errorf("curl got %q, want %q (one URL argument, no background job)", out, want)
+	}
+}
+
+// TestRouterStatusCommandHostileApp: the router check's command line gives
+// sudo exactly the helper's argv (roles.ShopDBCommand) and the request on
+// stdin, whatever the app name holds.
+func TestRouterStatusCommandHostileApp(t *testing.T) {
+	for _, v := range shqtest.Values {
+		app := "shop" + v.S
+		out := shqtest.Run(t, "sudo() { printf '%s\\000' \"$@\"; cat; }\n"+RouterStatusCommand(app))
+		want := strings.Join([]string{"-n", "/usr/local/bin/belay", "host", "shop-db", "--app", app}, "\x00") + "\x00" + `{"op":"cells"}` + "\n"
+		if out != want {
+			t.Errorf("%s: got %q, want %q", v.Name, out, want)
+		}
 	}
 }

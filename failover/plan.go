@@ -18,6 +18,7 @@ import (
 	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/shq"
 	"github.com/belay-sh/belay/inventory"
+	"github.com/belay-sh/belay/router"
 )
 
 // Direction is the site a switch moves to.
@@ -55,6 +56,12 @@ const (
 	// servers that now serve it. A failure is a warning, not a stop: the app
 	// answers (HTTPS on the placeholder until the unit's timer succeeds).
 	KindCert StepKind = "certificate"
+	// KindRouter runs Commands[0] (RouterStatusCommand) as the deploy user on
+	// a router until its answer shows the router's own report changed since
+	// the first answer (router-sync runs and reports), without an error (it
+	// loaded the current mapping into nginx), and every cell reachable from
+	// the router, or the timeout (default 2 min).
+	KindRouter StepKind = "router"
 	// KindManual is a step belay does not perform; the plan is refused.
 	KindManual StepKind = "manual"
 )
@@ -118,57 +125,80 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	if sdb == "" || inv.Host(sdb) == nil {
 		return nil, fmt.Errorf("inventory database.standbyHost %q: the stack has no standby database to switch to", sdb)
 	}
-	p := &Plan{Stack: inv.Stack, To: ToStandby}
-	add := func(s Step) {
+	sites, err := appSites(inv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Stack: inv.Stack, To: ToStandby, Refusal: dedicatedRefusal(inv)}
+	add := p.adder()
+	for _, s := range sites {
+		for i, h := range s.standby {
+			add(Step{ID: s.releaseCheckID(i), Kind: KindCheck, Host: h,
+				Title:    fmt.Sprintf("the standby app server %s carries a release of %s", h, s.app.Name),
+				Commands: []string{"test -x " + shq.Quote("/srv/"+s.app.Name+"/current/start")}})
+		}
+		if s.cells() {
+			add(Step{ID: "check-router/" + s.standbyRouter, Kind: KindCheck, Host: s.standbyRouter,
+				Title:    fmt.Sprintf("%s is a standby router of %s (its cells.conf points each cell at the cell's standby server)", s.standbyRouter, s.app.Name),
+				Commands: []string{"test -r " + shq.Quote(router.Dir(s.app.Name)+"/"+router.CellsFile)}})
+		}
+	}
+	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL)})
+	for _, s := range sites {
+		for _, h := range s.routers {
+			add(Step{ID: "fence-router/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence the router %s of %s: stop router-sync, keepalived (gives up the router VIP) and nginx", h, s.app.Name), Argv: hostcmd.FenceRouter(s.app.Name)})
+		}
+		for _, h := range s.primary {
+			add(Step{ID: "fence-app/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence %s on %s: stop keepalived (gives up the VIP), nginx and the app", s.app.Name, h), Argv: hostcmd.FenceApp(s.app.Name)})
+		}
+	}
+	databaseStepsToStandby(inv, add)
+	for _, s := range sites {
+		for _, h := range s.standby {
+			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("enable and start %s on %s", s.app.Name, h),
+				Argv: hostcmd.StartStandbyApp(s.app.Name)})
+			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", s.app.Name, h),
+				Commands: []string{HealthCommand(s.app)}})
+		}
+		if s.cells() {
+			add(Step{ID: "start-router/" + s.standbyRouter, Kind: KindRoot, Host: s.standbyRouter,
+				Title: fmt.Sprintf("start router-sync of %s on the standby router %s (its database now accepts writes)", s.app.Name, s.standbyRouter),
+				Argv:  hostcmd.StartStandbyRouter(s.app.Name)})
+			add(routerCheck(s.app, s.standbyRouter, "standby"))
+		}
+	}
+	for _, s := range sites {
+		addr := publicAddress(inv.Host(s.entry))
+		for _, d := range s.app.Domains {
+			add(Step{ID: "dns/" + d, Kind: KindDNS, Title: fmt.Sprintf("point %s at the standby %s %s (%s)", d, entryKind(s), s.entry, addr), Domain: d, Address: addr})
+		}
+	}
+	for _, s := range sites {
+		addCertSteps(add, s.app, []string{s.entry})
+	}
+	for _, s := range sites {
+		addr := publicAddress(inv.Host(s.entry))
+		add(Step{ID: "verify/" + s.app.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the standby site: GET %s://%s/ (Host: %s)", s.app.Name, scheme(s.app), addr, firstDomain(s.app)), Domain: firstDomain(s.app), Address: addr})
+	}
+	return p, nil
+}
+
+// entryKind names what an app's domains point at on the standby site.
+func entryKind(s appSite) string {
+	if s.cells() {
+		return "router"
+	}
+	return "app server"
+}
+
+// adder appends a step to p, showing a root step's argv as its command line.
+func (p *Plan) adder() func(Step) {
+	return func(s Step) {
 		if len(s.Argv) > 0 && len(s.Commands) == 0 {
 			s.Commands = []string{ShellLine(s.Argv)}
 		}
 		p.Steps = append(p.Steps, s)
 	}
-	for _, a := range inv.Apps {
-		if a.Standby == "" || inv.Host(a.Standby) == nil {
-			return nil, fmt.Errorf("inventory apps[%s].standbyHost %q: the app has no standby app server", a.Name, a.Standby)
-		}
-		add(Step{ID: "check-release/" + a.Name, Kind: KindCheck, Host: a.Standby,
-			Title:    fmt.Sprintf("the standby app server %s carries a release of %s", a.Standby, a.Name),
-			Commands: []string{"test -x " + shq.Quote("/srv/"+a.Name+"/current/start")}})
-	}
-	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL)})
-	for _, a := range inv.Apps {
-		for _, h := range a.Hosts {
-			add(Step{ID: "fence-app/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence %s on %s: stop keepalived (gives up the VIP), nginx and the app", a.Name, h), Argv: hostcmd.FenceApp(a.Name)})
-		}
-	}
-	dbHosts := append([]string(nil), inv.Database.Nodes...)
-	if inv.Database.Monitor != "" {
-		dbHosts = append(dbHosts, inv.Database.Monitor)
-	}
-	for _, h := range dbHosts {
-		add(Step{ID: "fence-db/" + h, Kind: KindFence, Host: h, Title: "fence " + h + ": stop pg_auto_failover and PostgreSQL (no second primary may accept writes)", Argv: hostcmd.FenceDB()})
-	}
-	add(Step{ID: "rpo", Kind: KindRoot, Host: sdb, Title: "record the last transaction the standby replayed (the cross-site RPO edge)", Argv: hostcmd.Psql(hostcmd.ReplayTimestampSQL)})
-	add(Step{ID: "promote-db", Kind: KindRoot, Host: sdb, Title: "promote the standby database (pg_promote, waits until it accepts writes)", Argv: hostcmd.Psql(hostcmd.PromoteSQL), Expect: "t"})
-	add(Step{ID: "check-promoted", Kind: KindRoot, Host: sdb, Title: "the standby database accepts writes", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
-	for _, a := range inv.Apps {
-		add(Step{ID: "start-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("enable and start %s on %s", a.Name, a.Standby),
-			Argv: hostcmd.StartStandbyApp(a.Name)})
-		add(Step{ID: "health-app/" + a.Standby, Kind: KindHealth, Host: a.Standby, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, a.Standby),
-			Commands: []string{HealthCommand(a)}})
-	}
-	for _, a := range inv.Apps {
-		addr := publicAddress(inv.Host(a.Standby))
-		for _, d := range a.Domains {
-			add(Step{ID: "dns/" + d, Kind: KindDNS, Title: fmt.Sprintf("point %s at the standby app server %s (%s)", d, a.Standby, addr), Domain: d, Address: addr})
-		}
-	}
-	for _, a := range inv.Apps {
-		addCertSteps(add, a, []string{a.Standby})
-	}
-	for _, a := range inv.Apps {
-		addr := publicAddress(inv.Host(a.Standby))
-		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the standby site: GET %s://%s/ (Host: %s)", a.Name, scheme(a), addr, firstDomain(a)), Domain: firstDomain(a), Address: addr})
-	}
-	return p, nil
 }
 
 // planToPrimary is the way back after a switch to the standby site: the
@@ -199,20 +229,16 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	if repo == "" || inv.Host(repo) == nil || stanza == "" {
 		return nil, fmt.Errorf("inventory backup (host %q, stanza %q): the way back restores from the pgBackRest repository and needs both", repo, stanza)
 	}
-	p := &Plan{Stack: inv.Stack, To: ToPrimary}
-	add := func(s Step) {
-		if len(s.Argv) > 0 && len(s.Commands) == 0 {
-			s.Commands = []string{ShellLine(s.Argv)}
-		}
-		p.Steps = append(p.Steps, s)
+	sites, err := appSites(inv)
+	if err != nil {
+		return nil, err
 	}
+	p := &Plan{Stack: inv.Stack, To: ToPrimary, Refusal: dedicatedRefusal(inv)}
+	add := p.adder()
 	add(Step{ID: "check-standby-serving", Kind: KindRoot, Host: sdb, Title: "the standby database is promoted (the standby site serves: there is a switch to undo)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
 	var primarySite []string
-	for _, a := range inv.Apps {
-		if a.Standby == "" || inv.Host(a.Standby) == nil {
-			return nil, fmt.Errorf("inventory apps[%s].standbyHost %q: the app has no standby app server", a.Name, a.Standby)
-		}
-		primarySite = append(primarySite, a.Hosts...)
+	for _, s := range sites {
+		primarySite = append(append(primarySite, s.routers...), s.primary...)
 	}
 	primarySite = append(append(primarySite, nodes...), mon)
 	for _, h := range primarySite {
@@ -220,9 +246,12 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	}
 	// The primary site may have come back from a partition still serving: fence
 	// it for real now (these steps fail instead of skipping an unreachable host).
-	for _, a := range inv.Apps {
-		for _, h := range a.Hosts {
-			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", a.Name, h), Argv: hostcmd.FenceApp(a.Name)})
+	for _, s := range sites {
+		for _, h := range s.routers {
+			add(Step{ID: "fence-router/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop router-sync, keepalived and nginx on the router %s of %s (nothing on the primary site serves during the way back)", h, s.app.Name), Argv: hostcmd.FenceRouter(s.app.Name)})
+		}
+		for _, h := range s.primary {
+			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", s.app.Name, h), Argv: hostcmd.FenceApp(s.app.Name)})
 		}
 	}
 	for _, h := range append(append([]string(nil), nodes...), mon) {
@@ -231,8 +260,15 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	add(Step{ID: "reseed-monitor", Kind: KindRoot, Host: mon, Timeout: 15 * time.Minute, Title: "re-create the pg_auto_failover monitor empty (its formation still lists the old primary)", Argv: hostcmd.Reseed(hostcmd.ReseedMonitor)})
 	// Downtime starts: the standby site stops taking writes, and everything it
 	// wrote reaches the repository.
-	for _, a := range inv.Apps {
-		add(Step{ID: "stop-standby-app/" + a.Standby, Kind: KindRoot, Host: a.Standby, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", a.Name, a.Standby), Argv: hostcmd.StopStandbyApp(a.Name)})
+	for _, s := range sites {
+		for _, h := range s.standby {
+			add(Step{ID: "stop-standby-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop and disable %s on the standby app server %s (downtime starts)", s.app.Name, h), Argv: hostcmd.StopStandbyApp(s.app.Name)})
+		}
+		if s.cells() {
+			// Before the database turns read-only: router-sync reports to it.
+			add(Step{ID: "stop-standby-router/" + s.standbyRouter, Kind: KindRoot, Host: s.standbyRouter,
+				Title: fmt.Sprintf("stop router-sync of %s on the standby router %s (its database becomes a replica again)", s.app.Name, s.standbyRouter), Argv: hostcmd.StopStandbyRouter(s.app.Name)})
+		}
 	}
 	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: hostcmd.ReadOnly()})
 	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "end its sessions, mark its last write with a restore point, push its timeline's history file and wait until the repository has all of it", Argv: hostcmd.FinalArchive()})
@@ -245,25 +281,35 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	want := "1/" + strconv.Itoa(len(nodes)-1)
 	add(Step{ID: "check-formation", Kind: KindRoot, Host: mon, Retry: true, Timeout: 10 * time.Minute,
 		Title: fmt.Sprintf("the monitor reports one primary and %d secondar%s", len(nodes)-1, map[bool]string{true: "y", false: "ies"}[len(nodes) == 2]), Argv: hostcmd.MonitorPsql(hostcmd.FormationSQL), Expect: want})
-	for _, a := range inv.Apps {
-		for _, h := range a.Hosts {
-			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", a.Name, h), Argv: hostcmd.StartApp(a.Name)})
+	for _, s := range sites {
+		for _, h := range s.primary {
+			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", s.app.Name, h), Argv: hostcmd.StartApp(s.app.Name)})
 		}
-		for _, h := range a.Hosts {
-			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", a.Name, h),
-				Commands: []string{HealthCommand(a)}})
+		for _, h := range s.primary {
+			add(Step{ID: "health-app/" + h, Kind: KindHealth, Host: h, Title: fmt.Sprintf("%s answers its health check on %s", s.app.Name, h),
+				Commands: []string{HealthCommand(s.app)}})
+		}
+		for _, h := range s.routers {
+			add(Step{ID: "start-router/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and router-sync of %s on the router %s", s.app.Name, h), Argv: hostcmd.StartRouter(s.app.Name)})
+		}
+		for _, h := range s.routers {
+			add(routerCheck(s.app, h, "primary"))
 		}
 	}
-	for _, a := range inv.Apps {
-		for _, d := range a.Domains {
-			add(Step{ID: "dns/" + d, Kind: KindDNS, Title: fmt.Sprintf("point %s back at the app's floating IP %s", d, a.VIP), Domain: d, Address: a.VIP})
+	for _, s := range sites {
+		for _, d := range s.app.Domains {
+			add(Step{ID: "dns/" + d, Kind: KindDNS, Title: fmt.Sprintf("point %s back at the %s floating IP %s", d, map[bool]string{true: "router tier's", false: "app's"}[s.cells()], s.vip), Domain: d, Address: s.vip})
 		}
 	}
-	for _, a := range inv.Apps {
-		addCertSteps(add, a, a.Hosts)
+	for _, s := range sites {
+		hosts := s.app.Hosts
+		if s.cells() {
+			hosts = s.routers
+		}
+		addCertSteps(add, s.app, hosts)
 	}
-	for _, a := range inv.Apps {
-		add(Step{ID: "verify/" + a.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET %s://%s/ (Host: %s) (downtime ends)", a.Name, scheme(a), a.VIP, firstDomain(a)), Domain: firstDomain(a), Address: a.VIP})
+	for _, s := range sites {
+		add(Step{ID: "verify/" + s.app.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET %s://%s/ (Host: %s) (downtime ends)", s.app.Name, scheme(s.app), s.vip, firstDomain(s.app)), Domain: firstDomain(s.app), Address: s.vip})
 	}
 	// The standby site becomes a standby again, from a backup of the new primary.
 	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: hostcmd.StartUnit(hostcmd.FullBackupUnit)})

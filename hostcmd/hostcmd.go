@@ -165,6 +165,42 @@ func StopStandbyApp(app string) []string {
 	return []string{"systemctl", "disable", "--now", "belay-app@" + app + ".service"}
 }
 
+// RouterSyncUnit is app's router-sync service on a router host (roles
+// renders the template unit; roles.RouterSyncUnit names the same instance).
+func RouterSyncUnit(app string) string { return "belay-router-sync@" + app + ".service" }
+
+// FenceRouter stops everything that serves app's shops on a primary-site
+// router: router-sync first (it pushes routes into nginx and may reload it;
+// a reload queued while nginx stops cancels the stop job, as with the route
+// watcher), keepalived (gives up the router tier's VIP), nginx. A router runs
+// no app unit: the cells' servers are fenced with FenceApp.
+func FenceRouter(app string) []string {
+	return []string{"systemctl", "stop", RouterSyncUnit(app), "keepalived.service", "nginx.service"}
+}
+
+// StartRouter starts keepalived, nginx and router-sync of app on a
+// primary-site router (the way back).
+func StartRouter(app string) []string {
+	return []string{"systemctl", "start", "keepalived.service", "nginx.service", RouterSyncUnit(app)}
+}
+
+// StartStandbyRouter starts router-sync of app on the standby router once
+// the standby database accepts writes (the unit is enabled at first boot but
+// not started: against a read-only replica it cannot create its schema, LISTEN
+// is refused, and it could not report what it loaded). nginx runs there
+// already; starting it again is a no-op that covers a router rebooted while
+// nginx had failed.
+func StartStandbyRouter(app string) []string {
+	return []string{"systemctl", "start", "nginx.service", RouterSyncUnit(app)}
+}
+
+// StopStandbyRouter stops router-sync of app on the standby router (the way
+// back: its database becomes a replica again). The unit stays enabled, as the
+// role leaves it; nginx keeps answering from the last loaded routes.
+func StopStandbyRouter(app string) []string {
+	return []string{"systemctl", "stop", RouterSyncUnit(app)}
+}
+
 // Reseed runs the DB hosts' reseed script in one of its modes.
 func Reseed(mode string) []string { return []string{DBReseedScript, mode} }
 
@@ -197,6 +233,8 @@ type Host struct {
 	Roles []inventory.Role
 	// Apps are the apps served on it (app and standby-app roles).
 	Apps []string
+	// Routers are the apps whose shops it routes (router and standby-router roles).
+	Routers []string
 	// Stanza is the pgBackRest stanza (standby-db and backup-repo roles).
 	Stanza string
 }
@@ -215,6 +253,14 @@ func ForHost(h Host) [][]string {
 		case inventory.RoleStandbyApp:
 			for _, a := range h.Apps {
 				out = append(out, StartStandbyApp(a), StopStandbyApp(a), IssueCertificate(a))
+			}
+		case inventory.RoleRouter:
+			for _, a := range h.Routers {
+				out = append(out, FenceRouter(a), StartRouter(a), IssueCertificate(a))
+			}
+		case inventory.RoleStandbyRouter:
+			for _, a := range h.Routers {
+				out = append(out, StartStandbyRouter(a), StopStandbyRouter(a), IssueCertificate(a))
 			}
 		case inventory.RoleDB:
 			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),

@@ -18,6 +18,14 @@ func hostOf(inv *inventory.Inventory, name string) hostcmd.Host {
 		if slices.Contains(a.Hosts, name) || a.Standby == name {
 			out.Apps = append(out.Apps, a.Name)
 		}
+		for _, c := range a.Cells {
+			if slices.Contains(c.Hosts, name) || c.Standby == name {
+				out.Apps = append(out.Apps, a.Name)
+			}
+		}
+		if r := a.Router; r != nil && (slices.Contains(r.Hosts, name) || r.Standby == name) {
+			out.Routers = append(out.Routers, a.Name)
+		}
 	}
 	return out
 }
@@ -34,7 +42,13 @@ func allowed(cmds [][]string, argv []string) bool {
 // TestSwitchRootStepsAreListed: every root command of both site switches is
 // one ForHost lists for that host, so the rendered sudoers allow it on a cloud.
 func TestSwitchRootStepsAreListed(t *testing.T) {
-	inv, err := inventory.Load("../failover/testdata/inventory.json")
+	for _, f := range []string{"inventory.json", "cells-inventory.json"} {
+		t.Run(f, func(t *testing.T) { switchRootStepsAreListed(t, "../failover/testdata/"+f) })
+	}
+}
+
+func switchRootStepsAreListed(t *testing.T, path string) {
+	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +86,21 @@ func TestForHost(t *testing.T) {
 	}
 	if allowed(repo, hostcmd.Reseed(hostcmd.ReseedPrimary)) {
 		t.Error("the repository host may run the DB reseed")
+	}
+	rt := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleRouter}, Routers: []string{"shop"}})
+	if !allowed(rt, hostcmd.FenceRouter("shop")) || !allowed(rt, hostcmd.StartRouter("shop")) || allowed(rt, hostcmd.FenceApp("shop")) || allowed(rt, hostcmd.StartStandbyRouter("shop")) {
+		t.Errorf("router commands: %q", rt)
+	}
+	srt := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleStandbyRouter}, Routers: []string{"shop"}})
+	if !allowed(srt, hostcmd.StartStandbyRouter("shop")) || !allowed(srt, hostcmd.StopStandbyRouter("shop")) || allowed(srt, hostcmd.FenceRouter("shop")) {
+		t.Errorf("standby router commands: %q", srt)
+	}
+	for _, c := range append(rt, srt...) {
+		for _, a := range c {
+			if strings.ContainsAny(a, "*?[") || a == "sh" || a == "-c" {
+				t.Errorf("router command %q: no wildcard, no shell", c)
+			}
+		}
 	}
 	both := hostcmd.ForHost(hostcmd.Host{Roles: []inventory.Role{inventory.RoleDB, inventory.RoleDB}})
 	seen := map[string]bool{}

@@ -28,6 +28,9 @@ func opsSudoers(s *Spec) (string, error) {
 	if s.App != nil {
 		h.Apps = []string{s.App.Name}
 	}
+	if s.Router != nil {
+		h.Routers = []string{s.Router.App}
+	}
 	switch {
 	case s.Backup != nil:
 		h.Stanza = s.Backup.Stanza

@@ -20,6 +20,9 @@ func TestOpsSudoers(t *testing.T) {
 		"db":          func(t testing.TB) *Spec { return dbSpec(t, "db-1", "10.213.0.10") },
 		"db-monitor":  monitorSpec,
 		"standby-db":  standbyDBSpec,
+		// The site switch fences/starts the routers and the standby router's sync.
+		"router":         routerSpec,
+		"standby-router": standbyRouterSpec,
 	}
 	for name, mk := range specs {
 		t.Run(name, func(t *testing.T) {
@@ -42,6 +45,9 @@ func TestOpsSudoers(t *testing.T) {
 			h := hostcmd.Host{Roles: s.Roles}
 			if s.App != nil {
 				h.Apps = []string{s.App.Name}
+			}
+			if s.Router != nil {
+				h.Routers = []string{s.Router.App}
 			}
 			if s.Backup != nil {
 				h.Stanza = s.Backup.Stanza

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/shopkeys"
@@ -83,8 +84,9 @@ func RouterSudoersFile(app string) string { return "/etc/sudoers.d/belay-router-
 // the instance a router runs (one per app it routes).
 const RouterSyncUnitFile = "/etc/systemd/system/" + router.SyncUnitName
 
-// RouterSyncUnit is the sync service of app.
-func RouterSyncUnit(app string) string { return "belay-router-sync@" + app + ".service" }
+// RouterSyncUnit is the sync service of app (hostcmd's name: the site
+// switch starts and stops it).
+func RouterSyncUnit(app string) string { return hostcmd.RouterSyncUnit(app) }
 
 // ShopDBCommand is `belay host shop-db --app APP`, the root helper `belay
 // shop` and `belay cells` run on a router through sudo: exact arguments,

@@ -55,7 +55,11 @@ func NewCmdSite(f *cli.Factory, runF func(*SiteOptions) error) *cobra.Command {
 		Long: `Switch a stack's serving site. --to standby fences the primary site if it is
 reachable (apps and PostgreSQL stopped), promotes the standby database, starts
 the apps on the standby app servers, points the apps' DNS records at them and
-checks that they answer. Every step is printed as it runs; completed steps are
+checks that they answer. An app with cells switches as a whole: every cell's
+pair and both routers are fenced, every cell's standby server starts, the
+standby router's router-sync starts once its database accepts writes and must
+report the mapping loaded, and the app's domains point at the standby router
+(docs/cells.md, "Site switch"). Every step is printed as it runs; completed steps are
 recorded in a state file, so running the same command again after an
 interruption resumes where it stopped.
 
