@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,10 @@ type Control struct {
 	// request: a restarted nginx makes a new one.
 	keyFile string
 }
+
+// ErrControlKey is nginx refusing the key read from the key file: the
+// running nginx holds another one (the file was replaced since it started).
+var ErrControlKey = errors.New("the control key is not the one nginx holds")
 
 // NewControl returns the client of the control socket at socket.
 func NewControl(socket string) *Control {
@@ -75,6 +80,9 @@ func (c *Control) do(ctx context.Context, method, path string, body []byte) (str
 		return "", fmt.Errorf("nginx control socket: %s %s: %w", method, path, err)
 	}
 	out := strings.TrimSpace(string(b))
+	if resp.StatusCode == http.StatusForbidden {
+		return "", fmt.Errorf("nginx refused %s %s: %w (%s): %s", method, path, ErrControlKey, c.keyFile, out)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("nginx refused %s %s: %d %s", method, path, resp.StatusCode, out)
 	}

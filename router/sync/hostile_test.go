@@ -244,3 +244,43 @@ func TestControlSocketHostileUsers(t *testing.T) {
 		t.Errorf("after a reload: %q %v, want %q", got, err, want)
 	}
 }
+
+// TestControlKeyReplacedHeals: the key file replaced under a running nginx
+// (deleted, and made anew by an nginx -t) makes nginx refuse router-sync's
+// requests; router-sync reloads nginx, which reads the file, and routing
+// changes reach nginx again without a manual step.
+func TestControlKeyReplacedHeals(t *testing.T) {
+	lab := rt.StartDB(t)
+	c1 := rt.StartCell(t, "c1")
+	r := rt.StartRouter(t, "router-1", app, rt.CellsConf([]*rt.Cell{c1}, ""))
+	rt.RunSync(t, r, app, lab.DSN)
+	ctx := context.Background()
+	routed := func(shop string) bool {
+		_, ok := rt.WaitFor(testWait, func() bool { a, err := r.Get(shop, "/"); return err == nil && a.Cell == "c1" })
+		return ok
+	}
+	if _, err := lab.Store.Assign(ctx, app, "a.test", "c1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !routed("a.test") {
+		t.Fatal("a.test not routed")
+	}
+	key := router.ControlKey(r.Paths.Socket)
+	if err := os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsync.NewControl(r.Paths.Socket).Loaded(ctx); err == nil {
+		t.Fatal("nginx accepted a key it never read")
+	}
+	start := time.Now()
+	if _, err := lab.Store.Assign(ctx, app, "b.test", "c1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !routed("b.test") {
+		t.Fatal("b.test not routed after the key file changed: router-sync did not heal")
+	}
+	t.Logf("routed again %s after the key file changed", time.Since(start).Round(time.Millisecond))
+	if _, err := rsync.NewControl(r.Paths.Socket).Loaded(ctx); err != nil {
+		t.Errorf("after the heal: %v", err)
+	}
+}
