@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,6 +90,39 @@ func TestRouterSudoersHostileDeployUser(t *testing.T) {
 	for _, bad := range []string{"PGHOST", "PGSSLMODE", "PGPASSFILE", "LD_PRELOAD", "BELAY_STACK", "SUDO_USER=root", "PATH=/tmp"} {
 		if strings.Contains(env, bad) {
 			t.Errorf("the caller's %s reached the root helper:\n%s", bad, env)
+		}
+	}
+}
+
+// TestRouterFilesRootOnly: on a router every file the role writes is root's
+// and writable by root only (nginx's master, router-sync and sudo parse
+// them), every secret (DSN, certificate key, ACME account) is 0600, nothing
+// runs as www-data (whose processes can read nginx's workers' memory: the
+// routes and the control key, docs/cells.md) and no unit switches user.
+func TestRouterFilesRootOnly(t *testing.T) {
+	secret := func(p string) bool {
+		return p == RouterDSNFile("shop") || strings.HasPrefix(p, "/etc/belay/tls/")
+	}
+	for name, mk := range map[string]func(testing.TB) *Spec{"plain": routerSpec, "acme": acmeRouterSpec, "custom": customRouterSpec, "standby": standbyRouterSpec} {
+		c, raw := renderParsed(t, mk(t))
+		if strings.Contains(string(raw), "www-data") {
+			t.Errorf("%s: the router's cloud-config names www-data", name)
+		}
+		for _, f := range c.WriteFiles {
+			mode, err := strconv.ParseUint(f.Permissions, 8, 32)
+			if err != nil || f.Owner != "root:root" || mode&0o022 != 0 {
+				t.Errorf("%s: %s is %s %s, want root:root and writable by root only", name, f.Path, f.Owner, f.Permissions)
+			}
+			if secret(f.Path) && mode&0o077 != 0 {
+				t.Errorf("%s: secret %s is %s, want 0600", name, f.Path, f.Permissions)
+			}
+			text, _ := f.Text()
+			if strings.HasPrefix(f.Path, "/etc/systemd/system/") && strings.Contains(text, "\nUser=") {
+				t.Errorf("%s: unit %s switches user", name, f.Path)
+			}
+		}
+		if f := fileAt(t, c, RouterDSNFile("shop")); f.Permissions != "0600" {
+			t.Errorf("%s: %s is %s, want 0600", name, f.Path, f.Permissions)
 		}
 	}
 }
