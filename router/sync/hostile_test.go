@@ -284,3 +284,27 @@ func TestControlKeyReplacedHeals(t *testing.T) {
 		t.Errorf("after the heal: %v", err)
 	}
 }
+
+// TestWorkersHideTheirMemory: a www-data process that is not an nginx
+// worker cannot read a worker's memory (which holds the routes and the
+// control key): nginx makes its workers dumpable after setuid, map.conf's
+// init_worker_by_lua makes them undumpable again.
+func TestWorkersHideTheirMemory(t *testing.T) {
+	n := hostileNginx(t, "cell c1 127.0.0.1:1\n")
+	// One worker: once it answered, its init_worker has run.
+	if _, err := rsync.NewControl(n.sock).Loaded(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pgrep", "-P", strconv.Itoa(n.pid)).Output()
+	workers := strings.Fields(string(out))
+	if err != nil || len(workers) == 0 {
+		t.Fatalf("nginx %d has no workers: %v", n.pid, err)
+	}
+	for _, w := range workers {
+		for _, f := range []string{"environ", "mem", "maps"} {
+			if rc, o := asUser(t, "www-data", "/usr/bin/head", "-c", "16", "/proc/"+w+"/"+f); rc == 0 {
+				t.Errorf("a www-data process read /proc/%s/%s of an nginx worker: %q", w, f, o)
+			}
+		}
+	}
+}
