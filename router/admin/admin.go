@@ -38,6 +38,10 @@ const (
 	OpAudit      = "audit"
 )
 
+// SSHLoginTag starts what the router helper appends to the actor: the SSH
+// login sudo ran it for.
+const SSHLoginTag = "(ssh login "
+
 // MaxAudit bounds the audit rows one request returns.
 const MaxAudit = 1000
 
@@ -136,6 +140,11 @@ func Check(req Request, cells router.Cells) error {
 		if len(v) > 500 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
 			return fmt.Errorf("%s: at most 500 characters on one line, without control characters", name)
 		}
+	}
+	// The helper appends the SSH login sudo names (SSHLoginTag): a caller's
+	// own would read as if it were that.
+	if strings.Contains(req.Actor, SSHLoginTag) {
+		return fmt.Errorf("actor %q: must not contain %q (the helper adds the SSH login)", req.Actor, SSHLoginTag)
 	}
 	return nil
 }

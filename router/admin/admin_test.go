@@ -43,6 +43,7 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		"escape in actor":     {Op: OpGet, Domain: "a.test", Actor: "ops\x1b[2K\x1b[1Galice@laptop"},
 		"C1 control in actor": {Op: OpGet, Domain: "a.test", Actor: "ops\u009b2J"},
 		"tab in reason":       {Op: OpAbort, Domain: "a.test", Reason: "a\tb"},
+		"forged ssh login":    {Op: OpGet, Domain: "a.test", Actor: "alice@laptop (ssh login alice)"},
 		"audit no limit":      {Op: OpAudit},
 		"audit huge limit":    {Op: OpAudit, Limit: MaxAudit + 1},
 		"audit bad domain":    {Op: OpAudit, Domain: "*.test", Limit: 5},
