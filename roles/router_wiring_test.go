@@ -1,7 +1,6 @@
 package roles
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/belay-sh/belay/internal/shq/shqtest"
 	"github.com/belay-sh/belay/router"
 	rt "github.com/belay-sh/belay/router/routertest"
+	rsync "github.com/belay-sh/belay/router/sync"
 )
 
 // TestRouterEngineFiles: every file the routing engine reads is the engine's
@@ -205,17 +205,9 @@ func TestRouterServesWithRoleFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	routes, _ := router.RenderRoutes(m)
-	push := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", dir+"/run/shop.sock")
-	}}}
-	req, _ := http.NewRequest(http.MethodPut, "http://nginx/routes", bytes.NewReader(routes))
-	resp, err := push.Do(req)
-	if err != nil {
+	// As router-sync pushes: with the control key nginx made next to the socket.
+	if err := rsync.NewControl(dir+"/run/shop.sock").Load(context.Background(), routes); err != nil {
 		t.Fatalf("push through the role's control socket: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("push: %s", resp.Status)
 	}
 	expect("acme.example.com", 200, "", "eu-2")
 	expect("nobody.example.com", 404, "unknown", "")

@@ -70,6 +70,39 @@ local ctl, inflight = ngx.shared.@V@_ctl, ngx.shared.@V@_inflight
 local slots = { [0] = ngx.shared.@V@_routes0, [1] = ngx.shared.@V@_routes1 }
 local default_cell, frozen = "@DEFAULT@", "@FROZEN@"
 
+-- The control key (router.ControlKey): the control server answers only a
+-- client that sends it. Read here, in the master (root), from the root-only
+-- socket directory, or made there 0600 when missing (each nginx start: the
+-- directory is emptied at stop; a reload keeps it). A local user who could
+-- reach the socket (its directory's mode is the only other guard: nginx
+-- makes every unix socket 0666) still cannot push routes.
+local control_key
+do
+    local f = io.open("@KEY@", "rb")
+    if f then control_key = f:read("*l"); f:close() end
+    if not control_key or #control_key < 64 then
+        local r = io.open("/dev/urandom", "rb")
+        control_key = (r:read(32):gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
+        r:close()
+        local ffi = require "ffi"
+        pcall(ffi.cdef, "unsigned int umask(unsigned int mask);")
+        local old = ffi.C.umask(63)
+        local w = io.open("@KEY@.new", "wb")
+        ffi.C.umask(old)
+        if not (w and w:write(control_key, "\n") and w:close() and os.rename("@KEY@.new", "@KEY@")) then
+            ngx.log(ngx.ERR, "belay router: cannot write the control key @KEY@; the control server refuses every request")
+            control_key = nil
+        end
+    end
+end
+
+local function authorized()
+    if control_key ~= nil and ngx.var.http_x_belay_control_key == control_key then return true end
+    ngx.status = ngx.HTTP_FORBIDDEN
+    ngx.say("belay router: missing or wrong control key")
+    return false
+end
+
 -- lookup returns the shop's cell in one generation of the routes (nil when
 -- unknown): gen is read before and after the slot, and a flip in between
 -- looks again.
@@ -213,6 +246,7 @@ end
 -- serve_routes: GET prints the loaded snapshot's id ("none" before any);
 -- PUT loads a snapshot.
 function M.serve_routes()
+    if not authorized() then return ngx.exit(ngx.HTTP_FORBIDDEN) end
     local method = ngx.req.get_method()
     if method == "GET" then
         ngx.say(ctl:get("id") or "none")
@@ -230,6 +264,7 @@ end
 
 -- serve_inflight: POST one shop a line; prints "SHOP N" for each with requests in flight.
 function M.serve_inflight()
+    if not authorized() then return ngx.exit(ngx.HTTP_FORBIDDEN) end
     for shop in body():gmatch("[^\n]+") do
         local n = inflight:get("f:" .. shop)
         if n and n > 0 then ngx.say(shop, " ", n) end
@@ -258,5 +293,5 @@ func renderLua(c Cells, p Paths) string {
 		def = c.Default
 	}
 	return strings.NewReplacer("@V@", Var(c.App), "@DEFAULT@", def, "@FROZEN@", CellFrozen,
-		"@ROUTES@", p.Routes, "@SIZE@", DictSize).Replace(luaModule)
+		"@ROUTES@", p.Routes, "@SIZE@", DictSize, "@KEY@", ControlKey(p.Socket)).Replace(luaModule)
 }

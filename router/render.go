@@ -70,6 +70,7 @@ func Render(c Cells, p Paths) []byte {
 	}
 	fmt.Fprintf(&b, "lua_shared_dict %s_ctl %s;\n", v, CtlDictSize)
 	fmt.Fprintf(&b, "init_by_lua_block {%s}\n", renderLua(c, p))
+	b.WriteString(initWorker)
 	fmt.Fprintf(&b, `# The control server: only root can reach the socket (its directory is 0700 root).
 server {
     listen unix:%s;
@@ -83,6 +84,21 @@ server {
 `, p.Socket, MaxRoutesBody, MaxRoutesBody, v, v)
 	return b.Bytes()
 }
+
+// initWorker makes each worker undumpable once it runs as the workers' user
+// (nginx makes them dumpable after setuid, so that they can dump core):
+// otherwise any process of that user (www-data) could read and write a
+// worker's memory through ptrace or /proc/PID/mem, and with it the routes
+// and the control key (TestWorkersHideTheirMemory). The cost: no core dump
+// of a crashed worker.
+const initWorker = `init_worker_by_lua_block {
+    local ffi = require "ffi"
+    pcall(ffi.cdef, "int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);")
+    if ffi.C.prctl(4, 0, 0, 0, 0) ~= 0 then -- PR_SET_DUMPABLE
+        ngx.log(ngx.ERR, "belay router: prctl(PR_SET_DUMPABLE, 0) failed: this worker's memory is open to its user's processes")
+    end
+}
+`
 
 // RenderCells returns cells.conf for c, in the format ParseCells reads: the
 // one renderer of the file (the router role calls it), so what a role writes

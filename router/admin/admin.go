@@ -13,9 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/store"
@@ -35,6 +37,10 @@ const (
 	OpCells      = "cells"
 	OpAudit      = "audit"
 )
+
+// SSHLoginTag starts what the router helper appends to the actor: the SSH
+// login sudo ran it for.
+const SSHLoginTag = "(ssh login "
 
 // MaxAudit bounds the audit rows one request returns.
 const MaxAudit = 1000
@@ -129,9 +135,16 @@ func Check(req Request, cells router.Cells) error {
 		return fmt.Errorf("timeoutMillis %d: expected 0-600000", req.TimeoutMillis)
 	}
 	for name, v := range map[string]string{"actor": req.Actor, "reason": req.Reason} {
-		if len(v) > 500 || strings.ContainsAny(v, "\x00\n\r") {
-			return fmt.Errorf("%s: at most 500 characters on one line", name)
+		// No control character at all: the audit is printed on operators'
+		// terminals (belay shop audit), where ESC sequences would rewrite it.
+		if len(v) > 500 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return fmt.Errorf("%s: at most 500 characters on one line, without control characters", name)
 		}
+	}
+	// The helper appends the SSH login sudo names (SSHLoginTag): a caller's
+	// own would read as if it were that.
+	if strings.Contains(req.Actor, SSHLoginTag) {
+		return fmt.Errorf("actor %q: must not contain %q (the helper adds the SSH login)", req.Actor, SSHLoginTag)
 	}
 	return nil
 }
@@ -214,6 +227,10 @@ func Decode(b []byte) (Request, error) {
 	if err := dec.Decode(&r); err != nil {
 		return r, fmt.Errorf("shop-db request: not the JSON belay shop sends: %w", err)
 	}
+	// One request: anything after it (a second object) is refused, not ignored.
+	if _, err := dec.Token(); err != io.EOF {
+		return Request{}, fmt.Errorf("shop-db request: one JSON object expected, found more after it")
+	}
 	return r, nil
 }
 
@@ -267,7 +284,14 @@ func (c *Client) AbortMove(ctx context.Context, app, domain, reason, actor strin
 	if len(reason) > 400 {
 		reason = reason[:400]
 	}
-	reason = strings.NewReplacer("\n", " ", "\r", " ", "\x00", "").Replace(reason)
+	// The helper refuses control characters (Check): an error's tabs and
+	// newlines become spaces.
+	reason = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, reason)
 	res, err := c.call(ctx, Request{Op: OpAbort, Domain: domain, Reason: reason, Actor: actor})
 	return res.Version, err
 }

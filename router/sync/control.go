@@ -3,20 +3,32 @@ package sync
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/belay-sh/belay/router"
 )
 
 // Control talks to nginx's control server of an app on its unix socket
 // (router.Render): the loaded snapshot's id, a push, the in-flight counters.
 type Control struct {
 	client *http.Client
+	// keyFile is nginx's control key (router.ControlKey), read at each
+	// request: a restarted nginx makes a new one.
+	keyFile string
 }
+
+// ErrControlKey is nginx refusing the key read from the key file: the
+// running nginx holds another one (the file was replaced since it started).
+var ErrControlKey = errors.New("the control key is not the one nginx holds")
 
 // NewControl returns the client of the control socket at socket.
 func NewControl(socket string) *Control {
@@ -27,14 +39,37 @@ func NewControl(socket string) *Control {
 		},
 		DisableKeepAlives: true,
 	}
-	return &Control{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Control{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, keyFile: router.ControlKey(socket)}
+}
+
+// readControlKey reads nginx's control key: a regular file of ours (root on
+// a router) that nobody else may read, as nginx's master makes it.
+func readControlKey(path string) (string, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return "", fmt.Errorf("nginx control key: %w (nginx makes it when it starts with the router's map.conf)", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 || !ok || int(sys.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("nginx control key %s: mode %v, expected a regular file of uid %d, mode 0600", path, st.Mode(), os.Geteuid())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("nginx control key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func (c *Control) do(ctx context.Context, method, path string, body []byte) (string, error) {
+	key, err := readControlKey(c.keyFile)
+	if err != nil {
+		return "", err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://nginx"+path, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set(router.HeaderControlKey, key)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("nginx control socket: %w", err)
@@ -45,6 +80,9 @@ func (c *Control) do(ctx context.Context, method, path string, body []byte) (str
 		return "", fmt.Errorf("nginx control socket: %s %s: %w", method, path, err)
 	}
 	out := strings.TrimSpace(string(b))
+	if resp.StatusCode == http.StatusForbidden {
+		return "", fmt.Errorf("nginx refused %s %s: %w (%s): %s", method, path, ErrControlKey, c.keyFile, out)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("nginx refused %s %s: %d %s", method, path, resp.StatusCode, out)
 	}

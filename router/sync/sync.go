@@ -153,6 +153,9 @@ type Daemon struct {
 	// counter left behind by a crashed worker must not delay every push).
 	pushed   router.Routes
 	pushedID string
+	// keyReload is when nginx was last reloaded because it refused the
+	// control key file (at most once a minute).
+	keyReload time.Time
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -343,6 +346,20 @@ func (d *Daemon) loaded(ctx context.Context, reloaded bool) (string, error) {
 	deadline := time.Now().Add(d.o.DrainTimeout)
 	for {
 		id, err := d.nginx.Loaded(ctx)
+		if errors.Is(err, ErrControlKey) && time.Since(d.keyReload) > time.Minute {
+			// The key file changed under a running nginx (deleted, then
+			// made anew by an nginx -t): a reload makes nginx read it.
+			d.keyReload, reloaded = time.Now(), true
+			d.logf("nginx refuses the control key file (%v); reloading nginx so that it reads the file", err)
+			before, _ := nginxctl.Generation(d.o.PIDFile, d.o.Procs)
+			if out, rerr := nginxctl.Run(ctx, d.o.NginxReload); rerr != nil {
+				return "", fmt.Errorf("nginx reload for the control key: %w: %s", rerr, out)
+			}
+			if serr := d.settle(ctx, before); serr != nil {
+				return "", fmt.Errorf("after the reload for the control key: %w", serr)
+			}
+			continue
+		}
 		if err == nil || !reloaded || time.Now().After(deadline) {
 			return id, err
 		}

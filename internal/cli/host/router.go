@@ -117,7 +117,7 @@ func shopDB(ctx context.Context, dir, app string, data []byte, sudoUser string) 
 		return admin.Response{}, fmt.Errorf("refused: %w", err)
 	}
 	if sudoUser != "" {
-		req.Actor = strings.TrimSpace(req.Actor + " (ssh login " + sudoUser + ")")
+		req.Actor = strings.TrimSpace(req.Actor + " " + admin.SSHLoginTag + sudoUser + ")")
 	}
 	dsn, err := rsync.ReadDSN(filepath.Join(dir, router.DSNFile))
 	if err != nil {
