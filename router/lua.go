@@ -363,7 +363,8 @@ if ctl:add("init", true) then
                 local f = io.open("@CERTS@/" .. d .. ".pem", "rb")
                 local pem = f and f:read("*a")
                 if f then f:close() end
-                local err = pem and check_cert(pem) or "unreadable"
+                local err = "unreadable"
+                if pem then err = check_cert(pem) end
                 if err then
                     ngx.log(ngx.ERR, "belay router: certificate of ", d, ": ", err)
                 elseif not certs:safe_set(d, pem) then

@@ -82,8 +82,8 @@ type Router struct {
 	Paths router.Paths
 	// TLSListen is the HTTPS listener (StartTLSRouter only).
 	TLSListen string
-	cmd   *exec.Cmd
-	done  chan struct{}
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // CellsConf renders a cells.conf for cells (default cell def, "" for none).

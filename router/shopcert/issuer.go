@@ -65,7 +65,7 @@ type Options struct {
 	// Lego is the lego binary (default "lego").
 	Lego string
 	// Run runs lego (default: exec with env added), returning its combined output.
-	Run func(ctx context.Context, argv, env []string) ([]byte, error)
+	Run   func(ctx context.Context, argv, env []string) ([]byte, error)
 	Nginx Nginx
 	// Now is the clock (default time.Now).
 	Now func() time.Time
