@@ -30,6 +30,7 @@ import (
 
 	"github.com/belay-sh/belay/internal/nginxctl"
 	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/shopcert"
 	"github.com/belay-sh/belay/router/store"
 )
 
@@ -62,7 +63,15 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Log receives one line per event (default io.Discard).
 	Log io.Writer
+	// ShopCerts, when set, runs the shops' certificate issuer
+	// (router/shopcert) with this daemon: its Nginx is the control socket,
+	// its shops the mapping's tls shops; their states are reported to the
+	// database. Nil (a router without ACME) reports every tls shop failed.
+	ShopCerts *shopcert.Options
 }
+
+// noACME is the state of a tls shop on a router without ACME settings.
+const noACME = "this router has no ACME settings (" + shopcert.ConfFile + "): the app's tls.mode must be acme"
 
 func (o *Options) defaults() error {
 	if err := router.CheckApp(o.App); err != nil {
@@ -153,6 +162,11 @@ type Daemon struct {
 	// counter left behind by a crashed worker must not delay every push).
 	pushed   router.Routes
 	pushedID string
+	// issuer is nil without ShopCerts; tlsShops are the mapping's last
+	// tls shops and reportedCerts the last certificate report.
+	issuer        *shopcert.Issuer
+	tlsShops      []string
+	reportedCerts string
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -164,6 +178,19 @@ func Run(ctx context.Context, o Options) error {
 	if m, err := LoadCache(o.Dir); err == nil && m != nil {
 		d.version = m.Version
 		d.logf("cached mapping: version %d, %d shops (nginx routes from it until the database answers)", m.Version, len(m.Shops))
+	}
+	if o.ShopCerts != nil {
+		so := *o.ShopCerts
+		so.Nginx, so.App = d.nginx, o.App
+		if so.Log == nil {
+			so.Log = o.Log
+		}
+		iss, err := shopcert.New(so)
+		if err != nil {
+			return fmt.Errorf("shop certificates: %w", err)
+		}
+		d.issuer = iss
+		go iss.Run(ctx)
 	}
 	backoff := o.MinBackoff
 	for ctx.Err() == nil {
@@ -203,6 +230,7 @@ func (d *Daemon) session(ctx context.Context, st *store.Store) error {
 		return fmt.Errorf("LISTEN %s: %w", router.Channel, err)
 	}
 	d.logf("connected; listening on %s", router.Channel)
+	d.reportedCerts = "" // a new session reports the certificates again
 	for {
 		// Everything that changed before this read is in it, so a
 		// notification that arrives meanwhile only causes one more read.
@@ -251,7 +279,34 @@ func (d *Daemon) syncOnce(ctx context.Context, st *store.Store) error {
 		d.logf("mapping version %d refused, nginx keeps version %d: %v", m.Version, d.version, applyErr)
 		return st.Report(ctx, d.o.App, d.o.Name, d.version, false, oneLine(applyErr))
 	}
-	return st.Report(ctx, d.o.App, d.o.Name, m.Version, true, "")
+	if err := st.Report(ctx, d.o.App, d.o.Name, m.Version, true, ""); err != nil {
+		return err
+	}
+	return d.reportCerts(ctx, st)
+}
+
+// reportCerts writes this router's certificate states when they changed
+// since the last report (a session's first sync always reports).
+func (d *Daemon) reportCerts(ctx context.Context, st *store.Store) error {
+	var certs []store.Cert
+	if d.issuer != nil {
+		for _, c := range d.issuer.States() {
+			certs = append(certs, store.Cert{Domain: c.Domain, State: c.State, NotAfter: c.NotAfter, Error: c.Error, NextTry: c.NextTry})
+		}
+	} else {
+		for _, s := range d.tlsShops {
+			certs = append(certs, store.Cert{Domain: s, State: shopcert.Failed, Error: noACME})
+		}
+	}
+	b, _ := json.Marshal(certs)
+	if string(b) == d.reportedCerts {
+		return nil
+	}
+	if err := st.ReportCerts(ctx, d.o.App, d.o.Name, certs); err != nil {
+		return err
+	}
+	d.reportedCerts = string(b)
+	return nil
 }
 
 func oneLine(err error) string {
@@ -313,6 +368,10 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 		d.pushed, d.pushedID = router.RoutesOf(m), id // nginx loaded it from routes.txt
 	}
 	d.version = m.Version
+	d.tlsShops = router.TLSShops(m)
+	if d.issuer != nil {
+		d.issuer.SetShops(d.tlsShops)
+	}
 	return SaveCache(d.o.Dir, m)
 }
 
