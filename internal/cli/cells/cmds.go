@@ -108,7 +108,7 @@ func NewCmdShop(f *cli.Factory) *cobra.Command {
 		Use:   "shop",
 		Short: "Map shops to cells and move them between cells",
 	}
-	cmd.AddCommand(newCmdAssign(f), newCmdMove(f), newCmdAudit(f))
+	cmd.AddCommand(newCmdAssign(f), newCmdMove(f), newCmdAudit(f), newCmdTLS(f), newCmdCerts(f))
 	return cmd
 }
 
