@@ -292,6 +292,7 @@ func (r *Router) SyncOptions(app, dsn string) rsync.Options {
 		NginxReload: append([]string{nginxBin}, r.args("-s", "reload")...),
 		PIDFile:     filepath.Join(r.root, "nginx.pid"),
 		Socket:      r.Paths.Socket,
+		CertsDir:    r.Paths.Certs,
 		Resync:      time.Second,
 		MinBackoff:  50 * time.Millisecond,
 		MaxBackoff:  500 * time.Millisecond,

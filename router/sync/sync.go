@@ -43,6 +43,8 @@ type Options struct {
 	Dir string
 	// Socket is nginx's control socket of the app (default router.Socket(App)).
 	Socket string
+	// CertsDir holds the shops' certificates nginx loads at start (default router.CertsDir(App)).
+	CertsDir string
 	// Connect opens the database (the DSN comes from Dir/db.conf by default).
 	Connect func(ctx context.Context) (*store.Store, error)
 	// NginxTest and NginxReload (default nginx -t -q; systemctl reload
@@ -99,6 +101,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Socket == "" {
 		o.Socket = router.Socket(o.App)
+	}
+	if o.CertsDir == "" {
+		o.CertsDir = router.CertsDir(o.App)
 	}
 	if o.NginxTest == nil {
 		o.NginxTest = []string{"/usr/sbin/nginx", "-t", "-q"}
@@ -181,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.ShopCerts != nil {
 		so := *o.ShopCerts
-		so.Nginx, so.App = d.nginx, o.App
+		so.Nginx, so.App, so.CertsDir = d.nginx, o.App, o.CertsDir
 		if so.Log == nil {
 			so.Log = o.Log
 		}
@@ -283,30 +288,6 @@ func (d *Daemon) syncOnce(ctx context.Context, st *store.Store) error {
 		return err
 	}
 	return d.reportCerts(ctx, st)
-}
-
-// reportCerts writes this router's certificate states when they changed
-// since the last report (a session's first sync always reports).
-func (d *Daemon) reportCerts(ctx context.Context, st *store.Store) error {
-	var certs []store.Cert
-	if d.issuer != nil {
-		for _, c := range d.issuer.States() {
-			certs = append(certs, store.Cert{Domain: c.Domain, State: c.State, NotAfter: c.NotAfter, Error: c.Error, NextTry: c.NextTry})
-		}
-	} else {
-		for _, s := range d.tlsShops {
-			certs = append(certs, store.Cert{Domain: s, State: shopcert.Failed, Error: noACME})
-		}
-	}
-	b, _ := json.Marshal(certs)
-	if string(b) == d.reportedCerts {
-		return nil
-	}
-	if err := st.ReportCerts(ctx, d.o.App, d.o.Name, certs); err != nil {
-		return err
-	}
-	d.reportedCerts = string(b)
-	return nil
 }
 
 func oneLine(err error) string {
@@ -448,7 +429,7 @@ func (d *Daemon) waitInFlight(ctx context.Context, frozen []string) error {
 // renderConf writes map.conf for cells and reloads nginx when it changed
 // (cells.conf changed: upstreams, default cell); it reports whether it did.
 func (d *Daemon) renderConf(ctx context.Context, cells router.Cells) (bool, error) {
-	want := router.Render(cells, router.Paths{Routes: filepath.Join(d.o.Dir, router.RoutesFile), Socket: d.o.Socket})
+	want := router.Render(cells, router.Paths{Routes: filepath.Join(d.o.Dir, router.RoutesFile), Socket: d.o.Socket, Certs: d.o.CertsDir})
 	mapPath := filepath.Join(d.o.Dir, router.MapFile)
 	old, err := os.ReadFile(mapPath)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
