@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"github.com/belay-sh/belay/router"
-	"github.com/belay-sh/belay/router/shopcert"
 )
 
 // routerTLSSite is a router's HTTPS: the app's domains, its router peers.
@@ -126,10 +125,10 @@ func addShopCerts(s *Spec, c *CloudConfig) {
 	if r.TLS.Mode != TLSModeACME {
 		return
 	}
-	conf := shopcert.Conf{Server: r.TLS.ACMEDirectory, Email: r.TLS.Email, Webroot: ACMEWebroot}
+	conf := router.ShopACME{Server: r.TLS.ACMEDirectory, Email: r.TLS.Email, Webroot: ACMEWebroot}
 	if r.TLS.ACMECACertificate != "" {
 		conf.CAFile = ACMECAFile(r.App)
 	}
-	c.WriteFiles = append(c.WriteFiles, File{Path: RouterDir(r.App) + "/" + shopcert.ConfFile,
-		Content: string(shopcert.RenderConf(conf)), Owner: "root:root", Permissions: "0600"})
+	c.WriteFiles = append(c.WriteFiles, File{Path: RouterDir(r.App) + "/" + router.ShopACMEFile,
+		Content: string(router.RenderShopACME(conf)), Owner: "root:root", Permissions: "0600"})
 }

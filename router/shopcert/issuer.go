@@ -55,7 +55,7 @@ type Nginx interface {
 // Options of an Issuer; zero fields take the defaults named on each.
 type Options struct {
 	App  string
-	Conf Conf
+	Conf router.ShopACME
 	// StateDir is lego's --path and the issuer's state.json (default
 	// /var/lib/belay/acme/APP/shops: root 0700; apart from the app's own
 	// lego state, whose script holds its own lock).
@@ -90,7 +90,7 @@ func (o *Options) defaults() error {
 		return err
 	}
 	if o.Conf.PerHour == 0 {
-		o.Conf.PerHour = DefaultPerHour
+		o.Conf.PerHour = router.DefaultShopCertsPerHour
 	}
 	if o.StateDir == "" {
 		o.StateDir = "/var/lib/belay/acme/" + o.App + "/shops"

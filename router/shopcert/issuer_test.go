@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/shopcert"
 )
 
@@ -59,7 +60,7 @@ func TestIssuerQueue(t *testing.T) {
 	lego := &fakeLego{t: t, ca: ca, state: state, ok: map[string]bool{"a.test": true, "c.test": true}, days: 90}
 	ng := &fakeNginx{held: map[string]string{}}
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	o := shopcert.Options{App: "shop", Conf: shopcert.Conf{Server: "https://ca.test/dir", Email: "ops@x.test", Webroot: "/w", PerHour: 2},
+	o := shopcert.Options{App: "shop", Conf: router.ShopACME{Server: "https://ca.test/dir", Email: "ops@x.test", Webroot: "/w", PerHour: 2},
 		StateDir: state, CertsDir: certs, Run: lego.run, Nginx: ng, Now: func() time.Time { return now }}
 	iss, err := shopcert.New(o)
 	if err != nil {

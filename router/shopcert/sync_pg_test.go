@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/router"
 	rt "github.com/belay-sh/belay/router/routertest"
 	"github.com/belay-sh/belay/router/shopcert"
 	"github.com/belay-sh/belay/router/store"
@@ -46,7 +47,7 @@ func TestSyncIssuesFlaggedShops(t *testing.T) {
 		go func() { defer close(done); _ = rsync.Run(cctx, o) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	start("r1", &shopcert.Options{Conf: shopcert.Conf{Server: "https://ca.test/dir", Email: "ops@x.test", Webroot: t.TempDir()},
+	start("r1", &shopcert.Options{Conf: router.ShopACME{Server: "https://ca.test/dir", Email: "ops@x.test", Webroot: t.TempDir()},
 		StateDir: state, Run: run, Tick: 200 * time.Millisecond})
 
 	var certs []store.Cert

@@ -73,7 +73,7 @@ type Options struct {
 }
 
 // noACME is the state of a tls shop on a router without ACME settings.
-const noACME = "this router has no ACME settings (" + shopcert.ConfFile + "): the app's tls.mode must be acme"
+const noACME = "this router has no ACME settings (" + router.ShopACMEFile + "): the app's tls.mode must be acme"
 
 func (o *Options) defaults() error {
 	if err := router.CheckApp(o.App); err != nil {

@@ -54,9 +54,9 @@ tls), lego state in /var/lib/belay/acme/APP/shops. See docs/cells.md.`,
 			o.Log = f.IO.ErrOut
 			// The shops' certificates: only with the ACME settings the
 			// router role writes for an app with tls.mode acme.
-			confPath := filepath.Join(router.Dir(o.App), shopcert.ConfFile)
+			confPath := filepath.Join(router.Dir(o.App), router.ShopACMEFile)
 			if raw, err := os.ReadFile(confPath); err == nil {
-				c, err := shopcert.ParseConf(raw)
+				c, err := router.ParseShopACME(raw)
 				if err != nil {
 					return fmt.Errorf("%s: %w", confPath, err)
 				}

@@ -1,4 +1,4 @@
-package shopcert
+package router
 
 import (
 	"bufio"
@@ -12,53 +12,53 @@ import (
 	"strings"
 )
 
-// ConfFile is the issuer's settings in the app's router directory,
+// ShopACMEFile is the shops' certificate issuer's settings (router/shopcert) in the app's router directory,
 // rendered by the router role (RenderConf) when the app's TLS mode is acme;
 // without it router-sync issues no shop certificate.
-const ConfFile = "shop-acme.conf"
+const ShopACMEFile = "shop-acme.conf"
 
-// DefaultPerHour bounds the ACME orders one router places per hour (each
+// DefaultShopCertsPerHour bounds the ACME orders one router places per hour (each
 // shop's first issuance, renewals and failed attempts alike): with two
 // routers, 2×20 an hour stays far under Let's Encrypt's 300 new orders per
 // 3 hours per account.
-const DefaultPerHour = 20
+const DefaultShopCertsPerHour = 20
 
-// Conf is the app's ACME settings for the shops' certificates.
-type Conf struct {
+// ShopACME is the app's ACME settings for the shops' certificates.
+type ShopACME struct {
 	// Server is the ACME directory URL (https), Email the account contact.
 	Server, Email string
 	// CAFile is a PEM file of CAs trusted for the ACME server's own HTTPS ("" = system roots).
 	CAFile string
 	// Webroot is where lego writes HTTP-01 tokens and nginx serves them.
 	Webroot string
-	// PerHour bounds the orders per hour (1-1000; 0 = DefaultPerHour).
+	// PerHour bounds the orders per hour (1-1000; 0 = DefaultShopCertsPerHour).
 	PerHour int
 }
 
-var emailRE = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$`)
+var acmeEmailRE = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$`)
 
 // Check validates c (every value reaches lego's command line).
-func (c Conf) Check() error {
+func (c ShopACME) Check() error {
 	var errs []error
 	if u, err := url.Parse(c.Server); err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(c.Server, " \n") {
-		errs = append(errs, fmt.Errorf("%s: server %q, expected the ACME directory's https URL", ConfFile, c.Server))
+		errs = append(errs, fmt.Errorf("%s: server %q, expected the ACME directory's https URL", ShopACMEFile, c.Server))
 	}
-	if !emailRE.MatchString(c.Email) {
-		errs = append(errs, fmt.Errorf("%s: email %q, expected the ACME account's address", ConfFile, c.Email))
+	if !acmeEmailRE.MatchString(c.Email) {
+		errs = append(errs, fmt.Errorf("%s: email %q, expected the ACME account's address", ShopACMEFile, c.Email))
 	}
 	for name, p := range map[string]string{"ca": c.CAFile, "webroot": c.Webroot} {
 		if (p != "" || name == "webroot") && (!filepath.IsAbs(p) || filepath.Clean(p) != p) {
-			errs = append(errs, fmt.Errorf("%s: %s %q, expected a clean absolute path", ConfFile, name, p))
+			errs = append(errs, fmt.Errorf("%s: %s %q, expected a clean absolute path", ShopACMEFile, name, p))
 		}
 	}
 	if c.PerHour < 0 || c.PerHour > 1000 {
-		errs = append(errs, fmt.Errorf("%s: per-hour %d, expected 1-1000", ConfFile, c.PerHour))
+		errs = append(errs, fmt.Errorf("%s: per-hour %d, expected 1-1000", ShopACMEFile, c.PerHour))
 	}
 	return errors.Join(errs...)
 }
 
-// RenderConf returns shop-acme.conf for c (ParseConf reads it back).
-func RenderConf(c Conf) []byte {
+// RenderShopACME returns shop-acme.conf for c (ParseShopACME reads it back).
+func RenderShopACME(c ShopACME) []byte {
 	var b bytes.Buffer
 	b.WriteString("# Rendered by belay: ACME settings of the shops' own certificates (docs/cells.md).\n")
 	fmt.Fprintf(&b, "server %s\nemail %s\nwebroot %s\n", c.Server, c.Email, c.Webroot)
@@ -71,10 +71,10 @@ func RenderConf(c Conf) []byte {
 	return b.Bytes()
 }
 
-// ParseConf reads shop-acme.conf: `KEY VALUE` lines (server, email,
+// ParseShopACME reads shop-acme.conf: `KEY VALUE` lines (server, email,
 // webroot, and optional ca, per-hour), '#' comments.
-func ParseConf(data []byte) (Conf, error) {
-	var c Conf
+func ParseShopACME(data []byte) (ShopACME, error) {
+	var c ShopACME
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
@@ -84,7 +84,7 @@ func ParseConf(data []byte) (Conf, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) != 2 || seen[f[0]] {
-			return c, fmt.Errorf("%s line %d: expected KEY VALUE, each key once", ConfFile, n)
+			return c, fmt.Errorf("%s line %d: expected KEY VALUE, each key once", ShopACMEFile, n)
 		}
 		seen[f[0]] = true
 		switch f[0] {
@@ -99,11 +99,11 @@ func ParseConf(data []byte) (Conf, error) {
 		case "per-hour":
 			v, err := strconv.Atoi(f[1])
 			if err != nil || v < 1 {
-				return c, fmt.Errorf("%s line %d: per-hour %q, expected 1-1000", ConfFile, n, f[1])
+				return c, fmt.Errorf("%s line %d: per-hour %q, expected 1-1000", ShopACMEFile, n, f[1])
 			}
 			c.PerHour = v
 		default:
-			return c, fmt.Errorf("%s line %d: unknown key %q (expected server, email, webroot, ca, per-hour)", ConfFile, n, f[0])
+			return c, fmt.Errorf("%s line %d: unknown key %q (expected server, email, webroot, ca, per-hour)", ShopACMEFile, n, f[0])
 		}
 	}
 	if err := sc.Err(); err != nil {
