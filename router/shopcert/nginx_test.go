@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -202,4 +203,53 @@ func TestShopCertificatesInNginx(t *testing.T) {
 	if resp, err := get(t, "http://"+r.Listen+"/", "a.test", nil); err != nil || resp.StatusCode != 200 {
 		t.Errorf("after removal, http a.test: %v %v, want 200", resp, err)
 	}
+}
+
+// leafIP is leaf for an IP address (pebble's API).
+func (ca *testCA) leafIP(t *testing.T, ip string) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: ip},
+		IPAddresses: []net.IP{net.ParseIP(ip)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...)
+}
+
+func pemCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func tlsConfig(ca *testCA) *tls.Config { return &tls.Config{RootCAs: ca.pool} }
+
+// parseChain returns the leaf and the other certificates of a PEM chain.
+func parseChain(t *testing.T, data []byte) (*x509.Certificate, *x509.CertPool) {
+	t.Helper()
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 {
+		t.Fatal("no certificate in the chain")
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		pool.AddCert(c)
+	}
+	return certs[0], pool
 }
