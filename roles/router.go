@@ -226,6 +226,7 @@ func routerContributor(s *Spec, c *CloudConfig) error {
 	)
 	// Before nginx starts: the certificate it loads must exist (placeholder).
 	addTLS(routerTLSSite(s), c)
+	addShopCerts(s, c)
 	c.Runcmd = append(c.Runcmd,
 		[]string{"systemctl", "daemon-reload"},
 		// nginx -t binds the control socket too, and runs outside the unit:

@@ -73,8 +73,14 @@ func RouterNginxConf(c router.Cells, t *TLS, domains []string) string {
 	}
 	var b strings.Builder
 	b.WriteString(head)
-	b.WriteString("# Shops the certificate does not cover: plain HTTP (a redirect would lead to a certificate error).\n")
-	b.WriteString(router.ServerConf(c, "80 default_server"))
+	b.WriteString("# Shops the certificate does not cover: plain HTTP (a redirect would lead to a certificate error),\n" +
+		"# except a shop with its own certificate (belay shop tls), redirected by the Lua per request.\n")
+	other := "    listen 80 default_server;\n    server_name _;\n"
+	if t.Mode == TLSModeACME {
+		// The shops' own certificates are validated here (their names are in no server_name).
+		other += acmeChallengeLocations(c.App)
+	}
+	b.WriteString(router.Server(c, other, router.ShopRedirect(c.App)))
 	b.WriteString("# The names the certificate covers: HTTPS once a CA-issued (or custom) certificate is installed.\n")
 	covered := "    listen 80;\n    server_name " + strings.Join(routerServerNames(domains), " ") + ";\n"
 	if t.Mode == TLSModeACME {
@@ -82,9 +88,9 @@ func RouterNginxConf(c router.Cells, t *TLS, domains []string) string {
 	}
 	b.WriteString(router.Server(c, covered,
 		"        # Empty until a CA-issued certificate is installed, then the redirect to HTTPS.\n        include "+TLSRedirectFile(c.App)+";\n"))
-	b.WriteString("# HTTPS for every shop; the certificate covers the app's domains.\n")
+	b.WriteString("# HTTPS for every shop; the certificate covers the app's domains, a shop with its own gets that one.\n")
 	// The challenge fallback's upstream is addTLS's own conf.d file, as on an app server.
-	b.WriteString(router.Server(c, "    listen 443 ssl http2 default_server;\n    server_name _;\n"+tlsServerLines(c.App, t), ""))
+	b.WriteString(router.Server(c, "    listen 443 ssl http2 default_server;\n    server_name _;\n"+tlsServerLines(c.App, t)+router.ShopCertLines(c.App), ""))
 	return b.String()
 }
 
@@ -103,4 +109,26 @@ func routerServerNames(domains []string) []string {
 		out = append(out, d)
 	}
 	return out
+}
+
+// addShopCerts prepares the shops' own certificates (router/shopcert, run
+// by router-sync): their directory (root 0700, files 0600: only nginx's
+// master and router-sync read them; workers get them through the control
+// socket) and, with TLS mode acme, the issuer's ACME settings, the app's.
+// Without them router-sync reports every tls shop failed, naming the file.
+func addShopCerts(s *Spec, c *CloudConfig) {
+	r := s.Router
+	if r.TLS == nil {
+		return
+	}
+	c.Runcmd = append(c.Runcmd, []string{"install", "-d", "-m", "0700", "-o", "root", "-g", "root", router.CertsDir(r.App)})
+	if r.TLS.Mode != TLSModeACME {
+		return
+	}
+	conf := router.ShopACME{Server: r.TLS.ACMEDirectory, Email: r.TLS.Email, Webroot: ACMEWebroot}
+	if r.TLS.ACMECACertificate != "" {
+		conf.CAFile = ACMECAFile(r.App)
+	}
+	c.WriteFiles = append(c.WriteFiles, File{Path: RouterDir(r.App) + "/" + router.ShopACMEFile,
+		Content: string(router.RenderShopACME(conf)), Owner: "root:root", Permissions: "0600"})
 }

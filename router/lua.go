@@ -30,6 +30,8 @@ const (
 	DictSize = "64m"
 	// CtlDictSize holds the control keys (generation, id, load lock).
 	CtlDictSize = "1m"
+	// CertDictSize holds the shops' certificates (MaxShopCerts of them).
+	CertDictSize = "64m"
 	// MaxRoutesBody bounds a pushed snapshot (MaxShops lines of at most
 	// 253 + 1 + 31 + 1 bytes, plus headers).
 	MaxRoutesBody = "32m"
@@ -51,15 +53,26 @@ type Paths struct {
 	Routes string
 	// Socket is the control socket (a path; nginx listens on unix:Socket).
 	Socket string
+	// Certs is the directory of the shops' certificates (CertIndexFile and
+	// one DOMAIN.pem each, root 0600), loaded when nginx starts.
+	Certs string
 }
+
+// CertIndexFile lists the installed shop certificates, one domain a line,
+// in Paths.Certs: nginx's master reads it and each DOMAIN.pem at start.
+const CertIndexFile = "index.txt"
+
+// CertsDir is where a router keeps its shops' certificates.
+func CertsDir(app string) string { return "/etc/belay/tls/" + app + "/shops" }
 
 // DefaultPaths are the paths on a router host.
 func DefaultPaths(app string) Paths {
-	return Paths{Routes: Dir(app) + "/" + RoutesFile, Socket: Socket(app)}
+	return Paths{Routes: Dir(app) + "/" + RoutesFile, Socket: Socket(app), Certs: CertsDir(app)}
 }
 
 // luaModule is the Lua run by init_by_lua: the module every router request
-// calls (route, done) and the control endpoints (load, inflight). @V@ is
+// calls (route, done, https), the TLS handshake's certificate choice (cert)
+// and the control endpoints (routes, inflight, certs). @V@ is
 // Var(app), @DEFAULT@ the cell of unknown shops (or CellUnknown), @ROUTES@
 // the routes file, @FROZEN@ CellFrozen. Every value is a checked name or a
 // path rendered by belay: nothing here comes from the mapping.
@@ -69,6 +82,10 @@ local M = {}
 local ctl, inflight = ngx.shared.@V@_ctl, ngx.shared.@V@_inflight
 local slots = { [0] = ngx.shared.@V@_routes0, [1] = ngx.shared.@V@_routes1 }
 local default_cell, frozen = "@DEFAULT@", "@FROZEN@"
+-- The shops' certificates: DOMAIN -> chain and key (PEM), pushed by
+-- router-sync (root) through the control socket, never read from a file by
+-- a worker: the keys stay root 0600 on disk.
+local certs = ngx.shared.@V@_certs
 
 -- The control key (router.ControlKey): the control server answers only a
 -- client that sends it. Read here, in the master (root), from the root-only
@@ -271,6 +288,96 @@ function M.serve_inflight()
     end
 end
 
+-- parsed caches each worker's parsed certificates: the PEM string of the
+-- dict is the key of its parse (a pushed renewal is a new string).
+local parsed = {}
+
+-- cert runs in ssl_certificate_by_lua: a shop with its own certificate gets
+-- it for its SNI; any other name keeps the server's (the app's) certificate.
+function M.cert()
+    local ssl = require "ngx.ssl"
+    local name = ssl.server_name()
+    if not name then return end
+    name = string.lower(name)
+    local pem = certs:get(name)
+    if not pem then
+        parsed[name] = nil
+        return
+    end
+    local p = parsed[name]
+    if not p or p.pem ~= pem then
+        local c, err = ssl.parse_pem_cert(pem)
+        local k, kerr = ssl.parse_pem_priv_key(pem)
+        if not c or not k then
+            ngx.log(ngx.ERR, "belay router: certificate of ", name, ": ", err or kerr, "; serving the default certificate")
+            return
+        end
+        p = { pem = pem, cert = c, key = k }
+        parsed[name] = p
+    end
+    local ok, err = ssl.clear_certs()
+    if ok then ok, err = ssl.set_cert(p.cert) end
+    if ok then ok, err = ssl.set_priv_key(p.key) end
+    if not ok then
+        ngx.log(ngx.ERR, "belay router: setting the certificate of ", name, ": ", err)
+        return ngx.exit(ngx.ERROR)
+    end
+end
+
+-- https is "1" when the request's Host has its own certificate (the
+-- port-80 redirect to HTTPS of a shop outside the app's certificate).
+function M.https()
+    local h = ngx.var.host
+    if h and h ~= "" and certs:get(h) then return "1" end
+    return ""
+end
+
+local function check_cert(pem)
+    local ssl = require "ngx.ssl"
+    if not ssl.parse_pem_cert(pem) then return "not a PEM certificate chain" end
+    if not ssl.parse_pem_priv_key(pem) then return "no PEM private key" end
+    return nil
+end
+
+-- serve_certs: GET lists "DOMAIN MD5" of every certificate held; PUT
+-- ?domain=D sets D's (chain then key, PEM; checked first), DELETE removes it.
+function M.serve_certs()
+    if not authorized() then return ngx.exit(ngx.HTTP_FORBIDDEN) end
+    local method = ngx.req.get_method()
+    if method == "GET" then
+        local keys = certs:get_keys(0)
+        for _, d in ipairs(keys) do
+            local pem = certs:get(d)
+            if pem then ngx.say(d, " ", ngx.md5(pem)) end
+        end
+        return
+    end
+    local d = ngx.var.arg_domain
+    if not d or not d:match("^[a-z0-9][a-z0-9.-]*$") then
+        ngx.status = 400
+        ngx.say("expected ?domain=DOMAIN")
+        return
+    end
+    if method == "DELETE" then
+        certs:delete(d)
+        ngx.say("deleted ", d)
+        return
+    end
+    if method ~= "PUT" then return ngx.exit(405) end
+    local pem = body()
+    local err = check_cert(pem)
+    if not err then
+        local ok, serr = certs:safe_set(d, pem)
+        if not ok then err = serr .. " (the certificates dict holds @CERTSIZE@)" end
+    end
+    if err then
+        ngx.status = 422
+        ngx.say(d, ": ", err)
+        return
+    end
+    ngx.say("loaded ", d)
+end
+
 -- At a fresh start the dicts are empty: load the last pushed snapshot, so a
 -- restarted router routes every shop with the database down. A reload keeps
 -- the dicts (and the live routes): "init" is already there.
@@ -283,6 +390,26 @@ if ctl:add("init", true) then
             ngx.log(ngx.ERR, "belay router: @ROUTES@: ", err, "; shops are unknown until router-sync pushes")
         end
     end
+    -- The shops' certificates, read by the master (root) before any worker
+    -- runs: a restart with the database down serves them as before.
+    local idx = io.open("@CERTS@/@CERTINDEX@", "rb")
+    if idx then
+        for d in idx:lines() do
+            if d:match("^[a-z0-9][a-z0-9.-]*$") then
+                local f = io.open("@CERTS@/" .. d .. ".pem", "rb")
+                local pem = f and f:read("*a")
+                if f then f:close() end
+                local err = "unreadable"
+                if pem then err = check_cert(pem) end
+                if err then
+                    ngx.log(ngx.ERR, "belay router: certificate of ", d, ": ", err)
+                elseif not certs:safe_set(d, pem) then
+                    ngx.log(ngx.ERR, "belay router: certificate of ", d, ": the certificates dict is full")
+                end
+            end
+        end
+        idx:close()
+    end
 end
 `
 
@@ -293,5 +420,6 @@ func renderLua(c Cells, p Paths) string {
 		def = c.Default
 	}
 	return strings.NewReplacer("@V@", Var(c.App), "@DEFAULT@", def, "@FROZEN@", CellFrozen,
-		"@ROUTES@", p.Routes, "@SIZE@", DictSize, "@KEY@", ControlKey(p.Socket)).Replace(luaModule)
+		"@ROUTES@", p.Routes, "@SIZE@", DictSize, "@KEY@", ControlKey(p.Socket),
+		"@CERTS@", p.Certs, "@CERTINDEX@", CertIndexFile, "@CERTSIZE@", CertDictSize).Replace(luaModule)
 }

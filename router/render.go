@@ -69,6 +69,7 @@ func Render(c Cells, p Paths) []byte {
 		fmt.Fprintf(&b, "lua_shared_dict %s_%s %s;\n", v, d, DictSize)
 	}
 	fmt.Fprintf(&b, "lua_shared_dict %s_ctl %s;\n", v, CtlDictSize)
+	fmt.Fprintf(&b, "lua_shared_dict %s_certs %s;\n", v, CertDictSize)
 	fmt.Fprintf(&b, "init_by_lua_block {%s}\n", renderLua(c, p))
 	b.WriteString(initWorker)
 	fmt.Fprintf(&b, `# The control server: only root can reach the socket (its directory is 0700 root).
@@ -79,9 +80,10 @@ server {
     client_body_buffer_size %s;
     location = /routes { content_by_lua_block { %s.serve_routes() } }
     location = /inflight { content_by_lua_block { %s.serve_inflight() } }
+    location = /certs { content_by_lua_block { %s.serve_certs() } }
     location / { return 404; }
 }
-`, p.Socket, MaxRoutesBody, MaxRoutesBody, v, v)
+`, p.Socket, MaxRoutesBody, MaxRoutesBody, v, v, v)
 	return b.Bytes()
 }
 
@@ -195,6 +197,29 @@ func Server(c Cells, head, first string) string {
 `, head, v, app, CellFrozen, c.RetryAfter, HeaderRouter, CellUnknown, c.unknown(), first)
 }
 
+// ShopCertLines go in an HTTPS server block after its ssl_certificate (the
+// app's, the fallback): at each handshake the Lua gives a shop with its own
+// certificate that one, chosen by SNI from the certificates dict (no reload
+// per shop).
+func ShopCertLines(app string) string {
+	return "    # A shop with its own certificate gets it (SNI); other names get the one above.\n" +
+		"    ssl_certificate_by_lua_block { " + Var(app) + ".cert() }\n"
+}
+
+// ShopRedirect goes first in `location /` of the port-80 server of the
+// shops outside the app's certificate: a Host with its own certificate in
+// the dict is redirected to HTTPS, decided per request (no reload).
+func ShopRedirect(app string) string {
+	v := Var(app)
+	return fmt.Sprintf(`        # A shop with its own certificate: HTTPS (decided per request, docs/cells.md).
+        set_by_lua_block $%[1]s_https { return %[1]s.https() }
+        if ($%[1]s_https) {
+            access_log off;
+            return 301 https://$host$request_uri;
+        }
+`, v)
+}
+
 // SyncUnitName is the systemd template unit of router-sync (instance: the app).
 const SyncUnitName = "belay-router-sync@.service"
 
@@ -213,11 +238,14 @@ Restart=always
 RestartSec=1
 # Root because it pushes routes through nginx's root-only control socket
 # (/run/belay-router) and rewrites files nginx (root) parses; it validates
-# every row first. It writes only its app's directory (/var stays writable
-# for nginx -t's logs and temp paths; /run is not protected).
+# every row first. It writes only its app's directories (/var stays writable
+# for nginx -t's logs and temp paths, lego's state and the ACME webroot; /run
+# is not protected).
 NoNewPrivileges=yes
 ProtectSystem=full
 ReadWritePaths=/etc/belay/router/%i
+# The shops' certificates (router/shopcert); absent on a router without ACME.
+ReadWritePaths=-/etc/belay/tls/%i/shops
 ProtectHome=yes
 PrivateTmp=yes
 

@@ -40,6 +40,9 @@ type Shop struct {
 	// MoveTo and MoveStep describe a move in progress (empty otherwise).
 	MoveTo   string `json:"moveTo,omitempty"`
 	MoveStep string `json:"moveStep,omitempty"`
+	// TLS asks the routers for the shop's own certificate (ACME HTTP-01,
+	// router/shopcert); it does not change the shop's route.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // Mapping is every shop of one app, at one version of the table.
@@ -58,6 +61,10 @@ const (
 	MaxShops = 100000
 	// MaxCells bounds the cells of one app.
 	MaxCells = 64
+	// MaxShopCerts bounds the shops of one app with their own certificate:
+	// each router holds every one in its certificates dict (CertDictSize;
+	// a chain and key of about 3 KB take a 4 KiB slab, TestCertDictHoldsMaxShopCerts).
+	MaxShopCerts = 10000
 )
 
 var (
@@ -307,6 +314,7 @@ func Validate(m Mapping, c Cells) error {
 		errs = append(errs, fmt.Errorf("mapping: %d shops, at most %d (the routers' shared dicts are sized for that, docs/cells.md)", len(m.Shops), MaxShops))
 	}
 	seen := make(map[string]bool, len(m.Shops))
+	certs := 0
 	for i, s := range m.Shops {
 		bad := func(format string, a ...any) {
 			errs = append(errs, fmt.Errorf("shop %d (%q): %s", i, s.Domain, fmt.Sprintf(format, a...)))
@@ -327,6 +335,9 @@ func Validate(m Mapping, c Cells) error {
 		if s.State != Active && s.State != Frozen {
 			bad("state %q, expected active or frozen", s.State)
 		}
+		if s.TLS {
+			certs++
+		}
 		if s.MoveTo != "" && !c.Has(s.MoveTo) {
 			bad("move target %q is not in cells.conf", s.MoveTo)
 		}
@@ -335,7 +346,21 @@ func Validate(m Mapping, c Cells) error {
 			break
 		}
 	}
+	if certs > MaxShopCerts {
+		errs = append(errs, fmt.Errorf("mapping: %d shops with tls, at most %d (each router's certificates dict is sized for that, docs/cells.md)", certs, MaxShopCerts))
+	}
 	return errors.Join(errs...)
+}
+
+// TLSShops lists the shops of m with the tls flag, sorted.
+func TLSShops(m Mapping) []string {
+	var out []string
+	for _, s := range sortedShops(m.Shops) {
+		if s.TLS {
+			out = append(out, s.Domain)
+		}
+	}
+	return out
 }
 
 // sortedShops returns the shops sorted by domain (a stable file for a stable table).

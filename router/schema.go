@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS belay_router.shops (
     updated_at timestamptz NOT NULL DEFAULT now(),
     CHECK ((move_to IS NULL) = (move_step IS NULL))
 );
+-- Per-shop certificates (docs/cells.md): added to a schema that predates them.
+ALTER TABLE belay_router.shops ADD COLUMN IF NOT EXISTS tls boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS shops_app_cell ON belay_router.shops (app, cell);
 CREATE TABLE IF NOT EXISTS belay_router.versions (
     app     text PRIMARY KEY,
@@ -36,6 +38,19 @@ CREATE TABLE IF NOT EXISTS belay_router.routers (
     seen_at    timestamptz NOT NULL DEFAULT now(),
     error      text NOT NULL DEFAULT '',
     PRIMARY KEY (app, name)
+);
+-- Each router's own certificate of each shop with tls: routers issue for
+-- themselves (no key leaves a router), so each reports its own state.
+CREATE TABLE IF NOT EXISTS belay_router.certs (
+    app        text NOT NULL,
+    router     text NOT NULL,
+    domain     text NOT NULL,
+    state      text NOT NULL CHECK (state IN ('pending', 'issued', 'failed')),
+    not_after  timestamptz,
+    error      text NOT NULL DEFAULT '',
+    next_try   timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app, router, domain)
 );
 CREATE TABLE IF NOT EXISTS belay_router.audit (
     id        bigserial PRIMARY KEY,

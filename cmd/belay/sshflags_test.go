@@ -104,6 +104,8 @@ func TestSSHFlagsReachTheDialer(t *testing.T) {
 		"belay rollback":         {},
 		"belay shop assign":      {"a.example", "--app", "shop", "--cell", "c1", "--router", "shop-1"},
 		"belay shop audit":       {"--app", "shop", "--router", "shop-1"},
+		"belay shop certs":       {"--app", "shop", "--router", "shop-1"},
+		"belay shop tls":         {"a.example", "on", "--app", "shop", "--router", "shop-1"},
 		"belay shop move":        {"a.example", "--app", "shop", "--to", "c2", "--router", "shop-1"},
 		"belay status":           {},
 		"belay replace":          {"shop-2", "--yes"},

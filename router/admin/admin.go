@@ -36,6 +36,10 @@ const (
 	OpWait       = "wait"
 	OpCells      = "cells"
 	OpAudit      = "audit"
+	// OpTLS turns a shop's own certificate on or off (TLS "on"/"off");
+	// OpCerts lists every router's certificate states (of Domain if set).
+	OpTLS   = "tls"
+	OpCerts = "certs"
 )
 
 // SSHLoginTag starts what the router helper appends to the actor: the SSH
@@ -59,8 +63,10 @@ type Request struct {
 	Actor   string `json:"actor,omitempty"`
 	Version int64  `json:"version,omitempty"`
 	// Limit is the number of audit rows (OpAudit), 1-MaxAudit.
-	Limit         int   `json:"limit,omitempty"`
-	TimeoutMillis int64 `json:"timeoutMillis,omitempty"`
+	Limit int `json:"limit,omitempty"`
+	// TLS is OpTLS's "on" or "off".
+	TLS           string `json:"tls,omitempty"`
+	TimeoutMillis int64  `json:"timeoutMillis,omitempty"`
 }
 
 // CellInfo is one cell in `belay cells`.
@@ -87,7 +93,9 @@ type Response struct {
 	Audit    []store.AuditRow `json:"audit,omitempty"`
 	// Assigned is OpAssignMany's answer, one per domain, in request order.
 	Assigned []store.Assigned `json:"assigned,omitempty"`
-	Error    string           `json:"error,omitempty"`
+	// Certs is OpCerts's answer.
+	Certs []store.Cert `json:"certs,omitempty"`
+	Error string       `json:"error,omitempty"`
 }
 
 var stepOK = map[string]bool{"exported": true, "imported": true}
@@ -95,7 +103,7 @@ var stepOK = map[string]bool{"exported": true, "imported": true}
 // Check validates a request against the router's cells before it reaches the database.
 func Check(req Request, cells router.Cells) error {
 	switch req.Op {
-	case OpGet, OpAssign, OpBegin, OpStep, OpFinish, OpAbort:
+	case OpGet, OpAssign, OpBegin, OpStep, OpFinish, OpAbort, OpTLS:
 		if err := router.CheckDomain(req.Domain); err != nil {
 			return fmt.Errorf("domain: %w", err)
 		}
@@ -107,17 +115,17 @@ func Check(req Request, cells router.Cells) error {
 			return err
 		}
 	case OpWait, OpCells:
-	case OpAudit:
+	case OpAudit, OpCerts:
 		if req.Domain != "" {
 			if err := router.CheckDomain(req.Domain); err != nil {
 				return fmt.Errorf("domain: %w", err)
 			}
 		}
-		if req.Limit < 1 || req.Limit > MaxAudit {
+		if req.Op == OpAudit && (req.Limit < 1 || req.Limit > MaxAudit) {
 			return fmt.Errorf("limit %d: expected 1-%d", req.Limit, MaxAudit)
 		}
 	default:
-		return fmt.Errorf("op %q: expected one of get, assign, assign-many, move-begin, move-step, move-finish, move-abort, wait, cells, audit", req.Op)
+		return fmt.Errorf("op %q: expected one of get, assign, assign-many, move-begin, move-step, move-finish, move-abort, wait, cells, audit, tls, certs", req.Op)
 	}
 	if req.Op != OpAssignMany && len(req.Domains) > 0 {
 		return fmt.Errorf("domains: only for op %s", OpAssignMany)
@@ -127,6 +135,9 @@ func Check(req Request, cells router.Cells) error {
 		if !cells.Has(req.Cell) {
 			return fmt.Errorf("cell %q: not a cell of %s (cells: %s)", req.Cell, cells.App, strings.Join(cells.Names(), ", "))
 		}
+	}
+	if (req.Op == OpTLS) != (req.TLS != "") || req.Op == OpTLS && req.TLS != "on" && req.TLS != "off" {
+		return fmt.Errorf("tls %q: expected on or off, and only for op %s", req.TLS, OpTLS)
 	}
 	if req.Op == OpStep && !stepOK[req.Step] {
 		return fmt.Errorf("step %q: expected exported or imported", req.Step)
@@ -175,6 +186,10 @@ func Serve(ctx context.Context, st *store.Store, cells router.Cells, req Request
 		res, err = cellsInfo(ctx, st, cells, probe)
 	case OpAudit:
 		res.Audit, err = st.Audit(ctx, app, req.Domain, req.Limit)
+	case OpTLS:
+		res.Version, err = st.SetTLS(ctx, app, req.Domain, req.TLS == "on", req.Actor)
+	case OpCerts:
+		res.Certs, err = st.Certs(ctx, app, req.Domain)
 	}
 	return res, err
 }
@@ -306,6 +321,22 @@ func (c *Client) WaitApplied(ctx context.Context, app string, version int64, tim
 func (c *Client) Audit(ctx context.Context, domain string, limit int) ([]store.AuditRow, error) {
 	res, err := c.call(ctx, Request{Op: OpAudit, Domain: domain, Limit: limit})
 	return res.Audit, err
+}
+
+// SetTLS turns domain's own certificate on or off.
+func (c *Client) SetTLS(ctx context.Context, domain string, on bool, actor string) (int64, error) {
+	v := "off"
+	if on {
+		v = "on"
+	}
+	res, err := c.call(ctx, Request{Op: OpTLS, Domain: domain, TLS: v, Actor: actor})
+	return res.Version, err
+}
+
+// Certs lists every router's certificate states (of one shop if domain is set).
+func (c *Client) Certs(ctx context.Context, domain string) ([]store.Cert, error) {
+	res, err := c.call(ctx, Request{Op: OpCerts, Domain: domain})
+	return res.Certs, err
 }
 
 // Cells asks for the cells summary.

@@ -23,6 +23,10 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		{Op: OpAudit, Domain: "a.test", Limit: 10},
 		{Op: OpAssignMany, Domains: []string{"a.test", "b.test"}, Cell: "c2"},
 		{Op: OpAssignMany, Domains: batch(MaxBatch), Cell: "c1"},
+		{Op: OpTLS, Domain: "a.test", TLS: "on"},
+		{Op: OpTLS, Domain: "a.test", TLS: "off"},
+		{Op: OpCerts},
+		{Op: OpCerts, Domain: "a.test"},
 	}
 	for _, r := range good {
 		if err := Check(r, cells); err != nil {
@@ -58,6 +62,12 @@ func TestCheckRefusesHostileRequests(t *testing.T) {
 		"batch no cell":       {Op: OpAssignMany, Domains: []string{"a.test"}},
 		"domain on batch":     {Op: OpAssignMany, Domain: "x.test", Domains: []string{"a.test"}, Cell: "c1"},
 		"domains on assign":   {Op: OpAssign, Domain: "a.test", Domains: []string{"b.test"}, Cell: "c1"},
+		"tls no value":        {Op: OpTLS, Domain: "a.test"},
+		"tls bad value":       {Op: OpTLS, Domain: "a.test", TLS: "yes"},
+		"tls no domain":       {Op: OpTLS, TLS: "on"},
+		"tls wildcard":        {Op: OpTLS, Domain: "*.test", TLS: "on"},
+		"tls on another op":   {Op: OpGet, Domain: "a.test", TLS: "on"},
+		"certs bad domain":    {Op: OpCerts, Domain: "A.test"},
 	} {
 		if err := Check(r, cells); err == nil {
 			t.Errorf("%s: %+v accepted", name, r)

@@ -77,10 +77,13 @@ type Router struct {
 	root   string
 	Listen string
 	Cells  router.Cells
-	// Paths are the routes file and the control socket (router.Render).
+	// Paths are the routes file, the control socket and the shops'
+	// certificates directory (router.Render).
 	Paths router.Paths
-	cmd   *exec.Cmd
-	done  chan struct{}
+	// TLSListen is the HTTPS listener (StartTLSRouter only).
+	TLSListen string
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // CellsConf renders a cells.conf for cells (default cell def, "" for none).
@@ -99,6 +102,30 @@ func CellsConf(cells []*Cell, def string) string {
 
 // StartRouter starts nginx routing app over cells, with an empty mapping.
 func StartRouter(t testing.TB, name, app, cellsConf string) *Router {
+	t.Helper()
+	return startRouter(t, name, app, cellsConf, "")
+}
+
+// StartTLSRouter is StartRouter with the per-shop certificates: port Listen
+// is the shops' plain-HTTP server with the redirect of shops that have a
+// certificate (router.ShopRedirect), TLSListen serves HTTPS with appCert
+// (chain and key, PEM file) for any other name (router.ShopCertLines).
+func StartTLSRouter(t testing.TB, name, app, cellsConf, appCert string) *Router {
+	t.Helper()
+	return startRouter(t, name, app, cellsConf, appCert)
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startRouter(t testing.TB, name, app, cellsConf, appCert string) *Router {
 	t.Helper()
 	for _, p := range []string{nginxBin, luaModule} {
 		if _, err := os.Stat(p); err != nil {
@@ -128,14 +155,20 @@ func StartRouter(t testing.TB, name, app, cellsConf string) *Router {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	r.Paths = router.Paths{Routes: filepath.Join(r.Dir, router.RoutesFile), Socket: filepath.Join(sockDir, app+".sock")}
-	write(filepath.Join(r.Dir, router.MapFile), string(router.Render(cells, r.Paths)))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	r.Paths = router.Paths{Routes: filepath.Join(r.Dir, router.RoutesFile), Socket: filepath.Join(sockDir, app+".sock"),
+		Certs: filepath.Join(r.Dir, "certs")}
+	if err := os.MkdirAll(r.Paths.Certs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r.Listen = l.Addr().String()
-	l.Close()
+	write(filepath.Join(r.Dir, router.MapFile), string(router.Render(cells, r.Paths)))
+	r.Listen = freePort(t)
+	servers := router.ServerConf(cells, r.Listen)
+	if appCert != "" {
+		r.TLSListen = freePort(t)
+		servers = router.Server(cells, "    listen "+r.Listen+";\n    server_name _;\n", router.ShopRedirect(app)) +
+			router.Server(cells, "    listen "+r.TLSListen+" ssl;\n    server_name _;\n    ssl_certificate "+appCert+
+				";\n    ssl_certificate_key "+appCert+";\n"+router.ShopCertLines(app), "")
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must read the temp dir; never as root outside a test
@@ -155,7 +188,7 @@ http {
     scgi_temp_path %[2]s/tmp/scgi;
     include %[3]s/map.conf;
 %[4]s}
-`, user, r.root, r.Dir, router.ServerConf(cells, r.Listen), LoadModules))
+`, user, r.root, r.Dir, servers, LoadModules))
 	if out, err := exec.Command(nginxBin, r.args("-t", "-q")...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
@@ -259,6 +292,7 @@ func (r *Router) SyncOptions(app, dsn string) rsync.Options {
 		NginxReload: append([]string{nginxBin}, r.args("-s", "reload")...),
 		PIDFile:     filepath.Join(r.root, "nginx.pid"),
 		Socket:      r.Paths.Socket,
+		CertsDir:    r.Paths.Certs,
 		Resync:      time.Second,
 		MinBackoff:  50 * time.Millisecond,
 		MaxBackoff:  500 * time.Millisecond,

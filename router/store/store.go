@@ -62,12 +62,12 @@ func (s *Store) EnsureSchema(ctx context.Context) error {
 	})
 }
 
-const shopCols = "domain, app, cell, state, coalesce(move_to, ''), coalesce(move_step, '')"
+const shopCols = "domain, app, cell, state, coalesce(move_to, ''), coalesce(move_step, ''), tls"
 
 func scanShop(r pgx.Row) (router.Shop, error) {
 	var s router.Shop
 	var st string
-	err := r.Scan(&s.Domain, &s.App, &s.Cell, &st, &s.MoveTo, &s.MoveStep)
+	err := r.Scan(&s.Domain, &s.App, &s.Cell, &st, &s.MoveTo, &s.MoveStep, &s.TLS)
 	s.State = router.State(st)
 	return s, err
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -119,4 +120,33 @@ func (c *Control) InFlight(ctx context.Context, shops []string) (map[string]int,
 		busy[f[0]] = n
 	}
 	return busy, nil
+}
+
+// Certs lists the shop certificates nginx holds: domain → MD5 (hex) of the
+// PEM it was given.
+func (c *Control) Certs(ctx context.Context) (map[string]string, error) {
+	out, err := c.do(ctx, http.MethodGet, "/certs", nil)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			held[f[0]] = f[1]
+		}
+	}
+	return held, nil
+}
+
+// PutCert gives nginx domain's certificate (chain then key, PEM), which it
+// checks before serving it. The key travels only over the root-only socket.
+func (c *Control) PutCert(ctx context.Context, domain string, pem []byte) error {
+	_, err := c.do(ctx, http.MethodPut, "/certs?domain="+url.QueryEscape(domain), pem)
+	return err
+}
+
+// DeleteCert makes nginx forget domain's certificate (its SNI gets the app's again).
+func (c *Control) DeleteCert(ctx context.Context, domain string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/certs?domain="+url.QueryEscape(domain), nil)
+	return err
 }

@@ -185,6 +185,10 @@ func TestControlSocketHostileUsers(t *testing.T) {
 		{"-X", "PUT", "-H", router.HeaderControlKey + ":", "--data-binary", hostile, "http://nginx/routes"},
 		{"-X", "POST", "--data-binary", "a.test\n", "http://nginx/inflight"},
 		{"http://nginx/routes"},
+		// The shops' certificates (chain and key) are as guarded as the routes.
+		{"http://nginx/certs"},
+		{"-X", "PUT", "--data-binary", "not a certificate", "http://nginx/certs?domain=evil.test"},
+		{"-X", "DELETE", "http://nginx/certs?domain=a.test"},
 	}
 	for _, dirMode := range []os.FileMode{0o700, 0o755} {
 		// 0755 is the mistake the key guards against: the socket is reachable.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/belay-sh/belay/internal/nginxctl"
 	"github.com/belay-sh/belay/router"
+	"github.com/belay-sh/belay/router/shopcert"
 	"github.com/belay-sh/belay/router/store"
 )
 
@@ -42,6 +43,8 @@ type Options struct {
 	Dir string
 	// Socket is nginx's control socket of the app (default router.Socket(App)).
 	Socket string
+	// CertsDir holds the shops' certificates nginx loads at start (default router.CertsDir(App)).
+	CertsDir string
 	// Connect opens the database (the DSN comes from Dir/db.conf by default).
 	Connect func(ctx context.Context) (*store.Store, error)
 	// NginxTest and NginxReload (default nginx -t -q; systemctl reload
@@ -62,7 +65,15 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Log receives one line per event (default io.Discard).
 	Log io.Writer
+	// ShopCerts, when set, runs the shops' certificate issuer
+	// (router/shopcert) with this daemon: its Nginx is the control socket,
+	// its shops the mapping's tls shops; their states are reported to the
+	// database. Nil (a router without ACME) reports every tls shop failed.
+	ShopCerts *shopcert.Options
 }
+
+// noACME is the state of a tls shop on a router without ACME settings.
+const noACME = "this router has no ACME settings (" + router.ShopACMEFile + "): the app's tls.mode must be acme"
 
 func (o *Options) defaults() error {
 	if err := router.CheckApp(o.App); err != nil {
@@ -90,6 +101,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Socket == "" {
 		o.Socket = router.Socket(o.App)
+	}
+	if o.CertsDir == "" {
+		o.CertsDir = router.CertsDir(o.App)
 	}
 	if o.NginxTest == nil {
 		o.NginxTest = []string{"/usr/sbin/nginx", "-t", "-q"}
@@ -156,6 +170,11 @@ type Daemon struct {
 	// keyReload is when nginx was last reloaded because it refused the
 	// control key file (at most once a minute).
 	keyReload time.Time
+	// issuer is nil without ShopCerts; tlsShops are the mapping's last
+	// tls shops and reportedCerts the last certificate report.
+	issuer        *shopcert.Issuer
+	tlsShops      []string
+	reportedCerts string
 }
 
 // Run syncs until ctx ends. It returns only on a bad setup or when ctx ends.
@@ -167,6 +186,19 @@ func Run(ctx context.Context, o Options) error {
 	if m, err := LoadCache(o.Dir); err == nil && m != nil {
 		d.version = m.Version
 		d.logf("cached mapping: version %d, %d shops (nginx routes from it until the database answers)", m.Version, len(m.Shops))
+	}
+	if o.ShopCerts != nil {
+		so := *o.ShopCerts
+		so.Nginx, so.App, so.CertsDir = d.nginx, o.App, o.CertsDir
+		if so.Log == nil {
+			so.Log = o.Log
+		}
+		iss, err := shopcert.New(so)
+		if err != nil {
+			return fmt.Errorf("shop certificates: %w", err)
+		}
+		d.issuer = iss
+		go iss.Run(ctx)
 	}
 	backoff := o.MinBackoff
 	for ctx.Err() == nil {
@@ -206,6 +238,7 @@ func (d *Daemon) session(ctx context.Context, st *store.Store) error {
 		return fmt.Errorf("LISTEN %s: %w", router.Channel, err)
 	}
 	d.logf("connected; listening on %s", router.Channel)
+	d.reportedCerts = "" // a new session reports the certificates again
 	for {
 		// Everything that changed before this read is in it, so a
 		// notification that arrives meanwhile only causes one more read.
@@ -254,7 +287,10 @@ func (d *Daemon) syncOnce(ctx context.Context, st *store.Store) error {
 		d.logf("mapping version %d refused, nginx keeps version %d: %v", m.Version, d.version, applyErr)
 		return st.Report(ctx, d.o.App, d.o.Name, d.version, false, oneLine(applyErr))
 	}
-	return st.Report(ctx, d.o.App, d.o.Name, m.Version, true, "")
+	if err := st.Report(ctx, d.o.App, d.o.Name, m.Version, true, ""); err != nil {
+		return err
+	}
+	return d.reportCerts(ctx, st)
 }
 
 func oneLine(err error) string {
@@ -316,6 +352,10 @@ func (d *Daemon) apply(ctx context.Context, m router.Mapping) error {
 		d.pushed, d.pushedID = router.RoutesOf(m), id // nginx loaded it from routes.txt
 	}
 	d.version = m.Version
+	d.tlsShops = router.TLSShops(m)
+	if d.issuer != nil {
+		d.issuer.SetShops(d.tlsShops)
+	}
 	return SaveCache(d.o.Dir, m)
 }
 
@@ -406,7 +446,7 @@ func (d *Daemon) waitInFlight(ctx context.Context, frozen []string) error {
 // renderConf writes map.conf for cells and reloads nginx when it changed
 // (cells.conf changed: upstreams, default cell); it reports whether it did.
 func (d *Daemon) renderConf(ctx context.Context, cells router.Cells) (bool, error) {
-	want := router.Render(cells, router.Paths{Routes: filepath.Join(d.o.Dir, router.RoutesFile), Socket: d.o.Socket})
+	want := router.Render(cells, router.Paths{Routes: filepath.Join(d.o.Dir, router.RoutesFile), Socket: d.o.Socket, Certs: d.o.CertsDir})
 	mapPath := filepath.Join(d.o.Dir, router.MapFile)
 	old, err := os.ReadFile(mapPath)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

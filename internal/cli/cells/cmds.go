@@ -77,6 +77,17 @@ func runCells(ctx context.Context, o *Options) error {
 		if res.Unplaced > 0 {
 			fmt.Fprintf(o.IO.Out, "%d shops are mapped to cells this router does not know\n", res.Unplaced)
 		}
+		// The shops' own certificates, summed over routers (details: belay shop certs).
+		if certs, err := o.client().Certs(ctx, ""); err != nil {
+			fmt.Fprintf(o.IO.Out, "\nshop certificates: ? (%v)\n", err)
+		} else if len(certs) > 0 {
+			n := map[string]int{}
+			for _, c := range certs {
+				n[c.State]++
+			}
+			fmt.Fprintf(o.IO.Out, "\nshop certificates (per router): %d issued, %d pending, %d failed (belay shop certs --app %s)\n",
+				n["issued"], n["pending"], n["failed"], o.App)
+		}
 	}
 	if bad || res.Unplaced > 0 {
 		return cli.ExitError{Code: 1}
@@ -108,7 +119,7 @@ func NewCmdShop(f *cli.Factory) *cobra.Command {
 		Use:   "shop",
 		Short: "Map shops to cells and move them between cells",
 	}
-	cmd.AddCommand(newCmdAssign(f), newCmdMove(f), newCmdAudit(f))
+	cmd.AddCommand(newCmdAssign(f), newCmdMove(f), newCmdAudit(f), newCmdTLS(f), newCmdCerts(f))
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/belay-sh/belay/roles"
 	"github.com/belay-sh/belay/router"
 	"github.com/belay-sh/belay/router/admin"
+	"github.com/belay-sh/belay/router/shopcert"
 	"github.com/belay-sh/belay/router/store"
 	rsync "github.com/belay-sh/belay/router/sync"
 )
@@ -40,7 +42,9 @@ After a push that freezes shops it waits until none of their requests is in
 flight, then reports the version. A changed cells.conf re-renders
 /etc/belay/router/APP/map.conf (nginx -t, reload). A refused mapping or an
 unreachable database changes nothing: nginx keeps routing from the last good
-routes. See docs/cells.md.`,
+routes. With /etc/belay/router/APP/shop-acme.conf (tls.mode acme) it also
+issues, renews and serves the certificates of shops with tls (belay shop
+tls), lego state in /var/lib/belay/acme/APP/shops. See docs/cells.md.`,
 		Example: `  belay host router-sync --app shop   # as belay-router-sync@shop.service runs it`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +52,18 @@ routes. See docs/cells.md.`,
 				return fmt.Errorf("--app: %w", err)
 			}
 			o.Log = f.IO.ErrOut
+			// The shops' certificates: only with the ACME settings the
+			// router role writes for an app with tls.mode acme.
+			confPath := filepath.Join(router.Dir(o.App), router.ShopACMEFile)
+			if raw, err := os.ReadFile(confPath); err == nil {
+				c, err := router.ParseShopACME(raw)
+				if err != nil {
+					return fmt.Errorf("%s: %w", confPath, err)
+				}
+				o.ShopCerts = &shopcert.Options{Conf: c}
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("shop certificates: %w", err)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
