@@ -134,8 +134,8 @@ type Status struct {
 	Standby *Standby `json:"standby"`
 	// Cells are the dedicated cells' stanzas (cells.go), empty without one.
 	Cells      []CellBackups `json:"cells"`
-	Problems   []string `json:"problems"`
-	Healthy    bool     `json:"healthy"`
+	Problems   []string      `json:"problems"`
+	Healthy    bool          `json:"healthy"`
 	Thresholds struct {
 		MaxRPO        time.Duration `json:"maxRpoNs"`
 		MaxVerifyAge  time.Duration `json:"maxVerifyAgeNs"`
