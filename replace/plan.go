@@ -267,12 +267,8 @@ func PlanReplace(inv *inventory.Inventory, host string, f Facts) (*Plan, error) 
 	case h.Has(inventory.RoleApp):
 		p.Role = string(inventory.RoleApp)
 		return p, planApp(inv, h, f, p)
-	case h.Has(inventory.RoleDB) && h.Cell != "":
-		// Its peer, switchover and rejoin checks are those of its own
-		// formation, which planDB (the stack's pair, formation "default")
-		// does not read: refused rather than acted on the wrong pair.
-		return nil, refuse("%s is a data node of cell %s's own PostgreSQL pair: belay replace handles the stack's pair (formation default) only so far; replace it by hand as docs/replace.md describes for db nodes, with --formation on the monitor's commands", host, h.Cell)
 	case h.Has(inventory.RoleDB):
+		// The stack's pair or a dedicated cell's (planDB reads its formation).
 		p.Role = string(inventory.RoleDB)
 		return p, planDB(inv, h, f, p)
 	case h.Has(inventory.RoleDBMonitor):
