@@ -10,6 +10,19 @@ import (
 	"github.com/belay-sh/belay/inventory"
 )
 
+// SizeKey names a dedicated cell's databaseSize in the stack config.
+type SizeKey struct {
+	App       string `json:"app"`
+	AppIndex  int    `json:"appIndex"`
+	Cell      string `json:"cell"`
+	CellIndex int    `json:"cellIndex"`
+}
+
+// Path is the key's Pulumi config path.
+func (k *SizeKey) Path() string {
+	return fmt.Sprintf("belay:apps[%d].cells[%d].databaseSize", k.AppIndex, k.CellIndex)
+}
+
 // dbPair is the two data nodes, named by role, after the refusals.
 type dbPair struct {
 	monitor, primary, secondary string
@@ -58,14 +71,14 @@ func monitorArgv(build func(string) (string, error), formation string) []string 
 // checkPair refuses unless the formation is whole: exactly one primary and
 // one secondary, both healthy as the monitor sees them. Replacing or resizing
 // a node of a broken formation would take the last node.
-func checkPair(inv *inventory.Inventory, f Facts, what string) (*dbPair, error) {
-	nodes := inv.Database.Nodes
+func checkPair(inv *inventory.Inventory, pair pgPair, f Facts, what string) (*dbPair, error) {
+	nodes := pair.Nodes
 	mon := inv.Database.Monitor
 	if mon == "" || inv.Host(mon) == nil {
 		return nil, fmt.Errorf("inventory database.monitor %q: %s reads the formation from the pg_auto_failover monitor", mon, what)
 	}
 	if len(nodes) != 2 {
-		return nil, refuse("the formation has %d data nodes; %s handles a pair (primary and secondary)", len(nodes), what)
+		return nil, refuse("%s has %d data nodes; %s handles a pair (primary and secondary)", pair.What, len(nodes), what)
 	}
 	if f.DBError != "" {
 		return nil, refuse("cannot read the formation from the monitor %s (%s): %s needs to know which node is the primary", mon, f.DBError, what)
@@ -213,6 +226,33 @@ func rollNode(mon, formation, node, primary string, change func([]Step) []Step) 
 // old primary. size is recorded in the stack config first, so later plain
 // `pulumi up` runs see no difference.
 func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
+	pair := pgPair{What: "the formation", Formation: hostcmd.DefaultFormation, Nodes: inv.Database.Nodes}
+	return planResize(inv, pair, nil, size, f)
+}
+
+// PlanResizeCell is PlanResize for the dedicated pair of app's cell, within
+// its formation; the size is recorded as that cell's databaseSize.
+func PlanResizeCell(inv *inventory.Inventory, app, cell, size string, f Facts) (*Plan, error) {
+	ai := slices.IndexFunc(inv.Apps, func(a inventory.App) bool { return a.Name == app })
+	if ai < 0 {
+		return nil, fmt.Errorf("--cell %s/%s: no app %s in the inventory", app, cell, app)
+	}
+	ci := slices.IndexFunc(inv.Apps[ai].Cells, func(c inventory.Cell) bool { return c.Name == cell })
+	if ci < 0 {
+		return nil, fmt.Errorf("--cell %s/%s: app %s has no cell %s", app, cell, app, cell)
+	}
+	c := inv.Apps[ai].Cells[ci]
+	if !c.Dedicated() {
+		return nil, refuse("cell %s/%s has no PostgreSQL pair of its own (its database is on the stack's pair: belay db resize without --cell)", app, cell)
+	}
+	pair, err := pairOf(inv, inv.Host(c.DBNodes[0]))
+	if err != nil {
+		return nil, err
+	}
+	return planResize(inv, pair, &SizeKey{App: app, AppIndex: ai, Cell: cell, CellIndex: ci}, size, f)
+}
+
+func planResize(inv *inventory.Inventory, pair pgPair, key *SizeKey, size string, f Facts) (*Plan, error) {
 	site, ok := inv.Sites[inventory.Primary]
 	if !ok {
 		return nil, fmt.Errorf("inventory sites.primary: missing, expected the database's site")
@@ -227,7 +267,7 @@ func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
 	if sizes := config.Sizes(prov, site.Region); !slices.Contains(sizes, size) {
 		return nil, fmt.Errorf("--size: %q, expected a %s size orderable in %s: %s", size, prov, site.Region, strings.Join(sizes, ", "))
 	}
-	pr, err := checkPair(inv, f, "belay db resize")
+	pr, err := checkPair(inv, pair, f, "belay db resize")
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +284,16 @@ func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
 					Title: "start pg_auto_failover on " + node + " (it was stopped before the power-off)"})
 		}
 	}
-	p.Steps = append(p.Steps, Step{ID: "set-size", Kind: KindSetSize, Size: size,
-		Title: "record belay:database.size = " + size + " in the stack config (later plain ups see no difference)"})
-	def := hostcmd.DefaultFormation
-	p.Steps = append(p.Steps, rollNode(pr.monitor, def, pr.secondary, pr.primary, resize(pr.secondary))...)
-	p.Steps = append(p.Steps, switchover(pr.monitor, def, pr.primary, pr.secondary)...)
-	p.Steps = append(p.Steps, rollNode(pr.monitor, def, pr.primary, pr.secondary, resize(pr.primary))...)
+	path := "belay:database.size"
+	if key != nil {
+		path = key.Path()
+	}
+	p.Steps = append(p.Steps, Step{ID: "set-size", Kind: KindSetSize, Size: size, SizeKey: key,
+		Title: "record " + path + " = " + size + " in the stack config (later plain ups see no difference)"})
+	fm := pair.Formation
+	p.Steps = append(p.Steps, rollNode(pr.monitor, fm, pr.secondary, pr.primary, resize(pr.secondary))...)
+	p.Steps = append(p.Steps, switchover(pr.monitor, fm, pr.primary, pr.secondary)...)
+	p.Steps = append(p.Steps, rollNode(pr.monitor, fm, pr.primary, pr.secondary, resize(pr.primary))...)
 	p.Notes = append(p.Notes,
 		"db-standby and db-monitor keep their sizes (belay:database.standbySize, monitorSize)",
 		fmt.Sprintf("%s is the primary at the end (it was the secondary): a later switchover moves it back if you care", pr.secondary))

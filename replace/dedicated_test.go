@@ -124,3 +124,72 @@ func TestObserveDedicatedCellDB(t *testing.T) {
 		t.Errorf("stack node facts: %+v", f)
 	}
 }
+
+// TestPlanResizeDedicatedCell: `belay db resize --cell shop/c2` rolls the
+// cell's own pair within its formation and records the cell's databaseSize;
+// a shared cell or an unknown one is refused.
+func TestPlanResizeDedicatedCell(t *testing.T) {
+	inv := dedicatedInventory(t)
+	for k, s := range inv.Sites {
+		s.Provider = "hetzner"
+		inv.Sites[k] = s
+	}
+	p, err := PlanResizeCell(inv, "shop", "c2", "cpx42", cellPair("shop-c2-db-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"set-size",
+		"record-volume/shop-c2-db-1", "stop-keeper/shop-c2-db-1", "resize/shop-c2-db-1", "boot/shop-c2-db-1", "volume-kept/shop-c2-db-1", "start-keeper/shop-c2-db-1", "rejoin/shop-c2-db-1", "streaming/shop-c2-db-2",
+		"switchover/shop-c2-db-2", "promoted/shop-c2-db-1", "writable/shop-c2-db-1",
+		"record-volume/shop-c2-db-2", "stop-keeper/shop-c2-db-2", "resize/shop-c2-db-2", "boot/shop-c2-db-2", "volume-kept/shop-c2-db-2", "start-keeper/shop-c2-db-2", "rejoin/shop-c2-db-2", "streaming/shop-c2-db-1"}
+	if got := ids(p); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %v\nwant %v", got, want)
+	}
+	ci := len(inv.App("shop").Cells) - 1
+	if k := p.Steps[0].SizeKey; k == nil || k.Path() != "belay:apps[0].cells["+string(rune('0'+ci))+"].databaseSize" || k.App != "shop" || k.Cell != "c2" {
+		t.Errorf("set-size key %+v", k)
+	}
+	for _, s := range p.Steps {
+		if s.Host == "db-monitor" && !strings.Contains(strings.Join(s.Argv, " "), "'shop_c2'") {
+			t.Errorf("step %s does not name the cell's formation: %q", s.ID, s.Argv)
+		}
+	}
+	if _, err := PlanResizeCell(inv, "shop", "c9", "cpx42", cellPair("shop-c2-db-2")); err == nil || !strings.Contains(err.Error(), "no cell c9") {
+		t.Errorf("unknown cell: %v", err)
+	}
+	inv.App("shop").Cells = append([]inventory.Cell{{Name: "c1", Database: "shop_c1"}}, inv.App("shop").Cells...)
+	if _, err := PlanResizeCell(inv, "shop", "c1", "cpx42", cellPair("shop-c2-db-2")); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no PostgreSQL pair of its own") {
+		t.Errorf("shared cell: %v", err)
+	}
+	// The stack's resize still records belay:database.size.
+	if p, err := PlanResize(inv, "cpx42", whole("db-2")); err != nil || p.Steps[0].SizeKey != nil {
+		t.Errorf("stack resize: %v %+v", err, p)
+	}
+}
+
+// TestPulumiSetCellSize: the cell's databaseSize is written only after the
+// stack config's apps[i].cells[j] is checked to be that cell.
+func TestPulumiSetCellSize(t *testing.T) {
+	key := &SizeKey{App: "shop", AppIndex: 0, Cell: "c2", CellIndex: 1}
+	for _, tc := range []struct {
+		names map[string]string
+		ok    bool
+	}{
+		{map[string]string{"belay:apps[0].name": "shop", "belay:apps[0].cells[1].name": "c2"}, true},
+		{map[string]string{"belay:apps[0].name": "shop", "belay:apps[0].cells[1].name": "c3"}, false},
+	} {
+		var calls []string
+		p := &Pulumi{Stack: "prod", Run: func(_ context.Context, _ string, argv ...string) ([]byte, error) {
+			calls = append(calls, strings.Join(argv, " "))
+			if argv[2] == "get" {
+				return []byte(tc.names[argv[4]] + "\n"), nil
+			}
+			return nil, nil
+		}}
+		err := p.SetSize(context.Background(), key, "cpx42")
+		set := slices.Contains(calls, "pulumi config set --path belay:apps[0].cells[1].databaseSize cpx42 --stack prod")
+		if (err == nil) != tc.ok || set != tc.ok {
+			t.Errorf("names %v: err %v, calls %q", tc.names, err, calls)
+		}
+	}
+}

@@ -88,6 +88,9 @@ type Step struct {
 	Domain  string `json:"domain,omitempty"`
 	// Size is a KindResize/KindSetSize step's new size.
 	Size string `json:"size,omitempty"`
+	// SizeKey is where a KindSetSize step records Size: nil for the
+	// stack's pair (belay:database.size), a dedicated cell's databaseSize.
+	SizeKey *SizeKey `json:"sizeKey,omitempty"`
 	// Fact names what a KindRecord step records and a KindSame step compares.
 	Fact string `json:"fact,omitempty"`
 	// From, App and Release are a KindCopyRelease step's source host, app and release.
