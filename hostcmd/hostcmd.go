@@ -137,11 +137,12 @@ func FirstBackupState() []string {
 	return []string{"systemctl", "show", "-p", "SubState", "--value", FirstBackupUnit}
 }
 
-// BackupNow runs one backup (kind full or diff) in the foreground as the
-// repository user, so its progress streams back and its exit status is the
-// backup's (`belay backup now`).
-func BackupNow(kind string) []string {
-	return []string{"runuser", "-u", "pgbackrest", "--", BackupScript, kind}
+// BackupNow runs one backup (kind full or diff) of stanza in the foreground
+// as the repository user, so its progress streams back and its exit status
+// is the backup's (`belay backup now`: the stack's stanza; without a stanza
+// the script would back up every stanza of the repository in turn).
+func BackupNow(kind, stanza string) []string {
+	return []string{"runuser", "-u", "pgbackrest", "--", BackupScript, kind, stanza}
 }
 
 // BackupKinds are the kinds BackupNow accepts.
@@ -256,7 +257,7 @@ func ForHost(h Host) [][]string {
 				out = append(out, PgBackRestInfo(st), LastWALOf(st))
 			}
 			for _, k := range BackupKinds {
-				out = append(out, BackupNow(k))
+				out = append(out, BackupNow(k, h.Stanza))
 			}
 		}
 	}
