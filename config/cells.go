@@ -295,5 +295,5 @@ func (v *validator) dedicatedCell(cp string, a App, c Cell) {
 	if v.o.dedicated {
 		return
 	}
-	v.add(cp+".database", "%q needs a pgBackRest stanza and a standby-site copy of the cell's pair, which belay does not provision yet (docs/cells.md, \"Dedicated database\"), expected %q for now", c.Database, DatabaseShared)
+	v.add(cp+".database", "%q needs a standby-site copy of the cell's pair and a copy of the cell's data from the shared cluster, which belay does not provide yet (docs/cells.md, \"Dedicated database\"), expected %q for now", c.Database, DatabaseShared)
 }

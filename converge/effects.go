@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/roles"
 )
 
@@ -93,6 +94,11 @@ func EffectOf(p string) Effect {
 		// An app added or removed: belay-restic-maintain creates its user and
 		// repository (or takes the user out of the restic group).
 		return Effect{Activate: []Cmd{{"systemctl", "start", "--no-block", "belay-restic-maintain.service"}}}
+	case p == roles.PgBackRestStanzasFile:
+		// A dedicated cell's stanza added: the first-backup job (re)runs,
+		// creates the new stanza once its primary answers and takes its
+		// first full backup; stanzas with a full are skipped.
+		return Effect{Activate: []Cmd{{"systemctl", "restart", "--no-block", hostcmd.FirstBackupUnit}}}
 	case strings.HasPrefix(p, "/etc/belay/") && strings.HasSuffix(p, ".env"):
 		return Effect{Note: "the app reads its environment when it starts: the next deploy (or restart) applies it"}
 	}

@@ -23,11 +23,13 @@ const (
 	PromoteSQL = "SELECT pg_promote(true, 300)"
 	// StreamingReplicasSQL counts replicas streaming from a primary.
 	StreamingReplicasSQL = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-	// FormationSQL prints "<primaries>/<secondaries>" as the pg_auto_failover monitor sees the formation.
-	FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node"
-	// NodeStatesSQL lists the formation's nodes as "<name>|<reported state>|<goal state>"
-	// lines, as the monitor sees them (belay replace / db resize wait on it).
-	NodeStatesSQL = "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node ORDER BY nodename"
+	// FormationSQL prints "<primaries>/<secondaries>" of the stack's pair
+	// (formation "default") as the pg_auto_failover monitor sees it.
+	FormationSQL = "SELECT count(*) FILTER (WHERE reportedstate = 'primary') || '/' || count(*) FILTER (WHERE reportedstate = 'secondary') FROM pgautofailover.node WHERE formationid = 'default'"
+	// NodeStatesSQL lists the stack pair's nodes (formation "default") as
+	// "<name>|<reported state>|<goal state>" lines, as the monitor sees them
+	// (belay replace / db resize wait on it).
+	NodeStatesSQL = "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node WHERE formationid = 'default' ORDER BY nodename"
 	// SwitchoverSQL is `pg_autoctl perform switchover` as the monitor's own
 	// function: the primary is demoted once the secondary caught up, which is
 	// then promoted (no acknowledged write lost).
@@ -102,8 +104,20 @@ func PgBackRestInfo(stanza string) []string { return PgBackRest(stanza, "--outpu
 // "<mtime epoch> <file name>" of the newest archived WAL segment.
 const LastWALPath = "/usr/local/sbin/belay-last-wal"
 
-// LastWAL runs LastWALPath (a script, not `sh -c`: one word sudoers matches exactly).
+// LastWAL runs LastWALPath (a script, not `sh -c`: one word sudoers matches
+// exactly) for the stack's stanza.
 func LastWAL() []string { return []string{LastWALPath} }
+
+// LastWALOf runs LastWALPath for a dedicated cell's stanza (the script
+// accepts only a stanza its list names; sudoers lists one argv per stanza).
+func LastWALOf(stanza string) []string { return []string{LastWALPath, stanza} }
+
+// CellVerifyResultFile is where the restore verification of a dedicated
+// cell's stanza writes its result (the stack's goes to
+// /var/lib/belay/last-verified-restore.json); readable by anyone.
+func CellVerifyResultFile(stanza string) string {
+	return "/var/lib/belay/last-verified-restore-" + stanza + ".json"
+}
 
 // LastWALScript is the pipeline LastWALPath runs for stanza.
 func LastWALScript(stanza string) string {
@@ -123,11 +137,12 @@ func FirstBackupState() []string {
 	return []string{"systemctl", "show", "-p", "SubState", "--value", FirstBackupUnit}
 }
 
-// BackupNow runs one backup (kind full or diff) in the foreground as the
-// repository user, so its progress streams back and its exit status is the
-// backup's (`belay backup now`).
-func BackupNow(kind string) []string {
-	return []string{"runuser", "-u", "pgbackrest", "--", BackupScript, kind}
+// BackupNow runs one backup (kind full or diff) of stanza in the foreground
+// as the repository user, so its progress streams back and its exit status
+// is the backup's (`belay backup now`: the stack's stanza; without a stanza
+// the script would back up every stanza of the repository in turn).
+func BackupNow(kind, stanza string) []string {
+	return []string{"runuser", "-u", "pgbackrest", "--", BackupScript, kind, stanza}
 }
 
 // BackupKinds are the kinds BackupNow accepts.
@@ -237,6 +252,13 @@ type Host struct {
 	Routers []string
 	// Stanza is the pgBackRest stanza (standby-db and backup-repo roles).
 	Stanza string
+	// CellStanzas are the dedicated cells' stanzas (backup-repo role).
+	CellStanzas []string
+	// Formations are the dedicated cells' pg_auto_failover formations
+	// (db-monitor role); the stack's "default" is always there. A name
+	// that is not a lowercase identifier gets no command (the roles refuse
+	// it before rendering, naming the field).
+	Formations []string
 }
 
 // ForHost is every root command belay's operations may run on h, sorted and
@@ -267,13 +289,21 @@ func ForHost(h Host) [][]string {
 				StopUnit(PGAutoFailoverUnit), StartUnit(PGAutoFailoverUnit), Psql(InRecoverySQL))
 		case inventory.RoleDBMonitor:
 			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL), MonitorPsql(NodeStatesSQL), MonitorPsql(SwitchoverSQL))
+			for _, f := range h.Formations {
+				if cmds, err := FormationCommands(f); err == nil {
+					out = append(out, cmds...)
+				}
+			}
 		case inventory.RoleStandbyDB:
 			out = append(out, Psql(InRecoverySQL), Psql(ReplayTimestampSQL), Psql(PromoteSQL), ReadOnly(),
 				FinalArchive(), StopUnit(StandbyDBUnit), Resync(), StandbyRestoreState(), Psql(StandbyReplaySQL))
 		case inventory.RoleBackupRepo:
 			out = append(out, PgBackRestInfo(h.Stanza), StartUnit(FullBackupUnit), StartUnit(VerifyUnit), LastWAL(), FirstBackupState())
+			for _, st := range h.CellStanzas {
+				out = append(out, PgBackRestInfo(st), LastWALOf(st))
+			}
 			for _, k := range BackupKinds {
-				out = append(out, BackupNow(k))
+				out = append(out, BackupNow(k, h.Stanza))
 			}
 		}
 	}

@@ -78,6 +78,9 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 		ArchiveTimeout:      b.cfg.Backups.ArchiveTimeoutSeconds,
 	}
 	if monitor {
+		for _, tc := range b.dedicatedCells() {
+			s.DB.Formations = append(s.DB.Formations, tc.Formation)
+		}
 		return nil
 	}
 	if s.DB.Tenants, err = b.tenants(h); err != nil {
@@ -217,6 +220,9 @@ func (b *builder) backup(h topology.Host, s *roles.Spec) error {
 	bk.ResticCA = ca.Public
 	for _, app := range b.cfg.Apps {
 		bk.ResticApps = append(bk.ResticApps, app.Name)
+	}
+	if bk.Cells, err = b.cellStanzas(h); err != nil {
+		return err
 	}
 	s.Backup = bk
 	return nil

@@ -69,3 +69,47 @@ func (b *builder) cellDBAllowFrom(h topology.Host, tc *topology.Cell) ([]string,
 	names := append(append(append([]string{}, tc.DBNodes...), b.topo.DBMonitor), tc.Hosts...)
 	return b.peerAddrs(h, names)
 }
+
+// dedicatedCells are the cells with their own data nodes, in config order
+// (apps, then their cells): the monitor's formations and the repository's
+// stanzas are listed in this order, so a new cell appends a line.
+func (b *builder) dedicatedCells() []*topology.Cell {
+	var out []*topology.Cell
+	for _, app := range b.cfg.Apps {
+		cells := b.topo.Cells[app.Name]
+		for i := range cells {
+			if len(cells[i].DBNodes) > 0 {
+				out = append(out, &cells[i])
+			}
+		}
+	}
+	return out
+}
+
+// cellStanzas is the repository host's view of each dedicated cell's pair:
+// its stanza, its data nodes (reached from the repository's site) with
+// their pinned host keys, and their pgBackRest client keys.
+func (b *builder) cellStanzas(repo topology.Host) ([]roles.BackupStanza, error) {
+	var out []roles.BackupStanza
+	for _, tc := range b.dedicatedCells() {
+		st := roles.BackupStanza{Stanza: CellStanza(tc)}
+		for _, n := range tc.DBNodes {
+			a, err := b.reach(repo.Site, n)
+			if err != nil {
+				return nil, err
+			}
+			k, err := b.key(n)
+			if err != nil {
+				return nil, err
+			}
+			st.DBHosts = append(st.DBHosts, roles.KnownHost{Name: n, Address: a, HostKey: k.Public})
+			ck, err := b.key(pgClientKeyName(n))
+			if err != nil {
+				return nil, err
+			}
+			st.ClientKeys = append(st.ClientKeys, ck.Public)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}

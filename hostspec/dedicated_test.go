@@ -88,3 +88,38 @@ func TestBuildDedicatedCell(t *testing.T) {
 		t.Errorf("StaticHosts = %v: the existing ones first, the pair appended", s)
 	}
 }
+
+// TestBuildDedicatedCellBackupAndMonitor: the repository host backs up the
+// pair in the cell's stanza (its data nodes with their pinned host keys, and
+// their own pgBackRest client keys); the monitor's formation queries cover
+// the cell's formation. A stack without dedicated cells has neither.
+func TestBuildDedicatedCellBackupAndMonitor(t *testing.T) {
+	cfg := cellsConfig(t)
+	specs, topo := build(t, cfg, true, nil)
+	if c := specs[topo.BackupRepo].Backup.Cells; len(c) != 0 {
+		t.Errorf("no dedicated cell: backup Cells = %+v", c)
+	}
+	if f := specs[topo.DBMonitor].DB.Formations; len(f) != 0 {
+		t.Errorf("no dedicated cell: monitor Formations = %v", f)
+	}
+	eu := &cfg.Apps[0].Cells[1]
+	eu.Replicas, eu.Database, eu.DatabaseSize = 2, config.DatabaseDedicated, cfg.Database.Size
+	specs, topo = build(t, cfg, true, nil)
+	eu2 := topo.Cell(cfg.Apps[0].Name, "eu-2")
+	cells := specs[topo.BackupRepo].Backup.Cells
+	if len(cells) != 1 || cells[0].Stanza != CellStanza(eu2) || len(cells[0].DBHosts) != 2 || len(cells[0].ClientKeys) != 2 {
+		t.Fatalf("backup Cells = %+v, want stanza %s with the pair", cells, CellStanza(eu2))
+	}
+	for i, n := range eu2.DBNodes {
+		h := cells[0].DBHosts[i]
+		if h.Name != n || h.Address != topo.Host(n).PrivateAddress.String() || h.HostKey != specs[n].HostKey.Public {
+			t.Errorf("DBHosts[%d] = %+v, want %s with its address and host key", i, h, n)
+		}
+		if cells[0].ClientKeys[i] != specs[n].DB.Backup.ClientKey.Public {
+			t.Errorf("ClientKeys[%d] is not %s's pgBackRest client key", i, n)
+		}
+	}
+	if f := specs[topo.DBMonitor].DB.Formations; len(f) != 1 || f[0] != eu2.Formation {
+		t.Errorf("monitor Formations = %v, want [%s]", f, eu2.Formation)
+	}
+}

@@ -10,22 +10,75 @@ import (
 	"github.com/belay-sh/belay/inventory"
 )
 
+// SizeKey names a dedicated cell's databaseSize in the stack config.
+type SizeKey struct {
+	App       string `json:"app"`
+	AppIndex  int    `json:"appIndex"`
+	Cell      string `json:"cell"`
+	CellIndex int    `json:"cellIndex"`
+}
+
+// Path is the key's Pulumi config path.
+func (k *SizeKey) Path() string {
+	return fmt.Sprintf("belay:apps[%d].cells[%d].databaseSize", k.AppIndex, k.CellIndex)
+}
+
 // dbPair is the two data nodes, named by role, after the refusals.
 type dbPair struct {
 	monitor, primary, secondary string
 }
 
+// pgPair is a PostgreSQL pair on the stack's monitor: the stack's own
+// (database.nodes, formation "default") or a dedicated cell's
+// (apps[].cells[].dbNodes, its formation).
+type pgPair struct {
+	// What names it in messages: "the formation" or "cell shop/c2's pair (formation shop_c2)".
+	What      string
+	Formation string
+	Nodes     []string
+}
+
+// pairOf is the pair host is a data node of. A cell's formation must be a
+// lowercase identifier: it is spliced into the monitor's sudoers-listed SQL.
+func pairOf(inv *inventory.Inventory, h *inventory.Host) (pgPair, error) {
+	if h.Cell == "" {
+		return pgPair{What: "the formation", Formation: hostcmd.DefaultFormation, Nodes: inv.Database.Nodes}, nil
+	}
+	a := inv.App(h.App)
+	var c *inventory.Cell
+	if a != nil {
+		c = a.Cell(h.Cell)
+	}
+	if c == nil || !c.Dedicated() {
+		return pgPair{}, fmt.Errorf("inventory host %s: data node of cell %s/%s, which has no data nodes (apps[].cells[].dbNodes)", h.Name, h.App, h.Cell)
+	}
+	if err := hostcmd.CheckFormation(c.Formation); err != nil {
+		return pgPair{}, fmt.Errorf("inventory apps.%s.cells.%s: %w", h.App, h.Cell, err)
+	}
+	return pgPair{What: fmt.Sprintf("cell %s/%s's pair (formation %s)", h.App, h.Cell, c.Formation), Formation: c.Formation, Nodes: c.DBNodes}, nil
+}
+
+// monitorArgv is a monitor query of formation as root argv.
+func monitorArgv(build func(string) (string, error), formation string) []string {
+	sql, err := build(formation)
+	if err != nil {
+		// pairOf checked the name; the default formation's is fixed.
+		panic(err)
+	}
+	return hostcmd.MonitorPsql(sql)
+}
+
 // checkPair refuses unless the formation is whole: exactly one primary and
 // one secondary, both healthy as the monitor sees them. Replacing or resizing
 // a node of a broken formation would take the last node.
-func checkPair(inv *inventory.Inventory, f Facts, what string) (*dbPair, error) {
-	nodes := inv.Database.Nodes
+func checkPair(inv *inventory.Inventory, pair pgPair, f Facts, what string) (*dbPair, error) {
+	nodes := pair.Nodes
 	mon := inv.Database.Monitor
 	if mon == "" || inv.Host(mon) == nil {
 		return nil, fmt.Errorf("inventory database.monitor %q: %s reads the formation from the pg_auto_failover monitor", mon, what)
 	}
 	if len(nodes) != 2 {
-		return nil, refuse("the formation has %d data nodes; %s handles a pair (primary and secondary)", len(nodes), what)
+		return nil, refuse("%s has %d data nodes; %s handles a pair (primary and secondary)", pair.What, len(nodes), what)
 	}
 	if f.DBError != "" {
 		return nil, refuse("cannot read the formation from the monitor %s (%s): %s needs to know which node is the primary", mon, f.DBError, what)
@@ -67,15 +120,15 @@ func isPrimary(st NodeState) bool {
 // the other node must be a settled secondary (host is the primary: switch
 // over first) or a primary (host is the secondary, or broken: replace it as
 // it is). It reports whether host is the primary.
-func dbPeer(inv *inventory.Inventory, f Facts, host string) (mon, other string, hostIsPrimary bool, err error) {
+func dbPeer(inv *inventory.Inventory, pair pgPair, f Facts, host string) (mon, other string, hostIsPrimary bool, err error) {
 	mon = inv.Database.Monitor
 	if mon == "" || inv.Host(mon) == nil {
 		return "", "", false, fmt.Errorf("inventory database.monitor %q: belay replace reads the formation from the pg_auto_failover monitor", mon)
 	}
-	if len(inv.Database.Nodes) != 2 {
-		return "", "", false, refuse("the formation has %d data nodes; belay replace handles a pair (primary and secondary)", len(inv.Database.Nodes))
+	if len(pair.Nodes) != 2 {
+		return "", "", false, refuse("%s has %d data nodes; belay replace handles a pair (primary and secondary)", pair.What, len(pair.Nodes))
 	}
-	for _, n := range inv.Database.Nodes {
+	for _, n := range pair.Nodes {
 		if n != host {
 			other = n
 		}
@@ -107,16 +160,24 @@ func dbPeer(inv *inventory.Inventory, f Facts, host string) (mon, other string, 
 // secondary again and the primary streams to it. A broken node (not in the
 // formation's primary or secondary state) is replaced the same way, as long
 // as the other node is the primary.
+//
+// A dedicated cell's data node is replaced the same way within its own
+// formation: its peer, the switchover and the rejoin are read and acted on
+// with that formation's monitor queries.
 func planDB(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error {
-	mon, other, isPrim, err := dbPeer(inv, f, h.Name)
+	pair, err := pairOf(inv, h)
+	if err != nil {
+		return err
+	}
+	mon, other, isPrim, err := dbPeer(inv, pair, f, h.Name)
 	if err != nil {
 		return err
 	}
 	p.Apps = allApps(inv)
 	if isPrim {
-		p.Steps = append(p.Steps, switchover(mon, h.Name, other)...)
+		p.Steps = append(p.Steps, switchover(mon, pair.Formation, h.Name, other)...)
 	}
-	p.Steps = append(p.Steps, rollNode(mon, h.Name, other, func(s []Step) []Step {
+	p.Steps = append(p.Steps, rollNode(mon, pair.Formation, h.Name, other, func(s []Step) []Step {
 		return append(s,
 			Step{ID: "replace/" + h.Name, Kind: KindReplace, Host: h.Name, Timeout: ReplaceTimeout,
 				Title: "replace the server " + h.Name + " (its data volume is kept and re-attached)"},
@@ -131,12 +192,12 @@ func planDB(inv *inventory.Inventory, h *inventory.Host, f Facts, p *Plan) error
 	return nil
 }
 
-// switchover moves the primary from old to next and waits until next accepts writes.
-func switchover(mon, old, next string) []Step {
+// switchover moves formation's primary from old to next and waits until next accepts writes.
+func switchover(mon, formation, old, next string) []Step {
 	return []Step{
-		{ID: "switchover/" + old, Kind: KindRoot, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.SwitchoverSQL),
+		{ID: "switchover/" + old, Kind: KindRoot, Host: mon, Argv: monitorArgv(hostcmd.FormationSwitchoverSQL, formation),
 			Title: fmt.Sprintf("switch over: the monitor demotes %s once %s caught up and promotes %s (pg_autoctl perform switchover)", old, next, next)},
-		{ID: "promoted/" + next, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: next, States: primaryStates}, Timeout: PromoteTimeout,
+		{ID: "promoted/" + next, Kind: KindWait, Host: mon, Argv: monitorArgv(hostcmd.FormationNodesSQL, formation), Want: &Want{Node: next, States: primaryStates}, Timeout: PromoteTimeout,
 			Title: next + " is the primary (the monitor's reported and goal state)"},
 		{ID: "writable/" + next, Kind: KindWait, Host: next, Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f", Timeout: PromoteTimeout,
 			Title: next + " accepts writes (not in recovery)"},
@@ -145,7 +206,7 @@ func switchover(mon, old, next string) []Step {
 
 // rollNode takes the secondary node out cleanly, lets change act on it, and
 // waits until it is a secondary of primary again.
-func rollNode(mon, node, primary string, change func([]Step) []Step) []Step {
+func rollNode(mon, formation, node, primary string, change func([]Step) []Step) []Step {
 	s := []Step{
 		{ID: "record-volume/" + node, Kind: KindRecord, Host: node, Command: VolumeUUIDCmd(PGHome), Fact: "volume/" + node,
 			Title: "record the filesystem UUID of " + node + "'s data volume at " + PGHome},
@@ -154,7 +215,7 @@ func rollNode(mon, node, primary string, change func([]Step) []Step) []Step {
 	}
 	s = change(s)
 	return append(s,
-		Step{ID: "rejoin/" + node, Kind: KindWait, Host: mon, Argv: hostcmd.MonitorPsql(hostcmd.NodeStatesSQL), Want: &Want{Node: node, States: []string{"secondary"}}, Timeout: RejoinTimeout,
+		Step{ID: "rejoin/" + node, Kind: KindWait, Host: mon, Argv: monitorArgv(hostcmd.FormationNodesSQL, formation), Want: &Want{Node: node, States: []string{"secondary"}}, Timeout: RejoinTimeout,
 			Title: node + " is a secondary again (the monitor's reported and goal state: caught up)"},
 		Step{ID: "streaming/" + primary, Kind: KindWait, Host: primary, Argv: hostcmd.Psql(hostcmd.StreamingReplicasSQL), Expect: "1", Timeout: 5 * 60e9,
 			Title: "the primary " + primary + " streams to its replica"})
@@ -165,6 +226,33 @@ func rollNode(mon, node, primary string, change func([]Step) []Step) []Step {
 // old primary. size is recorded in the stack config first, so later plain
 // `pulumi up` runs see no difference.
 func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
+	pair := pgPair{What: "the formation", Formation: hostcmd.DefaultFormation, Nodes: inv.Database.Nodes}
+	return planResize(inv, pair, nil, size, f)
+}
+
+// PlanResizeCell is PlanResize for the dedicated pair of app's cell, within
+// its formation; the size is recorded as that cell's databaseSize.
+func PlanResizeCell(inv *inventory.Inventory, app, cell, size string, f Facts) (*Plan, error) {
+	ai := slices.IndexFunc(inv.Apps, func(a inventory.App) bool { return a.Name == app })
+	if ai < 0 {
+		return nil, fmt.Errorf("--cell %s/%s: no app %s in the inventory", app, cell, app)
+	}
+	ci := slices.IndexFunc(inv.Apps[ai].Cells, func(c inventory.Cell) bool { return c.Name == cell })
+	if ci < 0 {
+		return nil, fmt.Errorf("--cell %s/%s: app %s has no cell %s", app, cell, app, cell)
+	}
+	c := inv.Apps[ai].Cells[ci]
+	if !c.Dedicated() {
+		return nil, refuse("cell %s/%s has no PostgreSQL pair of its own (its database is on the stack's pair: belay db resize without --cell)", app, cell)
+	}
+	pair, err := pairOf(inv, inv.Host(c.DBNodes[0]))
+	if err != nil {
+		return nil, err
+	}
+	return planResize(inv, pair, &SizeKey{App: app, AppIndex: ai, Cell: cell, CellIndex: ci}, size, f)
+}
+
+func planResize(inv *inventory.Inventory, pair pgPair, key *SizeKey, size string, f Facts) (*Plan, error) {
 	site, ok := inv.Sites[inventory.Primary]
 	if !ok {
 		return nil, fmt.Errorf("inventory sites.primary: missing, expected the database's site")
@@ -179,7 +267,7 @@ func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
 	if sizes := config.Sizes(prov, site.Region); !slices.Contains(sizes, size) {
 		return nil, fmt.Errorf("--size: %q, expected a %s size orderable in %s: %s", size, prov, site.Region, strings.Join(sizes, ", "))
 	}
-	pr, err := checkPair(inv, f, "belay db resize")
+	pr, err := checkPair(inv, pair, f, "belay db resize")
 	if err != nil {
 		return nil, err
 	}
@@ -196,11 +284,16 @@ func PlanResize(inv *inventory.Inventory, size string, f Facts) (*Plan, error) {
 					Title: "start pg_auto_failover on " + node + " (it was stopped before the power-off)"})
 		}
 	}
-	p.Steps = append(p.Steps, Step{ID: "set-size", Kind: KindSetSize, Size: size,
-		Title: "record belay:database.size = " + size + " in the stack config (later plain ups see no difference)"})
-	p.Steps = append(p.Steps, rollNode(pr.monitor, pr.secondary, pr.primary, resize(pr.secondary))...)
-	p.Steps = append(p.Steps, switchover(pr.monitor, pr.primary, pr.secondary)...)
-	p.Steps = append(p.Steps, rollNode(pr.monitor, pr.primary, pr.secondary, resize(pr.primary))...)
+	path := "belay:database.size"
+	if key != nil {
+		path = key.Path()
+	}
+	p.Steps = append(p.Steps, Step{ID: "set-size", Kind: KindSetSize, Size: size, SizeKey: key,
+		Title: "record " + path + " = " + size + " in the stack config (later plain ups see no difference)"})
+	fm := pair.Formation
+	p.Steps = append(p.Steps, rollNode(pr.monitor, fm, pr.secondary, pr.primary, resize(pr.secondary))...)
+	p.Steps = append(p.Steps, switchover(pr.monitor, fm, pr.primary, pr.secondary)...)
+	p.Steps = append(p.Steps, rollNode(pr.monitor, fm, pr.primary, pr.secondary, resize(pr.primary))...)
 	p.Notes = append(p.Notes,
 		"db-standby and db-monitor keep their sizes (belay:database.standbySize, monitorSize)",
 		fmt.Sprintf("%s is the primary at the end (it was the secondary): a later switchover moves it back if you care", pr.secondary))

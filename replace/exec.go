@@ -22,7 +22,7 @@ type Replacer interface {
 // Resizer changes the data nodes' size: SetSize records it in the stack
 // config, Resize applies it to one server alone.
 type Resizer interface {
-	SetSize(ctx context.Context, size string) error
+	SetSize(ctx context.Context, key *SizeKey, size string) error
 	Resize(ctx context.Context, host string) error
 }
 
@@ -215,7 +215,7 @@ func (env *Env) run(ctx context.Context, s Step, facts map[string]string) (note 
 		if env.Resizer == nil {
 			return "", false, errors.New("no resizer for this target")
 		}
-		return "", false, env.Resizer.SetSize(ctx, s.Size)
+		return "", false, env.Resizer.SetSize(ctx, s.SizeKey, s.Size)
 	case KindResize:
 		if env.Resizer == nil {
 			return "", false, errors.New("no resizer for this target")

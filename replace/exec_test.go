@@ -214,7 +214,10 @@ func (f *fakeHosts) Replace(_ context.Context, host string) error {
 	return nil
 }
 
-func (f *fakeHosts) SetSize(_ context.Context, size string) error {
+func (f *fakeHosts) SetSize(_ context.Context, key *SizeKey, size string) error {
+	if key != nil {
+		size += " " + key.Path()
+	}
 	f.record("SET-SIZE " + size)
 	return nil
 }

@@ -97,7 +97,17 @@ func Observe(ctx context.Context, r remote.Runner, inv *inventory.Inventory, hos
 	f := Facts{AppHealthy: map[string]bool{}, AppWhy: map[string]string{}, StandbyServing: map[string]bool{}}
 	h := inv.Host(host)
 	if host == "" || (h != nil && h.Has(inventory.RoleDB)) {
-		f.DB, f.DBError = observeDB(ctx, r, inv)
+		formation := hostcmd.DefaultFormation
+		if h != nil && h.Cell != "" {
+			// A dedicated cell's data node: its own formation's nodes.
+			pair, err := pairOf(inv, h)
+			if err != nil {
+				f.DBError = err.Error()
+				return f
+			}
+			formation = pair.Formation
+		}
+		f.DB, f.DBError = observeDB(ctx, r, inv, formation)
 	}
 	if h == nil {
 		return f
@@ -168,14 +178,14 @@ func observeActive(ctx context.Context, r remote.Runner, app string, hosts []str
 	}
 }
 
-func observeDB(ctx context.Context, r remote.Runner, inv *inventory.Inventory) (map[string]NodeState, string) {
+func observeDB(ctx context.Context, r remote.Runner, inv *inventory.Inventory, formation string) (map[string]NodeState, string) {
 	mon := inv.Database.Monitor
 	if mon == "" {
 		return nil, "no monitor in the inventory"
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	out, err := r.RunRoot(cctx, mon, hostcmd.MonitorPsql(hostcmd.NodeStatesSQL)...)
+	out, err := r.RunRoot(cctx, mon, monitorArgv(hostcmd.FormationNodesSQL, formation)...)
 	if err != nil {
 		return nil, err.Error()
 	}

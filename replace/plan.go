@@ -88,6 +88,9 @@ type Step struct {
 	Domain  string `json:"domain,omitempty"`
 	// Size is a KindResize/KindSetSize step's new size.
 	Size string `json:"size,omitempty"`
+	// SizeKey is where a KindSetSize step records Size: nil for the
+	// stack's pair (belay:database.size), a dedicated cell's databaseSize.
+	SizeKey *SizeKey `json:"sizeKey,omitempty"`
 	// Fact names what a KindRecord step records and a KindSame step compares.
 	Fact string `json:"fact,omitempty"`
 	// From, App and Release are a KindCopyRelease step's source host, app and release.
@@ -267,12 +270,8 @@ func PlanReplace(inv *inventory.Inventory, host string, f Facts) (*Plan, error) 
 	case h.Has(inventory.RoleApp):
 		p.Role = string(inventory.RoleApp)
 		return p, planApp(inv, h, f, p)
-	case h.Has(inventory.RoleDB) && h.Cell != "":
-		// Its peer, switchover and rejoin checks are those of its own
-		// formation, which planDB (the stack's pair, formation "default")
-		// does not read: refused rather than acted on the wrong pair.
-		return nil, refuse("%s is a data node of cell %s's own PostgreSQL pair: belay replace handles the stack's pair (formation default) only so far; replace it by hand as docs/replace.md describes for db nodes, with --formation on the monitor's commands", host, h.Cell)
 	case h.Has(inventory.RoleDB):
+		// The stack's pair or a dedicated cell's (planDB reads its formation).
 		p.Role = string(inventory.RoleDB)
 		return p, planDB(inv, h, f, p)
 	case h.Has(inventory.RoleDBMonitor):

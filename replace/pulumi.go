@@ -197,9 +197,28 @@ func (p *Pulumi) Replace(ctx context.Context, host string) error {
 	return err
 }
 
-// SetSize records size as belay:database.size.
-func (p *Pulumi) SetSize(ctx context.Context, size string) error {
-	_, err := p.run(ctx, SetSizeArgs(p.Stack, size)...)
+// SetSize records size as belay:database.size, or as the databaseSize of
+// the dedicated cell key names, after checking that the stack config's
+// apps[i] and its cells[j] are that app and cell (the indexes come from the
+// inventory, which lists them in config order).
+func (p *Pulumi) SetSize(ctx context.Context, key *SizeKey, size string) error {
+	if key == nil {
+		_, err := p.run(ctx, SetSizeArgs(p.Stack, size)...)
+		return err
+	}
+	for _, c := range []struct{ path, want string }{
+		{fmt.Sprintf("belay:apps[%d].name", key.AppIndex), key.App},
+		{fmt.Sprintf("belay:apps[%d].cells[%d].name", key.AppIndex, key.CellIndex), key.Cell},
+	} {
+		out, err := p.run(ctx, "pulumi", "config", "get", "--path", c.path, "--stack", p.Stack)
+		if err != nil {
+			return err
+		}
+		if got := strings.TrimSpace(string(out)); got != c.want {
+			return fmt.Errorf("stack config %s is %q, expected %q: the inventory's order differs from the stack config's; set %s by hand", c.path, got, c.want, key.Path())
+		}
+	}
+	_, err := p.run(ctx, "pulumi", "config", "set", "--path", key.Path(), size, "--stack", p.Stack)
 	return err
 }
 

@@ -82,7 +82,7 @@ func TestPulumiReplace(t *testing.T) {
 func TestPulumiResize(t *testing.T) {
 	f := &fakePulumi{t: t, preview: "preview-resize-db-2.json", export: "export.json"}
 	p := &Pulumi{Stack: "prod", Run: f.run}
-	if err := p.SetSize(context.Background(), "cpx42"); err != nil {
+	if err := p.SetSize(context.Background(), nil, "cpx42"); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Resize(context.Background(), "db-2"); err != nil {

@@ -68,17 +68,18 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 	c.WriteFiles = append(c.WriteFiles,
 		File{Path: "/etc/pgbackrest/pgbackrest.conf", Content: pgBackRestRepoConf(bk), Owner: "root:root", Permissions: "0644"},
 		File{Path: "/etc/pgbackrest/verify.conf", Content: pgBackRestVerifyConf(bk), Owner: "root:root", Permissions: "0644"},
-		File{Path: remoteWrapper, Content: remoteWrapperScript(bk.Stanza), Owner: "root:root", Permissions: "0755"},
+		File{Path: remoteWrapper, Content: remoteWrapperScript(), Owner: "root:root", Permissions: "0755"},
 		File{Path: pgBackRestHome + "/.ssh/authorized_keys", Content: pgBackRestAuthorizedKeys(bk), Owner: "root:root", Permissions: "0644"},
 		File{Path: pgBackRestHome + "/.ssh/id_ed25519", Content: bk.RepoKey.PrivatePEM, Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0600", Defer: true},
 		File{Path: pgBackRestHome + "/.ssh/known_hosts", Content: dbKnownHosts(bk), Owner: "root:root", Permissions: "0644"},
 		File{Path: pgBackRestHome + "/.ssh/config", Content: pgBackRestSSHConfig, Owner: "root:root", Permissions: "0644"},
 		File{Path: hostcmd.BackupScript, Content: backupScript(bk), Owner: "root:root", Permissions: "0755"},
 		File{Path: VerifyScript, Content: verifyScript(bk), Owner: "root:root", Permissions: "0755"},
-		File{Path: hostcmd.LastWALPath, Content: "#!/bin/sh\n# Rendered by belay: prints \"<mtime epoch> <segment>\" of the newest WAL segment archived for stanza " + bk.Stanza + "\n# (belay backup status: its age is the current cross-site RPO).\nset -eu\n" + hostcmd.LastWALScript(bk.Stanza) + "\n", Owner: "root:root", Permissions: "0755"},
+		File{Path: PgBackRestStanzasFile, Content: stanzasList(bk), Owner: "root:root", Permissions: "0644"},
+		File{Path: hostcmd.LastWALPath, Content: lastWALScript(bk), Owner: "root:root", Permissions: "0755"},
 		// Written by the pgbackrest user at every verification, readable by anyone.
 		File{Path: VerifyResultFile, Content: `{"time":"","backupLabel":"","ok":false,"details":"no restore verification has run yet"}` + "\n", Owner: PgBackRestUser + ":" + PgBackRestUser, Permissions: "0644", Defer: true},
-		File{Path: "/etc/systemd/system/belay-pgbackrest-stanza.service", Content: stanzaService(bk.Stanza), Owner: "root:root", Permissions: "0644"},
+		File{Path: "/etc/systemd/system/belay-pgbackrest-stanza.service", Content: stanzaService(), Owner: "root:root", Permissions: "0644"},
 	)
 	c.WriteFiles = append(c.WriteFiles, firstBackupFiles(bk)...)
 	full, diff := backupCalendars(bk.FullEvery)
@@ -116,6 +117,7 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 		dir("/var/log/pgbackrest", PgBackRestUser, "0750"),
 		dir(pgBackRestHome+"/.ssh", PgBackRestUser, "0700"),
 		dir("/var/lib/belay/verify", PgBackRestUser, "0700"),
+		dir(cellVerifyDir, PgBackRestUser, "0755"),
 		// The chroot and the path to it must be root-owned (sshd refuses otherwise).
 		dir(resticRoot, "root", "0755"),
 	)
@@ -140,6 +142,22 @@ func backupContributor(s *Spec, c *CloudConfig) error {
 }
 
 // backupCalendars returns the OnCalendar of the full and the differential backups.
+// lastWALScript prints "<mtime epoch> <segment>" of the newest WAL segment
+// archived for the stack's stanza, or for the listed stanza given as its
+// argument (belay backup status: its age is the current cross-site RPO).
+func lastWALScript(bk *Backup) string {
+	return `#!/bin/sh
+# Rendered by belay: belay-last-wal [STANZA] prints "<mtime epoch> <segment>" of the newest WAL
+# segment archived for STANZA (default ` + bk.Stanza + `, the stack's), a stanza of ` + PgBackRestStanzasFile + `
+# (belay backup status: its age is the current cross-site RPO).
+set -eu
+stanza=${1:-` + bk.Stanza + `}
+case $stanza in "" | *[!A-Za-z0-9_-]*) echo "belay-last-wal: $stanza: not a stanza name" >&2; exit 2 ;; esac
+cut -d' ' -f1 ` + PgBackRestStanzasFile + ` | grep -qxF -- "$stanza" || { echo "belay-last-wal: $stanza: not a stanza of this repository" >&2; exit 2; }
+` + strings.ReplaceAll(hostcmd.LastWALScript("STANZA"), "STANZA", `"$stanza"`) + `
+`
+}
+
 func backupCalendars(fullEvery string) (full, diff string) {
 	if fullEvery == "weekly" {
 		return "Sun *-*-* 01:00:00", "Mon..Sat *-*-* 01:00:00"

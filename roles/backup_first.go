@@ -2,7 +2,6 @@ package roles
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/belay-sh/belay/hostcmd"
 )
@@ -39,26 +38,25 @@ func firstBackupFiles(bk *Backup) []File {
 // idempotent; it needs the primary too), WAL archiving end to end (pgbackrest
 // check switches WAL and waits for the segment in the repository: a backup
 // without it would fail only at its very end), then the backup itself.
+//
+// Every stanza of PgBackRestStanzasFile gets its first full this way (a
+// dedicated cell's pair as well as the stack's), each as soon as its own
+// primary is ready: a slow pair does not hold the others back.
 func firstBackupScriptText(bk *Backup) string {
-	var hosts []string
-	for _, h := range bk.DBHosts {
-		hosts = append(hosts, h.Address)
-	}
 	return `#!/bin/sh
 # Rendered by belay: belay-backup-first (runs as ` + PgBackRestUser + ` from ` + hostcmd.FirstBackupUnit + `).
-# A new stack's first full backup of stanza ` + bk.Stanza + `, as soon as the primary accepts
-# writes: waits (2 s doubling to ` + strconv.Itoa(firstBackupMaxDelay) + ` s, at most ` + strconv.Itoa(firstBackupWait/60) + ` min) for a read-write data
-# node, the stanza and a working WAL archive, then runs ` + hostcmd.BackupScript + ` full.
-# Does nothing when the repository holds a full backup already.
+# The first full backup of every stanza of ` + PgBackRestStanzasFile + ` (the stack's ` + bk.Stanza + `, then the
+# dedicated cells'), as soon as its primary accepts writes: waits (2 s doubling to ` + strconv.Itoa(firstBackupMaxDelay) + ` s,
+# at most ` + strconv.Itoa(firstBackupWait/60) + ` min) for a read-write data node, the stanza and a working WAL archive,
+# then runs ` + hostcmd.BackupScript + ` full STANZA. Skips a stanza whose repository holds a full backup already.
 set -u
-stanza=` + bk.Stanza + `
 wait=` + strconv.Itoa(firstBackupWait) + `
-log() { echo "belay-backup-first: $*"; }
-has_full() {
-    pgbackrest --stanza="$stanza" --output=json info 2>/dev/null | grep -q '"type":"full"'
+` + stanzaHostsShell + `log() { echo "belay-backup-first: $*"; }
+has_full() { # has_full STANZA
+    pgbackrest --stanza="$1" --output=json info 2>/dev/null | grep -q '"type":"full"'
 }
-writable() { # prints the first data node that answers read-write
-    for host in ` + strings.Join(hosts, " ") + `; do
+writable() { # writable HOST...: prints the first data node that answers read-write
+    for host in "$@"; do
         ro=$(ssh postgres@"$host" psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres <<'SQL' 2>/dev/null
 SELECT pg_is_in_recovery();
 SQL
@@ -70,8 +68,11 @@ SQL
     done
     return 1
 }
-try() { # one attempt; sets why on failure
-    if ! primary=$(writable); then
+try() { # try STANZA: one attempt; sets why on failure
+    stanza=$1
+    hosts=$(hosts_of "$stanza") || { why="not listed in $list"; return 1; }
+    # shellcheck disable=SC2086 # addresses, space separated
+    if ! primary=$(writable $hosts); then
         why="no data node accepts writes yet"
         return 1
     fi
@@ -84,7 +85,7 @@ try() { # one attempt; sets why on failure
         return 1
     fi
     log "primary $primary accepts writes, stanza $stanza exists, WAL archiving works: taking the first full backup"
-    if ! ` + hostcmd.BackupScript + ` full; then
+    if ! ` + hostcmd.BackupScript + ` full "$stanza"; then
         why="the full backup failed"
         return 1
     fi
@@ -93,21 +94,30 @@ try() { # one attempt; sets why on failure
 
 started=$(date +%s)
 delay=2
+pending=$(cut -d' ' -f1 "$list")
 while :; do
-    if has_full; then
-        log "the repository holds a full backup of $stanza: nothing to do"
-        exit 0
-    fi
-    why=""
-    if try; then
-        log "first full backup of $stanza taken $(($(date +%s) - started)) s after this job started"
-        exit 0
-    fi
+    left=""
+    whys=""
+    for s in $pending; do
+        if has_full "$s"; then
+            log "the repository holds a full backup of $s: nothing to do"
+            continue
+        fi
+        why=""
+        if try "$s"; then
+            log "first full backup of $s taken $(($(date +%s) - started)) s after this job started"
+            continue
+        fi
+        left="$left $s"
+        whys="$whys; $s: $why"
+    done
+    pending=$left
+    [ -n "$pending" ] || exit 0
     if [ $(($(date +%s) - started + delay)) -gt "$wait" ]; then
-        echo "belay-backup-first: giving up after $(($(date +%s) - started)) s: $why (the scheduled full backup takes over)" >&2
+        echo "belay-backup-first: giving up after $(($(date +%s) - started)) s${whys} (the scheduled full backup takes over)" >&2
         exit 1
     fi
-    log "$why; next check in ${delay}s"
+    log "waiting for${pending}${whys}; next check in ${delay}s"
     sleep "$delay"
     delay=$((delay * 2))
     [ "$delay" -le ` + strconv.Itoa(firstBackupMaxDelay) + ` ] || delay=` + strconv.Itoa(firstBackupMaxDelay) + `

@@ -63,7 +63,7 @@ esac
 			if tc.wait != "" {
 				r = strings.NewReplacer(hostcmd.BackupScript+" full", fake+" full", "\nwait=7200\n", "\nwait="+tc.wait+"\n")
 			}
-			p := writeTemp(t, dir, "belay-backup-first", r.Replace(text), 0o755)
+			p := writeTemp(t, dir, "belay-backup-first", stanzaListAt(t, c, dir).Replace(r.Replace(text)), 0o755)
 			cmd := exec.Command(p)
 			cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
 			out, err := cmd.CombinedOutput()

@@ -32,6 +32,7 @@ func TestBackupAndVerifyWithPostgres(t *testing.T) {
 		"conf=/etc/pgbackrest/verify.conf", "conf="+dir+"/verify.conf",
 		"result="+VerifyResultFile, "result="+dir+"/result.json",
 	).Replace(fileAt(t, c, VerifyScript).Content)
+	verify = stanzaListAt(t, c, dir).Replace(verify)
 	verifyScript := writeTemp(t, dir, "bin/belay-verify-restore", verify, 0o755)
 	writeTemp(t, dir, "verify.conf", strings.NewReplacer(
 		"repo1-path="+PgBackRestRepo, "repo1-path="+dir+"/repo",
@@ -205,7 +206,16 @@ func (l *pgRepoLab) script(t *testing.T, c *CloudConfig, path string, replace ..
 		t.Fatalf("%s no longer runs psql over ssh as this test expects", path)
 	}
 	text = strings.NewReplacer(replace...).Replace(text)
+	text = stanzaListAt(t, c, l.dir).Replace(text)
 	p := writeTemp(t, l.dir, "bin/"+filepath.Base(path), text, 0o755)
 	l.chown()
 	return p
+}
+
+// stanzaListAt writes the rendered PgBackRestStanzasFile into dir and
+// returns the replacement that points a rendered script at it.
+func stanzaListAt(t *testing.T, c *CloudConfig, dir string) *strings.Replacer {
+	t.Helper()
+	p := writeTemp(t, dir, "pgbackrest-stanzas", fileAt(t, c, PgBackRestStanzasFile).Content, 0o644)
+	return strings.NewReplacer("list="+PgBackRestStanzasFile+"\n", "list="+p+"\n")
 }

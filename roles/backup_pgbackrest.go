@@ -7,11 +7,17 @@ package roles
 import (
 	"fmt"
 	"strings"
+
+	"github.com/belay-sh/belay/hostcmd"
 )
 
 func pgBackRestRepoConf(bk *Backup) string {
+	var names []string
+	for _, st := range bk.stanzas() {
+		names = append(names, st.Stanza)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Rendered by belay: the pgBackRest repository (this host) of stanza %s.
+	fmt.Fprintf(&b, `# Rendered by belay: the pgBackRest repository (this host) of stanza%s %s.
 [global]
 repo1-path=%s
 # Time-based retention: full backups (and their WAL) that still serve
@@ -24,20 +30,23 @@ process-max=2
 log-level-console=info
 log-level-file=detail
 log-path=/var/log/pgbackrest
-
-[%s]
-`, bk.Stanza, PgBackRestRepo, bk.RetentionDays, bk.RetentionDays, bk.Stanza)
-	for i, h := range bk.DBHosts {
-		n := i + 1
-		fmt.Fprintf(&b, "# %s\npg%d-host=%s\npg%d-host-user=postgres\npg%d-path=%s\npg%d-port=5432\n", h.Name, n, h.Address, n, n, PGDataPath(bk.PostgresVersion), n)
+`, map[bool]string{true: "s", false: ""}[len(names) > 1], strings.Join(names, ", "), PgBackRestRepo, bk.RetentionDays, bk.RetentionDays)
+	for _, st := range bk.stanzas() {
+		fmt.Fprintf(&b, "\n[%s]\n", st.Stanza)
+		for i, h := range st.DBHosts {
+			n := i + 1
+			fmt.Fprintf(&b, "# %s\npg%d-host=%s\npg%d-host-user=postgres\npg%d-path=%s\npg%d-port=5432\n", h.Name, n, h.Address, n, n, PGDataPath(bk.PostgresVersion), n)
+		}
 	}
 	return b.String()
 }
 
 // pgBackRestVerifyConf is the local view the verification restores with: the
-// same repository, a scratch data directory, no remote hosts.
+// same repository, no remote hosts. It names no stanza: pgBackRest refuses pg
+// options in [global], so the verification passes the scratch data
+// directory on its command line and every stanza restores with this file.
 func pgBackRestVerifyConf(bk *Backup) string {
-	return fmt.Sprintf(`# Rendered by belay: restore verification only (scratch instance on this host).
+	return fmt.Sprintf(`# Rendered by belay: restore verification only (scratch instance on this host), every stanza.
 [global]
 repo1-path=%s
 log-level-console=warn
@@ -49,27 +58,30 @@ lock-path=/tmp/pgbackrest-verify
 spool-path=/var/lib/belay/verify/spool
 # The repository is local: a retry cannot fix a bad file, it only delays the verdict.
 job-retry=0
-
-[%s]
-pg1-path=/var/lib/belay/verify/pgdata
-pg1-port=%d
-pg1-socket-path=/var/lib/belay/verify/run
-`, PgBackRestRepo, bk.Stanza, verifyPort)
+`, PgBackRestRepo)
 }
 
+// pgBackRestAuthorizedKeys binds each client key to its stanza: the forced
+// command gets the stanza as its argument and refuses any other, so a
+// dedicated cell's data node cannot write into the stack's archive (nor
+// another cell's).
 func pgBackRestAuthorizedKeys(bk *Backup) string {
 	var b strings.Builder
-	b.WriteString("# Rendered by belay: pgBackRest clients may only start the pgBackRest remote.\n")
-	for _, k := range bk.ClientKeys {
-		fmt.Fprintf(&b, "restrict,command=\"%s\" %s\n", remoteWrapper, strings.TrimSpace(k))
+	b.WriteString("# Rendered by belay: pgBackRest clients may only start the pgBackRest remote, of their own stanza.\n")
+	for _, st := range bk.stanzas() {
+		for _, k := range st.ClientKeys {
+			fmt.Fprintf(&b, "restrict,command=\"%s %s\" %s\n", remoteWrapper, st.Stanza, strings.TrimSpace(k))
+		}
 	}
 	return b.String()
 }
 
 func dbKnownHosts(bk *Backup) string {
 	var b strings.Builder
-	for _, h := range bk.DBHosts {
-		fmt.Fprintf(&b, "%s %s\n", h.Address, strings.TrimSpace(h.HostKey))
+	for _, st := range bk.stanzas() {
+		for _, h := range st.DBHosts {
+			fmt.Fprintf(&b, "%s %s\n", h.Address, strings.TrimSpace(h.HostKey))
+		}
 	}
 	return b.String()
 }
@@ -86,7 +98,8 @@ Host *
     ConnectTimeout 10
 `
 
-// remoteWrapperScript is the forced command of pgBackRest client keys.
+// remoteWrapperScript is the forced command of pgBackRest client keys, with
+// the key's stanza as its one argument (authorized_keys command="... STANZA").
 // pgBackRest starts its remote as
 //
 //	ssh ... pgbackrest@repo '<repo-host-cmd> --exec-id=.. --log-level-console=off
@@ -96,17 +109,19 @@ Host *
 // (protocolRemoteParamSsh in pgBackRest's src/protocol/helper.c): one string of
 // space-separated options, values quoted only if they contain spaces; required
 // pg options such as --pg1-path ride along. The wrapper accepts that shape for
-// this stanza, refuses options that would point the remote at another
+// the key's stanza, refuses options that would point the remote at another
 // repository or config, and execs pgbackrest without a shell.
-func remoteWrapperScript(stanza string) string {
+func remoteWrapperScript() string {
 	return forcedRemote{
-		Comment:    "pgBackRest clients",
-		Tag:        "belay-pgbackrest-remote",
+		Comment: "pgBackRest clients (argument: the key's stanza)",
+		Tag:     "belay-pgbackrest-remote",
+		Pre: "allowed=${1:-}\n" +
+			"case $allowed in \"\" | *[!A-Za-z0-9_-]*) refuse \"no stanza bound to this key\" ;; esac\n",
 		Var:        "repo",
 		RemoteType: "repo",
 		Allowed: []string{
-			"--stanza=" + stanza + ") ;;",
-			"--stanza=*) refuse \"$arg\" ;;",
+			"--stanza=\"$allowed\") ;;",
+			"--stanza=*) refuse \"$arg (this key's stanza is $allowed)\" ;;",
 			"--repo1-path=" + PgBackRestRepo + ") ;;",
 		},
 		DeniedComment: []string{
@@ -119,10 +134,12 @@ func remoteWrapperScript(stanza string) string {
 	}.script()
 }
 
-func stanzaService(stanza string) string {
-	return `# Rendered by belay: create the pgBackRest stanza as soon as the primary answers.
+// stanzaService creates every listed stanza as soon as its primary answers
+// (belay-backup stanza-create fails until all exist; systemd retries).
+func stanzaService() string {
+	return `# Rendered by belay: create the pgBackRest stanzas as soon as their primaries answer.
 [Unit]
-Description=belay: create pgBackRest stanza ` + stanza + `
+Description=belay: create the pgBackRest stanzas listed in ` + PgBackRestStanzasFile + `
 Wants=network-online.target
 After=network-online.target
 StartLimitIntervalSec=0
@@ -131,7 +148,7 @@ StartLimitIntervalSec=0
 Type=oneshot
 RemainAfterExit=yes
 User=` + PgBackRestUser + `
-ExecStart=/usr/bin/pgbackrest --stanza=` + stanza + ` stanza-create
+ExecStart=` + hostcmd.BackupScript + ` stanza-create
 Restart=on-failure
 RestartSec=30
 

@@ -6,23 +6,40 @@ package roles
 import (
 	"strconv"
 	"strings"
+
+	"github.com/belay-sh/belay/hostcmd"
 )
 
 // backupScript runs one backup (full or diff). Before it, it stamps the canary:
 // one row into belay.belay_canary on the primary, whose row count and checksum
 // go into the backup's annotations, so a later restore can be checked against
 // what the backup held.
+//
+// Without a stanza it backs up every stanza of PgBackRestStanzasFile in turn
+// (the stack's, then the dedicated cells'), fails when any failed, and one
+// stanza's failure does not skip the others. "stanza-create" creates every
+// listed stanza (the boot-time stanza service).
 func backupScript(bk *Backup) string {
-	var hosts []string
-	for _, h := range bk.DBHosts {
-		hosts = append(hosts, h.Address)
-	}
 	return `#!/bin/sh
-# Rendered by belay: belay-backup full|diff (runs as ` + PgBackRestUser + `).
+# Rendered by belay: belay-backup full|diff|stanza-create [STANZA] (runs as ` + PgBackRestUser + `).
+# Without STANZA: every stanza of ` + PgBackRestStanzasFile + `, in turn.
 set -eu
-type=${1:?usage: belay-backup full|diff}
-case $type in full | diff) ;; *) echo "belay-backup: $type: expected full or diff" >&2; exit 2 ;; esac
-stanza=` + bk.Stanza + `
+type=${1:?usage: belay-backup full|diff|stanza-create [STANZA]}
+case $type in full | diff | stanza-create) ;; *) echo "belay-backup: $type: expected full, diff or stanza-create" >&2; exit 2 ;; esac
+` + stanzaHostsShell + `if [ $# -lt 2 ]; then
+    rc=0
+    for s in $(cut -d' ' -f1 "$list"); do
+        if [ "$type" = stanza-create ]; then
+            pgbackrest --stanza="$s" stanza-create || rc=1
+        else
+            "$0" "$type" "$s" || { echo "belay-backup: the $type backup of stanza $s failed" >&2; rc=1; }
+        fi
+    done
+    exit $rc
+fi
+[ "$type" != stanza-create ] || { echo "belay-backup: stanza-create takes no stanza" >&2; exit 2; }
+stanza=$2
+hosts=$(hosts_of "$stanza") || { echo "belay-backup: $stanza: not a stanza of $list" >&2; exit 2; }
 # Idempotent: succeeds when the stanza exists and matches the cluster. Another
 # pgBackRest command holding the stanza's lock (the boot-time stanza service
 # retrying, an expire) fails it with code 50: wait that out, up to a minute.
@@ -35,7 +52,8 @@ until pgbackrest --stanza="$stanza" stanza-create; do
     sleep 2
 done
 canary=""
-for host in ` + strings.Join(hosts, " ") + `; do
+# shellcheck disable=SC2086 # addresses, space separated
+for host in $hosts; do
     # Only the primary accepts the write; a replica fails and the next host is tried.
     if out=$(ssh postgres@"$host" psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 SELECT 'CREATE DATABASE ` + CanaryDatabase + `' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '` + CanaryDatabase + `')
@@ -63,13 +81,27 @@ exec pgbackrest "$@" backup
 // verifyScript restores the latest backup into a scratch data directory, starts
 // it on a unix socket only, checks the canary against the backup's annotations,
 // writes VerifyResultFile and removes the scratch instance.
+//
+// Without a stanza it verifies every stanza of PgBackRestStanzasFile in turn;
+// the stack's result goes to VerifyResultFile, a dedicated cell's to
+// hostcmd.CellVerifyResultFile.
 func verifyScript(bk *Backup) string {
 	return `#!/bin/sh
-# Rendered by belay: belay-verify-restore (runs as ` + PgBackRestUser + `).
-# Restores the latest backup of stanza ` + bk.Stanza + ` into a scratch instance, checks
-# the canary table against what the backup recorded, writes ` + VerifyResultFile + `.
+# Rendered by belay: belay-verify-restore [STANZA] (runs as ` + PgBackRestUser + `).
+# Restores the latest backup of STANZA (without: every stanza of ` + PgBackRestStanzasFile + `,
+# in turn) into a scratch instance, checks the canary table against what the backup
+# recorded, writes ` + VerifyResultFile + ` (stanza ` + bk.Stanza + `) or ` + hostcmd.CellVerifyResultFile("STANZA") + `.
 set -u
-stanza=` + bk.Stanza + `
+list=` + PgBackRestStanzasFile + `
+if [ $# -lt 1 ]; then
+    rc=0
+    for s in $(cut -d' ' -f1 "$list"); do
+        "$0" "$s" || rc=1
+    done
+    exit $rc
+fi
+stanza=$1
+cut -d' ' -f1 "$list" | grep -qxF -- "$stanza" || { echo "belay-verify-restore: $stanza: not a stanza of $list" >&2; exit 2; }
 pgbin=/usr/lib/postgresql/` + strconv.Itoa(bk.PostgresVersion) + `/bin
 scratch=/var/lib/belay/verify
 pgdata=$scratch/pgdata
@@ -77,6 +109,7 @@ run=$scratch/run
 port=` + strconv.Itoa(verifyPort) + `
 conf=/etc/pgbackrest/verify.conf
 result=` + VerifyResultFile + `
+[ "$stanza" = ` + bk.Stanza + ` ] || result=` + strings.ReplaceAll(hostcmd.CellVerifyResultFile("STANZA"), "STANZA", `"$stanza"`) + `
 started=$(date +%s)
 label=""
 rows=""
@@ -121,7 +154,7 @@ set -- $sel
 label=$1 want_rows=$2 want_md5=$3
 
 mkdir -p "$pgdata" "$run" "$scratch/spool" && chmod 0700 "$pgdata" "$run" "$scratch/spool"
-out=$(pgbackrest --config="$conf" --stanza="$stanza" --set="$label" --type=immediate --target-action=promote --archive-mode=off restore 2>&1) ||
+out=$(pgbackrest --config="$conf" --stanza="$stanza" --pg1-path="$pgdata" --set="$label" --type=immediate --target-action=promote --archive-mode=off restore 2>&1) ||
     finish false "restore of $label failed: $(printf '%s' "$out" | tail -n 3)"
 # The cluster's own config may live outside PGDATA (Debian layout) or point at
 # files of the DB server; the scratch instance gets what it needs to start alone.

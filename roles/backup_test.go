@@ -50,7 +50,7 @@ func TestBackupRole(t *testing.T) {
 				}
 			}
 			ak := fileAt(t, c, pgBackRestHome+"/.ssh/authorized_keys").Content
-			if n := strings.Count(ak, `restrict,command="`+remoteWrapper+`" ssh-ed25519 `); n != 3 {
+			if n := strings.Count(ak, `restrict,command="`+remoteWrapper+` belay" ssh-ed25519 `); n != 3 {
 				t.Errorf("pgbackrest authorized_keys has %d restricted keys, want 3:\n%s", n, ak)
 			}
 			kh := fileAt(t, c, pgBackRestHome+"/.ssh/known_hosts").Content
@@ -122,26 +122,41 @@ func TestPgBackRestRemoteWrapper(t *testing.T) {
 	cases := []struct {
 		name, cmd string
 		ok        bool
+		// stanza is the key's (authorized_keys command argument): "" = belay, "-" = none.
+		stanza string
 	}{
-		{"real pgbackrest info", real, true},
-		{"archive-push (pg options ride along)", "/usr/bin/pgbackrest --exec-id=1234-ab12cd34 --log-level-console=off --log-level-file=off --log-level-stderr=error --pg1-path=/var/lib/postgresql/15/main --process=0 --remote-type=repo --repo=1 --stanza=belay archive-push:remote", true},
-		{"archive-get from the standby", "pgbackrest --exec-id=99-ff --log-level-console=off --log-level-file=off --log-level-stderr=error --process=0 --remote-type=repo --repo=1 --stanza=belay archive-get:remote", true},
-		{"interactive login", "", false},
-		{"shell", "sh -c id", false},
-		{"metacharacters", "pgbackrest --stanza=belay info:remote; rm -rf /", false},
-		{"quotes", `pgbackrest --remote-type=repo --stanza=belay "x" info:remote`, false},
-		{"other stanza", strings.Replace(real, "--stanza=belay", "--stanza=other", 1), false},
-		{"pg remote", strings.Replace(real, "--remote-type=repo", "--remote-type=pg", 1), false},
-		{"no remote type", strings.Replace(real, " --remote-type=repo", "", 1), false},
-		{"other repo path", strings.Replace(real, "--process=0", "--process=0 --repo1-path=/etc", 1), false},
-		{"other config", strings.Replace(real, "--process=0", "--process=0 --config=/tmp/x.conf", 1), false},
-		{"onward host", strings.Replace(real, "--process=0", "--process=0 --repo1-host=evil", 1), false},
-		{"not a remote command", strings.TrimSuffix(real, ":remote"), false},
-		{"local expire", "pgbackrest --remote-type=repo --stanza=belay expire", false},
+		{"real pgbackrest info", real, true, ""},
+		{"a cell's key, its own stanza", strings.Replace(real, "--stanza=belay", "--stanza=shop_c2", 1), true, "shop_c2"},
+		{"a cell's key, the stack's stanza", real, false, "shop_c2"},
+		{"the stack's key, a cell's stanza", strings.Replace(real, "--stanza=belay", "--stanza=shop_c2", 1), false, ""},
+		{"a cell's key, a stanza it prefixes", strings.Replace(real, "--stanza=belay", "--stanza=shop_c2x", 1), false, "shop_c2"},
+		{"no stanza bound to the key", real, false, "-"},
+		{"a stanza argument with a pattern", real, false, "*"},
+		{"archive-push (pg options ride along)", "/usr/bin/pgbackrest --exec-id=1234-ab12cd34 --log-level-console=off --log-level-file=off --log-level-stderr=error --pg1-path=/var/lib/postgresql/15/main --process=0 --remote-type=repo --repo=1 --stanza=belay archive-push:remote", true, ""},
+		{"archive-get from the standby", "pgbackrest --exec-id=99-ff --log-level-console=off --log-level-file=off --log-level-stderr=error --process=0 --remote-type=repo --repo=1 --stanza=belay archive-get:remote", true, ""},
+		{"interactive login", "", false, ""},
+		{"shell", "sh -c id", false, ""},
+		{"metacharacters", "pgbackrest --stanza=belay info:remote; rm -rf /", false, ""},
+		{"quotes", `pgbackrest --remote-type=repo --stanza=belay "x" info:remote`, false, ""},
+		{"other stanza", strings.Replace(real, "--stanza=belay", "--stanza=other", 1), false, ""},
+		{"pg remote", strings.Replace(real, "--remote-type=repo", "--remote-type=pg", 1), false, ""},
+		{"no remote type", strings.Replace(real, " --remote-type=repo", "", 1), false, ""},
+		{"other repo path", strings.Replace(real, "--process=0", "--process=0 --repo1-path=/etc", 1), false, ""},
+		{"other config", strings.Replace(real, "--process=0", "--process=0 --config=/tmp/x.conf", 1), false, ""},
+		{"onward host", strings.Replace(real, "--process=0", "--process=0 --repo1-host=evil", 1), false, ""},
+		{"not a remote command", strings.TrimSuffix(real, ":remote"), false, ""},
+		{"local expire", "pgbackrest --remote-type=repo --stanza=belay expire", false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(wrapper)
+			stanza := "belay"
+			if tc.stanza != "" {
+				stanza = tc.stanza
+			}
+			cmd := exec.Command(wrapper, stanza)
+			if stanza == "-" {
+				cmd = exec.Command(wrapper)
+			}
 			cmd.Env = []string{"PATH=/usr/bin:/bin", "SSH_ORIGINAL_COMMAND=" + tc.cmd, "SSH_CLIENT=192.0.2.1 5555 22"}
 			out, err := cmd.CombinedOutput()
 			if tc.ok {
@@ -252,6 +267,7 @@ esac
 				"scratch=/var/lib/belay/verify", "scratch="+dir+"/verify",
 				"result="+VerifyResultFile, "result="+dir+"/result.json",
 			).Replace(fileAt(t, c, VerifyScript).Content)
+			script = stanzaListAt(t, c, dir).Replace(script)
 			p := writeTemp(t, dir, "belay-verify-restore", script, 0o755)
 			cmd := exec.Command(p)
 			cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}

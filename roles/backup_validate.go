@@ -68,5 +68,8 @@ func validateBackup(s *Spec) error {
 	if bk.PostgresVersion < 10 || bk.PostgresVersion > 99 {
 		bad("Spec.Backup.PostgresVersion: %d, expected a PostgreSQL major version such as 15", bk.PostgresVersion)
 	}
+	if err := validateBackupCells(bk); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/belay-sh/belay/hostcmd"
 	"github.com/belay-sh/belay/internal/pgtest"
+	"github.com/belay-sh/belay/internal/shq"
 )
 
 // TestFormationWithPgAutoctl runs a dedicated cell's ensure_formation against
@@ -115,5 +117,45 @@ func TestFormationWithPgAutoctl(t *testing.T) {
 	}
 	if got, err := as("psql -X -A -t -d '" + uri + "' -c \"SELECT formationid FROM pgautofailover.node WHERE nodename = 'n1'\""); err != nil || strings.TrimSpace(got) != "shop_c2" {
 		t.Errorf("n1's formation: %q %v", got, err)
+	}
+	// A node of the stack's pair (formation default) next to it: the
+	// monitor queries belay runs see only their own formation's node.
+	t.Cleanup(func() { _, _ = as("pg_ctl -D " + dir + "/n2 -m immediate -w stop") })
+	if out, err := as(fmt.Sprintf(node, "n2", port+3, "default")); err != nil {
+		t.Fatalf("registering in default: %v\n%s", err, out)
+	}
+	query := func(sql string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := as("psql -X -q -t -A -v ON_ERROR_STOP=1 -d '" + uri + "' -c " + shq.Quote(sql))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", sql, err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	// Neither keeper runs: give the nodes the states whose counts tell
+	// the formations apart (n1 primary in shop_c2, n2 secondary in default).
+	// The monitor's superuser over its socket (Debian's default directory)
+	// or, where that is elsewhere, over loopback (pg_autoctl's --auth trust).
+	super := "for h in /var/run/postgresql /tmp 127.0.0.1; do psql -X -q -t -A -v ON_ERROR_STOP=1 -U postgres -h $h -p " + fmt.Sprint(port) + " -d pg_auto_failover -c "
+	if out, err := as(super + shq.Quote("UPDATE pgautofailover.node SET reportedstate = CASE nodename WHEN 'n1' THEN 'primary' ELSE 'secondary' END::pgautofailover.replication_state WHERE nodename IN ('n1', 'n2')") + " && exit 0; done; exit 1"); err != nil {
+		t.Fatalf("setting the nodes' states as the monitor's superuser: %v\n%s", err, out)
+	}
+	for _, c := range []struct{ formation, node, state string }{{"default", "n2", "0/1"}, {"shop_c2", "n1", "1/0"}} {
+		nodes := query(hostcmd.FormationNodesSQL(c.formation))
+		if len(strings.Split(nodes, "\n")) != 1 || !strings.HasPrefix(nodes, c.node+"|") {
+			t.Errorf("nodes of formation %s: %q, want %s's line only", c.formation, nodes, c.node)
+		}
+		if st := query(hostcmd.FormationStateSQL(c.formation)); st != c.state {
+			t.Errorf("state of formation %s: %q, want %s", c.formation, st, c.state)
+		}
+	}
+	if got := query(hostcmd.NodeStatesSQL, nil); !strings.HasPrefix(got, "n2|secondary|") || strings.Contains(got, "n1") {
+		t.Errorf("NodeStatesSQL (the stack's pair): %q, want n2 only", got)
+	}
+	if got := query(hostcmd.FormationSQL, nil); got != "0/1" {
+		t.Errorf("FormationSQL (the stack's pair): %q, want 0/1", got)
 	}
 }

@@ -5,6 +5,7 @@ package roles
 import (
 	"errors"
 	"fmt"
+	"github.com/belay-sh/belay/hostcmd"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -48,6 +49,13 @@ func validateDB(s *Spec) error {
 	}
 	if d.Formation != "" && (d.Monitor || !pgIdentRE.MatchString(d.Formation) || d.Formation == pgafDefaultFormation) {
 		bad("Spec.DB.Formation: %q, expected a data node's formation name (a-z, 0-9, _; not %q, which is the stack's pair)", d.Formation, pgafDefaultFormation)
+	}
+	seenF := map[string]bool{}
+	for i, f := range d.Formations {
+		if !d.Monitor || hostcmd.CheckFormation(f) != nil || f == pgafDefaultFormation || seenF[f] {
+			bad("Spec.DB.Formations[%d]: %q, expected on the monitor a unique dedicated cell's formation name (a-z, 0-9, _; not %q)", i, f, pgafDefaultFormation)
+		}
+		seenF[f] = true
 	}
 	if d.Monitor {
 		if d.Backup != nil {

@@ -34,6 +34,11 @@ func opsSudoers(s *Spec) (string, error) {
 	switch {
 	case s.Backup != nil:
 		h.Stanza = s.Backup.Stanza
+		for _, c := range s.Backup.Cells {
+			h.CellStanzas = append(h.CellStanzas, c.Stanza)
+		}
+	case s.DB != nil && s.DB.Monitor:
+		h.Formations = s.DB.Formations
 	case s.StandbyDB != nil:
 		h.Stanza = s.StandbyDB.Stanza
 	}

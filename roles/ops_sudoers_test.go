@@ -23,6 +23,13 @@ func TestOpsSudoers(t *testing.T) {
 		// The site switch fences/starts the routers and the standby router's sync.
 		"router":         routerSpec,
 		"standby-router": standbyRouterSpec,
+		// A dedicated cell's stanza on the repository host, its formation on the monitor.
+		"backup-cells": func(t testing.TB) *Spec { return backupSpecCells(t, 2) },
+		"db-monitor-formations": func(t testing.TB) *Spec {
+			s := monitorSpec(t)
+			s.DB.Formations = []string{"shop_c2", "shop_c3"}
+			return s
+		},
 	}
 	for name, mk := range specs {
 		t.Run(name, func(t *testing.T) {
@@ -51,6 +58,15 @@ func TestOpsSudoers(t *testing.T) {
 			}
 			if s.Backup != nil {
 				h.Stanza = s.Backup.Stanza
+				for _, c := range s.Backup.Cells {
+					h.CellStanzas = append(h.CellStanzas, c.Stanza)
+				}
+			}
+			if s.DB != nil && s.DB.Monitor {
+				h.Formations = s.DB.Formations
+				if n := strings.Count(f.Content, "FROM pgautofailover.node WHERE formationid \\= "); n != 2*(1+len(h.Formations)) {
+					t.Errorf("%d formation-filtered monitor queries, want 2 per formation (default and %v)", n, h.Formations)
+				}
 			}
 			if s.StandbyDB != nil {
 				h.Stanza = s.StandbyDB.Stanza

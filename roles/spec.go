@@ -158,7 +158,9 @@ type DB struct {
 	// Formation is the pg_auto_failover formation of a dedicated cell's data
 	// node ("" for the stack's pair, in formation "default"): the setup
 	// creates it on the monitor before registering the node.
-	Formation string
+	Formation string // Formations are, on the monitor, the dedicated cells' formations: its
+	// sudoers allow belay's formation queries for each (hostcmd.FormationCommands).
+	Formations []string
 }
 
 // BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.
@@ -195,6 +197,22 @@ type Backup struct {
 	// ResticPassword encrypts the restic repositories (secret).
 	ResticPassword  string
 	PostgresVersion int
+	// Cells are the dedicated cells' PostgreSQL pairs, one stanza each in
+	// the same repository (backup_stanzas.go). Per cell the user data grows
+	// by its stanza's config section, list line, pinned host keys and client
+	// keys only: the scripts and units are shared by every stanza.
+	Cells []BackupStanza
+}
+
+// BackupStanza is one more PostgreSQL pair backed up to the repository: a
+// dedicated cell's, in its own stanza.
+type BackupStanza struct {
+	Stanza string
+	// DBHosts are the pair's data nodes with their pinned host keys.
+	DBHosts []KnownHost
+	// ClientKeys are the pair's pgBackRest client keys: each may start the
+	// repository's remote for this stanza only.
+	ClientKeys []string
 }
 
 // KnownHost is a host address with its pinned SSH host key.

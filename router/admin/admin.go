@@ -79,6 +79,9 @@ type CellInfo struct {
 	Health string `json:"health"`
 	// Release is filled by the command from the cell's hosts.
 	Release string `json:"release,omitempty"`
+	// Database is filled by the command from the pg_auto_failover monitor
+	// (never by the router: it is not admitted to a dedicated pair).
+	Database *DBHealth `json:"database,omitempty"`
 }
 
 // Response is the answer.

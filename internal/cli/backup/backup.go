@@ -68,6 +68,11 @@ archived, else the newest segment's archive time minus its last replayed
 commit, an upper bound). It is usable when restored, in recovery and at most
 --max-standby-lag behind.
 
+Each cell with its own PostgreSQL pair (cells[].database: dedicated) archives
+to its own stanza in the same repository: it gets the same figures and
+thresholds, in its own block (and under "cells" in --json); its problems name
+the cell.
+
 Exits 1 when the RPO, the last full backup or the last verified restore is
 older than its threshold, the last verification failed, or the standby is not
 usable, so monitoring (or a script waiting for a new stack's standby) can run it.`,
@@ -126,9 +131,11 @@ type Status struct {
 	LastWAL     *WAL      `json:"lastArchivedWal"`
 	LastVerify  *Verified `json:"lastVerifiedRestore"`
 	// Standby is nil on a stack without a standby database.
-	Standby    *Standby `json:"standby"`
-	Problems   []string `json:"problems"`
-	Healthy    bool     `json:"healthy"`
+	Standby *Standby `json:"standby"`
+	// Cells are the dedicated cells' stanzas (cells.go), empty without one.
+	Cells      []CellBackups `json:"cells"`
+	Problems   []string      `json:"problems"`
+	Healthy    bool          `json:"healthy"`
 	Thresholds struct {
 		MaxRPO        time.Duration `json:"maxRpoNs"`
 		MaxVerifyAge  time.Duration `json:"maxVerifyAgeNs"`
@@ -194,16 +201,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bi.Backup {
-		x := &Backup{Label: b.Label, Type: b.Type, Stop: time.Unix(b.Timestamp.Stop, 0).UTC()}
-		x.Age = now.Sub(x.Stop)
-		switch b.Type {
-		case "full":
-			st.LastFull = x
-		case "diff", "incr":
-			st.LastDiff = x
-		}
-	}
+	st.LastFull, st.LastDiff = lastBackups(bi, now)
 	out, err = hosts.RunRoot(ctx, repo, hostcmd.LastWAL()...)
 	if err != nil {
 		return nil, fmt.Errorf("archived WAL on %s: %w", repo, err)
@@ -237,8 +235,29 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 	if inv.Database.Standby != "" {
 		st.Standby = collectStandby(ctx, hosts, inv, st.LastWAL, o.MaxStandbyLag)
 	}
+	st.Cells = []CellBackups{}
+	if err := collectCells(ctx, hosts, inv, repo, now, st); err != nil {
+		return nil, err
+	}
 	st.judge()
+	st.judgeCells()
+	st.Healthy = len(st.Problems) == 0
 	return st, nil
+}
+
+// lastBackups picks the newest full and the newest diff/incr backup.
+func lastBackups(bi *drill.BackupInfo, now time.Time) (full, diff *Backup) {
+	for _, b := range bi.Backup {
+		x := &Backup{Label: b.Label, Type: b.Type, Stop: time.Unix(b.Timestamp.Stop, 0).UTC()}
+		x.Age = now.Sub(x.Stop)
+		switch b.Type {
+		case "full":
+			full = x
+		case "diff", "incr":
+			diff = x
+		}
+	}
+	return full, diff
 }
 
 // ParseLastWAL reads "<mtime epoch> <file>" ("" = nothing archived).
@@ -306,29 +325,7 @@ func short(d time.Duration) string {
 func (st *Status) Print(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "backups of stack %s (stanza %s on %s) at %s\n", st.Stack, st.Stanza, st.Host, st.At.Format(time.RFC3339))
-	line := func(name string, x *Backup) {
-		if x == nil {
-			fmt.Fprintf(&b, "  %-22s none\n", name)
-			return
-		}
-		fmt.Fprintf(&b, "  %-22s %s, finished %s (%s ago)\n", name, x.Label, x.Stop.Format(time.RFC3339), short(x.Age))
-	}
-	line("last full backup", st.LastFull)
-	line("last diff backup", st.LastDiff)
-	if st.LastWAL != nil {
-		fmt.Fprintf(&b, "  %-22s %s at %s (%s ago = current RPO)\n", "last archived WAL", st.LastWAL.Segment, st.LastWAL.At.Format(time.RFC3339), short(st.LastWAL.Age))
-	} else {
-		fmt.Fprintf(&b, "  %-22s none\n", "last archived WAL")
-	}
-	if v := st.LastVerify; v != nil {
-		res := "ok"
-		if !v.OK {
-			res = "FAILED"
-		}
-		fmt.Fprintf(&b, "  %-22s %s of %s at %s (%s ago): %s\n", "last verified restore", res, v.BackupLabel, v.Time.Format(time.RFC3339), short(v.Age), v.Details)
-	} else {
-		fmt.Fprintf(&b, "  %-22s none\n", "last verified restore")
-	}
+	printFigures(&b, st.LastFull, st.LastDiff, st.LastWAL, st.LastVerify)
 	if sb := st.Standby; sb != nil {
 		state := "usable"
 		if !sb.Usable {
@@ -347,6 +344,7 @@ func (st *Status) Print(w io.Writer) error {
 			fmt.Fprintf(&b, "  %-22s %s (%s ago)\n", "last replayed commit", sb.LastReplayedCommit.Format(time.RFC3339), short(st.At.Sub(*sb.LastReplayedCommit)))
 		}
 	}
+	st.printCells(&b)
 	if st.Healthy {
 		b.WriteString("healthy\n")
 	} else {
@@ -356,4 +354,32 @@ func (st *Status) Print(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// printFigures writes one stanza's backups, newest archived WAL and last
+// verification.
+func printFigures(b *strings.Builder, full, diff *Backup, wal *WAL, ver *Verified) {
+	line := func(name string, x *Backup) {
+		if x == nil {
+			fmt.Fprintf(b, "  %-22s none\n", name)
+			return
+		}
+		fmt.Fprintf(b, "  %-22s %s, finished %s (%s ago)\n", name, x.Label, x.Stop.Format(time.RFC3339), short(x.Age))
+	}
+	line("last full backup", full)
+	line("last diff backup", diff)
+	if wal != nil {
+		fmt.Fprintf(b, "  %-22s %s at %s (%s ago = current RPO)\n", "last archived WAL", wal.Segment, wal.At.Format(time.RFC3339), short(wal.Age))
+	} else {
+		fmt.Fprintf(b, "  %-22s none\n", "last archived WAL")
+	}
+	if v := ver; v != nil {
+		res := "ok"
+		if !v.OK {
+			res = "FAILED"
+		}
+		fmt.Fprintf(b, "  %-22s %s of %s at %s (%s ago): %s\n", "last verified restore", res, v.BackupLabel, v.Time.Format(time.RFC3339), short(v.Age), v.Details)
+	} else {
+		fmt.Fprintf(b, "  %-22s none\n", "last verified restore")
+	}
 }

@@ -184,7 +184,7 @@ func TakeBackup(ctx context.Context, hosts Streamer, inv *inventory.Inventory, k
 		}
 	}
 	res.Started = now().UTC()
-	err = hosts.Stream(ctx, repo, remote.SudoCommand(hostcmd.BackupNow(kind)), progress, progress)
+	err = hosts.Stream(ctx, repo, remote.SudoCommand(hostcmd.BackupNow(kind, stanza)), progress, progress)
 	res.Finished = now().UTC()
 	res.Seconds = res.Finished.Sub(res.Started).Seconds()
 	if err != nil {

@@ -89,7 +89,7 @@ func runNowCmd(t *testing.T, fake Streamer, args ...string) (string, string, err
 
 func TestBackupNow(t *testing.T) {
 	diff := `{"label":"20260101-010000F_20260102-130000D","type":"diff","timestamp":{"start":3,"stop":4}}`
-	sudo := func(kind string) string { return "backup: " + remote.SudoCommand(hostcmd.BackupNow(kind)) }
+	sudo := func(kind string) string { return "backup: " + remote.SudoCommand(hostcmd.BackupNow(kind, "belay")) }
 
 	t.Run("diff by default, progress streamed", func(t *testing.T) {
 		fake := newFake(t, diff, nil)

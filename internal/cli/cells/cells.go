@@ -46,6 +46,9 @@ type Options struct {
 	Connect clideploy.Connector
 	Load    func(ref string) (*inventory.Inventory, error)
 	Getenv  func(string) string
+	// RunRoot runs a root command on a host (default: `sudo -n` over the
+	// pool); `belay cells` reads the monitor's formations with it.
+	RunRoot RootRunner
 
 	inv  *inventory.Inventory
 	pool *sshx.Pool

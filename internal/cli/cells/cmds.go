@@ -3,6 +3,7 @@ package cells
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,8 +26,18 @@ func NewCmdCells(f *cli.Factory) *cobra.Command {
 		Long: `Lists the cells of APP as a router knows them (cells.conf), with the number
 of shops mapped to each (and how many are frozen by a move), the cell's
 health probed from the router (TCP connect to its entry point), the release
-its first host runs, and every router's loaded mapping version and last error.
-Exit status 1 when a cell is down or a router reports an error.`,
+its first host runs, the health of its database, and every router's loaded
+mapping version and last error.
+
+The database's health is the state of the pg_auto_failover formation that
+holds it, read on the monitor (the routers are not admitted to a dedicated
+pair): "default" for a cell on the stack's pair (shared), the cell's own
+formation for a cell with its own pair (dedicated). "up" is one primary and
+one settled secondary; "degraded" a primary without a failover target; "down"
+no primary. --json adds it per cell under "database" (kind, formation,
+health, nodes).
+
+Exit status 1 when a cell or its database is not up or a router reports an error.`,
 		Example: "  belay cells shop\n  belay cells shop --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,31 +63,20 @@ func runCells(ctx context.Context, o *Options) error {
 		res.Cells[i].Release = o.release(ctx, c.Name)
 		bad = bad || c.Health != "up"
 	}
+	run := o.RunRoot
+	if run == nil {
+		run = o.poolRoot
+	}
+	if !fillDatabases(ctx, o.inv, o.App, res.Cells, run) {
+		bad = true
+	}
 	for _, r := range res.Routers {
 		bad = bad || r.Error != ""
 	}
-	if o.JSON {
-		if err := cli.PrintJSON(o.IO.Out, res); err != nil {
-			return err
-		}
-	} else {
-		tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CELL\tSHOPS\tFROZEN\tHEALTH\tRELEASE")
-		for _, c := range res.Cells {
-			name := c.Name
-			if c.Name == res.Default {
-				name += " (default)"
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", name, c.Shops, c.Frozen, c.Health, c.Release)
-		}
-		fmt.Fprintln(tw, "\nROUTER\tVERSION\tSEEN\tERROR")
-		for _, r := range res.Routers {
-			fmt.Fprintf(tw, "%s\t%d\t%s ago\t%s\n", r.Name, r.Version, time.Since(r.SeenAt).Round(time.Second), r.Error)
-		}
-		_ = tw.Flush()
-		if res.Unplaced > 0 {
-			fmt.Fprintf(o.IO.Out, "%d shops are mapped to cells this router does not know\n", res.Unplaced)
-		}
+	if err := printCells(o.IO.Out, res, o.JSON); err != nil {
+		return err
+	}
+	if !o.JSON {
 		// The shops' own certificates, summed over routers (details: belay shop certs).
 		if certs, err := o.client().Certs(ctx, ""); err != nil {
 			fmt.Fprintf(o.IO.Out, "\nshop certificates: ? (%v)\n", err)
@@ -91,6 +91,41 @@ func runCells(ctx context.Context, o *Options) error {
 	}
 	if bad || res.Unplaced > 0 {
 		return cli.ExitError{Code: 1}
+	}
+	return nil
+}
+
+// printCells writes the report: JSON, or the cells' and routers' tables.
+func printCells(w io.Writer, res admin.Response, asJSON bool) error {
+	if asJSON {
+		return cli.PrintJSON(w, res)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CELL\tSHOPS\tFROZEN\tHEALTH\tDATABASE\tRELEASE")
+	for _, c := range res.Cells {
+		name := c.Name
+		if c.Name == res.Default {
+			name += " (default)"
+		}
+		db := "?"
+		if d := c.Database; d != nil {
+			db = d.Health
+			if d.Kind != "" {
+				db += " (" + d.Kind + ", " + d.Formation + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", name, c.Shops, c.Frozen, c.Health, db, c.Release)
+	}
+	fmt.Fprintln(tw, "\nROUTER\tVERSION\tSEEN\tERROR")
+	for _, r := range res.Routers {
+		fmt.Fprintf(tw, "%s\t%d\t%s ago\t%s\n", r.Name, r.Version, time.Since(r.SeenAt).Round(time.Second), r.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if res.Unplaced > 0 {
+		_, err := fmt.Fprintf(w, "%d shops are mapped to cells this router does not know\n", res.Unplaced)
+		return err
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -50,8 +51,10 @@ type Options struct {
 	// HTTPGet checks an app through its VIP (nil: a plain HTTP client).
 	HTTPGet func(ctx context.Context, url, host string) (int, error)
 
-	Host         string // replace
-	Size         string // db resize
+	Host string // replace
+	Size string // db resize
+	// Cell is db resize's APP/CELL: that dedicated cell's pair instead of the stack's.
+	Cell         string
 	InventoryRef string
 	Yes          bool
 	DryRun       bool
@@ -176,7 +179,12 @@ same to the old primary. A plain pulumi up after a database.size edit would
 power both nodes off at once: belay preview-guard blocks that.
 
 --size must be a size of the primary site's provider (Hetzner server type or
-DigitalOcean droplet slug). The lab has no sizes.`,
+DigitalOcean droplet slug). The lab has no sizes.
+
+--cell APP/CELL resizes a dedicated cell's own pair (cells[].database:
+dedicated) the same way, within its pg_auto_failover formation, and records
+the size as that cell's databaseSize (belay checks that the stack config's
+apps[i].cells[j] is that cell before it writes).`,
 		Example: `  belay db resize --size cpx42 --dry-run
   belay db resize --size cpx42 --yes`,
 		Args: cobra.NoArgs,
@@ -189,6 +197,7 @@ DigitalOcean droplet slug). The lab has no sizes.`,
 	}
 	commonFlags(cmd, o, false)
 	cmd.Flags().StringVar(&o.Size, "size", "", "the new server size of both data nodes (required)")
+	cmd.Flags().StringVar(&o.Cell, "cell", "", "APP/CELL: resize that dedicated cell's own pair instead of the stack's")
 	_ = cmd.MarkFlagRequired("size")
 	return cmd
 }
@@ -202,9 +211,33 @@ func RunReplace(ctx context.Context, o *Options) error {
 
 // RunResize plans and (with --yes) performs a rolling resize.
 func RunResize(ctx context.Context, o *Options) error {
-	return run(ctx, o, "db resize --size "+o.Size, func(inv *inventory.Inventory, f replace.Facts) (*replace.Plan, error) {
-		return replace.PlanResize(inv, o.Size, f)
-	}, "")
+	if o.Cell == "" {
+		return run(ctx, o, "db resize --size "+o.Size, func(inv *inventory.Inventory, f replace.Facts) (*replace.Plan, error) {
+			return replace.PlanResize(inv, o.Size, f)
+		}, "")
+	}
+	app, cell, ok := strings.Cut(o.Cell, "/")
+	if !ok || app == "" || cell == "" || strings.Contains(cell, "/") {
+		return fmt.Errorf("--cell %q: expected APP/CELL", o.Cell)
+	}
+	inv, err := o.Inventory(o.InventoryRef)
+	if err != nil {
+		return err
+	}
+	// The facts are the cell's formation's: observed for one of its data nodes.
+	node := ""
+	if a := inv.App(app); a != nil {
+		if c := a.Cell(cell); c != nil && c.Dedicated() {
+			node = c.DBNodes[0]
+		}
+	}
+	if node == "" {
+		_, err := replace.PlanResizeCell(inv, app, cell, o.Size, replace.Facts{})
+		return err
+	}
+	return run(ctx, o, "db resize --cell "+o.Cell+" --size "+o.Size, func(inv *inventory.Inventory, f replace.Facts) (*replace.Plan, error) {
+		return replace.PlanResizeCell(inv, app, cell, o.Size, f)
+	}, node)
 }
 
 func run(ctx context.Context, o *Options, action string, plan func(*inventory.Inventory, replace.Facts) (*replace.Plan, error), host string) error {
