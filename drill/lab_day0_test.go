@@ -3,10 +3,10 @@
 package drill_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"github.com/belay-sh/belay/inventory"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,9 +109,10 @@ func TestLabDay0Protection(t *testing.T) {
 	}
 	t.Cleanup(tg.Close)
 	tg.Hosts.Root = nil
-	res, err := backup.TakeBackup(ctx, tg.Hosts, inv, "diff", io.Discard, time.Now)
+	var out bytes.Buffer
+	res, err := backup.TakeBackup(ctx, tg.Hosts, inv, "diff", &out, time.Now)
 	if err != nil || !res.OK {
-		t.Fatalf("backup now --diff: %+v %v", res, err)
+		t.Fatalf("backup now --diff: %+v %v\n%s", res, err, out.Bytes())
 	}
 	t.Logf("backup now --diff: %s (%s) in %.1f s", res.Label, res.Type, res.Seconds)
 
