@@ -114,8 +114,16 @@ http {
 			<-done
 		}
 	})
-	if _, ok := rt.WaitFor(5*time.Second, func() bool { _, err := os.Stat(paths.Socket); return err == nil }); !ok {
-		t.Fatalf("nginx made no control socket %s", paths.Socket)
+	// Accepting, not just present: the file exists from nginx's bind(),
+	// before its listen() (a push in between was refused on a loaded box).
+	if _, ok := rt.WaitFor(10*time.Second, func() bool {
+		c, err := net.Dial("unix", paths.Socket)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}); !ok {
+		t.Fatalf("nginx's control socket %s does not accept connections", paths.Socket)
 	}
 	return nginxProc{sock: paths.Socket, sockDir: sockDir, pid: cmd.Process.Pid}
 }
