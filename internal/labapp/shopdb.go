@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ShopTable is the table the lab app keeps shop data in, in the database of
@@ -22,68 +23,68 @@ const shopTableSQL = `CREATE TABLE IF NOT EXISTS ` + ShopTable + ` (
     updated_at timestamptz NOT NULL DEFAULT now()
 )`
 
-// maxIdle is how many connections a PGStore keeps between requests.
-const maxIdle = 4
+// maxConns bounds the connections a PGStore holds (and dials at once).
+const maxConns = 8
 
-// PGStore keeps shop data in PostgreSQL. It dials on first use (the app
-// starts while the database is down) and keeps a few idle connections; a
-// connection that saw an error is dropped, so a failover (the DSN lists both
-// data nodes with target_session_attrs=read-write) reconnects to the new
-// primary on the next request.
+// PGStore keeps shop data in PostgreSQL through a pgxpool: it dials on
+// first use (the app starts while the database is down), drops a
+// connection that saw an error, so a failover (the DSN lists both data
+// nodes with target_session_attrs=read-write) reconnects to the new
+// primary, and never dials more than maxConns at once.
+//
+// Why a pool and not a connection per request: after its database came
+// back, a cell's app that dialled one connection per waiting request never
+// recovered under the cell drill's load (session 8). Every request started
+// its own TLS handshake and SCRAM exchange, the loaded database node took
+// longer than the client's 2 s to finish them, each request's cancellation
+// aborted its half-made connection ("could not accept SSL connection: EOF
+// detected", 3,366 times in 5 minutes), so no connection ever completed.
+// pgxpool dials in the background, bounded, and a cancelled request leaves
+// the dial to finish for the next one.
 type PGStore struct {
-	cfg   *pgx.ConnConfig
-	idle  chan *pgx.Conn
+	pool  *pgxpool.Pool
 	mu    sync.Mutex
 	ready bool
 }
 
 // NewPGStore parses dsn; it does not connect.
 func NewPGStore(dsn string) (*PGStore, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's error may quote the DSN with its password: never repeat it.
 		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
 	}
-	return &PGStore{cfg: cfg, idle: make(chan *pgx.Conn, maxIdle)}, nil
-}
-
-// Close closes the idle connections.
-func (s *PGStore) Close() {
-	for {
-		select {
-		case c := <-s.idle:
-			_ = c.Close(context.Background())
-		default:
-			return
-		}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL: cannot set up the connection pool")
 	}
+	return &PGStore{pool: pool}, nil
 }
 
-// with runs fn on a connection, creating the table first if this process
-// has not yet.
+// Close closes the pool.
+func (s *PGStore) Close() { s.pool.Close() }
+
+// with runs fn on a pooled connection, creating the table first if this
+// process has not yet.
 func (s *PGStore) with(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	var c *pgx.Conn
-	select {
-	case c = <-s.idle:
-	default:
-		var err error
-		if c, err = pgx.ConnectConfig(ctx, s.cfg); err != nil {
-			return fmt.Errorf("connecting to the shop database %s/%s: %w", s.cfg.Host, s.cfg.Database, err)
-		}
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		cfg := s.pool.Config().ConnConfig
+		return fmt.Errorf("connecting to the shop database %s/%s: %w", cfg.Host, cfg.Database, err)
 	}
-	err := s.ensure(ctx, c)
+	c := pc.Conn()
+	err = s.ensure(ctx, c)
 	if err == nil {
 		err = fn(c)
 	}
-	if err != nil || c.IsClosed() {
-		_ = c.Close(context.Background())
+	if err != nil {
+		// A connection that saw an error may be broken (terminated by the
+		// server, a failover): never hand it to another request.
+		_ = pc.Hijack().Close(context.Background())
 		return err
 	}
-	select {
-	case s.idle <- c:
-	default:
-		_ = c.Close(context.Background())
-	}
+	pc.Release()
 	return nil
 }
 
