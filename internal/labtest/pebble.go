@@ -37,9 +37,9 @@ func StartPebble(t testing.TB, leg, defaultIPv4, apiCert, apiKey string) *Pebble
 		"httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}})
 	p.write(t, "pebble.json", string(conf))
-	daemon(t, p.dir, "challtestsrv", nil, leg+":8055", "pebble-challtestsrv", "-defaultIPv4", defaultIPv4, "-defaultIPv6", "",
+	Daemon(t, p.dir, "challtestsrv", nil, leg+":8055", "pebble-challtestsrv", "-defaultIPv4", defaultIPv4, "-defaultIPv6", "",
 		"-dns01", leg+":8053", "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", leg+":8055")
-	daemon(t, p.dir, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, leg+":14000",
+	Daemon(t, p.dir, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, leg+":14000",
 		"pebble", "-config", p.dir+"/pebble.json", "-dnsserver", leg+":8053")
 	return p
 }
@@ -72,16 +72,18 @@ func (p *Pebble) write(t testing.TB, name, content string) string {
 	return f
 }
 
-// daemon starts argv in its own process group (killed at cleanup, its log
-// shown on failure) and waits until it listens on addr.
-func daemon(t testing.TB, dir, name string, env []string, addr string, argv ...string) {
+// Daemon starts argv in dir, in its own process group (killed at cleanup,
+// its log dir/NAME.log shown on failure), and waits up to 20 s until it
+// listens on addr: the pebble, challtestsrv and nginx of the lab's and the
+// loopback ACME tests.
+func Daemon(t testing.TB, dir, name string, env []string, addr string, argv ...string) {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -96,7 +98,7 @@ func daemon(t testing.TB, dir, name string, env []string, addr string, argv ...s
 		}
 		logf.Close()
 	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
 		if err == nil {
 			c.Close()

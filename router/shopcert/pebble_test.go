@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/belay-sh/belay/internal/labtest"
 	"io"
 	"net"
 	"net/http"
@@ -32,24 +33,7 @@ func freeTCP(t *testing.T) int {
 // daemon starts argv until the test ends and waits until addr accepts.
 func daemon(t *testing.T, dir string, env []string, addr string, argv ...string) {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-	logf, _ := os.Create(filepath.Join(dir, filepath.Base(argv[0])+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("%s does not listen on %s:\n%s", argv[0], addr, b)
-		}
-	}
+	labtest.Daemon(t, dir, filepath.Base(argv[0]), env, addr, argv...)
 }
 
 // TestIssuerWithPebble: real lego against Debian's pebble on loopback.
