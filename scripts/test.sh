@@ -17,10 +17,12 @@ echo "== lab tests (real machines)"
 export BELAY_LAB=1
 # The lab tests' belay commands act on the lab: belay needs it named.
 export BELAY_INVENTORY=lab
-bin=$(mktemp -d)/belay
+bindir=$(mktemp -d)
+bin=$bindir/belay
 go build -o "$bin" ./cmd/belay
 lab_down() { "$bin" lab down >/dev/null 2>&1 || true; }
-trap lab_down EXIT
+cleanup() { lab_down; rm -rf "$bindir"; }
+trap cleanup EXIT
 # A lab left over from an interrupted run would be reused by the tests below
 # and hide what a fresh `lab up` does: start from nothing.
 lab_down

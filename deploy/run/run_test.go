@@ -170,7 +170,13 @@ func TestArtifactStreamedOncePerHostAndSkip(t *testing.T) {
 func TestStepTimeout(t *testing.T) {
 	th := newHosts(t, "shop-1")
 	r := &run.Runner{Pool: th.pool, Layout: layout}
-	p := &plan.Plan{Steps: []plan.Step{{ID: "01-hang", Title: "hang", Hosts: []string{"shop-1"}, Command: "sleep 60", Timeout: plan.Duration(300 * time.Millisecond)}}}
+	// The hang ends itself once its session is gone (its next write fails):
+	// the test's sshd runs in inetd mode, which refuses the SIGKILL the runner
+	// sends on a timeout ("session signalling requires privilege separation"),
+	// and a `sleep 60` would outlive the test and write its journal into the
+	// removed temporary directory. A daemon sshd (the lab's) kills the group.
+	hang := "while sleep 0.1; do echo . || exit 1; done"
+	p := &plan.Plan{Steps: []plan.Step{{ID: "01-hang", Title: "hang", Hosts: []string{"shop-1"}, Command: hang, Timeout: plan.Duration(300 * time.Millisecond)}}}
 	err := r.Exec(context.Background(), p, recs("shop-1"))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want a deadline error, got %v", err)
