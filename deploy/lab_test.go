@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -350,69 +349,9 @@ func TestLabRollbackCommand(t *testing.T) {
 	assertConverged(t, prev)
 }
 
-// TestLabKilledDeployConverges SIGKILLs the deployer mid-rollout; the next
-// deploy converges every host first (rule: forward only when every host
-// already switched `current`) and then deploys.
-func TestLabKilledDeployConverges(t *testing.T) {
-	tests := []struct {
-		name string
-		// killAfter: kill once this progress line appeared for every host.
-		killAfter string
-		recovery  string
-	}{
-		{"before current switched", "route full", "rolled back"},
-		{"after current switched everywhere", "current -> ", "rolled forward"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			baseline(t)
-			id := newID("killed")
-			art := artifact(t, id)
-			cmd := exec.Command(belayBin, "deploy", "--app", app.Name, "--artifact", art, "--release", id, "--steps", "none", "--pause", "0")
-			stderr, _ := cmd.StderrPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			seen := map[string]bool{}
-			sc := bufio.NewScanner(stderr)
-			killed := false
-			for sc.Scan() {
-				line := sc.Text()
-				t.Log(line)
-				for _, h := range app.Hosts {
-					if strings.HasPrefix(line, "["+h+"] ") && strings.Contains(line, tc.killAfter) && strings.Contains(line, "… ok") {
-						seen[h] = true
-					}
-				}
-				if len(seen) == len(app.Hosts) {
-					cmd.Process.Signal(syscall.SIGKILL)
-					killed = true
-					break
-				}
-			}
-			cmd.Wait()
-			if !killed {
-				t.Fatalf("deploy ended before %q on every host", tc.killAfter)
-			}
-			unfinished := false
-			for _, s := range status(t) {
-				unfinished = unfinished || !s.Standby && s.Journal.Unfinished()
-			}
-			if !unfinished {
-				t.Fatal("no unfinished journal after SIGKILL")
-			}
-			next := newID("after-kill")
-			r := deployDirect(t, next, artifact(t, next))
-			if r.err != nil {
-				t.Fatalf("re-run: %v", r.err)
-			}
-			if !strings.Contains(r.stderr, "recovery: "+tc.recovery) {
-				t.Errorf("want recovery %q in:\n%s", tc.recovery, r.stderr)
-			}
-			assertConverged(t, next)
-		})
-	}
-}
+// A deploy SIGKILLed before or after it switched `current` is recovered by
+// the next deploy (rolled back, rolled forward): TestLabRealAppsNoDrainLosesNothing's
+// "recovery after SIGKILL" cases, under load through the VIP.
 
 func TestLabConcurrentDeploys(t *testing.T) {
 	baseline(t)
