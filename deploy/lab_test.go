@@ -488,76 +488,8 @@ func TestLabPauseForApprovalThenResume(t *testing.T) {
 	assertConverged(t, id)
 }
 
-// TestLabCrashLoopThenGoodDeploy ships a release whose start exits at once:
-// the canary health check must fail within seconds (not its budget) with the
-// unit's log, every host rolls back, and a good deploy right after it succeeds
-// although systemd rate-limited the crash-looping canary unit.
-func TestLabCrashLoopThenGoodDeploy(t *testing.T) {
-	prev := baseline(t)
-	id := newID("crashloop")
-	start := time.Now()
-	r := deployDirect(t, id, artifact(t, id, "-X main.crashLoop=yes"), "--health-timeout", "30s")
-	took := time.Since(start)
-	if r.err == nil {
-		t.Fatal("a release that exits at once deployed")
-	}
-	if !strings.Contains(r.stderr, "health check") || !strings.Contains(r.stderr, "on purpose") || !strings.Contains(r.stderr, "rolling back every host") {
-		t.Errorf("want a crash-aware health failure with the unit's log, then a rollback:\n%s", r.stderr)
-	}
-	// The check must stop at the crash (its last line, "health check
-	// failed: UNIT exited ..."), not poll out its 30 s budget ("failed for
-	// 30s"). Asserted on what the check said, not on the wall time, which
-	// includes uploads on a busy box (26 s in one CI run, with the deploy
-	// itself reporting 16.8 s).
-	if !strings.Contains(r.stderr, "health check failed: ") || strings.Contains(r.stderr, "failed for 30s") {
-		t.Errorf("want the health check stopped at the crash, not at its 30s budget:\n%s", r.stderr)
-	}
-	t.Logf("deploy of the crash-looping release ended after %s", took.Round(time.Millisecond))
-	assertConverged(t, prev)
-	// Right away: the canary unit may be rate-limited by systemd now.
-	good := newID("after-crash")
-	if r := deployDirect(t, good, artifact(t, good)); r.err != nil {
-		t.Fatalf("a good deploy right after a crash-looping one failed: %v\n%s", r.err, r.stderr)
-	}
-	assertConverged(t, good)
-}
+// A release whose start exits at once, then a good deploy right after it:
+// TestLabRealAppsGoodDeployAfterCrashLoop, under load through the VIP.
 
-// TestLabCanaryCrashMidStage ships a release that passes its health check and
-// crashes 3 s into a 15 s whitelist stage: the analysis rolls back within about
-// a tick of the crash, and the outcome times the rollback against the crash.
-func TestLabCanaryCrashMidStage(t *testing.T) {
-	prev := baseline(t)
-	stop := traffic(t)
-	defer stop()
-	id := newID("crash-mid")
-	start := time.Now()
-	r := belay(t, "deploy", "--app", app.Name, "--artifact", artifact(t, id, "-X main.crashAfter=3s", "-X main.faultSlot=canary"), "--release", id,
-		"--whitelist-shops", "alpha.lab.belay.test", "--steps", "none", "--pause", "15s", "--min-requests", "20", "--json")
-	took := time.Since(start)
-	if r.err == nil {
-		t.Fatal("a canary that crashed mid-stage was promoted")
-	}
-	if !strings.Contains(r.stderr, "canary crashed at whitelist") || !strings.Contains(r.stderr, "crashAfter=") {
-		t.Errorf("want the crash named with the unit's log:\n%s", r.stderr)
-	}
-	// The whole deploy includes the upload and the canary's start, which vary
-	// with the machine; the crash-to-rollback figures below are the claim.
-	t.Logf("deploy ended after %s (a 15s pause; the old analysis ended after it)", took.Round(time.Millisecond))
-	var out deploy.Outcome
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-		t.Fatalf("outcome: %v\n%s", err, r.stdout)
-	}
-	if out.Detection == nil || out.Detection.FirstBad == "" {
-		t.Fatalf("outcome lacks the crash time: %+v", out.Detection)
-	}
-	// The figure (target <= 3 s) is reported, not asserted: timings belong in
-	// benchmarks. What must hold is that the rollback began during the stage,
-	// long before its 15 s pause would have ended (the crash is 3 s in).
-	d, err := time.ParseDuration(out.Detection.FirstBadToRollbackStart)
-	if err != nil || d > 10*time.Second {
-		t.Errorf("crash to rollback start %q: the rollback waited for the end of the stage", out.Detection.FirstBadToRollbackStart)
-	}
-	fmt.Printf("CRASH %s: crash to rollback start %s, end %s (target <= 3s)\n", t.Name(), out.Detection.FirstBadToRollbackStart, out.Detection.FirstBadToRollbackEnd)
-	stop()
-	assertConverged(t, prev)
-}
+// A canary that crashes mid-stage after passing its health check, rolled back
+// during the stage: TestLabRealAppsCanaryCrashAfterHealth, under load.
