@@ -167,9 +167,13 @@ func TestLabRealAppsNoDrainLosesNothing(t *testing.T) {
 		}},
 		{"swap-back rollback", func(t *testing.T, prev string) string {
 			id := newID("swap")
+			before := len(auditLog(t))
 			r := deployDirect(t, id, artifact(t, id, "-X main.health=fail-stable"), "--health-timeout", "3s")
 			if r.err == nil || !strings.Contains(r.stderr, "current -> ") || !strings.Contains(r.stderr, "rolling back every host") {
 				t.Fatalf("want a failure after current switched and a swap back: %v", r.err)
+			}
+			if es := auditLog(t); len(es) <= before || es[len(es)-1].Result != "rolled-back" || es[len(es)-1].Release != id {
+				t.Errorf("audit should end with %s rolled-back, got %+v", id, es[len(es)-1])
 			}
 			return prev
 		}},
