@@ -7,8 +7,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/belay-sh/belay/config"
+	"github.com/belay-sh/belay/drill"
 	"github.com/belay-sh/belay/roles"
 )
+
+// TestCellPasswordPurpose: the site drill derives a cell role's password
+// with the purpose hostspec renders it with.
+func TestCellPasswordPurpose(t *testing.T) {
+	if got, want := drill.CellPasswordPurpose("shop", "c2"), cellPassword("shop", "c2"); got != want {
+		t.Errorf("drill.CellPasswordPurpose = %q, hostspec renders %q", got, want)
+	}
+}
 
 // fileContent is the content of the file cc writes at path.
 func fileContent(t *testing.T, cc roles.CloudConfig, path string) string {
