@@ -265,7 +265,7 @@ func (b *Belay) build(ctx *pulumi.Context, p *plan) error {
 
 	standbyApps := standbyHostsInOrder(cfg, t)
 	if b.Standby, err = NewStandby(ctx, "standby", StandbyArgs{
-		Backup: *t.Host(t.BackupRepo), StandbyDB: *t.Host(t.StandbyDB), Apps: hosts(standbyApps), Host: host(b.StandbySite),
+		Backup: *t.Host(t.BackupRepo), StandbyDB: *t.Host(t.StandbyDB), CellDBs: hosts(t.CellStandbyDBs()), Apps: hosts(standbyApps), Host: host(b.StandbySite),
 	}, parent); err != nil {
 		return err
 	}

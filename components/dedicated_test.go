@@ -129,7 +129,63 @@ func TestDedicatedCellProgram(t *testing.T) {
 					t.Errorf("shop0-c2-1's DATABASE_URL does not name its pair (%s)", want)
 				}
 			}
+			checkCellStandbyDB(t, res, dir.standby, inv, srv)
 		})
+	}
+}
+
+// checkCellStandbyDB: the dedicated cell c2's standby database is made like
+// db-standby at the standby provider (the Standby component's child, its
+// firewall group, a protected and retained data volume, user data ignored
+// after creation, delete protection on Hetzner), restores the cell's stanza,
+// is the inventory cell's standbyDB, the cell's standby server's
+// DATABASE_URL names it, and the repository admits its client key for the
+// cell's stanza only.
+func checkCellStandbyDB(t *testing.T, res result, standby config.Provider, inv *inventory.Inventory, srv map[string]registration) {
+	t.Helper()
+	const n = "shop0-c2-standby-db"
+	s, ok := srv[n]
+	if !ok {
+		t.Fatalf("%s: no server", n)
+	}
+	if p := parentComponent(s); !strings.Contains(p, "Standby") {
+		t.Errorf("%s: parent %s, want the Standby component", n, p)
+	}
+	if !has(s.IgnoreChanges, "userData") {
+		t.Errorf("%s: ignoreChanges %v", n, s.IgnoreChanges)
+	}
+	vols := map[string]registration{}
+	for _, r := range res.m.byType(volumeTypes[standby]) {
+		vols[r.Name] = r
+	}
+	if v, ok := vols[n+"-data"]; !ok || !v.Protect || !v.Retain {
+		t.Errorf("%s: data volume %+v, want protected and retained", n, v)
+	}
+	if standby == config.Hetzner {
+		if dp := s.Inputs["deleteProtection"]; !dp.IsBool() || !dp.BoolValue() {
+			t.Errorf("%s: no delete protection", n)
+		}
+	}
+	ud := str(s.Inputs, "userData")
+	if !strings.Contains(userDataFile(t, ud, roles.StandbyRestoreScript), "stanza=shop0_c2\n") {
+		t.Errorf("%s: its restore script does not restore stanza shop0_c2", n)
+	}
+	h := inv.Host(n)
+	if h == nil || !h.Has(inventory.RoleStandbyDB) || h.App != "shop0" || h.Cell != "c2" || h.Site != inventory.Standby {
+		t.Fatalf("inventory host %s = %+v", n, h)
+	}
+	if c2 := inv.App("shop0").Cell("c2"); c2 == nil || c2.StandbyDB != n {
+		t.Errorf("inventory cell c2 = %+v, want standbyDB %s", c2, n)
+	}
+	if c1 := inv.App("shop0").Cell("c1"); c1 == nil || c1.StandbyDB != "" {
+		t.Errorf("inventory cell c1 = %+v, want no standbyDB", c1)
+	}
+	if ud := str(srv["shop0-c2-standby"].Inputs, "userData"); !strings.Contains(ud, "@"+h.PrivateAddress+":5432/shop0_c2?") {
+		t.Errorf("shop0-c2-standby's DATABASE_URL does not name %s (%s)", n, h.PrivateAddress)
+	}
+	keys := userDataFile(t, str(srv["backup"].Inputs, "userData"), "/home/pgbackrest/.ssh/authorized_keys")
+	if got := strings.Count(keys, "belay-pgbackrest-remote shop0_c2\""); got != 3 {
+		t.Errorf("repository authorized_keys: %d keys bound to shop0_c2, want 3 (the pair and its standby database)\n%s", got, keys)
 	}
 }
 
@@ -183,6 +239,15 @@ func TestDedicatedCellEditsReplaceNothing(t *testing.T) {
 				}
 				if pair < 4 { // two servers, two volumes at least
 					t.Errorf("new registrations %v: the pair is missing", added)
+				}
+				sdb := 0
+				for _, n := range added {
+					if strings.Contains(n, "-standby-db") {
+						sdb++
+					}
+				}
+				if sdb < 2 { // its server and volume at least
+					t.Errorf("new registrations %v: the cell's standby database is missing", added)
 				}
 			})
 		}

@@ -101,7 +101,8 @@ func firewallPolicies(cfg *config.Config, t *topology.Topology, appFirewall bool
 			Name: "standby-backup", Site: inventory.Standby, Group: groupBackup,
 			Rules: []policyRule{
 				sshAdmin,
-				{Protocol: "tcp", Port: "22", Hosts: append(append([]string{}, t.DBNodes...), appHosts...), Description: "pgBackRest archive-push from the DB nodes, restic from the app servers"},
+				// Dedicated cells' data nodes archive to their own stanzas here too.
+				{Protocol: "tcp", Port: "22", Hosts: append(append(append([]string{}, t.DBNodes...), t.CellDBNodes()...), appHosts...), Description: "pgBackRest archive-push from the DB nodes, restic from the app servers"},
 				{Protocol: "tcp", Port: "22", Groups: []string{groupStandbyDB, groupStandbyApp}, Description: "restores and backups from the standby site (site network)"},
 			},
 		},

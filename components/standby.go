@@ -10,6 +10,10 @@ import (
 type StandbyArgs struct {
 	Backup    topology.Host
 	StandbyDB topology.Host
+	// CellDBs are the dedicated cells' standby databases, in config order:
+	// made like StandbyDB (its group, a protected and retained data volume),
+	// before the standby app servers whose DATABASE_URL names them.
+	CellDBs []topology.Host
 	// Apps are the standby app servers, one per app, in config order.
 	Apps []topology.Host
 	Host hostArgs
@@ -17,12 +21,14 @@ type StandbyArgs struct {
 
 // Standby is the standby site at the other provider (belay:index:Standby): the
 // backup repository, the PostgreSQL standby restored from it, and one app
-// server per app, ready for a site switch.
+// server per app (per cell), a standby database per dedicated cell, ready for
+// a site switch.
 type Standby struct {
 	pulumi.ResourceState
 
 	Backup    *Server
 	StandbyDB *Server
+	CellDBs   []*Server
 	Apps      []*Server
 }
 
@@ -42,6 +48,13 @@ func NewStandby(ctx *pulumi.Context, name string, a StandbyArgs, opts ...pulumi.
 	da.Groups = []string{groupStandbyDB}
 	if s.StandbyDB, err = createHost(ctx, a.StandbyDB, da, s); err != nil {
 		return nil, err
+	}
+	for _, h := range a.CellDBs {
+		srv, err := createHost(ctx, h, da, s)
+		if err != nil {
+			return nil, err
+		}
+		s.CellDBs = append(s.CellDBs, srv)
 	}
 	aa := a.Host
 	aa.Groups = []string{groupStandbyApp}

@@ -18,7 +18,7 @@ const dataLabelKey = "belay-data"
 // hosts with data volumes (dedicated cells' data nodes too), plus the monitor (losing it stops automatic failover).
 func statefulHosts(t *topology.Topology) map[string]bool {
 	out := map[string]bool{t.DBMonitor: true, t.StandbyDB: true, t.BackupRepo: true}
-	for _, n := range append(append([]string{}, t.DBNodes...), t.CellDBNodes()...) {
+	for _, n := range append(append(append([]string{}, t.DBNodes...), t.CellDBNodes()...), t.CellStandbyDBs()...) {
 		out[n] = true
 	}
 	return out

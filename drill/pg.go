@@ -290,6 +290,9 @@ func tunnelHost(ctx context.Context, env *Env, site inventory.SiteName) (string,
 	}
 	var errs []string
 	for _, h := range env.Inv.WithRole(role) {
+		if dedicatedCellHost(env.Inv, h) {
+			continue // the stack's PostgreSQL does not admit it
+		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := env.Hosts.Run(cctx, h.Name, "true")
 		cancel()

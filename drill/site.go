@@ -49,6 +49,12 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		addrs = append(addrs, a)
 	}
 	w := &Writer{Endpoint: ep, Addrs: addrs, Base: time.Now().UnixMicro() * 10, Pace: 100 * time.Millisecond}
+	// Dedicated cells' data has its own WAL stream, stanza and standby
+	// database: measured by writes of its own (sitededicated.go).
+	cellWriters, err := dedicatedCellWriters(env, w.Base)
+	if err != nil {
+		return failRun(r, err)
+	}
 	lctx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stop := func() { stopLoad(); wg.Wait() }
@@ -65,8 +71,20 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(lctx) }()
+		for _, cw := range cellWriters {
+			if err := cw.create(ctx); err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); cw.w.Run(lctx) }()
+		}
 		if err := poll(ctx, 200*time.Millisecond, 20*time.Second, func(context.Context) (bool, error) {
 			acked, _ := w.Acked()
+			for _, cw := range cellWriters {
+				if a, _ := cw.w.Acked(); len(a) < 5 {
+					return false, nil
+				}
+			}
 			return len(acked) >= 20, nil
 		}); err != nil {
 			return err
@@ -190,6 +208,14 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		r.RPO = rpo
 		r.Notes = append(r.Notes, fmt.Sprintf("cross-site RPO %s (newest write on the standby committed %s before the partition); %d writes acknowledged before the partition are not on the standby", round(rpo), round(rpo), lost))
 		s.note("RPO %s, switch %s", round(rpo), round(r.Recovery))
+		for _, cw := range cellWriters {
+			note, err := cw.verifyStandby(ctx, inv, t0)
+			if err != nil {
+				return err
+			}
+			r.Notes = append(r.Notes, note)
+			s.note("%s", note)
+		}
 		// Apps with cells: shops mapped before the fault answer through the
 		// standby router, each from its own cell (its standby server).
 		for _, sc := range cells {
@@ -241,6 +267,13 @@ func siteRun(ctx context.Context, env *Env, s *stepper) Run {
 		}
 		if _, err := c.Exec(ctx, InsertWriteSQL, held[len(held)-1]+1); err != nil {
 			return fmt.Errorf("write on the new primary: %w", err)
+		}
+		for _, cw := range cellWriters {
+			note, err := cw.verifyBack(ctx)
+			if err != nil {
+				return err
+			}
+			r.Notes = append(r.Notes, note)
 		}
 		for _, sc := range cells {
 			note, err := askCellShops(ctx, net.JoinHostPort(sc.app.Router.VIP, "80"), sc.shops, time.Minute)

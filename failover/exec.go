@@ -210,28 +210,36 @@ func (x *executor) run(ctx context.Context, s Step) (note string, skip bool, err
 			return "", false, err
 		}
 		got := strings.TrimSpace(string(out))
-		switch s.ID {
+		// A dedicated cell's standby database has the same steps as the
+		// stack's, its host after a slash (celldb.go); its facts carry the
+		// same suffix.
+		base, host, _ := strings.Cut(s.ID, "/")
+		suffix := ""
+		if host != "" {
+			suffix = "/" + host
+		}
+		switch base {
 		case "check-standby-db":
 			if got != "t" && got != "f" {
 				return "", false, fmt.Errorf("pg_is_in_recovery() printed %q", got)
 			}
 			if got == "f" {
-				x.st.Facts["standbyAlreadyPromoted"] = "true"
+				x.st.Facts["standbyAlreadyPromoted"+suffix] = "true"
 				return "already promoted (an earlier run got this far)", false, nil
 			}
 			return "in recovery", false, nil
 		case "check-standby-serving":
 			if got == "t" {
-				return "", false, errors.New("the standby database is in recovery: the primary site serves already and there is no switch to undo (belay failover site --to standby first)")
+				return "", false, fmt.Errorf("the standby database %s is in recovery: the primary site serves already and there is no switch to undo (belay failover site --to standby first)", s.Host)
 			}
 		case "rpo":
-			x.st.Facts["lastReplayedCommit"] = got
+			x.st.Facts["lastReplayedCommit"+suffix] = got
 			return "last replayed commit: " + got, false, nil
 		case "promote-db":
-			if x.st.Facts["standbyAlreadyPromoted"] == "true" {
+			if x.st.Facts["standbyAlreadyPromoted"+suffix] == "true" {
 				return "already promoted", false, nil
 			}
-			x.st.Facts["promotedAt"] = x.env.Now().UTC().Format(time.RFC3339Nano)
+			x.st.Facts["promotedAt"+suffix] = x.env.Now().UTC().Format(time.RFC3339Nano)
 		}
 		if _, ok := x.st.Facts["downtimeFrom"]; !ok && strings.HasPrefix(s.ID, "stop-standby-app/") {
 			x.st.Facts["downtimeFrom"] = x.env.Now().UTC().Format(time.RFC3339Nano)
@@ -407,14 +415,19 @@ func Preflight(ctx context.Context, env *Env, p *Plan) error {
 	}
 	x := &executor{env: env, st: &State{Facts: map[string]string{}}}
 	for _, s := range p.Steps {
-		if s.Kind != KindCheck && s.ID != "check-standby-db" {
+		base, host, _ := strings.Cut(s.ID, "/")
+		if s.Kind != KindCheck && base != "check-standby-db" {
 			continue
 		}
 		if _, _, err := x.run(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s.ID, err)
 		}
-		if x.st.Facts["standbyAlreadyPromoted"] == "true" {
-			return fmt.Errorf("%s: the standby database is already promoted (an earlier switch): re-seed it before drilling", s.ID)
+		key := "standbyAlreadyPromoted"
+		if base == "check-standby-db" && host != "" {
+			key += "/" + host // a dedicated cell's standby database
+		}
+		if x.st.Facts[key] == "true" {
+			return fmt.Errorf("%s: the standby database %s is already promoted (an earlier switch): re-seed it before drilling", s.ID, s.Host)
 		}
 	}
 	return nil

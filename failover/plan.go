@@ -129,7 +129,11 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Stack: inv.Stack, To: ToStandby, Refusal: dedicatedRefusal(inv)}
+	cells, err := cellDBs(inv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Stack: inv.Stack, To: ToStandby}
 	add := p.adder()
 	for _, s := range sites {
 		for i, h := range s.standby {
@@ -144,6 +148,7 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 		}
 	}
 	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Title: "the standby database answers (in recovery, or already promoted by an interrupted switch)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL)})
+	cellStandbyChecks(cells, add)
 	for _, s := range sites {
 		for _, h := range s.routers {
 			add(Step{ID: "fence-router/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence the router %s of %s: stop router-sync, keepalived (gives up the router VIP) and nginx", h, s.app.Name), Argv: hostcmd.FenceRouter(s.app.Name)})
@@ -152,7 +157,7 @@ func planToStandby(inv *inventory.Inventory) (*Plan, error) {
 			add(Step{ID: "fence-app/" + h, Kind: KindFence, Host: h, Title: fmt.Sprintf("fence %s on %s: stop keepalived (gives up the VIP), nginx and the app", s.app.Name, h), Argv: hostcmd.FenceApp(s.app.Name)})
 		}
 	}
-	databaseStepsToStandby(inv, add)
+	databaseStepsToStandby(inv, cells, add)
 	for _, s := range sites {
 		for _, h := range s.standby {
 			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("enable and start %s on %s", s.app.Name, h),
@@ -233,14 +238,22 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Stack: inv.Stack, To: ToPrimary, Refusal: dedicatedRefusal(inv)}
+	cells, err := cellDBs(inv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Stack: inv.Stack, To: ToPrimary}
 	add := p.adder()
 	add(Step{ID: "check-standby-serving", Kind: KindRoot, Host: sdb, Title: "the standby database is promoted (the standby site serves: there is a switch to undo)", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
+	cellServingChecks(cells, add)
+	// Every primary-site database server: the stack's pair, the dedicated
+	// cells' pairs, the monitor (last: fenced after the nodes it watches).
+	dbHosts := append(append(append([]string(nil), nodes...), cellFenceHosts(cells)...), mon)
 	var primarySite []string
 	for _, s := range sites {
 		primarySite = append(append(primarySite, s.routers...), s.primary...)
 	}
-	primarySite = append(append(primarySite, nodes...), mon)
+	primarySite = append(primarySite, dbHosts...)
 	for _, h := range primarySite {
 		add(Step{ID: "check-reachable/" + h, Kind: KindCheck, Host: h, Title: h + " (primary site) answers over SSH", Commands: []string{"true"}})
 	}
@@ -254,7 +267,7 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 			add(Step{ID: "fence-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("stop keepalived, nginx and %s on %s (nothing on the primary site serves during the way back)", s.app.Name, h), Argv: hostcmd.FenceApp(s.app.Name)})
 		}
 	}
-	for _, h := range append(append([]string(nil), nodes...), mon) {
+	for _, h := range dbHosts {
 		add(Step{ID: "fence-db/" + h, Kind: KindRoot, Host: h, Title: "stop pg_auto_failover and PostgreSQL on " + h, Argv: hostcmd.FenceDB()})
 	}
 	add(Step{ID: "reseed-monitor", Kind: KindRoot, Host: mon, Timeout: 15 * time.Minute, Title: "re-create the pg_auto_failover monitor empty (its formation still lists the old primary)", Argv: hostcmd.Reseed(hostcmd.ReseedMonitor)})
@@ -273,6 +286,7 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	add(Step{ID: "readonly-standby-db", Kind: KindRoot, Host: sdb, Title: "make the promoted standby database refuse writes (default_transaction_read_only)", Argv: hostcmd.ReadOnly()})
 	add(Step{ID: "archive-standby-db", Kind: KindRoot, Host: sdb, Timeout: 10 * time.Minute, Title: "end its sessions, mark its last write with a restore point, push its timeline's history file and wait until the repository has all of it", Argv: hostcmd.FinalArchive()})
 	add(Step{ID: "stop-standby-db", Kind: KindRoot, Host: sdb, Title: "stop the standby database", Argv: hostcmd.StopUnit(hostcmd.StandbyDBUnit)})
+	cellStandbyStopSteps(cells, add)
 	add(Step{ID: "reseed-primary/" + nodes[0], Kind: KindRoot, Host: nodes[0], Timeout: 3 * time.Hour,
 		Title: "restore " + nodes[0] + " from the repository up to the standby site's restore point (all its writes included; the old data kept aside) and register it as the new primary", Argv: hostcmd.Reseed(hostcmd.ReseedPrimary)})
 	for _, n := range nodes[1:] {
@@ -281,6 +295,9 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 	want := "1/" + strconv.Itoa(len(nodes)-1)
 	add(Step{ID: "check-formation", Kind: KindRoot, Host: mon, Retry: true, Timeout: 10 * time.Minute,
 		Title: fmt.Sprintf("the monitor reports one primary and %d secondar%s", len(nodes)-1, map[bool]string{true: "y", false: "ies"}[len(nodes) == 2]), Argv: hostcmd.MonitorPsql(hostcmd.FormationSQL), Expect: want})
+	if err := cellReseedSteps(cells, mon, add); err != nil {
+		return nil, err
+	}
 	for _, s := range sites {
 		for _, h := range s.primary {
 			add(Step{ID: "start-app/" + h, Kind: KindRoot, Host: h, Title: fmt.Sprintf("start keepalived, nginx and %s on %s", s.app.Name, h), Argv: hostcmd.StartApp(s.app.Name)})
@@ -312,9 +329,14 @@ func planToPrimary(inv *inventory.Inventory) (*Plan, error) {
 		add(Step{ID: "verify/" + s.app.Name, Kind: KindHTTP, Title: fmt.Sprintf("%s answers from the primary site: GET %s://%s/ (Host: %s) (downtime ends)", s.app.Name, scheme(s.app), s.vip, firstDomain(s.app)), Domain: firstDomain(s.app), Address: s.vip})
 	}
 	// The standby site becomes a standby again, from a backup of the new primary.
+	// belay-backup full backs up every stanza in turn: the dedicated cells'
+	// new primaries too, whose standby databases re-restore from it. (The
+	// title stays the stack's: a stack without dedicated cells keeps its
+	// plan, and so resumes a switch an older belay started.)
 	add(Step{ID: "backup-full", Kind: KindRoot, Host: repo, Timeout: 3 * time.Hour, Title: "take a full backup of the new primary (the standby is re-seeded from it)", Argv: hostcmd.StartUnit(hostcmd.FullBackupUnit)})
 	add(Step{ID: "reseed-standby-db", Kind: KindRoot, Host: sdb, Timeout: 3 * time.Hour, Title: "re-restore the standby database from that backup (delta) as a standby replaying the archive", Argv: hostcmd.Resync()})
 	add(Step{ID: "check-standby-db", Kind: KindRoot, Host: sdb, Retry: true, Timeout: 5 * time.Minute, Title: "the standby database is in recovery again", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "t"})
+	cellResyncSteps(cells, add)
 	return p, nil
 }
 

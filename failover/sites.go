@@ -77,30 +77,15 @@ func appSites(inv *inventory.Inventory) ([]appSite, error) {
 	return out, nil
 }
 
-// dedicatedRefusal is the Plan.Refusal of a stack with a dedicated cell
-// database pair ("" when there is none): its pair has no standby copy, so a
-// switch could promote only the shared cluster's standby and the cell would
-// come up on the standby site without its data.
-func dedicatedRefusal(inv *inventory.Inventory) string {
-	for _, a := range inv.Apps {
-		for _, c := range a.Cells {
-			if c.Dedicated() {
-				return fmt.Sprintf("app %s cell %s has its own database pair (%v, formation %s), which has no standby copy on the standby site yet: "+
-					"a switch would bring the cell up without its data. Switch by hand, or move the cell's shops to a cell on the shared cluster first", a.Name, c.Name, c.DBNodes, c.Formation)
-			}
-		}
-	}
-	return ""
-}
-
 // databaseStepsToStandby are the steps that stop every primary-site database
-// from taking writes and make the standby site's database the writer: today
-// the stack's shared cluster (fenced nodes and monitor, RPO edge, promotion).
-// A dedicated cell pair gets its own fence/promote steps here once it has a
-// standby copy; until then dedicatedRefusal refuses the plan.
-func databaseStepsToStandby(inv *inventory.Inventory, add func(Step)) {
+// from taking writes and make the standby site's databases the writers: the
+// stack's shared cluster and each dedicated cell's pair (celldb.go) are
+// fenced (the data nodes before the monitor, which could otherwise fail a
+// pair over while its nodes stop), then each standby database records its
+// RPO edge and is promoted, the stack's first.
+func databaseStepsToStandby(inv *inventory.Inventory, cells []cellDB, add func(Step)) {
 	sdb := inv.Database.Standby
-	dbHosts := append([]string(nil), inv.Database.Nodes...)
+	dbHosts := append(append([]string(nil), inv.Database.Nodes...), cellFenceHosts(cells)...)
 	if inv.Database.Monitor != "" {
 		dbHosts = append(dbHosts, inv.Database.Monitor)
 	}
@@ -110,6 +95,7 @@ func databaseStepsToStandby(inv *inventory.Inventory, add func(Step)) {
 	add(Step{ID: "rpo", Kind: KindRoot, Host: sdb, Title: "record the last transaction the standby replayed (the cross-site RPO edge)", Argv: hostcmd.Psql(hostcmd.ReplayTimestampSQL)})
 	add(Step{ID: "promote-db", Kind: KindRoot, Host: sdb, Title: "promote the standby database (pg_promote, waits until it accepts writes)", Argv: hostcmd.Psql(hostcmd.PromoteSQL), Expect: "t"})
 	add(Step{ID: "check-promoted", Kind: KindRoot, Host: sdb, Title: "the standby database accepts writes", Argv: hostcmd.Psql(hostcmd.InRecoverySQL), Expect: "f"})
+	cellPromoteSteps(cells, add)
 }
 
 // RouterStatusCommand asks the router's root helper (`belay host shop-db`,

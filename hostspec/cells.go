@@ -50,9 +50,12 @@ func (b *builder) cellDatabaseURL(from inventory.SiteName, app, cell string) (st
 		return "", err
 	}
 	var hosts string
-	if len(tc.DBNodes) > 0 && from == inventory.Primary {
+	switch {
+	case len(tc.DBNodes) > 0 && from == inventory.Primary:
 		hosts, err = b.hostList(tc.DBNodes) // its own pair
-	} else {
+	case len(tc.DBNodes) > 0:
+		hosts, err = b.hostList([]string{tc.StandbyDB}) // its own standby database
+	default:
 		hosts, err = b.dbHosts(from)
 	}
 	if err != nil {
@@ -161,14 +164,17 @@ func (b *builder) router(h topology.Host, s *roles.Spec) error {
 	return nil
 }
 
-// tenants are the cells' databases a primary data node creates, each open
-// to its own cell's servers only.
+// tenants are the cells' databases a primary data node creates (and the
+// stack's standby database admits), each open to its own cell's servers only.
 func (b *builder) tenants(h topology.Host) ([]roles.DBTenant, error) {
 	var out []roles.DBTenant
 	for _, a := range b.cfg.Apps {
 		for _, c := range b.topo.Cells[a.Name] {
-			if len(c.DBNodes) > 0 && h.Site == inventory.Primary {
-				continue // its database lives on its own pair (dedicated.go)
+			if len(c.DBNodes) > 0 {
+				// Its database lives on its own pair and, on the standby
+				// site, on its own standby database (dedicated.go): the
+				// stack's stanza does not hold it.
+				continue
 			}
 			pw, err := b.password(cellPassword(a.Name, c.Name))
 			if err != nil {
@@ -197,8 +203,9 @@ func (b *builder) tenants(h topology.Host) ([]roles.DBTenant, error) {
 	return out, nil
 }
 
-// cellAndRouterHosts are the primary-site servers of cells and routers: they
-// reach PostgreSQL (cells their own database, routers the mapping).
+// cellAndRouterHosts are site's servers of cells and routers that reach the
+// stack's PostgreSQL (cells their own database, routers the mapping); a
+// dedicated cell's servers reach their own pair or standby database only.
 func (b *builder) cellAndRouterHosts(site inventory.SiteName) []string {
 	var out []string
 	for _, a := range b.cfg.Apps {
@@ -210,10 +217,10 @@ func (b *builder) cellAndRouterHosts(site inventory.SiteName) []string {
 			}
 		}
 		for _, c := range b.topo.Cells[a.Name] {
+			if len(c.DBNodes) > 0 {
+				continue // they reach their own pair (standby database) only
+			}
 			if site == inventory.Primary {
-				if len(c.DBNodes) > 0 {
-					continue // they reach their own pair only
-				}
 				out = append(out, c.Hosts...)
 			} else {
 				out = append(out, c.Standby)

@@ -28,7 +28,7 @@ import (
 //
 //	first:        db-monitor, backup  — static IPs only (created before any server)
 //	db:           db-1, db-2          — the monitor's and backup's addresses
-//	standby-db:   db-standby          — the backup host's address
+//	standby-db:   db-standby, dedicated cells' <app>-<cell>-standby-db — the backup host's address
 //	apps:         primary app servers — the DB nodes' addresses and the app VIPs
 //	standby-apps: standby app servers — db-standby's and the backup host's addresses
 //
@@ -81,7 +81,8 @@ func UserDataDeps(g UserDataGroup, t *topology.Topology) []string {
 		// Dedicated cells' servers name their own pair.
 		return append(append([]string{}, t.DBNodes...), t.CellDBNodes()...)
 	case UDStandbyApps:
-		return []string{t.StandbyDB, t.BackupRepo}
+		// Dedicated cells' standby servers name their own standby database.
+		return append([]string{t.StandbyDB, t.BackupRepo}, t.CellStandbyDBs()...)
 	case UDRouters:
 		// The sync service reads the mapping from the cluster.
 		return append([]string{}, t.DBNodes...)

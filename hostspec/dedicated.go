@@ -109,7 +109,62 @@ func (b *builder) cellStanzas(repo topology.Host) ([]roles.BackupStanza, error) 
 			}
 			st.ClientKeys = append(st.ClientKeys, ck.Public)
 		}
+		// Its standby database restores the stanza, and archives to it
+		// once a site switch promoted it: its key is bound to the stanza
+		// like the pair's (no write into the stack's or another cell's).
+		ck, err := b.key(pgClientKeyName(tc.StandbyDB))
+		if err != nil {
+			return nil, err
+		}
+		st.ClientKeys = append(st.ClientKeys, ck.Public)
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// cellStandbyDB builds the Spec of a dedicated cell's standby-site database:
+// the stack's standby-db role (roles/standbydb.go) restoring the cell's
+// stanza instead of the stack's, its database the cell's (role and database
+// config.CellDatabase, the cell's password), admitting the cell's standby
+// server only. A site switch promotes it for that server (failover).
+func (b *builder) cellStandbyDB(h topology.Host, s *roles.Spec) error {
+	tc := b.topo.DedicatedCellOf(h.Name)
+	if tc == nil || tc.StandbyDB != h.Name {
+		return fmt.Errorf("%s: standby database of cell %s/%s, which has no data nodes in the topology", h.Name, h.App, h.Cell)
+	}
+	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
+	if err != nil {
+		return err
+	}
+	repoHostKey, err := b.key(b.topo.BackupRepo)
+	if err != nil {
+		return err
+	}
+	client, err := b.key(pgClientKeyName(h.Name))
+	if err != nil {
+		return err
+	}
+	cellPW, err := b.password(cellPassword(tc.App, tc.Name))
+	if err != nil {
+		return err
+	}
+	allow := []string{b.cidr(h.Site)}
+	if b.site(h).PinnedAddresses {
+		if allow, err = b.peerAddrs(h, []string{tc.Standby}); err != nil {
+			return err
+		}
+	}
+	s.StandbyDB = &roles.StandbyDB{
+		PostgresVersion: b.cfg.Database.PostgresVersion,
+		Name:            tc.Database,
+		AppUser:         tc.Database,
+		Port:            DBPort,
+		Stanza:          CellStanza(tc),
+		RepoHost:        repoAddr,
+		RepoHostKey:     repoHostKey.Public,
+		ClientKey:       client,
+		AllowFrom:       allow,
+		AppPassword:     cellPW,
+	}
+	return nil
 }

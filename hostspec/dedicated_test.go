@@ -107,8 +107,11 @@ func TestBuildDedicatedCellBackupAndMonitor(t *testing.T) {
 	specs, topo = build(t, cfg, true, nil)
 	eu2 := topo.Cell(cfg.Apps[0].Name, "eu-2")
 	cells := specs[topo.BackupRepo].Backup.Cells
-	if len(cells) != 1 || cells[0].Stanza != CellStanza(eu2) || len(cells[0].DBHosts) != 2 || len(cells[0].ClientKeys) != 2 {
-		t.Fatalf("backup Cells = %+v, want stanza %s with the pair", cells, CellStanza(eu2))
+	if len(cells) != 1 || cells[0].Stanza != CellStanza(eu2) || len(cells[0].DBHosts) != 2 || len(cells[0].ClientKeys) != 3 {
+		t.Fatalf("backup Cells = %+v, want stanza %s with the pair and the pair's and the cell's standby database's client keys", cells, CellStanza(eu2))
+	}
+	if cells[0].ClientKeys[2] != specs[eu2.StandbyDB].StandbyDB.ClientKey.Public {
+		t.Errorf("ClientKeys[2] is not %s's pgBackRest client key", eu2.StandbyDB)
 	}
 	for i, n := range eu2.DBNodes {
 		h := cells[0].DBHosts[i]

@@ -383,7 +383,11 @@ func (b *builder) host(h topology.Host) (*roles.Spec, error) {
 				err = b.db(h, s)
 			}
 		case inventory.RoleStandbyDB:
-			err = b.standbyDB(h, s)
+			if h.Cell != "" {
+				err = b.cellStandbyDB(h, s) // a dedicated cell's standby (dedicated.go)
+			} else {
+				err = b.standbyDB(h, s)
+			}
 		case inventory.RoleBackupRepo:
 			err = b.backup(h, s)
 		case inventory.RoleRouter, inventory.RoleStandbyRouter:

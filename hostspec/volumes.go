@@ -33,7 +33,7 @@ const (
 const HetznerVolumeDevice = "/dev/disk/by-id/scsi-0HC_Volume_*"
 
 // DataMounts are the hosts whose data lives on a volume: the PostgreSQL data
-// nodes (dedicated cells' too), the standby database and the backup host. The monitor's state is
+// nodes and standby databases (dedicated cells' too) and the backup host. The monitor's state is
 // rebuilt by re-registering the nodes, and app servers hold releases only.
 func DataMounts(cfg *config.Config, t *topology.Topology) map[string]DataMount {
 	out := map[string]DataMount{}
@@ -41,7 +41,9 @@ func DataMounts(cfg *config.Config, t *topology.Topology) map[string]DataMount {
 	for _, n := range append(append([]string{}, t.DBNodes...), t.CellDBNodes()...) {
 		out[n] = DataMount{MountPoint: PgHome, SizeGB: cfg.Database.VolumeGB}
 	}
-	out[t.StandbyDB] = DataMount{MountPoint: PgHome, SizeGB: cfg.Database.VolumeGB}
+	for _, n := range append([]string{t.StandbyDB}, t.CellStandbyDBs()...) {
+		out[n] = DataMount{MountPoint: PgHome, SizeGB: cfg.Database.VolumeGB}
+	}
 	out[t.BackupRepo] = DataMount{MountPoint: BackupMount, Binds: []string{roles.PgBackRestRepo, ResticRepos}, SizeGB: cfg.Backups.VolumeGB}
 	return out
 }

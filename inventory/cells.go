@@ -22,6 +22,11 @@ type Cell struct {
 	// monitor; empty for a cell on the shared cluster (Database.Nodes).
 	DBNodes   []string `json:"dbNodes,omitempty"`
 	Formation string   `json:"formation,omitempty"`
+	// StandbyDB is a dedicated cell's standby-site PostgreSQL (a host with
+	// role standby-db and this cell), restoring the cell's own stanza: a
+	// site switch promotes it for the cell's standby server. Set exactly
+	// when the cell is dedicated.
+	StandbyDB string `json:"standbyDB,omitempty"`
 }
 
 // Dedicated reports whether the cell has its own PostgreSQL pair.
@@ -134,6 +139,12 @@ func (inv *Inventory) checkCells() []error {
 			}
 			for _, hn := range c.DBNodes {
 				member(cp+".dbNodes", hn, a.Name, c.Name, RoleDB)
+			}
+			if c.StandbyDB != "" {
+				member(cp+".standbyDB", c.StandbyDB, a.Name, c.Name, RoleStandbyDB)
+			}
+			if c.Dedicated() != (c.StandbyDB != "") {
+				badf("%s.standbyDB: %q with %d dbNodes, expected a standby-site database exactly when the cell has its own data nodes", cp, c.StandbyDB, len(c.DBNodes))
 			}
 			if c.Dedicated() != (c.Formation != "") {
 				badf("%s.formation: %q with %d dbNodes, expected a formation exactly when the cell has its own data nodes", cp, c.Formation, len(c.DBNodes))

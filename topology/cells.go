@@ -16,6 +16,13 @@ import (
 // the app's cells order). So adding a cell, a router replica, a cell replica
 // or an app never moves an existing server: every block is fixed by positions
 // that appending does not change.
+//
+// A dedicated cell's standby-site database (StandbyDB) sits in a second
+// standby area counted down from the middle of the standby network, at
+// standbyDBTop - slot: fixed by the cell's slot like its standby server, so
+// adding a cell, making one dedicated or adding an app moves nothing. The
+// standby cells area (one address per cell) keeps its layout: an existing
+// standby server never moves to make room.
 const (
 	// CellBlock is how many primary-site addresses each cell owns.
 	CellBlock = config.MaxCellReplicas
@@ -36,6 +43,11 @@ type Cell struct {
 	Hosts []string
 	// Standby is the cell's standby-site server.
 	Standby string
+	// StandbyDB is a dedicated cell's standby-site PostgreSQL
+	// ("<app>-<cell>-standby-db", role standby-db), restoring the cell's
+	// stanza; "" for a cell on the shared cluster (whose data the stack's
+	// standby database restores).
+	StandbyDB string
 	// Database is the cell's own database and role: on the stack's cluster,
 	// or on its own data nodes when DBNodes is set.
 	Database string
@@ -67,6 +79,12 @@ func RouterGroup(app string) string { return app + "-router" }
 
 // cellsTop is the highest offset of the cells area of a network.
 func cellsTop(p netip.Prefix) int { return (1 << (32 - p.Masked().Bits())) - 2 - topReserve }
+
+// standbyDBTop is the highest offset of the standby site's cell databases
+// area: just below the middle of the network, far from both the apps'
+// standby servers (counting up from offsetApps) and the standby cells areas
+// (counting down from cellsTop).
+func standbyDBTop(p netip.Prefix) int { return (1<<(32-p.Masked().Bits()))/2 - 1 }
 
 type addFunc func(h Host, prefix netip.Prefix, offset int, key string) error
 
@@ -123,6 +141,14 @@ func planCells(t *Topology, add addFunc, cfg *config.Config, i, area int, primar
 		if err := add(Host{Name: tc.Standby, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyApp}, App: app.Name, Cell: cell.Name, Size: cell.StandbySize}, standby, stop-slot, sk); err != nil {
 			return err
 		}
+		if cell.Dedicated() {
+			// After the cell's standby server: hosts of a cell that exists
+			// keep their order in the plan when the cell becomes dedicated.
+			tc.StandbyDB = tc.Group + "-standby-db"
+			if err := add(Host{Name: tc.StandbyDB, Site: inventory.Standby, Roles: []inventory.Role{inventory.RoleStandbyDB}, App: app.Name, Cell: cell.Name, Size: cfg.Database.StandbySize}, standby, standbyDBTop(standby)-slot, sk); err != nil {
+				return err
+			}
+		}
 		t.Cells[app.Name] = append(t.Cells[app.Name], tc)
 	}
 	return nil
@@ -166,7 +192,29 @@ func checkCellAreas(cfg *config.Config, areas int, primary, standby netip.Prefix
 	if sLow <= sAppsEnd {
 		return fmt.Errorf("belay:network.standbyCidr: %s cannot hold %d apps and %d cells areas of %d addresses, expected a larger network", standby, len(cfg.Apps), areas, config.MaxCells)
 	}
+	if !anyDedicated(cfg) {
+		// Nothing lives in the cell databases area: a stack without a
+		// dedicated cell keeps the networks it was valid with.
+		return nil
+	}
+	dbHigh := standbyDBTop(standby)
+	dbLow := dbHigh - areas*config.MaxCells + 1
+	if dbLow <= sAppsEnd || dbHigh >= sLow {
+		return fmt.Errorf("belay:network.standbyCidr: %s cannot hold %d apps, %d standby cells areas (offsets %d..%d) and their dedicated cells' standby databases (offsets %d..%d, %d per app with cells), expected a larger network (a /24 holds 6 apps with cells)", standby, len(cfg.Apps), areas, sLow, cellsTop(standby), dbLow, dbHigh, config.MaxCells)
+	}
 	return nil
+}
+
+// anyDedicated reports whether a cell of cfg has its own database pair.
+func anyDedicated(cfg *config.Config) bool {
+	for _, a := range cfg.Apps {
+		for _, c := range a.Cells {
+			if c.Dedicated() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Cell returns app's planned cell called name, or nil.
@@ -215,7 +263,7 @@ func (t *Topology) InventoryApp(a config.App, vip func(group string) string) inv
 	for _, c := range t.Cells[a.Name] {
 		out.Cells = append(out.Cells, inventory.Cell{
 			Name: c.Name, VIP: vip(c.Group), Hosts: append([]string{}, c.Hosts...), Standby: c.Standby, Database: c.Database,
-			DBNodes: append([]string(nil), c.DBNodes...), Formation: c.Formation,
+			DBNodes: append([]string(nil), c.DBNodes...), Formation: c.Formation, StandbyDB: c.StandbyDB,
 		})
 	}
 	return out
@@ -232,11 +280,24 @@ func (t *Topology) CellDBNodes() []string {
 	return out
 }
 
-// DedicatedCellOf returns the cell whose own data node host is, or nil.
+// DedicatedCellOf returns the cell whose own data node (or standby-site
+// database) host is, or nil.
 func (t *Topology) DedicatedCellOf(host string) *Cell {
 	h := t.Host(host)
-	if h == nil || h.Cell == "" || !h.Has(inventory.RoleDB) {
+	if h == nil || h.Cell == "" || !(h.Has(inventory.RoleDB) || h.Has(inventory.RoleStandbyDB)) {
 		return nil
 	}
 	return t.Cell(h.App, h.Cell)
+}
+
+// CellStandbyDBs lists every dedicated cell's standby-site database, in app
+// and cell order.
+func (t *Topology) CellStandbyDBs() []string {
+	var out []string
+	for _, h := range t.Hosts {
+		if h.Cell != "" && h.Has(inventory.RoleStandbyDB) {
+			out = append(out, h.Name)
+		}
+	}
+	return out
 }

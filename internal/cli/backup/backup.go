@@ -233,7 +233,7 @@ func Collect(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory,
 		st.FirstBackup = strings.TrimSpace(string(out))
 	}
 	if inv.Database.Standby != "" {
-		st.Standby = collectStandby(ctx, hosts, inv, st.LastWAL, o.MaxStandbyLag)
+		st.Standby = collectStandby(ctx, hosts, inv.Database.Standby, st.LastWAL, o.MaxStandbyLag)
 	}
 	st.Cells = []CellBackups{}
 	if err := collectCells(ctx, hosts, inv, repo, now, st); err != nil {
@@ -327,22 +327,7 @@ func (st *Status) Print(w io.Writer) error {
 	fmt.Fprintf(&b, "backups of stack %s (stanza %s on %s) at %s\n", st.Stack, st.Stanza, st.Host, st.At.Format(time.RFC3339))
 	printFigures(&b, st.LastFull, st.LastDiff, st.LastWAL, st.LastVerify)
 	if sb := st.Standby; sb != nil {
-		state := "usable"
-		if !sb.Usable {
-			state = "NOT usable"
-		}
-		lag := "unknown"
-		if sb.Lag != nil {
-			lag = short(*sb.Lag)
-		}
-		behind := "?"
-		if sb.SegmentsBehind != nil {
-			behind = strconv.FormatInt(*sb.SegmentsBehind, 10)
-		}
-		fmt.Fprintf(&b, "  %-22s %s %s: restore %s, replayed %s, %s WAL segments and %s behind the archive\n", "standby database", sb.Host, state, orNone(sb.RestoreState), orNone(sb.ReplayLSN), behind, lag)
-		if sb.LastReplayedCommit != nil {
-			fmt.Fprintf(&b, "  %-22s %s (%s ago)\n", "last replayed commit", sb.LastReplayedCommit.Format(time.RFC3339), short(st.At.Sub(*sb.LastReplayedCommit)))
-		}
+		printStandby(&b, sb, st.At)
 	}
 	st.printCells(&b)
 	if st.Healthy {

@@ -28,7 +28,12 @@ type CellBackups struct {
 	LastDiff   *Backup   `json:"lastDiff"`
 	LastWAL    *WAL      `json:"lastArchivedWal"`
 	LastVerify *Verified `json:"lastVerifiedRestore"`
-	Problems   []string  `json:"problems"`
+	// Standby is the cell's own standby-site database, judged against its
+	// stanza's archive like the stack's (nil when the inventory has none).
+	Standby  *Standby `json:"standby"`
+	Problems []string `json:"problems"`
+	// standbyHost is the inventory's cells[].standbyDB.
+	standbyHost string
 }
 
 // dedicatedStanzas lists the inventory's dedicated cells with their stanza
@@ -38,7 +43,7 @@ func dedicatedStanzas(inv *inventory.Inventory) []CellBackups {
 	for _, a := range inv.Apps {
 		for _, c := range a.Cells {
 			if c.Dedicated() {
-				out = append(out, CellBackups{App: a.Name, Cell: c.Name, Stanza: c.Formation, Problems: []string{}})
+				out = append(out, CellBackups{App: a.Name, Cell: c.Name, Stanza: c.Formation, Problems: []string{}, standbyHost: c.StandbyDB})
 			}
 		}
 	}
@@ -80,6 +85,9 @@ func collectCells(ctx context.Context, hosts remote.Runner, inv *inventory.Inven
 		default:
 			cb.LastVerify = &Verified{VerifyResult: *v, Age: now.Sub(v.Time)}
 		}
+		if cb.standbyHost != "" {
+			cb.Standby = collectStandby(ctx, hosts, cb.standbyHost, cb.LastWAL, st.Thresholds.MaxStandbyLag)
+		}
 		st.Cells = append(st.Cells, cb)
 	}
 	return nil
@@ -91,6 +99,9 @@ func (st *Status) judgeCells() {
 	for i := range st.Cells {
 		cb := &st.Cells[i]
 		cb.Problems = judgeStanza(cb.LastFull, cb.LastWAL, cb.LastVerify, st.Thresholds.MaxFullAge, st.Thresholds.MaxRPO, st.Thresholds.MaxVerifyAge)
+		if sb := cb.Standby; sb != nil && !sb.Usable {
+			cb.Problems = append(cb.Problems, fmt.Sprintf("standby database %s is not usable: %s", sb.Host, sb.Reason))
+		}
 		for _, p := range cb.Problems {
 			st.Problems = append(st.Problems, fmt.Sprintf("cell %s/%s (stanza %s): %s", cb.App, cb.Cell, cb.Stanza, p))
 		}
@@ -130,5 +141,8 @@ func (st *Status) printCells(b *strings.Builder) {
 	for _, cb := range st.Cells {
 		fmt.Fprintf(b, "cell %s/%s (own pair, stanza %s)\n", cb.App, cb.Cell, cb.Stanza)
 		printFigures(b, cb.LastFull, cb.LastDiff, cb.LastWAL, cb.LastVerify)
+		if cb.Standby != nil {
+			printStandby(b, cb.Standby, st.At)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
-	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 )
 
@@ -116,10 +115,11 @@ func SegmentNumber(name string, size uint64) (uint64, bool) {
 	return log*(1<<32/size) + seg, true
 }
 
-// collectStandby reads the standby database host and judges it against the
-// archive's newest WAL (wal may be nil: nothing archived).
-func collectStandby(ctx context.Context, hosts remote.Runner, inv *inventory.Inventory, wal *WAL, maxLag time.Duration) *Standby {
-	sb := &Standby{Host: inv.Database.Standby}
+// collectStandby reads a standby database host (the stack's, or a dedicated
+// cell's) and judges it against its stanza's newest archived WAL (wal may be
+// nil: nothing archived).
+func collectStandby(ctx context.Context, hosts remote.Runner, host string, wal *WAL, maxLag time.Duration) *Standby {
+	sb := &Standby{Host: host}
 	out, err := hosts.RunRoot(ctx, sb.Host, hostcmd.StandbyRestoreState()...)
 	if err != nil {
 		sb.Reason = fmt.Sprintf("cannot read %s: %v", hostcmd.StandbyRestoreUnit, err)
@@ -199,4 +199,24 @@ func orNone(s string) string {
 		return "nothing"
 	}
 	return s
+}
+
+// printStandby writes a standby database's lines of the status.
+func printStandby(b *strings.Builder, sb *Standby, at time.Time) {
+	state := "usable"
+	if !sb.Usable {
+		state = "NOT usable"
+	}
+	lag := "unknown"
+	if sb.Lag != nil {
+		lag = short(*sb.Lag)
+	}
+	behind := "?"
+	if sb.SegmentsBehind != nil {
+		behind = strconv.FormatInt(*sb.SegmentsBehind, 10)
+	}
+	fmt.Fprintf(b, "  %-22s %s %s: restore %s, replayed %s, %s WAL segments and %s behind the archive\n", "standby database", sb.Host, state, orNone(sb.RestoreState), orNone(sb.ReplayLSN), behind, lag)
+	if sb.LastReplayedCommit != nil {
+		fmt.Fprintf(b, "  %-22s %s (%s ago)\n", "last replayed commit", sb.LastReplayedCommit.Format(time.RFC3339), short(at.Sub(*sb.LastReplayedCommit)))
+	}
 }

@@ -101,7 +101,7 @@ func TestStandbyJudged(t *testing.T) {
 				}
 				return nil, nil
 			}}
-			sb := collectStandby(context.Background(), r, testInv(t), tt.wal, 5*time.Minute)
+			sb := collectStandby(context.Background(), r, testInv(t).Database.Standby, tt.wal, 5*time.Minute)
 			if sb.Usable != tt.usable || !strings.Contains(sb.Reason, tt.reason) || (tt.usable && sb.Reason != "") {
 				t.Errorf("usable %v reason %q, want %v %q", sb.Usable, sb.Reason, tt.usable, tt.reason)
 			}
