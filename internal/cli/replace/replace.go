@@ -17,6 +17,7 @@ import (
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/cli/dbcopy"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
@@ -158,8 +159,8 @@ preview guard; in the lab it is ` + "`belay lab replace HOST`" + `.`,
 
 // NewCmdDB returns the `belay db` group.
 func NewCmdDB(f *cli.Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "db", Short: "Operate the primary site's PostgreSQL pair"}
-	cmd.AddCommand(NewCmdResize(f, nil))
+	cmd := &cobra.Command{Use: "db", Short: "Operate the primary site's PostgreSQL pairs"}
+	cmd.AddCommand(NewCmdResize(f, nil), dbcopy.NewCmdCopy(f, nil))
 	return cmd
 }
 
