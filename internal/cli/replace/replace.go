@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/celldb"
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/internal/cli"
@@ -264,6 +265,11 @@ func run(ctx context.Context, o *Options, action string, plan func(*inventory.In
 	defer c.Close()
 	if err := checkTargetFlags(o, c.Lab()); err != nil {
 		return err
+	}
+	// A dedicated cell's new server boots with the pair's DATABASE_URL: as
+	// converge, refused while the cell's data is not copied (celldb.Guard).
+	if rf := celldb.Guard(ctx, c.Plain(), inv, []string{host}); len(rf) > 0 {
+		return fmt.Errorf("replace %s refused, nothing changed: %s", host, rf[0].Reason)
 	}
 	p, err := plan(inv, replace.Observe(ctx, c.Runner(), inv, host))
 	if err != nil {
