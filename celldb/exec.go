@@ -43,6 +43,8 @@ type Env struct {
 	Now     func() time.Time
 	// Poll is the wait between health probes (default 2 s).
 	Poll time.Duration
+	// ProgressEvery is the interval of the copy's progress lines (default 10 s).
+	ProgressEvery time.Duration
 }
 
 // StepResult is one step as it ran.
@@ -229,7 +231,11 @@ func (env *Env) copy(ctx context.Context, s Step, res *Result) (string, error) {
 		sent <- err
 	}()
 	t0 := env.Now()
+	done, quiet := make(chan struct{}), make(chan struct{})
+	go func() { env.progress(done, cw); close(quiet) }()
 	out, rerr := env.Pipe.RunInput(ctx, s.To, remote.SudoCommand(s.Receive), pr)
+	close(done)
+	<-quiet // no progress line after the step's own output
 	pr.CloseWithError(errors.New("the restore ended"))
 	stop()
 	sendErr := <-sent
@@ -318,6 +324,24 @@ func httpGet(ctx context.Context, url, host string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// progress prints the bytes streamed every ProgressEvery (default 10 s) until done.
+func (env *Env) progress(done <-chan struct{}, c *counter) {
+	every := env.ProgressEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			fmt.Fprintf(env.Out, "  %d bytes streamed\n", c.n.Load())
+		}
+	}
 }
 
 type counter struct {
