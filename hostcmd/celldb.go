@@ -11,7 +11,7 @@ import (
 // one helper, `belay host cell-db VERB DATABASE`, run through `sudo -n`: the
 // data nodes' sudoers list each verb with the exact database name the
 // inventory gives (no wildcard), the stack's nodes the reading verbs of the
-// cells that moved away, a dedicated pair's nodes every verb of its own
+// cells that moved away, a dedicated pair's nodes every verb but dump of its own
 // cell's database only — so the deploy user can never dump, restore into or
 // empty another database.
 

@@ -260,7 +260,7 @@ type Host struct {
 	// it before rendering, naming the field).
 	Formations []string
 	// CellDB is a dedicated pair's data node's cell database (db role):
-	// every verb of the copy helper for it.
+	// the copy helper's verbs for it (CellDBPairVerbs).
 	CellDB string
 	// MovedCells are the databases of cells that moved from the stack's
 	// cluster to their own pair (db role of the stack's nodes): the copy
