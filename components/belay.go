@@ -69,11 +69,6 @@ func (p *plan) cloudOf(s inventory.SiteName) Cloud {
 // does not fit yet (see checkUserDataSizes).
 var skipUserDataLimits = false
 
-// configOptions are passed to the config's validation; only the tests of
-// dedicated cells set it (config.WithDedicatedCells: the program refuses
-// them until the standby site can serve them, as config does).
-var configOptions []config.Option
-
 // newCloud returns the adapter of a site's provider.
 func newCloud(key string, p config.Provider, root pulumi.Resource) (Cloud, error) {
 	switch p {
@@ -107,7 +102,7 @@ func newPlan(stack string, cfg *config.Config) (*plan, error) {
 	if stack == "" {
 		return nil, errors.New("belay: empty stack name")
 	}
-	if err := cfg.Validate(configOptions...); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	p := &plan{cfg: cfg, stack: stack}

@@ -31,15 +31,6 @@ func userDataFile(t *testing.T, ud, path string) string {
 	return ""
 }
 
-// withDedicatedCells lets the program accept dedicated cells for one test
-// (config.WithDedicatedCells; refused otherwise until the standby site
-// serves them).
-func withDedicatedCells(t *testing.T) {
-	t.Helper()
-	configOptions = []config.Option{config.WithDedicatedCells()}
-	t.Cleanup(func() { configOptions = nil })
-}
-
 // dedicatedDoc is cellsDoc with app 0's cells listed: c1 shared, and the
 // names in dedicated with their own pair.
 func dedicatedDoc(p, s config.Provider, names []string, dedicated ...string) map[string]any {
@@ -62,13 +53,8 @@ func dedicatedDoc(p, s config.Provider, names []string, dedicated ...string) map
 // (protected, retained data volumes; delete protection on Hetzner; user data
 // ignored after creation; the db firewall group), registers in its own
 // formation, is listed in the inventory with role db and its cell, and the
-// cell's servers reach it. Without the test option the program refuses it.
+// cell's servers reach it.
 func TestDedicatedCellProgram(t *testing.T) {
-	doc := dedicatedDoc(config.Hetzner, config.DigitalOcean, []string{"c1", "c2"}, "c2")
-	if res := runProgram(t, values(doc)); res.err == nil || !strings.Contains(res.err.Error(), "belay:apps[0].cells[1].database") {
-		t.Fatalf("program without the option: %v, want cells[1].database refused", res.err)
-	}
-	withDedicatedCells(t)
 	for _, dir := range directions {
 		t.Run(dir.name, func(t *testing.T) {
 			res := runProgram(t, values(dedicatedDoc(dir.primary, dir.standby, []string{"c1", "c2"}, "c2")))
@@ -195,7 +181,6 @@ func checkCellStandbyDB(t *testing.T, res result, standby config.Provider, inv *
 // providers' ForceNew fields. Making a cell dedicated moves no data (see
 // docs/cells.md, "Dedicated database").
 func TestDedicatedCellEditsReplaceNothing(t *testing.T) {
-	withDedicatedCells(t)
 	edits := []struct {
 		name string
 		doc  func(p, s config.Provider) map[string]any

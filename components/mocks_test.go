@@ -272,7 +272,7 @@ type result struct {
 // (none for an invalid one).
 func plannedAddresses(vals map[string]string) map[string]netip.Addr {
 	plan := map[string]netip.Addr{}
-	if cfg, err := config.Parse(vals, configOptions...); err == nil {
+	if cfg, err := config.Parse(vals); err == nil {
 		if t, err := topology.Plan(cfg); err == nil {
 			for _, h := range t.Hosts {
 				plan[h.Name] = h.PrivateAddress
@@ -296,7 +296,7 @@ func runProgramWith(tb testing.TB, vals map[string]string, plan map[string]netip
 	res.m = newMocks(doPrivate(plan))
 	var wg sync.WaitGroup
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
-		cfg, err := config.Parse(vals, configOptions...)
+		cfg, err := config.Parse(vals)
 		if err != nil {
 			return err
 		}

@@ -287,13 +287,4 @@ func (v *validator) dedicatedCell(cp string, a App, c Cell) {
 	if db := CellDatabase(a.Name, c.Name); len(db) > 63 {
 		v.add(cp+".name", "gives the database name %q, longer than PostgreSQL's 63 characters, expected a shorter app or cell name", db)
 	}
-	// The standby site restores every database from the backup repository
-	// into db-standby; a dedicated pair's data would need its own pgBackRest
-	// stanza and its own standby server, which belay does not build yet. A
-	// cell whose data the standby site cannot serve would break `belay
-	// failover site` for its shops without a word: refused.
-	if v.o.dedicated {
-		return
-	}
-	v.add(cp+".database", "%q needs a standby-site copy of the cell's pair and a copy of the cell's data from the shared cluster, which belay does not provide yet (docs/cells.md, \"Dedicated database\"), expected %q for now", c.Database, DatabaseShared)
 }

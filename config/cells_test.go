@@ -93,7 +93,6 @@ func TestCellsErrors(t *testing.T) {
 		{"bad size", withCells([]any{cell("name", "c1", "size", "huge")}, nil), "belay:apps[0].cells[0].size", "huge"},
 		{"bad database", withCells([]any{cell("name", "c1", "database", "mine")}, nil), "belay:apps[0].cells[0].database", "expected \"shared\" or \"dedicated\""},
 		{"databaseSize on a shared cell", withCells([]any{cell("name", "c1", "databaseSize", "cx43")}, nil), "belay:apps[0].cells[0].databaseSize", "only with database \"dedicated\""},
-		{"dedicated refused until the standby site serves it", withCells([]any{cell("name", "c1", "database", "dedicated")}, nil), "belay:apps[0].cells[0].database", "standby-site copy"},
 		{"defaultCell unknown", withCells(2, map[string]any{"defaultCell": "c9"}), "belay:apps[0].router.defaultCell", "one of the app's cells"},
 		{"default without defaultCell", withCells(2, map[string]any{"unknownShop": "default"}), "belay:apps[0].router.unknownShop", "needs defaultCell"},
 		{"bad unknownShop", withCells(2, map[string]any{"unknownShop": 500}), "belay:apps[0].router.unknownShop", "expected 404, 421 or default"},
@@ -140,8 +139,7 @@ func TestCellsErrors(t *testing.T) {
 	}
 }
 
-// TestDedicatedCells: with WithDedicatedCells (the tests of the parts built so
-// far), a dedicated cell parses with its databaseSize defaulting to the
+// TestDedicatedCells: a dedicated cell parses with its databaseSize defaulting to the
 // stack's data nodes' size, and its own mistakes are named.
 func TestDedicatedCells(t *testing.T) {
 	cell := func(kv ...any) map[string]any {
@@ -152,7 +150,7 @@ func TestDedicatedCells(t *testing.T) {
 		return m
 	}
 	t.Run("accepted with the stack's database size by default", func(t *testing.T) {
-		cfg, err := parse(t, withCells([]any{cell("name", "c1"), cell("name", "c2", "database", "dedicated"), cell("name", "c3", "database", "dedicated", "databaseSize", "cx43")}, nil), config.WithDedicatedCells())
+		cfg, err := parse(t, withCells([]any{cell("name", "c1"), cell("name", "c2", "database", "dedicated"), cell("name", "c3", "database", "dedicated", "databaseSize", "cx43")}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +183,7 @@ func TestDedicatedCells(t *testing.T) {
 				app(d, 1)["name"] = "web-x"
 				app(d, 1)["cells"] = []any{cell("name", "y", "database", "dedicated")}
 			}
-			_, err := parse(t, d, config.WithDedicatedCells())
+			_, err := parse(t, d)
 			if err == nil {
 				t.Fatal("Parse accepted it")
 			}

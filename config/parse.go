@@ -18,18 +18,10 @@ type options struct {
 	seed        string
 	secretKeys  map[string]bool // nil: the caller does not know which keys are secret
 	missingSeed string          // why belay:hostKeySeed is missing, when the caller knows better
-	dedicated   bool            // accept cells with database: dedicated (see WithDedicatedCells)
 }
 
 // WithLab allows provider "lab" (the local systemd-nspawn lab) for both sites.
 func WithLab() Option { return func(o *options) { o.lab = true } }
-
-// WithDedicatedCells accepts cells with `database: dedicated`, which a stack
-// refuses until the standby site can serve them (see validator.dedicatedCell).
-// No command sets it: it lets the tests of the parts already built (address
-// plan, data nodes, formation, pg_hba, DATABASE_URL, servers and volumes)
-// run a dedicated cell through the whole pipeline. Remove it with the refusal.
-func WithDedicatedCells() Option { return func(o *options) { o.dedicated = true } }
 
 // WithHostKeySeed supplies belay:hostKeySeed, overriding any value in the config
 // (a stack file's `secure:` value cannot be decrypted outside Pulumi).

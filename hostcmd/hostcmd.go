@@ -259,6 +259,13 @@ type Host struct {
 	// that is not a lowercase identifier gets no command (the roles refuse
 	// it before rendering, naming the field).
 	Formations []string
+	// CellDB is a dedicated pair's data node's cell database (db role):
+	// the copy helper's verbs for it (CellDBPairVerbs).
+	CellDB string
+	// MovedCells are the databases of cells that moved from the stack's
+	// cluster to their own pair (db role of the stack's nodes): the copy
+	// helper's reading verbs for each.
+	MovedCells []string
 }
 
 // ForHost is every root command belay's operations may run on h, sorted and
@@ -287,6 +294,12 @@ func ForHost(h Host) [][]string {
 		case inventory.RoleDB:
 			out = append(out, FenceDB(), Reseed(ReseedPrimary), Reseed(ReseedReplica), Psql(StreamingReplicasSQL),
 				StopUnit(PGAutoFailoverUnit), StartUnit(PGAutoFailoverUnit), Psql(InRecoverySQL))
+			if h.CellDB != "" {
+				out = append(out, cellDBCommands(h.CellDB, CellDBPairVerbs)...)
+			}
+			for _, db := range h.MovedCells {
+				out = append(out, cellDBCommands(db, CellDBSourceVerbs)...)
+			}
 		case inventory.RoleDBMonitor:
 			out = append(out, FenceDB(), Reseed(ReseedMonitor), MonitorPsql(FormationSQL), MonitorPsql(NodeStatesSQL), MonitorPsql(SwitchoverSQL))
 			for _, f := range h.Formations {

@@ -86,6 +86,10 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 	if s.DB.Tenants, err = b.tenants(h); err != nil {
 		return err
 	}
+	// belay db copy reads a dedicated cell's old database here (docs/cells.md).
+	for _, tc := range b.dedicatedCells() {
+		s.DB.MovedCells = append(s.DB.MovedCells, tc.Database)
+	}
 	return b.dbBackupClient(h, s, Stanza)
 }
 

@@ -58,6 +58,10 @@ func TestBuildDedicatedCell(t *testing.T) {
 	if len(shared.Tenants) != 1 || shared.Tenants[0].Database != c1.Database {
 		t.Errorf("shared pair tenants = %+v, want c1's only", shared.Tenants)
 	}
+	// belay db copy reads the cell's old database there (docs/cells.md).
+	if len(shared.MovedCells) != 1 || shared.MovedCells[0] != eu2.Database || len(specs[eu2.DBNodes[0]].DB.MovedCells) != 0 {
+		t.Errorf("MovedCells: stack's node %v, pair's node %v; want [%s] on the stack's only", shared.MovedCells, specs[eu2.DBNodes[0]].DB.MovedCells, eu2.Database)
+	}
 	for _, h := range eu2.Hosts {
 		if contains(shared.AllowFrom, addr(h)) {
 			t.Errorf("shared pair admits %s, a server of a dedicated cell", h)

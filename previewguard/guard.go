@@ -135,6 +135,8 @@ type Verdict struct {
 	// UnusedAllows are --allow values that matched no finding (a typo would
 	// otherwise silently allow nothing, or the wrong thing next time).
 	UnusedAllows []string `json:"unusedAllows,omitempty"`
+	// Warnings never block: what to do after up (celldb.go).
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Parse reads a `pulumi preview --json` document.
@@ -189,6 +191,7 @@ func Check(p *Preview, allow []string) Verdict {
 			v.UnusedAllows = append(v.UnusedAllows, a)
 		}
 	}
+	v.Warnings = cellWarnings(p)
 	v.OK = true
 	for _, f := range v.Findings {
 		if !f.Allowed {

@@ -57,6 +57,11 @@ func validateDB(s *Spec) error {
 		}
 		seenF[f] = true
 	}
+	for i, m := range d.MovedCells {
+		if d.Monitor || d.Formation != "" || hostcmd.CheckCellDatabase(m) != nil {
+			bad("Spec.DB.MovedCells[%d]: %q, expected on the stack's data nodes a cell database's name (a-z, 0-9, _)", i, m)
+		}
+	}
 	if d.Monitor {
 		if d.Backup != nil {
 			bad("Spec.DB.Backup: set on the monitor, expected nil (the monitor holds no application data)")

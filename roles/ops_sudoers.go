@@ -39,6 +39,11 @@ func opsSudoers(s *Spec) (string, error) {
 		}
 	case s.DB != nil && s.DB.Monitor:
 		h.Formations = s.DB.Formations
+	case s.DB != nil && s.DB.Formation != "":
+		// A dedicated cell's data node: belay db copy's pair verbs, for its one database.
+		h.CellDB = s.DB.Name
+	case s.DB != nil:
+		h.MovedCells = s.DB.MovedCells
 	case s.StandbyDB != nil:
 		h.Stanza = s.StandbyDB.Stanza
 	}

@@ -161,6 +161,10 @@ type DB struct {
 	Formation string // Formations are, on the monitor, the dedicated cells' formations: its
 	// sudoers allow belay's formation queries for each (hostcmd.FormationCommands).
 	Formations []string
+	// MovedCells are, on the stack's data nodes, the databases of cells that
+	// have their own pair now (config.CellDatabase): belay db copy reads and
+	// dumps them here (hostcmd.CellDBSourceVerbs in the ops sudoers).
+	MovedCells []string
 }
 
 // BackupClient is a DB node's side of pgBackRest: archive-push to the repo host over SSH.

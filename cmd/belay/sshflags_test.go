@@ -117,6 +117,7 @@ func TestSSHFlagsReachTheDialer(t *testing.T) {
 		"belay converge":   "reads a cloud stack through pulumi (--stack), never an inventory file",
 		"belay drill site": "fault injection is lab-only",
 		"belay drill cell": "needs an app with cells (this inventory has none)",
+		"belay db copy":    "needs a dedicated cell (this inventory has none); the flags reach opsenv.Open through dbcopy.Open",
 	}
 	root, _ := testRoot(t, nil)
 	for _, c := range hostCommands(t, root) {

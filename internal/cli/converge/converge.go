@@ -57,6 +57,9 @@ type Options struct {
 	// Hold takes the leases converge holds while it changes hosts.
 	Hold func(ctx context.Context, r remote.Runner, inv *inventory.Inventory, progress io.Writer) (context.Context, func(), error)
 	Now  func() time.Time
+	// Guard refuses dedicated cells' servers whose data is not copied yet
+	// (nil: celldb.Guard, guard.go).
+	Guard GuardFunc
 }
 
 // NewCmdConverge returns `belay converge`.
@@ -88,6 +91,12 @@ Hosts converge --parallel at a time, holding every app's lease (sorted) like a
 site switch, so no deploy, rollback or drill runs meanwhile. Hosts in the
 config but not in the inventory (a new app's servers) are skipped: create them
 with belay lab up / pulumi up.
+
+A dedicated cell's servers (cells[].database: dedicated) converge after the
+other hosts, and only when their new DATABASE_URL is safe: the stack's
+cluster holds no data of the cell (a new cell), or the pair's database
+carries belay db copy's marker. Otherwise they are reported refused, naming
+the cell and belay db copy --cell APP/CELL, and converge exits 1.
 
 A cloud stack (--stack NAME, or a belay.yaml target pulumi:NAME) is rendered
 from its config as the Pulumi program sees it (pulumi config --show-secrets
@@ -210,7 +219,7 @@ func Run(ctx context.Context, o *Options) error {
 		ctx = hctx
 	}
 	serial := uint64(o.Now().UnixNano())
-	results := runJobs(ctx, o, r, key, serial, jobs)
+	results := runGuarded(ctx, o, r, src.Inv, key, serial, jobs)
 	rep.Hosts = append(rep.Hosts, results...)
 	rep.finish(o.Now().Sub(start))
 	if o.JSON {

@@ -104,7 +104,7 @@ func (r *Report) finish(d time.Duration) {
 	r.Millis = d.Milliseconds()
 	r.OK = true
 	for _, h := range r.Hosts {
-		if h.Status == StatusFailed || h.Status == StatusNotStarted {
+		if h.Status == StatusFailed || h.Status == StatusNotStarted || h.Status == StatusRefused {
 			r.OK = false
 		}
 	}
@@ -137,10 +137,12 @@ func (r *Report) print(w io.Writer) {
 			fmt.Fprintf(w, "not started %s: keeps its old configuration\n", h.Host)
 		case StatusSkipped:
 			fmt.Fprintf(w, "skipped %s: %s\n", h.Host, h.Error)
+		case StatusRefused:
+			fmt.Fprintf(w, "REFUSED %s (keeps its old configuration): %s\n", h.Host, h.Error)
 		}
 	}
 	var parts []string
-	for _, s := range []string{StatusChanged, StatusWouldChange, StatusUnchanged, StatusFailed, StatusNotStarted, StatusSkipped} {
+	for _, s := range []string{StatusChanged, StatusWouldChange, StatusUnchanged, StatusFailed, StatusRefused, StatusNotStarted, StatusSkipped} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}

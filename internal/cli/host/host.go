@@ -33,10 +33,11 @@ exec runs one command as the app user for belay exec.
 converge applies a signed bundle from belay converge (any server).
 On router hosts, router-sync (a service) loads the shop → cell mapping and
 shop-db runs the shop commands' requests; on cell hosts, move-hook runs an
-app's move hook (docs/cells.md).`,
+app's move hook (docs/cells.md); on data nodes, cell-db is belay db copy's
+root side.`,
 	}
 	cmd.AddCommand(NewCmdRoute(f, nil), NewCmdRouteWatch(f, nil), NewCmdExec(f, nil), NewCmdConverge(f, nil),
-		NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f, nil))
+		NewCmdRouterSync(f, nil), NewCmdShopDB(f), NewCmdMoveHook(f, nil), NewCmdCellDB(f, nil))
 	return cmd
 }
 

@@ -42,7 +42,10 @@ replacement is allowed by naming the resource (its URN or its Pulumi name) with
 --allow; an --allow that matches nothing fails too, so a typo never passes.
 It also fails when a data node (db-1, db-2) would be resized in place: the
 provider powers it off, and a belay:database.size edit powers both off at once;
-belay db resize rolls a resize one node at a time.`,
+belay db resize rolls a resize one node at a time.
+It warns (without failing) when a running cell becomes dedicated: its new
+pair is empty, and belay db copy --cell APP/CELL must move its data before
+belay converge.`,
 		Example: `  pulumi preview --json --stack prod > preview.json
   belay preview-guard --file preview.json
   belay preview-guard --file preview.json --allow db-2    # a drilled one-node replacement`,
@@ -96,6 +99,9 @@ func Run(o *Options) error {
 }
 
 func printText(w io.Writer, v previewguard.Verdict) {
+	for _, wn := range v.Warnings {
+		fmt.Fprintf(w, "WARNING: %s: %s\n", wn.Name, wn.Message)
+	}
 	if len(v.Findings) == 0 {
 		fmt.Fprintf(w, "preview-guard: ok, %d steps, no stateful resource replaced or deleted\n", v.Steps)
 		return

@@ -73,3 +73,12 @@ func TestPreviewGuardStdin(t *testing.T) {
 		t.Errorf("stdin: err=%v out=%q", err, out.String())
 	}
 }
+
+// A running cell made dedicated passes with a warning naming the copy.
+func TestPreviewGuardWarnsCellMadeDedicated(t *testing.T) {
+	out, err := run(t, "--file", testdata+"cell-dedicated.json")
+	if err != nil || !strings.Contains(out, "WARNING: shop-c2-db: cell shop-c2 becomes dedicated") ||
+		!strings.Contains(out, "belay db copy --cell shop/c2 --yes before belay converge") || !strings.Contains(out, "preview-guard: ok, 4 steps") {
+		t.Errorf("err=%v out=%q", err, out)
+	}
+}

@@ -34,3 +34,29 @@ func TestResizeCellFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceGuardsDedicatedCellServer: a dedicated cell's server boots
+// with the pair's DATABASE_URL, so replacing it is refused (before
+// anything changes) while the guard cannot see the cell's data copied.
+func TestReplaceGuardsDedicatedCellServer(t *testing.T) {
+	c, opts, _, run := setup(t, "shop-1", "--yes")
+	opts.Inventory = func(string) (*inventory.Inventory, error) {
+		inv, err := inventory.Load("../../../replace/testdata/inventory.json")
+		if err != nil {
+			return nil, err
+		}
+		a := inv.App("shop")
+		a.Cells = []inventory.Cell{{Name: "c2", Hosts: []string{"shop-1", "shop-2"}, Database: "shop_c2",
+			DBNodes: []string{"shop-c2-db-1", "shop-c2-db-2"}, Formation: "shop_c2"}}
+		return inv, nil
+	}
+	err := run()
+	if err == nil || !strings.Contains(err.Error(), "replace shop-1 refused, nothing changed: cell shop/c2 is dedicated") {
+		t.Fatalf("replace of an uncopied dedicated cell's server: %v", err)
+	}
+	for _, l := range c.log {
+		if strings.HasPrefix(l, "REPLACE") || strings.HasPrefix(l, "HOLD") {
+			t.Errorf("ran %s", l)
+		}
+	}
+}

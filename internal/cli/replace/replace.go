@@ -14,9 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/belay-sh/belay/celldb"
 	"github.com/belay-sh/belay/deploy"
 	"github.com/belay-sh/belay/deploy/lease"
 	"github.com/belay-sh/belay/internal/cli"
+	"github.com/belay-sh/belay/internal/cli/dbcopy"
 	"github.com/belay-sh/belay/internal/opsenv"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
@@ -158,8 +160,8 @@ preview guard; in the lab it is ` + "`belay lab replace HOST`" + `.`,
 
 // NewCmdDB returns the `belay db` group.
 func NewCmdDB(f *cli.Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "db", Short: "Operate the primary site's PostgreSQL pair"}
-	cmd.AddCommand(NewCmdResize(f, nil))
+	cmd := &cobra.Command{Use: "db", Short: "Operate the primary site's PostgreSQL pairs"}
+	cmd.AddCommand(NewCmdResize(f, nil), dbcopy.NewCmdCopy(f, nil))
 	return cmd
 }
 
@@ -263,6 +265,11 @@ func run(ctx context.Context, o *Options, action string, plan func(*inventory.In
 	defer c.Close()
 	if err := checkTargetFlags(o, c.Lab()); err != nil {
 		return err
+	}
+	// A dedicated cell's new server boots with the pair's DATABASE_URL: as
+	// converge, refused while the cell's data is not copied (celldb.Guard).
+	if rf := celldb.Guard(ctx, c.Plain(), inv, []string{host}); len(rf) > 0 {
+		return fmt.Errorf("replace %s refused, nothing changed: %s", host, rf[0].Reason)
 	}
 	p, err := plan(inv, replace.Observe(ctx, c.Runner(), inv, host))
 	if err != nil {
