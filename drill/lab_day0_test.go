@@ -121,10 +121,8 @@ func TestLabDay0Protection(t *testing.T) {
 	// (a stack with no release has nothing to switch to the standby site).
 	deployFirstRelease(t, inv)
 	env.Switch = tg.SiteSwitch(opsenv.DNSFlags{}, filepath.Join(t.TempDir(), "failover.json"))
-	// This is the suite's one site switch there and back (each costs minutes
-	// of lab time): it runs through `sudo -n` over SSH as the deploy user,
-	// exactly as on a cloud stack, so the rendered sudoers must allow every
-	// root step of both plans.
+	// Through `sudo -n` over SSH as the deploy user, exactly as on a cloud
+	// stack: the rendered sudoers must allow every root step of both plans.
 	rep := runDrill(t, env, drill.Site, "partition")
 	r := rep.Runs[0]
 	if r.Acked == 0 {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -189,11 +190,51 @@ func TestLabRestoreVerification(t *testing.T) {
 	}
 }
 
-// The site drill (partition, switch to the standby site, the way back, every
-// write the standby held back on the primary site) runs once, in
-// TestLabDay0Protection (lab_day0_test.go), which CI runs on the same lab
-// before this package: a second round trip here cost minutes and tested
-// nothing more.
+// A second site drill, after TestLabDay0Protection's way back and this
+// package's DB primary failover (an ordinary pg_auto_failover failover in
+// the primary site, a new timeline the standby must follow from the archive):
+// the standby site must protect the stack again, through the same `sudo -n`
+// path as on a cloud. In one run under load (session 9) the standby had
+// replayed nothing since the first way back and the drill lost every write;
+// on failure the standby's replay state and log are printed.
+func TestLabSiteSwitchAndBack(t *testing.T) {
+	env := labEnv(t)
+	inv := env.Inv
+	tg, err := opsenv.Open(inv, opsenv.Flags{}, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			standbyDiagnostics(t, env, inv.Database.Standby)
+		}
+	})
+	tg.Hosts.Root = nil
+	env.Switch = tg.SiteSwitch(opsenv.DNSFlags{}, filepath.Join(t.TempDir(), "failover.json"))
+	rep := runDrill(t, env, drill.Site, "partition")
+	r := rep.Runs[0]
+	if r.Acked == 0 {
+		t.Fatal("the write load acknowledged nothing")
+	}
+	notes := strings.Join(r.Notes, "\n")
+	if !strings.Contains(notes, "cross-site RPO") || !strings.Contains(notes, "writes the standby site held are on the primary site again") {
+		t.Fatalf("notes: %s", notes)
+	}
+	t.Logf("second switch, RPO %s; %s", r.RPO, notes)
+}
+
+// standbyDiagnostics prints the standby database's replay state and the end
+// of its PostgreSQL log (as root, through the lab's console).
+func standbyDiagnostics(t *testing.T, env *drill.Env, host string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := env.Hosts.RunRoot(ctx, host, "sh", "-c",
+		"runuser -u postgres -- psql -AtXc 'select pg_is_in_recovery(), pg_is_wal_replay_paused(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp(), now()'; "+
+			"f=$(ls -t /var/lib/postgresql/*/main/log/* | head -1); echo \"== $f\"; tail -n 80 \"$f\"")
+	t.Logf("standby %s (err %v):\n%s", host, err, out)
+}
 
 // Every root command belay's operations run (hostcmd.ForHost) is allowed to
 // the deploy user by the sudoers the roles rendered, on every lab host — and

@@ -30,8 +30,8 @@ func TestCellsStackPlans(t *testing.T) {
 	if err := checkCellVIPs(topo, len(cfg.Apps)); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(topo.Hosts); got != 14 {
-		t.Errorf("%d machines, expected 14 (5 DB/backup, 2+1 routers, 2x(2+1) cells)", got)
+	if got := len(topo.Hosts); got != 17 {
+		t.Errorf("%d machines, expected 17 (5 DB/backup, 2+1 routers, 2x(2+1) cells, c2's own pair and standby database)", got)
 	}
 	inv, err := buildInventory(cfg, topo, StackName)
 	if err != nil {
@@ -44,6 +44,9 @@ func TestCellsStackPlans(t *testing.T) {
 	}
 	if hs := inv.CellHosts("shop", "c2"); len(hs) != 2 || hs[0].Cell != "c2" {
 		t.Errorf("CellHosts(shop, c2) = %+v", hs)
+	}
+	if c1, c2 := a.Cells[0], a.Cells[1]; c1.Dedicated() || !c2.Dedicated() || len(c2.DBNodes) != 2 || c2.StandbyDB == "" || inv.Host(c2.StandbyDB) == nil {
+		t.Errorf("cells = %+v, want c1 on the shared cluster and c2 with its own pair and standby database", a.Cells)
 	}
 	if len(inv.WithRole(inventory.RoleRouter)) != 2 || len(inv.WithRole(inventory.RoleStandbyRouter)) != 1 {
 		t.Error("router hosts missing from the inventory")
