@@ -13,10 +13,12 @@ package cellslab_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -31,6 +33,8 @@ import (
 var (
 	paths = lab.DefaultPaths
 	inv   *inventory.Inventory
+	// belayBin is the belay the machines carry, for the CLI's own checks.
+	belayBin string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -63,6 +67,7 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	belayBin = bin
 	_, here, _, _ := runtime.Caller(0)
 	stack := filepath.Join(filepath.Dir(here), "..", "cells-stack.yaml")
 	code = 1
@@ -246,19 +251,89 @@ func TestRouters(t *testing.T) {
 	})
 }
 
+// TestCellDatabases: c1's database is on the stack's cluster, c2's on its own
+// pair (a primary and a secondary in formation shop_c2 on the stack's
+// monitor), restored on the standby site by c2's own standby database from
+// stanza shop_c2; `belay cells` (over SSH and sudo, as a user runs it)
+// reports both databases up.
 func TestCellDatabases(t *testing.T) {
 	a := inv.App("shop")
-	var found string
-	for _, n := range inv.Database.Nodes {
-		out, err := lab.Console(context.Background(), paths, nil, n, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-d", "postgres", "-AtXc",
-			"SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'shop\\_%'")
-		if err == nil && strings.TrimSpace(string(out)) != "" {
-			found = strings.TrimSpace(string(out))
-			break
+	c1, c2 := a.Cells[0], a.Cells[1]
+	if c1.Dedicated() || !c2.Dedicated() || len(c2.DBNodes) != 2 || c2.StandbyDB == "" {
+		t.Fatalf("cells %+v: want c1 shared and c2 with its own pair and standby database", a.Cells)
+	}
+	psql := func(host, db, sql string) (string, error) {
+		out, err := lab.Console(context.Background(), paths, nil, host, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-d", db, "-AtXc", sql)
+		return strings.TrimSpace(string(out)), err
+	}
+	t.Run("the stack's cluster holds c1's database only", func(t *testing.T) {
+		var found string
+		for _, n := range inv.Database.Nodes {
+			if out, err := psql(n, "postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'shop\\_%'"); err == nil && out != "" {
+				found = out
+				break
+			}
 		}
-	}
-	want := a.Cells[0].Database + "," + a.Cells[1].Database
-	if found != want {
-		t.Errorf("cell databases = %q, want %q", found, want)
-	}
+		if found != c1.Database {
+			t.Errorf("cell databases on the stack's cluster = %q, want %q", found, c1.Database)
+		}
+	})
+	t.Run("c2's pair: a primary and a secondary holding c2's database", func(t *testing.T) {
+		eventually(t, 5*time.Minute, "c2's pair", func() error {
+			var roles []string
+			for _, n := range c2.DBNodes {
+				rec, err := psql(n, "postgres", "SELECT pg_is_in_recovery()")
+				if err != nil {
+					return fmt.Errorf("%s: %v: %s", n, err, rec)
+				}
+				owner, err := psql(n, "postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '"+c2.Database+"'")
+				if err != nil || owner != c2.Database {
+					return fmt.Errorf("%s: database %s owned by %q (%v), want the cell's role", n, c2.Database, owner, err)
+				}
+				roles = append(roles, rec)
+			}
+			if strings.Join(roles, ",") != "f,t" && strings.Join(roles, ",") != "t,f" {
+				return fmt.Errorf("in recovery on %v: %v, want one primary and one secondary", c2.DBNodes, roles)
+			}
+			return nil
+		})
+	})
+	t.Run("c2's standby database restored c2's stanza and replays it", func(t *testing.T) {
+		// Its first backup is taken once the pair's primary answers.
+		eventually(t, 8*time.Minute, c2.StandbyDB+" restored", func() error {
+			rec, err := psql(c2.StandbyDB, c2.Database, "SELECT pg_is_in_recovery()")
+			if err != nil || rec != "t" {
+				return fmt.Errorf("%s: in recovery %q (%v)", c2.StandbyDB, rec, err)
+			}
+			return nil
+		})
+		if out, err := psql(inv.Database.Standby, "postgres", "SELECT count(*) FROM pg_database WHERE datname = '"+c2.Database+"'"); err != nil || out != "0" {
+			t.Errorf("the stack's standby database holds %s: %q (%v), want it only on c2's own standby", c2.Database, out, err)
+		}
+	})
+	t.Run("belay cells reports both databases up", func(t *testing.T) {
+		eventually(t, 2*time.Minute, "belay cells shop --json", func() error {
+			cmd := exec.Command(belayBin, "cells", "shop", "--json")
+			cmd.Env = append(os.Environ(), "BELAY_INVENTORY=lab")
+			out, err := cmd.Output()
+			var res struct {
+				Cells []struct {
+					Name     string
+					Database *struct{ Kind, Formation, Health string }
+				}
+			}
+			if jerr := json.Unmarshal(out, &res); jerr != nil {
+				return fmt.Errorf("belay cells: %v (%v): %s", err, jerr, out)
+			}
+			for _, c := range res.Cells {
+				if c.Database == nil || c.Database.Health != "up" {
+					return fmt.Errorf("cell %s database %+v, want up (exit: %v)", c.Name, c.Database, err)
+				}
+			}
+			if len(res.Cells) != 2 || err != nil {
+				return fmt.Errorf("%d cells, exit %v", len(res.Cells), err)
+			}
+			return nil
+		})
+	})
 }
