@@ -86,6 +86,7 @@ var Rules = map[string]Layer{
 	"shopkeys":             Leaf,
 	"httpprobe":            Executor,
 	"replace/...":          Operations,
+	"celldb":               Operations,
 	"bench/...":            Operations,
 	"internal/opsenv":      Front,
 	"internal/cli/...":     Front,
