@@ -13,10 +13,12 @@ cd "$(dirname "$0")/.."
 belay_install_deps
 
 export BELAY_LAB=1 BELAY_INVENTORY=lab
-bin=$(mktemp -d)/belay
+bindir=$(mktemp -d)
+bin=$bindir/belay
 go build -o "$bin" ./cmd/belay
 lab_down() { "$bin" lab down >/dev/null 2>&1 || true; }
-trap lab_down EXIT
+cleanup() { lab_down; rm -rf "$bindir"; }
+trap cleanup EXIT
 lab_down
 "$bin" lab up --stack lab/cells-stack.yaml
 # deploy/cellslab first: its baseline deploy puts the lab app on every cell,
