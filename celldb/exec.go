@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/belay-sh/belay/hostcmd"
+	"github.com/belay-sh/belay/httpprobe"
+	"github.com/belay-sh/belay/internal/streamcount"
 	"github.com/belay-sh/belay/remote"
 )
 
@@ -88,7 +88,7 @@ func Execute(ctx context.Context, env *Env, p *Plan) (*Result, error) {
 		env.Out = io.Discard
 	}
 	if env.HTTPGet == nil {
-		env.HTTPGet = httpGet
+		env.HTTPGet = httpprobe.Status
 	}
 	res := &Result{App: p.App, Cell: p.Cell, Database: p.Database, Source: p.Source, Target: p.Target, AlreadyCopied: p.Copied != nil}
 	if p.Copied != nil {
@@ -218,7 +218,7 @@ func (env *Env) copy(ctx context.Context, s Step, res *Result) (string, error) {
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pr, pw := io.Pipe()
-	cw := &counter{w: pw}
+	cw := &streamcount.Writer{W: pw}
 	var serr bytes.Buffer
 	sent := make(chan error, 1)
 	go func() {
@@ -239,7 +239,7 @@ func (env *Env) copy(ctx context.Context, s Step, res *Result) (string, error) {
 	pr.CloseWithError(errors.New("the restore ended"))
 	stop()
 	sendErr := <-sent
-	res.Bytes = cw.n.Load()
+	res.Bytes = cw.N()
 	if sendErr != nil && !errors.Is(sendErr, context.Canceled) {
 		return "", fmt.Errorf("dump on %s: %v %s", s.From, sendErr, strings.TrimSpace(serr.String()))
 	}
@@ -310,24 +310,8 @@ func (env *Env) health(ctx context.Context, s Step) (string, error) {
 	}
 }
 
-func httpGet(ctx context.Context, url, host string) (int, error) {
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Host = host
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
 // progress prints the bytes streamed every ProgressEvery (default 10 s) until done.
-func (env *Env) progress(done <-chan struct{}, c *counter) {
+func (env *Env) progress(done <-chan struct{}, c *streamcount.Writer) {
 	every := env.ProgressEvery
 	if every <= 0 {
 		every = 10 * time.Second
@@ -339,20 +323,9 @@ func (env *Env) progress(done <-chan struct{}, c *counter) {
 		case <-done:
 			return
 		case <-t.C:
-			fmt.Fprintf(env.Out, "  %d bytes streamed\n", c.n.Load())
+			fmt.Fprintf(env.Out, "  %d bytes streamed\n", c.N())
 		}
 	}
-}
-
-type counter struct {
-	w io.Writer
-	n atomic.Int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // limited keeps the first max bytes (the dump's stderr).

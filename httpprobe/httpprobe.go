@@ -114,6 +114,23 @@ func NewClient(timeout time.Duration, tlsCfg *tls.Config, keepAlive bool) *http.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// Status GETs url with Host host on a new connection (3 s, redirects not
+// followed) and returns the status: "is it answering" for the operations
+// that wait for a server (replace, db copy).
+func Status(ctx context.Context, url, host string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = host
+	resp, err := NewClient(3*time.Second, nil, false).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // LoadRoots reads a PEM file of CA certificates (--ca-file); "" is nil, the
 // system roots.
 func LoadRoots(path string) (*x509.CertPool, error) {

@@ -8,12 +8,12 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/belay-sh/belay/hostrelease"
 	"github.com/belay-sh/belay/hostrelease/journal"
 	"github.com/belay-sh/belay/internal/shq"
+	"github.com/belay-sh/belay/internal/streamcount"
 	"github.com/belay-sh/belay/inventory"
 	"github.com/belay-sh/belay/remote"
 )
@@ -190,7 +190,7 @@ func (env *Env) pipe(ctx context.Context, from, send, to, receive string) (int64
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pr, pw := io.Pipe()
-	cw := &counter{w: pw}
+	cw := &streamcount.Writer{W: pw}
 	serr := &tail{max: 4 << 10}
 	sent := make(chan error, 1)
 	go func() {
@@ -214,16 +214,16 @@ func (env *Env) pipe(ctx context.Context, from, send, to, receive string) (int64
 		if sendErr != nil && !errors.Is(sendErr, io.EOF) && !errors.Is(sendErr, context.Canceled) {
 			msg += fmt.Sprintf("; sending from %s: %v %s", from, sendErr, strings.TrimSpace(serr.String()))
 		}
-		return cw.n.Load(), errors.New(msg)
+		return cw.N(), errors.New(msg)
 	}
 	if o := strings.TrimSpace(string(out)); o != "" {
 		fmt.Fprintf(env.Out, "  %s\n", lastLine(o))
 	}
-	return cw.n.Load(), nil
+	return cw.N(), nil
 }
 
 // progress prints the bytes streamed every ProgressEvery until done.
-func (env *Env) progress(done <-chan struct{}, c *counter) {
+func (env *Env) progress(done <-chan struct{}, c *streamcount.Writer) {
 	every := env.ProgressEvery
 	if every <= 0 {
 		every = 10 * time.Second
@@ -235,20 +235,9 @@ func (env *Env) progress(done <-chan struct{}, c *counter) {
 		case <-done:
 			return
 		case <-t.C:
-			fmt.Fprintf(env.Out, "  %s streamed\n", human(c.n.Load()))
+			fmt.Fprintf(env.Out, "  %s streamed\n", human(c.N()))
 		}
 	}
-}
-
-type counter struct {
-	w io.Writer
-	n atomic.Int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // tail keeps the last max bytes written (the sender's stderr: tar names

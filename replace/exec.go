@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/belay-sh/belay/httpprobe"
 	"github.com/belay-sh/belay/remote"
 )
 
@@ -166,7 +166,7 @@ func (env *Env) defaults() {
 		}
 	}
 	if env.HTTPGet == nil {
-		env.HTTPGet = httpGet
+		env.HTTPGet = httpprobe.Status
 	}
 }
 
@@ -391,20 +391,4 @@ func (env *Env) vipMoved(ctx context.Context, s Step) error {
 		return fmt.Errorf("%d peers hold %s %v, waiting for exactly one", len(held), s.VIP, held)
 	}
 	return nil
-}
-
-func httpGet(ctx context.Context, url, host string) (int, error) {
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Host = host
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }

@@ -51,6 +51,7 @@ var Rules = map[string]Layer{
 	"internal/shq/...":     Leaf,
 	"internal/safe":        Leaf,
 	"internal/clock":       Leaf,
+	"internal/streamcount": Leaf,
 	"internal/layers":      Leaf,
 	"internal/nginxctl":    Leaf,
 	"internal/pgtest":      Leaf,
