@@ -17,6 +17,7 @@ import (
 	"github.com/belay-sh/belay/internal/labapp"
 	"github.com/belay-sh/belay/internal/labtest"
 	"github.com/belay-sh/belay/internal/opsenv"
+	"github.com/belay-sh/belay/lab"
 )
 
 // logWriter sends the switch's progress lines to the test log.
@@ -52,6 +53,27 @@ func TestLabCellsSiteSwitch(t *testing.T) {
 	standbyRouter := sr.PrivateAddress + ":80"
 	vip := a.Router.VIP + ":80"
 	run := time.Now().Unix() % 100000
+
+	// Every standby database answers, in recovery: the stack's and each
+	// dedicated cell's own, whose first backup (and so its restore) comes
+	// minutes after a fresh lab up, once its pair's primary answers.
+	standbyDBs := []string{inv.Database.Standby}
+	for _, c := range a.Cells {
+		if c.Dedicated() {
+			standbyDBs = append(standbyDBs, c.StandbyDB)
+		}
+	}
+	for _, h := range standbyDBs {
+		eventually(t, 10*time.Minute, "standby database "+h+" restored and replaying", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := lab.Console(ctx, lab.DefaultPaths, nil, h, "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-AtXc", "SELECT pg_is_in_recovery()")
+			if err != nil || strings.TrimSpace(string(out)) != "t" {
+				return fmt.Errorf("in recovery: %q (%v)", strings.TrimSpace(string(out)), err)
+			}
+			return nil
+		})
+	}
 
 	// A release on every cell's servers, the standby servers included (a
 	// deploy uploads there and switches `current`; the unit starts at the switch).
