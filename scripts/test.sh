@@ -39,7 +39,7 @@ go test -count=1 -tags lab -timeout 15m -run TestLabDay0Protection ./drill/
 # (It ran above; the package run below skips it rather than run it twice.)
 go test -count=1 -p 1 -tags lab -timeout 40m -skip TestLabDay0Protection ./deploy/ ./drill/ ./converge/
 
-# 3. The cells stack (docs/cells.md) on its own lab: 14 machines boot with no
+# 3. The cells stack (docs/cells.md) on its own lab: 17 machines boot with no
 #    manual step, each cell answers at its VIP, the routers route mapped shops
 #    and answer unknown ones with their 404. The full cells acceptance (deploy
 #    waves, the router under load, the cell drill) is scripts/test-cells.sh.
