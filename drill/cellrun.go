@@ -263,21 +263,42 @@ func injectCellApp(ctx context.Context, env *Env, s *stepper, c *inventory.Cell,
 	return heal, nil
 }
 
+// CellHealTimeout bounds the heal of a database kill: the unblock is retried
+// on whichever node is the primary until one takes it.
+var CellHealTimeout = 3 * time.Minute
+
 // injectCellDB blocks cell c's database on the primary and confirms only it
-// refuses connections. heal unblocks it (nothing, when nothing was blocked).
+// refuses connections. heal unblocks it (nothing, when nothing was blocked)
+// on the data nodes' primary at heal time: the block is a catalog change, so
+// it replicates, and when pg_auto_failover fails over during the fault (a
+// cell's app retrying against its blocked database can load the primary
+// enough for the monitor to call it unhealthy: seen on a dedicated pair in
+// the lab) the new primary holds it too, while the old one may be shutting
+// down or read-only. Unblocking only where it was blocked would leave the
+// cell down after the drill.
 func injectCellDB(ctx context.Context, env *Env, s *stepper, a *inventory.App, c *inventory.Cell, w *CellWindow) (heal func() error, err error) {
 	var primary string
+	nodes := cellDBNodes(env.Inv, c)
 	heal = func() error {
 		if primary == "" {
 			return nil
 		}
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
 		_, unblock := CellDBCommands(c.Database)
-		if _, err := env.Hosts.RunRoot(hctx, primary, unblock...); err != nil {
-			return fmt.Errorf("unblock database %s on %s: %w", c.Database, primary, err)
-		}
-		return nil
+		return poll(context.WithoutCancel(ctx), time.Second, CellHealTimeout, func(ctx context.Context) (bool, error) {
+			p, err := findPrimary(ctx, env, nodes)
+			if err != nil {
+				return false, fmt.Errorf("unblock database %s: %w", c.Database, err)
+			}
+			uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if _, err := env.Hosts.RunRoot(uctx, p, unblock...); err != nil {
+				return false, fmt.Errorf("unblock database %s on %s: %w", c.Database, p, err)
+			}
+			if p != primary {
+				s.note("the data nodes failed over during the fault (primary %s, was %s): unblocked there", p, primary)
+			}
+			return true, nil
+		})
 	}
 	err = s.do("inject", c.Database, func() error {
 		p, err := findPrimary(ctx, env, cellDBNodes(env.Inv, c))
