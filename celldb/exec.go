@@ -316,16 +316,7 @@ func (env *Env) progress(done <-chan struct{}, c *streamcount.Writer) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			fmt.Fprintf(env.Out, "  %d bytes streamed\n", c.N())
-		}
-	}
+	c.Report(done, every, func(n int64) { fmt.Fprintf(env.Out, "  %d bytes streamed\n", n) })
 }
 
 // limited keeps the first max bytes (the dump's stderr).

@@ -228,16 +228,7 @@ func (env *Env) progress(done <-chan struct{}, c *streamcount.Writer) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			fmt.Fprintf(env.Out, "  %s streamed\n", human(c.N()))
-		}
-	}
+	c.Report(done, every, func(n int64) { fmt.Fprintf(env.Out, "  %s streamed\n", human(n)) })
 }
 
 // tail keeps the last max bytes written (the sender's stderr: tar names

@@ -158,3 +158,24 @@ func PrintJSON(w io.Writer, v any) error {
 type ExitError struct{ Code int }
 
 func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// Printer is a plan a command shows before performing it.
+type Printer interface{ Print(io.Writer) error }
+
+// PreviewPlan shows p (as JSON with asJSON) when a command is not going to
+// perform it: dryRun, or no --yes (then it says so on ErrOut). It reports
+// whether the command stops here, having changed nothing.
+func PreviewPlan(s IO, p Printer, asJSON, dryRun, yes bool) (stop bool, err error) {
+	if !dryRun && yes {
+		return false, nil
+	}
+	if asJSON {
+		err = PrintJSON(s.Out, p)
+	} else {
+		err = p.Print(s.Out)
+	}
+	if err == nil && !dryRun {
+		fmt.Fprintln(s.ErrOut, "nothing changed: add --yes to perform it")
+	}
+	return true, err
+}

@@ -6,6 +6,7 @@ package streamcount
 import (
 	"io"
 	"sync/atomic"
+	"time"
 )
 
 // Writer passes writes to W and counts the bytes W accepted.
@@ -23,3 +24,18 @@ func (c *Writer) Write(p []byte) (int, error) {
 
 // N is the number of bytes written so far; safe from any goroutine.
 func (c *Writer) N() int64 { return c.n.Load() }
+
+// Report calls report with the count every interval until done is closed:
+// the progress line of a long copy.
+func (c *Writer) Report(done <-chan struct{}, every time.Duration, report func(n int64)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			report(c.N())
+		}
+	}
+}

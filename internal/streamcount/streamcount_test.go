@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 type shortWriter struct{ max int }
@@ -37,4 +38,18 @@ func TestCountsWhatTheWriterAccepted(t *testing.T) {
 	if n, err := s.Write([]byte("abcdef")); err == nil || n != 3 || s.N() != 3 {
 		t.Fatalf("short write: n %d err %v counted %d, want 3 counted and the error", n, err, s.N())
 	}
+}
+
+func TestReportUntilDone(t *testing.T) {
+	c := &Writer{W: &bytes.Buffer{}}
+	c.Write([]byte("abc"))
+	got := make(chan int64, 100)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() { c.Report(done, time.Millisecond, func(n int64) { got <- n }); close(finished) }()
+	if n := <-got; n != 3 {
+		t.Fatalf("reported %d, want 3", n)
+	}
+	close(done)
+	<-finished // Report returns once done is closed
 }

@@ -141,18 +141,8 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	if o.DryRun || !o.Yes {
-		if o.JSON {
-			if err := cli.PrintJSON(o.IO.Out, p); err != nil {
-				return err
-			}
-		} else if err := p.Print(o.IO.Out); err != nil {
-			return err
-		}
-		if !o.DryRun {
-			fmt.Fprintln(o.IO.ErrOut, "nothing changed: add --yes to perform it")
-		}
-		return nil
+	if stop, err := cli.PreviewPlan(o.IO, p, o.JSON, o.DryRun, o.Yes); stop || err != nil {
+		return err
 	}
 	action := "db copy --cell " + o.Cell
 	hctx, release, err := c.Hold(ctx, app, cell, action, o.IO.ErrOut)

@@ -275,18 +275,8 @@ func run(ctx context.Context, o *Options, action string, plan func(*inventory.In
 	if err != nil {
 		return err
 	}
-	if o.DryRun || !o.Yes {
-		if o.JSON {
-			if err := cli.PrintJSON(o.IO.Out, p); err != nil {
-				return err
-			}
-		} else if err := p.Print(o.IO.Out); err != nil {
-			return err
-		}
-		if !o.DryRun {
-			fmt.Fprintln(o.IO.ErrOut, "nothing changed: add --yes to perform it")
-		}
-		return nil
+	if stop, err := cli.PreviewPlan(o.IO, p, o.JSON, o.DryRun, o.Yes); stop || err != nil {
+		return err
 	}
 	res, runErr := execute(ctx, o, c, inv, p, action, host, plan)
 	if res != nil && o.JSON {
