@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/belay-sh/belay/roles"
+	"github.com/belay-sh/belay/seedkeys"
 	"github.com/belay-sh/belay/topology"
 )
 
@@ -93,20 +94,36 @@ func (b *builder) db(h topology.Host, s *roles.Spec) error {
 	return b.dbBackupClient(h, s, Stanza)
 }
 
+// repoLink is what a PostgreSQL host needs to reach the pgBackRest
+// repository over SSH: its address from the host's site, its pinned host
+// key, and the host's own client key.
+type repoLink struct {
+	addr, hostKey string
+	client        seedkeys.Key
+}
+
+func (b *builder) repoLink(h topology.Host) (repoLink, error) {
+	addr, err := b.reach(h.Site, b.topo.BackupRepo)
+	if err != nil {
+		return repoLink{}, err
+	}
+	hostKey, err := b.key(b.topo.BackupRepo)
+	if err != nil {
+		return repoLink{}, err
+	}
+	client, err := b.key(pgClientKeyName(h.Name))
+	if err != nil {
+		return repoLink{}, err
+	}
+	return repoLink{addr: addr, hostKey: hostKey.Public, client: client}, nil
+}
+
 // dbBackupClient sets a data node's side of pgBackRest: WAL archived to
 // stanza on the repository host over SSH, which connects back for backups.
 func (b *builder) dbBackupClient(h topology.Host, s *roles.Spec, stanza string) error {
 	// The repository host connects back over SSH for backups.
 	s.SSHFrom = append(s.SSHFrom, b.egress(other(h.Site))...)
-	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	repoHostKey, err := b.key(b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	client, err := b.key(pgClientKeyName(h.Name))
+	repo, err := b.repoLink(h)
 	if err != nil {
 		return err
 	}
@@ -115,25 +132,17 @@ func (b *builder) dbBackupClient(h topology.Host, s *roles.Spec, stanza string) 
 		return err
 	}
 	s.DB.Backup = &roles.BackupClient{
-		RepoHost:    repoAddr,
-		RepoHostKey: repoHostKey.Public,
+		RepoHost:    repo.addr,
+		RepoHostKey: repo.hostKey,
 		Stanza:      stanza,
-		ClientKey:   client,
+		ClientKey:   repo.client,
 		RepoKey:     repoKey.Public,
 	}
 	return nil
 }
 
 func (b *builder) standbyDB(h topology.Host, s *roles.Spec) error {
-	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	repoHostKey, err := b.key(b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	client, err := b.key(pgClientKeyName(h.Name))
+	repo, err := b.repoLink(h)
 	if err != nil {
 		return err
 	}
@@ -165,9 +174,9 @@ func (b *builder) standbyDB(h topology.Host, s *roles.Spec) error {
 		Name:            b.cfg.Database.Name,
 		Port:            DBPort,
 		Stanza:          Stanza,
-		RepoHost:        repoAddr,
-		RepoHostKey:     repoHostKey.Public,
-		ClientKey:       client,
+		RepoHost:        repo.addr,
+		RepoHostKey:     repo.hostKey,
+		ClientKey:       repo.client,
 		AllowFrom:       allow,
 		AppPassword:     appPW,
 	}

@@ -132,15 +132,7 @@ func (b *builder) cellStandbyDB(h topology.Host, s *roles.Spec) error {
 	if tc == nil || tc.StandbyDB != h.Name {
 		return fmt.Errorf("%s: standby database of cell %s/%s, which has no data nodes in the topology", h.Name, h.App, h.Cell)
 	}
-	repoAddr, err := b.reach(h.Site, b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	repoHostKey, err := b.key(b.topo.BackupRepo)
-	if err != nil {
-		return err
-	}
-	client, err := b.key(pgClientKeyName(h.Name))
+	repo, err := b.repoLink(h)
 	if err != nil {
 		return err
 	}
@@ -160,9 +152,9 @@ func (b *builder) cellStandbyDB(h topology.Host, s *roles.Spec) error {
 		AppUser:         tc.Database,
 		Port:            DBPort,
 		Stanza:          CellStanza(tc),
-		RepoHost:        repoAddr,
-		RepoHostKey:     repoHostKey.Public,
-		ClientKey:       client,
+		RepoHost:        repo.addr,
+		RepoHostKey:     repo.hostKey,
+		ClientKey:       repo.client,
 		AllowFrom:       allow,
 		AppPassword:     cellPW,
 	}
